@@ -1,0 +1,115 @@
+/**
+ * The shared contract of Celeriac: API group and version, kinds, label/annotation keys, finalizers,
+ * field managers, condition types and reasons. Operator, worker and client import these; nothing
+ * here does I/O.
+ */
+
+/** API group of every Celeriac custom resource. */
+export const GROUP = "celeriac.io";
+/** The one served and stored version. */
+export const VERSION = "v1alpha1";
+/** `apiVersion` field value for Celeriac resources: `celeriac.io/v1alpha1`. */
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Kind, plural, singular, list kind and short names of each resource. */
+export const RESOURCES = {
+  Queue: { kind: "Queue", plural: "queues", singular: "queue", listKind: "QueueList", shortNames: ["cq"] },
+  Task: { kind: "Task", plural: "tasks", singular: "task", listKind: "TaskList", shortNames: ["ct"] },
+  Schedule: { kind: "Schedule", plural: "schedules", singular: "schedule", listKind: "ScheduleList", shortNames: ["csch"] },
+} as const;
+
+/** `kubectl get celeriac` lists every resource in this category. */
+export const CATEGORY = "celeriac";
+
+/** Label and annotation keys Celeriac sets or reads. */
+export const LABELS = {
+  /** On worker Deployments and Pods: the Queue name. */
+  queue: "celeriac.io/queue",
+  /** On Tasks created by a Schedule: the Schedule name. */
+  schedule: "celeriac.io/schedule",
+  /** Standard app labels on everything the operator renders. */
+  managedBy: "app.kubernetes.io/managed-by",
+  component: "app.kubernetes.io/component",
+  name: "app.kubernetes.io/name",
+  instance: "app.kubernetes.io/instance",
+} as const;
+
+/** Value of `app.kubernetes.io/managed-by` on objects the operator renders. */
+export const MANAGED_BY = "celeriac-operator";
+
+/** Annotation keys. */
+export const ANNOTATIONS = {
+  /** On Tasks created by a Schedule: the nominal run time (RFC 3339). */
+  scheduledAt: "celeriac.io/scheduled-at",
+  /** ReplicaSet victim selection hint, kept equal to a worker's in-flight count (Kubernetes docs: pod-deletion-cost). */
+  podDeletionCost: "controller.kubernetes.io/pod-deletion-cost",
+} as const;
+
+/** Finalizers Celeriac adds (only for state outside the cluster: streams, in-flight tasks). */
+export const FINALIZERS = {
+  /** On Queues: the operator deletes the stream(s) under `deletionPolicy: Delete` before release. */
+  queue: "celeriac.io/queue-cleanup",
+  /** On Tasks: the operator revokes the task in NATS before the Task disappears. */
+  task: "celeriac.io/task-revoke",
+} as const;
+
+/** Server-side field managers, distinct per writer so ownership shows in managedFields. */
+export const FIELD_MANAGERS = {
+  operator: "celeriac-operator",
+  worker: "celeriac-worker",
+  client: "celeriac-client",
+} as const;
+
+/** Condition types, per resource. The vocabulary is closed. */
+export const CONDITION_TYPES = {
+  Queue: { Ready: "Ready", StreamReady: "StreamReady", WorkersReady: "WorkersReady" },
+  Task: { Accepted: "Accepted", Running: "Running", Succeeded: "Succeeded" },
+  Schedule: { Ready: "Ready" },
+} as const;
+
+/** Condition reasons (CamelCase, as Kubernetes requires). */
+export const REASONS = {
+  // Queue
+  StreamCreated: "StreamCreated",
+  StreamUpdated: "StreamUpdated",
+  StreamError: "StreamError",
+  WorkersAvailable: "WorkersAvailable",
+  WorkersUnavailable: "WorkersUnavailable",
+  ScaledToZero: "ScaledToZero",
+  Suspended: "Suspended",
+  InvalidSpec: "InvalidSpec",
+  Reconciled: "Reconciled",
+  // Task
+  QueueNotFound: "QueueNotFound",
+  Queued: "Queued",
+  Started: "Started",
+  Retrying: "Retrying",
+  Completed: "Completed",
+  HandlerFailed: "HandlerFailed",
+  UnknownTask: "UnknownTask",
+  TimedOut: "TimedOut",
+  Revoked: "Revoked",
+  Expired: "Expired",
+  ArgsTooLarge: "ArgsTooLarge",
+  InvalidMessage: "InvalidMessage",
+  // Schedule
+  InvalidSchedule: "InvalidSchedule",
+  Scheduled: "Scheduled",
+} as const;
+
+/** Task phases, in lifecycle order. Terminal ones: Succeeded, Failed, Cancelled, Expired. */
+export const TASK_PHASES = ["Pending", "Queued", "Running", "Retrying", "Succeeded", "Failed", "Cancelled", "Expired"] as const;
+/** A Task phase. */
+export type TaskPhase = (typeof TASK_PHASES)[number];
+/** The phases after which a task never runs again. */
+export const TERMINAL_PHASES: readonly TaskPhase[] = ["Succeeded", "Failed", "Cancelled", "Expired"];
+
+/** True when `phase` is terminal (Succeeded, Failed, Cancelled, Expired). */
+export function isTerminalPhase(phase: string | undefined): boolean {
+  return phase !== undefined && (TERMINAL_PHASES as readonly string[]).includes(phase);
+}
+
+/** Largest encoded `args` + `kwargs` a Task may carry, in bytes (256 KiB). */
+export const MAX_ARGS_BYTES = 256 * 1024;
+/** Largest result stored inline in `Task.status.result`, in bytes (8 KiB); larger ones stay in the results bucket and are referenced. */
+export const MAX_INLINE_RESULT_BYTES = 8 * 1024;

@@ -1,0 +1,16 @@
+/**
+ * `celeriac/api`: the contract shared by operator, worker and client — resource schemas and types,
+ * constants, names, the task message, conditions and validation.
+ */
+export * from "./constants.js";
+export * from "./defaults.js";
+export * from "./policies.js";
+export * from "./naming.js";
+export * from "./task.js";
+export * from "./queue.js";
+export * from "./schedule.js";
+export * from "./message.js";
+export * from "./conditions.js";
+export * from "./crd.js";
+export * from "./manifest.js";
+export * from "./validation.js";

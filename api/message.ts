@@ -1,0 +1,132 @@
+/**
+ * The task message: the versioned JSON envelope the operator and the client publish and the worker
+ * consumes, its NATS headers, and the record kept in the results bucket. See docs/protocol.md.
+ *
+ * The worker validates every message with `parseTaskMessage`, built from the same schema the
+ * producers are typed by, so a producer and a consumer can never disagree silently.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TaskStatusSchema } from "./task.js";
+import { AnyJson, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
+import { validateValue, type JSONSchemaProps } from "./validation.js";
+
+/** Version of the envelope; a worker refuses (dead-letters) messages of another major version. */
+export const MESSAGE_VERSION = 1;
+
+/** NATS header names used on task messages and dead letters. */
+export const HEADERS = {
+  /** JetStream de-duplication id: always the task id (Nats-Msg-Id semantics, see NATS docs). */
+  msgId: "Nats-Msg-Id",
+  /** Envelope version, e.g. `1`. */
+  version: "Celeriac-Version",
+  /** The task (handler) name, for routing and observability without parsing the body. */
+  task: "Celeriac-Task",
+  /** W3C trace context, copied from the envelope. */
+  traceparent: "traceparent",
+  /** Dead letters: why the message was dead-lettered (a DeadLetterReason). */
+  deadReason: "Celeriac-Dead-Reason",
+  /** Dead letters: human-readable detail (error message, validation error). */
+  deadDetail: "Celeriac-Dead-Detail",
+  /** Dead letters: the stream sequence of the original message. */
+  deadStreamSeq: "Celeriac-Dead-Stream-Seq",
+  /** Dead letters: attempts made. */
+  deadAttempts: "Celeriac-Dead-Attempts",
+  /** Dead letters: stream the message came from. */
+  deadStream: "Celeriac-Dead-Stream",
+} as const;
+
+/** Why a message was dead-lettered. */
+export const DEAD_LETTER_REASONS = [
+  "MaxAttemptsExceeded",
+  "Unrecoverable",
+  "UnknownTask",
+  "InvalidMessage",
+  "TimedOut",
+] as const;
+/** A dead-letter reason. */
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+/** Schema of the resolved retry policy carried by a message (seconds). */
+export const MessageRetrySchema = Type.Object({
+  maxAttempts: Type.Integer({ minimum: 1, maximum: 1000 }),
+  backoff: Type.Object({
+    initialSeconds: Type.Number({ minimum: 0 }),
+    factor: Type.Number({ minimum: 1 }),
+    maxSeconds: Type.Number({ minimum: 0 }),
+    jitter: Type.Boolean(),
+  }),
+});
+
+/** Schema of the task message envelope, version 1. */
+export const TaskMessageSchema = Type.Object(
+  {
+    v: Type.Integer({ minimum: 1, maximum: 1, description: "Envelope version (1)." }),
+    id: Type.String({ minLength: 1, maxLength: 256, description: "Task id: the Task's uid, or the client's taskId / a random UUID. Also the Nats-Msg-Id." }),
+    task: Type.String({ minLength: 1, maxLength: 200, pattern: TASK_NAME_PATTERN, description: "Registered handler name." }),
+    args: Type.Array(AnyJson(), { description: "Positional arguments." }),
+    kwargs: FreeObject({ description: "Keyword arguments." }),
+    queue: Type.String({ pattern: QUEUE_NAME_PATTERN, description: "Queue name." }),
+    namespace: Type.String({ pattern: QUEUE_NAME_PATTERN, description: "Kubernetes namespace of the queue." }),
+    origin: Type.Object(
+      {
+        kind: StringEnum(["Task", "Client"] as const, { description: "Task: published by the operator for a Task resource; Client: by celeriac/client or `celeriac enqueue`." }),
+        namespace: Type.Optional(Type.String()),
+        name: Type.Optional(Type.String()),
+        uid: Type.Optional(Type.String()),
+      },
+      { description: "Who published the task; for kind Task, the resource whose status workers write." },
+    ),
+    eta: Type.Optional(Timestamp({ description: "Not before this time (RFC 3339)." })),
+    expires: Type.Optional(Timestamp({ description: "Not after this time (RFC 3339): a later start ends Expired." })),
+    timeoutSeconds: Type.Integer({ minimum: 1, description: "Handler time limit, in seconds." }),
+    retry: MessageRetrySchema,
+    trace: Type.Optional(
+      Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) }, { description: "W3C trace context." }),
+    ),
+    createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
+  },
+  { description: "Task message envelope v1." },
+);
+/** A task message (envelope v1). */
+export type TaskMessage = Static<typeof TaskMessageSchema>;
+
+/** Result of parsing a message body. */
+export type ParseResult = { ok: true; message: TaskMessage } | { ok: false; reason: string };
+
+/**
+ * Parses and validates a task message body. Never throws: a bad body gives `{ok: false, reason}`,
+ * with a reason naming the field (e.g. `task: Required value`), fit for a dead-letter header.
+ * @param data the raw message payload (UTF-8 JSON)
+ */
+export function parseTaskMessage(data: Uint8Array | string): ParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
+  } catch (err) {
+    return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
+  }
+  if (value !== null && typeof value === "object" && "v" in value && (value as { v: unknown }).v !== MESSAGE_VERSION) {
+    return { ok: false, reason: `v: Unsupported value: ${JSON.stringify((value as { v: unknown }).v)}: supported values: ${MESSAGE_VERSION}` };
+  }
+  const causes = validateValue(TaskMessageSchema as unknown as JSONSchemaProps, value);
+  if (causes.length > 0) {
+    return { ok: false, reason: causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)).join("; ") };
+  }
+  return { ok: true, message: value as TaskMessage };
+}
+
+/**
+ * Schema of a task's record in the results bucket (key = task id): the message identity plus the
+ * same status shape as `Task.status` — one status model, two stores.
+ */
+export const TaskRecordSchema = Type.Object({
+  id: Type.String(),
+  task: Type.String(),
+  queue: Type.String(),
+  namespace: Type.String(),
+  origin: TaskMessageSchema.properties.origin,
+  status: TaskStatusSchema,
+  updatedAt: Timestamp(),
+});
+/** A results-bucket record. */
+export type TaskRecord = Static<typeof TaskRecordSchema>;

@@ -1,0 +1,73 @@
+/**
+ * NATS names for a queue: streams, subjects, consumers and KV buckets, derived from the queue's
+ * Kubernetes namespace and name. Pure. See docs/protocol.md.
+ *
+ * Queue names and namespaces must be DNS-1123 labels (lowercase alphanumerics and `-`), so joining
+ * them with `_` (which a DNS label cannot contain) keeps every name unique and legal for NATS
+ * (stream and bucket names may not contain `.`, `*`, `>` or whitespace).
+ */
+
+/** DNS-1123 label: what a Queue name and a namespace must match (Kubernetes naming rules). */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Namespace used when a worker or client is given none. */
+export const DEFAULT_NAMESPACE = "default";
+
+/** Every NATS name belonging to one queue. */
+export interface QueueNames {
+  /** Work stream holding ready-to-run task messages, e.g. `CELERIAC_default_emails`. */
+  stream: string;
+  /** Subject ready tasks are published on, e.g. `celeriac.default.emails.tasks`. */
+  taskSubject: string;
+  /** Stream holding tasks with a countdown/eta until they are due. */
+  delayedStream: string;
+  /** Subject delayed tasks are published on. */
+  delayedSubject: string;
+  /** Stream holding dead-lettered messages with their reason headers. */
+  deadLetterStream: string;
+  /** Subject dead-lettered messages are published on. */
+  deadLetterSubject: string;
+  /** Durable pull consumer the workers share on `stream`. */
+  workerConsumer: string;
+  /** Durable pull consumer that moves due delayed tasks into `stream`. */
+  delayConsumer: string;
+  /** KV bucket of task states and results (TTL = the queue's results TTL). */
+  resultsBucket: string;
+  /** Core NATS subject on which revocations are announced to running workers. */
+  revokeSubject: string;
+}
+
+/**
+ * Checks a namespace and queue name.
+ * @throws Error naming the bad field and the rule when either is not a DNS-1123 label
+ */
+export function assertQueueRef(namespace: string, queue: string): void {
+  if (!DNS1123_LABEL.test(namespace) || namespace.length > 63) {
+    throw new Error(`namespace "${namespace}" is not a DNS-1123 label: use lowercase letters, digits and "-" (at most 63)`);
+  }
+  if (!DNS1123_LABEL.test(queue) || queue.length > 63) {
+    throw new Error(`queue "${queue}" is not a DNS-1123 label: use lowercase letters, digits and "-" (at most 63)`);
+  }
+}
+
+/**
+ * NATS names for queue `queue` in namespace `namespace`.
+ * @throws Error when either name is not a DNS-1123 label (see assertQueueRef)
+ */
+export function queueNames(namespace: string, queue: string): QueueNames {
+  assertQueueRef(namespace, queue);
+  const base = `CELERIAC_${namespace}_${queue}`;
+  const subj = `celeriac.${namespace}.${queue}`;
+  return {
+    stream: base,
+    taskSubject: `${subj}.tasks`,
+    delayedStream: `${base}_DELAYED`,
+    delayedSubject: `${subj}.delayed`,
+    deadLetterStream: `${base}_DLQ`,
+    deadLetterSubject: `${subj}.dead`,
+    workerConsumer: "workers",
+    delayConsumer: "delay-mover",
+    resultsBucket: `${base}_RESULTS`,
+    revokeSubject: `${subj}.revoke`,
+  };
+}

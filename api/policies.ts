@@ -1,0 +1,80 @@
+/**
+ * Sub-schemas shared by several resources and by the task message: the retry policy.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { DEFAULT_RETRY } from "./defaults.js";
+
+function backoffSchema(withDefaults: boolean) {
+  const d = (v: unknown) => (withDefaults ? { default: v } : {});
+  return Type.Object(
+    {
+      initialSeconds: Type.Optional(
+        Type.Number({ minimum: 0, maximum: 86400, description: "Delay before the first retry, in seconds.", ...d(DEFAULT_RETRY.backoff.initialSeconds) }),
+      ),
+      factor: Type.Optional(
+        Type.Number({ minimum: 1, maximum: 100, description: "Multiplier applied to the delay after each failed attempt (1 = constant delay).", ...d(DEFAULT_RETRY.backoff.factor) }),
+      ),
+      maxSeconds: Type.Optional(
+        Type.Number({ minimum: 0, maximum: 604800, description: "Upper bound of any retry delay, in seconds.", ...d(DEFAULT_RETRY.backoff.maxSeconds) }),
+      ),
+      jitter: Type.Optional(
+        Type.Boolean({ description: "Randomise each delay to between half and all of its computed value (\"equal jitter\"), so failed tasks do not retry in lockstep.", ...d(DEFAULT_RETRY.backoff.jitter) }),
+      ),
+    },
+    { description: "Exponential backoff between attempts: delay(n) = min(maxSeconds, initialSeconds × factor^(n-1)), then jitter.", ...d({}) },
+  );
+}
+
+/**
+ * Retry policy schema. `withDefaults` puts the documented defaults into the schema (Queue level);
+ * without them (Task level) an absent field means "inherit from the Queue".
+ */
+export function retryPolicySchema(withDefaults: boolean) {
+  return Type.Object(
+    {
+      maxAttempts: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          description: "Total attempts including the first run (1 = never retry). A worker crash counts as an attempt, so a poison task ends in the dead-letter stream.",
+          ...(withDefaults ? { default: DEFAULT_RETRY.maxAttempts } : {}),
+        }),
+      ),
+      backoff: Type.Optional(backoffSchema(withDefaults)),
+    },
+    {
+      description: withDefaults
+        ? "Default retry policy for tasks on this queue."
+        : "Retry policy for this task; each absent field is inherited from the Queue's retry policy.",
+      ...(withDefaults ? { default: {} } : {}),
+    },
+  );
+}
+
+/** Retry policy as written by a user (all fields optional). */
+export type RetryPolicySpec = Static<ReturnType<typeof retryPolicySchema>>;
+
+/** A fully resolved retry policy (no field absent), as carried by the task message. Delays in seconds. */
+export interface ResolvedRetryPolicy {
+  maxAttempts: number;
+  backoff: { initialSeconds: number; factor: number; maxSeconds: number; jitter: boolean };
+}
+
+/**
+ * Resolves a retry policy field by field: task's value, else queue's, else the documented default.
+ * Pure.
+ * @param task the Task's (or enqueue call's) policy, may be undefined
+ * @param queue the Queue's policy, may be undefined
+ */
+export function resolveRetryPolicy(task?: RetryPolicySpec, queue?: RetryPolicySpec): ResolvedRetryPolicy {
+  const b = DEFAULT_RETRY.backoff;
+  return {
+    maxAttempts: task?.maxAttempts ?? queue?.maxAttempts ?? DEFAULT_RETRY.maxAttempts,
+    backoff: {
+      initialSeconds: task?.backoff?.initialSeconds ?? queue?.backoff?.initialSeconds ?? b.initialSeconds,
+      factor: task?.backoff?.factor ?? queue?.backoff?.factor ?? b.factor,
+      maxSeconds: task?.backoff?.maxSeconds ?? queue?.backoff?.maxSeconds ?? b.maxSeconds,
+      jitter: task?.backoff?.jitter ?? queue?.backoff?.jitter ?? b.jitter,
+    },
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * The `Task` resource (celeriac.io/v1alpha1): one background task to run on a queue, Celery's
+ * `apply_async` as a Kubernetes object. Spec and status schemas; the TypeScript types derive from them.
+ */
+import { Type, type Static } from "@sinclair/typebox";
+import { TASK_PHASES } from "./constants.js";
+import { retryPolicySchema } from "./policies.js";
+import { AnyJson, Conditions, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
+
+/** Pattern of a registered task (handler) name, e.g. `reports.generate`, `emails:send`. */
+export const TASK_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.:-]*$";
+/** Pattern of a queue name (DNS-1123 label). */
+export const QUEUE_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/** Fields of a Task spec, shared with a Schedule's `taskTemplate.spec`. */
+export function taskSpecSchema(description: string) {
+  return Type.Object(
+    {
+      queue: Type.String({
+        minLength: 1,
+        maxLength: 63,
+        pattern: QUEUE_NAME_PATTERN,
+        description: "Name of the Queue (same namespace) that runs this task. Required. The task waits in phase Pending (reason QueueNotFound) until the Queue exists.",
+      }),
+      task: Type.String({
+        minLength: 1,
+        maxLength: 200,
+        pattern: TASK_NAME_PATTERN,
+        description: "Registered handler name, as passed to defineTask() in the worker's tasks module, e.g. reports.generate. Required.",
+      }),
+      args: Type.Optional(
+        Type.Array(AnyJson({ description: "Any JSON value." }), {
+          description: "Positional arguments (JSON array) passed to the handler. args and kwargs together may hold at most 256 KiB of JSON.",
+        }),
+      ),
+      kwargs: Type.Optional(FreeObject({ description: "Keyword arguments (JSON object) passed to the handler." })),
+      countdownSeconds: Type.Optional(
+        Type.Number({ minimum: 0, maximum: 31536000, description: "Run no earlier than this many seconds after the Task is accepted (Celery countdown). Mutually exclusive with eta." }),
+      ),
+      eta: Type.Optional(Timestamp({ description: "Run no earlier than this time (RFC 3339, e.g. 2026-11-23T18:00:00Z; Celery eta). Mutually exclusive with countdownSeconds." })),
+      expires: Type.Optional(
+        Timestamp({ description: "If the task has not started by this time (RFC 3339) it is not run and ends in phase Expired (Celery expires)." }),
+      ),
+      expiresSeconds: Type.Optional(
+        Type.Number({ minimum: 0, maximum: 31536000, description: "Like expires, relative: seconds after the Task is accepted. If both are set the earlier one applies." }),
+      ),
+      timeoutSeconds: Type.Optional(
+        Type.Integer({ minimum: 1, maximum: 604800, description: "Handler time limit in seconds; the handler's AbortSignal fires at the deadline. Default: the Queue's timeoutSeconds (3600)." }),
+      ),
+      retry: Type.Optional(retryPolicySchema(false)),
+      ttlSecondsAfterFinished: Type.Optional(
+        Type.Integer({ minimum: 0, description: "Delete the Task this many seconds after it reaches a terminal phase (Job semantics). Unset: keep it." }),
+      ),
+    },
+    {
+      description,
+      not: { required: ["countdownSeconds", "eta"] },
+      "x-kubernetes-validations": [
+        { rule: "!(has(self.countdownSeconds) && has(self.eta))", message: "countdownSeconds and eta are mutually exclusive: set only one" },
+      ],
+    },
+  );
+}
+
+/** Schema of `Task.spec`. */
+export const TaskSpecSchema = taskSpecSchema(
+  "What to run: the handler name, its arguments and the queue, plus optional timing (countdownSeconds or eta — not both —, expires), timeout and retry overrides.",
+);
+/** `Task.spec`. */
+export type TaskSpec = Static<typeof TaskSpecSchema>;
+
+/** Schema of a task error as recorded in status and results. */
+export const TaskErrorSchema = Type.Object(
+  {
+    type: Type.String({ description: "Error class name, e.g. TypeError, UnrecoverableError, TimeoutError, UnknownTaskError." }),
+    message: Type.String({ description: "Error message." }),
+    stack: Type.Optional(Type.String({ description: "First lines of the stack trace (at most 2 KiB)." })),
+  },
+  { description: "The error of the last failed attempt." },
+);
+/** A task error. */
+export type TaskError = Static<typeof TaskErrorSchema>;
+
+/** Schema of `Task.status` — also the shape of a task's record in the results bucket. */
+export const TaskStatusSchema = Type.Object(
+  {
+    phase: Type.Optional(
+      StringEnum(TASK_PHASES, {
+        description: "Lifecycle phase: Pending (not yet published: waiting for its Queue or its countdown/eta), Queued, Running, Retrying (waiting for the next attempt), and the terminal Succeeded, Failed, Cancelled (revoked), Expired.",
+      }),
+    ),
+    attempts: Type.Optional(Type.Integer({ minimum: 0, description: "Attempts started so far, including crashed ones." })),
+    queuedTime: Type.Optional(Timestamp({ description: "When the task message was published to the queue." })),
+    startTime: Type.Optional(Timestamp({ description: "When the first attempt started." })),
+    completionTime: Type.Optional(Timestamp({ description: "When the task reached a terminal phase." })),
+    nextRetryTime: Type.Optional(Timestamp({ description: "When the next attempt is due (phase Retrying)." })),
+    worker: Type.Optional(Type.String({ description: "Worker (pod name or host/pid) that ran the last attempt." })),
+    result: Type.Optional(AnyJson({ description: "The handler's return value (JSON), when at most 8 KiB; larger results are in resultRef." })),
+    resultRef: Type.Optional(
+      Type.Object(
+        {
+          bucket: Type.String({ description: "NATS KV bucket name." }),
+          key: Type.String({ description: "Key in the bucket (the task id)." }),
+          sizeBytes: Type.Integer({ minimum: 0, description: "Size of the encoded result, in bytes." }),
+        },
+        { description: "Where a result too large for status is kept (the results bucket, until its TTL)." },
+      ),
+    ),
+    error: Type.Optional(TaskErrorSchema),
+    deadLettered: Type.Optional(Type.Boolean({ description: "True when the task's message was moved to the queue's dead-letter stream." })),
+    conditions: Type.Optional(Conditions("Accepted, Running and Succeeded conditions (metav1.Condition).")),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: "The .metadata.generation the operator last acted on." })),
+  },
+  { description: "Observed state of the task, written by the operator (Pending/Queued) and by workers (everything after)." },
+);
+/** `Task.status`. */
+export type TaskStatus = Static<typeof TaskStatusSchema>;
+
+/** Printer columns of `kubectl get tasks`. */
+export const TASK_PRINTER_COLUMNS = [
+  { name: "Queue", type: "string", jsonPath: ".spec.queue", description: "Queue the task runs on." },
+  { name: "Task", type: "string", jsonPath: ".spec.task", description: "Registered handler name." },
+  { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Lifecycle phase." },
+  { name: "Attempts", type: "integer", jsonPath: ".status.attempts", description: "Attempts started." },
+  { name: "Worker", type: "string", jsonPath: ".status.worker", priority: 1, description: "Worker of the last attempt." },
+  { name: "Error", type: "string", jsonPath: ".status.error.message", priority: 1, description: "Error of the last failed attempt." },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+];

@@ -1,0 +1,32 @@
+/**
+ * The `celeriac` command line: one program, one subcommand per job.
+ *
+ * Each subcommand lives in its own module under `cli/commands/` and exports `register(program)`;
+ * this file only wires them together. Parsing is done by `commander`.
+ */
+import { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { register as registerValidate } from "./commands/validate.js";
+
+/**
+ * Builds the `celeriac` program with every subcommand registered.
+ * @returns a commander `Command`; call `parseAsync(argv)` on it.
+ */
+export function buildProgram(): Command {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  const program = new Command("celeriac")
+    .description("Kubernetes-native distributed task platform on NATS JetStream")
+    .version(pkg.version)
+    .showHelpAfterError();
+  registerValidate(program);
+  return program;
+}
+
+/**
+ * Entry point used by `bin/celeriac.js`.
+ * @param argv the full `process.argv` (node, script, args…)
+ * @throws whatever a subcommand throws; the bin prints its message and exits 1
+ */
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}
