@@ -77,7 +77,10 @@ export const ScheduleStatusSchema = Type.Object(
     lastSuccessfulTime: Type.Optional(Timestamp({ description: "When the last created Task succeeded." })),
     active: Type.Optional(
       Type.Array(
-        Type.Object({ name: Type.String(), uid: Type.Optional(Type.String()) }, { description: "A Task that has not finished." }),
+        Type.Object(
+          { name: Type.String({ description: "Task name." }), uid: Type.Optional(Type.String({ description: "Task uid." })) },
+          { description: "A Task that has not finished." },
+        ),
         { description: "Tasks created by this Schedule that have not finished." },
       ),
     ),

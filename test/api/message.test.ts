@@ -1,0 +1,69 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { parseTaskMessage, type TaskMessage } from "../../api/message.js";
+import { queueNames } from "../../api/naming.js";
+import { setCondition } from "../../api/conditions.js";
+import { resolveRetryPolicy } from "../../api/policies.js";
+
+const good: TaskMessage = {
+  v: 1, id: "0b7c", task: "reports.generate", args: [1], kwargs: {}, queue: "default", namespace: "default",
+  origin: { kind: "Client" }, timeoutSeconds: 60,
+  retry: { maxAttempts: 3, backoff: { initialSeconds: 1, factor: 2, maxSeconds: 600, jitter: true } },
+  createdAt: "2026-11-23T10:00:00Z",
+};
+
+describe("when a task message is parsed", () => {
+  it("accepts a valid envelope", () => {
+    const r = parseTaskMessage(JSON.stringify(good));
+    assert.equal(r.ok, true);
+  });
+  const bad: Array<[string, unknown, string]> = [
+    ["not JSON", "{", "body is not JSON"],
+    ["missing task", { ...good, task: undefined }, "task: Required value"],
+    ["another version", { ...good, v: 2 }, "v: Unsupported value: 2"],
+    ["bad eta", { ...good, eta: "later" }, "eta: Invalid value"],
+    ["args not array", { ...good, args: "x" }, "args: Invalid value"],
+  ];
+  for (const [name, body, reason] of bad) {
+    it(`rejects ${name} with a reason naming the field`, () => {
+      const r = parseTaskMessage(typeof body === "string" ? body : JSON.stringify(body));
+      assert.equal(r.ok, false);
+      assert.ok(!r.ok && r.reason.includes(reason), !r.ok ? r.reason : "");
+    });
+  }
+});
+
+describe("when NATS names are derived for a queue", () => {
+  it("keeps namespace and queue apart", () => {
+    assert.notEqual(queueNames("a-b", "c").stream, queueNames("a", "b-c").stream);
+    assert.equal(queueNames("default", "emails").taskSubject, "celeriac.default.emails.tasks");
+  });
+  it("rejects names that are not DNS-1123 labels, naming the field", () => {
+    assert.throws(() => queueNames("default", "My.Queue"), /queue "My.Queue" is not a DNS-1123 label/);
+  });
+});
+
+describe("when a condition is set", () => {
+  const t0 = new Date("2026-11-23T10:00:00Z");
+  const t1 = new Date("2026-11-23T11:00:00Z");
+  it("keeps lastTransitionTime when the status does not flip", () => {
+    const a = setCondition(undefined, { type: "Ready", status: "True", reason: "A", message: "a" }, t0);
+    const b = setCondition(a, { type: "Ready", status: "True", reason: "B", message: "b" }, t1);
+    assert.equal(b[0]!.lastTransitionTime, "2026-11-23T10:00:00Z");
+    assert.equal(b[0]!.reason, "B");
+  });
+  it("moves lastTransitionTime on a flip and keeps one entry per type", () => {
+    const a = setCondition(undefined, { type: "Ready", status: "True", reason: "A", message: "a" }, t0);
+    const b = setCondition(a, { type: "Ready", status: "False", reason: "B", message: "b" }, t1);
+    assert.equal(b.length, 1);
+    assert.equal(b[0]!.lastTransitionTime, "2026-11-23T11:00:00Z");
+  });
+});
+
+describe("when a retry policy is resolved", () => {
+  it("takes each field from the task, else the queue, else the default", () => {
+    assert.deepEqual(resolveRetryPolicy({ maxAttempts: 5 }, { maxAttempts: 2, backoff: { factor: 3 } }), {
+      maxAttempts: 5, backoff: { initialSeconds: 1, factor: 3, maxSeconds: 600, jitter: true },
+    });
+  });
+});
