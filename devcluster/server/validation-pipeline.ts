@@ -127,7 +127,7 @@ function normaliseBuiltin(rt: ResourceType, o: KObject): void {
 
 /** Applies schema defaults to a stored custom resource on read (defaults added to a CRD later show up). */
 export function defaultOnRead(rt: ResourceType, o: KObject): KObject {
-  return rt.custom && rt.schema ? applyDefaults(rt.schema as JSONSchemaProps, o) : o;
+  return rt.custom && rt.schema ? applyDefaults(rt.schema as JSONSchemaProps, o) : clone(o);
 }
 
 /**
