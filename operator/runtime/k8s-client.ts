@@ -1,0 +1,604 @@
+/**
+ * Thin typed helpers over `@kubernetes/client-node` 1.4 for what the operator does: load a
+ * KubeConfig, read/list/create/patch/replace/delete any resource (built-in or custom) by its
+ * group/version/plural, write status through the `/status` subresource with a JSON merge patch,
+ * create-or-patch children, and classify API errors by their HTTP code.
+ *
+ * Requests go through client-node's own `Configuration` (auth, TLS, agent) built by
+ * `KubeConfig.makeApiClient`, so every call sets its own `Content-Type`: client-node's generated
+ * `*Api.patch*()` default to `application/json-patch+json` and `KubernetesObjectApi.patch()` to
+ * strategic merge patch (415 on custom resources); here patches are always
+ * `application/merge-patch+json` unless a caller asks otherwise.
+ */
+import { HttpMethod, KubeConfig } from "@kubernetes/client-node";
+import type { Configuration } from "@kubernetes/client-node";
+
+/** A Kubernetes object as the operator handles it: JSON with the standard metadata. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  [field: string]: unknown;
+}
+
+/** The subset of `metav1.ObjectMeta` the runtime reads and writes. */
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+  [field: string]: unknown;
+}
+
+/** `metav1.OwnerReference`. */
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+/**
+ * A resource type, as the API server's URL layout needs it. `group` is `""` for the core group
+ * (`/api/v1`), otherwise `/apis/{group}/{version}`.
+ */
+export interface ResourceType {
+  /** API group, `""` for core. */
+  group: string;
+  /** API version, e.g. `v1`. */
+  version: string;
+  /** Lower-case plural resource name, e.g. `deployments`. */
+  plural: string;
+  /** Kind, e.g. `Deployment`. */
+  kind: string;
+  /** True for namespaced resources. */
+  namespaced: boolean;
+}
+
+/** Identifies one object: the resource's group/version/plural plus namespace (if namespaced) and name. */
+export interface ObjectRef {
+  group: string;
+  version: string;
+  plural: string;
+  /** Omit for cluster-scoped resources. */
+  namespace?: string;
+  name: string;
+}
+
+/** Built-in resource types the operator touches. */
+export const BUILTIN_TYPES = {
+  Pod: { group: "", version: "v1", plural: "pods", kind: "Pod", namespaced: true },
+  Event: { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true },
+  ConfigMap: { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true },
+  Secret: { group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true },
+  ServiceAccount: { group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true },
+  Namespace: { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false },
+  Deployment: { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true },
+  Lease: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
+  Role: { group: "rbac.authorization.k8s.io", version: "v1", plural: "roles", kind: "Role", namespaced: true },
+  RoleBinding: {
+    group: "rbac.authorization.k8s.io", version: "v1", plural: "rolebindings", kind: "RoleBinding", namespaced: true,
+  },
+  CustomResourceDefinition: {
+    group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions",
+    kind: "CustomResourceDefinition", namespaced: false,
+  },
+} as const satisfies Record<string, ResourceType>;
+
+/** The `apiVersion` string of a type: `v1` for core, `group/version` otherwise. */
+export function apiVersionOf(t: Pick<ResourceType, "group" | "version">): string {
+  return t.group === "" ? t.version : `${t.group}/${t.version}`;
+}
+
+/**
+ * URL path of a collection or object.
+ *
+ * @param t group, version and plural
+ * @param namespace namespace, or undefined for cluster-scoped resources and all-namespace lists
+ * @param name object name, or undefined for the collection
+ * @param subresource e.g. `status`
+ * @returns e.g. `/apis/celeriac.io/v1alpha1/namespaces/default/tasks/x/status`
+ */
+export function resourcePath(
+  t: Pick<ResourceType, "group" | "version" | "plural">,
+  namespace?: string,
+  name?: string,
+  subresource?: string,
+): string {
+  let p = t.group === "" ? `/api/${t.version}` : `/apis/${t.group}/${t.version}`;
+  if (namespace) p += `/namespaces/${encodeURIComponent(namespace)}`;
+  p += `/${t.plural}`;
+  if (name !== undefined) p += `/${encodeURIComponent(name)}`;
+  if (subresource) p += `/${subresource}`;
+  return p;
+}
+
+/** `namespace/name` (or `name` when cluster-scoped) for messages. */
+function display(ref: { namespace?: string; name?: string }): string {
+  return ref.namespace ? `${ref.namespace}/${ref.name ?? ""}` : (ref.name ?? "");
+}
+
+/** Options of {@link loadKubeConfig}. */
+export interface LoadKubeConfigOptions {
+  /** Path from `--kubeconfig`; wins over everything else. */
+  kubeconfig?: string;
+  /** Environment to read `KUBECONFIG` and `KUBERNETES_SERVICE_HOST` from. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Loads a KubeConfig: `--kubeconfig` path, else `$KUBECONFIG`, else the in-cluster service account
+ * (when `KUBERNETES_SERVICE_HOST` is set), else `~/.kube/config`.
+ *
+ * @throws Error `load kubeconfig <path>` (with `cause`) when the file cannot be read or parsed, or
+ *   `load kubeconfig` when no source yields a current cluster
+ */
+export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
+  const env = opts.env ?? process.env;
+  const kc = new KubeConfig();
+  const file = opts.kubeconfig ?? (env.KUBECONFIG ? env.KUBECONFIG.split(":").find((f) => f) : undefined);
+  try {
+    if (file) kc.loadFromFile(file);
+    else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+    else kc.loadFromDefault();
+  } catch (cause) {
+    throw new Error(`load kubeconfig ${file ?? ""}`.trim(), { cause });
+  }
+  if (!kc.getCurrentCluster()) throw new Error(`load kubeconfig ${file ?? ""}: no current cluster`.trim());
+  return kc;
+}
+
+/** The `metav1.Status` body of an API error, when the server sent one. */
+export interface ApiStatus {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: { name?: string; group?: string; kind?: string; causes?: Array<{ reason?: string; message?: string; field?: string }> };
+}
+
+/** An API server error response: HTTP `code`, Kubernetes `reason` and the `Status` body. */
+export class KubeApiError extends Error {
+  /** HTTP status code (404, 409, 410, 422, …). */
+  readonly code: number;
+  /** `Status.reason` (`NotFound`, `AlreadyExists`, `Conflict`, `Expired`, `Invalid`, …) if present. */
+  readonly reason: string | undefined;
+  /** The parsed `Status` body, or the raw text when it was not JSON. */
+  readonly body: ApiStatus | string | undefined;
+
+  /**
+   * @param code HTTP status
+   * @param body parsed Status or raw text
+   */
+  constructor(code: number, body: ApiStatus | string | undefined) {
+    const msg = typeof body === "object" && body?.message ? body.message : `HTTP ${code}`;
+    super(msg);
+    this.name = "KubeApiError";
+    this.code = code;
+    this.reason = typeof body === "object" ? body?.reason : undefined;
+    this.body = body;
+  }
+}
+
+/**
+ * The HTTP status code carried by an error or anything in its `cause` chain: `KubeApiError.code`,
+ * client-node's `ApiException.code`, a watch error's `statusCode`, or a `Status` body's `code`.
+ *
+ * @returns the code, or undefined for transport errors
+ */
+export function apiErrorCode(err: unknown): number | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 10; depth++) {
+    if (typeof e === "object") {
+      const o = e as { code?: unknown; statusCode?: unknown; body?: unknown; cause?: unknown };
+      if (typeof o.code === "number" && o.code >= 100 && o.code < 600) return o.code;
+      if (typeof o.statusCode === "number") return o.statusCode;
+      if (o.body && typeof o.body === "object") {
+        const c = (o.body as { code?: unknown }).code;
+        if (typeof c === "number") return c;
+      }
+      e = o.cause;
+    } else break;
+  }
+  return undefined;
+}
+
+/** True when the error (or its cause chain) is a 404 NotFound. */
+export function isNotFound(err: unknown): boolean {
+  return apiErrorCode(err) === 404;
+}
+
+/** True when the error is a 409 that is a Conflict (optimistic-concurrency failure), not AlreadyExists. */
+export function isConflict(err: unknown): boolean {
+  return apiErrorCode(err) === 409 && apiErrorReason(err) !== "AlreadyExists";
+}
+
+/** True when the error is a 409 AlreadyExists (create of an existing object). */
+export function isAlreadyExists(err: unknown): boolean {
+  return apiErrorCode(err) === 409 && apiErrorReason(err) === "AlreadyExists";
+}
+
+/** True when the error is a 410 Gone / Expired (watch resource version too old). */
+export function isGone(err: unknown): boolean {
+  return apiErrorCode(err) === 410;
+}
+
+/** The `Status.reason` of an API error in the cause chain, if any. */
+export function apiErrorReason(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; e && typeof e === "object" && depth < 10; depth++) {
+    const o = e as { reason?: unknown; body?: unknown; cause?: unknown };
+    if (typeof o.reason === "string") return o.reason;
+    if (o.body && typeof o.body === "object") {
+      const r = (o.body as { reason?: unknown }).reason;
+      if (typeof r === "string") return r;
+    }
+    e = o.cause;
+  }
+  return undefined;
+}
+
+class RawApi {
+  constructor(readonly configuration: Configuration) {}
+}
+
+const rawApis = new WeakMap<KubeConfig, RawApi>();
+
+/** One HTTP request to the API server. */
+export interface RequestOptions {
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+  /** Path from {@link resourcePath}. */
+  path: string;
+  /** Query parameters; undefined values are left out. */
+  query?: Record<string, string | number | boolean | undefined>;
+  /** JSON body. */
+  body?: unknown;
+  /** Request Content-Type for a body. Default `application/json`. */
+  contentType?: string;
+  /** Aborts the request. */
+  signal?: AbortSignal;
+  /** Request timeout in ms. Default 30 000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Sends one request through client-node's transport (auth, TLS, agent from the KubeConfig) and
+ * parses the JSON response.
+ *
+ * @returns the parsed body
+ * @throws KubeApiError for non-2xx responses; transport errors (connection refused, abort) as is
+ */
+export async function kubeRequest<T = unknown>(kc: KubeConfig, opts: RequestOptions): Promise<T> {
+  let api = rawApis.get(kc);
+  if (!api) {
+    api = kc.makeApiClient(RawApi);
+    rawApis.set(kc, api);
+  }
+  const cfg = api.configuration;
+  const ctx = cfg.baseServer.makeRequestContext(opts.path, HttpMethod[opts.method]);
+  for (const [k, v] of Object.entries(opts.query ?? {})) {
+    if (v !== undefined) ctx.setQueryParam(k, String(v));
+  }
+  ctx.setHeaderParam("Accept", "application/json");
+  if (opts.body !== undefined) {
+    ctx.setHeaderParam("Content-Type", opts.contentType ?? "application/json");
+    ctx.setBody(JSON.stringify(opts.body));
+  }
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
+  ctx.setSignal(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+  await cfg.authMethods.default?.applySecurityAuthentication(ctx);
+  const resp = await cfg.httpApi.send(ctx).toPromise();
+  const text = await resp.body.text();
+  let parsed: unknown = undefined;
+  if (text.length > 0) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  if (resp.httpStatusCode < 200 || resp.httpStatusCode > 299) {
+    throw new KubeApiError(resp.httpStatusCode, parsed as ApiStatus | string | undefined);
+  }
+  return parsed as T;
+}
+
+/** A list response: items plus the list's resourceVersion (for a following watch). */
+export interface ObjectList<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+/** Options of {@link listObjects}. */
+export interface ListOptions {
+  /** Namespace to list in; undefined lists across all namespaces (or a cluster-scoped type). */
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Lists objects of a type, following `continue` tokens.
+ *
+ * @returns items (with `apiVersion`/`kind` filled in, as built-in lists leave them out) and the
+ *   list resourceVersion
+ * @throws Error `list <plural> <namespace>` with the API error as `cause`
+ */
+export async function listObjects<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  type: ResourceType,
+  opts: ListOptions = {},
+): Promise<ObjectList<T>> {
+  const items: T[] = [];
+  let cont: string | undefined;
+  let rv = "";
+  try {
+    do {
+      const page = await kubeRequest<{ metadata?: { resourceVersion?: string; continue?: string }; items?: T[] }>(kc, {
+        method: "GET",
+        path: resourcePath(type, type.namespaced ? opts.namespace : undefined),
+        query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: 500, continue: cont },
+        signal: opts.signal,
+      });
+      for (const it of page.items ?? []) {
+        it.apiVersion ??= apiVersionOf(type);
+        it.kind ??= type.kind;
+        items.push(it);
+      }
+      rv = page.metadata?.resourceVersion ?? rv;
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+  } catch (cause) {
+    throw new Error(`list ${type.plural} ${opts.namespace ?? "(all namespaces)"}`, { cause });
+  }
+  return { items, resourceVersion: rv };
+}
+
+/**
+ * Reads one object.
+ *
+ * @throws Error `get <plural> <ns>/<name>` with the API error as `cause` (use {@link isNotFound})
+ */
+export async function getObject<T extends KubeObject = KubeObject>(kc: KubeConfig, ref: ObjectRef): Promise<T> {
+  try {
+    return await kubeRequest<T>(kc, { method: "GET", path: resourcePath(ref, ref.namespace, ref.name) });
+  } catch (cause) {
+    throw new Error(`get ${ref.plural} ${display(ref)}`, { cause });
+  }
+}
+
+/**
+ * Creates an object of `type` (namespace from `obj.metadata.namespace`).
+ *
+ * @param fieldManager recorded in managedFields
+ * @returns the stored object
+ * @throws Error `create <plural> <ns>/<name>` with the API error as `cause` ({@link isAlreadyExists})
+ */
+export async function createObject<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  type: ResourceType,
+  obj: T,
+  fieldManager: string,
+): Promise<T> {
+  const ns = type.namespaced ? obj.metadata?.namespace : undefined;
+  try {
+    return await kubeRequest<T>(kc, {
+      method: "POST",
+      path: resourcePath(type, ns),
+      query: { fieldManager },
+      body: { apiVersion: apiVersionOf(type), kind: type.kind, ...obj },
+    });
+  } catch (cause) {
+    throw new Error(`create ${type.plural} ${display({ namespace: ns, name: obj.metadata?.name })}`, { cause });
+  }
+}
+
+/**
+ * Replaces an object (PUT). Carries `metadata.resourceVersion` for optimistic concurrency.
+ *
+ * @throws Error `replace <plural> <ns>/<name>` with the API error as `cause` ({@link isConflict})
+ */
+export async function replaceObject<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  ref: ObjectRef,
+  obj: T,
+  fieldManager: string,
+): Promise<T> {
+  try {
+    return await kubeRequest<T>(kc, {
+      method: "PUT",
+      path: resourcePath(ref, ref.namespace, ref.name),
+      query: { fieldManager },
+      body: obj,
+    });
+  } catch (cause) {
+    throw new Error(`replace ${ref.plural} ${display(ref)}`, { cause });
+  }
+}
+
+/**
+ * JSON merge patch (RFC 7386, `application/merge-patch+json`) of the main resource: `null` deletes
+ * a key, arrays are replaced whole. A patch holding `metadata.resourceVersion` is conditional.
+ * The server ignores `.status` here when the type has a status subresource.
+ *
+ * @returns the patched object
+ * @throws Error `patch <plural> <ns>/<name>` with the API error as `cause`
+ */
+export async function mergePatch<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  ref: ObjectRef,
+  patch: unknown,
+  fieldManager: string,
+): Promise<T> {
+  try {
+    return await kubeRequest<T>(kc, {
+      method: "PATCH",
+      path: resourcePath(ref, ref.namespace, ref.name),
+      query: { fieldManager },
+      body: patch,
+      contentType: "application/merge-patch+json",
+    });
+  } catch (cause) {
+    throw new Error(`patch ${ref.plural} ${display(ref)}`, { cause });
+  }
+}
+
+/**
+ * Writes status through the `/status` subresource with a JSON merge patch `{"status": status}`.
+ * Does not touch spec or metadata and does not bump `metadata.generation`. Keys set to `null` are
+ * removed; arrays (e.g. `conditions`) are replaced whole, so pass the full list.
+ *
+ * @param status the (partial) status object to merge
+ * @param fieldManager e.g. `celeriac-operator` or `celeriac-worker`
+ * @returns the object after the write
+ * @throws Error `patch status <plural> <ns>/<name>` with the API error as `cause`
+ */
+export async function patchStatus<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  ref: ObjectRef,
+  status: Record<string, unknown>,
+  fieldManager: string,
+): Promise<T> {
+  try {
+    return await kubeRequest<T>(kc, {
+      method: "PATCH",
+      path: resourcePath(ref, ref.namespace, ref.name, "status"),
+      query: { fieldManager },
+      body: { status },
+      contentType: "application/merge-patch+json",
+    });
+  } catch (cause) {
+    throw new Error(`patch status ${ref.plural} ${display(ref)}`, { cause });
+  }
+}
+
+/** Options of {@link deleteObject}. */
+export interface DeleteOptions {
+  /** `Background` (default), `Foreground` or `Orphan`. */
+  propagationPolicy?: "Background" | "Foreground" | "Orphan";
+}
+
+/**
+ * Deletes an object. A missing object is not an error.
+ *
+ * @returns true when the server accepted a delete, false when the object was already gone
+ * @throws Error `delete <plural> <ns>/<name>` with the API error as `cause`
+ */
+export async function deleteObject(kc: KubeConfig, ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
+  try {
+    await kubeRequest(kc, {
+      method: "DELETE",
+      path: resourcePath(ref, ref.namespace, ref.name),
+      body: { kind: "DeleteOptions", apiVersion: "v1", propagationPolicy: opts.propagationPolicy ?? "Background" },
+    });
+    return true;
+  } catch (cause) {
+    if (isNotFound(cause)) return false;
+    throw new Error(`delete ${ref.plural} ${display(ref)}`, { cause });
+  }
+}
+
+/** What {@link applyChild} did. */
+export type ApplyAction = "created" | "patched" | "unchanged";
+
+/**
+ * True when every field of `desired` is present with an equal value in `live` (objects compared
+ * key by key, arrays and scalars by deep equality). Used to skip no-op patches.
+ */
+export function isSubset(desired: unknown, live: unknown): boolean {
+  if (desired === null || typeof desired !== "object") return Object.is(desired, live) || desired === live;
+  if (Array.isArray(desired)) {
+    if (!Array.isArray(live) || live.length !== desired.length) return false;
+    return desired.every((d, i) => isSubset(d, live[i]));
+  }
+  if (live === null || typeof live !== "object" || Array.isArray(live)) return false;
+  const l = live as Record<string, unknown>;
+  return Object.entries(desired as Record<string, unknown>).every(([k, v]) => (v === undefined ? true : isSubset(v, l[k])));
+}
+
+/**
+ * Create-or-patch of a child object (Deployment, ServiceAccount, Role, …): creates it when absent,
+ * otherwise merge-patches the desired fields (everything but `status` and server-owned metadata)
+ * when they differ from the live object, and does nothing when they already match. Fields the
+ * desired object leaves out are left alone (server defaults survive).
+ *
+ * @param desired full desired object with `metadata.name` (and namespace when namespaced); give it
+ *   a controller ownerReference so garbage collection removes it with its owner
+ * @returns the live object after the call and what was done
+ * @throws Error `apply <plural> <ns>/<name>` with the API error as `cause`
+ */
+export async function applyChild<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  type: ResourceType,
+  desired: T,
+  fieldManager: string,
+): Promise<{ object: T; action: ApplyAction }> {
+  const name = desired.metadata?.name;
+  if (!name) throw new Error(`apply ${type.plural}: metadata.name is required`);
+  const namespace = type.namespaced ? desired.metadata?.namespace : undefined;
+  const ref: ObjectRef = { group: type.group, version: type.version, plural: type.plural, namespace, name };
+  const { status: _status, ...rest } = desired as KubeObject;
+  const meta = { ...(rest.metadata ?? {}) };
+  for (const k of ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp"]) {
+    delete meta[k];
+  }
+  const body = { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta } as T;
+  try {
+    let live: T | undefined;
+    try {
+      live = await kubeRequest<T>(kc, { method: "GET", path: resourcePath(ref, namespace, name) });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (!live) {
+      try {
+        const created = await kubeRequest<T>(kc, {
+          method: "POST",
+          path: resourcePath(type, namespace),
+          query: { fieldManager },
+          body,
+        });
+        return { object: created, action: "created" };
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        live = await kubeRequest<T>(kc, { method: "GET", path: resourcePath(ref, namespace, name) });
+      }
+    }
+    if (isSubset(body, live)) return { object: live, action: "unchanged" };
+    const patched = await kubeRequest<T>(kc, {
+      method: "PATCH",
+      path: resourcePath(ref, namespace, name),
+      query: { fieldManager },
+      body,
+      contentType: "application/merge-patch+json",
+    });
+    return { object: patched, action: "patched" };
+  } catch (cause) {
+    throw new Error(`apply ${type.plural} ${display(ref)}`, { cause });
+  }
+}
+
+/**
+ * A controller ownerReference to `owner` (for children left to garbage collection).
+ *
+ * @throws Error when the owner has no uid/name (not yet created)
+ */
+export function controllerRef(owner: KubeObject): OwnerReference {
+  const { apiVersion, kind } = owner;
+  const name = owner.metadata?.name;
+  const uid = owner.metadata?.uid;
+  if (!apiVersion || !kind || !name || !uid) throw new Error("build owner reference: owner needs apiVersion, kind, name and uid");
+  return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
+}
