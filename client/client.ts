@@ -1,0 +1,312 @@
+/**
+ * `celeriac/client`: enqueue tasks, await results, check status and revoke — Celery's `delay()`,
+ * `apply_async()` and `AsyncResult`, on NATS JetStream.
+ */
+import { randomUUID } from "node:crypto";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { MAX_ARGS_BYTES, isTerminalPhase } from "../api/constants.js";
+import { DEFAULT_TIMEOUT_SECONDS } from "../api/defaults.js";
+import { HEADERS, MESSAGE_VERSION, type TaskMessage, type TaskRecord } from "../api/message.js";
+import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
+import { resolveRetryPolicy, type RetryPolicySpec } from "../api/policies.js";
+import type { TaskStatus } from "../api/task.js";
+import { connectNats, ensureQueueResources, natsSettingsFrom, queueSettings, type NatsSettings, type QueueSettings } from "../nats/index.js";
+import type { SignatureOf } from "../worker/define-task.js";
+import { REVOKED_PREFIX, TASK_ID_PATTERN } from "../worker/status-sink.js";
+import { EnqueueError, ResultTimeoutError, TaskFailedError } from "./errors.js";
+import { ResultWatcher } from "./result-watcher.js";
+
+/** Options of `connect`. */
+export interface ConnectOptions {
+  /** Use this connection (not closed by `client.close()`); else one is opened from `nats`/env. */
+  nc?: NatsConnection;
+  /** NATS URL(s), comma-separated; default `CELERIAC_NATS_URL` or `nats://127.0.0.1:4222`. */
+  servers?: string;
+  /** Full NATS settings (overrides `servers`). */
+  nats?: NatsSettings;
+  /** Default queue of `enqueue`/`get`. */
+  queue?: string;
+  /** Default namespace. Default `default`. */
+  namespace?: string;
+  /** Settings used when the client creates a missing queue's resources. */
+  queueSettings?: Partial<QueueSettings>;
+  /** Create a queue's streams/bucket on first use when missing. Default true. */
+  ensureResources?: boolean;
+  /**
+   * How long an enqueue keeps trying to get JetStream's confirmation (e.g. across a server restart)
+   * before rejecting with `EnqueueError`, in ms. Default 30000.
+   */
+  enqueueTimeoutMs?: number;
+}
+
+/** Per-call options of `enqueue`. Times: seconds, or Date / RFC 3339 strings. */
+export interface EnqueueOptions {
+  /** Queue (default: the client's). */
+  queue?: string;
+  /** Namespace (default: the client's). */
+  namespace?: string;
+  /** Task id (1-256 of `A-Z a-z 0-9 _ = -`); the same id twice within the duplicate window runs once. Default a UUID. */
+  taskId?: string;
+  /** Run no earlier than this many seconds from now. Exclusive with `eta`. */
+  countdownSeconds?: number;
+  /** Run no earlier than this time. Exclusive with `countdownSeconds`. */
+  eta?: Date | string;
+  /** Not run if not started by then: a Date/RFC 3339 string, or seconds from now. Ends `Expired`. */
+  expires?: Date | string | number;
+  /** Handler time limit, in seconds. Default 3600. */
+  timeoutSeconds?: number;
+  /** Retry policy; absent fields take the documented defaults (3 attempts, 1 s ×2, cap 600 s, jitter). */
+  retry?: RetryPolicySpec;
+  /** W3C traceparent to propagate. */
+  traceparent?: string;
+}
+
+/** A task's record, or undefined when the results bucket has none (not started yet, or expired by TTL). */
+export type TaskRecordOrNone = TaskRecord | undefined;
+
+/** A handle on one task. */
+export interface TaskHandle<R = unknown> {
+  /** The task id. */
+  readonly id: string;
+  readonly queue: string;
+  readonly namespace: string;
+  /**
+   * Waits (KV watch, no polling) until the task is terminal.
+   * @returns the handler's result when it Succeeded
+   * @throws TaskFailedError when it ended Failed, Cancelled or Expired (with `type`, `message`, `phase`)
+   * @throws ResultTimeoutError after `timeoutMs`
+   */
+  result(opts?: { timeoutMs?: number }): Promise<R>;
+  /** The task's current status, or undefined when no worker has recorded it yet. */
+  status(): Promise<TaskStatus | undefined>;
+  /** The task's full record, or undefined. */
+  record(): Promise<TaskRecordOrNone>;
+  /**
+   * Revokes the task: if it has not started it never runs (ends `Cancelled`); if it is running its
+   * signal is aborted within about a second and it ends `Cancelled`; a finished task is unchanged.
+   */
+  revoke(): Promise<void>;
+}
+
+interface QueueCtx {
+  names: QueueNames;
+  kv: KV;
+  watcher: ResultWatcher;
+}
+
+function toIso(v: Date | string, field: string): string {
+  const d = typeof v === "string" ? new Date(v) : v;
+  if (Number.isNaN(d.getTime())) throw new TypeError(`${field}: "${String(v)}" is not a date: use a Date or an RFC 3339 string like 2026-01-02T15:04:05Z`);
+  return d.toISOString();
+}
+
+/**
+ * Builds a task message (pure apart from `now` and `newId`).
+ * @throws TypeError naming the bad option
+ */
+export function buildTaskMessage(
+  task: string,
+  args: unknown[],
+  kwargs: Record<string, unknown>,
+  o: EnqueueOptions & { queue: string; namespace: string },
+  now: Date,
+  newId: () => string = randomUUID,
+): TaskMessage {
+  if (!Array.isArray(args)) throw new TypeError("args must be a JSON array, e.g. [1, 2]");
+  if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) throw new TypeError('kwargs must be a JSON object, e.g. {"a": 1}');
+  const size = Buffer.byteLength(JSON.stringify(args)) + Buffer.byteLength(JSON.stringify(kwargs));
+  if (size > MAX_ARGS_BYTES) throw new TypeError(`args and kwargs hold ${size} bytes of JSON; at most ${MAX_ARGS_BYTES} are allowed: pass a reference (e.g. an object-store key) instead`);
+  const id = o.taskId ?? newId();
+  if (!TASK_ID_PATTERN.test(id)) throw new TypeError(`taskId "${id}" is invalid: use 1-256 of A-Z a-z 0-9 _ = -`);
+  if (o.countdownSeconds !== undefined && o.eta !== undefined) throw new TypeError("countdownSeconds and eta are exclusive: give one");
+  const msg: TaskMessage = {
+    v: MESSAGE_VERSION,
+    id,
+    task,
+    args,
+    kwargs,
+    queue: o.queue,
+    namespace: o.namespace,
+    origin: { kind: "Client" },
+    timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+    retry: resolveRetryPolicy(o.retry),
+    createdAt: now.toISOString(),
+  };
+  if (o.countdownSeconds !== undefined) {
+    if (!(o.countdownSeconds >= 0)) throw new TypeError(`countdownSeconds must be ≥ 0, got ${o.countdownSeconds}`);
+    msg.eta = new Date(now.getTime() + o.countdownSeconds * 1000).toISOString();
+  } else if (o.eta !== undefined) {
+    msg.eta = toIso(o.eta, "eta");
+  }
+  if (o.expires !== undefined) {
+    msg.expires = typeof o.expires === "number" ? new Date(now.getTime() + o.expires * 1000).toISOString() : toIso(o.expires, "expires");
+  }
+  if (o.traceparent) msg.trace = { traceparent: o.traceparent };
+  return msg;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A Celeriac client. Create with `connect()`. */
+export class CeleriacClient {
+  readonly #nc: NatsConnection;
+  readonly #ownsConnection: boolean;
+  readonly #js: JetStreamClient;
+  readonly #o: ConnectOptions;
+  readonly #queues = new Map<string, Promise<QueueCtx>>();
+
+  /** @internal use `connect()` */
+  constructor(nc: NatsConnection, ownsConnection: boolean, o: ConnectOptions) {
+    this.#nc = nc;
+    this.#ownsConnection = ownsConnection;
+    this.#js = jetstream(nc);
+    this.#o = o;
+  }
+
+  /** The underlying NATS connection. */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
+  #queue(namespace: string, queue: string): Promise<QueueCtx> {
+    const key = `${namespace}/${queue}`;
+    let p = this.#queues.get(key);
+    if (!p) {
+      p = (async () => {
+        const names = queueNames(namespace, queue);
+        if (this.#o.ensureResources !== false) {
+          await ensureQueueResources(this.#js, await jetstreamManager(this.#nc), names, queueSettings(this.#o.queueSettings));
+        }
+        const kv = await new Kvm(this.#js).open(names.resultsBucket);
+        return { names, kv, watcher: new ResultWatcher(kv) };
+      })();
+      p.catch(() => this.#queues.delete(key));
+      this.#queues.set(key, p);
+    }
+    return p;
+  }
+
+  #target(o: { queue?: string; namespace?: string }): { queue: string; namespace: string } {
+    const queue = o.queue ?? this.#o.queue;
+    if (!queue) throw new TypeError("no queue given: pass { queue } to enqueue/get or to connect()");
+    return { queue, namespace: o.namespace ?? this.#o.namespace ?? DEFAULT_NAMESPACE };
+  }
+
+  /**
+   * Enqueues a task. Resolves once JetStream has stored it (retrying across reconnects with the same
+   * `Nats-Msg-Id`, so no duplicate). Many concurrent calls pipeline their publish acks.
+   * @returns a handle on the task
+   * @throws TypeError on invalid arguments or options (naming the field)
+   * @throws EnqueueError when JetStream did not confirm within `enqueueTimeoutMs`
+   */
+  async enqueue<N extends string>(
+    task: N,
+    args: SignatureOf<N>["args"] = [] as unknown as SignatureOf<N>["args"],
+    kwargs: SignatureOf<N>["kwargs"] = {} as SignatureOf<N>["kwargs"],
+    options: EnqueueOptions = {},
+  ): Promise<TaskHandle<SignatureOf<N>["result"]>> {
+    const t = this.#target(options);
+    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t }, new Date());
+    const q = await this.#queue(t.namespace, t.queue);
+    const delayed = msg.eta !== undefined && Date.parse(msg.eta) > Date.now();
+    const h = natsHeaders();
+    h.set(HEADERS.task, task);
+    h.set(HEADERS.version, String(MESSAGE_VERSION));
+    if (msg.trace) h.set(HEADERS.traceparent, msg.trace.traceparent);
+    const data = JSON.stringify(msg);
+    const subject = delayed ? q.names.delayedSubject : q.names.taskSubject;
+    const limit = this.#o.enqueueTimeoutMs ?? 30_000;
+    const end = Date.now() + limit;
+    for (let i = 0; ; i++) {
+      try {
+        await this.#js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, Math.min(5000, end - Date.now())) });
+        break;
+      } catch (err) {
+        if (this.#nc.isClosed() || Date.now() >= end) {
+          throw new EnqueueError(
+            `enqueue ${task} (${msg.id}) on queue ${t.namespace}/${t.queue}: JetStream did not confirm within ${limit} ms (${(err as Error).message}); ` +
+              `retrying with taskId "${msg.id}" is safe (deduplicated within the duplicate window)`,
+            { cause: err },
+          );
+        }
+        await sleep(Math.min(1000, 50 * 2 ** i));
+      }
+    }
+    return this.#handle<SignatureOf<N>["result"]>(msg.id, t);
+  }
+
+  /** A handle for an existing task id. */
+  get<R = unknown>(id: string, o: { queue?: string; namespace?: string } = {}): TaskHandle<R> {
+    return this.#handle<R>(id, this.#target(o));
+  }
+
+  #handle<R>(id: string, t: { queue: string; namespace: string }): TaskHandle<R> {
+    const record = async (): Promise<TaskRecordOrNone> => {
+      const q = await this.#queue(t.namespace, t.queue);
+      const e = await q.kv.get(id);
+      return e?.operation === "PUT" ? e.json<TaskRecord>() : undefined;
+    };
+    return {
+      id,
+      queue: t.queue,
+      namespace: t.namespace,
+      record,
+      status: async () => (await record())?.status,
+      result: async (opts = {}) => {
+        const q = await this.#queue(t.namespace, t.queue);
+        const rec = await q.watcher.wait(id, opts.timeoutMs, () => new ResultTimeoutError(`task ${id} did not finish within ${opts.timeoutMs} ms`));
+        if (rec.status.phase === "Succeeded") return rec.status.result as R;
+        throw new TaskFailedError(rec);
+      },
+      revoke: async () => {
+        const q = await this.#queue(t.namespace, t.queue);
+        await q.kv.put(`${REVOKED_PREFIX}${id}`, JSON.stringify({ id, revokedAt: new Date().toISOString() }));
+        // a task not started yet shows Cancelled at once (compare-and-set, so a worker's write wins)
+        const e = await q.kv.get(id);
+        const cancelled = (base: Partial<TaskRecord> | undefined): string =>
+          JSON.stringify({
+            id,
+            task: base?.task ?? "",
+            queue: t.queue,
+            namespace: t.namespace,
+            origin: base?.origin ?? { kind: "Client" },
+            status: { ...(base?.status ?? {}), phase: "Cancelled", completionTime: new Date().toISOString(), error: { type: "CancelledError", message: "revoked before it started" } },
+            updatedAt: new Date().toISOString(),
+          });
+        try {
+          if (!e || e.operation !== "PUT") await q.kv.create(id, cancelled(undefined));
+          else {
+            const rec = e.json<TaskRecord>();
+            if (!isTerminalPhase(rec.status.phase) && rec.status.phase !== "Running") await q.kv.update(id, cancelled(rec), e.revision);
+          }
+        } catch {
+          // a worker wrote first: it has seen or will see the revocation marker
+        }
+      },
+    };
+  }
+
+  /** Stops result watches and closes the connection if the client opened it (drained). */
+  async close(): Promise<void> {
+    for (const p of this.#queues.values()) {
+      try {
+        (await p).watcher.stop();
+      } catch {
+        // queue never opened
+      }
+    }
+    if (this.#ownsConnection && !this.#nc.isClosed()) await this.#nc.drain();
+  }
+}
+
+/**
+ * Connects a client.
+ * @throws Error "connect to NATS at …" when the server cannot be reached
+ */
+export async function connect(opts: ConnectOptions = {}): Promise<CeleriacClient> {
+  if (opts.nc) return new CeleriacClient(opts.nc, false, opts);
+  const settings = opts.nats ?? natsSettingsFrom(opts.servers ? { url: opts.servers, name: "celeriac-client" } : { name: "celeriac-client" });
+  return new CeleriacClient(await connectNats(settings), true, opts);
+}

@@ -1,0 +1,12 @@
+/**
+ * `celeriac/client`: enqueue tasks and await their results.
+ * ```ts
+ * import { connect } from "celeriac/client";
+ * const client = await connect({ servers: "nats://127.0.0.1:4222", queue: "emails" });
+ * const h = await client.enqueue("emails.send", ["a@example.com", "Hi"]);
+ * console.log(await h.result({ timeoutMs: 30_000 }));
+ * await client.close();
+ * ```
+ */
+export { connect, CeleriacClient, buildTaskMessage, type ConnectOptions, type EnqueueOptions, type TaskHandle, type TaskRecordOrNone } from "./client.js";
+export { TaskFailedError, ResultTimeoutError, EnqueueError } from "./errors.js";

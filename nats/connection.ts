@@ -1,0 +1,79 @@
+/**
+ * NATS connection options for workers, clients and the operator: read once from flags and the
+ * environment (`CELERIAC_NATS_URL`, `CELERIAC_NATS_CREDS`, `CELERIAC_NATS_USER`,
+ * `CELERIAC_NATS_PASSWORD`, `CELERIAC_NATS_TLS_CA`), then used to connect with unlimited reconnects.
+ */
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+
+/** Default NATS URL when neither a flag nor `CELERIAC_NATS_URL` gives one. */
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+
+/** How to reach NATS. Every field maps to a flag and a `CELERIAC_NATS_*` variable. */
+export interface NatsSettings {
+  /** Server URL(s), comma-separated in the env var (`--nats`, `CELERIAC_NATS_URL`). */
+  readonly servers: readonly string[];
+  /** Path of a `.creds` file (`CELERIAC_NATS_CREDS`). */
+  readonly credsFile?: string;
+  /** User name (`CELERIAC_NATS_USER`). */
+  readonly user?: string;
+  /** Password (`CELERIAC_NATS_PASSWORD`). */
+  readonly password?: string;
+  /** PEM file of the CA that signed the server certificate (`CELERIAC_NATS_TLS_CA`); enables TLS. */
+  readonly tlsCaFile?: string;
+  /** Connection name shown in server monitoring. */
+  readonly name?: string;
+}
+
+/**
+ * Builds frozen NATS settings from explicit values (flags) over environment variables. Pure apart
+ * from reading `env`.
+ * @param flags values given on the command line (or by code); undefined fields fall back to env
+ * @param env the environment, usually `process.env`
+ */
+export function natsSettingsFrom(flags: { url?: string; name?: string } = {}, env: NodeJS.ProcessEnv = process.env): NatsSettings {
+  const url = flags.url ?? env.CELERIAC_NATS_URL ?? DEFAULT_NATS_URL;
+  return Object.freeze({
+    servers: Object.freeze(url.split(",").map((s) => s.trim()).filter((s) => s.length > 0)),
+    ...(env.CELERIAC_NATS_CREDS ? { credsFile: env.CELERIAC_NATS_CREDS } : {}),
+    ...(env.CELERIAC_NATS_USER ? { user: env.CELERIAC_NATS_USER } : {}),
+    ...(env.CELERIAC_NATS_PASSWORD ? { password: env.CELERIAC_NATS_PASSWORD } : {}),
+    ...(env.CELERIAC_NATS_TLS_CA ? { tlsCaFile: env.CELERIAC_NATS_TLS_CA } : {}),
+    ...(flags.name ? { name: flags.name } : {}),
+  });
+}
+
+/**
+ * Maps settings to nats.js connection options: reconnect forever (every 250 ms, jitter 100 ms), so a
+ * server restart never ends a worker; pings every 10 s so a dead connection is noticed within ~20 s.
+ * Pure apart from reading the creds file.
+ */
+export function natsConnectionOptions(s: NatsSettings): NodeConnectionOptions {
+  const opts: NodeConnectionOptions = {
+    servers: [...s.servers],
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    pingInterval: 10_000,
+    maxPingOut: 2,
+    waitOnFirstConnect: false,
+  };
+  if (s.name) opts.name = s.name;
+  if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
+  if (s.user) opts.user = s.user;
+  if (s.password) opts.pass = s.password;
+  if (s.tlsCaFile) opts.tls = { caFile: s.tlsCaFile };
+  return opts;
+}
+
+/**
+ * Connects to NATS with `natsConnectionOptions(settings)`.
+ * @throws Error "connect to NATS at <servers>" with the nats.js error as cause
+ */
+export async function connectNats(settings: NatsSettings): Promise<NatsConnection> {
+  try {
+    return await connect(natsConnectionOptions(settings));
+  } catch (err) {
+    throw new Error(`connect to NATS at ${settings.servers.join(",")}: ${(err as Error).message}`, { cause: err });
+  }
+}

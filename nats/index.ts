@@ -1,0 +1,8 @@
+/**
+ * Shared NATS plumbing of Celeriac's worker, client and operator: connection settings and the
+ * idempotent ensure of a queue's streams, consumers and results bucket.
+ */
+export * from "./connection.js";
+export * from "./queue-settings.js";
+export * from "./queue-desired.js";
+export * from "./queue-resources.js";

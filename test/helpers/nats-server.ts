@@ -1,0 +1,132 @@
+/**
+ * Test helper: start and stop a real `nats-server` (JetStream, file storage) on a free port with a
+ * temporary store directory, and restart it on the same port and store for outage tests.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, connect as netConnect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A running (or stopped) nats-server started by a test. */
+export interface NatsServer {
+  /** `nats://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** TCP port the server listens on. */
+  readonly port: number;
+  /** JetStream store directory (removed by `cleanup()`). */
+  readonly storeDir: string;
+  /** Stops the server (SIGTERM, then SIGKILL after 5 s); resolves when the process has exited. */
+  stop(): Promise<void>;
+  /** Starts the server again on the same port and store directory. */
+  restart(): Promise<void>;
+  /** Stops the server and removes its store directory. */
+  cleanup(): Promise<void>;
+}
+
+/** Finds a free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, deadlineMs: number): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = netConnect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nats-server did not listen on port ${port} within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Starts `nats-server -js -a 127.0.0.1 -p <free port> -sd <tmpdir>` and waits until it listens.
+ * @throws Error when the server does not listen within 10 s
+ */
+export async function startNatsServer(): Promise<NatsServer> {
+  const port = await freePort();
+  const storeDir = mkdtempSync(join(tmpdir(), "celeriac-nats-"));
+  let child: ChildProcess | undefined;
+  let stderr = "";
+
+  const start = async () => {
+    stderr = "";
+    child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    try {
+      await waitForPort(port, 10_000);
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw new Error(`start nats-server: ${stderr}`, { cause: err });
+    }
+  };
+
+  const stop = async () => {
+    const c = child;
+    child = undefined;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
+    c.kill("SIGTERM");
+    const t = setTimeout(() => c.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(t);
+  };
+
+  await start();
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    stop,
+    restart: start,
+    async cleanup() {
+      await stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Polls `check` until it returns a truthy value or `timeoutMs` passes.
+ * @returns the truthy value
+ * @throws Error with `what` when the deadline passes
+ */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 20): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: last });
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A unique, DNS-1123-safe queue name for one test. */
+export function uniqueQueue(prefix = "q"): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+}

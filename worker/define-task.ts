@@ -1,0 +1,143 @@
+/**
+ * `defineTask`: how a tasks module declares its handlers. A tasks module is an ES module whose
+ * exports include values returned by `defineTask`; the worker registers every such export.
+ */
+import type { Logger } from "pino";
+import type { RetryPolicySpec } from "../api/policies.js";
+
+/**
+ * Registry of task signatures, for typed handlers and typed `client.enqueue`. Extend it by
+ * declaration merging:
+ * ```ts
+ * declare module "celeriac/worker" {
+ *   interface TaskRegistry {
+ *     "emails.send": { args: [to: string, subject: string]; kwargs: { cc?: string[] }; result: { messageId: string } };
+ *   }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface TaskRegistry {}
+
+/** Signature of one task: positional args, keyword args and result (all JSON). */
+export interface TaskSignature {
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  result: unknown;
+}
+
+/** Signature of task `N`: the registry's entry when declared, else untyped JSON. */
+export type SignatureOf<N extends string> = N extends keyof TaskRegistry
+  ? TaskRegistry[N] extends TaskSignature
+    ? TaskRegistry[N]
+    : TaskSignature
+  : TaskSignature;
+
+/** What a handler gets besides its arguments. */
+export interface TaskContext {
+  /** The task id (also the results-bucket key). */
+  readonly taskId: string;
+  /** This attempt's number, 1-based; crashed attempts count. */
+  readonly attempt: number;
+  /** Total attempts allowed. */
+  readonly maxAttempts: number;
+  /** Task (handler) name. */
+  readonly task: string;
+  /** Queue and namespace the task came from. */
+  readonly queue: string;
+  readonly namespace: string;
+  /**
+   * Aborted when the task times out (reason: `TimeoutError`), is revoked (reason:
+   * `CancelledError`) or the worker is forced to stop. Pass it to fetch(), child processes, etc.
+   */
+  readonly signal: AbortSignal;
+  /** When the time limit ends (the signal aborts then). */
+  readonly deadline: Date;
+  /** pino child logger with `{taskId, task, attempt}`. */
+  readonly log: Logger;
+  /**
+   * Resets the message's ack timer now. The worker already does this automatically every third of
+   * the ack wait while the handler runs; call it only if you block the event loop for long stretches.
+   */
+  heartbeat(): void;
+  /**
+   * Asks for another attempt (Celery's `self.retry`): throws a `RetryError`, so use `throw ctx.retry(…)`
+   * or just call it. Uses up an attempt.
+   * @param opts.countdownSeconds delay before the next attempt, in seconds (default: the backoff)
+   */
+  retry(opts?: { countdownSeconds?: number; message?: string }): never;
+}
+
+/** A handler: JSON args and kwargs in, JSON-serialisable result (or a promise of one) out. */
+export type TaskHandler<S extends TaskSignature = TaskSignature> = (
+  args: S["args"],
+  kwargs: S["kwargs"],
+  ctx: TaskContext,
+) => S["result"] | Promise<S["result"]>;
+
+/** Per-handler options; where set they override what the message carries. */
+export interface TaskOptions {
+  /** Handler time limit, in seconds (overrides the message's `timeoutSeconds`). */
+  timeoutSeconds?: number;
+  /** Retry policy fields (each overrides the message's resolved value). */
+  retry?: RetryPolicySpec;
+  /** One-line description, shown in logs at startup. */
+  description?: string;
+}
+
+const TASK_MARK: unique symbol = Symbol.for("celeriac.task");
+
+/** A task definition, as returned by `defineTask`. */
+export interface TaskDefinition<N extends string = string, S extends TaskSignature = SignatureOf<N>> {
+  readonly [TASK_MARK]: true;
+  readonly name: N;
+  readonly handler: TaskHandler<S>;
+  readonly options: Readonly<TaskOptions>;
+}
+
+const TASK_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]*$/;
+
+/**
+ * Defines a task.
+ * @param name registered name, e.g. `reports.generate` (letters, digits, `_ . : -`; starts with a letter or `_`)
+ * @param handler `(args, kwargs, ctx) => result`; a throw is a failed attempt (see errors.ts)
+ * @param options per-handler timeout / retry overrides
+ * @throws TypeError when the name is invalid or the handler is not a function
+ */
+export function defineTask<N extends string, S extends TaskSignature = SignatureOf<N>>(
+  name: N,
+  handler: TaskHandler<S>,
+  options: TaskOptions = {},
+): TaskDefinition<N, S> {
+  if (!TASK_NAME.test(name) || name.length > 200) {
+    throw new TypeError(`task name "${name}" is invalid: use letters, digits and _ . : - (starting with a letter or _), at most 200`);
+  }
+  if (typeof handler !== "function") throw new TypeError(`task "${name}": handler must be a function`);
+  return Object.freeze({ [TASK_MARK]: true as const, name, handler, options: Object.freeze({ ...options }) });
+}
+
+/** True when `v` was made by `defineTask`. */
+export function isTaskDefinition(v: unknown): v is TaskDefinition {
+  return typeof v === "object" && v !== null && (v as Record<symbol, unknown>)[TASK_MARK] === true;
+}
+
+/**
+ * Collects the task definitions among a module's exports (and arrays of them), keyed by name.
+ * @throws Error when two exports define the same name, or when there is none
+ */
+export function collectTasks(mod: Record<string, unknown> | readonly unknown[]): Map<string, TaskDefinition> {
+  const out = new Map<string, TaskDefinition>();
+  const values = Array.isArray(mod) ? mod : Object.values(mod);
+  const add = (v: unknown) => {
+    if (!isTaskDefinition(v)) return;
+    const prev = out.get(v.name);
+    if (prev && prev !== v) throw new Error(`task "${v.name}" is defined twice`);
+    out.set(v.name, v);
+  };
+  for (const v of values) {
+    if (Array.isArray(v)) v.forEach(add);
+    else add(v);
+  }
+  if (out.size === 0) throw new Error("the tasks module exports no task: export values made by defineTask()");
+  return out;
+}

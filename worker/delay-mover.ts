@@ -1,0 +1,90 @@
+/**
+ * The delay mover: holds countdown/eta tasks in the queue's delayed stream (never unacked in a
+ * worker slot) and moves each to the work stream when due.
+ *
+ * Each worker runs one mover on the shared durable `delay-mover` consumer. A message that is not due
+ * is naked with the time left (`-NAK {"delay": …}`, server-side timer, so accuracy is well under 1 s);
+ * a due one is published to the task subject with `Nats-Msg-Id` = task id and then acked. The work
+ * stream has its own duplicate window, so the id recorded by the delayed stream at enqueue does not
+ * drop the move; a move repeated after a crash (publish done, ack lost) is dropped as a duplicate
+ * within the window.
+ */
+import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { QueueNames } from "../api/naming.js";
+import { HEADERS } from "../api/message.js";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+
+/** Longest single nak delay, in ms; longer waits are re-naked when redelivered (keeps timers sane). */
+export const MAX_NAK_DELAY_MS = 60 * 60 * 1000;
+
+/**
+ * Milliseconds until a delayed message is due: `eta - now`, at least 0; 0 when the body has no
+ * parseable eta (move it now and let the worker judge it). Pure.
+ */
+export function msUntilDue(body: Uint8Array, nowMs: number): number {
+  try {
+    const eta = (JSON.parse(new TextDecoder().decode(body)) as { eta?: unknown }).eta;
+    if (typeof eta !== "string") return 0;
+    const t = Date.parse(eta);
+    return Number.isFinite(t) ? Math.max(0, t - nowMs) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Moves due tasks from the delayed stream to the work stream. */
+export class DelayMover {
+  readonly #js: JetStreamClient;
+  readonly #names: QueueNames;
+  readonly #log: Logger;
+  #messages: ConsumerMessages | undefined;
+  #loop: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(js: JetStreamClient, names: QueueNames, log: Logger) {
+    this.#js = js;
+    this.#names = names;
+    this.#log = log;
+  }
+
+  /** Starts consuming the delayed stream. */
+  async start(): Promise<void> {
+    const consumer = await this.#js.consumers.get(this.#names.delayedStream, this.#names.delayConsumer);
+    this.#messages = await consumer.consume({ max_messages: 256 });
+    this.#loop = (async () => {
+      try {
+        for await (const m of this.#messages!) await this.#handle(m);
+      } catch (err) {
+        if (!this.#stopped) this.#log.error({ err }, "Delay mover stopped");
+      }
+    })();
+  }
+
+  async #handle(m: JsMsg): Promise<void> {
+    const wait = msUntilDue(m.data, Date.now());
+    if (wait > 0) {
+      m.nak(Math.min(wait, MAX_NAK_DELAY_MS));
+      return;
+    }
+    const id = m.headers?.get(HEADERS.msgId) ?? "";
+    try {
+      const h = natsHeaders();
+      const task = m.headers?.get(HEADERS.task);
+      if (task) h.set(HEADERS.task, task);
+      h.set(HEADERS.version, m.headers?.get(HEADERS.version) || "1");
+      await this.#js.publish(this.#names.taskSubject, m.data, { headers: h, ...(id ? { msgID: id } : {}) });
+      m.ack();
+    } catch (err) {
+      this.#log.warn({ err, taskId: id }, "Delayed task move failed; retrying in 1 s");
+      m.nak(1000);
+    }
+  }
+
+  /** Stops consuming; resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#messages?.close();
+    await this.#loop;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Where the worker records a task's state. The worker writes every state change through each
+ * configured sink and acks a message only after all sinks succeeded.
+ */
+import type { KV } from "@nats-io/kv";
+import type { TaskRecord } from "../api/message.js";
+
+/** A place task records are written to. */
+export interface StatusSink {
+  /** Short name for logs and errors, e.g. `kv`. */
+  readonly name: string;
+  /**
+   * Writes (replaces) the record of `record.id`.
+   * @throws when the write failed; the worker retries, and does not ack until it succeeds
+   */
+  write(record: TaskRecord): Promise<void>;
+}
+
+/** Key prefix of revocation markers in the results bucket: `revoked.<task id>`. */
+export const REVOKED_PREFIX = "revoked.";
+
+/** Characters allowed in a task id so it is a valid KV key (and never contains `.`). */
+export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;
+
+/** The results-bucket sink: the record is the value of key `<task id>` (TTL = the bucket's). */
+export class KvStatusSink implements StatusSink {
+  readonly name = "kv";
+  readonly #kv: KV;
+  constructor(kv: KV) {
+    this.#kv = kv;
+  }
+  async write(record: TaskRecord): Promise<void> {
+    await this.#kv.put(record.id, JSON.stringify(record));
+  }
+}
