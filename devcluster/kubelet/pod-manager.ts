@@ -1,0 +1,251 @@
+/**
+ * The kubelet half: runs every Pod bound to the local node (`spec.nodeName: "local"`) as local
+ * processes, writes its status through `pods/status`, and stops the processes when the Pod is deleted.
+ */
+import { accessSync, constants, statSync } from "node:fs";
+import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { isNotRunnable, resolveContainerCommand } from "./command.js";
+import { ContainerProcess, type StartPlan } from "./container-process.js";
+import { ContainerConfigError, expandVars, resolveEnv, type EnvSources } from "./env.js";
+import type { EventRecorder } from "./events.js";
+import { apiStatusCode } from "./api-errors.js";
+import { podLogPath } from "./log-path.js";
+import { isTerminating, keyOf } from "./pod-facts.js";
+import { podStatus, type PodSnapshot } from "./pod-status.js";
+import { LOCAL_NODE } from "./pod-template.js";
+import { freePort, isNetworkProbe } from "./probe.js";
+import { WorkQueue } from "./work-queue.js";
+
+/** Settings shared by every Pod the manager runs. */
+export interface PodManagerOptions {
+  core: CoreV1Api;
+  events: EventRecorder;
+  log: Logger;
+  logsDir: string;
+  cwd: string;
+  kubeconfigPath: string;
+  imageCommands: Record<string, string[]>;
+  backoffBaseMs: number;
+  nodePath: string;
+  celeriacBin: string;
+  /** Returns the Pod as currently cached, or undefined. */
+  getPod: (namespace: string, name: string) => V1Pod | undefined;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** One Pod's processes. */
+class PodRunner {
+  readonly startedAt = Date.now();
+  containers: ContainerProcess[] = [];
+  stopped = false;
+
+  constructor(
+    readonly uid: string,
+    readonly namespace: string,
+    readonly name: string,
+  ) {}
+
+  snapshot(pod: V1Pod): PodSnapshot {
+    if (this.containers.length > 0) return { startedAt: this.startedAt, containers: this.containers.map((c) => c.snapshot()) };
+    return {
+      startedAt: this.startedAt,
+      containers: (pod.spec?.containers ?? []).map((c) => ({
+        name: c.name,
+        image: c.image ?? "",
+        state: { kind: "waiting", reason: "ContainerCreating" },
+        restartCount: 0,
+        ready: false,
+        done: false,
+      })),
+    };
+  }
+}
+
+/** Runs local Pods; feed it informer events through {@link sync} and {@link remove}. */
+export class PodManager {
+  private readonly runners = new Map<string, PodRunner>();
+  private readonly lastWritten = new Map<string, { rvs: string[]; status: Record<string, unknown> }>();
+  private readonly statusQueue: WorkQueue;
+  private readonly sources: EnvSources;
+
+  constructor(private readonly o: PodManagerOptions) {
+    this.statusQueue = new WorkQueue(
+      (key) => this.writeStatus(key),
+      (key, err) => o.log.warn({ pod: key, err: String(err) }, "Failed to write pod status"),
+    );
+    this.sources = {
+      secret: async (namespace, name) => {
+        try {
+          const s = await o.core.readNamespacedSecret({ namespace, name });
+          const out: Record<string, string> = {};
+          for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, "base64").toString("utf8");
+          return out;
+        } catch (err) {
+          if (apiStatusCode(err) === 404) return undefined;
+          throw new Error(`read secret ${namespace}/${name}`, { cause: err });
+        }
+      },
+      configMap: async (namespace, name) => {
+        try {
+          const c = await o.core.readNamespacedConfigMap({ namespace, name });
+          return { ...(c.data ?? {}) };
+        } catch (err) {
+          if (apiStatusCode(err) === 404) return undefined;
+          throw new Error(`read configmap ${namespace}/${name}`, { cause: err });
+        }
+      },
+    };
+  }
+
+  /** Handles an added or updated Pod: starts it if it is ours and new, stops it if it is being deleted. */
+  sync(pod: V1Pod): void {
+    if (pod.spec?.nodeName !== LOCAL_NODE) return;
+    const uid = pod.metadata?.uid ?? "";
+    const existing = this.runners.get(uid);
+    if (isTerminating(pod)) {
+      // Graceful deletion (if the server implements it): stop, then confirm with a zero-grace delete.
+      if (existing && !existing.stopped) {
+        const grace = pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
+        void this.stopRunner(existing, grace * 1000).then(() =>
+          this.o.core
+            .deleteNamespacedPod({ namespace: existing.namespace, name: existing.name, gracePeriodSeconds: 0 })
+            .catch(() => undefined),
+        );
+      }
+      return;
+    }
+    if (existing) {
+      this.statusQueue.add(keyOf(pod));
+      return;
+    }
+    if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return;
+    const runner = new PodRunner(uid, pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
+    this.runners.set(uid, runner);
+    void this.startRunner(runner, pod).catch((err: unknown) =>
+      this.o.log.error({ pod: keyOf(pod), err: String(err) }, "Failed to start pod"),
+    );
+  }
+
+  /** Handles a deleted Pod: stops its processes (SIGTERM, SIGKILL after terminationGracePeriodSeconds). */
+  remove(pod: V1Pod): void {
+    const runner = this.runners.get(pod.metadata?.uid ?? "");
+    if (!runner) return;
+    const grace = pod.spec?.terminationGracePeriodSeconds ?? 30;
+    void this.stopRunner(runner, grace * 1000);
+  }
+
+  private async stopRunner(runner: PodRunner, graceMs: number): Promise<void> {
+    if (runner.stopped) return;
+    runner.stopped = true;
+    this.o.log.info({ pod: `${runner.namespace}/${runner.name}`, graceMs }, "Stopping pod");
+    await Promise.all(runner.containers.map((c) => c.stop(graceMs)));
+    this.runners.delete(runner.uid);
+    this.lastWritten.delete(`${runner.namespace}/${runner.name}`);
+  }
+
+  private async startRunner(runner: PodRunner, pod: V1Pod): Promise<void> {
+    const key = keyOf(pod);
+    const involved = { kind: "Pod", apiVersion: "v1", name: runner.name, namespace: runner.namespace, uid: runner.uid };
+    const log = this.o.log.child({ pod: key });
+    if ((pod.spec?.initContainers ?? []).length > 0) {
+      this.o.events.record(involved, "Warning", "InitContainersIgnored", "The local kubelet does not run init containers");
+    }
+    const logPath = podLogPath(this.o.logsDir, runner.namespace, runner.name);
+    const restartPolicy = pod.spec?.restartPolicy ?? "Always";
+    this.o.events.record(involved, "Normal", "Scheduled", `Successfully assigned ${key} to ${LOCAL_NODE}`);
+    const containers: ContainerProcess[] = [];
+    for (const container of pod.spec?.containers ?? []) {
+      const probePort = isNetworkProbe(container.readinessProbe) ? await freePort() : undefined;
+      const prepare = async (): Promise<StartPlan> => {
+        const current = this.o.getPod(runner.namespace, runner.name) ?? pod;
+        const base: Record<string, string> = { PATH: process.env.PATH ?? "", KUBECONFIG: this.o.kubeconfigPath };
+        if (probePort !== undefined) base.PORT = String(probePort);
+        let env: Record<string, string>;
+        try {
+          env = await resolveEnv(container, current, this.sources, base);
+        } catch (err) {
+          if (err instanceof ContainerConfigError) return { kind: "wait", reason: "CreateContainerConfigError", message: err.message };
+          throw err;
+        }
+        if (probePort !== undefined) env.PORT = String(probePort);
+        const expanded = {
+          ...container,
+          command: container.command?.map((s) => expandVars(s, env)),
+          args: container.args?.map((s) => expandVars(s, env)),
+        };
+        const cmd = resolveContainerCommand(expanded, {
+          nodePath: this.o.nodePath,
+          celeriacBin: this.o.celeriacBin,
+          imageCommands: this.o.imageCommands,
+          isExecutable,
+        });
+        if (isNotRunnable(cmd)) return { kind: "wait", reason: "ImageNotRunnable", message: cmd.message };
+        return { kind: "run", file: cmd.file, args: cmd.args, env, cwd: this.o.cwd };
+      };
+      containers.push(
+        new ContainerProcess({
+          container,
+          logPath,
+          restartPolicy,
+          backoffBaseMs: this.o.backoffBaseMs,
+          ...(probePort !== undefined ? { probePort } : {}),
+          prepare,
+          onChange: () => this.statusQueue.add(key),
+          onEvent: (type, reason, message) => this.o.events.record(involved, type, reason, message),
+          log,
+        }),
+      );
+    }
+    if (runner.stopped) return;
+    runner.containers = containers;
+    for (const c of containers) c.start();
+    this.statusQueue.add(key);
+  }
+
+  private async writeStatus(key: string): Promise<void> {
+    const [namespace = "", name = ""] = key.split("/");
+    const pod = this.o.getPod(namespace, name);
+    if (!pod || isTerminating(pod)) return;
+    const runner = this.runners.get(pod.metadata?.uid ?? "");
+    if (!runner || runner.stopped) return;
+    const rv = pod.metadata?.resourceVersion ?? "";
+    const last = this.lastWritten.get(key);
+    // Until our last write shows up in the cache, compute from what we wrote, not from the stale copy.
+    const mine = last !== undefined && last.rvs.includes(rv);
+    const base: V1Pod = mine ? { ...pod, status: last.status as V1Pod["status"] } : pod;
+    const status = podStatus(base, runner.snapshot(pod), Date.now());
+    const current = mine ? last.status : undefined;
+    if (current && JSON.stringify(current) === JSON.stringify(status)) return;
+    if (!current && JSON.stringify(normalise(pod.status)) === JSON.stringify(status)) return;
+    const written = await this.o.core.patchNamespacedPodStatus(
+      { namespace, name, body: { status } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    this.lastWritten.set(key, { rvs: [rv, written.metadata?.resourceVersion ?? ""], status });
+  }
+
+  /** Stops every Pod's processes (each with its own grace period) and the status writer. */
+  async stopAll(): Promise<void> {
+    this.statusQueue.stop();
+    await Promise.all(
+      [...this.runners.values()].map((r) => {
+        const pod = this.o.getPod(r.namespace, r.name);
+        return this.stopRunner(r, (pod?.spec?.terminationGracePeriodSeconds ?? 30) * 1000);
+      }),
+    );
+  }
+}
+
+/** The cached status in wire form (typed lists hold `Date`s), for comparison. */
+function normalise(status: unknown): unknown {
+  return JSON.parse(JSON.stringify(status ?? {}, (_k, v: unknown) => (typeof v === "string" && /\.\d{3}Z$/.test(v) ? v.replace(/\.\d{3}Z$/, "Z") : v)));
+}
