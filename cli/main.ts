@@ -7,6 +7,7 @@
 import { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { register as registerValidate } from "./commands/validate.js";
+import { register as registerDevApiserver } from "./commands/dev-apiserver.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError();
   registerValidate(program);
+  registerDevApiserver(program);
   return program;
 }
 
