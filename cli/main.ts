@@ -7,7 +7,10 @@
 import { Command } from "commander";
 import { readFileSync } from "node:fs";
 import { register as registerValidate } from "./commands/validate.js";
+import { register as registerWorker } from "./commands/worker.js";
+import { register as registerEnqueue } from "./commands/enqueue.js";
 import { register as registerDevApiserver } from "./commands/dev-apiserver.js";
+import { register as registerDevLogs } from "./commands/dev-logs.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -20,7 +23,10 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError();
   registerValidate(program);
+  registerWorker(program);
+  registerEnqueue(program);
   registerDevApiserver(program);
+  registerDevLogs(program);
   return program;
 }
 

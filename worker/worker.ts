@@ -209,7 +209,7 @@ export class Worker {
 
   #setInFlight(delta: number): void {
     this.#inFlight += delta;
-    this.metrics.inFlight.set({ queue: this.names.taskSubject.split(".")[2] ?? "" }, this.#inFlight);
+    this.metrics.inFlight.set({ queue: this.#o.queue }, this.#inFlight);
     try {
       this.#o.onInFlightChange?.(this.#inFlight);
     } catch (err) {

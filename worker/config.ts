@@ -1,0 +1,84 @@
+/**
+ * Worker process configuration: parsed once from flags and `CELERIAC_*` environment variables into
+ * a frozen object. A flag wins over its env var; each has a documented default.
+ */
+import { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_SECONDS } from "../api/defaults.js";
+import { DEFAULT_NAMESPACE, assertQueueRef } from "../api/naming.js";
+import { natsSettingsFrom, type NatsSettings } from "../nats/index.js";
+import { defaultWorkerName } from "./worker.js";
+
+/** Parsed worker process configuration. Times in seconds. */
+export interface WorkerConfig {
+  /** Tasks module path or specifier (`--tasks`, `CELERIAC_TASKS`). Required. */
+  readonly tasks: string;
+  /** Queue (`--queue`, `CELERIAC_QUEUE`). Required. */
+  readonly queue: string;
+  /** Namespace (`--namespace`, `CELERIAC_NAMESPACE`). Default `default`. */
+  readonly namespace: string;
+  /** Handlers in flight (`--concurrency`, `CELERIAC_CONCURRENCY`). Default 4. */
+  readonly concurrency: number;
+  /** HTTP port for /healthz, /readyz, /metrics (`--port`, `CELERIAC_PORT`). Default 8080; 0 = any free port. */
+  readonly port: number;
+  /** Consumer ack wait used when the worker creates the consumer (`--ack-wait-seconds`, `CELERIAC_ACK_WAIT_SECONDS`). Default 30. */
+  readonly ackWaitSeconds: number;
+  /** Default handler timeout (`--timeout-seconds`, `CELERIAC_TIMEOUT_SECONDS`); informational for producers — messages carry their own. Default 3600. */
+  readonly timeoutSeconds: number;
+  /** Shutdown grace for in-flight tasks (`--grace-period-seconds`, `CELERIAC_GRACE_PERIOD_SECONDS`). Default 25 (fits Kubernetes' 30 s). */
+  readonly gracePeriodSeconds: number;
+  /** Name in `status.worker` (`--worker-name`, `CELERIAC_WORKER_NAME`). Default `$POD_NAME` or `<host>:<pid>`. */
+  readonly workerName: string;
+  /** Log level (`CELERIAC_LOG_LEVEL`). Default `info`. */
+  readonly logLevel: string;
+  /** NATS connection (`--nats`, `CELERIAC_NATS_*`). */
+  readonly nats: NatsSettings;
+}
+
+/** Raw flag values as commander gives them (strings or undefined). */
+export interface WorkerFlags {
+  tasks?: string;
+  queue?: string;
+  namespace?: string;
+  concurrency?: string;
+  port?: string;
+  ackWaitSeconds?: string;
+  timeoutSeconds?: string;
+  gracePeriodSeconds?: string;
+  workerName?: string;
+  nats?: string;
+}
+
+function num(flag: string, value: string | undefined, fallback: number, min: number, integer = true): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new Error(`${flag}: "${value}" is not ${integer ? "an integer" : "a number"} ≥ ${min}`);
+  }
+  return n;
+}
+
+/**
+ * Parses worker configuration. Pure apart from reading `env`.
+ * @throws Error naming the flag (and its env var) that is missing or invalid
+ */
+export function parseWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const tasks = flags.tasks ?? env.CELERIAC_TASKS;
+  if (!tasks) throw new Error("--tasks (or CELERIAC_TASKS) is required: the path of your tasks module, e.g. dist/tasks.js");
+  const queue = flags.queue ?? env.CELERIAC_QUEUE;
+  if (!queue) throw new Error("--queue (or CELERIAC_QUEUE) is required: the queue to consume, e.g. emails");
+  const namespace = flags.namespace ?? env.CELERIAC_NAMESPACE ?? DEFAULT_NAMESPACE;
+  assertQueueRef(namespace, queue);
+  const workerName = flags.workerName ?? env.CELERIAC_WORKER_NAME ?? defaultWorkerName(env);
+  return Object.freeze({
+    tasks,
+    queue,
+    namespace,
+    concurrency: num("--concurrency (CELERIAC_CONCURRENCY)", flags.concurrency ?? env.CELERIAC_CONCURRENCY, DEFAULT_CONCURRENCY, 1),
+    port: num("--port (CELERIAC_PORT)", flags.port ?? env.CELERIAC_PORT, 8080, 0),
+    ackWaitSeconds: num("--ack-wait-seconds (CELERIAC_ACK_WAIT_SECONDS)", flags.ackWaitSeconds ?? env.CELERIAC_ACK_WAIT_SECONDS, DEFAULT_ACK_WAIT_SECONDS, 1),
+    timeoutSeconds: num("--timeout-seconds (CELERIAC_TIMEOUT_SECONDS)", flags.timeoutSeconds ?? env.CELERIAC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS, 1),
+    gracePeriodSeconds: num("--grace-period-seconds (CELERIAC_GRACE_PERIOD_SECONDS)", flags.gracePeriodSeconds ?? env.CELERIAC_GRACE_PERIOD_SECONDS, 25, 0, false),
+    workerName,
+    logLevel: env.CELERIAC_LOG_LEVEL ?? "info",
+    nats: natsSettingsFrom({ ...(flags.nats ? { url: flags.nats } : {}), name: `celeriac-worker ${workerName}` }, env),
+  });
+}

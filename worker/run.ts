@@ -1,0 +1,100 @@
+/**
+ * The worker process: load the tasks module, connect, start the worker and its HTTP endpoints, and
+ * handle signals — SIGTERM/SIGINT once: graceful shutdown then exit 0; a second time: exit 1 at once
+ * (unacked messages are redelivered after the ack wait, so nothing is lost).
+ */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { pino } from "pino";
+import { connectNats } from "../nats/index.js";
+import type { WorkerConfig } from "./config.js";
+import { collectTasks } from "./define-task.js";
+import { serveWorkerHttp } from "./http.js";
+import { createWorkerMetrics } from "./metrics.js";
+import { Worker } from "./worker.js";
+
+/**
+ * Imports a tasks module by path (relative to the cwd) or package specifier.
+ * `.ts` files are not supported by Node 20 directly: compile them (`tsc`) and pass the `.js`.
+ * @throws Error naming the module when the import fails or it exports no task
+ */
+export async function loadTasksModule(spec: string): Promise<ReturnType<typeof collectTasks>> {
+  if (spec.endsWith(".ts")) {
+    throw new Error(`--tasks ${spec}: TypeScript modules are not loaded directly; compile it (npx tsc) and pass the .js file`);
+  }
+  const url = spec.startsWith(".") || spec.startsWith("/") ? pathToFileURL(resolve(spec)).href : spec;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`load tasks module ${spec}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    return collectTasks(mod);
+  } catch (err) {
+    throw new Error(`load tasks module ${spec}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Runs a worker until a signal stops it.
+ * @returns when the worker has shut down gracefully (the caller exits 0)
+ * @throws when startup fails
+ */
+export async function runWorker(config: WorkerConfig): Promise<void> {
+  const log = pino({ level: config.logLevel, base: { component: "worker" } });
+  const tasks = await loadTasksModule(config.tasks);
+  const nc = await connectNats(config.nats);
+  const metrics = createWorkerMetrics(true);
+  const worker = new Worker({
+    nc,
+    tasks,
+    queue: config.queue,
+    namespace: config.namespace,
+    concurrency: config.concurrency,
+    workerName: config.workerName,
+    settings: { ackWaitSeconds: config.ackWaitSeconds },
+    shutdownGraceSeconds: config.gracePeriodSeconds,
+    logger: log,
+    metrics,
+  });
+  let connected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") connected = false;
+      if (s.type === "reconnect") connected = true;
+      if (s.type === "disconnect" || s.type === "reconnect") log.info({ event: s.type }, "NATS connection changed");
+    }
+  })();
+  const http = await serveWorkerHttp(config.port, metrics.registry, () => worker.ready && connected);
+  log.info({ port: http.port }, "HTTP endpoints listening");
+  await worker.start();
+
+  await new Promise<void>((resolveStop) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal: sig }, "Second signal received; exiting now");
+        process.exit(1);
+      }
+      log.info({ signal: sig }, "Signal received; shutting down gracefully");
+      resolveStop();
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  const steps: [string, () => Promise<void>][] = [
+    ["worker", () => worker.close()],
+    ["nats", async () => void (await nc.drain())],
+    ["http", () => http.close()],
+  ];
+  for (const [name, step] of steps) {
+    try {
+      await step();
+    } catch (err) {
+      log.error({ err, step: name }, "Shutdown step failed");
+    }
+  }
+  log.info("Worker process exiting");
+}
