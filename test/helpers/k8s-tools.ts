@@ -95,3 +95,25 @@ export async function waitFor<T>(what: string, check: () => T | Promise<T>, time
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** A cluster for an end-to-end test: the in-memory server, or the real one `KUBECONFIG` names. */
+export interface TestCluster {
+  kubeconfigPath: string;
+  /** True when `KUBECONFIG` pointed at a real cluster. */
+  real: boolean;
+  /** Stops the in-memory server (a no-op for a real cluster). */
+  close(): Promise<void>;
+}
+
+/**
+ * Returns the cluster end-to-end tests should use: the one in `KUBECONFIG` when that is set (first path of the
+ * list), else a fresh in-memory API server with its kubeconfig in `dir`.
+ * @param dir a temp directory owned by the test
+ */
+export async function testCluster(dir: string): Promise<TestCluster> {
+  const env = process.env.KUBECONFIG;
+  if (env) return { kubeconfigPath: env.split(":")[0] as string, real: true, close: async () => undefined };
+  const { startApiServer } = await import("../../devcluster/server/index.js");
+  const api = await startApiServer({ kubeconfigPath: join(dir, "kubeconfig") });
+  return { kubeconfigPath: api.kubeconfigPath as string, real: false, close: () => api.close() };
+}
