@@ -159,7 +159,8 @@ describe("when the process kubelet runs Deployments against the dev API server",
   });
 
   it("makes kubectl rollout status succeed", async (t) => {
-    const kubectl = k8sTools().kubectl132 ?? "/usr/bin/kubectl";
+    const tools = k8sTools();
+    const kubectl = tools.kubectl132 ?? tools.kubectl134 ?? "/usr/bin/kubectl";
     if (!existsSync(kubectl)) return t.skip("no kubectl here");
     const ns = await namespace();
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment(ns, "roll", 2) });
