@@ -124,29 +124,6 @@ export function defaultTerminationGracePeriodSeconds(timeoutSeconds: number): nu
 }
 
 /**
- * The pod-level security context of the "restricted" profile: `runAsNonRoot: true` and
- * `seccompProfile: RuntimeDefault` (a `Localhost` profile set by the user is kept).
- * Source: https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted
- */
-export const RESTRICTED_POD_SECURITY_CONTEXT: Readonly<V1PodSecurityContext> = Object.freeze({
-  runAsNonRoot: true,
-  seccompProfile: Object.freeze({ type: "RuntimeDefault" }),
-});
-
-/**
- * The container security context every rendered container gets: no privilege escalation, ALL
- * capabilities dropped, non-root, and a read-only root filesystem (Celeriac's own hardening; an
- * explicit `readOnlyRootFilesystem: false` in the user's template is kept, as "restricted" does not
- * require it).
- */
-export const RESTRICTED_CONTAINER_SECURITY_CONTEXT: Readonly<V1SecurityContext> = Object.freeze({
-  allowPrivilegeEscalation: false,
-  capabilities: Object.freeze({ drop: Object.freeze(["ALL"]) as string[] }),
-  readOnlyRootFilesystem: true,
-  runAsNonRoot: true,
-});
-
-/**
  * The desired worker Deployment `<queue>-workers` of a Queue.
  *
  * - Controller ownerReference to the Queue; labels `celeriac.io/queue` and `app.kubernetes.io/*`;
