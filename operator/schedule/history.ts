@@ -1,0 +1,102 @@
+/**
+ * The Tasks a Schedule owns, as the planner sees them, and the history limits: which finished Tasks to
+ * delete. Pure.
+ *
+ * CronJob semantics (kubernetes/kubernetes `cronjob_controllerv2.go` `cleanupFinishedJobs`): keep the
+ * newest `successfulJobsHistoryLimit` succeeded and `failedJobsHistoryLimit` failed children, delete
+ * the older ones; running children are never deleted. Celeriac counts Failed, Cancelled and Expired
+ * as failed, and orders by nominal run time (CronJob orders by start time).
+ */
+import { ANNOTATIONS, isTerminalPhase } from "../../api/constants.js";
+import { nominalTimeFromTaskName } from "./task-name.js";
+
+/** A Task owned by the Schedule, reduced to what the planner reads. Times are Dates or RFC 3339 strings. */
+export interface ScheduleTaskInfo {
+  /** metadata.name */
+  name: string;
+  /** metadata.uid, copied into status.active when present */
+  uid?: string;
+  /** status.phase; undefined = not yet picked up (counts as active) */
+  phase?: string;
+  /** metadata.creationTimestamp */
+  creationTimestamp?: Date | string;
+  /** The nominal run time: the `celeriac.io/scheduled-at` annotation (ANNOTATIONS.scheduledAt) */
+  scheduledAt?: Date | string;
+  /** status.completionTime: when it reached a terminal phase (for lastSuccessfulTime) */
+  completionTime?: Date | string;
+}
+
+/** A Kubernetes-shaped Task, enough for toScheduleTaskInfo. */
+export interface TaskLike {
+  metadata?: { name?: string; uid?: string; creationTimestamp?: Date | string; annotations?: Record<string, string> };
+  status?: { phase?: string; completionTime?: Date | string };
+}
+
+/**
+ * Reduces a Task object (as read from the API or a cache) to ScheduleTaskInfo.
+ * @throws Error when the Task has no metadata.name
+ */
+export function toScheduleTaskInfo(task: TaskLike): ScheduleTaskInfo {
+  const name = task.metadata?.name;
+  if (!name) throw new Error("schedule task info: Task without metadata.name");
+  return {
+    name,
+    uid: task.metadata?.uid,
+    phase: task.status?.phase,
+    creationTimestamp: task.metadata?.creationTimestamp,
+    scheduledAt: task.metadata?.annotations?.[ANNOTATIONS.scheduledAt],
+    completionTime: task.status?.completionTime,
+  };
+}
+
+/** Parses a Date or RFC 3339 string; undefined for missing or unparseable values. */
+export function toDate(value: Date | string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const d = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/**
+ * The nominal run time of a Task: its scheduled-at annotation, else the time in its name
+ * (see taskNameFor), else its creationTimestamp.
+ * @returns the time, or undefined when none is known
+ */
+export function nominalTimeOf(scheduleName: string, task: ScheduleTaskInfo): Date | undefined {
+  return toDate(task.scheduledAt) ?? nominalTimeFromTaskName(scheduleName, task.name) ?? toDate(task.creationTimestamp);
+}
+
+/** True for a Task that has not reached a terminal phase (including one with no phase yet). */
+export function isActiveTask(task: ScheduleTaskInfo): boolean {
+  return !isTerminalPhase(task.phase);
+}
+
+/** True for Failed, Cancelled and Expired (the phases failedTasksHistoryLimit counts). */
+export function isFailedTask(task: ScheduleTaskInfo): boolean {
+  return isTerminalPhase(task.phase) && task.phase !== "Succeeded";
+}
+
+/**
+ * The finished Tasks to delete so that at most `successfulLimit` Succeeded and `failedLimit`
+ * Failed/Cancelled/Expired Tasks remain; the oldest (by nominal run time, then name) go first.
+ * @param scheduleName the owning Schedule (used to read nominal times from names)
+ * @param tasks every Task the Schedule owns
+ * @param successfulLimit spec.successfulTasksHistoryLimit (≥ 0)
+ * @param failedLimit spec.failedTasksHistoryLimit (≥ 0)
+ * @returns names to delete, oldest first
+ */
+export function tasksBeyondHistory(
+  scheduleName: string,
+  tasks: readonly ScheduleTaskInfo[],
+  successfulLimit: number,
+  failedLimit: number,
+): string[] {
+  const byAge = (a: ScheduleTaskInfo, b: ScheduleTaskInfo) => {
+    const ta = nominalTimeOf(scheduleName, a)?.getTime() ?? 0;
+    const tb = nominalTimeOf(scheduleName, b)?.getTime() ?? 0;
+    return ta - tb || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  };
+  const succeeded = tasks.filter((t) => t.phase === "Succeeded").sort(byAge);
+  const failed = tasks.filter(isFailedTask).sort(byAge);
+  const excess = (list: ScheduleTaskInfo[], limit: number) => list.slice(0, Math.max(0, list.length - Math.max(0, limit)));
+  return [...excess(succeeded, successfulLimit), ...excess(failed, failedLimit)].sort(byAge).map((t) => t.name);
+}
