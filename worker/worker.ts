@@ -320,13 +320,16 @@ export class Worker {
       try {
         const prev = await this.#kv.get(msg.id);
         const phase = prev?.operation === "PUT" ? (prev.json<TaskRecord>().status.phase) : undefined;
-        if (isTerminalPhase(phase)) {
+        if (prev && isTerminalPhase(phase)) {
+          // write it again through every sink (one may have failed before), then ack
+          await this.#write(prev.json<TaskRecord>());
           this.#log.info({ taskId: msg.id, phase }, "Redelivered task already finished; acked");
           m.ack();
           return;
         }
       } catch (err) {
-        this.#log.warn({ err, taskId: msg.id }, "Read of previous record failed");
+        this.#log.warn({ err, taskId: msg.id }, "Check of previous record failed");
+        throw err;
       }
     }
     if (this.#revocations?.has(msg.id)) {
