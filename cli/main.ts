@@ -11,6 +11,7 @@ import { register as registerWorker } from "./commands/worker.js";
 import { register as registerEnqueue } from "./commands/enqueue.js";
 import { register as registerDevApiserver } from "./commands/dev-apiserver.js";
 import { register as registerDevLogs } from "./commands/dev-logs.js";
+import { register as registerDevPlatform } from "./commands/dev-platform.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerEnqueue(program);
   registerDevApiserver(program);
   registerDevLogs(program);
+  registerDevPlatform(program);
   return program;
 }
 

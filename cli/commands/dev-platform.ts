@@ -1,0 +1,157 @@
+/**
+ * `celeriac dev up | down | status` (and the hidden supervisor `dev run`): the whole platform on one
+ * machine, in the background, for trying Celeriac with kubectl and for end-to-end tests.
+ */
+import { Command } from "commander";
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { REPO_ROOT, startPlatform } from "../../devcluster/platform/platform.js";
+import { clearState, isAlive, readState, writeState } from "../../devcluster/platform/state.js";
+
+function devGroup(program: Command): Command {
+  return program.commands.find((c) => c.name() === "dev") ?? program.command("dev").description("run Celeriac locally: API server, NATS, operator and workers");
+}
+
+async function pollUntil<T>(fn: () => T | undefined, timeoutMs: number, intervalMs = 100): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Starts the platform in the background and waits until it is ready.
+ * @param dir state directory
+ * @param timeoutMs how long to wait, ms
+ * @returns the kubeconfig path
+ * @throws Error with the supervisor's log tail when startup fails or times out
+ */
+export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 1): Promise<string> {
+  const abs = resolve(dir);
+  const existing = readState(abs);
+  if (existing && isAlive(existing.pid) && existing.ready && existing.kubeconfigPath) return existing.kubeconfigPath;
+  clearState(abs);
+  mkdirSync(join(abs, "logs"), { recursive: true });
+  const logFile = join(abs, "logs", "platform.log");
+  const fd = openSync(logFile, "a");
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), "dev", "run", "--dir", abs, "--operator-replicas", String(operatorReplicas)], {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+    cwd: REPO_ROOT,
+  });
+  child.unref();
+  closeSync(fd);
+  const state = await pollUntil(() => {
+    const s = readState(abs);
+    if (s?.ready || s?.error) return s;
+    if (child.exitCode !== null) return { pid: child.pid ?? 0, ready: false, startedAt: "", error: `supervisor exited with code ${child.exitCode}` };
+    return undefined;
+  }, timeoutMs);
+  if (!state?.ready || !state.kubeconfigPath) {
+    if (child.pid && isAlive(child.pid)) process.kill(child.pid, "SIGTERM");
+    throw new Error(`celeriac dev up failed: ${state?.error ?? `not ready within ${timeoutMs} ms`}\n${tail(logFile)}`);
+  }
+  return state.kubeconfigPath;
+}
+
+/**
+ * Stops the platform started by `devUp` in `dir` and waits until every process it started is gone.
+ * @returns false when nothing was running
+ */
+export async function devDown(dir: string, timeoutMs = 30_000): Promise<boolean> {
+  const abs = resolve(dir);
+  const state = readState(abs);
+  if (!state || !isAlive(state.pid)) {
+    clearState(abs);
+    return false;
+  }
+  process.kill(state.pid, "SIGTERM");
+  const gone = await pollUntil(() => (isAlive(state.pid) ? undefined : true), timeoutMs);
+  if (!gone) process.kill(state.pid, "SIGKILL");
+  clearState(abs);
+  return true;
+}
+
+/** Registers `dev up`, `dev down`, `dev status` and the hidden `dev run` supervisor. */
+export function register(program: Command): void {
+  const dev = devGroup(program);
+  dev
+    .command("up")
+    .description("start the API server, NATS, the operator and the process kubelet in the background")
+    .option("--dir <dir>", "state directory", ".celeriac")
+    .option("--operator-replicas <n>", "operator replicas (leader election picks one)", "1")
+    .option("--timeout <seconds>", "how long to wait for readiness", "60")
+    .action(async (o: { dir: string; operatorReplicas: string; timeout: string }) => {
+      const kubeconfig = await devUp(o.dir, Number(o.timeout) * 1000, Number(o.operatorReplicas));
+      console.log(`Celeriac is running (state in ${resolve(o.dir)}). Point kubectl at it with:`);
+      console.log(`export KUBECONFIG=${kubeconfig}`);
+    });
+  dev
+    .command("down")
+    .description("stop everything `dev up` started")
+    .option("--dir <dir>", "state directory", ".celeriac")
+    .action(async (o: { dir: string }) => {
+      console.log((await devDown(o.dir)) ? "Celeriac stopped" : "Celeriac was not running");
+    });
+  dev
+    .command("status")
+    .description("show what `dev up` is running")
+    .option("--dir <dir>", "state directory", ".celeriac")
+    .action((o: { dir: string }) => {
+      const s = readState(resolve(o.dir));
+      if (!s || !isAlive(s.pid)) {
+        console.log("Celeriac is not running (start it with: celeriac dev up)");
+        process.exitCode = 1;
+        return;
+      }
+      console.log(`supervisor  pid ${s.pid}  ${s.ready ? "ready" : "starting"}  since ${s.startedAt}`);
+      console.log(`api server  ${s.apiUrl}`);
+      console.log(`nats        ${s.natsUrl}`);
+      for (const [i, pid] of (s.operatorPids ?? []).entries()) console.log(`operator-${i}  pid ${pid}  ${isAlive(pid) ? "running" : "exited"}`);
+      console.log(`kubeconfig  ${s.kubeconfigPath}`);
+    });
+  dev
+    .command("run", { hidden: true })
+    .description("supervisor process of `dev up` (runs in the foreground)")
+    .option("--dir <dir>", "state directory", ".celeriac")
+    .option("--operator-replicas <n>", "operator replicas", "1")
+    .action(async (o: { dir: string; operatorReplicas: string }) => {
+      const dir = resolve(o.dir);
+      const startedAt = new Date().toISOString();
+      writeState(dir, { pid: process.pid, ready: false, startedAt });
+      let platform;
+      try {
+        platform = await startPlatform({ dir, operatorReplicas: Number(o.operatorReplicas) });
+      } catch (err) {
+        writeState(dir, { pid: process.pid, ready: false, startedAt, error: (err as Error).message });
+        throw err;
+      }
+      writeState(dir, {
+        pid: process.pid, ready: true, startedAt, kubeconfigPath: platform.kubeconfigPath, apiUrl: platform.apiUrl,
+        natsUrl: platform.natsUrl, operatorPids: platform.operators.map((c) => c.pid ?? 0),
+      });
+      console.log(`Platform ready: api ${platform.apiUrl}, nats ${platform.natsUrl}`);
+      let signals = 0;
+      const shutdown = () => {
+        if (++signals > 1) process.exit(1);
+        void platform.stop().then(() => {
+          clearState(dir);
+          process.exit(0);
+        });
+      };
+      process.on("SIGTERM", shutdown);
+      process.on("SIGINT", shutdown);
+    });
+}

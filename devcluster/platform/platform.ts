@@ -1,0 +1,167 @@
+/**
+ * The whole Celeriac platform on one machine: the in-memory Kubernetes API server with the CRDs
+ * installed, a nats-server with JetStream (file storage), the operator (child processes, so tests
+ * can kill and restart them), and the process kubelet running worker Deployments.
+ * Used by `celeriac dev up` (through its supervisor) and by the end-to-end tests.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { startApiServer } from "../server/index.js";
+import { startKubelet } from "../kubelet/index.js";
+import { startNatsServer, type NatsProcess } from "./nats-process.js";
+
+/** Repository root (where bin/celeriac.js and crds/ are). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+/** Options of `startPlatform`. */
+export interface PlatformOptions {
+  /** State directory: kubeconfig, NATS store, logs. Created if missing. */
+  dir: string;
+  /** Operator replicas to run (default 1; 2+ exercises leader election). */
+  operatorReplicas?: number;
+  /** API server port (default 0: a free one). */
+  apiPort?: number;
+  /** Extra args for `celeriac operator` (e.g. faster lease timings in tests). */
+  operatorArgs?: string[];
+  /** Extra environment for operator processes. */
+  operatorEnv?: Record<string, string>;
+  /** Kubelet restart back-off base, ms (default 1000). */
+  restartBackoffBaseMs?: number;
+}
+
+/** A running platform. */
+export interface Platform {
+  dir: string;
+  kubeconfigPath: string;
+  apiUrl: string;
+  natsUrl: string;
+  nats: NatsProcess;
+  /** Operator child processes, by replica index (entries are replaced on restart). */
+  operators: ChildProcess[];
+  /** Kills operator `i` (SIGKILL when `hard`, else SIGTERM) and waits for it to exit. */
+  stopOperator(i: number, hard?: boolean): Promise<void>;
+  /** Starts operator `i` again (after stopOperator). */
+  startOperator(i: number): ChildProcess;
+  /** Stops everything this platform started, in reverse order. Memoised. */
+  stop(): Promise<void>;
+}
+
+function waitExit(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise((res) => {
+    if (child.exitCode !== null || child.signalCode !== null) return res();
+    const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(t);
+      res();
+    });
+  });
+}
+
+/**
+ * Applies the CRDs in `crds/` and waits until each is Established. Sends the YAML as plain JSON:
+ * client-node's typed CRD model would drop `x-kubernetes-*` keys it maps to camelCase properties.
+ * @param serverUrl the API server URL (plain http, the dev server)
+ * @throws Error when a CRD is refused or not established within 10 s
+ */
+export async function installCrds(serverUrl: string, crdDir = join(REPO_ROOT, "crds")): Promise<void> {
+  const base = `${serverUrl}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`;
+  for (const f of readdirSync(crdDir).filter((x) => x.endsWith(".yaml")).sort()) {
+    const crd = parse(readFileSync(join(crdDir, f), "utf8")) as { metadata: { name: string; resourceVersion?: string } };
+    const name = crd.metadata.name;
+    let res = await fetch(base, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(crd) });
+    if (res.status === 409) {
+      const cur = (await (await fetch(`${base}/${name}`)).json()) as { metadata: { resourceVersion: string } };
+      crd.metadata.resourceVersion = cur.metadata.resourceVersion;
+      res = await fetch(`${base}/${name}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(crd) });
+    }
+    if (!res.ok) throw new Error(`create CRD ${name}: ${res.status} ${await res.text()}`);
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const cur = (await (await fetch(`${base}/${name}`)).json()) as { status?: { conditions?: Array<{ type: string; status: string }> } };
+      if (cur.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established within 10 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/**
+ * Starts the platform.
+ * @throws Error when nats-server is missing (naming the package to install) or a component fails to start;
+ *   whatever was started before the failure is stopped again
+ */
+export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
+  const dir = resolve(opts.dir);
+  const logs = join(dir, "logs");
+  mkdirSync(logs, { recursive: true });
+  const kubeconfigPath = join(dir, "kubeconfig");
+  const cleanups: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch {
+        // keep stopping the rest
+      }
+    }
+  };
+  try {
+    const nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
+    cleanups.push(() => nats.stop());
+    // The process kubelet writes Deployment status, so the server's own stub stays off.
+    const api = await startApiServer({ port: opts.apiPort ?? 0, kubeconfigPath, controllers: { deploymentStatus: false } });
+    cleanups.push(() => api.close());
+    await installCrds(api.url);
+
+    const operators: ChildProcess[] = [];
+    const startOperator = (i: number): ChildProcess => {
+      const log = createWriteStream(join(logs, `operator-${i}.log`), { flags: "a" });
+      const child = spawn(
+        process.execPath,
+        [join(REPO_ROOT, "bin", "celeriac.js"), "operator", "--kubeconfig", kubeconfigPath, "--nats", nats.url, "--port", "0", "--leader-elect", ...(opts.operatorArgs ?? [])],
+        { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.operatorEnv, CELERIAC_OPERATOR_ID: `operator-${i}`, KUBECONFIG: kubeconfigPath } },
+      );
+      child.stdout?.pipe(log);
+      child.stderr?.pipe(log);
+      operators[i] = child;
+      return child;
+    };
+    const stopOperator = async (i: number, hard = false) => {
+      const child = operators[i];
+      if (!child) return;
+      child.kill(hard ? "SIGKILL" : "SIGTERM");
+      await waitExit(child, 10_000);
+    };
+    for (let i = 0; i < (opts.operatorReplicas ?? 1); i++) startOperator(i);
+    cleanups.push(async () => {
+      await Promise.all(operators.map((_, i) => stopOperator(i)));
+    });
+
+    const kubelet = await startKubelet({
+      kubeconfigPath,
+      logsDir: logs,
+      cwd: REPO_ROOT,
+      restartBackoffBaseMs: opts.restartBackoffBaseMs ?? 1000,
+    });
+    cleanups.push(() => kubelet.stop());
+
+    let stopping: Promise<void> | undefined;
+    return {
+      dir,
+      kubeconfigPath,
+      apiUrl: api.url,
+      natsUrl: nats.url,
+      nats,
+      operators,
+      stopOperator,
+      startOperator,
+      stop: () => (stopping ??= stopAll()),
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
