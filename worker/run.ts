@@ -3,6 +3,7 @@
  * handle signals — SIGTERM/SIGINT once: graceful shutdown then exit 0; a second time: exit 1 at once
  * (unacked messages are redelivered after the ack wait, so nothing is lost).
  */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { pino } from "pino";
@@ -22,7 +23,8 @@ export async function loadTasksModule(spec: string): Promise<ReturnType<typeof c
   if (spec.endsWith(".ts")) {
     throw new Error(`--tasks ${spec}: TypeScript modules are not loaded directly; compile it (npx tsc) and pass the .js file`);
   }
-  const url = spec.startsWith(".") || spec.startsWith("/") ? pathToFileURL(resolve(spec)).href : spec;
+  // a path (relative to the cwd) when it exists on disk, else a package specifier
+  const url = existsSync(spec) ? pathToFileURL(resolve(spec)).href : spec;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(url)) as Record<string, unknown>;

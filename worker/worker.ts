@@ -79,6 +79,14 @@ type ResolvedWorkerOptions = Required<
 > &
   WorkerOptions;
 
+interface Beat {
+  readonly msg: JsMsg;
+  last: number;
+  /** When to write the `Running` record (ms epoch), and the writer; cleared once done. */
+  runningDueAt?: number;
+  writeRunning?: () => void;
+}
+
 interface Running {
   readonly id: string;
   readonly msg: JsMsg;
@@ -118,6 +126,10 @@ export class Worker {
   #revocations: RevocationWatcher | undefined;
   #mover: DelayMover | undefined;
   #heartbeatMs = 10_000;
+  /** Messages being worked on: heartbeated by one shared ticker (not a timer per task). */
+  readonly #beats = new Set<Beat>();
+  #ticker: NodeJS.Timeout | undefined;
+  #refillThreshold = 1;
   #inFlight = 0;
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
@@ -141,6 +153,7 @@ export class Worker {
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
     } as ResolvedWorkerOptions;
     if (!Number.isInteger(this.#o.concurrency) || this.#o.concurrency < 1) throw new Error(`concurrency must be a positive integer, got ${this.#o.concurrency}`);
+    this.#refillThreshold = Math.max(1, Math.floor(this.#o.concurrency / 4));
     this.names = queueNames(options.namespace ?? DEFAULT_NAMESPACE, options.queue);
     this.tasks = options.tasks instanceof Map ? new Map(options.tasks) : collectTasks(options.tasks as Record<string, unknown>);
     this.metrics = options.metrics ?? createWorkerMetrics();
@@ -182,15 +195,32 @@ export class Worker {
     this.#mover = new DelayMover(this.#js, this.names, this.#log);
     await this.#mover.start();
     this.#started = true;
+    this.#ticker = setInterval(() => this.#tick(), Math.max(20, Math.min(250, Math.floor(this.#heartbeatMs / 2))));
     this.#loop = this.#pullLoop();
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: this.#o.concurrency, heartbeatMs: this.#heartbeatMs }, "Worker started");
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const b of this.#beats) {
+      if (now - b.last >= this.#heartbeatMs) {
+        b.msg.working();
+        b.last = now;
+      }
+      if (b.writeRunning && b.runningDueAt !== undefined && now >= b.runningDueAt) {
+        const w = b.writeRunning;
+        b.writeRunning = undefined;
+        w();
+      }
+    }
   }
 
   async #pullLoop(): Promise<void> {
     let failures = 0;
     while (!this.#stopping) {
       const free = this.#o.concurrency - this.#inFlight;
-      if (free <= 0) {
+      // refill in batches: while busy, wait for a quarter of the slots rather than pull one by one
+      if (free <= 0 || (this.#inFlight > 0 && free < this.#refillThreshold)) {
         await new Promise<void>((r) => this.#slotWaiters.push(r));
         continue;
       }
@@ -273,12 +303,13 @@ export class Worker {
     h.set(HEADERS.deadAttempts, String(attempts));
     h.set(HEADERS.deadStream, this.names.stream);
     h.set(HEADERS.task, task);
-    const hb = setInterval(() => m.working(), this.#heartbeatMs);
+    const beat: Beat = { msg: m, last: Date.now() };
+    this.#beats.add(beat);
     try {
       await this.#js.publish(this.names.deadLetterSubject, m.data, { headers: h, msgID: `dlq-${this.names.stream}-${m.seq}` });
       if (record) await this.#write(record);
     } finally {
-      clearInterval(hb);
+      this.#beats.delete(beat);
     }
     m.term();
     this.#count(task, "dead_lettered");
@@ -366,16 +397,20 @@ export class Worker {
     const ac = new AbortController();
     const entry: Running = { id: msg.id, msg: m, ac, abandoned: false };
     this.#running.set(msg.id, entry);
-    const log = this.#log.child({ taskId: msg.id, task: msg.task, attempt });
-    const heartbeat = setInterval(() => m.working(), this.#heartbeatMs);
+    let childLog: Logger | undefined;
+    const log = (): Logger => (childLog ??= this.#log.child({ taskId: msg.id, task: msg.task, attempt }));
     const timers: NodeJS.Timeout[] = [];
     timers.push(setTimeout(() => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`)), timeoutMs));
     let runningWrite: Promise<void> | undefined;
-    timers.push(
-      setTimeout(() => {
-        runningWrite = this.#write(this.#record(msg, { ...base, phase: "Running", startTime })).catch((err) => log.warn({ err }, "Running record write failed"));
-      }, this.#o.runningRecordDelayMs),
-    );
+    const beat: Beat = {
+      msg: m,
+      last: Date.now(),
+      runningDueAt: Date.now() + this.#o.runningRecordDelayMs,
+      writeRunning: () => {
+        runningWrite = this.#write(this.#record(msg, { ...base, phase: "Running", startTime })).catch((err) => log().warn({ err }, "Running record write failed"));
+      },
+    };
+    this.#beats.add(beat);
     // the attempt is over when the handler settles, or `abortGraceSeconds` after its signal aborted
     const abandoned = new Promise<never>((_, reject) => {
       ac.signal.addEventListener("abort", () => {
@@ -392,7 +427,9 @@ export class Worker {
       namespace: msg.namespace,
       signal: ac.signal,
       deadline: new Date(Date.now() + timeoutMs),
-      log,
+      get log() {
+        return log();
+      },
       heartbeat: () => m.working(),
       retry: (opts = {}) => {
         throw new RetryError(opts.message ?? "retry requested", opts.countdownSeconds === undefined ? {} : { countdownSeconds: opts.countdownSeconds });
@@ -409,6 +446,7 @@ export class Worker {
     }
     const seconds = (performance.now() - t0) / 1000;
     timers.forEach(clearTimeout);
+    beat.writeRunning = undefined;
     if (this.#running.get(msg.id) === entry) this.#running.delete(msg.id);
     try {
       if (entry.abandoned) return; // forced shutdown already naked it
@@ -430,20 +468,20 @@ export class Worker {
           await this.#write(this.#record(msg, { ...base, phase: "Succeeded", startTime, completionTime, result: encoded }));
           m.ack();
           this.#count(msg.task, "succeeded");
-          log.debug({ seconds }, "Task succeeded");
+          if (this.#log.isLevelEnabled("debug")) log().debug({ seconds }, "Task succeeded");
           return;
         case "fail":
           await this.#write(this.#record(msg, { ...base, phase: outcome.phase, startTime, completionTime, error: describeError(error) }));
           m.ack();
           this.#count(msg.task, "cancelled");
-          log.info("Task cancelled");
+          log().info("Task cancelled");
           return;
         case "retry": {
           const nextRetryTime = new Date(Date.now() + outcome.delayMs).toISOString();
           await this.#write(this.#record(msg, { ...base, phase: "Retrying", startTime, nextRetryTime, error: describeError(error) }));
           m.nak(outcome.delayMs);
           this.#count(msg.task, error instanceof TimeoutError ? "timed_out" : "retried");
-          log.info({ err: error, delayMs: outcome.delayMs }, "Task failed; retry scheduled");
+          log().info({ err: error, delayMs: outcome.delayMs }, "Task failed; retry scheduled");
           return;
         }
         case "deadLetter": {
@@ -454,7 +492,7 @@ export class Worker {
         }
       }
     } finally {
-      clearInterval(heartbeat);
+      this.#beats.delete(beat);
     }
   }
 
@@ -504,6 +542,7 @@ export class Worker {
       ],
       ["stop delay mover", async () => void (await this.#mover?.stop())],
       ["stop revocation watch", async () => this.#revocations?.stop()],
+      ["stop heartbeats", async () => clearInterval(this.#ticker)],
     ];
     for (const [name, step] of steps) {
       try {
