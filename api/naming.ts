@@ -71,3 +71,9 @@ export function queueNames(namespace: string, queue: string): QueueNames {
     revokeSubject: `${subj}.revoke`,
   };
 }
+
+/** Key prefix of revocation markers in a queue's results bucket: `revoked.<task id>`. */
+export const REVOKED_PREFIX = "revoked.";
+
+/** Characters allowed in a task id, so it is a valid KV key and subject token (never contains `.`). */
+export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;

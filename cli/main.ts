@@ -12,6 +12,7 @@ import { register as registerEnqueue } from "./commands/enqueue.js";
 import { register as registerDevApiserver } from "./commands/dev-apiserver.js";
 import { register as registerDevLogs } from "./commands/dev-logs.js";
 import { register as registerDevPlatform } from "./commands/dev-platform.js";
+import { register as registerOperator } from "./commands/operator.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDevApiserver(program);
   registerDevLogs(program);
   registerDevPlatform(program);
+  registerOperator(program);
   return program;
 }
 

@@ -6,3 +6,5 @@ export * from "./connection.js";
 export * from "./queue-settings.js";
 export * from "./queue-desired.js";
 export * from "./queue-resources.js";
+export * from "./delay-mover.js";
+export * from "./task-publish.js";

@@ -7,4 +7,4 @@ export { backoffDelay, classifyOutcome, describeError, type Outcome } from "./ou
 export { KvStatusSink, REVOKED_PREFIX, TASK_ID_PATTERN, type StatusSink } from "./status-sink.js";
 export { Worker, WorkerShutdownError, defaultWorkerName, type WorkerOptions } from "./worker.js";
 export { createWorkerMetrics, type WorkerMetrics, type TaskOutcomeLabel } from "./metrics.js";
-export { msUntilDue } from "./delay-mover.js";
+export { msUntilDue } from "../nats/delay-mover.js";

@@ -24,7 +24,7 @@ import { classifyOutcome, describeError, type Outcome } from "./outcome.js";
 import { KvStatusSink, TASK_ID_PATTERN, type StatusSink } from "./status-sink.js";
 import { createWorkerMetrics, type TaskOutcomeLabel, type WorkerMetrics } from "./metrics.js";
 import { RevocationWatcher } from "./revocations.js";
-import { DelayMover } from "./delay-mover.js";
+import { DelayMover } from "../nats/delay-mover.js";
 
 /** Options of a `Worker`. Times in seconds unless the name says ms. */
 export interface WorkerOptions {

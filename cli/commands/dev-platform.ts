@@ -2,7 +2,7 @@
  * `celeriac dev up | down | status` (and the hidden supervisor `dev run`): the whole platform on one
  * machine, in the background, for trying Celeriac with kubectl and for end-to-end tests.
  */
-import { Command } from "commander";
+import type { Command } from "commander";
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";

@@ -18,7 +18,7 @@ import type { QueueSettings } from "../../nats/queue-settings.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
-import { applyChild, BUILTIN_TYPES, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../runtime/k8s-client.js";
+import { applyChild, BUILTIN_TYPES, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOptions } from "./desired-workers.js";
 import { workerDeploymentName } from "./labels.js";

@@ -9,8 +9,8 @@
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { BUILTIN_TYPES, createObject, isNotFound, mergePatch } from "./k8s-client.js";
-import type { KubeObject } from "./k8s-client.js";
+import { BUILTIN_TYPES, createObject, isNotFound, mergePatch } from "../../kube/k8s-client.js";
+import type { KubeObject } from "../../kube/k8s-client.js";
 
 /** Event type. */
 export type EventType = "Normal" | "Warning";

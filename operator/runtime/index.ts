@@ -4,7 +4,7 @@
  * health server. Reconcilers (`operator/queue`, `operator/task`, …) build on this package only
  * through this index.
  */
-export * from "./k8s-client.js";
+export * from "../../kube/k8s-client.js";
 export * from "./workqueue.js";
 export * from "./informer.js";
 export * from "./controller.js";

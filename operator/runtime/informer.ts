@@ -15,8 +15,8 @@
 import { Watch } from "@kubernetes/client-node";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { isGone, listObjects, resourcePath, KubeApiError } from "./k8s-client.js";
-import type { KubeObject, ObjectList, ResourceType } from "./k8s-client.js";
+import { isGone, listObjects, resourcePath, KubeApiError } from "../../kube/k8s-client.js";
+import type { KubeObject, ObjectList, ResourceType } from "../../kube/k8s-client.js";
 
 /** One watch event as the server sends it. */
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";

@@ -18,8 +18,8 @@ import { randomBytes } from "node:crypto";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import { BUILTIN_TYPES, createObject, getObject, isAlreadyExists, isConflict, isNotFound, replaceObject } from "./k8s-client.js";
-import type { KubeObject } from "./k8s-client.js";
+import { BUILTIN_TYPES, createObject, getObject, isAlreadyExists, isConflict, isNotFound, replaceObject } from "../../kube/k8s-client.js";
+import type { KubeObject } from "../../kube/k8s-client.js";
 import { runtimeMetrics } from "./metrics.js";
 
 /** `coordination.k8s.io/v1` LeaseSpec. Times are MicroTime strings (6 fractional digits). */

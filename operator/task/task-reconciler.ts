@@ -15,12 +15,12 @@ import { setCondition, type Condition } from "../../api/conditions.js";
 import type { TaskMessage } from "../../api/message.js";
 import type { QueueSpec } from "../../api/queue.js";
 import type { TaskSpec, TaskStatus } from "../../api/task.js";
-import { deleteObject, isConflict, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef } from "../runtime/k8s-client.js";
+import { deleteObject, isConflict, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef } from "../../kube/k8s-client.js";
 import { argsSize, buildTaskMessage } from "./task-message.js";
 
 /** A Task as read from the cache. */
 export interface TaskResource extends KubeObject {
-  metadata: { name: string; namespace: string; uid: string; resourceVersion?: string; generation?: number; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string };
+  metadata: { name: string; namespace: string; uid: string; resourceVersion?: string; generation?: number; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec: TaskSpec;
   status?: TaskStatus;
 }

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { startApiServer, type ApiServer, type ApiServerOptions } from "../../../devcluster/server/index.js";
-import { BUILTIN_TYPES, createObject, loadKubeConfig } from "../../../operator/runtime/k8s-client.js";
-import type { KubeObject, ResourceType } from "../../../operator/runtime/k8s-client.js";
+import { BUILTIN_TYPES, createObject, loadKubeConfig } from "../../../kube/k8s-client.js";
+import type { KubeObject, ResourceType } from "../../../kube/k8s-client.js";
 
 /** The Task custom resource type. */
 export const TASKS: ResourceType = { group: "celeriac.io", version: "v1alpha1", plural: "tasks", kind: "Task", namespaced: true };

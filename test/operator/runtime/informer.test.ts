@@ -2,8 +2,8 @@ import { describe, it, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { Informer } from "../../../operator/runtime/informer.js";
 import type { ListWatchSource, WatchEventType } from "../../../operator/runtime/informer.js";
-import { createObject, deleteObject, mergePatch } from "../../../operator/runtime/k8s-client.js";
-import type { KubeObject, ObjectList } from "../../../operator/runtime/k8s-client.js";
+import { createObject, deleteObject, mergePatch } from "../../../kube/k8s-client.js";
+import type { KubeObject, ObjectList } from "../../../kube/k8s-client.js";
 import { TASKS, eventually, startCluster, taskObject, type TestCluster } from "./cluster.js";
 
 function obj(name: string, rv: string, extra: Record<string, unknown> = {}): KubeObject {

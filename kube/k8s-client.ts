@@ -1,5 +1,5 @@
 /**
- * Thin typed helpers over `@kubernetes/client-node` 1.4 for what the operator does: load a
+ * Thin typed helpers over `@kubernetes/client-node` 1.4, shared by the operator and the worker: load a
  * KubeConfig, read/list/create/patch/replace/delete any resource (built-in or custom) by its
  * group/version/plural, write status through the `/status` subresource with a JSON merge patch,
  * create-or-patch children, and classify API errors by their HTTP code.

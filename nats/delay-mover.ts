@@ -2,7 +2,7 @@
  * The delay mover: holds countdown/eta tasks in the queue's delayed stream (never unacked in a
  * worker slot) and moves each to the work stream when due.
  *
- * Each worker runs one mover on the shared durable `delay-mover` consumer. A message that is not due
+ * Each worker, and the operator for every Queue it manages, runs one mover on the shared durable `delay-mover` consumer. A message that is not due
  * is naked with the time left (`-NAK {"delay": …}`, server-side timer, so accuracy is well under 1 s);
  * a due one is published to the task subject with `Nats-Msg-Id` = task id and then acked. The work
  * stream has its own duplicate window, so the id recorded by the delayed stream at enqueue does not

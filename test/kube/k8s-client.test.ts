@@ -7,9 +7,9 @@ import {
   BUILTIN_TYPES, KubeApiError, applyChild, apiErrorCode, controllerRef, createObject, deleteObject, getObject,
   isAlreadyExists, isConflict, isGone, isNotFound, isSubset, listObjects, loadKubeConfig, mergePatch, patchStatus,
   resourcePath,
-} from "../../../operator/runtime/k8s-client.js";
-import type { KubeObject } from "../../../operator/runtime/k8s-client.js";
-import { TASKS, startCluster, taskObject, type TestCluster } from "./cluster.js";
+} from "../../kube/k8s-client.js";
+import type { KubeObject } from "../../kube/k8s-client.js";
+import { TASKS, startCluster, taskObject, type TestCluster } from "../operator/runtime/cluster.js";
 
 describe("when resource paths are built", () => {
   const table: Array<[string, string]> = [

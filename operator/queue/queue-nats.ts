@@ -1,0 +1,74 @@
+/**
+ * The operator's NATS side of a Queue: apply its streams, consumers and bucket on drift, read its depth,
+ * and delete everything under `deletionPolicy: Delete`. Implements `QueueNats` for the Queue reconciler.
+ */
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { QueueNames } from "../../api/naming.js";
+import { ensureQueueResources, isConsumerNotFound, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
+import type { QueueSettings } from "../../nats/queue-settings.js";
+import type { QueueDepth, QueueNats } from "./queue-reconciler.js";
+
+async function orZero<T>(p: Promise<T>, pick: (v: T) => number): Promise<number> {
+  try {
+    return pick(await p);
+  } catch (err) {
+    if (isStreamNotFound(err) || isConsumerNotFound(err)) return 0;
+    throw err;
+  }
+}
+
+/** `QueueNats` over a JetStream connection. */
+export class JetStreamQueueNats implements QueueNats {
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
+
+  constructor(js: JetStreamClient, jsm: JetStreamManager) {
+    this.#js = js;
+    this.#jsm = jsm;
+  }
+
+  /**
+   * Creates missing resources and updates drifted ones (the operator owns their settings).
+   * @throws Error "create stream X: …" / "update consumer S/C: …" when the server refuses
+   */
+  ensure(names: QueueNames, settings: QueueSettings): Promise<ResourceChange[]> {
+    return ensureQueueResources(this.#js, this.#jsm, names, settings, { updateOnDrift: true });
+  }
+
+  /**
+   * Reads the backlog: pending and ack-pending of the worker consumer (KEDA's nats-jetstream metric),
+   * messages in the delay stream (those the delay consumer holds past their time count as due),
+   * and the dead-letter count. Missing streams count as empty.
+   * @throws Error on JetStream errors other than "not found"
+   */
+  async depth(names: QueueNames): Promise<QueueDepth> {
+    const [consumer, delayed, dueDelayed, deadLetters] = await Promise.all([
+      this.#jsm.consumers.info(names.stream, names.workerConsumer).then(
+        (ci) => ({ pending: ci.num_pending, inFlight: ci.num_ack_pending }),
+        (err: unknown) => {
+          if (isStreamNotFound(err) || isConsumerNotFound(err)) return { pending: 0, inFlight: 0 };
+          throw err;
+        },
+      ),
+      orZero(this.#jsm.streams.info(names.delayedStream), (si) => si.state.messages),
+      // Delivered to the mover but not naked yet (num_pending) means due or never looked at.
+      orZero(this.#jsm.consumers.info(names.delayedStream, names.delayConsumer), (ci) => ci.num_pending),
+      orZero(this.#jsm.streams.info(names.deadLetterStream), (si) => si.state.messages),
+    ]);
+    return { ...consumer, delayed, dueDelayed, deadLetters };
+  }
+
+  /**
+   * Deletes the work, delay and dead-letter streams and the results bucket. Missing ones are fine.
+   * @throws Error "delete stream X: …" on other failures
+   */
+  async remove(names: QueueNames): Promise<void> {
+    for (const stream of [names.stream, names.delayedStream, names.deadLetterStream, `KV_${names.resultsBucket}`]) {
+      try {
+        await this.#jsm.streams.delete(stream);
+      } catch (err) {
+        if (!isStreamNotFound(err)) throw new Error(`delete stream ${stream}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+}

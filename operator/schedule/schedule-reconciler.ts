@@ -1,0 +1,132 @@
+/**
+ * Schedule reconciler: the thin I/O shell around `planScheduleRun`. It never writes a Schedule's spec
+ * (GitOps tools own it), only its status, and creates each run's Task under a deterministic name, so a
+ * second operator, a restart or a replayed event cannot create the same run twice (AlreadyExists = done).
+ * It requeues exactly for the next due time instead of polling.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { ANNOTATIONS, API_VERSION, FIELD_MANAGERS, GROUP, LABELS, RESOURCES, VERSION } from "../../api/constants.js";
+import type { ScheduleSpec, ScheduleStatus } from "../../api/schedule.js";
+import { createObject, deleteObject, isAlreadyExists, patchStatus, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
+import { toScheduleTaskInfo, type TaskLike } from "./history.js";
+import { planScheduleRun } from "./plan.js";
+
+/** A Schedule as read from the cache. */
+export interface ScheduleResource extends KubeObject {
+  metadata: { name: string; namespace: string; uid: string; generation?: number; creationTimestamp?: string; deletionTimestamp?: string };
+  spec: ScheduleSpec;
+  status?: ScheduleStatus;
+}
+
+/** Dependencies of the Schedule reconciler. */
+export interface ScheduleReconcilerDeps {
+  kc: KubeConfig;
+  getSchedule(namespace: string, name: string): ScheduleResource | undefined;
+  /** Tasks in `namespace` labelled with this schedule (from the Task informer cache). */
+  tasksOf(namespace: string, schedule: string): TaskLike[];
+  events: { event(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void };
+  log: Logger;
+  /** When this operator started reconciling (leadership acquired): earlier due runs were missed by downtime. */
+  startedAt: Date;
+  now?: () => Date;
+  /** Called with the lateness of each created run, ms (nominal time → Task created), for metrics. */
+  onFired?: (latenessMs: number) => void;
+}
+
+const TASKS: ResourceType = { group: GROUP, version: VERSION, plural: RESOURCES.Task.plural, kind: RESOURCES.Task.kind, namespaced: true };
+const SCHEDULES = { group: GROUP, version: VERSION, plural: RESOURCES.Schedule.plural };
+
+/**
+ * The Task object for one run: the template's spec, labels and annotations (never the Schedule's own
+ * labels, where GitOps tools keep their tracking metadata), the schedule label, the nominal time
+ * annotation, and a controller ownerReference to the Schedule.
+ * Pure.
+ */
+export function taskForRun(schedule: ScheduleResource, name: string, nominalTime: Date): KubeObject {
+  const tmpl = schedule.spec.taskTemplate;
+  return {
+    apiVersion: API_VERSION,
+    kind: RESOURCES.Task.kind,
+    metadata: {
+      name,
+      namespace: schedule.metadata.namespace,
+      labels: { ...(tmpl.metadata?.labels ?? {}), [LABELS.schedule]: scheduleLabelValue(schedule.metadata.name) },
+      annotations: { ...(tmpl.metadata?.annotations ?? {}), [ANNOTATIONS.scheduledAt]: nominalTime.toISOString() },
+      ownerReferences: [
+        { apiVersion: API_VERSION, kind: RESOURCES.Schedule.kind, name: schedule.metadata.name, uid: schedule.metadata.uid, controller: true, blockOwnerDeletion: true },
+      ],
+    },
+    spec: structuredClone(tmpl.spec),
+  };
+}
+
+/**
+ * Label value identifying a Schedule's Tasks. Label values are limited to 63 characters; longer
+ * Schedule names are cut to 54 and suffixed with an 8-hex hash of the full name. Pure.
+ */
+export function scheduleLabelValue(name: string): string {
+  if (name.length <= 63) return name;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return `${name.slice(0, 54).replace(/[-.]+$/, "")}-${h.toString(16).padStart(8, "0")}`;
+}
+
+/** Reconciles Schedule resources. */
+export class ScheduleReconciler {
+  readonly #d: ScheduleReconcilerDeps;
+  readonly #now: () => Date;
+
+  constructor(deps: ScheduleReconcilerDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? (() => new Date());
+  }
+
+  /**
+   * Plans and applies one Schedule: cancel (Replace), create due runs oldest first, delete beyond the
+   * history limits, then one status write.
+   * @throws Error on API failures other than AlreadyExists (the controller retries with back-off;
+   *   the status is not written, so the next plan sees the same due runs and the Tasks already made)
+   */
+  async reconcile(namespace: string, name: string): Promise<{ requeueAfterMs?: number }> {
+    const s = this.#d.getSchedule(namespace, name);
+    if (!s || s.metadata.deletionTimestamp) return {};
+    const now = this.#now();
+    const plan = planScheduleRun({
+      name: s.metadata.name,
+      creationTimestamp: s.metadata.creationTimestamp ?? now.toISOString(),
+      ...(s.metadata.generation !== undefined ? { generation: s.metadata.generation } : {}),
+      spec: s.spec,
+      ...(s.status ? { status: s.status } : {}),
+      tasks: this.#d.tasksOf(namespace, scheduleLabelValue(name)).map(toScheduleTaskInfo),
+      now,
+      operatorStartTime: this.#d.startedAt,
+    });
+    const done = new Set<string>();
+    for (const taskName of plan.cancel) {
+      await deleteObject(this.#d.kc, { ...TASKS, namespace, name: taskName });
+      done.add(taskName);
+    }
+    for (const run of plan.create) {
+      try {
+        await createObject(this.#d.kc, TASKS, taskForRun(s, run.name, run.nominalTime), FIELD_MANAGERS.operator);
+        this.#d.onFired?.(this.#now().getTime() - run.nominalTime.getTime());
+        this.#d.log.info({ task: run.name, nominalTime: run.nominalTime.toISOString() }, "Created scheduled task");
+      } catch (err) {
+        if (!isAlreadyExists((err as Error).cause ?? err)) throw err;
+      }
+      done.add(run.name);
+    }
+    for (const taskName of plan.delete) {
+      await deleteObject(this.#d.kc, { ...TASKS, namespace, name: taskName });
+      done.add(taskName);
+    }
+    for (const e of plan.events) {
+      if (!e.taskName || done.has(e.taskName)) this.#d.events.event(s, e.type, e.reason, e.message);
+    }
+    if (JSON.stringify(plan.status) !== JSON.stringify(s.status ?? {})) {
+      await patchStatus(this.#d.kc, { ...SCHEDULES, namespace, name }, plan.status as Record<string, unknown>, FIELD_MANAGERS.operator);
+    }
+    return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
+  }
+}
