@@ -17,7 +17,7 @@ export interface WorkerConfig {
   readonly namespace: string;
   /** Handlers in flight (`--concurrency`, `CELERIAC_CONCURRENCY`). Default 4. */
   readonly concurrency: number;
-  /** HTTP port for /healthz, /readyz, /metrics (`--port`, `CELERIAC_PORT`). Default 8080; 0 = any free port. */
+  /** HTTP port for /healthz, /readyz, /metrics (`--port`, `CELERIAC_PORT`, then `PORT` as set by platforms and the dev kubelet). Default 8080 (what the operator's probes use); 0 = any free port. */
   readonly port: number;
   /** Consumer ack wait used when the worker creates the consumer (`--ack-wait-seconds`, `CELERIAC_ACK_WAIT_SECONDS`). Default 30. */
   readonly ackWaitSeconds: number;
@@ -73,7 +73,7 @@ export function parseWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv = p
     queue,
     namespace,
     concurrency: num("--concurrency (CELERIAC_CONCURRENCY)", flags.concurrency ?? env.CELERIAC_CONCURRENCY, DEFAULT_CONCURRENCY, 1),
-    port: num("--port (CELERIAC_PORT)", flags.port ?? env.CELERIAC_PORT, 8080, 0),
+    port: num("--port (CELERIAC_PORT)", flags.port ?? env.CELERIAC_PORT ?? env.PORT, 8080, 0),
     ackWaitSeconds: num("--ack-wait-seconds (CELERIAC_ACK_WAIT_SECONDS)", flags.ackWaitSeconds ?? env.CELERIAC_ACK_WAIT_SECONDS, DEFAULT_ACK_WAIT_SECONDS, 1),
     timeoutSeconds: num("--timeout-seconds (CELERIAC_TIMEOUT_SECONDS)", flags.timeoutSeconds ?? env.CELERIAC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS, 1),
     gracePeriodSeconds: num("--grace-period-seconds (CELERIAC_GRACE_PERIOD_SECONDS)", flags.gracePeriodSeconds ?? env.CELERIAC_GRACE_PERIOD_SECONDS, 25, 0, false),

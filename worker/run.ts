@@ -6,12 +6,17 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { pino } from "pino";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { pino, type Logger } from "pino";
+import { queueNames } from "../api/naming.js";
+import { loadKubeConfig } from "../kube/k8s-client.js";
 import { connectNats } from "../nats/index.js";
 import type { WorkerConfig } from "./config.js";
 import { collectTasks } from "./define-task.js";
 import { serveWorkerHttp } from "./http.js";
 import { createWorkerMetrics } from "./metrics.js";
+import { PodDeletionCost } from "./pod-deletion-cost.js";
+import { TaskResourceSink } from "./task-resource-sink.js";
 import { Worker } from "./worker.js";
 
 /**
@@ -39,6 +44,22 @@ export async function loadTasksModule(spec: string): Promise<ReturnType<typeof c
 }
 
 /**
+ * Cluster access for writing Task status and the pod-deletion-cost annotation: in a pod, its
+ * ServiceAccount; elsewhere `KUBECONFIG`. None (client-only mode: status in the results bucket only)
+ * when neither is available or `CELERIAC_KUBE_STATUS=false`.
+ */
+function kubeAccess(log: Logger): KubeConfig | undefined {
+  if (process.env.CELERIAC_KUBE_STATUS === "false") return undefined;
+  if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) return undefined;
+  try {
+    return loadKubeConfig();
+  } catch (err) {
+    log.warn({ err }, "No Kubernetes access: task status is kept in the results bucket only");
+    return undefined;
+  }
+}
+
+/**
  * Runs a worker until a signal stops it.
  * @returns when the worker has shut down gracefully (the caller exits 0)
  * @throws when startup fails
@@ -48,6 +69,10 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
   const tasks = await loadTasksModule(config.tasks);
   const nc = await connectNats(config.nats);
   const metrics = createWorkerMetrics(true);
+  const kube = kubeAccess(log);
+  const podCost = kube && process.env.POD_NAME && process.env.POD_NAMESPACE
+    ? new PodDeletionCost(kube, { namespace: process.env.POD_NAMESPACE, name: process.env.POD_NAME }, log)
+    : undefined;
   const worker = new Worker({
     nc,
     tasks,
@@ -59,6 +84,8 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     shutdownGraceSeconds: config.gracePeriodSeconds,
     logger: log,
     metrics,
+    ...(kube ? { extraSinks: [new TaskResourceSink(kube, queueNames(config.namespace, config.queue).resultsBucket)] } : {}),
+    ...(podCost ? { onInFlightChange: (n: number) => podCost.set(n) } : {}),
   });
   let connected = true;
   void (async () => {

@@ -64,7 +64,7 @@ export interface WorkerDeploymentOptions {
 export const WORKER_CONTAINER_NAME = "worker";
 /** Command run when the user gives neither `command` nor `args`. */
 export const WORKER_COMMAND: readonly string[] = Object.freeze(["celeriac", "worker"]);
-/** Port of the worker's `/healthz`, `/readyz` and `/metrics` (`CELERIAC_PORT`). */
+/** Port of the worker's `/healthz`, `/readyz` and `/metrics`: the worker's default (`CELERIAC_PORT`), so it is not set in env. */
 export const WORKER_PORT = 8080;
 /** Name of {@link WORKER_PORT} on the container; the probes refer to it. */
 export const WORKER_PORT_NAME = "http";
@@ -297,7 +297,6 @@ function celeriacEnv(queue: QueueObject, opts: WorkerDeploymentOptions, grace: n
     { name: "CELERIAC_ACK_WAIT_SECONDS", value: String(s.ackWaitSeconds ?? DEFAULT_ACK_WAIT_SECONDS) },
     { name: "CELERIAC_TIMEOUT_SECONDS", value: String(s.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) },
     { name: "CELERIAC_GRACE_PERIOD_SECONDS", value: String(grace) },
-    { name: "CELERIAC_PORT", value: String(WORKER_PORT) },
     { name: "CELERIAC_NATS_URL", value: opts.nats.url },
   ];
   if (opts.nats.credsSecret) env.push({ name: "CELERIAC_NATS_CREDS", value: `${NATS_CREDS_DIR}/${NATS_CREDS_FILE}` });

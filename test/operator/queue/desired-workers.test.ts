@@ -143,7 +143,6 @@ describe("when a Queue names only an image", () => {
     ["CELERIAC_ACK_WAIT_SECONDS", "30"],
     ["CELERIAC_TIMEOUT_SECONDS", "3600"],
     ["CELERIAC_GRACE_PERIOD_SECONDS", "3600"],
-    ["CELERIAC_PORT", "8080"],
   ];
   for (const [name, value] of envTable) {
     it(`sets ${name}=${value}`, () => {
