@@ -25,6 +25,7 @@ const GC_MANAGER = "generic-garbage-collector";
 /** Runs the in-process controllers off the store's event stream. */
 export class Controllers {
   private scheduled = false;
+  private readonly pendingOwnerChecks = new Map<string, string>();
   private readonly pendingDeployments = new Set<string>();
   private unsubscribe: () => void = () => undefined;
 
@@ -56,6 +57,38 @@ export class Controllers {
       }
     }
     if (e.type === "DELETED" || (e.obj.metadata.deletionTimestamp && e.type === "MODIFIED")) this.schedule();
+    // A dependent written with an ownerReference to an owner that no longer exists (a controller racing
+    // its owner's deletion) is garbage too, as the real GC's attemptToDelete finds.
+    else if (e.type === "ADDED" && (e.obj.metadata.ownerReferences?.length ?? 0) > 0 && this.switches.garbageCollector) {
+      this.pendingOwnerChecks.set(`${e.gr}|${e.obj.metadata.namespace ?? ""}|${e.obj.metadata.name}`, e.gr);
+      this.schedule();
+    }
+  }
+
+  /** True when an object of `kind` in `apiVersion` named `name` with this uid exists in `namespace`. */
+  private ownerExists(ref: KObject, namespace: string): boolean {
+    const [group, version] = String(ref.apiVersion).includes("/") ? String(ref.apiVersion).split("/") : ["", String(ref.apiVersion)];
+    const rt = this.core.reg.all().find((t) => t.group === group && t.version === version && t.kind === ref.kind);
+    if (!rt) return false;
+    const owner = this.core.raw(rt, rt.namespaced ? namespace : "", ref.name);
+    return owner !== undefined && owner.metadata.uid === ref.uid;
+  }
+
+  /** Deletes newly written dependents all of whose owners are absent. */
+  private collectDangling(): void {
+    const types = this.types();
+    for (const [key, gr] of this.pendingOwnerChecks) {
+      this.pendingOwnerChecks.delete(key);
+      const [, ns, name] = key.split("|") as [string, string, string];
+      const rt = types.get(gr);
+      if (!rt) continue;
+      const o = this.core.raw(rt, ns, name);
+      if (!o || o.metadata.deletionTimestamp) continue;
+      const refs: KObject[] = o.metadata.ownerReferences ?? [];
+      if (refs.length > 0 && refs.every((r) => !this.ownerExists(r, ns))) {
+        this.core.delete({ rt, namespace: ns, name }, { propagationPolicy: "Background" }, false);
+      }
+    }
   }
 
   private schedule(): void {
@@ -84,7 +117,10 @@ export class Controllers {
   run(): void {
     if (this.switches.deploymentStatus) this.syncDeployments();
     if (this.switches.namespaces) this.syncNamespaces();
-    if (this.switches.garbageCollector) this.collectGarbage();
+    if (this.switches.garbageCollector) {
+      this.collectDangling();
+      this.collectGarbage();
+    }
   }
 
   private syncDeployments(): void {
