@@ -10,7 +10,7 @@
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import { devUp } from "../cli/commands/dev-platform.js";
-import { REPO_ROOT } from "../devcluster/platform/platform.js";
+import { REPO_ROOT } from "../devcluster/platform/paths.js";
 
 const EXAMPLES = ["queue.yaml", "task-succeeds.yaml", "task-retries.yaml", "task-fails.yaml", "task-delayed.yaml"];
 const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled", "Expired"]);

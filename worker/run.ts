@@ -9,14 +9,12 @@ import { pathToFileURL } from "node:url";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { queueNames } from "../api/naming.js";
-import { loadKubeConfig } from "../kube/k8s-client.js";
 import { connectNats } from "../nats/index.js";
 import type { WorkerConfig } from "./config.js";
 import { collectTasks } from "./define-task.js";
 import { serveWorkerHttp } from "./http.js";
 import { createWorkerMetrics } from "./metrics.js";
-import { PodDeletionCost } from "./pod-deletion-cost.js";
-import { TaskResourceSink } from "./task-resource-sink.js";
+import type { StatusSink } from "./status-sink.js";
 import { Worker } from "./worker.js";
 
 /**
@@ -46,17 +44,29 @@ export async function loadTasksModule(spec: string): Promise<ReturnType<typeof c
 /**
  * Cluster access for writing Task status and the pod-deletion-cost annotation: in a pod, its
  * ServiceAccount; elsewhere `KUBECONFIG`. None (client-only mode: status in the results bucket only)
- * when neither is available or `CELERIAC_KUBE_STATUS=false`.
+ * when neither is available or `CELERIAC_KUBE_STATUS=false`. The Kubernetes client (slow to load,
+ * ~0.7 s) is imported only then, so client-only workers start fast.
  */
-function kubeAccess(log: Logger): KubeConfig | undefined {
+async function kubeSinks(config: WorkerConfig, log: Logger): Promise<{ sink: StatusSink; podCost?: { set(n: number): void } } | undefined> {
   if (process.env.CELERIAC_KUBE_STATUS === "false") return undefined;
   if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) return undefined;
+  const [{ loadKubeConfig }, { TaskResourceSink }, { PodDeletionCost }] = await Promise.all([
+    import("../kube/k8s-client.js"),
+    import("./task-resource-sink.js"),
+    import("./pod-deletion-cost.js"),
+  ]);
+  let kc: KubeConfig;
   try {
-    return loadKubeConfig();
+    kc = loadKubeConfig();
   } catch (err) {
     log.warn({ err }, "No Kubernetes access: task status is kept in the results bucket only");
     return undefined;
   }
+  const { POD_NAME, POD_NAMESPACE } = process.env;
+  return {
+    sink: new TaskResourceSink(kc, queueNames(config.namespace, config.queue).resultsBucket),
+    ...(POD_NAME && POD_NAMESPACE ? { podCost: new PodDeletionCost(kc, { namespace: POD_NAMESPACE, name: POD_NAME }, log) } : {}),
+  };
 }
 
 /**
@@ -66,13 +76,12 @@ function kubeAccess(log: Logger): KubeConfig | undefined {
  */
 export async function runWorker(config: WorkerConfig): Promise<void> {
   const log = pino({ level: config.logLevel, base: { component: "worker" } });
+  const kubeLoading = kubeSinks(config, log); // loads in parallel with the tasks module and NATS
   const tasks = await loadTasksModule(config.tasks);
   const nc = await connectNats(config.nats);
   const metrics = createWorkerMetrics(true);
-  const kube = kubeAccess(log);
-  const podCost = kube && process.env.POD_NAME && process.env.POD_NAMESPACE
-    ? new PodDeletionCost(kube, { namespace: process.env.POD_NAMESPACE, name: process.env.POD_NAME }, log)
-    : undefined;
+  const kube = await kubeLoading;
+  const podCost = kube?.podCost;
   const worker = new Worker({
     nc,
     tasks,
@@ -84,7 +93,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     shutdownGraceSeconds: config.gracePeriodSeconds,
     logger: log,
     metrics,
-    ...(kube ? { extraSinks: [new TaskResourceSink(kube, queueNames(config.namespace, config.queue).resultsBucket)] } : {}),
+    ...(kube ? { extraSinks: [kube.sink] } : {}),
     ...(podCost ? { onInFlightChange: (n: number) => podCost.set(n) } : {}),
   });
   let connected = true;

@@ -4,16 +4,14 @@
  */
 import type { Command } from "commander";
 import { resolve } from "node:path";
-import { startApiServer } from "../../devcluster/server/index.js";
+import { devGroup } from "./dev-group.js";
 
 /**
  * Adds `dev apiserver` to the program, creating the `dev` group if no other command created it yet.
  * @param program the root `celeriac` command
  */
 export function register(program: Command): void {
-  let dev = program.commands.find((c) => c.name() === "dev");
-  if (!dev) dev = program.command("dev").description("Local development cluster tools");
-  dev
+  devGroup(program)
     .command("apiserver")
     .description("Run the in-memory Kubernetes API server until SIGTERM/SIGINT")
     .option("--port <n>", "TCP port (0 = a free port)", "0")
@@ -24,7 +22,7 @@ export function register(program: Command): void {
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port "${opts.port}"`);
       const kubeconfigPath = resolve(opts.kubeconfig);
-      const api = await startApiServer({ port, host: opts.host, kubeconfigPath, controllers: { deploymentStatus: opts.deploymentStatus } });
+      const api = await (await import("../../devcluster/server/index.js")).startApiServer({ port, host: opts.host, kubeconfigPath, controllers: { deploymentStatus: opts.deploymentStatus } });
       console.log(`API server listening on ${api.url}`);
       console.log(`kubeconfig written to ${kubeconfigPath}`);
       await new Promise<void>((done) => {

@@ -3,6 +3,7 @@
  * process kubelet, from `<dir>/logs/<namespace>_<pod>.log`.
  */
 import type { Command } from "commander";
+import { devGroup } from "./dev-group.js";
 import { createReadStream, existsSync, statSync } from "node:fs";
 import { logsDirOf, podLogPath } from "../../devcluster/kubelet/log-path.js";
 
@@ -63,9 +64,7 @@ export async function printPodLog(pod: string, o: DevLogsOptions): Promise<void>
  * @param program the root `celeriac` command
  */
 export function register(program: Command): void {
-  let dev = program.commands.find((c) => c.name() === "dev");
-  if (!dev) dev = program.command("dev").description("Local development platform: API server, kubelet, logs");
-  dev
+  devGroup(program)
     .command("logs")
     .description("Print the output of a pod run by the dev kubelet")
     .argument("<pod>", "pod name")

@@ -3,15 +3,13 @@
  * machine, in the background, for trying Celeriac with kubectl and for end-to-end tests.
  */
 import type { Command } from "commander";
+import { devGroup } from "./dev-group.js";
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { REPO_ROOT, startPlatform } from "../../devcluster/platform/platform.js";
+import { REPO_ROOT } from "../../devcluster/platform/paths.js";
 import { clearState, isAlive, readState, writeState } from "../../devcluster/platform/state.js";
 
-function devGroup(program: Command): Command {
-  return program.commands.find((c) => c.name() === "dev") ?? program.command("dev").description("run Celeriac locally: API server, NATS, operator and workers");
-}
 
 async function pollUntil<T>(fn: () => T | undefined, timeoutMs: number, intervalMs = 100): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
@@ -133,7 +131,7 @@ export function register(program: Command): void {
       writeState(dir, { pid: process.pid, ready: false, startedAt });
       let platform;
       try {
-        platform = await startPlatform({ dir, operatorReplicas: Number(o.operatorReplicas) });
+        platform = await (await import("../../devcluster/platform/platform.js")).startPlatform({ dir, operatorReplicas: Number(o.operatorReplicas) });
       } catch (err) {
         writeState(dir, { pid: process.pid, ready: false, startedAt, error: (err as Error).message });
         throw err;

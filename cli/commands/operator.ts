@@ -4,8 +4,7 @@
  */
 import type { Command } from "commander";
 import { pino } from "pino";
-import { operatorConfigFrom, type OperatorFlags } from "../../operator/config.js";
-import { startOperator } from "../../operator/main.js";
+import type { OperatorFlags } from "../../operator/config.js";
 
 /** Registers `celeriac operator`. */
 export function register(program: Command): void {
@@ -22,6 +21,8 @@ export function register(program: Command): void {
     .option("--retry-period-seconds <s>", "leader election retry period (default 2)")
     .action(async (flags: OperatorFlags) => {
       const log = pino({ name: "celeriac-operator", level: process.env.CELERIAC_LOG_LEVEL ?? "info" });
+      const { operatorConfigFrom } = await import("../../operator/config.js");
+      const { startOperator } = await import("../../operator/main.js");
       const config = operatorConfigFrom(flags);
       const op = await startOperator(config, log, () => process.exit(1));
       let signals = 0;

@@ -6,15 +6,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync, readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { startApiServer } from "../server/index.js";
 import { startKubelet } from "../kubelet/index.js";
 import { startNatsServer, type NatsProcess } from "./nats-process.js";
+import { REPO_ROOT } from "./paths.js";
 
-/** Repository root (where bin/celeriac.js and crds/ are). */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export { REPO_ROOT };
 
 /** Options of `startPlatform`. */
 export interface PlatformOptions {
