@@ -99,7 +99,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     controllers.push(
       new Controller({
         name: "queue", for: queues as unknown as Informer, owns: [{ informer: deployments as unknown as Informer, ownerKind: RESOURCES.Queue.kind }],
-        logger: log, registry, recorder, stopInformers: false, workers: 2,
+        logger: log, registry, recorder, stopInformers: false, workers: 2, resyncPeriodMs: config.resyncSeconds * 1000,
         reconcile: async (key, ctx) => {
           const r = await queueReconciler.reconcile(key.namespace, key.name);
           await syncDelayMover(key.namespace, key.name, ctx.log);
@@ -107,7 +107,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         },
       }),
       new Controller({
-        name: "task", for: tasks as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 4,
+        name: "task", for: tasks as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 4, resyncPeriodMs: config.resyncSeconds * 1000,
         // A new Queue releases the Tasks waiting for it.
         watches: [{
           informer: queues as unknown as Informer,
@@ -118,7 +118,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         reconcile: (key) => taskReconciler.reconcile(key.namespace, key.name),
       }),
       new Controller({
-        name: "schedule", for: schedules as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 2,
+        name: "schedule", for: schedules as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 2, resyncPeriodMs: config.resyncSeconds * 1000,
         owns: [{ informer: tasks as unknown as Informer, ownerKind: RESOURCES.Schedule.kind }],
         reconcile: (key) => scheduleReconciler.reconcile(key.namespace, key.name),
       }),
