@@ -20,6 +20,10 @@ import { pino } from "pino";
 import { connect } from "../client/index.js";
 import { defineTask, Worker } from "../worker/index.js";
 import { startNatsServer } from "../test/helpers/nats-server.js";
+import { natsConnectionOptions, natsSettingsFrom } from "../nats/index.js";
+
+/** Every connection (ceilings, worker, client) uses Celeriac's connection options. */
+const natsOpts = (url: string) => natsConnectionOptions(natsSettingsFrom({ url }, {}));
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -90,7 +94,7 @@ async function ceiling(nc: NatsConnection, name: string, withKv: boolean): Promi
 const noop = defineTask("bench.noop", () => null);
 
 async function celeriac(url: string, queue: string, concurrency: number): Promise<{ run: (n: number, rateHz?: number) => Promise<{ perSecond: number; latencies: number[] }>; close: () => Promise<void> }> {
-  const wnc = await natsConnect({ servers: url });
+  const wnc = await natsConnect(natsOpts(url));
   let onStored: (id: string) => void = () => undefined;
   // runs right after the results-bucket put resolved: the moment the result is stored
   const counter = { name: "bench-counter", write: async (r: { id: string; status: { phase?: string } }) => void (r.status.phase === "Succeeded" && onStored(r.id)) };
@@ -149,7 +153,7 @@ function pct(xs: number[], p: number): number {
 
 async function main(): Promise<void> {
   const srv = await startNatsServer();
-  const nc = await natsConnect({ servers: srv.url });
+  const nc = await natsConnect(natsOpts(srv.url));
   try {
     let raw = 0;
     let rawKv = 0;

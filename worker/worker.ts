@@ -85,12 +85,43 @@ interface Beat {
   /** When to write the `Running` record (ms epoch), and the writer; cleared once done. */
   runningDueAt?: number;
   writeRunning?: () => void;
+  /** The attempt's time limit (ms epoch), and what to do then; cleared once done. */
+  deadlineAt?: number;
+  onDeadline?: () => void;
+}
+
+/**
+ * The abort side of one attempt. The AbortController behind `signal` is created only when the
+ * handler reads `ctx.signal` (most short tasks never do), and an abort before that is replayed on it.
+ */
+class AttemptAbort {
+  aborted = false;
+  reason: unknown = undefined;
+  #ac: AbortController | undefined;
+  readonly #onAbort: () => void;
+  constructor(onAbort: () => void) {
+    this.#onAbort = onAbort;
+  }
+  get signal(): AbortSignal {
+    if (!this.#ac) {
+      this.#ac = new AbortController();
+      if (this.aborted) this.#ac.abort(this.reason);
+    }
+    return this.#ac.signal;
+  }
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#ac?.abort(reason);
+    this.#onAbort();
+  }
 }
 
 interface Running {
   readonly id: string;
   readonly msg: JsMsg;
-  readonly ac: AbortController;
+  readonly ac: AttemptAbort;
   abandoned: boolean;
 }
 
@@ -130,6 +161,9 @@ export class Worker {
   readonly #beats = new Set<Beat>();
   #ticker: NodeJS.Timeout | undefined;
   #refillThreshold = 1;
+  /** Slots reserved by open pull requests and not yet delivered. */
+  #requested = 0;
+  #inFlightGauge: { set(v: number): void } | undefined;
   #inFlight = 0;
   #slotWaiters: (() => void)[] = [];
   #idleWaiters: (() => void)[] = [];
@@ -207,6 +241,11 @@ export class Worker {
         b.msg.working();
         b.last = now;
       }
+      if (b.onDeadline && b.deadlineAt !== undefined && now >= b.deadlineAt) {
+        const d = b.onDeadline;
+        b.onDeadline = undefined;
+        d();
+      }
       if (b.writeRunning && b.runningDueAt !== undefined && now >= b.runningDueAt) {
         const w = b.writeRunning;
         b.writeRunning = undefined;
@@ -215,31 +254,60 @@ export class Worker {
     }
   }
 
+  /**
+   * Pulls exactly the free slots: each pull request asks for at most the slots neither running nor
+   * already requested, so nothing waits in this worker for a slot (no prefetch starving other
+   * workers). Several pulls may be open at once, so a refill overlaps the work in flight. While
+   * busy, refills wait for a quarter of the slots rather than pull one by one.
+   */
   async #pullLoop(): Promise<void> {
+    const open = new Set<Promise<void>>();
     let failures = 0;
     while (!this.#stopping) {
-      const free = this.#o.concurrency - this.#inFlight;
-      // refill in batches: while busy, wait for a quarter of the slots rather than pull one by one
-      if (free <= 0 || (this.#inFlight > 0 && free < this.#refillThreshold)) {
+      const avail = this.#o.concurrency - this.#inFlight - this.#requested;
+      if (avail <= 0 || (this.#inFlight + this.#requested > 0 && avail < this.#refillThreshold)) {
         await new Promise<void>((r) => this.#slotWaiters.push(r));
         continue;
       }
+      if (failures > 0) await sleep(Math.min(2000, 100 * 2 ** Math.min(failures, 5)));
+      if (this.#stopping) break;
+      this.#requested += avail;
+      let iter: Awaited<ReturnType<Consumer["fetch"]>>;
       try {
-        const iter = await this.#consumer!.fetch({ max_messages: free, expires: this.#o.fetchExpiresMs });
-        for await (const m of iter) this.#dispatch(m);
-        failures = 0;
+        iter = await this.#consumer!.fetch({ max_messages: avail, expires: this.#o.fetchExpiresMs });
       } catch (err) {
+        this.#requested -= avail;
         failures++;
-        if (this.#stopping) break;
         this.#log.warn({ err, failures }, "Pull failed; retrying");
-        await sleep(Math.min(2000, 100 * 2 ** Math.min(failures, 5)));
+        continue;
       }
+      const reader = (async () => {
+        let got = 0;
+        try {
+          for await (const m of iter) {
+            got++;
+            this.#requested--;
+            this.#dispatch(m);
+          }
+          failures = 0;
+        } catch (err) {
+          failures++;
+          if (!this.#stopping) this.#log.warn({ err, failures }, "Pull failed; retrying");
+        } finally {
+          this.#requested -= avail - got;
+          this.#slotWaiters.splice(0).forEach((r) => r());
+        }
+      })();
+      open.add(reader);
+      void reader.finally(() => open.delete(reader));
     }
+    // the last pulls end within fetchExpiresMs; what they deliver runs like any in-flight task
+    await Promise.all(open);
   }
 
   #setInFlight(delta: number): void {
     this.#inFlight += delta;
-    this.metrics.inFlight.set({ queue: this.#o.queue }, this.#inFlight);
+    (this.#inFlightGauge ??= this.metrics.inFlight.labels({ queue: this.#o.queue })).set(this.#inFlight);
     try {
       this.#o.onInFlightChange?.(this.#inFlight);
     } catch (err) {
@@ -260,7 +328,7 @@ export class Worker {
 
   #onRevoke(id: string): void {
     const r = this.#running.get(id);
-    if (r && !r.ac.signal.aborted) {
+    if (r && !r.ac.aborted) {
       this.#log.info({ taskId: id }, "Revoked running task");
       r.ac.abort(new CancelledError(`task ${id} was revoked`));
     }
@@ -270,8 +338,13 @@ export class Worker {
     return this.#o.queue;
   }
 
+  readonly #counters = new Map<string, { inc(): void }>();
+  readonly #durations = new Map<string, { observe(v: number): void }>();
   #count(task: string, outcome: TaskOutcomeLabel): void {
-    this.metrics.tasksTotal.inc({ queue: this.#queueLabel(), task, outcome });
+    const key = `${task}\u0000${outcome}`;
+    let c = this.#counters.get(key);
+    if (!c) this.#counters.set(key, (c = this.metrics.tasksTotal.labels({ queue: this.#queueLabel(), task, outcome })));
+    c.inc();
   }
 
   #record(msg: Pick<TaskMessage, "id" | "task" | "queue" | "namespace" | "origin">, status: TaskStatus): TaskRecord {
@@ -394,30 +467,30 @@ export class Worker {
   async #run(m: JsMsg, msg: TaskMessage, def: TaskDefinition, attempt: number, policy: ResolvedRetryPolicy, base: { attempts: number; queuedTime: string; worker: string }): Promise<void> {
     const startTime = new Date().toISOString();
     const timeoutMs = (def.options.timeoutSeconds ?? msg.timeoutSeconds) * 1000;
-    const ac = new AbortController();
+    const timers: NodeJS.Timeout[] = [];
+    // the attempt is over when the handler settles, or `abortGraceSeconds` after it was aborted
+    let rejectAbandoned: (reason: unknown) => void = () => undefined;
+    const abandoned = new Promise<never>((_, reject) => (rejectAbandoned = reject));
+    abandoned.catch(() => undefined);
+    const ac = new AttemptAbort(() => timers.push(setTimeout(() => rejectAbandoned(ac.reason), this.#o.abortGraceSeconds * 1000)));
     const entry: Running = { id: msg.id, msg: m, ac, abandoned: false };
     this.#running.set(msg.id, entry);
     let childLog: Logger | undefined;
     const log = (): Logger => (childLog ??= this.#log.child({ taskId: msg.id, task: msg.task, attempt }));
-    const timers: NodeJS.Timeout[] = [];
-    timers.push(setTimeout(() => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`)), timeoutMs));
     let runningWrite: Promise<void> | undefined;
+    const now = Date.now();
     const beat: Beat = {
       msg: m,
-      last: Date.now(),
-      runningDueAt: Date.now() + this.#o.runningRecordDelayMs,
+      last: now,
+      runningDueAt: now + this.#o.runningRecordDelayMs,
       writeRunning: () => {
         runningWrite = this.#write(this.#record(msg, { ...base, phase: "Running", startTime })).catch((err) => log().warn({ err }, "Running record write failed"));
       },
+      // checked by the shared ticker, so a time limit is enforced within a tick (≤ 250 ms) late
+      deadlineAt: now + timeoutMs,
+      onDeadline: () => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`)),
     };
     this.#beats.add(beat);
-    // the attempt is over when the handler settles, or `abortGraceSeconds` after its signal aborted
-    const abandoned = new Promise<never>((_, reject) => {
-      ac.signal.addEventListener("abort", () => {
-        timers.push(setTimeout(() => reject(ac.signal.reason), this.#o.abortGraceSeconds * 1000));
-      });
-    });
-    abandoned.catch(() => undefined);
     const ctx: TaskContext = {
       taskId: msg.id,
       attempt,
@@ -425,8 +498,10 @@ export class Worker {
       task: msg.task,
       queue: msg.queue,
       namespace: msg.namespace,
-      signal: ac.signal,
-      deadline: new Date(Date.now() + timeoutMs),
+      get signal() {
+        return ac.signal;
+      },
+      deadline: new Date(now + timeoutMs),
       get log() {
         return log();
       },
@@ -440,13 +515,14 @@ export class Worker {
     let error: unknown;
     try {
       result = await Promise.race([Promise.resolve().then(() => def.handler(msg.args, msg.kwargs as Record<string, unknown>, ctx)), abandoned]);
-      if (ac.signal.aborted) error = ac.signal.reason;
+      if (ac.aborted) error = ac.reason;
     } catch (err) {
-      error = ac.signal.aborted ? ac.signal.reason : err;
+      error = ac.aborted ? ac.reason : err;
     }
     const seconds = (performance.now() - t0) / 1000;
     timers.forEach(clearTimeout);
     beat.writeRunning = undefined;
+    beat.onDeadline = undefined;
     if (this.#running.get(msg.id) === entry) this.#running.delete(msg.id);
     try {
       if (entry.abandoned) return; // forced shutdown already naked it
@@ -459,7 +535,9 @@ export class Worker {
           error = new UnrecoverableError(`result is not JSON-serialisable: ${(err as Error).message}`);
         }
       }
-      this.metrics.taskDuration.observe({ queue: this.#queueLabel(), task: msg.task }, seconds);
+      let h = this.#durations.get(msg.task);
+      if (!h) this.#durations.set(msg.task, (h = this.metrics.taskDuration.labels({ queue: this.#queueLabel(), task: msg.task })));
+      h.observe(seconds);
       const outcome: Outcome = classifyOutcome(error, attempt, policy, this.#o.random);
       if (runningWrite) await runningWrite;
       const completionTime = new Date().toISOString();

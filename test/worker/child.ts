@@ -51,7 +51,15 @@ export function events(logFile: string, id: string): string[] {
     .map((l) => l.slice(id.length + 1));
 }
 
-/** Waits until the worker child logged "Worker started". */
+/** Waits until the worker child logged "Worker started"; fails with its output if it exits first. */
 export async function workerStarted(w: WorkerChild): Promise<void> {
-  await waitFor("worker started", () => w.output().includes('"msg":"Worker started"') || (w.proc.exitCode !== null ? Promise.reject(new Error(w.output())) : false), 15_000);
+  const exited = w.exited.then((code) => {
+    if (w.output().includes('"msg":"Worker started"')) return; // started, then died (e.g. a poison task)
+    throw new Error(`worker exited (${code}) before it started:\n${w.output()}`);
+  });
+  exited.catch(() => undefined);
+  const started = waitFor("worker started", () => w.output().includes('"msg":"Worker started"'), 15_000).catch((err: Error) => {
+    throw new Error(`${err.message}; output so far:\n${w.output()}`);
+  });
+  await Promise.race([started, exited]);
 }
