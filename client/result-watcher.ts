@@ -1,7 +1,7 @@
 /**
  * One KV watch per results bucket shared by every pending `result()` call of a client: no polling,
  * and one server-side consumer however many results are awaited. Started on the first waiter,
- * stopped when the last one leaves.
+ * stopped 5 s after the last one left.
  */
 import { KvWatchInclude, type KV, type KvEntry, type KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
@@ -9,6 +9,9 @@ import { isTerminalPhase } from "../api/constants.js";
 import type { TaskRecord } from "../api/message.js";
 
 type Waiter = (r: TaskRecord) => void;
+
+/** How long a watch with no waiters is kept before it is stopped, in ms. */
+const IDLE_STOP_MS = 5000;
 
 function decode(e: KvEntry | null): TaskRecord | undefined {
   if (!e || e.operation !== "PUT") return undefined;
@@ -24,12 +27,15 @@ export class ResultWatcher {
   readonly #kv: KV;
   readonly #waiters = new Map<string, Set<Waiter>>();
   #iter: Promise<QueuedIterator<KvWatchEntry>> | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
 
   constructor(kv: KV) {
     this.#kv = kv;
   }
 
   #ensureWatch(): Promise<QueuedIterator<KvWatchEntry>> {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     if (!this.#iter) {
       const p = this.#kv.watch({ key: ">", include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
       this.#iter = p;
@@ -52,10 +58,16 @@ export class ResultWatcher {
     const set = this.#waiters.get(id);
     set?.delete(w);
     if (set && set.size === 0) this.#waiters.delete(id);
-    if (this.#waiters.size === 0 && this.#iter) {
-      const p = this.#iter;
-      this.#iter = undefined;
-      void p.then((it) => it.stop()).catch(() => undefined);
+    if (this.#waiters.size === 0 && this.#iter && !this.#idleTimer) {
+      // keep the watch a little while: bursts of result() calls reuse it instead of churning consumers
+      this.#idleTimer = setTimeout(() => {
+        this.#idleTimer = undefined;
+        if (this.#waiters.size > 0 || !this.#iter) return;
+        const p = this.#iter;
+        this.#iter = undefined;
+        void p.then((it) => it.stop()).catch(() => undefined);
+      }, IDLE_STOP_MS);
+      this.#idleTimer.unref();
     }
   }
 
@@ -92,6 +104,8 @@ export class ResultWatcher {
 
   /** Stops the watch and rejects nothing (pending waits time out or are abandoned). */
   stop(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     this.#waiters.clear();
     const p = this.#iter;
     this.#iter = undefined;

@@ -30,7 +30,7 @@ export function parseJsonFlag(flag: "--args" | "--kwargs", text: string | undefi
     v = JSON.parse(text);
   } catch (err) {
     const example = flag === "--args" ? `--args '[1, "two"]'` : `--kwargs '{"key": "value"}'`;
-    throw new Error(`${flag}: ${JSON.stringify(text)} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. ${example}`);
+    throw new Error(`${flag}: ${JSON.stringify(text)} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. ${example}`, { cause: err });
   }
   if (flag === "--args" && !Array.isArray(v)) throw new Error(`--args must be a JSON array, e.g. --args '[1, 2]' (got ${text})`);
   if (flag === "--kwargs" && (v === null || typeof v !== "object" || Array.isArray(v))) throw new Error(`--kwargs must be a JSON object, e.g. --kwargs '{"a": 1}' (got ${text})`);
