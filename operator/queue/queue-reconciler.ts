@@ -18,7 +18,7 @@ import type { QueueSettings } from "../../nats/queue-settings.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
-import { applyChild, BUILTIN_TYPES, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
+import { applyChild, BUILTIN_TYPES, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOptions } from "./desired-workers.js";
 import { workerDeploymentName } from "./labels.js";
@@ -85,6 +85,9 @@ export interface QueueReconcileResult {
 }
 
 const QUEUE_GVR = { group: GROUP, version: VERSION, plural: RESOURCES.Queue.plural };
+/** WorkersReady message of a `provider: keda` Queue on a cluster without KEDA's CRD. */
+const KEDA_MISSING_MESSAGE =
+  "autoscaling.provider is keda but the API server does not serve scaledobjects.keda.sh (KEDA is not installed): install KEDA, or set spec.autoscaling.provider to builtin";
 const SCALED_OBJECT: ResourceType = { group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject", namespaced: true };
 
 interface ScaleState {
@@ -185,13 +188,14 @@ export class QueueReconciler {
       reason = decision.reason;
     }
 
-    // the worker Deployment: replicas only on creation; later changes go through the scale subresource
+    // the worker Deployment: replicas only on creation (KEDA mode: minReplicas, so the API server's
+    // default of 1 does not start a worker KEDA would stop again); later changes go through the scale subresource
     let deployment: V1Deployment;
     try {
       deployment = desiredWorkerDeployment(q, {
         nats: this.#d.workerNats,
         ...(this.#d.workerImage ? { workerImage: this.#d.workerImage } : {}),
-        ...(live || policy.provider === "keda" ? {} : { replicas: desired }),
+        ...(live ? {} : { replicas: policy.provider === "keda" ? policy.minReplicas : desired }),
       });
     } catch (err) {
       if (!isInvalidWorkerTemplate(err)) throw err;
@@ -203,8 +207,9 @@ export class QueueReconciler {
     const applied = await applyChild(this.#d.kc, BUILTIN_TYPES.Deployment, deployment as unknown as KubeObject, FIELD_MANAGERS.operator);
     const liveDeploy = applied.object as V1Deployment;
     let lastScaleTime = q.status?.lastScaleTime;
+    let kedaMissing = false;
     if (policy.provider === "keda") {
-      await applyChild(this.#d.kc, SCALED_OBJECT, desiredScaledObject(q, { natsMonitoringEndpoint: this.#d.natsMonitoringEndpoint ?? "nats:8222" }) as unknown as KubeObject, FIELD_MANAGERS.operator);
+      kedaMissing = !(await this.#applyScaledObject(q));
       desired = liveDeploy.spec?.replicas ?? 0;
     } else if ((liveDeploy.spec?.replicas ?? 0) !== desired) {
       const from = liveDeploy.spec?.replicas ?? 0;
@@ -226,7 +231,8 @@ export class QueueReconciler {
     // conditions and the one status write
     const ready = liveDeploy.status?.readyReplicas ?? 0;
     const replicas = liveDeploy.status?.replicas ?? 0;
-    if (q.spec.suspend) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.Suspended, "the queue is suspended: no workers run and tasks wait in the stream");
+    if (kedaMissing) cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.WorkersUnavailable, KEDA_MISSING_MESSAGE);
+    else if (q.spec.suspend) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.Suspended, "the queue is suspended: no workers run and tasks wait in the stream");
     else if (desired === 0) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.ScaledToZero, "no backlog: workers are scaled to zero and start when tasks arrive");
     else if (ready > 0) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.WorkersAvailable, `${ready} of ${desired} workers ready`);
     else cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.WorkersUnavailable, `0 of ${desired} workers ready`);
@@ -250,6 +256,27 @@ export class QueueReconciler {
     };
     await this.#writeStatus(q, ref, status);
     return { requeueAfterMs: policy.pollingIntervalSeconds * 1000 };
+  }
+
+  /**
+   * Applies the Queue's KEDA ScaledObject.
+   * @returns false when the API server does not serve `scaledobjects.keda.sh` (KEDA not installed):
+   *   a 404 on create, since the Queue's namespace exists
+   * @throws Error on other API failures
+   */
+  async #applyScaledObject(q: QueueObjectResource): Promise<boolean> {
+    const so = desiredScaledObject(q, { natsMonitoringEndpoint: this.#d.natsMonitoringEndpoint ?? "nats:8222" });
+    try {
+      await applyChild(this.#d.kc, SCALED_OBJECT, so as unknown as KubeObject, FIELD_MANAGERS.operator);
+      return true;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      if (!q.status?.conditions?.some((c) => c.type === CONDITION_TYPES.Queue.WorkersReady && c.message === KEDA_MISSING_MESSAGE)) {
+        this.#d.events.event(q, "Warning", REASONS.WorkersUnavailable, KEDA_MISSING_MESSAGE);
+        this.#d.log.warn({ err }, "Failed to apply ScaledObject: KEDA is not installed");
+      }
+      return false;
+    }
   }
 
   async #writeStatus(q: QueueObjectResource, ref: ObjectRef, status: QueueStatus): Promise<void> {
