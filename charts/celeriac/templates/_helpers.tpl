@@ -1,0 +1,177 @@
+{{/* Chart name, truncated to 63 characters. */}}
+{{- define "celeriac.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: the release name, plus the chart name unless the release name contains it. */}}
+{{- define "celeriac.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels every object carries. */}}
+{{- define "celeriac.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "celeriac.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: celeriac
+{{- end -}}
+
+{{/* Selector labels of the operator pods. */}}
+{{- define "celeriac.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "celeriac.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* Selector labels of the NATS pods. */}}
+{{- define "celeriac.natsSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "celeriac.name" . }}-nats
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: nats
+{{- end -}}
+
+{{/* The operator's ServiceAccount name. */}}
+{{- define "celeriac.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "celeriac.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator image reference: digest wins over tag; the tag defaults to appVersion. */}}
+{{- define "celeriac.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the deployed NATS server (StatefulSet and Service). */}}
+{{- define "celeriac.natsName" -}}
+{{- printf "%s-nats" (include "celeriac.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The NATS URL the operator uses: the deployed server, nats.url, or the official chart's "nats" Service in this namespace. */}}
+{{- define "celeriac.natsUrl" -}}
+{{- if .Values.nats.deploy -}}
+{{- printf "nats://%s.%s.svc:4222" (include "celeriac.natsName" .) .Release.Namespace -}}
+{{- else if .Values.nats.url -}}
+{{- .Values.nats.url -}}
+{{- else -}}
+{{- printf "nats://nats.%s.svc:4222" .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The NATS monitoring endpoint (host:port) for KEDA-scaled Queues, when known. */}}
+{{- define "celeriac.natsMonitoringEndpoint" -}}
+{{- if .Values.nats.monitoringEndpoint -}}
+{{- .Values.nats.monitoringEndpoint -}}
+{{- else if .Values.nats.deploy -}}
+{{- printf "%s.%s.svc:8222" (include "celeriac.natsName" .) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod security context of the "restricted" Pod Security Standard. */}}
+{{- define "celeriac.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Container security context of the "restricted" Pod Security Standard, with a read-only root filesystem. */}}
+{{- define "celeriac.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+Rules the operator needs in every namespace it watches. Each is a call the operator makes
+(operator/rbac-calls.ts) or a permission it grants onward in the worker Role it renders
+(operator/queue/desired-rbac.ts workerRoleRules), which RBAC requires it to hold itself.
+test/charts/rbac.test.ts compares these rules with both lists.
+*/}}
+{{- define "celeriac.watchedRules" -}}
+- apiGroups: ["celeriac.io"]
+  resources: ["queues"]
+  verbs: ["list", "watch", "patch"]
+- apiGroups: ["celeriac.io"]
+  resources: ["queues/status"]
+  verbs: ["patch"]
+- apiGroups: ["celeriac.io"]
+  resources: ["queues/finalizers", "schedules/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["celeriac.io"]
+  resources: ["tasks"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+# get: granted onward to workers (worker Role)
+- apiGroups: ["celeriac.io"]
+  resources: ["tasks/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["celeriac.io"]
+  resources: ["schedules"]
+  verbs: ["list", "watch"]
+- apiGroups: ["celeriac.io"]
+  resources: ["schedules/status"]
+  verbs: ["patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["list", "watch", "get", "create", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# granted onward to workers (pod-deletion-cost on their own Pod); the operator never calls it
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "patch"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "create", "patch"]
+{{- end -}}
+
+{{/* Rules the operator needs in its own namespace: the leader-election Lease. */}}
+{{- define "celeriac.leaseRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
+{{- end -}}
+
+{{/* Fails rendering on value combinations the schema cannot express. */}}
+{{- define "celeriac.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElect) -}}
+{{- fail "replicas > 1 needs leaderElect: true (otherwise every replica reconciles at once)" -}}
+{{- end -}}
+{{- if and .Values.nats.deploy .Values.nats.url -}}
+{{- fail "set either nats.deploy (a NATS deployed with this release) or nats.url (an existing NATS), not both" -}}
+{{- end -}}
+{{- end -}}
