@@ -8,13 +8,13 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ANNOTATIONS, API_VERSION, FIELD_MANAGERS, GROUP, LABELS, RESOURCES, VERSION } from "../../api/constants.js";
 import type { ScheduleSpec, ScheduleStatus } from "../../api/schedule.js";
-import { createObject, deleteObject, isAlreadyExists, patchStatus, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
+import { createObject, deleteObject, isAlreadyExists, kubeRequest, resourcePath, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
 import { toScheduleTaskInfo, type TaskLike } from "./history.js";
 import { planScheduleRun } from "./plan.js";
 
 /** A Schedule as read from the cache. */
 export interface ScheduleResource extends KubeObject {
-  metadata: { name: string; namespace: string; uid: string; generation?: number; creationTimestamp?: string; deletionTimestamp?: string };
+  metadata: { name: string; namespace: string; uid: string; resourceVersion?: string; generation?: number; creationTimestamp?: string; deletionTimestamp?: string };
   spec: ScheduleSpec;
   status?: ScheduleStatus;
 }
@@ -27,8 +27,11 @@ export interface ScheduleReconcilerDeps {
   tasksOf(namespace: string, schedule: string): TaskLike[];
   events: { event(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void };
   log: Logger;
-  /** When this operator started reconciling (leadership acquired): earlier due runs were missed by downtime. */
-  startedAt: Date;
+  /**
+   * When this operator started reconciling (leadership acquired): earlier due runs were missed by
+   * downtime. A function when it changes after construction (a standby replica taking over).
+   */
+  startedAt: Date | (() => Date);
   now?: () => Date;
   /** Called with the lateness of each created run, ms (nominal time → Task created), for metrics. */
   onFired?: (latenessMs: number) => void;
@@ -72,6 +75,20 @@ export function scheduleLabelValue(name: string): string {
   return `${name.slice(0, 54).replace(/[-.]+$/, "")}-${h.toString(16).padStart(8, "0")}`;
 }
 
+/**
+ * The merge patch turning status `live` into `desired`: desired's fields, and null for each top-level
+ * field of `live` that desired no longer has (e.g. nextScheduleTime while suspended). Pure.
+ * @returns undefined when nothing changes
+ */
+export function statusPatch(live: ScheduleStatus | undefined, desired: ScheduleStatus): Record<string, unknown> | undefined {
+  const cur = (live ?? {}) as Record<string, unknown>;
+  const want = desired as Record<string, unknown>;
+  const patch: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(want)) if (JSON.stringify(v) !== JSON.stringify(cur[k])) patch[k] = v;
+  for (const k of Object.keys(cur)) if (!(k in want)) patch[k] = null;
+  return Object.keys(patch).length > 0 ? patch : undefined;
+}
+
 /** Reconciles Schedule resources. */
 export class ScheduleReconciler {
   readonly #d: ScheduleReconcilerDeps;
@@ -100,7 +117,7 @@ export class ScheduleReconciler {
       ...(s.status ? { status: s.status } : {}),
       tasks: this.#d.tasksOf(namespace, scheduleLabelValue(name)).map(toScheduleTaskInfo),
       now,
-      operatorStartTime: this.#d.startedAt,
+      operatorStartTime: typeof this.#d.startedAt === "function" ? this.#d.startedAt() : this.#d.startedAt,
     });
     const done = new Set<string>();
     for (const taskName of plan.cancel) {
@@ -124,8 +141,22 @@ export class ScheduleReconciler {
     for (const e of plan.events) {
       if (!e.taskName || done.has(e.taskName)) this.#d.events.event(s, e.type, e.reason, e.message);
     }
-    if (JSON.stringify(plan.status) !== JSON.stringify(s.status ?? {})) {
-      await patchStatus(this.#d.kc, { ...SCHEDULES, namespace, name }, plan.status as Record<string, unknown>, FIELD_MANAGERS.operator);
+    const patch = statusPatch(s.status, plan.status);
+    if (patch) {
+      const ref = { ...SCHEDULES, namespace, name };
+      try {
+        // Optimistic lock on the version planned from: a plan made from a stale cache (its own last
+        // status write not seen yet) must not overwrite newer counts; 409 Conflict → requeue.
+        await kubeRequest(this.#d.kc, {
+          method: "PATCH",
+          path: resourcePath(ref, namespace, name, "status"),
+          query: { fieldManager: FIELD_MANAGERS.operator },
+          body: { metadata: { resourceVersion: s.metadata.resourceVersion }, status: patch },
+          contentType: "application/merge-patch+json",
+        });
+      } catch (cause) {
+        throw new Error(`patch status schedules ${namespace}/${name}`, { cause });
+      }
     }
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
   }
