@@ -59,7 +59,9 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const informers: Informer[] = [];
   const movers = new Map<string, DelayMover>();
   const namespaces = config.watchNamespaces.length > 0 ? [...config.watchNamespaces] : [undefined];
-  const startedAt = new Date();
+  // When this instance started reconciling (reset when it acquires the Lease): Schedules treat runs
+  // due before it as missed by downtime.
+  let startedAt = new Date();
 
   for (const namespace of namespaces) {
     const inf = <T extends KubeObject>(type: ResourceType, labelSelector?: string) => {
@@ -93,7 +95,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     const scheduleReconciler = new ScheduleReconciler({
       kc, getSchedule: (ns, name) => schedules.get(ns, name),
       tasksOf: (ns, label) => tasks.list(ns).filter((t) => t.metadata.labels?.[LABELS.schedule] === label) as unknown as TaskResource[],
-      events, log, startedAt, onFired: (ms) => lateness.observe(ms / 1000),
+      events, log, startedAt: () => startedAt, onFired: (ms) => lateness.observe(ms / 1000),
     });
 
     controllers.push(
@@ -145,6 +147,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   let leading = !config.leaderElect;
   let elector: LeaderElector | undefined;
   const startControllers = async () => {
+    startedAt = new Date();
     for (const i of informers) i.start();
     await Promise.all(controllers.map((c) => c.start()));
     log.info({ controllers: controllers.length }, "Started controllers");
