@@ -116,8 +116,13 @@ export function buildTaskMessage(
 ): TaskMessage {
   if (!Array.isArray(args)) throw new TypeError("args must be a JSON array, e.g. [1, 2]");
   if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) throw new TypeError('kwargs must be a JSON object, e.g. {"a": 1}');
-  const size = Buffer.byteLength(JSON.stringify(args)) + Buffer.byteLength(JSON.stringify(kwargs));
-  if (size > MAX_ARGS_BYTES) throw new TypeError(`args and kwargs hold ${size} bytes of JSON; at most ${MAX_ARGS_BYTES} are allowed: pass a reference (e.g. an object-store key) instead`);
+  const argsJson = JSON.stringify(args);
+  const kwargsJson = JSON.stringify(kwargs);
+  // cheap check first: string length bounds the UTF-8 size from below and a third of it from above
+  if ((argsJson.length + kwargsJson.length) * 3 > MAX_ARGS_BYTES) {
+    const size = Buffer.byteLength(argsJson) + Buffer.byteLength(kwargsJson);
+    if (size > MAX_ARGS_BYTES) throw new TypeError(`args and kwargs hold ${size} bytes of JSON; at most ${MAX_ARGS_BYTES} are allowed: pass a reference (e.g. an object-store key) instead`);
+  }
   const id = o.taskId ?? newId();
   if (!TASK_ID_PATTERN.test(id)) throw new TypeError(`taskId "${id}" is invalid: use 1-256 of A-Z a-z 0-9 _ = -`);
   if (o.countdownSeconds !== undefined && o.eta !== undefined) throw new TypeError("countdownSeconds and eta are exclusive: give one");
