@@ -182,7 +182,7 @@ export class CeleriacClient {
       p = (async () => {
         const names = queueNames(namespace, queue);
         if (this.#o.ensureResources !== false) {
-          await ensureQueueResources(this.#js, await jetstreamManager(this.#nc), names, queueSettings(this.#o.queueSettings));
+          await ensureQueueResources(await jetstreamManager(this.#nc), names, queueSettings(this.#o.queueSettings));
         }
         const kv = await new Kvm(this.#js).open(names.resultsBucket);
         return { names, kv, watcher: new ResultWatcher(kv) };

@@ -138,15 +138,13 @@ async function ensureBucket(js: JetStreamClient, jsm: JetStreamManager, names: Q
 /**
  * Ensures every NATS resource of one queue exists (and, with `updateOnDrift`, matches the desired
  * config). Idempotent and safe to run concurrently from several processes.
- * @param js a JetStream client on the same connection as `jsm` (KV buckets need it)
- * @param jsm a JetStream manager
+ * @param jsm a JetStream manager (its `jetstream()` client creates the KV bucket)
  * @param names the queue's names from `queueNames(namespace, queue)`
  * @param settings the queue settings
  * @returns what was done, per resource
  * @throws Error "create stream X: …" / "update consumer S/C: …" when the server refuses
  */
 export async function ensureQueueResources(
-  js: JetStreamClient,
   jsm: JetStreamManager,
   names: QueueNames,
   settings: QueueSettings,
@@ -158,6 +156,6 @@ export async function ensureQueueResources(
   out.push(await ensureStream(jsm, desiredDeadLetterStreamConfig(names, settings), opts));
   out.push(await ensureConsumer(jsm, names.stream, desiredWorkerConsumerConfig(names, settings), opts));
   out.push(await ensureConsumer(jsm, names.delayedStream, desiredDelayConsumerConfig(names, settings), opts));
-  out.push(await ensureBucket(js, jsm, names, settings, opts));
+  out.push(await ensureBucket(jsm.jetstream(), jsm, names, settings, opts));
   return out;
 }

@@ -215,7 +215,7 @@ export class Worker {
     if (this.#started) return;
     const jsm = await jetstreamManager(this.#o.nc);
     if (this.#o.ensureResources !== false) {
-      const report = await ensureQueueResources(this.#js, jsm, this.names, this.#settings);
+      const report = await ensureQueueResources(jsm, this.names, this.#settings);
       for (const r of report) if (r.action !== "unchanged") this.#log.info({ resource: r.name, kind: r.kind, action: r.action, drift: r.drift }, "Ensured queue resource");
     }
     this.#kv = await new Kvm(this.#js).open(this.names.resultsBucket);
