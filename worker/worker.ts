@@ -397,7 +397,7 @@ export class Worker {
       const id = m.headers?.get(HEADERS.msgId) ?? "";
       const task = m.headers?.get(HEADERS.task) || "unknown";
       const rec = TASK_ID_PATTERN.test(id)
-        ? this.#record({ id, task, queue: this.#o.queue, namespace: this.names.stream.split("_")[1] ?? "", origin: { kind: "Client" } }, {
+        ? this.#record({ id, task, queue: this.#o.queue, namespace: this.#o.namespace ?? DEFAULT_NAMESPACE, origin: { kind: "Client" } }, {
             phase: "Failed",
             attempts: attempt,
             completionTime: new Date().toISOString(),
