@@ -22,6 +22,8 @@ export interface OperatorConfig {
     readonly userSecret?: { name: string; userKey: string; passwordKey: string };
     readonly tlsCaSecret?: { name: string; key: string };
   };
+  /** NATS monitoring endpoint `host:port` that KEDA's nats-jetstream scaler reads (`CELERIAC_NATS_MONITORING_ENDPOINT`, default `nats:8222`). */
+  readonly natsMonitoringEndpoint: string;
   /** Default worker image for Queues that name none (`CELERIAC_WORKER_IMAGE`). */
   readonly workerImage: string;
   /** Namespaces to watch (`--watch-namespaces a,b`, `CELERIAC_WATCH_NAMESPACES`); empty = all. */
@@ -91,6 +93,7 @@ export function operatorConfigFrom(flags: OperatorFlags, env: NodeJS.ProcessEnv 
       ...(user ? { userSecret: { name: user[0]!, userKey: user[1]!, passwordKey: user[2]! } } : {}),
       ...(ca ? { tlsCaSecret: { name: ca[0]!, key: ca[1]! } } : {}),
     }),
+    natsMonitoringEndpoint: env.CELERIAC_NATS_MONITORING_ENDPOINT ?? "nats:8222",
     workerImage: env.CELERIAC_WORKER_IMAGE ?? "ghcr.io/celeriac/worker:0.1.0",
     watchNamespaces: Object.freeze(ns.split(",").map((s) => s.trim()).filter(Boolean)),
     leaderElect: flags.leaderElect ?? env.CELERIAC_LEADER_ELECT === "true",

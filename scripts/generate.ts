@@ -90,7 +90,10 @@ export function apiMarkdown(): string {
 /** Every generated file: path relative to the repository root → content. */
 export function generatedFiles(): Map<string, string> {
   const files = new Map<string, string>();
-  for (const { file, crd } of ALL_CRDS) files.set(join("crds", file), crdYaml(crd));
+  for (const { file, crd } of ALL_CRDS) {
+    files.set(join("crds", file), crdYaml(crd));
+    files.set(join("charts", "celeriac", "crds", file), crdYaml(crd)); // Helm installs CRDs from the chart's crds/
+  }
   files.set(join("docs", "api.md"), apiMarkdown());
   return files;
 }

@@ -2,7 +2,7 @@
  * The operator's NATS side of a Queue: apply its streams, consumers and bucket on drift, read its depth,
  * and delete everything under `deletionPolicy: Delete`. Implements `QueueNats` for the Queue reconciler.
  */
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { QueueNames } from "../../api/naming.js";
 import { ensureQueueResources, isConsumerNotFound, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
 import type { QueueSettings } from "../../nats/queue-settings.js";
@@ -19,11 +19,9 @@ async function orZero<T>(p: Promise<T>, pick: (v: T) => number): Promise<number>
 
 /** `QueueNats` over a JetStream connection. */
 export class JetStreamQueueNats implements QueueNats {
-  readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
 
-  constructor(js: JetStreamClient, jsm: JetStreamManager) {
-    this.#js = js;
+  constructor(jsm: JetStreamManager) {
     this.#jsm = jsm;
   }
 
@@ -32,7 +30,7 @@ export class JetStreamQueueNats implements QueueNats {
    * @throws Error "create stream X: …" / "update consumer S/C: …" when the server refuses
    */
   ensure(names: QueueNames, settings: QueueSettings): Promise<ResourceChange[]> {
-    return ensureQueueResources(this.#js, this.#jsm, names, settings, { updateOnDrift: true });
+    return ensureQueueResources(this.#jsm, names, settings, { updateOnDrift: true });
   }
 
   /**
