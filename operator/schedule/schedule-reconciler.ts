@@ -93,6 +93,13 @@ export function statusPatch(live: ScheduleStatus | undefined, desired: ScheduleS
 export class ScheduleReconciler {
   readonly #d: ScheduleReconcilerDeps;
   readonly #now: () => Date;
+  /**
+   * Our last status write per Schedule key: the object the API server returned and the older
+   * resourceVersions it supersedes. While the informer cache still shows one of those, a reconcile
+   * (e.g. the one the new Task's event triggers) plans from the returned object instead of the stale
+   * cached one, so it neither repeats work nor loses a conflict (controller-runtime's "expectations").
+   */
+  readonly #written = new Map<string, { stale: Set<string>; obj: ScheduleResource }>();
 
   constructor(deps: ScheduleReconcilerDeps) {
     this.#d = deps;
@@ -106,7 +113,11 @@ export class ScheduleReconciler {
    *   the status is not written, so the next plan sees the same due runs and the Tasks already made)
    */
   async reconcile(namespace: string, name: string): Promise<{ requeueAfterMs?: number }> {
-    const s = this.#d.getSchedule(namespace, name);
+    const key = `${namespace}/${name}`;
+    let s = this.#d.getSchedule(namespace, name);
+    const written = this.#written.get(key);
+    if (written && s?.metadata.resourceVersion && written.stale.has(s.metadata.resourceVersion)) s = written.obj;
+    else this.#written.delete(key);
     if (!s || s.metadata.deletionTimestamp) return {};
     const now = this.#now();
     const plan = planScheduleRun({
@@ -147,13 +158,18 @@ export class ScheduleReconciler {
       try {
         // Optimistic lock on the version planned from: a plan made from a stale cache (its own last
         // status write not seen yet) must not overwrite newer counts; 409 Conflict → requeue.
-        await kubeRequest(this.#d.kc, {
+        const obj = await kubeRequest<ScheduleResource>(this.#d.kc, {
           method: "PATCH",
           path: resourcePath(ref, namespace, name, "status"),
           query: { fieldManager: FIELD_MANAGERS.operator },
           body: { metadata: { resourceVersion: s.metadata.resourceVersion }, status: patch },
           contentType: "application/merge-patch+json",
         });
+        const from = s.metadata.resourceVersion;
+        if (from && obj?.metadata?.resourceVersion && obj.metadata.resourceVersion !== from) {
+          const stale = new Set(s === written?.obj ? [...written.stale].slice(-15) : []);
+          this.#written.set(key, { stale: stale.add(from), obj });
+        }
       } catch (cause) {
         throw new Error(`patch status schedules ${namespace}/${name}`, { cause });
       }
