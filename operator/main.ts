@@ -78,11 +78,12 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       kc,
       getQueue: (ns, name) => queues.get(ns, name),
       getDeployment: (ns, name) => deployments.get(ns, name),
-      nats: new JetStreamQueueNats(js, jsm),
+      nats: new JetStreamQueueNats(jsm),
       events,
       log,
       workerNats: config.workerNats,
       workerImage: config.workerImage,
+      natsMonitoringEndpoint: config.natsMonitoringEndpoint,
       onObserved: (ns, q, backlog, desired) => {
         backlogGauge.set({ namespace: ns, queue: q }, backlog);
         desiredGauge.set({ namespace: ns, queue: q }, desired);
@@ -120,7 +121,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         reconcile: (key) => taskReconciler.reconcile(key.namespace, key.name),
       }),
       new Controller({
-        name: "schedule", for: schedules as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 2, resyncPeriodMs: config.resyncSeconds * 1000,
+        name: "schedule", for: schedules as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 8, resyncPeriodMs: config.resyncSeconds * 1000,
         owns: [{ informer: tasks as unknown as Informer, ownerKind: RESOURCES.Schedule.kind }],
         reconcile: (key) => scheduleReconciler.reconcile(key.namespace, key.name),
       }),
