@@ -78,12 +78,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       kc,
       getQueue: (ns, name) => queues.get(ns, name),
       getDeployment: (ns, name) => deployments.get(ns, name),
-      nats: new JetStreamQueueNats(jsm),
+      nats: new JetStreamQueueNats(js, jsm),
       events,
       log,
       workerNats: config.workerNats,
       workerImage: config.workerImage,
-      natsMonitoringEndpoint: config.natsMonitoringEndpoint,
       onObserved: (ns, q, backlog, desired) => {
         backlogGauge.set({ namespace: ns, queue: q }, backlog);
         desiredGauge.set({ namespace: ns, queue: q }, desired);
