@@ -5,16 +5,15 @@
 import { randomUUID } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
-import { MAX_ARGS_BYTES, isTerminalPhase } from "../api/constants.js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { MAX_ARGS_BYTES } from "../api/constants.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "../api/defaults.js";
-import { HEADERS, MESSAGE_VERSION, type TaskMessage, type TaskRecord } from "../api/message.js";
-import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
+import { MESSAGE_VERSION, type TaskMessage, type TaskRecord } from "../api/message.js";
+import { DEFAULT_NAMESPACE, TASK_ID_PATTERN, queueNames, type QueueNames } from "../api/naming.js";
 import { resolveRetryPolicy, type RetryPolicySpec } from "../api/policies.js";
 import type { TaskStatus } from "../api/task.js";
-import { connectNats, ensureQueueResources, natsSettingsFrom, queueSettings, type NatsSettings, type QueueSettings } from "../nats/index.js";
+import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import type { SignatureOf } from "../worker/define-task.js";
-import { REVOKED_PREFIX, TASK_ID_PATTERN } from "../worker/status-sink.js";
 import { EnqueueError, ResultTimeoutError, TaskFailedError } from "./errors.js";
 import { ResultWatcher } from "./result-watcher.js";
 
@@ -152,7 +151,6 @@ export function buildTaskMessage(
   return msg;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A Celeriac client. Create with `connect()`. */
 export class CeleriacClient {
@@ -215,29 +213,15 @@ export class CeleriacClient {
     const t = this.#target(options);
     const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t }, new Date());
     const q = await this.#queue(t.namespace, t.queue);
-    const delayed = msg.eta !== undefined && Date.parse(msg.eta) > Date.now();
-    const h = natsHeaders();
-    h.set(HEADERS.task, task);
-    h.set(HEADERS.version, String(MESSAGE_VERSION));
-    if (msg.trace) h.set(HEADERS.traceparent, msg.trace.traceparent);
-    const data = JSON.stringify(msg);
-    const subject = delayed ? q.names.delayedSubject : q.names.taskSubject;
     const limit = this.#o.enqueueTimeoutMs ?? 30_000;
-    const end = Date.now() + limit;
-    for (let i = 0; ; i++) {
-      try {
-        await this.#js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, Math.min(5000, end - Date.now())) });
-        break;
-      } catch (err) {
-        if (this.#nc.isClosed() || Date.now() >= end) {
-          throw new EnqueueError(
-            `enqueue ${task} (${msg.id}) on queue ${t.namespace}/${t.queue}: JetStream did not confirm within ${limit} ms (${(err as Error).message}); ` +
-              `retrying with taskId "${msg.id}" is safe (deduplicated within the duplicate window)`,
-            { cause: err },
-          );
-        }
-        await sleep(Math.min(1000, 50 * 2 ** i));
-      }
+    try {
+      await publishTaskMessage(this.#js, q.names, msg, { timeoutMs: limit, isClosed: () => this.#nc.isClosed() });
+    } catch (err) {
+      throw new EnqueueError(
+        `enqueue ${task} (${msg.id}) on queue ${t.namespace}/${t.queue}: JetStream did not confirm within ${limit} ms (${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}); ` +
+          `retrying with taskId "${msg.id}" is safe (deduplicated within the duplicate window)`,
+        { cause: err },
+      );
     }
     return this.#handle<SignatureOf<N>["result"]>(msg.id, t);
   }
@@ -267,28 +251,7 @@ export class CeleriacClient {
       },
       revoke: async () => {
         const q = await this.#queue(t.namespace, t.queue);
-        await q.kv.put(`${REVOKED_PREFIX}${id}`, JSON.stringify({ id, revokedAt: new Date().toISOString() }));
-        // a task not started yet shows Cancelled at once (compare-and-set, so a worker's write wins)
-        const e = await q.kv.get(id);
-        const cancelled = (base: Partial<TaskRecord> | undefined): string =>
-          JSON.stringify({
-            id,
-            task: base?.task ?? "",
-            queue: t.queue,
-            namespace: t.namespace,
-            origin: base?.origin ?? { kind: "Client" },
-            status: { ...(base?.status ?? {}), phase: "Cancelled", completionTime: new Date().toISOString(), error: { type: "CancelledError", message: "revoked before it started" } },
-            updatedAt: new Date().toISOString(),
-          });
-        try {
-          if (!e || e.operation !== "PUT") await q.kv.create(id, cancelled(undefined));
-          else {
-            const rec = e.json<TaskRecord>();
-            if (!isTerminalPhase(rec.status.phase) && rec.status.phase !== "Running") await q.kv.update(id, cancelled(rec), e.revision);
-          }
-        } catch {
-          // a worker wrote first: it has seen or will see the revocation marker
-        }
+        await revokeTask(q.kv, t, id);
       },
     };
   }

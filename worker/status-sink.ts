@@ -16,11 +16,8 @@ export interface StatusSink {
   write(record: TaskRecord): Promise<void>;
 }
 
-/** Key prefix of revocation markers in the results bucket: `revoked.<task id>`. */
-export const REVOKED_PREFIX = "revoked.";
-
-/** Characters allowed in a task id so it is a valid KV key (and never contains `.`). */
-export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;
+/** Key prefix of revocation markers and the task id pattern: defined with the other names in api/naming.ts. */
+export { REVOKED_PREFIX, TASK_ID_PATTERN } from "../api/naming.js";
 
 /** The results-bucket sink: the record is the value of key `<task id>` (TTL = the bucket's). */
 export class KvStatusSink implements StatusSink {
