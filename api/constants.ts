@@ -76,6 +76,7 @@ export const REASONS = {
   WorkersAvailable: "WorkersAvailable",
   WorkersUnavailable: "WorkersUnavailable",
   ScaledToZero: "ScaledToZero",
+  KedaNotInstalled: "KedaNotInstalled",
   Suspended: "Suspended",
   InvalidSpec: "InvalidSpec",
   Reconciled: "Reconciled",

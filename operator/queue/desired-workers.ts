@@ -270,7 +270,9 @@ function workerContainer(queue: QueueObject, opts: WorkerDeploymentOptions, user
     { name: WORKER_PORT_NAME, containerPort: WORKER_PORT, protocol: "TCP" },
     ...(c.ports ?? []).filter((p) => p.name !== WORKER_PORT_NAME && p.containerPort !== WORKER_PORT),
   ];
-  c.readinessProbe ??= probe("/readyz", { periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 3 });
+  // Readiness every 2 s from 1 s after start: a worker pulls before it is Ready, but the ReplicaSet
+  // controller removes not-ready pods first on scale-down, so a busy new worker should turn Ready soon.
+  c.readinessProbe ??= probe("/readyz", { initialDelaySeconds: 1, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 3 });
   // Liveness is generous: a worker busy with CPU-bound handlers must not be killed for a slow answer.
   c.livenessProbe ??= probe("/healthz", { periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 });
 
@@ -309,7 +311,7 @@ function celeriacEnv(queue: QueueObject, opts: WorkerDeploymentOptions, grace: n
   return env;
 }
 
-function probe(path: string, timing: { periodSeconds: number; timeoutSeconds: number; failureThreshold: number }): V1Probe {
+function probe(path: string, timing: { initialDelaySeconds?: number; periodSeconds: number; timeoutSeconds: number; failureThreshold: number }): V1Probe {
   return { httpGet: { path, port: WORKER_PORT_NAME }, ...timing };
 }
 

@@ -231,9 +231,13 @@ export class QueueReconciler {
     // conditions and the one status write
     const ready = liveDeploy.status?.readyReplicas ?? 0;
     const replicas = liveDeploy.status?.replicas ?? 0;
-    if (kedaMissing) cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.WorkersUnavailable, KEDA_MISSING_MESSAGE);
+    if (kedaMissing) cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.KedaNotInstalled, KEDA_MISSING_MESSAGE);
     else if (q.spec.suspend) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.Suspended, "the queue is suspended: no workers run and tasks wait in the stream");
-    else if (desired === 0) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.ScaledToZero, "no backlog: workers are scaled to zero and start when tasks arrive");
+    else if (desired === 0) {
+      cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.ScaledToZero, policy.provider === "keda"
+        ? `KEDA scales the workers; none run now (backlog ${backlog})`
+        : "no backlog: workers are scaled to zero and start when tasks arrive");
+    }
     else if (ready > 0) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.WorkersAvailable, `${ready} of ${desired} workers ready`);
     else cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.WorkersUnavailable, `0 of ${desired} workers ready`);
     const streamReady = conditions.find((c) => c.type === CONDITION_TYPES.Queue.StreamReady)?.status === "True";
@@ -272,7 +276,7 @@ export class QueueReconciler {
     } catch (err) {
       if (!isNotFound(err)) throw err;
       if (!q.status?.conditions?.some((c) => c.type === CONDITION_TYPES.Queue.WorkersReady && c.message === KEDA_MISSING_MESSAGE)) {
-        this.#d.events.event(q, "Warning", REASONS.WorkersUnavailable, KEDA_MISSING_MESSAGE);
+        this.#d.events.event(q, "Warning", REASONS.KedaNotInstalled, KEDA_MISSING_MESSAGE);
         this.#d.log.warn({ err }, "Failed to apply ScaledObject: KEDA is not installed");
       }
       return false;
