@@ -287,7 +287,10 @@ export class Worker {
           for await (const m of iter) {
             got++;
             this.#requested--;
-            this.#dispatch(m);
+            // Stopping: a message the last pull still delivers is handed back at once (no delay) so
+            // another worker runs it; starting it here would delay this worker's exit.
+            if (this.#stopping) m.nak();
+            else this.#dispatch(m);
           }
           failures = 0;
         } catch (err) {
@@ -301,7 +304,7 @@ export class Worker {
       open.add(reader);
       void reader.finally(() => open.delete(reader));
     }
-    // the last pulls end within fetchExpiresMs; what they deliver runs like any in-flight task
+    // the last pulls end within fetchExpiresMs; what they still deliver is naked (see the reader)
     await Promise.all(open);
   }
 
@@ -590,7 +593,7 @@ export class Worker {
     this.#slotWaiters.splice(0).forEach((r) => r());
     const deadline = Date.now() + this.#o.shutdownGraceSeconds * 1000;
     const steps: [string, () => Promise<void>][] = [
-      // the last pull ends within fetchExpiresMs; what it delivers runs like any in-flight task
+      // the last pull ends within fetchExpiresMs; what it still delivers is naked for another worker
       ["stop pulling", async () => void (await this.#loop)],
       [
         "finish in-flight",
