@@ -78,11 +78,12 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       kc,
       getQueue: (ns, name) => queues.get(ns, name),
       getDeployment: (ns, name) => deployments.get(ns, name),
-      nats: new JetStreamQueueNats(js, jsm),
+      nats: new JetStreamQueueNats(jsm),
       events,
       log,
       workerNats: config.workerNats,
       workerImage: config.workerImage,
+      natsMonitoringEndpoint: config.natsMonitoringEndpoint,
       onObserved: (ns, q, backlog, desired) => {
         backlogGauge.set({ namespace: ns, queue: q }, backlog);
         desiredGauge.set({ namespace: ns, queue: q }, desired);
