@@ -19,6 +19,7 @@ import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
 import { applyChild, BUILTIN_TYPES, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
+import type { EventSink } from "../runtime/events.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOptions } from "./desired-workers.js";
 import { workerDeploymentName } from "./labels.js";
@@ -57,18 +58,13 @@ export interface QueueNats {
   remove(names: QueueNames): Promise<void>;
 }
 
-/** Records Kubernetes Events. */
-export interface QueueEventSink {
-  event(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void;
-}
-
 /** Dependencies of the Queue reconciler. */
 export interface QueueReconcilerDeps {
   kc: KubeConfig;
   getQueue(namespace: string, name: string): QueueObjectResource | undefined;
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
   nats: QueueNats;
-  events: QueueEventSink;
+  events: EventSink;
   log: Logger;
   workerNats: WorkerNatsOptions;
   workerImage?: string;

@@ -159,3 +159,11 @@ export class EventRecorder {
     for (const [k, v] of this.seen) if (now - v.lastSeen > this.windowMs) this.seen.delete(k);
   }
 }
+
+/**
+ * What reconcilers need to record an Event: fire-and-forget (the EventRecorder never throws).
+ * `type` is Normal or Warning; `reason` CamelCase; `message` starts with a capital.
+ */
+export interface EventSink {
+  event(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void;
+}

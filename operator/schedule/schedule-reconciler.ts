@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { ANNOTATIONS, API_VERSION, FIELD_MANAGERS, GROUP, LABELS, RESOURCES, VERSION } from "../../api/constants.js";
 import type { ScheduleSpec, ScheduleStatus } from "../../api/schedule.js";
 import { createObject, deleteObject, isAlreadyExists, kubeRequest, resourcePath, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
+import type { EventSink } from "../runtime/events.js";
 import { toScheduleTaskInfo, type TaskLike } from "./history.js";
 import { planScheduleRun } from "./plan.js";
 
@@ -25,7 +26,7 @@ export interface ScheduleReconcilerDeps {
   getSchedule(namespace: string, name: string): ScheduleResource | undefined;
   /** Tasks in `namespace` labelled with this schedule (from the Task informer cache). */
   tasksOf(namespace: string, schedule: string): TaskLike[];
-  events: { event(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void };
+  events: EventSink;
   log: Logger;
   /**
    * When this operator started reconciling (leadership acquired): earlier due runs were missed by

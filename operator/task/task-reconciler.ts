@@ -16,6 +16,7 @@ import type { TaskMessage } from "../../api/message.js";
 import type { QueueSpec } from "../../api/queue.js";
 import type { TaskSpec, TaskStatus } from "../../api/task.js";
 import { deleteObject, isConflict, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef } from "../../kube/k8s-client.js";
+import type { EventSink } from "../runtime/events.js";
 import { argsSize, buildTaskMessage } from "./task-message.js";
 
 /** A Task as read from the cache. */
@@ -37,11 +38,6 @@ export interface TaskPublisher {
   publish(msg: TaskMessage): Promise<void>;
   /** Marks task `id` revoked: it never starts, and a running attempt is aborted. */
   revoke(namespace: string, queue: string, id: string): Promise<void>;
-}
-
-/** Records Kubernetes Events about an object. */
-export interface EventSink {
-  event(obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string): void;
 }
 
 /** Dependencies of the Task reconciler. */

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, connect as netConnect } from "node:net";
+import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -24,19 +24,9 @@ export interface NatsServer {
   cleanup(): Promise<void>;
 }
 
-/** Finds a free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** Finds a free TCP port on 127.0.0.1 (the dev platform's helper). */
+export { freePort } from "../../devcluster/platform/nats-process.js";
+import { freePort } from "../../devcluster/platform/nats-process.js";
 
 async function waitForPort(port: number, deadlineMs: number): Promise<void> {
   const end = Date.now() + deadlineMs;
