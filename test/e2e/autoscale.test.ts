@@ -269,7 +269,7 @@ describe("when a Queue autoscales on the dev platform", { timeout: 170_000 }, ()
       const cond = await waitFor("a WorkersReady condition about KEDA", async () => {
         const q = await e.kubectl(["get", "queue", queue, "-o", "json"]);
         const conds = (JSON.parse(q.stdout) as { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } }).status?.conditions ?? [];
-        return conds.find((c) => c.type === "WorkersReady" && /keda/i.test(c.message));
+        return conds.find((c) => c.type === "WorkersReady" && c.reason === "KedaNotInstalled");
       }, 20_000, 100);
       assert.equal(cond!.status, "False");
       assert.match(cond!.message, /scaledobjects\.keda\.sh/);
@@ -293,9 +293,9 @@ describe("when a Queue autoscales on the dev platform", { timeout: 170_000 }, ()
       assert.equal(so!.spec.triggers[0]!.metadata.consumer, names.workerConsumer);
       assert.equal(so!.spec.triggers[0]!.metadata.lagThreshold, "10");
       assert.ok(so!.metadata.ownerReferences?.some((o) => o.kind === "Queue" && o.name === queue && o.controller));
-      await waitFor("WorkersReady no longer about KEDA", async () => {
-        const q = await e.kubectl(["get", "queue", queue, "-o", "jsonpath={.status.conditions[?(@.type==\"WorkersReady\")].message}"]);
-        return q.code === 0 && !/keda/i.test(q.stdout);
+      await waitFor("WorkersReady no longer KedaNotInstalled", async () => {
+        const q = await e.kubectl(["get", "queue", queue, "-o", "jsonpath={.status.conditions[?(@.type==\"WorkersReady\")].reason}"]);
+        return q.code === 0 && q.stdout !== "" && q.stdout !== "KedaNotInstalled";
       }, 10_000, 100);
 
       // A backlog that the builtin provider would scale to 5 does not move the Deployment.
