@@ -33,8 +33,6 @@ export interface QueueNames {
   delayConsumer: string;
   /** KV bucket of task states and results (TTL = the queue's results TTL). */
   resultsBucket: string;
-  /** Core NATS subject on which revocations are announced to running workers. */
-  revokeSubject: string;
 }
 
 /**
@@ -68,7 +66,6 @@ export function queueNames(namespace: string, queue: string): QueueNames {
     workerConsumer: "workers",
     delayConsumer: "delay-mover",
     resultsBucket: `${base}_RESULTS`,
-    revokeSubject: `${subj}.revoke`,
   };
 }
 
