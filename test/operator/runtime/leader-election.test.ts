@@ -72,7 +72,8 @@ describe("when two electors compete for one lease", () => {
       assert.notEqual(a.elector.isLeader(), b.elector.isLeader());
       const [leader, standby] = a.elector.isLeader() ? [a, b] : [b, a];
       assert.equal((await leaseSpec("le-expiry"))?.holderIdentity, leader.elector.identity);
-      assert.equal(standby.elector.leader(), leader.elector.identity, "standby observed the leader");
+      // The standby learns the holder at its next retry period.
+      await eventually(() => standby.elector.leader() === leader.elector.identity, 1000, "standby observed the leader");
       // The leader dies without releasing.
       const killedAt = Date.now();
       await leader.elector.stop({ release: false });
