@@ -13,7 +13,7 @@ import { LABELS } from "../../api/constants.js";
 import { queueNames } from "../../api/naming.js";
 import { REPO_ROOT } from "../../devcluster/platform/platform.js";
 import { waitFor } from "../helpers/k8s-tools.js";
-import { startE2E, type E2E } from "./helpers.js";
+import { LOCAL_ONLY, startE2E, type E2E } from "./helpers.js";
 
 const NS = "default";
 const POLL_SECONDS = 1;
@@ -154,7 +154,7 @@ function alive(pids: Iterable<number>): number[] {
   });
 }
 
-describe("when a Queue autoscales on the dev platform", { timeout: 170_000 }, () => {
+describe("when a Queue autoscales on the dev platform", { timeout: 170_000, skip: LOCAL_ONLY }, () => {
   let e: E2E;
   let client: CeleriacClient;
   before(async () => {

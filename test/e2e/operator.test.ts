@@ -8,7 +8,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { queueNames } from "../../api/naming.js";
 import { waitFor } from "../helpers/k8s-tools.js";
-import { queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
+import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
 
 async function json<T = Record<string, unknown>>(e: E2E, args: string[]): Promise<T> {
   const r = await e.kubectl([...args, "-o", "json"]);
@@ -98,7 +98,7 @@ describe("when a Queue and Tasks are applied with kubectl", { timeout: 240_000 }
     assert.equal(w.code, 0, w.stderr);
   });
 
-  it("aborts a running Task within 2 s when it is deleted", async () => {
+  it("aborts a running Task within 2 s when it is deleted", { skip: LOCAL_ONLY }, async () => {
     assert.equal((await e.apply(taskYaml("long-1", "work", "e2e.sleep", "  kwargs: {ms: 60000}"))).code, 0);
     await waitFor("long-1 Running", async () => (await phaseOf(e, "long-1")) === "Running", 60_000, 100);
     const uid = (await e.kubectl(["get", "task", "long-1", "-o", "jsonpath={.metadata.uid}"])).stdout;
@@ -145,7 +145,7 @@ function manyTasks(prefix: string, n: number, queue: string): string {
   return Array.from({ length: n }, (_, i) => taskYaml(`${prefix}-${i}`, queue, "e2e.sleep", "  kwargs: {ms: 50}")).join("\n---\n");
 }
 
-describe("when the operator restarts in the middle of a run", { timeout: 240_000 }, () => {
+describe("when the operator restarts in the middle of a run", { timeout: 240_000, skip: LOCAL_ONLY }, () => {
   let e: E2E;
   before(async () => {
     e = await startE2E();
@@ -174,7 +174,7 @@ describe("when the operator restarts in the middle of a run", { timeout: 240_000
   });
 });
 
-describe("when two operator replicas run", { timeout: 240_000 }, () => {
+describe("when two operator replicas run", { timeout: 240_000, skip: LOCAL_ONLY }, () => {
   let e: E2E;
   before(async () => {
     e = await startE2E({ operatorReplicas: 2, operatorArgs: ["--lease-duration-seconds", "3", "--renew-deadline-seconds", "2", "--retry-period-seconds", "0.5"] });
