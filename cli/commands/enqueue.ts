@@ -2,7 +2,6 @@
  * `celeriac enqueue <task>`: enqueue one task from the shell, optionally waiting for its result.
  */
 import type { Command } from "commander";
-import { connect, TaskFailedError } from "../../client/index.js";
 
 /** Raw `celeriac enqueue` flags. */
 export interface EnqueueFlags {
@@ -67,6 +66,7 @@ export function register(program: Command): void {
       if (!queue) throw new Error("--queue (or CELERIAC_QUEUE) is required");
       const countdownSeconds = seconds("--countdown", f.countdown);
       const timeout = seconds("--timeout", f.timeout);
+      const { connect, TaskFailedError } = await import("../../client/index.js");
       const client = await connect({ ...(f.nats ? { servers: f.nats } : {}), queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE });
       try {
         const h = await client.enqueue(task, args, kwargs, {

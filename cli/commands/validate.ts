@@ -7,7 +7,6 @@ import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { API_VERSION } from "../../api/constants.js";
-import { checkManifest } from "../../api/manifest.js";
 
 function manifestFiles(path: string): string[] {
   if (statSync(path).isDirectory()) {
@@ -22,10 +21,11 @@ function manifestFiles(path: string): string[] {
 /**
  * Validates every Celeriac object in the given files or directories.
  * @param paths files or directories (directories: their *.yaml / *.yml files)
- * @returns one line per object and the number of invalid ones
+ * @returns one line per object and the number of invalid ones (a promise)
  * @throws Error when a file cannot be read or is not valid YAML (the message names the file)
  */
-export function validatePaths(paths: string[]): { lines: string[]; invalid: number } {
+export async function validatePaths(paths: string[]): Promise<{ lines: string[]; invalid: number }> {
+  const { checkManifest } = await import("../../api/manifest.js"); // schema validation: loaded only here
   const lines: string[] = [];
   let invalid = 0;
   for (const file of paths.flatMap(manifestFiles)) {
@@ -59,8 +59,8 @@ export function register(program: Command): void {
     .command("validate")
     .description("check Celeriac manifests (Queue, Task, Schedule) against the CRD schemas, offline")
     .argument("<paths...>", "YAML files or directories")
-    .action((paths: string[]) => {
-      const { lines, invalid } = validatePaths(paths);
+    .action(async (paths: string[]) => {
+      const { lines, invalid } = await validatePaths(paths);
       for (const l of lines) console.log(l);
       if (invalid > 0) {
         console.error(`${invalid} invalid object(s)`);

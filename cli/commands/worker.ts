@@ -3,8 +3,7 @@
  * worker/config.ts for defaults).
  */
 import type { Command } from "commander";
-import { parseWorkerConfig, type WorkerFlags } from "../../worker/config.js";
-import { runWorker } from "../../worker/run.js";
+import type { WorkerFlags } from "../../worker/config.js";
 
 /** Registers `celeriac worker`. */
 export function register(program: Command): void {
@@ -22,6 +21,7 @@ export function register(program: Command): void {
     .option("--grace-period-seconds <s>", "shutdown grace for in-flight tasks (default: 25) [CELERIAC_GRACE_PERIOD_SECONDS]")
     .option("--worker-name <name>", "name recorded in task status (default: $POD_NAME or host:pid) [CELERIAC_WORKER_NAME]")
     .action(async (flags: WorkerFlags) => {
+      const [{ parseWorkerConfig }, { runWorker }] = await Promise.all([import("../../worker/config.js"), import("../../worker/run.js")]);
       await runWorker(parseWorkerConfig(flags));
       process.exit(0);
     });
