@@ -462,6 +462,8 @@ export async function mergePatch<T extends KubeObject = KubeObject>(
  *
  * @param status the (partial) status object to merge
  * @param fieldManager e.g. `celeriac-operator` or `celeriac-worker`
+ * @param resourceVersion when given, an optimistic lock: the write fails with 409 Conflict
+ *   (`isConflict(err.cause)`) if the object changed since that version was read
  * @returns the object after the write
  * @throws Error `patch status <plural> <ns>/<name>` with the API error as `cause`
  */
@@ -470,18 +472,36 @@ export async function patchStatus<T extends KubeObject = KubeObject>(
   ref: ObjectRef,
   status: Record<string, unknown>,
   fieldManager: string,
+  resourceVersion?: string,
 ): Promise<T> {
   try {
     return await kubeRequest<T>(kc, {
       method: "PATCH",
       path: resourcePath(ref, ref.namespace, ref.name, "status"),
       query: { fieldManager },
-      body: { status },
+      body: resourceVersion ? { metadata: { resourceVersion }, status } : { status },
       contentType: "application/merge-patch+json",
     });
   } catch (cause) {
     throw new Error(`patch status ${ref.plural} ${display(ref)}`, { cause });
   }
+}
+
+/**
+ * Adds or removes one finalizer with a merge patch of the whole `metadata.finalizers` list, locked on
+ * the object's resourceVersion (a 409 means another writer changed the list: reconcile again). Does
+ * nothing when the finalizer is already as wanted.
+ * @param obj the object as read (its `metadata.finalizers` and `metadata.resourceVersion` are used)
+ * @param present true to add, false to remove
+ * @returns true when a patch was sent
+ * @throws Error `patch <plural> <ns>/<name>` with the API error as `cause` (409 on a stale read)
+ */
+export async function setFinalizer(kc: KubeConfig, ref: ObjectRef, obj: KubeObject, finalizer: string, present: boolean, fieldManager: string): Promise<boolean> {
+  const current = obj.metadata?.finalizers ?? [];
+  if (current.includes(finalizer) === present) return false;
+  const finalizers = present ? [...current, finalizer] : current.filter((f) => f !== finalizer);
+  await mergePatch(kc, ref, { metadata: { finalizers: finalizers.length ? finalizers : null, resourceVersion: obj.metadata?.resourceVersion } }, fieldManager);
+  return true;
 }
 
 /** Options of {@link deleteObject}. */

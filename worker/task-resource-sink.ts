@@ -9,7 +9,7 @@ import { CONDITION_TYPES, FIELD_MANAGERS, GROUP, MAX_INLINE_RESULT_BYTES, REASON
 import { setCondition, type Condition } from "../api/conditions.js";
 import type { TaskRecord } from "../api/message.js";
 import type { TaskStatus } from "../api/task.js";
-import { isConflict, isNotFound, kubeRequest, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { isConflict, isNotFound, kubeRequest, patchStatus, resourcePath, type KubeObject } from "../kube/k8s-client.js";
 import type { StatusSink } from "./status-sink.js";
 
 /** Status fields the worker owns; absent ones are cleared (`null`) so a stale `nextRetryTime` never lingers. */
@@ -80,6 +80,7 @@ export class TaskResourceSink implements StatusSink {
   async write(record: TaskRecord): Promise<void> {
     const o = record.origin;
     if (o.kind !== "Task" || !o.namespace || !o.name) return;
+    const ref = { ...TASKS, namespace: o.namespace, name: o.name };
     const path = resourcePath(TASKS, o.namespace, o.name, "status");
     for (let i = 0; i < 5; i++) {
       let task: KubeObject & { status?: TaskStatus };
@@ -92,17 +93,12 @@ export class TaskResourceSink implements StatusSink {
       if (o.uid && task.metadata?.uid !== o.uid) return;
       const status = taskStatusPatch(record, this.#bucket, task.status?.conditions as Condition[] | undefined, new Date());
       try {
-        await kubeRequest(this.#kc, {
-          method: "PATCH",
-          path,
-          query: { fieldManager: FIELD_MANAGERS.worker },
-          body: { metadata: { resourceVersion: task.metadata?.resourceVersion }, status },
-          contentType: "application/merge-patch+json",
-        });
+        await patchStatus(this.#kc, ref, status, FIELD_MANAGERS.worker, task.metadata?.resourceVersion);
         return;
       } catch (err) {
-        if (isNotFound(err)) return;
-        if (!isConflict(err)) throw new Error(`write status of task ${o.namespace}/${o.name}`, { cause: err });
+        const cause = (err as Error).cause;
+        if (isNotFound(cause)) return;
+        if (!isConflict(cause)) throw new Error(`write status of task ${o.namespace}/${o.name}`, { cause: err });
       }
     }
     throw new Error(`write status of task ${o.namespace}/${o.name}: conflicts on 5 attempts`);

@@ -8,7 +8,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ANNOTATIONS, API_VERSION, FIELD_MANAGERS, GROUP, LABELS, RESOURCES, VERSION } from "../../api/constants.js";
 import type { ScheduleSpec, ScheduleStatus } from "../../api/schedule.js";
-import { createObject, deleteObject, isAlreadyExists, kubeRequest, resourcePath, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
+import { createObject, deleteObject, isAlreadyExists, patchStatus, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
 import type { EventSink } from "../runtime/events.js";
 import { toScheduleTaskInfo, type TaskLike } from "./history.js";
 import { planScheduleRun } from "./plan.js";
@@ -155,24 +155,13 @@ export class ScheduleReconciler {
     }
     const patch = statusPatch(s.status, plan.status);
     if (patch) {
-      const ref = { ...SCHEDULES, namespace, name };
-      try {
-        // Optimistic lock on the version planned from: a plan made from a stale cache (its own last
-        // status write not seen yet) must not overwrite newer counts; 409 Conflict → requeue.
-        const obj = await kubeRequest<ScheduleResource>(this.#d.kc, {
-          method: "PATCH",
-          path: resourcePath(ref, namespace, name, "status"),
-          query: { fieldManager: FIELD_MANAGERS.operator },
-          body: { metadata: { resourceVersion: s.metadata.resourceVersion }, status: patch },
-          contentType: "application/merge-patch+json",
-        });
-        const from = s.metadata.resourceVersion;
-        if (from && obj?.metadata?.resourceVersion && obj.metadata.resourceVersion !== from) {
-          const stale = new Set(s === written?.obj ? [...written.stale].slice(-15) : []);
-          this.#written.set(key, { stale: stale.add(from), obj });
-        }
-      } catch (cause) {
-        throw new Error(`patch status schedules ${namespace}/${name}`, { cause });
+      // Optimistic lock on the version planned from: a plan made from a stale cache (its own last
+      // status write not seen yet) must not overwrite newer counts; 409 Conflict → requeue.
+      const obj = await patchStatus<ScheduleResource>(this.#d.kc, { ...SCHEDULES, namespace, name }, patch, FIELD_MANAGERS.operator, s.metadata.resourceVersion);
+      const from = s.metadata.resourceVersion;
+      if (from && obj?.metadata?.resourceVersion && obj.metadata.resourceVersion !== from) {
+        const stale = new Set(s === written?.obj ? [...written.stale].slice(-15) : []);
+        this.#written.set(key, { stale: stale.add(from), obj });
       }
     }
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };

@@ -15,7 +15,7 @@ import { setCondition, type Condition } from "../../api/conditions.js";
 import type { TaskMessage } from "../../api/message.js";
 import type { QueueSpec } from "../../api/queue.js";
 import type { TaskSpec, TaskStatus } from "../../api/task.js";
-import { deleteObject, isConflict, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef } from "../../kube/k8s-client.js";
+import { deleteObject, isConflict, isNotFound, patchStatus, setFinalizer, type KubeObject, type ObjectRef } from "../../kube/k8s-client.js";
 import type { EventSink } from "../runtime/events.js";
 import { argsSize, buildTaskMessage } from "./task-message.js";
 
@@ -108,9 +108,8 @@ export class TaskReconciler {
   }
 
   async #removeFinalizer(task: TaskResource): Promise<void> {
-    const finalizers = (task.metadata.finalizers ?? []).filter((f) => f !== FINALIZERS.task);
     try {
-      await mergePatch(this.#d.kc, ref(task), { metadata: { finalizers: finalizers.length ? finalizers : null, resourceVersion: task.metadata.resourceVersion } }, FIELD_MANAGERS.operator);
+      await setFinalizer(this.#d.kc, ref(task), task, FINALIZERS.task, false, FIELD_MANAGERS.operator);
     } catch (err) {
       if (!isNotFound((err as Error).cause)) throw err;
     }
@@ -118,7 +117,7 @@ export class TaskReconciler {
 
   async #finished(task: TaskResource): Promise<ReconcileResult> {
     this.#published.delete(task.metadata.uid);
-    if (task.metadata.finalizers?.includes(FINALIZERS.task)) await this.#removeFinalizer(task);
+    await this.#removeFinalizer(task);
     const ttl = task.spec.ttlSecondsAfterFinished;
     if (ttl === undefined) return {};
     const finishedAt = Date.parse(task.status?.completionTime ?? task.metadata.creationTimestamp ?? "");
@@ -165,8 +164,7 @@ export class TaskReconciler {
   async #accept(task: TaskResource): Promise<ReconcileResult> {
     const { namespace } = task.metadata;
     // 1. finalizer first, so a delete can always revoke what we publish
-    if (!task.metadata.finalizers?.includes(FINALIZERS.task)) {
-      await mergePatch(this.#d.kc, ref(task), { metadata: { finalizers: [...(task.metadata.finalizers ?? []), FINALIZERS.task], resourceVersion: task.metadata.resourceVersion } }, FIELD_MANAGERS.operator);
+    if (await setFinalizer(this.#d.kc, ref(task), task, FINALIZERS.task, true, FIELD_MANAGERS.operator)) {
       return {}; // the update event brings us back with the new resourceVersion
     }
     // 2. what the schema cannot check
@@ -202,7 +200,7 @@ export class TaskReconciler {
     // 5. status Queued (conditional), then publish exactly once (Nats-Msg-Id = uid)
     const queued = this.#status(task, "Queued", { status: "True", reason: REASONS.Queued, message: `published to queue "${task.spec.queue}"${msg.eta ? `, due at ${msg.eta}` : ""}` }, { queuedTime: now.toISOString(), attempts: 0 });
     try {
-      await mergeStatusConditional(this.#d.kc, task, queued);
+      await patchStatus(this.#d.kc, ref(task), queued as Record<string, unknown>, FIELD_MANAGERS.operator, task.metadata.resourceVersion);
     } catch (err) {
       if (isConflict((err as Error).cause)) return { requeueAfterMs: 0 };
       throw err;
@@ -212,24 +210,5 @@ export class TaskReconciler {
     this.#d.events.event(task, "Normal", REASONS.Queued, `Published task ${task.spec.task} to queue ${task.spec.queue}${msg.eta ? ` (due ${msg.eta})` : ""}`);
     this.#d.log.info({ task: task.spec.task, queue: task.spec.queue, eta: msg.eta }, "Published task");
     return {};
-  }
-}
-
-/**
- * Merge-patches `/status` with a `metadata.resourceVersion` precondition, so the write fails with 409
- * when the Task changed since it was read.
- * @throws Error `patch status tasks ns/name` with the API error (409 on a stale read) as cause
- */
-async function mergeStatusConditional(kc: KubeConfig, task: TaskResource, status: TaskStatus): Promise<void> {
-  try {
-    await kubeRequest(kc, {
-      method: "PATCH",
-      path: resourcePath(ref(task), task.metadata.namespace, task.metadata.name, "status"),
-      query: { fieldManager: FIELD_MANAGERS.operator },
-      body: { metadata: { resourceVersion: task.metadata.resourceVersion }, status },
-      contentType: "application/merge-patch+json",
-    });
-  } catch (cause) {
-    throw new Error(`patch status tasks ${task.metadata.namespace}/${task.metadata.name}`, { cause });
   }
 }
