@@ -84,6 +84,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       workerNats: config.workerNats,
       workerImage: config.workerImage,
       natsMonitoringEndpoint: config.natsMonitoringEndpoint,
+      fullSyncEveryMs: config.resyncSeconds * 1000,
       onObserved: (ns, q, backlog, desired) => {
         backlogGauge.set({ namespace: ns, queue: q }, backlog);
         desiredGauge.set({ namespace: ns, queue: q }, desired);

@@ -18,7 +18,7 @@ import type { QueueSettings } from "../../nats/queue-settings.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
-import { applyChild, BUILTIN_TYPES, isNotFound, kubeRequest, mergePatch, patchStatus, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
+import { applyChild, BUILTIN_TYPES, isNotFound, kubeRequest, patchStatus, setFinalizer, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
 import type { EventSink } from "../runtime/events.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOptions } from "./desired-workers.js";
@@ -70,6 +70,12 @@ export interface QueueReconcilerDeps {
   workerImage?: string;
   /** NATS monitoring endpoint (host:port) for KEDA mode. */
   natsMonitoringEndpoint?: string;
+  /**
+   * Between spec changes, NATS resources and worker RBAC are re-applied at most this often, ms (default
+   * 30 000); the polls in between only read depth, scale and write status. Drift (a stream deleted behind
+   * the operator's back) is therefore repaired within this interval.
+   */
+  fullSyncEveryMs?: number;
   /** Called with each queue's backlog and desired replicas (metrics). */
   onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
   now?: () => number;
@@ -86,15 +92,20 @@ const KEDA_MISSING_MESSAGE =
   "autoscaling.provider is keda but the API server does not serve scaledobjects.keda.sh (KEDA is not installed): install KEDA, or set spec.autoscaling.provider to builtin";
 const SCALED_OBJECT: ResourceType = { group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject", namespaced: true };
 
-interface ScaleState {
+/** What the reconciler remembers per Queue between polls. */
+interface QueueState {
+  /** Autoscaling recommendations in the stabilization window. */
   history: Recommendation[];
+  /** When backlog or in-flight was last above zero, ms. */
   lastActiveAt?: number;
+  /** Generation and time (ms) of the last full apply of NATS resources and RBAC. */
+  applied?: { generation: number | undefined; at: number };
 }
 
 /** Reconciles Queue resources; keeps per-queue autoscaling history in memory. */
 export class QueueReconciler {
   readonly #d: QueueReconcilerDeps;
-  readonly #scale = new Map<string, ScaleState>();
+  readonly #scale = new Map<string, QueueState>();
   readonly #now: () => number;
 
   constructor(deps: QueueReconcilerDeps) {
@@ -140,9 +151,15 @@ export class QueueReconciler {
       return {};
     }
 
-    // NATS resources, applied on drift
+    const key = `${namespace}/${name}`;
+    const state: QueueState = this.#scale.get(key) ?? { history: [] };
+    this.#scale.set(key, state);
+    const streamWasReady = conditions.some((c) => c.type === CONDITION_TYPES.Queue.StreamReady && c.status === "True");
+    const fullSync = !state.applied || state.applied.generation !== gen || !streamWasReady || now - state.applied.at >= (this.#d.fullSyncEveryMs ?? 30_000);
+
+    // NATS resources, applied on drift (on spec changes, after errors, and every fullSyncEveryMs)
     let streamOk = true;
-    try {
+    if (fullSync) try {
       const changes = await this.#d.nats.ensure(names, queueSettingsFromSpec(q.spec));
       for (const c of changes.filter((x) => x.action === "created" || x.action === "updated")) {
         const what = `${c.action === "created" ? "Created" : "Updated"} ${c.kind} ${c.name}`;
@@ -159,10 +176,13 @@ export class QueueReconciler {
     }
 
     // RBAC for the workers
-    const sa = desiredWorkerServiceAccount(q);
-    if (sa) await applyChild(this.#d.kc, BUILTIN_TYPES.ServiceAccount, sa as unknown as KubeObject, FIELD_MANAGERS.operator);
-    await applyChild(this.#d.kc, BUILTIN_TYPES.Role, desiredWorkerRole(q) as unknown as KubeObject, FIELD_MANAGERS.operator);
-    await applyChild(this.#d.kc, BUILTIN_TYPES.RoleBinding, desiredWorkerRoleBinding(q) as unknown as KubeObject, FIELD_MANAGERS.operator);
+    if (fullSync) {
+      const sa = desiredWorkerServiceAccount(q);
+      if (sa) await applyChild(this.#d.kc, BUILTIN_TYPES.ServiceAccount, sa as unknown as KubeObject, FIELD_MANAGERS.operator);
+      await applyChild(this.#d.kc, BUILTIN_TYPES.Role, desiredWorkerRole(q) as unknown as KubeObject, FIELD_MANAGERS.operator);
+      await applyChild(this.#d.kc, BUILTIN_TYPES.RoleBinding, desiredWorkerRoleBinding(q) as unknown as KubeObject, FIELD_MANAGERS.operator);
+      if (streamOk) state.applied = { generation: gen, at: now };
+    }
 
     // depth and the scaling decision
     const depth: QueueDepth = streamOk ? await this.#d.nats.depth(names) : { pending: 0, inFlight: 0, delayed: 0, dueDelayed: 0, deadLetters: 0 };
@@ -170,8 +190,6 @@ export class QueueReconciler {
     const deployName = workerDeploymentName(name);
     const live = this.#d.getDeployment(namespace, deployName);
     const current = live?.spec?.replicas ?? 0;
-    const key = `${namespace}/${name}`;
-    const state = this.#scale.get(key) ?? { history: [] };
     let desired = current;
     let reason = "";
     if (policy.provider === "builtin") {
@@ -179,7 +197,8 @@ export class QueueReconciler {
         backlog, inFlight: depth.inFlight, current, policy, suspended: q.spec.suspend === true, now,
         history: state.history, ...(state.lastActiveAt !== undefined ? { lastActiveAt: state.lastActiveAt } : {}),
       });
-      this.#scale.set(key, { history: decision.history, lastActiveAt: decision.lastActiveAt });
+      state.history = decision.history;
+      state.lastActiveAt = decision.lastActiveAt;
       desired = decision.desired;
       reason = decision.reason;
     }
@@ -284,14 +303,9 @@ export class QueueReconciler {
     await patchStatus(this.#d.kc, ref, status as Record<string, unknown>, FIELD_MANAGERS.operator);
   }
 
+  /** A finalizer only when there is state outside the cluster to clean up: the streams under Delete. */
   async #syncFinalizer(q: QueueObjectResource, ref: ObjectRef): Promise<void> {
-    // A finalizer only when there is state outside the cluster to clean up: the streams under Delete.
-    const want = q.spec.deletionPolicy === "Delete";
-    const has = q.metadata.finalizers?.includes(FINALIZERS.queue) ?? false;
-    if (want === has) return;
-    const others = (q.metadata.finalizers ?? []).filter((f) => f !== FINALIZERS.queue);
-    const finalizers = want ? [...others, FINALIZERS.queue] : others;
-    await mergePatch(this.#d.kc, ref, { metadata: { finalizers: finalizers.length ? finalizers : null, resourceVersion: q.metadata.resourceVersion } }, FIELD_MANAGERS.operator);
+    await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, q.spec.deletionPolicy === "Delete", FIELD_MANAGERS.operator);
   }
 
   async #finalize(q: QueueObjectResource, ref: ObjectRef, names: QueueNames): Promise<QueueReconcileResult> {
@@ -302,8 +316,7 @@ export class QueueReconciler {
       this.#d.events.event(q, "Normal", "StreamDeleted", `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
       this.#d.log.info("Deleted NATS resources of deleted queue");
     }
-    const finalizers = q.metadata.finalizers.filter((f) => f !== FINALIZERS.queue);
-    await mergePatch(this.#d.kc, ref, { metadata: { finalizers: finalizers.length ? finalizers : null, resourceVersion: q.metadata.resourceVersion } }, FIELD_MANAGERS.operator);
+    await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, false, FIELD_MANAGERS.operator);
     return {};
   }
 }
