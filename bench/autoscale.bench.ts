@@ -18,9 +18,10 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type TaskHandle } from "../client/index.js";
-import { LABELS } from "../api/constants.js";
+import { isAlive } from "../devcluster/platform/state.js";
 import { waitFor } from "../test/helpers/k8s-tools.js";
 import { startE2E, type E2E } from "../test/e2e/helpers.js";
+import { firstAfter, sampler } from "../test/e2e/scale-sampler.js";
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,57 +35,6 @@ const COOLDOWN = 6;
 const NS = "default";
 const QUEUE = "bench";
 const TOTAL_LIMIT_MS = 240_000;
-
-interface Sample {
-  at: number;
-  spec: number;
-  running: number;
-  ready: number;
-  /** Worker process ids (`containerID: local://<pid>`). */
-  pids: number[];
-}
-
-function sampler(apiUrl: string, everyMs = 25): { samples: Sample[]; stop(): Promise<void> } {
-  const samples: Sample[] = [];
-  let stopped = false;
-  const deploy = `${apiUrl}/apis/apps/v1/namespaces/${NS}/deployments/${QUEUE}-workers`;
-  const pods = `${apiUrl}/api/v1/namespaces/${NS}/pods?labelSelector=${encodeURIComponent(`${LABELS.queue}=${QUEUE}`)}`;
-  type Pod = { status?: { phase?: string; conditions?: Array<{ type: string; status: string }>; containerStatuses?: Array<{ containerID?: string }> } };
-  const loop = (async () => {
-    while (!stopped) {
-      const at = Date.now();
-      try {
-        const [d, p] = await Promise.all([fetch(deploy).then((r) => (r.ok ? r.json() : undefined)), fetch(pods).then((r) => r.json())]);
-        const items = (p as { items?: Pod[] }).items ?? [];
-        samples.push({
-          at,
-          spec: (d as { spec?: { replicas?: number } } | undefined)?.spec?.replicas ?? 0,
-          running: items.filter((x) => x.status?.phase === "Running").length,
-          ready: items.filter((x) => x.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length,
-          pids: items.map((x) => Number(/^local:\/\/(\d+)$/.exec(x.status?.containerStatuses?.[0]?.containerID ?? "")?.[1])).filter((n) => n > 0),
-        });
-      } catch {
-        // skip a failed sample
-      }
-      await sleep(everyMs);
-    }
-  })();
-  return { samples, stop: async () => { stopped = true; await loop; } };
-}
-
-const after = (samples: Sample[], t0: number, pred: (s: Sample) => boolean) => {
-  const s = samples.find((x) => x.at >= t0 && pred(x));
-  return s ? s.at - t0 : undefined;
-};
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function stats(xs: Array<number | undefined>): { p50: number; max: number; n: number } | undefined {
   const v = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
@@ -142,9 +92,9 @@ async function round(e: E2E, client: Awaited<ReturnType<typeof connect>>, n: num
   await waitFor(`${want} ready workers`, () => s.samples.some((x) => x.at >= t0 && x.ready >= want), 15_000, 10).catch(() => undefined);
   const firstStart = e.events().filter((x) => x.event === "start" && x.at >= t0).map((x) => x.at).sort((a, b) => a - b)[0];
   const r = {
-    toDesiredMs: after(s.samples, t0, (x) => x.spec >= want),
-    toRunningMs: after(s.samples, t0, (x) => x.running >= want),
-    toReadyMs: after(s.samples, t0, (x) => x.ready >= want),
+    toDesiredMs: firstAfter(s.samples, t0, (x) => x.spec >= want),
+    toRunningMs: firstAfter(s.samples, t0, (x) => x.running >= want),
+    toReadyMs: firstAfter(s.samples, t0, (x) => x.ready >= want),
     toFirstTaskStartMs: firstStart !== undefined ? firstStart - t0 : undefined,
   };
   await Promise.all(handles.map((h) => h.result({ timeoutMs: 60_000 })));
@@ -165,7 +115,7 @@ async function main(): Promise<void> {
   limit.unref();
   const e = await startE2E();
   const client = await connect({ servers: e.platform.natsUrl, ensureResources: false });
-  const s = sampler(e.platform.apiUrl);
+  const s = sampler(e.platform.apiUrl, QUEUE, 25, NS);
   try {
     const a = await e.apply(queueYaml(e.eventsLog));
     if (a.code !== 0) throw new Error(`apply queue: ${a.stderr}`);

@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { connect, type CeleriacClient, type TaskHandle } from "../../client/index.js";
 import { LABELS } from "../../api/constants.js";
 import { queueNames } from "../../api/naming.js";
-import { REPO_ROOT } from "../../devcluster/platform/platform.js";
+import { REPO_ROOT } from "../../devcluster/platform/paths.js";
 import { waitFor } from "../helpers/k8s-tools.js";
-import { LOCAL_ONLY, startE2E, type E2E } from "./helpers.js";
+import { LOCAL_ONLY, queueYaml, startE2E, type E2E } from "./helpers.js";
+import { firstAfter, sampler } from "./scale-sampler.js";
 
 const NS = "default";
 const POLL_SECONDS = 1;
@@ -24,82 +25,14 @@ const COOLDOWN_BOUND_MS = (STABILIZATION_SECONDS + COOLDOWN_SECONDS + 3 * POLL_S
 
 /** A Queue running the e2e tasks, min 0, max 5, target 10, with short windows for the test. */
 function autoscaledQueue(name: string, eventsLog: string, provider: "builtin" | "keda" = "builtin"): string {
-  return `apiVersion: celeriac.io/v1alpha1
-kind: Queue
-metadata:
-  name: ${name}
-spec:
-  worker:
-    image: celeriac-e2e:dev
-    command: ["celeriac", "worker"]
-    env:
-      - name: CELERIAC_TASKS
-        value: dist/test/fixtures/e2e/tasks.js
-      - name: CELERIAC_E2E_LOG
-        value: ${eventsLog}
-  autoscaling:
-    provider: ${provider}
+  return queueYaml(name, eventsLog, "", `    provider: ${provider}
     minReplicas: 0
     maxReplicas: 5
     targetBacklogPerReplica: 10
     pollingIntervalSeconds: ${POLL_SECONDS}
     scaleDownStabilizationSeconds: ${STABILIZATION_SECONDS}
     cooldownSeconds: ${COOLDOWN_SECONDS}
-`;
-}
-
-/** One observation of a worker Deployment and its Pods. */
-interface Sample {
-  at: number;
-  /** Deployment `spec.replicas` (what the operator asked for). */
-  spec: number;
-  /** Pods in phase Running (process started). */
-  running: number;
-  /** Pods with condition Ready True. */
-  ready: number;
-  /** Worker process ids of the Pods (from `containerID: local://<pid>`). */
-  pids: number[];
-}
-
-/** Samples the worker Deployment and Pods of `queue` every `everyMs` until stopped. */
-function sampler(apiUrl: string, queue: string, everyMs = 50): { samples: Sample[]; stop(): Promise<void> } {
-  const samples: Sample[] = [];
-  let stopped = false;
-  const deploy = `${apiUrl}/apis/apps/v1/namespaces/${NS}/deployments/${queue}-workers`;
-  const pods = `${apiUrl}/api/v1/namespaces/${NS}/pods?labelSelector=${encodeURIComponent(`${LABELS.queue}=${queue}`)}`;
-  type Pod = { status?: { phase?: string; conditions?: Array<{ type: string; status: string }>; containerStatuses?: Array<{ containerID?: string }> } };
-  const loop = (async () => {
-    while (!stopped) {
-      const at = Date.now();
-      try {
-        const [d, p] = await Promise.all([fetch(deploy).then((r) => (r.ok ? r.json() : undefined)), fetch(pods).then((r) => r.json())]);
-        const items = ((p as { items?: Pod[] }).items ?? []);
-        samples.push({
-          at,
-          spec: (d as { spec?: { replicas?: number } } | undefined)?.spec?.replicas ?? 0,
-          running: items.filter((x) => x.status?.phase === "Running").length,
-          ready: items.filter((x) => x.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length,
-          pids: items.map((x) => Number(/^local:\/\/(\d+)$/.exec(x.status?.containerStatuses?.[0]?.containerID ?? "")?.[1])).filter((n) => n > 0),
-        });
-      } catch {
-        // a failed sample is skipped
-      }
-      await new Promise((r) => setTimeout(r, everyMs));
-    }
-  })();
-  return {
-    samples,
-    stop: async () => {
-      stopped = true;
-      await loop;
-    },
-  };
-}
-
-/** Time of the first sample at or after `from` matching `pred`, as ms since `from`. */
-function firstAfter(samples: Sample[], from: number, pred: (s: Sample) => boolean): number | undefined {
-  const s = samples.find((x) => x.at >= from && pred(x));
-  return s ? s.at - from : undefined;
+`);
 }
 
 async function replicas(e: E2E, queue: string): Promise<number | undefined> {

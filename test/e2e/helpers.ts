@@ -86,7 +86,7 @@ function realCluster(dir: string): Platform {
  * A Queue manifest running the e2e tasks module, logging to `eventsLog`. On a real cluster the worker
  * image is `CELERIAC_E2E_WORKER_IMAGE` (the worker image plus `dist/test/fixtures/e2e/tasks.js`).
  */
-export function queueYaml(name: string, eventsLog: string, extra = ""): string {
+export function queueYaml(name: string, eventsLog: string, extra = "", autoscaling = "    minReplicas: 1\n    maxReplicas: 2\n"): string {
   const image = REAL_CLUSTER ? process.env.CELERIAC_E2E_WORKER_IMAGE ?? "celeriac-e2e:dev" : "celeriac-e2e:dev";
   const tasks = REAL_CLUSTER ? "/app/dist/test/fixtures/e2e/tasks.js" : "dist/test/fixtures/e2e/tasks.js";
   return `apiVersion: celeriac.io/v1alpha1
@@ -107,9 +107,16 @@ spec:
       initialSeconds: 0.2
       factor: 1
   autoscaling:
-    minReplicas: 1
-    maxReplicas: 2
-${extra}`;
+${autoscaling}${extra}`;
+}
+
+/** Operator flags for leader-election tests: 3 s lease, 2 s renew deadline, 0.5 s retry. */
+export const HA_OPERATOR_ARGS: readonly string[] = ["--lease-duration-seconds", "3", "--renew-deadline-seconds", "2", "--retry-period-seconds", "0.5"];
+
+/** The identity holding the operator's Lease, or `""` when there is none yet. */
+export async function leaseHolder(e: E2E): Promise<string> {
+  const r = await e.kubectl(["get", "lease", "celeriac-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
+  return r.code === 0 ? r.stdout : "";
 }
 
 /** A Task manifest. */

@@ -8,7 +8,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { queueNames } from "../../api/naming.js";
 import { waitFor } from "../helpers/k8s-tools.js";
-import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
+import { HA_OPERATOR_ARGS, LOCAL_ONLY, leaseHolder, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
 
 async function json<T = Record<string, unknown>>(e: E2E, args: string[]): Promise<T> {
   const r = await e.kubectl([...args, "-o", "json"]);
@@ -177,17 +177,12 @@ describe("when the operator restarts in the middle of a run", { timeout: 240_000
 describe("when two operator replicas run", { timeout: 240_000, skip: LOCAL_ONLY }, () => {
   let e: E2E;
   before(async () => {
-    e = await startE2E({ operatorReplicas: 2, operatorArgs: ["--lease-duration-seconds", "3", "--renew-deadline-seconds", "2", "--retry-period-seconds", "0.5"] });
+    e = await startE2E({ operatorReplicas: 2, operatorArgs: [...HA_OPERATOR_ARGS] });
   });
   after(() => e?.stop());
 
-  async function holder(): Promise<string> {
-    const r = await e.kubectl(["get", "lease", "celeriac-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
-    return r.code === 0 ? r.stdout : "";
-  }
-
   it("lets exactly one reconcile, and the other takes over when it dies", async () => {
-    const first = await waitFor("a leader", async () => (await holder()) || undefined, 20_000, 100);
+    const first = await waitFor("a leader", async () => (await leaseHolder(e)) || undefined, 20_000, 100);
     assert.equal((await e.apply(queueYaml("ha", e.eventsLog))).code, 0);
     assert.equal((await e.apply(taskYaml("ha-1", "ha", "e2e.echo"))).code, 0);
     assert.equal((await e.kubectl(["wait", "--for=condition=Succeeded", "task/ha-1", "--timeout=60s"])).code, 0);
@@ -200,7 +195,7 @@ describe("when two operator replicas run", { timeout: 240_000, skip: LOCAL_ONLY 
     const killedAt = Date.now();
     await e.platform.stopOperator(leaderIdx, true);
     const second = await waitFor("a new leader", async () => {
-      const h = await holder();
+      const h = await leaseHolder(e);
       return h && h !== first ? h : undefined;
     }, 20_000, 100);
     assert.ok(Date.now() - killedAt < 3000 + 2000, "taken over within the lease duration (plus a retry period)");

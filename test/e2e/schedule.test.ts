@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../helpers/k8s-tools.js";
-import { LOCAL_ONLY, queueYaml, startE2E, type E2E } from "./helpers.js";
+import { HA_OPERATOR_ARGS, LOCAL_ONLY, leaseHolder, queueYaml, startE2E, type E2E } from "./helpers.js";
 
 const SCHEDULE_LABEL = "celeriac.io/schedule";
 const SCHEDULED_AT = "celeriac.io/scheduled-at";
@@ -289,17 +289,12 @@ describe("when a Schedule is applied with kubectl (one operator)", { timeout: 15
 describe("when two operator replicas run a Schedule", { timeout: 120_000, skip: LOCAL_ONLY }, () => {
   let e: E2E;
   before(async () => {
-    e = await startE2E({ operatorReplicas: 2, operatorArgs: ["--lease-duration-seconds", "3", "--renew-deadline-seconds", "2", "--retry-period-seconds", "0.5"] });
+    e = await startE2E({ operatorReplicas: 2, operatorArgs: [...HA_OPERATOR_ARGS] });
   });
   after(() => e?.stop());
 
-  async function holder(): Promise<string> {
-    const r = await e.kubectl(["get", "lease", "celeriac-operator", "-o", "jsonpath={.spec.holderIdentity}"]);
-    return r.code === 0 ? r.stdout : "";
-  }
-
   it("never fires a run twice, even when the leader is killed mid-way", async () => {
-    const first = await waitFor("a leader", async () => (await holder()) || undefined, 20_000, 100);
+    const first = await waitFor("a leader", async () => (await leaseHolder(e)) || undefined, 20_000, 100);
     assert.equal((await e.apply(scheduleYaml("ha", "@every 1s"))).code, 0);
     const start = Date.now();
     await waitFor("~7 s of runs", async () => Date.now() - start >= 7000 && (await tasksOf(e, "ha")).length >= 5, 20_000, 250);
@@ -307,7 +302,7 @@ describe("when two operator replicas run a Schedule", { timeout: 120_000, skip: 
     await e.platform.stopOperator(leaderIdx, true);
     const killedAt = Date.now();
     await waitFor("a new leader", async () => {
-      const h = await holder();
+      const h = await leaseHolder(e);
       return h && h !== first ? h : undefined;
     }, 20_000, 100);
     await waitFor("runs by the new leader", async () => (await tasksOf(e, "ha")).some((t) => t.nominal > killedAt + 1000), 20_000, 250);
