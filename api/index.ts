@@ -14,3 +14,4 @@ export * from "./conditions.js";
 export * from "./crd.js";
 export * from "./manifest.js";
 export * from "./validation.js";
+export * from "./objects.js";
