@@ -6,7 +6,7 @@
  * producers are typed by, so a producer and a consumer can never disagree silently.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TaskStatusSchema } from "./task.js";
+import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TaskStatusSchema, type TaskError, type TaskStatus } from "./task.js";
 import { AnyJson, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
 import { validateValue, type JSONSchemaProps } from "./validation.js";
 
@@ -130,3 +130,26 @@ export const TaskRecordSchema = Type.Object({
 });
 /** A results-bucket record. */
 export type TaskRecord = Static<typeof TaskRecordSchema>;
+
+/** The identity part of a record: the message fields a record repeats (`id` is the results-bucket key). */
+export type TaskIdentity = Pick<TaskMessage, "id" | "task" | "queue" | "namespace" | "origin">;
+
+/**
+ * Builds a results-bucket record: the identity's five fields, `status` as given and `updatedAt`.
+ * The one place a `TaskRecord` is put together (worker outcomes, `Running` records, and revoking a
+ * task that has not started). Pure; never throws.
+ * @param identity id, task, queue, namespace and origin of the task
+ * @param status the task's status (`Task.status` shape), stored as given
+ * @param updatedAt when the record is written (RFC 3339 string or Date); default now
+ * @returns `{id, task, queue, namespace, origin, status, updatedAt}`
+ */
+export function taskRecord(identity: TaskIdentity, status: TaskStatus, updatedAt: Date | string = new Date()): TaskRecord {
+  const { id, task, queue, namespace, origin } = identity;
+  return { id, task, queue, namespace, origin, status, updatedAt: typeof updatedAt === "string" ? updatedAt : updatedAt.toISOString() };
+}
+
+/**
+ * The error recorded when a task is revoked before any attempt started (phase `Cancelled`): by the
+ * worker that takes its message, or at once by `revokeTask` when no worker has.
+ */
+export const REVOKED_BEFORE_START: Readonly<TaskError> = Object.freeze({ type: "CancelledError", message: "revoked before it started" });

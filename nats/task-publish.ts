@@ -6,7 +6,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { isTerminalPhase } from "../api/constants.js";
-import { HEADERS, MESSAGE_VERSION, type TaskMessage, type TaskRecord } from "../api/message.js";
+import { HEADERS, MESSAGE_VERSION, REVOKED_BEFORE_START, taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
 import { REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
 
 /** Options of `publishTaskMessage`. */
@@ -67,16 +67,14 @@ export async function revokeTask(kv: KV, t: { queue: string; namespace: string }
   const now = () => new Date().toISOString();
   await kv.put(`${REVOKED_PREFIX}${id}`, JSON.stringify({ id, revokedAt: now() }));
   const e = await kv.get(id);
-  const cancelled = (base: Partial<TaskRecord> | undefined): string =>
-    JSON.stringify({
-      id,
-      task: base?.task ?? "",
-      queue: t.queue,
-      namespace: t.namespace,
-      origin: base?.origin ?? { kind: "Client" },
-      status: { ...(base?.status ?? {}), phase: "Cancelled", completionTime: now(), error: { type: "CancelledError", message: "revoked before it started" } },
-      updatedAt: now(),
-    });
+  const cancelled = (base: TaskRecord | undefined): string =>
+    JSON.stringify(
+      taskRecord(
+        { id, task: base?.task ?? "", queue: t.queue, namespace: t.namespace, origin: base?.origin ?? { kind: "Client" } },
+        { ...(base?.status ?? {}), phase: "Cancelled", completionTime: now(), error: { ...REVOKED_BEFORE_START } },
+        now(),
+      ),
+    );
   try {
     if (!e || e.operation !== "PUT") await kv.create(id, cancelled(undefined));
     else {
