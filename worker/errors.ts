@@ -43,3 +43,11 @@ export class UnknownTaskError extends Error {
 export class WorkerLostError extends Error {
   override readonly name: string = "WorkerLostError";
 }
+
+/**
+ * Used by the worker to abort handlers (their signal's reason) when it is forced to stop: the
+ * attempt is not recorded, and its message is handed back for another worker.
+ */
+export class WorkerShutdownError extends Error {
+  override readonly name = "WorkerShutdownError";
+}

@@ -35,3 +35,44 @@ export function createWorkerMetrics(defaults = false): WorkerMetrics {
     inFlight: new Gauge({ name: "celeriac_tasks_in_flight", help: "Handlers running now.", labelNames: ["queue"], registers: [registry] }),
   };
 }
+
+/**
+ * The worker's handles on its metrics for one queue, with the labelled children cached so the hot
+ * path does no label lookup. Used inside the worker; not exported by the package. Never throws.
+ */
+export class QueueMetrics {
+  readonly #metrics: WorkerMetrics;
+  readonly #queue: string;
+  readonly #counters = new Map<string, { inc(): void }>();
+  readonly #durations = new Map<string, { observe(v: number): void }>();
+  #inFlight: { set(v: number): void } | undefined;
+
+  /**
+   * @param metrics the metric set to update
+   * @param queue the `queue` label of every series
+   */
+  constructor(metrics: WorkerMetrics, queue: string) {
+    this.#metrics = metrics;
+    this.#queue = queue;
+  }
+
+  /** Adds 1 to `celeriac_tasks_total{queue, task, outcome}`. */
+  count(task: string, outcome: TaskOutcomeLabel): void {
+    const key = `${task}\u0000${outcome}`;
+    let c = this.#counters.get(key);
+    if (!c) this.#counters.set(key, (c = this.#metrics.tasksTotal.labels({ queue: this.#queue, task, outcome })));
+    c.inc();
+  }
+
+  /** Observes one attempt's handler run time, in seconds, in `celeriac_task_duration_seconds{queue, task}`. */
+  observe(task: string, seconds: number): void {
+    let h = this.#durations.get(task);
+    if (!h) this.#durations.set(task, (h = this.#metrics.taskDuration.labels({ queue: this.#queue, task })));
+    h.observe(seconds);
+  }
+
+  /** Sets `celeriac_tasks_in_flight{queue}` to `n` handlers. */
+  setInFlight(n: number): void {
+    (this.#inFlight ??= this.#metrics.inFlight.labels({ queue: this.#queue })).set(n);
+  }
+}

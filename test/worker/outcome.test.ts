@@ -24,8 +24,8 @@ describe("when computing the backoff delay", () => {
 
 describe("when classifying the end of an attempt", () => {
   const cases: [string, unknown, number, number, ReturnType<typeof classifyOutcome>][] = [
-    ["success acks", undefined, 1, 3, { action: "ack", phase: "Succeeded" }],
-    ["success on the last attempt acks", undefined, 3, 3, { action: "ack", phase: "Succeeded" }],
+    ["success acks", undefined, 1, 3, { action: "succeed", phase: "Succeeded" }],
+    ["success on the last attempt acks", undefined, 3, 3, { action: "succeed", phase: "Succeeded" }],
     ["a plain error with attempts left retries with backoff", new Error("x"), 1, 3, { action: "retry", delayMs: 1000 }],
     ["the second failure backs off longer", new Error("x"), 2, 3, { action: "retry", delayMs: 2000 }],
     ["a plain error on the last attempt dead-letters", new Error("x"), 3, 3, { action: "deadLetter", reason: "MaxAttemptsExceeded" }],
@@ -36,7 +36,7 @@ describe("when classifying the end of an attempt", () => {
     ["RetryError on the last attempt dead-letters", new RetryError("r", { countdownSeconds: 1 }), 3, 3, { action: "deadLetter", reason: "MaxAttemptsExceeded" }],
     ["TimeoutError with attempts left retries", new TimeoutError("t"), 1, 2, { action: "retry", delayMs: 1000 }],
     ["TimeoutError on the last attempt dead-letters as TimedOut", new TimeoutError("t"), 2, 2, { action: "deadLetter", reason: "TimedOut" }],
-    ["CancelledError ends Cancelled without dead-lettering", new CancelledError("c"), 1, 3, { action: "fail", phase: "Cancelled" }],
+    ["CancelledError ends Cancelled without dead-lettering", new CancelledError("c"), 1, 3, { action: "cancel", phase: "Cancelled" }],
     ["a redelivery past maxAttempts dead-letters", new Error("x"), 4, 3, { action: "deadLetter", reason: "MaxAttemptsExceeded" }],
   ];
   for (const [name, err, attempt, max, want] of cases) {

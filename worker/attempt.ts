@@ -1,0 +1,188 @@
+/**
+ * One attempt of an admitted task: the handler's `TaskContext`, its abort signal (time limit, revoke,
+ * forced shutdown), the delayed `Running` record, and the classification of how it ended. Returns
+ * an `Ending` for `settle`; never settles the message itself.
+ */
+import type { JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { TaskContext } from "./define-task.js";
+import { CancelledError, RetryError, TimeoutError, UnrecoverableError, WorkerShutdownError } from "./errors.js";
+import { classifyOutcome, describeError } from "./outcome.js";
+import type { Admitted } from "./admission.js";
+import type { InFlight } from "./consumer.js";
+import type { Ending, Settler } from "./settle.js";
+
+/**
+ * The abort side of one attempt. The AbortController behind `signal` is created only when the
+ * handler reads `ctx.signal` (most short tasks never do), and an abort before that is replayed on it.
+ */
+export class AttemptAbort {
+  /** True once `abort` was called. */
+  aborted = false;
+  /** The first abort's reason (a `TimeoutError`, `CancelledError` or `WorkerShutdownError`). */
+  reason: unknown = undefined;
+  #ac: AbortController | undefined;
+  readonly #onAbort: () => void;
+  /** @param onAbort called once, on the first `abort` */
+  constructor(onAbort: () => void) {
+    this.#onAbort = onAbort;
+  }
+  /** The handler's signal (created on first read). */
+  get signal(): AbortSignal {
+    if (!this.#ac) {
+      this.#ac = new AbortController();
+      if (this.aborted) this.#ac.abort(this.reason);
+    }
+    return this.#ac.signal;
+  }
+  /** Aborts with `reason`; later calls do nothing. */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#ac?.abort(reason);
+    this.#onAbort();
+  }
+}
+
+/** A running attempt, as tracked for revocation and forced shutdown. */
+interface Running {
+  readonly id: string;
+  readonly msg: JsMsg;
+  readonly ac: AttemptAbort;
+  abandoned: boolean;
+}
+
+/** What `Attempts` needs. Times as the names say. */
+export interface AttemptsOptions {
+  /** Writes the `Running` record. */
+  readonly settler: Settler;
+  /** The worker's logger (the handler gets a child with `{taskId, task, attempt}`). */
+  readonly log: Logger;
+  /** After an abort, how long the handler may take to settle before the attempt is over, in seconds. */
+  readonly abortGraceSeconds: number;
+  /** A `Running` record is written only for attempts still running after this many ms. */
+  readonly runningRecordDelayMs: number;
+  /** Jitter source for the retry backoff. */
+  readonly random: () => number;
+}
+
+/** Runs attempts and keeps the set of those running (by task id). */
+export class Attempts {
+  readonly #o: AttemptsOptions;
+  readonly #running = new Map<string, Running>();
+
+  /** @param options kept as given */
+  constructor(options: AttemptsOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Runs one attempt of an admitted message: arms the time limit and the delayed `Running` record on
+   * its in-flight entry (checked by the consumer's ticker), calls the handler with its context, and
+   * classifies the end (a result that is not JSON-encodable ends it with `UnrecoverableError`).
+   * @param m the message
+   * @param f its in-flight entry (heartbeated while the worker holds the message)
+   * @param a the admitted message, handler and policy
+   * @returns the ending to settle; undefined when the attempt was abandoned at forced shutdown (its
+   *   message was already handed back) or the handler threw a `WorkerShutdownError`
+   * @throws never: the handler's throw is the ending's cause
+   */
+  async run(m: JsMsg, f: InFlight, a: Admitted): Promise<Ending | undefined> {
+    const { message: msg, def, policy } = a;
+    const attempt = m.info.deliveryCount;
+    const startTime = new Date().toISOString();
+    const timeoutMs = (def.options.timeoutSeconds ?? msg.timeoutSeconds) * 1000;
+    const timers: NodeJS.Timeout[] = [];
+    // the attempt is over when the handler settles, or `abortGraceSeconds` after it was aborted
+    let rejectAbandoned: (reason: unknown) => void = () => undefined;
+    const abandoned = new Promise<never>((_, reject) => (rejectAbandoned = reject));
+    abandoned.catch(() => undefined);
+    const ac = new AttemptAbort(() => timers.push(setTimeout(() => rejectAbandoned(ac.reason), this.#o.abortGraceSeconds * 1000)));
+    const entry: Running = { id: msg.id, msg: m, ac, abandoned: false };
+    this.#running.set(msg.id, entry);
+    let childLog: Logger | undefined;
+    const log = (): Logger => (childLog ??= this.#o.log.child({ taskId: msg.id, task: msg.task, attempt }));
+    let runningWrite: Promise<void> | undefined;
+    const now = Date.now();
+    f.runningDueAt = now + this.#o.runningRecordDelayMs;
+    f.writeRunning = () => {
+      runningWrite = this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime).catch((err) => log().warn({ err }, "Running record write failed"));
+    };
+    // checked by the shared ticker, so a time limit is enforced within a tick (≤ 250 ms) late
+    f.deadlineAt = now + timeoutMs;
+    f.onDeadline = () => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`));
+    const ctx: TaskContext = {
+      taskId: msg.id,
+      attempt,
+      maxAttempts: policy.maxAttempts,
+      task: msg.task,
+      queue: msg.queue,
+      namespace: msg.namespace,
+      get signal() {
+        return ac.signal;
+      },
+      deadline: new Date(now + timeoutMs),
+      get log() {
+        return log();
+      },
+      heartbeat: () => m.working(),
+      retry: (opts = {}) => {
+        throw new RetryError(opts.message ?? "retry requested", opts.countdownSeconds === undefined ? {} : { countdownSeconds: opts.countdownSeconds });
+      },
+    };
+    const t0 = performance.now();
+    let result: unknown;
+    let error: unknown;
+    try {
+      result = await Promise.race([Promise.resolve().then(() => def.handler(msg.args, msg.kwargs as Record<string, unknown>, ctx)), abandoned]);
+      if (ac.aborted) error = ac.reason;
+    } catch (err) {
+      error = ac.aborted ? ac.reason : err;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    timers.forEach(clearTimeout);
+    f.writeRunning = undefined;
+    f.onDeadline = undefined;
+    if (this.#running.get(msg.id) === entry) this.#running.delete(msg.id);
+    if (entry.abandoned) return undefined; // forced shutdown already handed it back
+    if (error instanceof WorkerShutdownError) return undefined;
+    let encoded: unknown = null;
+    if (error === undefined) {
+      try {
+        encoded = result === undefined ? null : JSON.parse(JSON.stringify(result));
+      } catch (err) {
+        error = new UnrecoverableError(`result is not JSON-serialisable: ${(err as Error).message}`);
+      }
+    }
+    const outcome = classifyOutcome(error, attempt, policy, this.#o.random);
+    if (runningWrite) await runningWrite;
+    const ending: Ending = { outcome, identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error };
+    return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
+  }
+
+  /** Aborts the running attempt of task `id` (if any) with a `CancelledError`; it then ends `cancel`. */
+  revoke(id: string): void {
+    const r = this.#running.get(id);
+    if (r && !r.ac.aborted) {
+      this.#o.log.info({ taskId: id }, "Revoked running task");
+      r.ac.abort(new CancelledError(`task ${id} was revoked`));
+    }
+  }
+
+  /**
+   * Forced shutdown: marks every running attempt abandoned (it will not be settled), aborts it with
+   * a `WorkerShutdownError`, and forgets it.
+   * @returns the abandoned attempts' task ids and messages, for the caller to hand back
+   */
+  abandonAll(): { id: string; msg: JsMsg }[] {
+    const out: { id: string; msg: JsMsg }[] = [];
+    for (const r of this.#running.values()) {
+      r.abandoned = true;
+      r.ac.abort(new WorkerShutdownError("worker shut down"));
+      out.push({ id: r.id, msg: r.msg });
+    }
+    this.#running.clear();
+    return out;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Settlement: the one place a task message leaves this worker with an outcome. Every outcome, whether
+ * admission decided it before the handler or `classifyOutcome` after it, goes through `settle`:
+ * record → every sink → ack / nak / term → metric → log. Acking only after every sink succeeded is
+ * what makes a lost ack harmless: the redelivery finds the final record and only writes it again.
+ *
+ * (The other `nak` in the worker is `handBack` in consumer.ts: a message handed back unsettled at
+ * shutdown, with no outcome and no record, so another worker runs it.)
+ */
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { HEADERS, taskRecord, type DeadLetterReason, type TaskIdentity, type TaskRecord } from "../api/message.js";
+import type { QueueNames } from "../api/naming.js";
+import type { TaskError, TaskStatus } from "../api/task.js";
+import { TimeoutError } from "./errors.js";
+import type { QueueMetrics } from "./metrics.js";
+import { backoffDelay, STATUS_WRITE_BACKOFF, type Outcome } from "./outcome.js";
+import type { StatusSink } from "./status-sink.js";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * How one delivery ended: its outcome and what to record with it. Built by `admit` (before the
+ * handler) and by `Attempts.run` (after it).
+ */
+export interface Ending {
+  /** What to do with the message. */
+  readonly outcome: Outcome;
+  /** The record's identity; undefined when the message has no usable task id (nothing is recorded). */
+  readonly identity: TaskIdentity | undefined;
+  /** Task name: the metric's `task` label and the dead letter's `Celeriac-Task` header. */
+  readonly task: string;
+  /** Attempts to record (`status.attempts`, and the dead letter's `Celeriac-Dead-Attempts`). */
+  readonly attempts: number;
+  /** When the producer created the message (RFC 3339), when known. */
+  readonly queuedTime?: string;
+  /** When the handler started (RFC 3339); set exactly when the handler ran. */
+  readonly startTime?: string;
+  /** The handler's run time, in seconds (when it ran). */
+  readonly seconds?: number;
+  /** The result, JSON-encodable (`succeed`); undefined is recorded as null. */
+  readonly result?: unknown;
+  /** The error recorded in `status.error` (every outcome but `succeed`). */
+  readonly error?: TaskError;
+  /** The value the attempt threw, for the log and the `timed_out` metric (`retry`). */
+  readonly cause?: unknown;
+  /** The dead letter's `Celeriac-Dead-Detail`; default `<error.type>: <error.message>`. */
+  readonly detail?: string;
+}
+
+/** A redelivered message whose final record already exists: only its ack was lost. */
+export interface Replay {
+  /** The final record found in the results bucket, written again through every sink as is. */
+  readonly replay: TaskRecord;
+}
+
+/** What `settle` acts on: a new outcome, or the replay of a recorded one. */
+export type Settlement = Ending | Replay;
+
+/**
+ * The status recorded for an ending, by outcome: `Succeeded` (result), `Cancelled`, `Expired`,
+ * `Retrying` (`nextRetryTime` = now + delay) or `Failed` (`deadLettered: true`); all but `Retrying`
+ * get `completionTime` = now. Pure; never throws.
+ * @param e the ending
+ * @param worker the worker name recorded in `status.worker`
+ * @param now the time of the record
+ */
+export function endingStatus(e: Ending, worker: string, now: Date): TaskStatus {
+  const o = e.outcome;
+  const status: TaskStatus = { attempts: e.attempts, ...(e.queuedTime === undefined ? {} : { queuedTime: e.queuedTime }), worker };
+  status.phase = o.action === "retry" ? "Retrying" : o.action === "deadLetter" ? "Failed" : o.phase;
+  if (e.startTime !== undefined) status.startTime = e.startTime;
+  if (o.action === "retry") status.nextRetryTime = new Date(now.getTime() + o.delayMs).toISOString();
+  else status.completionTime = now.toISOString();
+  if (o.action === "succeed") status.result = e.result === undefined ? null : e.result;
+  else if (e.error) status.error = e.error;
+  if (o.action === "deadLetter") status.deadLettered = true;
+  return status;
+}
+
+/** What a `Settler` needs. Times in ms. */
+export interface SettlerOptions {
+  /** JetStream client, for dead-letter publishes. */
+  readonly js: JetStreamClient;
+  /** The queue's NATS names (work stream, dead-letter subject). */
+  readonly names: QueueNames;
+  /** Status sinks, written in order. */
+  readonly sinks: readonly StatusSink[];
+  /** Name recorded in `status.worker`. */
+  readonly workerName: string;
+  /** How long each sink's failing write is retried before giving up, in ms. */
+  readonly statusWriteTimeoutMs: number;
+  /** True when the connection is closed for good (a failing write gives up at once). */
+  readonly isClosed: () => boolean;
+  /** Metric handles of the queue. */
+  readonly metrics: QueueMetrics;
+  /** The worker's logger. */
+  readonly log: Logger;
+}
+
+/** Records outcomes and settles task messages; see the module header. */
+export class Settler {
+  readonly #o: SettlerOptions;
+
+  /** @param options sinks, names and the rest; kept as given */
+  constructor(options: SettlerOptions) {
+    this.#o = options;
+  }
+
+  /**
+   * Writes a record through every sink in order, retrying a failing sink (50 ms doubling to 2 s)
+   * for up to `statusWriteTimeoutMs` each.
+   * @throws Error "write status of task <id> to <sink>" (cause: the sink's error) once that sink's
+   *   time is up or the connection is closed; the sinks before it have written
+   */
+  async write(record: TaskRecord): Promise<void> {
+    for (const sink of this.#o.sinks) {
+      const end = Date.now() + this.#o.statusWriteTimeoutMs;
+      for (let i = 0; ; i++) {
+        try {
+          await sink.write(record);
+          break;
+        } catch (err) {
+          if (Date.now() > end || this.#o.isClosed()) throw new Error(`write status of task ${record.id} to ${sink.name}`, { cause: err });
+          if (i === 0) this.#o.log.warn({ err, taskId: record.id, sink: sink.name }, "Status write failed; retrying");
+          await sleep(backoffDelay(i + 1, STATUS_WRITE_BACKOFF));
+        }
+      }
+    }
+  }
+
+  /**
+   * Writes the `Running` record of an attempt (not a settlement: the message stays in work).
+   * @param identity the task
+   * @param attempts this attempt's number, 1-based
+   * @param queuedTime when the message was created (RFC 3339)
+   * @param startTime when the handler started (RFC 3339)
+   * @throws Error from `write`
+   */
+  writeRunning(identity: TaskIdentity, attempts: number, queuedTime: string, startTime: string): Promise<void> {
+    return this.write(taskRecord(identity, { attempts, queuedTime, worker: this.#o.workerName, phase: "Running", startTime }));
+  }
+
+  /**
+   * Settles one message: records the ending (a `deadLetter` is first published to the dead-letter
+   * stream with its reason), writes the record through every sink, then acks (`succeed`, `cancel`,
+   * `expire`, a replay), naks with the delay (`retry`) or terms (`deadLetter`); then counts it in
+   * `celeriac_tasks_total` (and the run time in `celeriac_task_duration_seconds`) and logs it.
+   * The only place a message is settled.
+   * @param m the message
+   * @param s its ending, or the replay of its recorded final state
+   * @throws Error when the dead-letter publish or a status write failed: the message is then left
+   *   unsettled, to be redelivered after the ack wait
+   */
+  async settle(m: JsMsg, s: Settlement): Promise<void> {
+    const e = "replay" in s ? undefined : s;
+    const now = new Date();
+    const record = "replay" in s ? s.replay : s.identity && taskRecord(s.identity, endingStatus(s, this.#o.workerName, now), now);
+    const detail = e?.detail ?? (e?.error ? `${e.error.type}: ${e.error.message}` : "");
+    const o = e?.outcome;
+    if (e?.outcome.action === "deadLetter") await this.#publishDeadLetter(m, e, e.outcome.reason, detail);
+    if (record) await this.write(record);
+    if (o?.action === "retry") m.nak(o.delayMs);
+    else if (o?.action === "deadLetter") m.term();
+    else m.ack(); // succeed, cancel, expire, or a replay
+    if ("replay" in s) this.#o.log.info({ taskId: s.replay.id, phase: s.replay.status.phase }, "Redelivered task already finished; acked");
+    else this.#report(s, detail);
+  }
+
+  /** The metric and log steps of `settle` for a new outcome. */
+  #report(e: Ending, detail: string): void {
+    const { metrics, log } = this.#o;
+    const { outcome: o, task } = e;
+    const fields = { taskId: e.identity?.id, task, attempt: e.attempts };
+    if (e.seconds !== undefined) metrics.observe(task, e.seconds);
+    switch (o.action) {
+      case "succeed":
+        metrics.count(task, "succeeded");
+        if (log.isLevelEnabled("debug")) log.debug({ ...fields, seconds: e.seconds }, "Task succeeded");
+        break;
+      case "cancel":
+        metrics.count(task, "cancelled");
+        log.info(fields, "Task cancelled");
+        break;
+      case "expire":
+        metrics.count(task, "expired");
+        log.info(fields, "Task expired");
+        break;
+      case "retry":
+        metrics.count(task, e.cause instanceof TimeoutError ? "timed_out" : "retried");
+        log.info({ ...fields, err: e.cause, delayMs: o.delayMs }, "Task failed; retry scheduled");
+        break;
+      case "deadLetter":
+        metrics.count(task, "dead_lettered");
+        // a handler's final failure also counts as failed; a message refused at admission does not
+        if (e.startTime !== undefined) metrics.count(task, "failed");
+        log.warn({ taskId: e.identity?.id, reason: o.reason, detail, attempts: e.attempts }, "Dead-lettered task");
+        break;
+    }
+  }
+
+  /** Publishes the message to the dead-letter stream with its reason headers (deduplicated per stream sequence). */
+  async #publishDeadLetter(m: JsMsg, e: Ending, reason: DeadLetterReason, detail: string): Promise<void> {
+    const { names } = this.#o;
+    const h = natsHeaders();
+    h.set(HEADERS.deadReason, reason);
+    h.set(HEADERS.deadDetail, detail.replace(/[\r\n]+/g, " ").slice(0, 1024));
+    h.set(HEADERS.deadStreamSeq, String(m.seq));
+    h.set(HEADERS.deadAttempts, String(e.attempts));
+    h.set(HEADERS.deadStream, names.stream);
+    h.set(HEADERS.task, e.task);
+    await this.#o.js.publish(names.deadLetterSubject, m.data, { headers: h, msgID: `dlq-${names.stream}-${m.seq}` });
+  }
+}
