@@ -16,8 +16,11 @@ import type { Settlement } from "./settle.js";
 
 /** A message admitted to run: its envelope, its handler and the retry policy in force. */
 export interface Admitted {
+  /** The validated envelope. */
   readonly message: TaskMessage;
+  /** The registered handler of `message.task`. */
   readonly def: TaskDefinition;
+  /** The message's retry policy with the handler's overrides applied (seconds). */
   readonly policy: ResolvedRetryPolicy;
 }
 
@@ -32,8 +35,9 @@ export interface AdmissionInput {
   readonly attempt: number;
   /** The `Nats-Msg-Id` header (the task id) and the `Celeriac-Task` header: used only when the body does not parse. */
   readonly headers: { readonly id: string | undefined; readonly task: string | undefined };
-  /** The worker's queue and namespace: the identity of a record for a body that does not parse. */
+  /** The worker's queue: the identity of a record for a body that does not parse. */
   readonly queue: string;
+  /** The worker's namespace, likewise. */
   readonly namespace: string;
   /** Registered handlers by task name. */
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
@@ -56,6 +60,8 @@ export interface AdmissionInput {
  *    `MaxAttemptsExceeded`, recording `maxAttempts` attempts;
  * 8. else run.
  * Pure; never throws.
+ * @param input the parsed message, its delivery count and the worker's view (tasks, revocations, now)
+ * @returns `{run}` with the admitted message, or `{settle}` with the ending (or replay) to settle now
  */
 export function admit(input: AdmissionInput): Admission {
   const { parsed, attempt } = input;
@@ -95,7 +101,10 @@ export function admit(input: AdmissionInput): Admission {
  * For a redelivery (delivery count > 1) of a valid message: the record of task `id` in the results
  * bucket when it is final (Succeeded, Failed, Cancelled, Expired), else undefined.
  * @param kv the queue's results bucket
- * @throws the KV error, after logging it (the message is left for redelivery)
+ * @param id the task id (the record's key)
+ * @param log where a failed lookup is logged
+ * @returns the final record, or undefined when there is none or it is not final
+ * @throws the KV error (or a JSON parse error), after logging it: the message is left for redelivery
  */
 export async function finishedRecord(kv: KV, id: string, log: Logger): Promise<TaskRecord | undefined> {
   try {

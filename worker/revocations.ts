@@ -5,7 +5,7 @@
 import type { KV, KvWatchEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { REVOKED_PREFIX } from "./status-sink.js";
+import { REVOKED_PREFIX } from "../api/naming.js";
 
 /** Keeps the set of revoked task ids of one queue current. */
 export class RevocationWatcher {
