@@ -559,7 +559,7 @@ export function isSubset(desired: unknown, live: unknown): boolean {
  * @returns the live object after the call and what was done
  * @throws Error `apply <plural> <ns>/<name>` with the API error as `cause`
  */
-export async function applyChild<T extends KubeObject = KubeObject>(
+export async function applyChild<T extends { metadata?: { name?: string; namespace?: string } } = KubeObject>(
   kc: KubeConfig,
   type: ResourceType,
   desired: T,
@@ -574,7 +574,7 @@ export async function applyChild<T extends KubeObject = KubeObject>(
   for (const k of ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp"]) {
     delete meta[k];
   }
-  const body = { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta } as T;
+  const body: KubeObject = { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta };
   try {
     let live: T | undefined;
     try {
