@@ -463,7 +463,7 @@ export async function mergePatch<T extends KubeObject = KubeObject>(
  * @param status the (partial) status object to merge
  * @param fieldManager e.g. `celeriac-operator` or `celeriac-worker`
  * @param resourceVersion when given, an optimistic lock: the write fails with 409 Conflict
- *   (`isConflict(err.cause)`) if the object changed since that version was read
+ *   ({@link isConflict} walks the cause chain) if the object changed since that version was read
  * @returns the object after the write
  * @throws Error `patch status <plural> <ns>/<name>` with the API error as `cause`
  */

@@ -20,7 +20,7 @@ import { JetStreamQueueNats } from "./queue/queue-nats.js";
 import { QueueReconciler, type QueueObjectResource } from "./queue/queue-reconciler.js";
 import {
   BUILTIN_TYPES, Controller, EventRecorder, LeaderElector, loadKubeConfig, namespacedInformer, startHealthServer,
-  type KubeObject, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType, type SharedInformer,
+  type KubeObject, type ObjectReconciler, type ResourceType, type SharedInformer,
 } from "./runtime/index.js";
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
@@ -187,7 +187,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
  * the Queue reconciler. Delete this function at merge and pass the QueueReconciler itself (giving it
  * `js` for its delay movers if its constructor asks for it).
  */
-function queueReconcilerShim(r: QueueReconciler, queues: SharedInformer<Queue>, js: JetStreamClient): { reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult>; stop(): Promise<void> } {
+function queueReconcilerShim(r: QueueReconciler, queues: SharedInformer<Queue>, js: JetStreamClient): ObjectReconciler & { stop(): Promise<void> } {
   const movers = new Map<string, DelayMover>();
   return {
     async reconcile(key, ctx) {

@@ -48,6 +48,15 @@ export interface ReconcileContext {
 export type Reconciler = (key: ReconcileKey, ctx: ReconcileContext) => Promise<ReconcileResult | void>;
 
 /**
+ * A reconciler of one kind (controller-runtime's `reconcile.Reconciler`): the Task, Schedule and
+ * Queue reconcilers implement it, and a {@link Controller} calls `reconcile` with each key.
+ */
+export interface ObjectReconciler {
+  /** Reads the current object for `key`, converges the world to it, logs through `ctx.log`. */
+  reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult>;
+}
+
+/**
  * An error that retrying cannot fix (invalid spec, unsupported setting), controller-runtime's
  * `reconcile.TerminalError`. The reconciler writes the matching condition to the object's status
  * first; the controller then records a Warning event with `reason` once, and does not requeue. A

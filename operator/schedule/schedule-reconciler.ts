@@ -12,7 +12,7 @@ import { CELERIAC_TYPES, type Schedule, type Task } from "../../api/objects.js";
 import type { ScheduleStatus } from "../../api/schedule.js";
 import {
   TerminalError, createObject, deleteObject, isAlreadyExists, patchStatus,
-  type EventSink, type ReconcileContext, type ReconcileKey, type ReconcileResult,
+  type EventSink, type ObjectReconciler, type ReconcileContext, type ReconcileKey, type ReconcileResult,
 } from "../runtime/index.js";
 import { toScheduleTaskInfo } from "./history.js";
 import { planScheduleRun } from "./plan.js";
@@ -86,7 +86,7 @@ export function statusPatch(live: ScheduleStatus | undefined, desired: ScheduleS
 }
 
 /** Reconciles Schedule resources. */
-export class ScheduleReconciler {
+export class ScheduleReconciler implements ObjectReconciler {
   readonly #d: ScheduleReconcilerDeps;
   readonly #now: () => Date;
   /**

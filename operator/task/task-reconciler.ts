@@ -18,7 +18,7 @@ import type { TaskStatus } from "../../api/task.js";
 import { argsTooLarge, newTaskMessage, taskMessageInput } from "../../api/task-message.js";
 import {
   TerminalError, applyStatus, deleteObject, isConflict, isNotFound, setFinalizer,
-  type EventSink, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult,
+  type EventSink, type ObjectReconciler, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult,
 } from "../runtime/index.js";
 
 /** Publishes and revokes task messages (NATS side). */
@@ -56,7 +56,7 @@ interface Call {
 }
 
 /** Reconciles Task resources. One instance per operator; state is only the set of tasks published by this process. */
-export class TaskReconciler {
+export class TaskReconciler implements ObjectReconciler {
   readonly #d: TaskReconcilerDeps;
   readonly #published = new Set<string>();
   readonly #now: () => Date;
