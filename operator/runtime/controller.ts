@@ -29,10 +29,11 @@ export interface ReconcileKey {
   name: string;
 }
 
-/** Outcome of a reconcile: run again after `requeueAfterMs` milliseconds, or (empty) not until the next event. */
-export interface ReconcileResult {
-  requeueAfterMs?: number;
-}
+/**
+ * Outcome of a reconcile: `{ requeueAfterMs }` runs it again after that many milliseconds; `{}` or
+ * nothing waits for the next event (or resync).
+ */
+export type ReconcileResult = { requeueAfterMs?: number } | void | undefined;
 
 /** Per-call context handed to the reconciler. */
 export interface ReconcileContext {
@@ -45,7 +46,7 @@ export interface ReconcileContext {
 }
 
 /** The reconcile function: reads current state for `key`, converges it, and returns or throws. */
-export type Reconciler = (key: ReconcileKey, ctx: ReconcileContext) => Promise<ReconcileResult | void>;
+export type Reconciler = (key: ReconcileKey, ctx: ReconcileContext) => Promise<ReconcileResult>;
 
 /**
  * A reconciler of one kind (controller-runtime's `reconcile.Reconciler`): the Task, Schedule and

@@ -58,7 +58,7 @@ describe("when the Schedule reconciler plans from a stale cache", () => {
   it("creates the newest due run and writes the missed ones to status", async () => {
     const { cached, now, tasks } = await setup("first");
     const r = await reconciler(() => cached, await tasks(), now).reconcile({ namespace: "default", name: "first" }, ctx);
-    assert.equal(r.requeueAfterMs, 500, "exactly until the next run");
+    assert.equal(r?.requeueAfterMs, 500, "exactly until the next run");
     const live = await getObject<ScheduleResource>(c.kc, { ...SCHEDULES, namespace: "default", name: "first" });
     assert.equal(live.status?.missedRuns, 4);
     assert.deepEqual((await tasks()).map((t) => t.metadata?.name), [`first-${Date.parse(cached.metadata.creationTimestamp!) / 1000 + 5}`]);
