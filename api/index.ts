@@ -15,3 +15,4 @@ export * from "./crd.js";
 export * from "./manifest.js";
 export * from "./validation.js";
 export * from "./objects.js";
+export * from "./task-message.js";

@@ -6,11 +6,10 @@ import { randomUUID } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { MAX_ARGS_BYTES } from "../api/constants.js";
-import { DEFAULT_TIMEOUT_SECONDS } from "../api/defaults.js";
-import { MESSAGE_VERSION, type TaskMessage, type TaskRecord } from "../api/message.js";
-import { DEFAULT_NAMESPACE, TASK_ID_PATTERN, queueNames, type QueueNames } from "../api/naming.js";
-import { resolveRetryPolicy, type RetryPolicySpec } from "../api/policies.js";
+import type { TaskMessage, TaskRecord } from "../api/message.js";
+import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
+import type { RetryPolicySpec } from "../api/policies.js";
+import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import type { SignatureOf } from "../worker/define-task.js";
@@ -95,14 +94,9 @@ interface QueueCtx {
   watcher: ResultWatcher;
 }
 
-function toIso(v: Date | string, field: string): string {
-  const d = typeof v === "string" ? new Date(v) : v;
-  if (Number.isNaN(d.getTime())) throw new TypeError(`${field}: "${String(v)}" is not a date: use a Date or an RFC 3339 string like 2026-01-02T15:04:05Z`);
-  return d.toISOString();
-}
-
 /**
- * Builds a task message (pure apart from `now` and `newId`).
+ * Builds a task message for `enqueue` (pure apart from `now` and `newId`), with
+ * `newTaskMessage` from `celeriac/api`: a numeric `expires` is seconds from `now`.
  * @throws TypeError naming the bad option
  */
 export function buildTaskMessage(
@@ -113,44 +107,25 @@ export function buildTaskMessage(
   now: Date,
   newId: () => string = randomUUID,
 ): TaskMessage {
-  if (!Array.isArray(args)) throw new TypeError("args must be a JSON array, e.g. [1, 2]");
-  if (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs)) throw new TypeError('kwargs must be a JSON object, e.g. {"a": 1}');
-  const argsJson = JSON.stringify(args);
-  const kwargsJson = JSON.stringify(kwargs);
-  // cheap check first: string length bounds the UTF-8 size from below and a third of it from above
-  if ((argsJson.length + kwargsJson.length) * 3 > MAX_ARGS_BYTES) {
-    const size = Buffer.byteLength(argsJson) + Buffer.byteLength(kwargsJson);
-    if (size > MAX_ARGS_BYTES) throw new TypeError(`args and kwargs hold ${size} bytes of JSON; at most ${MAX_ARGS_BYTES} are allowed: pass a reference (e.g. an object-store key) instead`);
-  }
-  const id = o.taskId ?? newId();
-  if (!TASK_ID_PATTERN.test(id)) throw new TypeError(`taskId "${id}" is invalid: use 1-256 of A-Z a-z 0-9 _ = -`);
-  if (o.countdownSeconds !== undefined && o.eta !== undefined) throw new TypeError("countdownSeconds and eta are exclusive: give one");
-  const msg: TaskMessage = {
-    v: MESSAGE_VERSION,
-    id,
-    task,
-    args,
-    kwargs,
-    queue: o.queue,
-    namespace: o.namespace,
-    origin: { kind: "Client" },
-    timeoutSeconds: o.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
-    retry: resolveRetryPolicy(o.retry),
-    createdAt: now.toISOString(),
-  };
-  if (o.countdownSeconds !== undefined) {
-    if (!(o.countdownSeconds >= 0)) throw new TypeError(`countdownSeconds must be ≥ 0, got ${o.countdownSeconds}`);
-    msg.eta = new Date(now.getTime() + o.countdownSeconds * 1000).toISOString();
-  } else if (o.eta !== undefined) {
-    msg.eta = toIso(o.eta, "eta");
-  }
-  if (o.expires !== undefined) {
-    msg.expires = typeof o.expires === "number" ? new Date(now.getTime() + o.expires * 1000).toISOString() : toIso(o.expires, "expires");
-  }
-  if (o.traceparent) msg.trace = { traceparent: o.traceparent };
-  return msg;
+  return newTaskMessage(
+    {
+      id: o.taskId ?? newId(),
+      task,
+      args,
+      kwargs,
+      queue: o.queue,
+      namespace: o.namespace,
+      origin: { kind: "Client" },
+      ...(o.countdownSeconds !== undefined ? { countdownSeconds: o.countdownSeconds } : {}),
+      ...(o.eta !== undefined ? { eta: o.eta } : {}),
+      ...(typeof o.expires === "number" ? { expiresSeconds: o.expires } : o.expires !== undefined ? { expires: o.expires } : {}),
+      ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
+      ...(o.retry !== undefined ? { retry: o.retry } : {}),
+      ...(o.traceparent ? { traceparent: o.traceparent } : {}),
+    },
+    now,
+  );
 }
-
 
 /** A Celeriac client. Create with `connect()`. */
 export class CeleriacClient {

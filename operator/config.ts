@@ -26,7 +26,10 @@ export interface OperatorConfig {
   readonly natsMonitoringEndpoint: string;
   /** Default worker image for Queues that name none (`CELERIAC_WORKER_IMAGE`). */
   readonly workerImage: string;
-  /** Namespaces to watch (`--watch-namespaces a,b`, `CELERIAC_WATCH_NAMESPACES`); empty = all. */
+  /**
+   * Namespaces to watch (`--watch-namespaces a,b`, `CELERIAC_WATCH_NAMESPACES`); empty = all. Each
+   * resource type still gets one cache and one controller, fanning out list+watch per namespace.
+   */
   readonly watchNamespaces: readonly string[];
   /** Run leader election on a Lease (`--leader-elect`, `CELERIAC_LEADER_ELECT=true`). */
   readonly leaderElect: boolean;

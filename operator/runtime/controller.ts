@@ -6,15 +6,16 @@
  * Outcomes of `reconcile`:
  * - resolves `{ requeueAfterMs }` → back-off forgotten, key re-added after that delay (`requeue`);
  * - resolves nothing → back-off forgotten (`success`);
- * - throws {@link TerminalError} → logged (and recorded as a Warning event when a recorder is
- *   given), not retried (`terminal`);
+ * - throws {@link TerminalError} → not retried (`terminal`); the first time a key fails with a given
+ *   reason and message it is logged once (without a stack) and recorded as a Warning event on the
+ *   object (when a recorder is given); the same failure again (e.g. on every resync) only counts;
  * - throws a 409 Conflict → re-added rate-limited without an error log (`requeue`);
  * - throws anything else → logged, re-added rate-limited (`error`).
  */
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { Informer } from "./informer.js";
+import type { SharedInformer } from "./informer.js";
 import type { KubeObject } from "../../kube/k8s-client.js";
 import { isConflict } from "../../kube/k8s-client.js";
 import { runtimeMetrics } from "./metrics.js";
@@ -28,7 +29,10 @@ export interface ReconcileKey {
   name: string;
 }
 
-/** Optional outcome of a reconcile: run again after this many milliseconds. */
+/**
+ * Outcome of a reconcile: `{ requeueAfterMs }` runs it again after that many milliseconds; `{}` or
+ * nothing waits for the next event (or resync).
+ */
 export type ReconcileResult = { requeueAfterMs?: number } | void | undefined;
 
 /** Per-call context handed to the reconciler. */
@@ -45,8 +49,19 @@ export interface ReconcileContext {
 export type Reconciler = (key: ReconcileKey, ctx: ReconcileContext) => Promise<ReconcileResult>;
 
 /**
- * An error that retrying cannot fix (invalid spec, unsupported setting). The controller records it
- * and does not requeue; a later change of the object enqueues it again.
+ * A reconciler of one kind (controller-runtime's `reconcile.Reconciler`): the Task, Schedule and
+ * Queue reconcilers implement it, and a {@link Controller} calls `reconcile` with each key.
+ */
+export interface ObjectReconciler {
+  /** Reads the current object for `key`, converges the world to it, logs through `ctx.log`. */
+  reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult>;
+}
+
+/**
+ * An error that retrying cannot fix (invalid spec, unsupported setting), controller-runtime's
+ * `reconcile.TerminalError`. The reconciler writes the matching condition to the object's status
+ * first; the controller then records a Warning event with `reason` once, and does not requeue. A
+ * later change of the object (or a resync) reconciles it again.
  */
 export class TerminalError extends Error {
   /** Short CamelCase reason for events and conditions. Default `ReconcileFailed`. */
@@ -73,25 +88,36 @@ export function isTerminal(err: unknown): err is Error {
   return false;
 }
 
+/** The {@link TerminalError} reason of `err` (or of the first one in its cause chain), else `ReconcileFailed`. */
+export function terminalReason(err: unknown): string {
+  let e: unknown = err;
+  for (let i = 0; e && i < 10; i++) {
+    if (e instanceof TerminalError) return e.reason;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return "ReconcileFailed";
+}
+
 /** A secondary watch whose objects are children carrying a controller ownerReference to the primary. */
 export interface OwnsSpec {
-  informer: Informer;
+  informer: SharedInformer;
   /** Kind of the owner to match in `ownerReferences` (the controller's primary kind). */
   ownerKind: string;
 }
 
 /** A secondary watch with a custom mapping from an object to the primary keys to enqueue. */
-export interface WatchesSpec {
-  informer: Informer;
-  map: (obj: KubeObject) => ReconcileKey[];
+export interface WatchesSpec<W extends KubeObject = KubeObject> {
+  informer: SharedInformer<W>;
+  /** The primary keys to enqueue for a watched object (declared as a method so a `WatchesSpec<Queue>` is a `WatchesSpec`). */
+  map(obj: W): ReconcileKey[];
 }
 
-/** Options of {@link Controller}. */
-export interface ControllerOptions {
+/** Options of {@link Controller} over primary objects of type `T`. */
+export interface ControllerOptions<T extends KubeObject = KubeObject> {
   /** Controller name (metrics label, logger field, queue name), e.g. `queue`. */
   name: string;
   /** Informer over the primary resource; its add/update/delete events enqueue the object's key. */
-  for: Informer;
+  for: SharedInformer<T>;
   /** Children: events enqueue the owner named by a controller ownerReference of kind `ownerKind`. */
   owns?: OwnsSpec[];
   /** Other watches with a mapping function. */
@@ -138,13 +164,15 @@ export function ownerKeys(obj: KubeObject, ownerKind: string): ReconcileKey[] {
     .map((r) => ({ namespace: ns, name: r.name }));
 }
 
-/** The controller. `start()` once, `stop()` once. */
-export class Controller {
+/** The controller of primary objects of type `T`. `start()` once, `stop()` once. */
+export class Controller<T extends KubeObject = KubeObject> {
   /** Controller name. */
   readonly name: string;
   /** The controller's work queue (exposed for tests and diagnostics). */
   readonly queue: WorkQueue;
-  private readonly opts: ControllerOptions;
+  private readonly opts: ControllerOptions<T>;
+  /** Per key, the terminal failure last recorded (`reason` and message), so a repeat is not recorded again. */
+  private readonly terminal = new Map<string, string>();
   private readonly log: Logger;
   private readonly metrics;
   private workers: Promise<void>[] = [];
@@ -154,7 +182,7 @@ export class Controller {
   private synced = false;
 
   /** @param opts see {@link ControllerOptions} */
-  constructor(opts: ControllerOptions) {
+  constructor(opts: ControllerOptions<T>) {
     this.opts = opts;
     this.name = opts.name;
     this.log = opts.logger.child({ controller: opts.name });
@@ -259,7 +287,7 @@ export class Controller {
     return this.stopping;
   }
 
-  private informers(): Informer[] {
+  private informers(): SharedInformer[] {
     const o = this.opts;
     return [...new Set([o.for, ...(o.owns ?? []).map((w) => w.informer), ...(o.watches ?? []).map((w) => w.informer)])];
   }
@@ -285,6 +313,7 @@ export class Controller {
     try {
       const res = await this.opts.reconcile(k, { log, reconcileID, controller: this.name });
       this.queue.forget(key);
+      this.terminal.delete(key);
       const after = res?.requeueAfterMs;
       if (after !== undefined && after >= 0) {
         this.queue.addAfter(key, after);
@@ -294,8 +323,13 @@ export class Controller {
       if (isTerminal(err)) {
         this.queue.forget(key);
         result = "terminal";
-        log.error({ err }, "Reconcile failed terminally");
-        this.recordTerminal(k, err as Error);
+        const reason = terminalReason(err);
+        const message = (err as Error).message;
+        if (this.terminal.get(key) !== `${reason}\n${message}`) {
+          this.terminal.set(key, `${reason}\n${message}`);
+          log.warn({ reason, error: message }, "Reconcile failed terminally, not retrying");
+          this.recordTerminal(k, reason, message);
+        } else log.debug({ reason }, "Reconcile failed terminally again");
       } else if (isConflict(err)) {
         const delay = this.queue.addRateLimited(key);
         result = "requeue";
@@ -310,20 +344,11 @@ export class Controller {
     this.metrics.reconcileTotal.inc({ controller: this.name, result });
   }
 
-  private recordTerminal(k: ReconcileKey, err: Error): void {
+  private recordTerminal(k: ReconcileKey, reason: string, message: string): void {
     const rec = this.opts.recorder;
     if (!rec) return;
     const obj = this.opts.for.get(k.namespace || undefined, k.name);
     if (!obj) return;
-    let reason = "ReconcileFailed";
-    let e: unknown = err;
-    for (let i = 0; e && i < 10; i++) {
-      if (e instanceof TerminalError) {
-        reason = e.reason;
-        break;
-      }
-      e = (e as { cause?: unknown }).cause;
-    }
-    void rec.warning(obj, reason, err.message);
+    void rec.warning(obj, reason, message);
   }
 }

@@ -107,10 +107,39 @@ export function apiServerSource<T extends KubeObject>(
 }
 
 /**
+ * What controllers need of an informer: event handlers, the cache, start/stop and sync. Covariant in
+ * `T` (handlers only ever receive a `T`), so an `Informer<Task>` is a `SharedInformer<KubeObject>`
+ * where a controller watches children of any kind. {@link Informer} watches one namespace or all;
+ * {@link MultiNamespaceInformer} fans out over several and presents one cache.
+ */
+export interface SharedInformer<out T extends KubeObject = KubeObject> {
+  /** The watched type. */
+  readonly type: ResourceType;
+  /** Registers a handler for objects added (first seen). */
+  on(event: "add", fn: (obj: T) => void): this;
+  /** Registers a handler for changed objects (a new resourceVersion). */
+  on(event: "update", fn: (oldObj: T, newObj: T) => void): this;
+  /** Registers a handler for deleted objects (last known state). */
+  on(event: "delete", fn: (obj: T) => void): this;
+  /** Starts list+watch in the background. Idempotent. */
+  start(): void;
+  /** Stops list+watch; resolves when it has ended. Idempotent. */
+  stop(): Promise<void>;
+  /** True once the cache has been filled by a first LIST. */
+  hasSynced(): boolean;
+  /** Resolves once synced. @throws Error on timeout or when stopped before syncing */
+  waitForSync(timeoutMs: number): Promise<void>;
+  /** The cached object `namespace/name` (or `name` for cluster-scoped types), if any. */
+  get(namespace: string | undefined, name: string): T | undefined;
+  /** All cached objects, optionally only those in `namespace`. */
+  list(namespace?: string): T[];
+}
+
+/**
  * An informer over one resource type. Start it with {@link Informer.start}, read the cache with
  * {@link Informer.get}/{@link Informer.list}, stop it with {@link Informer.stop}.
  */
-export class Informer<T extends KubeObject = KubeObject> {
+export class Informer<T extends KubeObject = KubeObject> implements SharedInformer<T> {
   /** The watched type. */
   readonly type: ResourceType;
   private readonly source: ListWatchSource<T>;
@@ -148,7 +177,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         watchTimeoutSeconds: opts.watchTimeoutSeconds,
       });
     } else throw new Error(`create informer ${opts.type.plural}: kc or source is required`);
-    this.log = opts.logger?.child({ informer: opts.type.plural });
+    this.log = opts.logger?.child({ informer: opts.type.plural, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
     this.initialBackoffMs = opts.initialBackoffMs ?? 200;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
   }
@@ -406,4 +435,81 @@ export class Informer<T extends KubeObject = KubeObject> {
       };
     });
   }
+}
+
+/** Options of {@link MultiNamespaceInformer}: those of {@link Informer} with a list of namespaces. */
+export interface MultiNamespaceInformerOptions<T extends KubeObject> extends Omit<InformerOptions<T>, "namespace" | "source"> {
+  /** Namespaces to watch; each gets its own list+watch. */
+  namespaces: readonly string[];
+  /** Replaces the API-server list/watch per namespace (tests). */
+  source?: (namespace: string) => ListWatchSource<T>;
+}
+
+/**
+ * One informer over several namespaces (controller-runtime's `cache.Options.DefaultNamespaces`): a
+ * list+watch per namespace, presented as one cache and one set of handlers. A RBAC setup that grants
+ * the operator only some namespaces needs this, as it cannot list across all of them.
+ */
+export class MultiNamespaceInformer<T extends KubeObject = KubeObject> implements SharedInformer<T> {
+  /** The watched type. */
+  readonly type: ResourceType;
+  /** The per-namespace informers, by namespace. */
+  readonly informers: ReadonlyMap<string, Informer<T>>;
+
+  /** @param opts see {@link MultiNamespaceInformerOptions} */
+  constructor(opts: MultiNamespaceInformerOptions<T>) {
+    this.type = opts.type;
+    const { namespaces, source, ...rest } = opts;
+    this.informers = new Map([...new Set(namespaces)].map((namespace) => [namespace, new Informer<T>({ ...rest, namespace, ...(source ? { source: source(namespace) } : {}) })]));
+  }
+
+  on(event: "add", fn: (obj: T) => void): this;
+  on(event: "update", fn: (oldObj: T, newObj: T) => void): this;
+  on(event: "delete", fn: (obj: T) => void): this;
+  on(event: InformerEvent, fn: AddHandler<T> | UpdateHandler<T>): this {
+    for (const i of this.informers.values()) {
+      if (event === "add") i.on("add", fn as AddHandler<T>);
+      else if (event === "update") i.on("update", fn as UpdateHandler<T>);
+      else i.on("delete", fn as DeleteHandler<T>);
+    }
+    return this;
+  }
+
+  start(): void {
+    for (const i of this.informers.values()) i.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+  }
+
+  hasSynced(): boolean {
+    return [...this.informers.values()].every((i) => i.hasSynced());
+  }
+
+  async waitForSync(timeoutMs: number): Promise<void> {
+    await Promise.all([...this.informers.values()].map((i) => i.waitForSync(timeoutMs)));
+  }
+
+  /** The cached object; undefined for a namespace not watched. */
+  get(namespace: string | undefined, name: string): T | undefined {
+    return namespace === undefined ? undefined : this.informers.get(namespace)?.get(namespace, name);
+  }
+
+  list(namespace?: string): T[] {
+    if (namespace !== undefined) return this.informers.get(namespace)?.list(namespace) ?? [];
+    return [...this.informers.values()].flatMap((i) => i.list());
+  }
+}
+
+/**
+ * The informer for a set of watched namespaces: one {@link Informer} over all namespaces when
+ * `namespaces` is empty, over the one namespace when it holds one, else a
+ * {@link MultiNamespaceInformer}. Either way one cache and one set of handlers per resource type.
+ */
+export function namespacedInformer<T extends KubeObject>(opts: Omit<InformerOptions<T>, "namespace" | "source"> & { namespaces: readonly string[] }): SharedInformer<T> {
+  const { namespaces, ...rest } = opts;
+  if (namespaces.length === 0) return new Informer<T>(rest);
+  if (namespaces.length === 1) return new Informer<T>({ ...rest, namespace: namespaces[0]! });
+  return new MultiNamespaceInformer<T>(opts);
 }

@@ -8,6 +8,7 @@
  * as failed, and orders by nominal run time (CronJob orders by start time).
  */
 import { ANNOTATIONS, isTerminalPhase } from "../../api/constants.js";
+import type { Task } from "../../api/objects.js";
 import { nominalTimeFromTaskName } from "./task-name.js";
 
 /** A Task owned by the Schedule, reduced to what the planner reads. Times are Dates or RFC 3339 strings. */
@@ -26,25 +27,17 @@ export interface ScheduleTaskInfo {
   completionTime?: Date | string;
 }
 
-/** A Kubernetes-shaped Task, enough for toScheduleTaskInfo. */
-export interface TaskLike {
-  metadata?: { name?: string; uid?: string; creationTimestamp?: Date | string; annotations?: Record<string, string> };
-  status?: { phase?: string; completionTime?: Date | string };
-}
-
 /**
- * Reduces a Task object (as read from the API or a cache) to ScheduleTaskInfo.
- * @throws Error when the Task has no metadata.name
+ * Reduces a Task (as read from the API or a cache; only its metadata and status are read) to
+ * ScheduleTaskInfo.
  */
-export function toScheduleTaskInfo(task: TaskLike): ScheduleTaskInfo {
-  const name = task.metadata?.name;
-  if (!name) throw new Error("schedule task info: Task without metadata.name");
+export function toScheduleTaskInfo(task: Pick<Task, "metadata" | "status">): ScheduleTaskInfo {
   return {
-    name,
-    uid: task.metadata?.uid,
+    name: task.metadata.name,
+    uid: task.metadata.uid,
     phase: task.status?.phase,
-    creationTimestamp: task.metadata?.creationTimestamp,
-    scheduledAt: task.metadata?.annotations?.[ANNOTATIONS.scheduledAt],
+    creationTimestamp: task.metadata.creationTimestamp,
+    scheduledAt: task.metadata.annotations?.[ANNOTATIONS.scheduledAt],
     completionTime: task.status?.completionTime,
   };
 }

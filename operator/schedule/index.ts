@@ -15,7 +15,6 @@ export {
   isFailedTask,
   toDate,
   type ScheduleTaskInfo,
-  type TaskLike,
 } from "./history.js";
 export {
   planScheduleRun,

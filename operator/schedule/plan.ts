@@ -110,6 +110,19 @@ export interface SchedulePlan {
   requeueAfterMs: number | undefined;
 }
 
+/**
+ * Event reasons of Schedules besides the condition reasons in REASONS: CronJob's
+ * (kubernetes/kubernetes `pkg/controller/cronjob`), so `kubectl get events` reads the same.
+ */
+export const SCHEDULE_EVENT_REASONS = {
+  SuccessfulCreate: "SuccessfulCreate",
+  SuccessfulCancel: "SuccessfulCancel",
+  SuccessfulDelete: "SuccessfulDelete",
+  MissSchedule: "MissSchedule",
+  JobAlreadyActive: "JobAlreadyActive",
+  TooManyMissedTimes: "TooManyMissedTimes",
+} as const;
+
 /** How late (ms) a run may be and still count as on time for missedRunPolicy Skip. */
 export const ON_TIME_TOLERANCE_MS = 1000;
 /** Most missed runs one plan records before handing the rest to the next plan (requeueAfterMs 0). */
@@ -165,7 +178,7 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
     spec.failedTasksHistoryLimit ?? DEFAULT_SCHEDULE.failedTasksHistoryLimit,
   );
   for (const t of toDelete) {
-    events.push({ type: "Normal", reason: "SuccessfulDelete", message: `Deleted finished Task ${t} beyond the history limit`, taskName: t });
+    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulDelete, message: `Deleted finished Task ${t} beyond the history limit`, taskName: t });
   }
   const activeTasks = tasks
     .filter(isActiveTask)
@@ -295,10 +308,10 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
   );
 
   for (const c of cancel) {
-    events.push({ type: "Normal", reason: "SuccessfulCancel", message: `Cancelled active Task ${c} to start a new run (concurrencyPolicy Replace)`, taskName: c });
+    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulCancel, message: `Cancelled active Task ${c} to start a new run (concurrencyPolicy Replace)`, taskName: c });
   }
   for (const r of create) {
-    events.push({ type: "Normal", reason: "SuccessfulCreate", message: `Created Task ${r.name} for the run at ${rfc3339(r.nominalTime)}`, taskName: r.name });
+    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulCreate, message: `Created Task ${r.name} for the run at ${rfc3339(r.nominalTime)}`, taskName: r.name });
   }
   for (const m of missed.slice(0, MAX_MISSED_EVENTS)) events.push(missedEvent(m, activeTasks[0]?.name));
   if (missed.length > MAX_MISSED_EVENTS) {
@@ -309,7 +322,7 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
     const last = missed[missed.length - 1]!.nominalTime;
     events.push({
       type: "Warning",
-      reason: "TooManyMissedTimes",
+      reason: SCHEDULE_EVENT_REASONS.TooManyMissedTimes,
       message: `Missed ${missed.length} runs from ${rfc3339(first)} to ${rfc3339(last)} (${byReason}); the first ${MAX_MISSED_EVENTS} are listed as Events, all are counted in status.missedRuns`,
     });
   }
@@ -324,18 +337,18 @@ function missedEvent(m: MissedRun, activeName: string | undefined): ScheduleEven
     case "Forbid":
       return {
         type: "Warning",
-        reason: "JobAlreadyActive",
+        reason: SCHEDULE_EVENT_REASONS.JobAlreadyActive,
         message: activeName
           ? `Skipped the run at ${at}: Task ${activeName} is still active and concurrencyPolicy is Forbid`
           : `Skipped the run at ${at}: a newer run started instead and concurrencyPolicy is Forbid`,
       };
     case "Replace":
-      return { type: "Warning", reason: "MissSchedule", message: `Skipped the run at ${at}: a newer run replaced it (concurrencyPolicy Replace)` };
+      return { type: "Warning", reason: SCHEDULE_EVENT_REASONS.MissSchedule, message: `Skipped the run at ${at}: a newer run replaced it (concurrencyPolicy Replace)` };
     case "StartingDeadline":
-      return { type: "Warning", reason: "MissSchedule", message: `Missed the run at ${at}: not started within startingDeadlineSeconds` };
+      return { type: "Warning", reason: SCHEDULE_EVENT_REASONS.MissSchedule, message: `Missed the run at ${at}: not started within startingDeadlineSeconds` };
     case "Suspended":
-      return { type: "Warning", reason: "MissSchedule", message: `Missed the run at ${at}: the Schedule was suspended (missedRunPolicy)` };
+      return { type: "Warning", reason: SCHEDULE_EVENT_REASONS.MissSchedule, message: `Missed the run at ${at}: the Schedule was suspended (missedRunPolicy)` };
     default:
-      return { type: "Warning", reason: "MissSchedule", message: `Missed the run at ${at}: the operator was not running (missedRunPolicy)` };
+      return { type: "Warning", reason: SCHEDULE_EVENT_REASONS.MissSchedule, message: `Missed the run at ${at}: the operator was not running (missedRunPolicy)` };
   }
 }

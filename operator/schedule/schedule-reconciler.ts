@@ -2,32 +2,28 @@
  * Schedule reconciler: the thin I/O shell around `planScheduleRun`. It never writes a Schedule's spec
  * (GitOps tools own it), only its status, and creates each run's Task under a deterministic name, so a
  * second operator, a restart or a replayed event cannot create the same run twice (AlreadyExists = done).
- * It requeues exactly for the next due time instead of polling.
+ * It requeues exactly for the next due time instead of polling. An invalid expression or time zone is
+ * written to the Ready condition and then raised as a TerminalError (one Warning Event, no retry).
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Logger } from "pino";
-import { ANNOTATIONS, API_VERSION, FIELD_MANAGERS, GROUP, LABELS, RESOURCES, VERSION } from "../../api/constants.js";
-import type { ScheduleSpec, ScheduleStatus } from "../../api/schedule.js";
-import { createObject, deleteObject, isAlreadyExists, patchStatus, type KubeObject, type ResourceType } from "../../kube/k8s-client.js";
-import type { EventSink } from "../runtime/events.js";
-import { toScheduleTaskInfo, type TaskLike } from "./history.js";
+import { ANNOTATIONS, API_VERSION, CONDITION_TYPES, FIELD_MANAGERS, LABELS, REASONS, RESOURCES } from "../../api/constants.js";
+import { getCondition } from "../../api/conditions.js";
+import { CELERIAC_TYPES, type Schedule, type Task } from "../../api/objects.js";
+import type { ScheduleStatus } from "../../api/schedule.js";
+import {
+  TerminalError, createObject, deleteObject, isAlreadyExists, patchStatus,
+  type EventSink, type ObjectReconciler, type ReconcileContext, type ReconcileKey, type ReconcileResult,
+} from "../runtime/index.js";
+import { toScheduleTaskInfo } from "./history.js";
 import { planScheduleRun } from "./plan.js";
-
-/** A Schedule as read from the cache. */
-export interface ScheduleResource extends KubeObject {
-  metadata: { name: string; namespace: string; uid: string; resourceVersion?: string; generation?: number; creationTimestamp?: string; deletionTimestamp?: string };
-  spec: ScheduleSpec;
-  status?: ScheduleStatus;
-}
 
 /** Dependencies of the Schedule reconciler. */
 export interface ScheduleReconcilerDeps {
   kc: KubeConfig;
-  getSchedule(namespace: string, name: string): ScheduleResource | undefined;
+  getSchedule(namespace: string, name: string): Schedule | undefined;
   /** Tasks in `namespace` labelled with this schedule (from the Task informer cache). */
-  tasksOf(namespace: string, schedule: string): TaskLike[];
+  tasksOf(namespace: string, schedule: string): readonly Pick<Task, "metadata" | "status">[];
   events: EventSink;
-  log: Logger;
   /**
    * When this operator started reconciling (leadership acquired): earlier due runs were missed by
    * downtime. A function when it changes after construction (a standby replica taking over).
@@ -38,8 +34,7 @@ export interface ScheduleReconcilerDeps {
   onFired?: (latenessMs: number) => void;
 }
 
-const TASKS: ResourceType = { group: GROUP, version: VERSION, plural: RESOURCES.Task.plural, kind: RESOURCES.Task.kind, namespaced: true };
-const SCHEDULES = { group: GROUP, version: VERSION, plural: RESOURCES.Schedule.plural };
+const TASKS = CELERIAC_TYPES.Task;
 
 /**
  * The Task object for one run: the template's spec, labels and annotations (never the Schedule's own
@@ -47,7 +42,7 @@ const SCHEDULES = { group: GROUP, version: VERSION, plural: RESOURCES.Schedule.p
  * annotation, and a controller ownerReference to the Schedule.
  * Pure.
  */
-export function taskForRun(schedule: ScheduleResource, name: string, nominalTime: Date): KubeObject {
+export function taskForRun(schedule: Schedule, name: string, nominalTime: Date): Task {
   const tmpl = schedule.spec.taskTemplate;
   return {
     apiVersion: API_VERSION,
@@ -58,7 +53,7 @@ export function taskForRun(schedule: ScheduleResource, name: string, nominalTime
       labels: { ...(tmpl.metadata?.labels ?? {}), [LABELS.schedule]: scheduleLabelValue(schedule.metadata.name) },
       annotations: { ...(tmpl.metadata?.annotations ?? {}), [ANNOTATIONS.scheduledAt]: nominalTime.toISOString() },
       ownerReferences: [
-        { apiVersion: API_VERSION, kind: RESOURCES.Schedule.kind, name: schedule.metadata.name, uid: schedule.metadata.uid, controller: true, blockOwnerDeletion: true },
+        { apiVersion: API_VERSION, kind: RESOURCES.Schedule.kind, name: schedule.metadata.name, uid: schedule.metadata.uid ?? "", controller: true, blockOwnerDeletion: true },
       ],
     },
     spec: structuredClone(tmpl.spec),
@@ -91,7 +86,7 @@ export function statusPatch(live: ScheduleStatus | undefined, desired: ScheduleS
 }
 
 /** Reconciles Schedule resources. */
-export class ScheduleReconciler {
+export class ScheduleReconciler implements ObjectReconciler {
   readonly #d: ScheduleReconcilerDeps;
   readonly #now: () => Date;
   /**
@@ -100,7 +95,7 @@ export class ScheduleReconciler {
    * (e.g. the one the new Task's event triggers) plans from the returned object instead of the stale
    * cached one, so it neither repeats work nor loses a conflict (controller-runtime's "expectations").
    */
-  readonly #written = new Map<string, { stale: Set<string>; obj: ScheduleResource }>();
+  readonly #written = new Map<string, { stale: Set<string>; obj: Schedule }>();
 
   constructor(deps: ScheduleReconcilerDeps) {
     this.#d = deps;
@@ -110,10 +105,12 @@ export class ScheduleReconciler {
   /**
    * Plans and applies one Schedule: cancel (Replace), create due runs oldest first, delete beyond the
    * history limits, then one status write.
+   * @throws TerminalError `InvalidSchedule` after writing it to the Ready condition (not retried)
    * @throws Error on API failures other than AlreadyExists (the controller retries with back-off;
    *   the status is not written, so the next plan sees the same due runs and the Tasks already made)
    */
-  async reconcile(namespace: string, name: string): Promise<{ requeueAfterMs?: number }> {
+  async reconcile(k: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const { namespace, name } = k;
     const key = `${namespace}/${name}`;
     let s = this.#d.getSchedule(namespace, name);
     const written = this.#written.get(key);
@@ -140,9 +137,9 @@ export class ScheduleReconciler {
       try {
         await createObject(this.#d.kc, TASKS, taskForRun(s, run.name, run.nominalTime), FIELD_MANAGERS.operator);
         this.#d.onFired?.(this.#now().getTime() - run.nominalTime.getTime());
-        this.#d.log.info({ task: run.name, nominalTime: run.nominalTime.toISOString() }, "Created scheduled task");
+        ctx.log.info({ task: run.name, nominalTime: run.nominalTime.toISOString() }, "Created scheduled task");
       } catch (err) {
-        if (!isAlreadyExists((err as Error).cause ?? err)) throw err;
+        if (!isAlreadyExists(err)) throw err;
       }
       done.add(run.name);
     }
@@ -150,20 +147,24 @@ export class ScheduleReconciler {
       await deleteObject(this.#d.kc, { ...TASKS, namespace, name: taskName });
       done.add(taskName);
     }
+    const ready = getCondition(plan.status.conditions, CONDITION_TYPES.Schedule.Ready);
+    const invalid = ready?.reason === REASONS.InvalidSchedule ? ready.message : undefined;
     for (const e of plan.events) {
+      if (invalid !== undefined && e.reason === REASONS.InvalidSchedule) continue; // the TerminalError below records it
       if (!e.taskName || done.has(e.taskName)) this.#d.events.event(s, e.type, e.reason, e.message);
     }
     const patch = statusPatch(s.status, plan.status);
     if (patch) {
       // Optimistic lock on the version planned from: a plan made from a stale cache (its own last
       // status write not seen yet) must not overwrite newer counts; 409 Conflict → requeue.
-      const obj = await patchStatus<ScheduleResource>(this.#d.kc, { ...SCHEDULES, namespace, name }, patch, FIELD_MANAGERS.operator, s.metadata.resourceVersion);
+      const obj = await patchStatus<Schedule>(this.#d.kc, { ...CELERIAC_TYPES.Schedule, namespace, name }, patch, FIELD_MANAGERS.operator, s.metadata.resourceVersion);
       const from = s.metadata.resourceVersion;
       if (from && obj?.metadata?.resourceVersion && obj.metadata.resourceVersion !== from) {
         const stale = new Set(s === written?.obj ? [...written.stale].slice(-15) : []);
         this.#written.set(key, { stale: stale.add(from), obj });
       }
     }
+    if (invalid !== undefined) throw new TerminalError(invalid, { reason: REASONS.InvalidSchedule });
     return plan.requeueAfterMs === undefined ? {} : { requeueAfterMs: plan.requeueAfterMs };
   }
 }

@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import {
-  BUILTIN_TYPES, KubeApiError, applyChild, apiErrorCode, controllerRef, createObject, deleteObject, getObject,
+  BUILTIN_TYPES, KubeApiError, applyChild, applyStatus, apiErrorCode, controllerRef, createObject, deleteObject, getObject,
   isAlreadyExists, isConflict, isGone, isNotFound, isSubset, listObjects, loadKubeConfig, mergePatch, patchStatus,
   resourcePath,
 } from "../../kube/k8s-client.js";
@@ -170,5 +170,40 @@ describe("when talking to the in-memory API server", () => {
     assert.ok(list.resourceVersion.length > 0);
     assert.equal(await deleteObject(c.kc, { ...BUILTIN_TYPES.Deployment, namespace: "default", name: "owner-1-workers" }), true);
     assert.equal(await deleteObject(c.kc, { ...BUILTIN_TYPES.Deployment, namespace: "default", name: "owner-1-workers" }), false);
+  });
+});
+
+describe("when status is written with server-side apply", () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startCluster(["tasks"]);
+  });
+  after(async () => {
+    await c.close();
+  });
+  const cond = (type: string, reason: string) => ({ type, status: "True", reason, message: reason, lastTransitionTime: "2026-01-01T00:00:00Z" });
+
+  it("merges each manager's conditions by type and keeps the other's", async () => {
+    const t = await createObject(c.kc, TASKS, taskObject("default", "ssa-merge"), "test");
+    const meta = { name: "ssa-merge", namespace: "default" };
+    await applyStatus(c.kc, TASKS, { metadata: meta, status: { phase: "Queued", conditions: [cond("Accepted", "Queued")] } }, "operator");
+    const after = await applyStatus(c.kc, TASKS, { metadata: meta, status: { phase: "Running", conditions: [cond("Running", "Started")] } }, "worker", { force: true });
+    const status = after.status as { phase: string; conditions: Array<{ type: string }> };
+    assert.equal(status.phase, "Running");
+    assert.deepEqual(status.conditions.map((x) => x.type).sort(), ["Accepted", "Running"]);
+    assert.equal(after.metadata?.generation, t.metadata?.generation, "generation unchanged");
+    assert.deepEqual(after.spec, t.spec, "spec untouched");
+  });
+
+  it("refuses a field another manager owns without force, and a stale resourceVersion always", async () => {
+    await createObject(c.kc, TASKS, taskObject("default", "ssa-lock"), "test");
+    const meta = { name: "ssa-lock", namespace: "default" };
+    const first = await applyStatus(c.kc, TASKS, { metadata: meta, status: { phase: "Queued" } }, "operator");
+    await assert.rejects(applyStatus(c.kc, TASKS, { metadata: meta, status: { phase: "Running" } }, "worker"), (err: unknown) => isConflict(err));
+    await applyStatus(c.kc, TASKS, { metadata: meta, status: { phase: "Running" } }, "worker", { force: true });
+    const stale = { ...meta, resourceVersion: first.metadata?.resourceVersion };
+    await assert.rejects(applyStatus(c.kc, TASKS, { metadata: stale, status: { phase: "Queued" } }, "operator", { force: true }), (err: unknown) => isConflict(err));
+    const live = await getObject(c.kc, { ...TASKS, ...meta });
+    assert.equal((live.status as { phase: string }).phase, "Running");
   });
 });

@@ -4,12 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { CELERIAC_TYPES } from "../../../api/objects.js";
 import { startApiServer, type ApiServer, type ApiServerOptions } from "../../../devcluster/server/index.js";
 import { BUILTIN_TYPES, createObject, loadKubeConfig } from "../../../kube/k8s-client.js";
 import type { KubeObject, ResourceType } from "../../../kube/k8s-client.js";
 
 /** The Task custom resource type. */
-export const TASKS: ResourceType = { group: "celeriac.io", version: "v1alpha1", plural: "tasks", kind: "Task", namespaced: true };
+export const TASKS: ResourceType = CELERIAC_TYPES.Task;
 
 /** A running test cluster. */
 export interface TestCluster {

@@ -142,6 +142,35 @@ describe("when a controller runs against the in-memory API server", () => {
     }
   });
 
+  it("records the same terminal failure once, however often a resync reconciles it again", async () => {
+    const ns = "ctl-f";
+    await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: ns } }, "test");
+    let calls = 0;
+    const informer = new Informer({ kc: c.kc, type: TASKS, namespace: ns, logger: silent });
+    const ctl = new Controller({
+      name: "task-f",
+      for: informer,
+      logger: silent,
+      registry: new Registry(),
+      recorder: new EventRecorder({ kc: c.kc, logger: silent }),
+      resyncPeriodMs: 20,
+      async reconcile() {
+        calls++;
+        throw new TerminalError("Spec is invalid", { reason: "InvalidSpec" });
+      },
+    });
+    await createObject(c.kc, TASKS, taskObject(ns, "bad"), "test");
+    await ctl.start();
+    try {
+      await eventually(() => calls >= 4, 5000, "resyncs");
+      await new Promise((r) => setTimeout(r, 50));
+      const events = (await listObjects(c.kc, BUILTIN_TYPES.Event, { namespace: ns })).items as Array<KubeObject & { reason?: string; count?: number }>;
+      assert.deepEqual(events.map((e) => [e.reason, e.count]), [["InvalidSpec", 1]]);
+    } finally {
+      await ctl.stop();
+    }
+  });
+
   it("retries other errors with growing back-off until success", async () => {
     const ns = "ctl-c";
     const reg = new Registry();

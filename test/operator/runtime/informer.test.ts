@@ -1,6 +1,7 @@
 import { describe, it, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { Informer } from "../../../operator/runtime/informer.js";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Informer, MultiNamespaceInformer, namespacedInformer } from "../../../operator/runtime/informer.js";
 import type { ListWatchSource, WatchEventType } from "../../../operator/runtime/informer.js";
 import { createObject, deleteObject, mergePatch } from "../../../kube/k8s-client.js";
 import type { KubeObject, ObjectList } from "../../../kube/k8s-client.js";
@@ -212,5 +213,38 @@ describe("when the informer runs against the in-memory API server", () => {
       c.api.setWatchHistory(10_000);
       await inf.stop();
     }
+  });
+});
+
+describe("when one informer watches several namespaces", () => {
+  it("lists and watches each namespace and presents one cache and one set of handlers", async () => {
+    const sources = new Map<string, FakeSource>();
+    for (const ns of ["a", "b"]) {
+      const src = new FakeSource();
+      src.lists.push(() => ({ items: [{ ...obj("x", "1"), metadata: { namespace: ns, name: "x", resourceVersion: "1" } }], resourceVersion: "1" }));
+      sources.set(ns, src);
+    }
+    const inf = new MultiNamespaceInformer({ type: THINGS, namespaces: ["a", "b"], source: (ns) => sources.get(ns)!, initialBackoffMs: 5 });
+    for (const i of inf.informers.values()) track(i);
+    const seen: string[] = [];
+    inf.on("add", (o) => seen.push(`add ${o.metadata?.namespace}/${o.metadata?.name}`));
+    inf.start();
+    await inf.waitForSync(2000);
+    assert.equal(inf.hasSynced(), true);
+    await eventually(() => sources.get("b")!.watches.length === 1);
+    sources.get("b")!.current().emit("ADDED", { ...obj("y", "2"), metadata: { namespace: "b", name: "y", resourceVersion: "2" } });
+    assert.deepEqual(seen.sort(), ["add a/x", "add b/x", "add b/y"]);
+    assert.equal(inf.get("a", "x")?.metadata?.namespace, "a");
+    assert.equal(inf.get("c", "x"), undefined, "a namespace not watched");
+    assert.deepEqual(inf.list("b").map((o) => o.metadata?.name).sort(), ["x", "y"]);
+    assert.equal(inf.list().length, 3);
+    await inf.stop();
+  });
+
+  it("is a plain Informer for all namespaces or one, and fans out for more", () => {
+    const kc = new KubeConfig();
+    assert.ok(namespacedInformer({ kc, type: THINGS, namespaces: [] }) instanceof Informer);
+    assert.ok(namespacedInformer({ kc, type: THINGS, namespaces: ["a"] }) instanceof Informer);
+    assert.ok(namespacedInformer({ kc, type: THINGS, namespaces: ["a", "b"] }) instanceof MultiNamespaceInformer);
   });
 });
