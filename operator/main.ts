@@ -10,15 +10,14 @@ import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { GROUP, LABELS, MANAGED_BY, RESOURCES, VERSION, isTerminalPhase } from "../api/constants.js";
 import { connectNats } from "../nats/connection.js";
-import { DelayMover } from "../nats/delay-mover.js";
-import { queueNames } from "../api/naming.js";
 import type { OperatorConfig } from "./config.js";
 import { JetStreamQueueNats } from "./queue/queue-nats.js";
-import { QueueReconciler, type QueueObjectResource } from "./queue/queue-reconciler.js";
+import type { Queue } from "../api/objects.js";
+import { QueueReconciler } from "./queue/queue-reconciler.js";
 import { BUILTIN_TYPES, Controller, EventRecorder, Informer, LeaderElector, loadKubeConfig, startHealthServer, type KubeObject, type ResourceType } from "./runtime/index.js";
 import { ScheduleReconciler, type ScheduleResource } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
-import { TaskReconciler, type TaskResource } from "./task/task-reconciler.js";
+import { TaskReconciler, type QueueResource, type TaskResource } from "./task/task-reconciler.js";
 import type { V1Deployment } from "@kubernetes/client-node";
 
 const crd = (r: (typeof RESOURCES)[keyof typeof RESOURCES]): ResourceType => ({ group: GROUP, version: VERSION, plural: r.plural, kind: r.kind, namespaced: true });
@@ -57,7 +56,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
 
   const controllers: Controller[] = [];
   const informers: Informer[] = [];
-  const movers = new Map<string, DelayMover>();
+  const queueReconcilers: QueueReconciler[] = [];
   const namespaces = config.watchNamespaces.length > 0 ? [...config.watchNamespaces] : [undefined];
   // When this instance started reconciling (reset when it acquires the Lease): Schedules treat runs
   // due before it as missed by downtime.
@@ -69,7 +68,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       informers.push(i as unknown as Informer);
       return i;
     };
-    const queues = inf<QueueObjectResource>(crd(RESOURCES.Queue));
+    const queues = inf<Queue>(crd(RESOURCES.Queue));
     const tasks = inf<TaskResource>(crd(RESOURCES.Task));
     const schedules = inf<ScheduleResource>(crd(RESOURCES.Schedule));
     const deployments = inf<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
@@ -79,19 +78,20 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       getQueue: (ns, name) => queues.get(ns, name),
       getDeployment: (ns, name) => deployments.get(ns, name),
       nats: new JetStreamQueueNats(jsm),
+      js,
       events,
       log,
       workerNats: config.workerNats,
       workerImage: config.workerImage,
       natsMonitoringEndpoint: config.natsMonitoringEndpoint,
-      fullSyncEveryMs: config.resyncSeconds * 1000,
       onObserved: (ns, q, backlog, desired) => {
         backlogGauge.set({ namespace: ns, queue: q }, backlog);
         desiredGauge.set({ namespace: ns, queue: q }, desired);
       },
     });
+    queueReconcilers.push(queueReconciler);
     const taskReconciler = new TaskReconciler({
-      kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
+      kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name) as QueueResource | undefined,
       publisher: new JetStreamTaskPublisher(js), events, log,
     });
     const scheduleReconciler = new ScheduleReconciler({
@@ -104,11 +104,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       new Controller({
         name: "queue", for: queues as unknown as Informer, owns: [{ informer: deployments as unknown as Informer, ownerKind: RESOURCES.Queue.kind }],
         logger: log, registry, recorder, stopInformers: false, workers: 2, resyncPeriodMs: config.resyncSeconds * 1000,
-        reconcile: async (key, ctx) => {
-          const r = await queueReconciler.reconcile(key.namespace, key.name);
-          await syncDelayMover(key.namespace, key.name, ctx.log);
-          return r;
-        },
+        reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
       }),
       new Controller({
         name: "task", for: tasks as unknown as Informer, logger: log, registry, recorder, stopInformers: false, workers: 4, resyncPeriodMs: config.resyncSeconds * 1000,
@@ -127,23 +123,6 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         reconcile: (key) => scheduleReconciler.reconcile(key.namespace, key.name),
       }),
     );
-
-    // Delayed tasks must reach the work stream even when the queue's workers are scaled to zero, so
-    // the operator moves them too (workers do the same when there is no operator).
-    async function syncDelayMover(ns: string, name: string, l: Logger): Promise<void> {
-      const key = `${ns}/${name}`;
-      const q = queues.get(ns, name);
-      const want = q !== undefined && !q.metadata.deletionTimestamp;
-      const have = movers.get(key);
-      if (want && !have) {
-        const mover = new DelayMover(js, queueNames(ns, name), l);
-        await mover.start();
-        movers.set(key, mover);
-      } else if (!want && have) {
-        movers.delete(key);
-        await have.stop();
-      }
-    }
   }
 
   let leading = !config.leaderElect;
@@ -166,7 +145,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       const steps: Array<[string, () => Promise<unknown>]> = [
         ["stop controllers", () => Promise.all(controllers.map((c) => c.stop()))],
         ["stop informers", () => Promise.all(informers.map((i) => i.stop()))],
-        ["stop delay movers", () => Promise.all([...movers.values()].map((m) => m.stop()))],
+        ["stop scale loops and delay movers", () => Promise.all(queueReconcilers.map((r) => r.stop()))],
         ["release lease", async () => elector?.stop({ release: true })],
         ["drain NATS", () => nc.drain()],
         ["close health server", () => health.close()],
