@@ -19,7 +19,7 @@ import type { QueueStatus } from "../../api/queue.js";
 import { BUILTIN_TYPES, isNotFound, patchScale, patchStatus, type ObjectRef } from "../../kube/k8s-client.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
-import type { EventSink } from "../runtime/events.js";
+import type { EventSink } from "../runtime/index.js";
 import { workerDeploymentName } from "./labels.js";
 import type { QueueNats } from "./queue-nats.js";
 import { rfc3339, statusChanges } from "./queue-status.js";

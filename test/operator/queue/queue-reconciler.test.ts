@@ -13,8 +13,7 @@ import type { QueueSpec } from "../../../api/queue.js";
 import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, listObjects, mergePatch, type KubeObject } from "../../../kube/k8s-client.js";
 import { JetStreamQueueNats } from "../../../operator/queue/queue-nats.js";
 import { QueueReconciler } from "../../../operator/queue/queue-reconciler.js";
-import type { TerminalError} from "../../../operator/runtime/index.js";
-import { EventRecorder, Informer, isTerminal, type ReconcileContext } from "../../../operator/runtime/index.js";
+import { EventRecorder, Informer, isTerminal, type ReconcileContext, type TerminalError } from "../../../operator/runtime/index.js";
 import { startNatsServer, uniqueQueue, type NatsServer } from "../../helpers/nats-server.js";
 import { eventually, startCluster, type TestCluster } from "../runtime/cluster.js";
 
