@@ -149,6 +149,19 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
     assert.equal(ev.message, "Scaled workers from 0 to 3: backlog 25");
   });
 
+  it("reads at once after a spec change instead of waiting for the next polling interval", async () => {
+    const name = uniqueQueue("respec");
+    await createQueue({ autoscaling: { minReplicas: 0, maxReplicas: 5, targetBacklogPerReplica: 10, pollingIntervalSeconds: 60 } }, name);
+    await rec.reconcile({ namespace: NS, name }, ctx); // the first read runs now: empty, 0 workers
+    await eventually(async () => (await get(name)).status?.desiredReplicas === 0, 3000, "the first read");
+    const names = queueNames(NS, name);
+    for (let i = 0; i < 15; i++) await js.publish(names.taskSubject, JSON.stringify({ id: `t${i}` }), { msgID: `t${i}` });
+    await mergePatch(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name }, { spec: { autoscaling: { targetBacklogPerReplica: 5 } } }, "test");
+    await synced(name);
+    await rec.reconcile({ namespace: NS, name }, ctx);
+    await eventually(async () => (await getDeployment(name)).spec?.replicas === 3, 3000, "3 replicas well before the 60 s interval");
+  });
+
   it("records a worker template that breaks the restricted profile once, as InvalidSpec, and applies no Deployment", async () => {
     const name = uniqueQueue("bad");
     await createQueue({ worker: { template: { spec: { hostNetwork: true, containers: [{ name: "worker" }] } } } }, name);
