@@ -80,6 +80,10 @@ export const REASONS = {
   Suspended: "Suspended",
   InvalidSpec: "InvalidSpec",
   Reconciled: "Reconciled",
+  /** Event: the operator changed the worker Deployment's replicas ("Scaled workers from X to Y: …"). */
+  Scaled: "Scaled",
+  /** Event: the Queue's streams and results bucket were deleted with it (`deletionPolicy: Delete`). */
+  StreamDeleted: "StreamDeleted",
   // Task
   QueueNotFound: "QueueNotFound",
   Queued: "Queued",

@@ -504,6 +504,39 @@ export async function setFinalizer(kc: KubeConfig, ref: ObjectRef, obj: KubeObje
   return true;
 }
 
+/** The `autoscaling/v1` Scale of a scalable resource (Deployment, StatefulSet, …) as the `/scale` subresource returns it. */
+export interface Scale extends KubeObject {
+  spec?: { replicas?: number };
+  status?: { replicas?: number; selector?: string };
+}
+
+/**
+ * Sets `spec.replicas` through the `/scale` subresource with the JSON merge patch
+ * `{"spec": {"replicas": replicas}}` — the write `kubectl scale` and the HPA make. Changes nothing
+ * else of the object, needs only `patch` on `<plural>/scale`, and is not locked on resourceVersion
+ * (the last writer wins, as with the HPA).
+ *
+ * @param ref the scaled object, e.g. `{...BUILTIN_TYPES.Deployment, namespace, name}`
+ * @param replicas the new replica count (a non-negative integer)
+ * @param fieldManager e.g. `celeriac-operator`
+ * @returns the Scale after the write (`spec.replicas` is the new count)
+ * @throws Error `patch scale <plural> <ns>/<name>` with the API error as `cause` (404 when the
+ *   object is gone: {@link isNotFound})
+ */
+export async function patchScale(kc: KubeConfig, ref: ObjectRef, replicas: number, fieldManager: string): Promise<Scale> {
+  try {
+    return await kubeRequest<Scale>(kc, {
+      method: "PATCH",
+      path: resourcePath(ref, ref.namespace, ref.name, "scale"),
+      query: { fieldManager },
+      body: { spec: { replicas } },
+      contentType: "application/merge-patch+json",
+    });
+  } catch (cause) {
+    throw new Error(`patch scale ${ref.plural} ${display(ref)}`, { cause });
+  }
+}
+
 /** Options of {@link deleteObject}. */
 export interface DeleteOptions {
   /** `Background` (default), `Foreground` or `Orphan`. */

@@ -5,22 +5,20 @@
  * /metrics. Shutdown is memoised and ordered: stop controllers, informers and reconcilers, release
  * the Lease, drain NATS, close the health server.
  */
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
-import { queueNames } from "../api/naming.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
 import { connectNats } from "../nats/connection.js";
-import { DelayMover } from "../nats/delay-mover.js";
 import type { OperatorConfig } from "./config.js";
 import { JetStreamQueueNats } from "./queue/queue-nats.js";
-import { QueueReconciler, type QueueObjectResource } from "./queue/queue-reconciler.js";
+import { QueueReconciler } from "./queue/queue-reconciler.js";
 import {
   BUILTIN_TYPES, Controller, EventRecorder, LeaderElector, loadKubeConfig, namespacedInformer, startHealthServer,
-  type KubeObject, type ObjectReconciler, type ResourceType, type SharedInformer,
+  type KubeObject, type ResourceType, type SharedInformer,
 } from "./runtime/index.js";
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
@@ -74,22 +72,22 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const schedules = informer<Schedule>(CELERIAC_TYPES.Schedule);
   const deployments = informer<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
 
-  const queueReconciler = queueReconcilerShim(new QueueReconciler({
+  const queueReconciler = new QueueReconciler({
     kc,
-    getQueue: (ns, name) => queues.get(ns, name) as QueueObjectResource | undefined,
+    getQueue: (ns, name) => queues.get(ns, name),
     getDeployment: (ns, name) => deployments.get(ns, name),
     nats: new JetStreamQueueNats(jsm),
+    js,
     events,
     log,
     workerNats: config.workerNats,
     workerImage: config.workerImage,
     natsMonitoringEndpoint: config.natsMonitoringEndpoint,
-    fullSyncEveryMs: config.resyncSeconds * 1000,
     onObserved: (ns, q, backlog, desired) => {
       backlogGauge.set({ namespace: ns, queue: q }, backlog);
       desiredGauge.set({ namespace: ns, queue: q }, desired);
     },
-  }), queues, js);
+  });
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
     publisher: new JetStreamTaskPublisher(js), events,
@@ -179,37 +177,4 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   }
   log.info({ port: health.port, leaderElect: config.leaderElect, namespaces: config.watchNamespaces }, "Operator started");
   return { port: health.port, stop };
-}
-
-/**
- * MERGE SHIM (h-queue): adapts today's `QueueReconciler.reconcile(namespace, name)` to the contract
- * the h-queue branch implements — `reconcile(key, ctx)` and `stop()`, with the delay movers owned by
- * the Queue reconciler. Delete this function at merge and pass the QueueReconciler itself (giving it
- * `js` for its delay movers if its constructor asks for it).
- */
-function queueReconcilerShim(r: QueueReconciler, queues: SharedInformer<Queue>, js: JetStreamClient): ObjectReconciler & { stop(): Promise<void> } {
-  const movers = new Map<string, DelayMover>();
-  return {
-    async reconcile(key, ctx) {
-      const res = await r.reconcile(key.namespace, key.name);
-      // Delayed tasks must reach the work stream even when the queue's workers are scaled to zero, so
-      // the operator moves them too (workers do the same when there is no operator).
-      const id = `${key.namespace}/${key.name}`;
-      const q = queues.get(key.namespace, key.name);
-      const want = q !== undefined && !q.metadata.deletionTimestamp;
-      const have = movers.get(id);
-      if (want && !have) {
-        const mover = new DelayMover(js, queueNames(key.namespace, key.name), ctx.log);
-        await mover.start();
-        movers.set(id, mover);
-      } else if (!want && have) {
-        movers.delete(id);
-        await have.stop();
-      }
-      return res;
-    },
-    async stop() {
-      await Promise.all([...movers.values()].map((m) => m.stop()));
-    },
-  };
 }

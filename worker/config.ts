@@ -1,9 +1,11 @@
 /**
  * Worker process configuration: parsed once from flags and `CELERIAC_*` environment variables into
- * a frozen object. A flag wins over its env var; each has a documented default.
+ * a frozen object. A flag wins over its env var; each has a documented default. The variable names
+ * are the operator's too (`api/worker-env.ts`).
  */
 import { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_SECONDS } from "../api/defaults.js";
 import { DEFAULT_NAMESPACE, assertQueueRef } from "../api/naming.js";
+import { DEFAULT_WORKER_GRACE_PERIOD_SECONDS, DEFAULT_WORKER_LOG_LEVEL, WORKER_ENV, WORKER_PORT, describeWorkerSetting, type WorkerEnvEntry } from "../api/worker-env.js";
 import { natsSettingsFrom, type NatsSettings } from "../nats/index.js";
 import { defaultWorkerName } from "./worker.js";
 
@@ -57,28 +59,31 @@ function num(flag: string, value: string | undefined, fallback: number, min: num
 }
 
 /**
- * Parses worker configuration. Pure apart from reading `env`.
+ * Parses worker configuration. Pure apart from reading `env`. Variable names, flags and the port
+ * come from the one table the operator also renders from (`api/worker-env.ts`).
  * @throws Error naming the flag (and its env var) that is missing or invalid
  */
 export function parseWorkerConfig(flags: WorkerFlags, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const tasks = flags.tasks ?? env.CELERIAC_TASKS;
-  if (!tasks) throw new Error("--tasks (or CELERIAC_TASKS) is required: the path of your tasks module, e.g. dist/tasks.js");
-  const queue = flags.queue ?? env.CELERIAC_QUEUE;
-  if (!queue) throw new Error("--queue (or CELERIAC_QUEUE) is required: the queue to consume, e.g. emails");
-  const namespace = flags.namespace ?? env.CELERIAC_NAMESPACE ?? DEFAULT_NAMESPACE;
+  const E = WORKER_ENV;
+  const tasks = flags.tasks ?? env[E.tasks.env];
+  if (!tasks) throw new Error(`${E.tasks.flag} (or ${E.tasks.env}) is required: the path of your tasks module, e.g. dist/tasks.js`);
+  const queue = flags.queue ?? env[E.queue.env];
+  if (!queue) throw new Error(`${E.queue.flag} (or ${E.queue.env}) is required: the queue to consume, e.g. emails`);
+  const namespace = flags.namespace ?? env[E.namespace.env] ?? DEFAULT_NAMESPACE;
   assertQueueRef(namespace, queue);
-  const workerName = flags.workerName ?? env.CELERIAC_WORKER_NAME ?? defaultWorkerName(env);
+  const workerName = flags.workerName ?? env[E.workerName.env] ?? defaultWorkerName(env);
+  const setting = (e: WorkerEnvEntry, flag: string | undefined, fallback: number, min: number, integer = true) => num(describeWorkerSetting(e), flag ?? env[e.env], fallback, min, integer);
   return Object.freeze({
     tasks,
     queue,
     namespace,
-    concurrency: num("--concurrency (CELERIAC_CONCURRENCY)", flags.concurrency ?? env.CELERIAC_CONCURRENCY, DEFAULT_CONCURRENCY, 1),
-    port: num("--port (CELERIAC_PORT)", flags.port ?? env.CELERIAC_PORT ?? env.PORT, 8080, 0),
-    ackWaitSeconds: num("--ack-wait-seconds (CELERIAC_ACK_WAIT_SECONDS)", flags.ackWaitSeconds ?? env.CELERIAC_ACK_WAIT_SECONDS, DEFAULT_ACK_WAIT_SECONDS, 1),
-    timeoutSeconds: num("--timeout-seconds (CELERIAC_TIMEOUT_SECONDS)", flags.timeoutSeconds ?? env.CELERIAC_TIMEOUT_SECONDS, DEFAULT_TIMEOUT_SECONDS, 1),
-    gracePeriodSeconds: num("--grace-period-seconds (CELERIAC_GRACE_PERIOD_SECONDS)", flags.gracePeriodSeconds ?? env.CELERIAC_GRACE_PERIOD_SECONDS, 25, 0, false),
+    concurrency: setting(E.concurrency, flags.concurrency, DEFAULT_CONCURRENCY, 1),
+    port: setting(E.port, flags.port ?? env.PORT, WORKER_PORT, 0),
+    ackWaitSeconds: setting(E.ackWaitSeconds, flags.ackWaitSeconds, DEFAULT_ACK_WAIT_SECONDS, 1),
+    timeoutSeconds: setting(E.timeoutSeconds, flags.timeoutSeconds, DEFAULT_TIMEOUT_SECONDS, 1),
+    gracePeriodSeconds: setting(E.gracePeriodSeconds, flags.gracePeriodSeconds, DEFAULT_WORKER_GRACE_PERIOD_SECONDS, 0, false),
     workerName,
-    logLevel: env.CELERIAC_LOG_LEVEL ?? "info",
+    logLevel: env[E.logLevel.env] ?? DEFAULT_WORKER_LOG_LEVEL,
     nats: natsSettingsFrom({ ...(flags.nats ? { url: flags.nats } : {}), name: `celeriac-worker ${workerName}` }, env),
   });
 }

@@ -1,7 +1,7 @@
 /**
  * `operator/autoscale`: the pure autoscaling decision for worker Deployments and the KEDA
- * ScaledObject rendered in KEDA mode. The scaling loop (reading consumer info, writing the scale
- * subresource, status, Events, metrics) lives with the Queue reconciler and calls these.
+ * ScaledObject rendered in KEDA mode. The scale loop (reading consumer info, writing the scale
+ * subresource, status, Events, metrics) is operator/queue/scale-loop.ts; the Queue reconciler starts it.
  */
 export * from "./policy.js";
 export * from "./decision.js";

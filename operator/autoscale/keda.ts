@@ -11,8 +11,9 @@
  */
 import type { V1OwnerReference } from "@kubernetes/client-node";
 import { queueNames } from "../../api/naming.js";
-import { queueOwnerReference, workerDeploymentName, workerLabels, type QueueObject } from "../queue/labels.js";
+import { queueNamespace, queueOwnerReference, workerDeploymentName, workerLabels } from "../queue/labels.js";
 import { resolveAutoscaling } from "./policy.js";
+import type { Queue } from "../../api/objects.js";
 
 /** `apiVersion` of KEDA's ScaledObject. */
 export const KEDA_API_VERSION = "keda.sh/v1alpha1";
@@ -79,8 +80,9 @@ export interface KedaOptions {
  * @param opts the NATS monitoring endpoint and account
  * @throws Error when the Queue's name or namespace is not a DNS-1123 label (from `queueNames`)
  */
-export function desiredScaledObject(queue: QueueObject, opts: KedaOptions): ScaledObject {
-  const { name, namespace } = queue.metadata;
+export function desiredScaledObject(queue: Queue, opts: KedaOptions): ScaledObject {
+  const name = queue.metadata.name;
+  const namespace = queueNamespace(queue);
   const policy = resolveAutoscaling(queue.spec);
   const names = queueNames(namespace, name);
   const trigger: Record<string, string> = {

@@ -6,7 +6,8 @@
  */
 import type { V1PolicyRule, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
 import { GROUP, RESOURCES } from "../../api/constants.js";
-import { queueOwnerReference, userServiceAccountName, workerLabels, workerRbacName, workerServiceAccountName, type QueueObject } from "./labels.js";
+import { queueNamespace, queueOwnerReference, userServiceAccountName, workerLabels, workerRbacName, workerServiceAccountName } from "./labels.js";
+import type { Queue } from "../../api/objects.js";
 
 /** Options of {@link desiredWorkerRole}. */
 export interface WorkerRoleOptions {
@@ -36,7 +37,7 @@ export function workerRoleRules(opts: WorkerRoleOptions = {}): V1PolicyRule[] {
  * (`spec.worker.serviceAccountName` or the template's `serviceAccountName`): the operator never
  * creates or owns a ServiceAccount it did not name. The Role and RoleBinding are rendered either way.
  */
-export function desiredWorkerServiceAccount(queue: QueueObject): V1ServiceAccount | undefined {
+export function desiredWorkerServiceAccount(queue: Queue): V1ServiceAccount | undefined {
   if (userServiceAccountName(queue) !== undefined) return undefined;
   return {
     apiVersion: "v1",
@@ -49,7 +50,7 @@ export function desiredWorkerServiceAccount(queue: QueueObject): V1ServiceAccoun
  * The Role `<queue>-worker`: `tasks/status` get+patch in the Queue's namespace, pods get+patch (for
  * the pod-deletion-cost annotation; see {@link WorkerRoleOptions.patchPods}) and events create.
  */
-export function desiredWorkerRole(queue: QueueObject, opts: WorkerRoleOptions = {}): V1Role {
+export function desiredWorkerRole(queue: Queue, opts: WorkerRoleOptions = {}): V1Role {
   return {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "Role",
@@ -63,20 +64,20 @@ export function desiredWorkerRole(queue: QueueObject, opts: WorkerRoleOptions = 
  * pods run as (the user's, or `<queue>-worker`). `roleRef` is immutable in Kubernetes; it never
  * changes here because the Role name is fixed.
  */
-export function desiredWorkerRoleBinding(queue: QueueObject): V1RoleBinding {
+export function desiredWorkerRoleBinding(queue: Queue): V1RoleBinding {
   return {
     apiVersion: "rbac.authorization.k8s.io/v1",
     kind: "RoleBinding",
     metadata: metadata(queue),
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: workerRbacName(queue.metadata.name) },
-    subjects: [{ kind: "ServiceAccount", name: workerServiceAccountName(queue), namespace: queue.metadata.namespace }],
+    subjects: [{ kind: "ServiceAccount", name: workerServiceAccountName(queue), namespace: queueNamespace(queue) }],
   };
 }
 
-function metadata(queue: QueueObject): { name: string; namespace: string; labels: Record<string, string>; ownerReferences: ReturnType<typeof queueOwnerReference>[] } {
+function metadata(queue: Queue): { name: string; namespace: string; labels: Record<string, string>; ownerReferences: ReturnType<typeof queueOwnerReference>[] } {
   return {
     name: workerRbacName(queue.metadata.name),
-    namespace: queue.metadata.namespace,
+    namespace: queueNamespace(queue),
     labels: workerLabels(queue.metadata.name),
     ownerReferences: [queueOwnerReference(queue)],
   };

@@ -26,14 +26,16 @@ import type {
   V1VolumeMount,
 } from "@kubernetes/client-node";
 import { DEFAULT_ACK_WAIT_SECONDS, DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_SECONDS } from "../../api/defaults.js";
+import { WORKER_ENV, WORKER_PORT } from "../../api/worker-env.js";
 import {
+  queueNamespace,
   queueOwnerReference,
   workerDeploymentName,
   workerLabels,
   workerSelectorLabels,
   workerServiceAccountName,
-  type QueueObject,
 } from "./labels.js";
+import type { Queue } from "../../api/objects.js";
 
 /** Where worker pods reach NATS; credentials are Secret references, never values. */
 export interface WorkerNatsOptions {
@@ -65,7 +67,7 @@ export const WORKER_CONTAINER_NAME = "worker";
 /** Command run when the user gives neither `command` nor `args`. */
 export const WORKER_COMMAND: readonly string[] = Object.freeze(["celeriac", "worker"]);
 /** Port of the worker's `/healthz`, `/readyz` and `/metrics`: the worker's default (`CELERIAC_PORT`), so it is not set in env. */
-export const WORKER_PORT = 8080;
+export { WORKER_PORT };
 /** Name of {@link WORKER_PORT} on the container; the probes refer to it. */
 export const WORKER_PORT_NAME = "http";
 /** Seconds added to the queue's `timeoutSeconds` for the default termination grace period. */
@@ -151,8 +153,9 @@ export function defaultTerminationGracePeriodSeconds(timeoutSeconds: number): nu
  *   `runAsNonRoot: false`, `runAsUser: 0`, an `Unconfined` seccomp profile, or adds capabilities other
  *   than `NET_BIND_SERVICE`
  */
-export function desiredWorkerDeployment(queue: QueueObject, opts: WorkerDeploymentOptions): V1Deployment {
-  const { name, namespace } = queue.metadata;
+export function desiredWorkerDeployment(queue: Queue, opts: WorkerDeploymentOptions): V1Deployment {
+  const name = queue.metadata.name;
+  const namespace = queueNamespace(queue);
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -175,7 +178,7 @@ export function desiredWorkerDeployment(queue: QueueObject, opts: WorkerDeployme
  * The worker pod template alone (what {@link desiredWorkerDeployment} puts in `spec.template`).
  * Same rules, same errors.
  */
-export function desiredWorkerPodTemplate(queue: QueueObject, opts: WorkerDeploymentOptions): V1PodTemplateSpec {
+export function desiredWorkerPodTemplate(queue: Queue, opts: WorkerDeploymentOptions): V1PodTemplateSpec {
   const { name } = queue.metadata;
   const w = queue.spec.worker ?? {};
   const userTemplate = (w.template !== undefined ? structuredClone(w.template) : {}) as V1PodTemplateSpec;
@@ -232,7 +235,7 @@ export function desiredWorkerPodTemplate(queue: QueueObject, opts: WorkerDeploym
 }
 
 /** The first container: the user's (or an empty one) with simple fields filled and Celeriac's contract applied. */
-function workerContainer(queue: QueueObject, opts: WorkerDeploymentOptions, user: V1Container, grace: number): V1Container {
+function workerContainer(queue: Queue, opts: WorkerDeploymentOptions, user: V1Container, grace: number): V1Container {
   const w = queue.spec.worker ?? {};
   const c: V1Container = { ...user, name: user.name || WORKER_CONTAINER_NAME };
 
@@ -285,29 +288,30 @@ function workerContainer(queue: QueueObject, opts: WorkerDeploymentOptions, user
   return hardenContainer(c);
 }
 
-/** The operator's environment of the worker container, in a fixed order. */
-function celeriacEnv(queue: QueueObject, opts: WorkerDeploymentOptions, grace: number): V1EnvVar[] {
+/** The operator's environment of the worker container, in a fixed order (names from `api/worker-env.ts`). */
+function celeriacEnv(queue: Queue, opts: WorkerDeploymentOptions, grace: number): V1EnvVar[] {
   const s = queue.spec;
+  const E = WORKER_ENV;
   const field = (fieldPath: string): V1EnvVar["valueFrom"] => ({ fieldRef: { fieldPath } });
   const env: V1EnvVar[] = [
-    { name: "POD_NAME", valueFrom: field("metadata.name") },
-    { name: "POD_NAMESPACE", valueFrom: field("metadata.namespace") },
-    { name: "CELERIAC_WORKER_NAME", valueFrom: field("metadata.name") },
-    { name: "CELERIAC_QUEUE", value: queue.metadata.name },
-    { name: "CELERIAC_NAMESPACE", value: queue.metadata.namespace },
-    { name: "CELERIAC_CONCURRENCY", value: String(s.concurrency ?? DEFAULT_CONCURRENCY) },
-    { name: "CELERIAC_ACK_WAIT_SECONDS", value: String(s.ackWaitSeconds ?? DEFAULT_ACK_WAIT_SECONDS) },
-    { name: "CELERIAC_TIMEOUT_SECONDS", value: String(s.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) },
-    { name: "CELERIAC_GRACE_PERIOD_SECONDS", value: String(grace) },
-    { name: "CELERIAC_NATS_URL", value: opts.nats.url },
+    { name: E.podName.env, valueFrom: field("metadata.name") },
+    { name: E.podNamespace.env, valueFrom: field("metadata.namespace") },
+    { name: E.workerName.env, valueFrom: field("metadata.name") },
+    { name: E.queue.env, value: queue.metadata.name },
+    { name: E.namespace.env, value: queueNamespace(queue) },
+    { name: E.concurrency.env, value: String(s.concurrency ?? DEFAULT_CONCURRENCY) },
+    { name: E.ackWaitSeconds.env, value: String(s.ackWaitSeconds ?? DEFAULT_ACK_WAIT_SECONDS) },
+    { name: E.timeoutSeconds.env, value: String(s.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS) },
+    { name: E.gracePeriodSeconds.env, value: String(grace) },
+    { name: E.natsUrl.env, value: opts.nats.url },
   ];
-  if (opts.nats.credsSecret) env.push({ name: "CELERIAC_NATS_CREDS", value: `${NATS_CREDS_DIR}/${NATS_CREDS_FILE}` });
+  if (opts.nats.credsSecret) env.push({ name: E.natsCreds.env, value: `${NATS_CREDS_DIR}/${NATS_CREDS_FILE}` });
   if (opts.nats.userSecret) {
     const u = opts.nats.userSecret;
-    env.push({ name: "CELERIAC_NATS_USER", valueFrom: { secretKeyRef: { name: u.name, key: u.userKey } } });
-    env.push({ name: "CELERIAC_NATS_PASSWORD", valueFrom: { secretKeyRef: { name: u.name, key: u.passwordKey } } });
+    env.push({ name: E.natsUser.env, valueFrom: { secretKeyRef: { name: u.name, key: u.userKey } } });
+    env.push({ name: E.natsPassword.env, valueFrom: { secretKeyRef: { name: u.name, key: u.passwordKey } } });
   }
-  if (opts.nats.tlsCaSecret) env.push({ name: "CELERIAC_NATS_TLS_CA", value: `${NATS_TLS_CA_DIR}/${NATS_TLS_CA_FILE}` });
+  if (opts.nats.tlsCaSecret) env.push({ name: E.natsTlsCa.env, value: `${NATS_TLS_CA_DIR}/${NATS_TLS_CA_FILE}` });
   return env;
 }
 

@@ -1,27 +1,21 @@
 /**
  * Names, labels and the owner reference shared by every child object the operator renders for a
- * Queue (worker Deployment, ServiceAccount, Role, RoleBinding, KEDA ScaledObject). Pure.
+ * Queue (worker Deployment, ServiceAccount, Role, RoleBinding, KEDA ScaledObject). Pure. The builders
+ * take the whole `Queue` (api/objects.ts) with the CRD's defaults applied; they still fall back to
+ * `api/defaults.ts` for any absent spec field.
  */
 import type { V1OwnerReference } from "@kubernetes/client-node";
 import { API_VERSION, LABELS, MANAGED_BY, RESOURCES } from "../../api/constants.js";
-import type { QueueSpec } from "../../api/queue.js";
+import type { Queue } from "../../api/objects.js";
 
 /**
- * The parts of a Queue the builders read: identity for names and the owner reference, and the spec
- * (CRD defaults applied; builders still fall back to `api/defaults.ts` for any absent field).
+ * The Queue's namespace: every child lives there too. A Queue read from the API server always has one.
+ * @throws Error when `metadata.namespace` is missing (an object not read from the API server)
  */
-export interface QueueObject {
-  metadata: {
-    /** Queue name, a DNS-1123 label. */
-    name: string;
-    /** Namespace of the Queue; every child lives there too. */
-    namespace: string;
-    /** The Queue's uid, for the controller ownerReference. */
-    uid: string;
-    /** `.metadata.generation`; not rendered, accepted so a whole Queue can be passed. */
-    generation?: number;
-  };
-  spec: QueueSpec;
+export function queueNamespace(queue: Queue): string {
+  const ns = queue.metadata.namespace;
+  if (!ns) throw new Error(`render children of Queue ${queue.metadata.name}: metadata.namespace is missing`);
+  return ns;
 }
 
 /** `app.kubernetes.io/name` of worker objects. */
@@ -43,7 +37,7 @@ export function workerRbacName(queue: string): string {
  * The ServiceAccount worker pods run as: the pod template's `serviceAccountName`, else
  * `spec.worker.serviceAccountName`, else `<queue>-worker` (created by the operator).
  */
-export function workerServiceAccountName(queue: QueueObject): string {
+export function workerServiceAccountName(queue: Queue): string {
   return userServiceAccountName(queue) ?? workerRbacName(queue.metadata.name);
 }
 
@@ -51,7 +45,7 @@ export function workerServiceAccountName(queue: QueueObject): string {
  * The ServiceAccount name the user chose, if any (pod template first, then `spec.worker.serviceAccountName`).
  * @returns undefined when the operator's default `<queue>-worker` applies
  */
-export function userServiceAccountName(queue: QueueObject): string | undefined {
+export function userServiceAccountName(queue: Queue): string | undefined {
   const tpl = queue.spec.worker?.template as { spec?: { serviceAccountName?: unknown } } | undefined;
   const fromTemplate = tpl?.spec?.serviceAccountName;
   if (typeof fromTemplate === "string" && fromTemplate !== "") return fromTemplate;
@@ -83,13 +77,16 @@ export function workerLabels(queue: string): Record<string, string> {
 /**
  * The controller ownerReference every child carries, so garbage collection deletes it with the
  * Queue (`controller: true`, `blockOwnerDeletion: true`; kubebuilder `SetControllerReference`).
+ * @throws Error when the Queue has no uid (an object not read from the API server)
  */
-export function queueOwnerReference(queue: QueueObject): V1OwnerReference {
+export function queueOwnerReference(queue: Queue): V1OwnerReference {
+  const uid = queue.metadata.uid;
+  if (!uid) throw new Error(`build owner reference of Queue ${queue.metadata.name}: metadata.uid is missing`);
   return {
     apiVersion: API_VERSION,
     kind: RESOURCES.Queue.kind,
     name: queue.metadata.name,
-    uid: queue.metadata.uid,
+    uid,
     controller: true,
     blockOwnerDeletion: true,
   };

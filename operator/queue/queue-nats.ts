@@ -1,12 +1,36 @@
 /**
  * The operator's NATS side of a Queue: apply its streams, consumers and bucket on drift, read its depth,
- * and delete everything under `deletionPolicy: Delete`. Implements `QueueNats` for the Queue reconciler.
+ * and delete everything under `deletionPolicy: Delete`. `QueueNats` is what the Queue reconciler and
+ * its scale loop need; `JetStreamQueueNats` implements it over a JetStream connection.
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { QueueNames } from "../../api/naming.js";
 import { ensureQueueResources, isConsumerNotFound, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
 import type { QueueSettings } from "../../nats/queue-settings.js";
-import type { QueueDepth, QueueNats } from "./queue-reconciler.js";
+
+/** Queue depth read from JetStream. */
+export interface QueueDepth {
+  /** Messages not yet delivered to any worker (`num_pending` of the worker consumer). */
+  pending: number;
+  /** Delivered, not yet acknowledged (`num_ack_pending`). */
+  inFlight: number;
+  /** Messages in the delay stream (countdown/eta not reached). */
+  delayed: number;
+  /** Delayed messages whose time has come (counted as backlog). */
+  dueDelayed: number;
+  /** Messages in the dead-letter stream. */
+  deadLetters: number;
+}
+
+/** NATS operations the Queue reconciler and its scale loop need. */
+export interface QueueNats {
+  /** Creates missing and updates drifted streams, consumers and bucket. */
+  ensure(names: QueueNames, settings: QueueSettings): Promise<ResourceChange[]>;
+  /** Reads the queue's depth. */
+  depth(names: QueueNames): Promise<QueueDepth>;
+  /** Deletes the queue's streams and results bucket (deletionPolicy Delete). */
+  remove(names: QueueNames): Promise<void>;
+}
 
 async function orZero<T>(p: Promise<T>, pick: (v: T) => number): Promise<number> {
   try {

@@ -1,280 +1,223 @@
 /**
  * Queue reconciler: turns a Queue into its NATS resources (stream, consumers, dead-letter stream,
- * results bucket — applied only on drift), the workers' ServiceAccount/Role/RoleBinding, the worker
- * Deployment (or a KEDA ScaledObject), and scales the workers by queue depth every
- * `pollingIntervalSeconds` (JetStream raises no Kubernetes events, so the reconcile requeues itself).
+ * results bucket — applied only on drift), the workers' ServiceAccount/Role/RoleBinding and the
+ * worker Deployment (or a KEDA ScaledObject), and keeps one scale loop and one delay mover per live
+ * Queue. It runs on Queue and Deployment changes and on the controller's resync (JetStream raises
+ * no Kubernetes events, so the resync is what repairs NATS drift).
  *
- * Fixed order, one status write at the end (KEDA's controller pattern):
- *   finalizer/deletion → validate → NATS resources → RBAC → backlog → scale decision → Deployment → status.
+ * Fixed order, one status write at the end (KEDA's ScaledObject controller):
+ *   finalizer/deletion → validate → ensure streams → ensure RBAC → ensure workers → request the
+ *   scale loop → status.
+ * Each ensure step returns its condition; `queueStatus` builds the status from them. Reading the
+ * depth and scaling is the scale loop's job (scale-loop.ts), not the reconcile's.
  */
+import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KubeConfig, V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, GROUP, REASONS, RESOURCES, VERSION } from "../../api/constants.js";
-import { setCondition, type Condition } from "../../api/conditions.js";
+import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS } from "../../api/constants.js";
 import { queueNames, type QueueNames } from "../../api/naming.js";
-import type { QueueSpec, QueueStatus } from "../../api/queue.js";
-import type { ResourceChange } from "../../nats/queue-resources.js";
-import type { QueueSettings } from "../../nats/queue-settings.js";
-import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
+import { CELERIAC_TYPES, type Queue } from "../../api/objects.js";
+import type { QueueStatus } from "../../api/queue.js";
+import { decideReplicas } from "../autoscale/decision.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
-import { resolveAutoscaling } from "../autoscale/policy.js";
-import { applyChild, BUILTIN_TYPES, isNotFound, kubeRequest, patchStatus, setFinalizer, resourcePath, type KubeObject, type ObjectRef, type ResourceType } from "../../kube/k8s-client.js";
-import type { EventSink } from "../runtime/events.js";
+import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
+import { applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError, type EventSink, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType } from "../runtime/index.js";
+import { DelayMovers } from "./delay-movers.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOptions } from "./desired-workers.js";
 import { workerDeploymentName } from "./labels.js";
+import type { QueueNats } from "./queue-nats.js";
 import { queueSettingsFromSpec } from "./queue-settings.js";
+import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workersCondition, type StepCondition } from "./queue-status.js";
+import { ScaleLoops } from "./scale-loop.js";
 
-/** A Queue as read from the cache. */
-export interface QueueObjectResource extends KubeObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace: string; uid: string; generation?: number; resourceVersion?: string; finalizers?: string[]; deletionTimestamp?: string };
-  spec: QueueSpec;
-  status?: QueueStatus;
-}
-
-/** Queue depth read from JetStream. */
-export interface QueueDepth {
-  /** Messages not yet delivered to any worker (`num_pending` of the worker consumer). */
-  pending: number;
-  /** Delivered, not yet acknowledged (`num_ack_pending`). */
-  inFlight: number;
-  /** Messages in the delay stream (countdown/eta not reached). */
-  delayed: number;
-  /** Delayed messages whose time has come (counted as backlog). */
-  dueDelayed: number;
-  /** Messages in the dead-letter stream. */
-  deadLetters: number;
-}
-
-/** NATS operations the Queue reconciler needs. */
-export interface QueueNats {
-  /** Creates missing and updates drifted streams, consumers and bucket. */
-  ensure(names: QueueNames, settings: QueueSettings): Promise<ResourceChange[]>;
-  /** Reads the queue's depth. */
-  depth(names: QueueNames): Promise<QueueDepth>;
-  /** Deletes the queue's streams and results bucket (deletionPolicy Delete). */
-  remove(names: QueueNames): Promise<void>;
-}
+export type { QueueDepth, QueueNats } from "./queue-nats.js";
 
 /** Dependencies of the Queue reconciler. */
 export interface QueueReconcilerDeps {
   kc: KubeConfig;
-  getQueue(namespace: string, name: string): QueueObjectResource | undefined;
+  /** The Queue from the informer cache. */
+  getQueue(namespace: string, name: string): Queue | undefined;
+  /** The worker Deployment from the informer cache. */
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
   nats: QueueNats;
+  /** JetStream client of the operator's delay movers. */
+  js: JetStreamClient;
   events: EventSink;
+  /** Base logger of the scale loops and delay movers (reconciles log through `ctx.log`). */
   log: Logger;
   workerNats: WorkerNatsOptions;
   workerImage?: string;
   /** NATS monitoring endpoint (host:port) for KEDA mode. */
   natsMonitoringEndpoint?: string;
-  /**
-   * Between spec changes, NATS resources and worker RBAC are re-applied at most this often, ms (default
-   * 30 000); the polls in between only read depth, scale and write status. Drift (a stream deleted behind
-   * the operator's back) is therefore repaired within this interval.
-   */
-  fullSyncEveryMs?: number;
-  /** Called with each queue's backlog and desired replicas (metrics). */
+  /** Called by the scale loops with each queue's backlog and desired replicas (metrics). */
   onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
   now?: () => number;
 }
 
-/** Result of one reconcile. */
-export interface QueueReconcileResult {
-  requeueAfterMs?: number;
-}
-
-const QUEUE_GVR = { group: GROUP, version: VERSION, plural: RESOURCES.Queue.plural };
-/** WorkersReady message of a `provider: keda` Queue on a cluster without KEDA's CRD. */
-const KEDA_MISSING_MESSAGE =
-  "autoscaling.provider is keda but the API server does not serve scaledobjects.keda.sh (KEDA is not installed): install KEDA, or set spec.autoscaling.provider to builtin";
 const SCALED_OBJECT: ResourceType = { group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject", namespaced: true };
 
-/** What the reconciler remembers per Queue between polls. */
-interface QueueState {
-  /** Autoscaling recommendations in the stabilization window. */
-  history: Recommendation[];
-  /** When backlog or in-flight was last above zero, ms. */
-  lastActiveAt?: number;
-  /** Generation and time (ms) of the last full apply of NATS resources and RBAC. */
-  applied?: { generation: number | undefined; at: number };
+/** What one ensure-workers step found. */
+interface WorkersOutcome {
+  condition: StepCondition;
+  replicas: number;
+  readyReplicas: number;
+  /** Set when the step created the Deployment (builtin provider). */
+  lastScaleTime?: string;
 }
 
-/** Reconciles Queue resources; keeps per-queue autoscaling history in memory. */
+/** Reconciles Queue resources; owns the scale loops and delay movers of the Queues it has seen. */
 export class QueueReconciler {
   readonly #d: QueueReconcilerDeps;
-  readonly #scale = new Map<string, QueueState>();
   readonly #now: () => number;
+  readonly #loops: ScaleLoops;
+  readonly #movers: DelayMovers;
+  /** The reconcile's status fields last written per Queue (the cache may not show them yet). */
+  readonly #written = new Map<string, { uid: string | undefined; status: QueueStatus }>();
+  #stopping: Promise<void> | undefined;
 
   constructor(deps: QueueReconcilerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+    this.#loops = new ScaleLoops({
+      kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: deps.nats, events: deps.events,
+      log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}),
+    });
+    this.#movers = new DelayMovers(deps.js, deps.log.child({ controller: "queue" }));
   }
 
   /**
-   * Reconciles the Queue `namespace/name`.
+   * Reconciles the Queue `key`.
+   * @returns `requeueAfterMs` of one polling interval while the streams cannot be applied, else nothing
+   * @throws TerminalError (reason InvalidSpec) when the spec cannot be reconciled, after writing the
+   *   InvalidSpec condition; not thrown again for the same generation and message
    * @throws Error on API or NATS failures (retried by the controller with back-off)
    */
-  async reconcile(namespace: string, name: string): Promise<QueueReconcileResult> {
+  async reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const { namespace, name } = key;
+    const log = ctx.log;
     const q = this.#d.getQueue(namespace, name);
     if (!q) {
-      this.#scale.delete(`${namespace}/${name}`);
-      return {};
+      await this.#forget(namespace, name);
+      return;
     }
-    const ref: ObjectRef = { ...QUEUE_GVR, namespace, name };
-    const now = this.#now();
-    const gen = q.metadata.generation;
-    let conditions = (q.status?.conditions ?? []) as Condition[];
-    const cond = (type: string, status: "True" | "False", reason: string, message: string) => {
-      conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: gen }, new Date(now));
-    };
+    const ref: ObjectRef = { ...CELERIAC_TYPES.Queue, namespace, name };
+    const now = new Date(this.#now());
 
     let names: QueueNames;
     try {
       names = queueNames(namespace, name);
     } catch (err) {
-      cond(CONDITION_TYPES.Queue.Ready, "False", REASONS.InvalidSpec, `${(err as Error).message}: rename the Queue`);
-      await this.#writeStatus(q, ref, { ...q.status, conditions, observedGeneration: gen });
-      return {};
+      return this.#invalid(q, ref, `${(err as Error).message}: rename the Queue`, now);
     }
 
-    if (q.metadata.deletionTimestamp) return this.#finalize(q, ref, names);
-    await this.#syncFinalizer(q, ref);
+    if (q.metadata.deletionTimestamp) {
+      await this.#forget(namespace, name);
+      await this.#finalize(q, ref, names, log);
+      return;
+    }
+    // A finalizer only when there is state outside the cluster to clean up: the streams under Delete.
+    await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, q.spec.deletionPolicy === "Delete", FIELD_MANAGERS.operator);
 
     const policy = resolveAutoscaling(q.spec);
     if (policy.minReplicas > policy.maxReplicas) {
-      cond(CONDITION_TYPES.Queue.Ready, "False", REASONS.InvalidSpec, `spec.autoscaling.minReplicas (${policy.minReplicas}) must not exceed maxReplicas (${policy.maxReplicas}): lower minReplicas or raise maxReplicas`);
-      await this.#writeStatus(q, ref, { ...q.status, conditions, observedGeneration: gen });
-      this.#d.events.event(q, "Warning", REASONS.InvalidSpec, "minReplicas exceeds maxReplicas");
-      return {};
+      return this.#invalid(q, ref, `spec.autoscaling.minReplicas (${policy.minReplicas}) must not exceed maxReplicas (${policy.maxReplicas}): lower minReplicas or raise maxReplicas`, now);
     }
 
-    const key = `${namespace}/${name}`;
-    const state: QueueState = this.#scale.get(key) ?? { history: [] };
-    this.#scale.set(key, state);
-    const streamWasReady = conditions.some((c) => c.type === CONDITION_TYPES.Queue.StreamReady && c.status === "True");
-    const fullSync = !state.applied || state.applied.generation !== gen || !streamWasReady || now - state.applied.at >= (this.#d.fullSyncEveryMs ?? 30_000);
+    const stream = await this.#ensureStreams(q, names, log);
+    if (stream.status === "True") await this.#movers.ensure(namespace, name, names);
+    await this.#ensureRbac(q);
+    const workers = await this.#ensureWorkers(q, ref, policy, now, log);
+    if ("invalid" in workers) return this.#invalid(q, ref, workers.invalid, now);
+    this.#loops.request(q);
 
-    // NATS resources, applied on drift (on spec changes, after errors, and every fullSyncEveryMs)
-    let streamOk = true;
-    if (fullSync) try {
+    await this.#writeStatus(q, ref, queueStatus({
+      current: this.#seen(q, ref), generation: q.metadata.generation, now, streamName: names.stream, stream: stream.condition, workers: workers.condition,
+      suspended: q.spec.suspend === true, replicas: workers.replicas, readyReplicas: workers.readyReplicas,
+      ...(workers.lastScaleTime !== undefined ? { lastScaleTime: workers.lastScaleTime } : {}),
+    }));
+    // JetStream raises no event when it recovers: retry the streams once per polling interval.
+    return stream.status === "True" ? undefined : { requeueAfterMs: policy.pollingIntervalSeconds * 1000 };
+  }
+
+  /** Stops every scale loop and delay mover (memoised). Reconciles must have stopped first. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      for (const [what, step] of [["scale loops", () => this.#loops.stop()], ["delay movers", () => this.#movers.stop()]] as const) {
+        try {
+          await step();
+        } catch (err) {
+          this.#d.log.warn({ err }, `Failed to stop ${what}`);
+        }
+      }
+    })();
+    return this.#stopping;
+  }
+
+  /**
+   * Ensure streams: creates missing and updates drifted NATS resources, with an Event per change.
+   * @returns StreamReady, False with reason StreamError (and a Warning Event) when NATS refuses
+   */
+  async #ensureStreams(q: Queue, names: QueueNames, log: Logger): Promise<{ status: "True" | "False"; condition: StepCondition }> {
+    const type = CONDITION_TYPES.Queue.StreamReady;
+    try {
       const changes = await this.#d.nats.ensure(names, queueSettingsFromSpec(q.spec));
       for (const c of changes.filter((x) => x.action === "created" || x.action === "updated")) {
         const what = `${c.action === "created" ? "Created" : "Updated"} ${c.kind} ${c.name}`;
         this.#d.events.event(q, "Normal", c.action === "created" ? REASONS.StreamCreated : REASONS.StreamUpdated, c.drift.length ? `${what}: ${c.drift.map((d) => d.field).join(", ")} drifted` : what);
-        this.#d.log.info({ kind: c.kind, resource: c.name, action: c.action, drift: c.drift }, "Applied NATS resource");
+        log.info({ kind: c.kind, resource: c.name, action: c.action, drift: c.drift }, "Applied NATS resource");
       }
-      cond(CONDITION_TYPES.Queue.StreamReady, "True", REASONS.Reconciled, `stream ${names.stream} and consumers are in place`);
+      return { status: "True", condition: { type, status: "True", reason: REASONS.Reconciled, message: `stream ${names.stream} and consumers are in place` } };
     } catch (err) {
-      streamOk = false;
-      const message = `${(err as Error).message}`;
-      cond(CONDITION_TYPES.Queue.StreamReady, "False", REASONS.StreamError, message);
+      const message = (err as Error).message;
       this.#d.events.event(q, "Warning", REASONS.StreamError, message);
-      this.#d.log.warn({ err }, "Failed to apply NATS resources");
+      log.warn({ err }, "Failed to apply NATS resources");
+      return { status: "False", condition: { type, status: "False", reason: REASONS.StreamError, message } };
     }
+  }
 
-    // RBAC for the workers
-    if (fullSync) {
-      const sa = desiredWorkerServiceAccount(q);
-      if (sa) await applyChild(this.#d.kc, BUILTIN_TYPES.ServiceAccount, sa as unknown as KubeObject, FIELD_MANAGERS.operator);
-      await applyChild(this.#d.kc, BUILTIN_TYPES.Role, desiredWorkerRole(q) as unknown as KubeObject, FIELD_MANAGERS.operator);
-      await applyChild(this.#d.kc, BUILTIN_TYPES.RoleBinding, desiredWorkerRoleBinding(q) as unknown as KubeObject, FIELD_MANAGERS.operator);
-      if (streamOk) state.applied = { generation: gen, at: now };
-    }
+  /**
+   * Ensure RBAC: the workers' ServiceAccount (unless the user names one), Role and RoleBinding. The
+   * closed condition vocabulary has no RBAC condition, so a failure throws and is retried.
+   * @throws Error on API failures
+   */
+  async #ensureRbac(q: Queue): Promise<void> {
+    const kc = this.#d.kc;
+    const sa = desiredWorkerServiceAccount(q);
+    if (sa) await applyChild(kc, BUILTIN_TYPES.ServiceAccount, sa, FIELD_MANAGERS.operator);
+    await applyChild(kc, BUILTIN_TYPES.Role, desiredWorkerRole(q), FIELD_MANAGERS.operator);
+    await applyChild(kc, BUILTIN_TYPES.RoleBinding, desiredWorkerRoleBinding(q), FIELD_MANAGERS.operator);
+  }
 
-    // depth and the scaling decision
-    const depth: QueueDepth = streamOk ? await this.#d.nats.depth(names) : { pending: 0, inFlight: 0, delayed: 0, dueDelayed: 0, deadLetters: 0 };
-    const backlog = depth.pending + depth.inFlight + depth.dueDelayed;
-    const deployName = workerDeploymentName(name);
-    const live = this.#d.getDeployment(namespace, deployName);
-    const current = live?.spec?.replicas ?? 0;
-    let desired = current;
-    let reason = "";
-    if (policy.provider === "builtin") {
-      const decision = decideReplicas({
-        backlog, inFlight: depth.inFlight, current, policy, suspended: q.spec.suspend === true, now,
-        history: state.history, ...(state.lastActiveAt !== undefined ? { lastActiveAt: state.lastActiveAt } : {}),
-      });
-      state.history = decision.history;
-      state.lastActiveAt = decision.lastActiveAt;
-      desired = decision.desired;
-      reason = decision.reason;
-    }
-
-    // the worker Deployment: replicas only on creation (KEDA mode: minReplicas, so the API server's
-    // default of 1 does not start a worker KEDA would stop again); later changes go through the scale subresource
+  /**
+   * Ensure workers: the worker Deployment (replicas only on creation — later changes go through the
+   * scale subresource, from the scale loop) and, in KEDA mode, the ScaledObject.
+   * @returns WorkersReady from the applied Deployment, and its pod counts; `invalid` with the message
+   *   when the worker template cannot produce a valid pod (nothing applied)
+   */
+  async #ensureWorkers(q: Queue, ref: ObjectRef, policy: ResolvedAutoscaling, now: Date, log: Logger): Promise<WorkersOutcome | { invalid: string }> {
+    const live = this.#d.getDeployment(ref.namespace!, workerDeploymentName(ref.name));
     let deployment: V1Deployment;
     try {
       deployment = desiredWorkerDeployment(q, {
         nats: this.#d.workerNats,
         ...(this.#d.workerImage ? { workerImage: this.#d.workerImage } : {}),
-        ...(live ? {} : { replicas: policy.provider === "keda" ? policy.minReplicas : desired }),
+        ...(live ? {} : { replicas: initialReplicas(policy, q.spec.suspend === true, now.getTime()) }),
       });
     } catch (err) {
       if (!isInvalidWorkerTemplate(err)) throw err;
-      cond(CONDITION_TYPES.Queue.Ready, "False", REASONS.InvalidSpec, (err as Error).message);
-      await this.#writeStatus(q, ref, { ...q.status, conditions, observedGeneration: gen });
-      this.#d.events.event(q, "Warning", REASONS.InvalidSpec, (err as Error).message);
-      return {};
+      return { invalid: err.message };
     }
-    const applied = await applyChild(this.#d.kc, BUILTIN_TYPES.Deployment, deployment as unknown as KubeObject, FIELD_MANAGERS.operator);
-    const liveDeploy = applied.object as V1Deployment;
-    let lastScaleTime = q.status?.lastScaleTime;
-    let kedaMissing = false;
-    if (policy.provider === "keda") {
-      kedaMissing = !(await this.#applyScaledObject(q));
-      desired = liveDeploy.spec?.replicas ?? 0;
-    } else if ((liveDeploy.spec?.replicas ?? 0) !== desired) {
-      const from = liveDeploy.spec?.replicas ?? 0;
-      await kubeRequest(this.#d.kc, {
-        method: "PATCH",
-        path: resourcePath(BUILTIN_TYPES.Deployment, namespace, deployName, "scale"),
-        query: { fieldManager: FIELD_MANAGERS.operator },
-        body: { spec: { replicas: desired } },
-        contentType: "application/merge-patch+json",
-      });
-      lastScaleTime = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
-      this.#d.events.event(q, "Normal", "Scaled", `Scaled workers from ${from} to ${desired}: ${reason || `backlog ${backlog}`}`);
-      this.#d.log.info({ from, to: desired, backlog, inFlight: depth.inFlight, reason }, "Scaled workers");
-    } else if (applied.action === "created") {
-      lastScaleTime = new Date(now).toISOString().replace(/\.\d{3}Z$/, "Z");
-    }
-    this.#d.onObserved?.(namespace, name, backlog, desired);
-
-    // conditions and the one status write
-    const ready = liveDeploy.status?.readyReplicas ?? 0;
-    const replicas = liveDeploy.status?.replicas ?? 0;
-    if (kedaMissing) cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.KedaNotInstalled, KEDA_MISSING_MESSAGE);
-    else if (q.spec.suspend) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.Suspended, "the queue is suspended: no workers run and tasks wait in the stream");
-    else if (desired === 0) {
-      cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.ScaledToZero, policy.provider === "keda"
-        ? `KEDA scales the workers; none run now (backlog ${backlog})`
-        : "no backlog: workers are scaled to zero and start when tasks arrive");
-    }
-    else if (ready > 0) cond(CONDITION_TYPES.Queue.WorkersReady, "True", REASONS.WorkersAvailable, `${ready} of ${desired} workers ready`);
-    else cond(CONDITION_TYPES.Queue.WorkersReady, "False", REASONS.WorkersUnavailable, `0 of ${desired} workers ready`);
-    const streamReady = conditions.find((c) => c.type === CONDITION_TYPES.Queue.StreamReady)?.status === "True";
-    const workersReady = conditions.find((c) => c.type === CONDITION_TYPES.Queue.WorkersReady)?.status === "True";
-    if (streamReady && workersReady) cond(CONDITION_TYPES.Queue.Ready, "True", REASONS.Reconciled, q.spec.suspend ? "the queue is suspended" : "the queue accepts and runs tasks");
-    else cond(CONDITION_TYPES.Queue.Ready, "False", streamReady ? REASONS.WorkersUnavailable : REASONS.StreamError, "waiting for the stream and workers");
-
-    const status: QueueStatus = {
-      conditions,
-      observedGeneration: gen,
-      streamName: names.stream,
-      backlog,
-      inFlight: depth.inFlight,
-      delayed: depth.delayed,
-      deadLetters: depth.deadLetters,
-      replicas,
-      readyReplicas: ready,
-      desiredReplicas: desired,
-      ...(lastScaleTime ? { lastScaleTime } : {}),
+    const applied = await applyChild(this.#d.kc, BUILTIN_TYPES.Deployment, deployment, FIELD_MANAGERS.operator);
+    const d = applied.object as V1Deployment;
+    const kedaMissing = policy.provider === "keda" && !(await this.#applyScaledObject(q, log));
+    const readyReplicas = d.status?.readyReplicas ?? 0;
+    return {
+      condition: workersCondition({ provider: policy.provider, kedaMissing, suspended: q.spec.suspend === true, desired: d.spec?.replicas ?? 0, ready: readyReplicas }),
+      replicas: d.status?.replicas ?? 0,
+      readyReplicas,
+      ...(applied.action === "created" && policy.provider === "builtin" ? { lastScaleTime: rfc3339(now.getTime()) } : {}),
     };
-    await this.#writeStatus(q, ref, status);
-    return { requeueAfterMs: policy.pollingIntervalSeconds * 1000 };
   }
 
   /**
@@ -283,40 +226,78 @@ export class QueueReconciler {
    *   a 404 on create, since the Queue's namespace exists
    * @throws Error on other API failures
    */
-  async #applyScaledObject(q: QueueObjectResource): Promise<boolean> {
+  async #applyScaledObject(q: Queue, log: Logger): Promise<boolean> {
     const so = desiredScaledObject(q, { natsMonitoringEndpoint: this.#d.natsMonitoringEndpoint ?? "nats:8222" });
     try {
-      await applyChild(this.#d.kc, SCALED_OBJECT, so as unknown as KubeObject, FIELD_MANAGERS.operator);
+      await applyChild(this.#d.kc, SCALED_OBJECT, so, FIELD_MANAGERS.operator);
       return true;
     } catch (err) {
       if (!isNotFound(err)) throw err;
       if (!q.status?.conditions?.some((c) => c.type === CONDITION_TYPES.Queue.WorkersReady && c.message === KEDA_MISSING_MESSAGE)) {
         this.#d.events.event(q, "Warning", REASONS.KedaNotInstalled, KEDA_MISSING_MESSAGE);
-        this.#d.log.warn({ err }, "Failed to apply ScaledObject: KEDA is not installed");
+        log.warn({ err }, "Failed to apply ScaledObject: KEDA is not installed");
       }
       return false;
     }
   }
 
-  async #writeStatus(q: QueueObjectResource, ref: ObjectRef, status: QueueStatus): Promise<void> {
-    if (JSON.stringify(status) === JSON.stringify(q.status ?? {})) return; // no-op writes cause no events
-    await patchStatus(this.#d.kc, ref, status as Record<string, unknown>, FIELD_MANAGERS.operator);
+  /**
+   * A spec that retrying cannot fix: stops the Queue's scale loop, writes Ready False InvalidSpec,
+   * and throws a TerminalError (the controller records it as a Warning Event). When the status
+   * already records this message for this generation, the error is recorded already: returns quietly.
+   * @throws TerminalError with reason InvalidSpec
+   */
+  async #invalid(q: Queue, ref: ObjectRef, message: string, now: Date): Promise<ReconcileResult> {
+    await this.#loops.remove(ref.namespace!, ref.name);
+    const gen = q.metadata.generation;
+    const ready = this.#seen(q, ref)?.conditions?.find((c) => c.type === CONDITION_TYPES.Queue.Ready);
+    const recorded = ready?.reason === REASONS.InvalidSpec && ready.message === message && ready.observedGeneration === gen;
+    await this.#writeStatus(q, ref, invalidSpecStatus(this.#seen(q, ref), gen, message, now));
+    if (recorded) return;
+    throw new TerminalError(message, { reason: REASONS.InvalidSpec });
   }
 
-  /** A finalizer only when there is state outside the cluster to clean up: the streams under Delete. */
-  async #syncFinalizer(q: QueueObjectResource, ref: ObjectRef): Promise<void> {
-    await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, q.spec.deletionPolicy === "Delete", FIELD_MANAGERS.operator);
+  /** The Queue's status as the cache shows it, with what this reconciler wrote since on top. */
+  #seen(q: Queue, ref: ObjectRef): QueueStatus | undefined {
+    const mine = this.#written.get(`${ref.namespace}/${ref.name}`);
+    return mine && mine.uid === q.metadata.uid ? { ...q.status, ...mine.status } : q.status;
   }
 
-  async #finalize(q: QueueObjectResource, ref: ObjectRef, names: QueueNames): Promise<QueueReconcileResult> {
-    this.#scale.delete(`${q.metadata.namespace}/${q.metadata.name}`);
-    if (!q.metadata.finalizers?.includes(FINALIZERS.queue)) return {};
+  /** Writes the fields of `status` that differ from what the Queue shows (or this reconciler last wrote). */
+  async #writeStatus(q: Queue, ref: ObjectRef, status: QueueStatus): Promise<void> {
+    const key = `${ref.namespace}/${ref.name}`;
+    const mine = this.#written.get(key);
+    const patch = statusChanges(this.#seen(q, ref), status);
+    if (!patch) return;
+    await patchStatus(this.#d.kc, ref, patch as Record<string, unknown>, FIELD_MANAGERS.operator);
+    this.#written.set(key, { uid: q.metadata.uid, status: { ...(mine && mine.uid === q.metadata.uid ? mine.status : {}), ...patch } });
+  }
+
+  /** Stops the Queue's scale loop and delay mover and forgets what was written for it. */
+  async #forget(namespace: string, name: string): Promise<void> {
+    this.#written.delete(`${namespace}/${name}`);
+    await this.#loops.remove(namespace, name);
+    await this.#movers.remove(namespace, name);
+  }
+
+  async #finalize(q: Queue, ref: ObjectRef, names: QueueNames, log: Logger): Promise<void> {
+    if (!q.metadata.finalizers?.includes(FINALIZERS.queue)) return;
     if (q.spec.deletionPolicy === "Delete") {
       await this.#d.nats.remove(names);
-      this.#d.events.event(q, "Normal", "StreamDeleted", `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
-      this.#d.log.info("Deleted NATS resources of deleted queue");
+      this.#d.events.event(q, "Normal", REASONS.StreamDeleted, `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
+      log.info("Deleted NATS resources of deleted queue");
     }
     await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, false, FIELD_MANAGERS.operator);
-    return {};
   }
+}
+
+/**
+ * Replicas of a newly created worker Deployment: KEDA mode `minReplicas` (so the API server's
+ * default of 1 does not start a worker KEDA would stop again); builtin, the decision for an empty
+ * queue (0 with minReplicas 0, else minReplicas; the fixed size; 0 when suspended). The scale loop's
+ * first read, at once, corrects it for a queue that already has a backlog.
+ */
+function initialReplicas(policy: ResolvedAutoscaling, suspended: boolean, now: number): number {
+  if (policy.provider === "keda") return policy.minReplicas;
+  return decideReplicas({ backlog: 0, inFlight: 0, current: 0, policy, suspended, now, history: [] }).desired;
 }

@@ -2,12 +2,12 @@
 import { schemaForKind } from "../../../api/crd.js";
 import type { QueueSpec } from "../../../api/queue.js";
 import { applyDefaults } from "../../../api/validation.js";
-import type { QueueObject } from "../../../operator/queue/labels.js";
+import type { Queue } from "../../../api/objects.js";
 
 /** A Queue named `name` in `namespace` with `spec` defaulted by the CRD schema. */
-export function queueWith(spec: QueueSpec, name = "emails", namespace = "shop"): QueueObject {
+export function queueWith(spec: QueueSpec, name = "emails", namespace = "shop"): Queue {
   const obj = applyDefaults(schemaForKind("Queue"), { apiVersion: "celeriac.io/v1alpha1", kind: "Queue", metadata: { name, namespace }, spec }) as {
     spec: QueueSpec;
   };
-  return { metadata: { name, namespace, uid: `uid-${namespace}-${name}`, generation: 1 }, spec: obj.spec };
+  return { apiVersion: "celeriac.io/v1alpha1", kind: "Queue", metadata: { name, namespace, uid: `uid-${namespace}-${name}`, generation: 1 }, spec: obj.spec };
 }

@@ -1,0 +1,239 @@
+/**
+ * The per-Queue scale loops (KEDA's ScaleHandler beside its `requestScaleLoop`): every
+ * `pollingIntervalSeconds` each loop reads the queue's depth from JetStream, decides the worker count
+ * (`decideReplicas`, builtin provider only) and scales the worker Deployment through its `/scale`
+ * subresource. JetStream raises no Kubernetes events, so this is a timer, apart from the reconcile:
+ * the reconcile starts or updates a Queue's loop, and stops it when the Queue is deleted or invalid.
+ *
+ * A loop writes only what it owns: the scale subresource, the `Scaled` Event, the backlog/desired
+ * metrics (`onObserved`) and the status fields {@link SCALE_STATUS_FIELDS}, each only when its value
+ * changed — an idle Queue's status is not rewritten.
+ */
+import type { KubeConfig, V1Deployment } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { FIELD_MANAGERS, REASONS } from "../../api/constants.js";
+import { queueNames } from "../../api/naming.js";
+import type { Queue } from "../../api/objects.js";
+import { CELERIAC_TYPES } from "../../api/objects.js";
+import type { QueueStatus } from "../../api/queue.js";
+import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
+import { resolveAutoscaling } from "../autoscale/policy.js";
+import { BUILTIN_TYPES, isNotFound, patchScale, patchStatus, type EventSink, type ObjectRef } from "../runtime/index.js";
+import { workerDeploymentName } from "./labels.js";
+import type { QueueNats } from "./queue-nats.js";
+import { rfc3339, statusChanges } from "./queue-status.js";
+
+/** Dependencies of {@link ScaleLoops}. */
+export interface ScaleLoopDeps {
+  kc: KubeConfig;
+  /** The Queue from the informer cache. */
+  getQueue(namespace: string, name: string): Queue | undefined;
+  /** The worker Deployment from the informer cache. */
+  getDeployment(namespace: string, name: string): V1Deployment | undefined;
+  nats: Pick<QueueNats, "depth">;
+  events: EventSink;
+  log: Logger;
+  /** Called after each read with the queue's backlog and desired replicas (metrics). */
+  onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
+  now?: () => number;
+}
+
+/** The scale loops of every live, valid Queue, keyed by `namespace/name`. */
+export class ScaleLoops {
+  readonly #d: ScaleLoopDeps;
+  readonly #loops = new Map<string, ScaleLoop>();
+
+  constructor(deps: ScaleLoopDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Starts the loop of `queue` (its first read runs at once) or updates it: a new generation (a spec
+   * change) reads at once instead of waiting for the next tick; a new uid (the Queue was recreated)
+   * starts a fresh loop with no history.
+   */
+  request(queue: Queue): void {
+    const ns = queue.metadata.namespace ?? "";
+    const key = `${ns}/${queue.metadata.name}`;
+    const loop = this.#loops.get(key);
+    if (loop && loop.uid === queue.metadata.uid) {
+      loop.update(queue);
+      return;
+    }
+    loop?.stop();
+    const fresh = new ScaleLoop(this.#d, queue);
+    this.#loops.set(key, fresh);
+    fresh.kick();
+  }
+
+  /** Stops the loop of Queue `namespace/name`; resolves once a read in flight has ended. */
+  async remove(namespace: string, name: string): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const loop = this.#loops.get(key);
+    this.#loops.delete(key);
+    await loop?.stop();
+  }
+
+  /** True when Queue `namespace/name` has a running loop. */
+  has(namespace: string, name: string): boolean {
+    return this.#loops.has(`${namespace}/${name}`);
+  }
+
+  /** Stops every loop; resolves once reads in flight have ended. */
+  async stop(): Promise<void> {
+    const all = [...this.#loops.values()];
+    this.#loops.clear();
+    await Promise.all(all.map((l) => l.stop()));
+  }
+}
+
+/** One Queue's loop: never two reads at once; the next read is scheduled when one ends. */
+class ScaleLoop {
+  readonly uid: string | undefined;
+  readonly #d: ScaleLoopDeps;
+  readonly #ns: string;
+  readonly #name: string;
+  readonly #ref: ObjectRef;
+  readonly #log: Logger;
+  #generation: number | undefined;
+  #intervalMs: number;
+  /** Autoscaling recommendations in the stabilization window. */
+  #history: Recommendation[] = [];
+  /** When backlog or in-flight was last above zero, ms. */
+  #lastActiveAt: number | undefined;
+  /** The last scale write, until the cache shows a newer Deployment. */
+  #scaled: { fromResourceVersion: string | undefined; replicas: number } | undefined;
+  /** Status values this loop wrote (the cache may not show them yet). */
+  #written: Partial<QueueStatus> = {};
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  #failing = false;
+
+  constructor(deps: ScaleLoopDeps, queue: Queue) {
+    this.#d = deps;
+    this.uid = queue.metadata.uid;
+    this.#ns = queue.metadata.namespace ?? "";
+    this.#name = queue.metadata.name;
+    this.#ref = { ...CELERIAC_TYPES.Queue, namespace: this.#ns, name: this.#name };
+    this.#log = deps.log.child({ loop: "scale", namespace: this.#ns, name: this.#name });
+    this.#generation = queue.metadata.generation;
+    this.#intervalMs = resolveAutoscaling(queue.spec).pollingIntervalSeconds * 1000;
+  }
+
+  /** Takes a newer version of the Queue: reads at once on a spec change, re-times on a new interval. */
+  update(queue: Queue): void {
+    const interval = resolveAutoscaling(queue.spec).pollingIntervalSeconds * 1000;
+    const specChanged = queue.metadata.generation !== this.#generation;
+    this.#generation = queue.metadata.generation;
+    if (specChanged) {
+      this.#intervalMs = interval;
+      this.kick();
+    } else if (interval !== this.#intervalMs) {
+      this.#intervalMs = interval;
+      if (this.#timer) this.#schedule();
+    }
+  }
+
+  /** Reads now (or right after the read in flight). */
+  kick(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#running = this.#tick().finally(() => {
+      this.#running = undefined;
+      if (this.#stopped) return;
+      if (this.#again) {
+        this.#again = false;
+        this.kick();
+      } else this.#schedule();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#running;
+  }
+
+  #schedule(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.kick();
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      await this.#read();
+      if (this.#failing) this.#log.info("Read queue depth again");
+      this.#failing = false;
+    } catch (err) {
+      if (isNotFound(err)) return; // the Queue or its Deployment went away; the reconcile stops the loop
+      if (!this.#failing) this.#log.warn({ err }, "Failed to read queue depth or scale workers");
+      else this.#log.debug({ err }, "Failed to read queue depth or scale workers");
+      this.#failing = true;
+    }
+  }
+
+  /** read depth → decide → scale → metrics → status fields that changed. */
+  async #read(): Promise<void> {
+    const d = this.#d;
+    const q = d.getQueue(this.#ns, this.#name);
+    if (!q || q.metadata.deletionTimestamp || q.metadata.uid !== this.uid) return;
+    const now = (d.now ?? Date.now)();
+    const policy = resolveAutoscaling(q.spec);
+    const depth = await d.nats.depth(queueNames(this.#ns, this.#name));
+    if (this.#stopped) return;
+    const backlog = depth.pending + depth.inFlight + depth.dueDelayed;
+
+    const deployName = workerDeploymentName(this.#name);
+    const live = d.getDeployment(this.#ns, deployName);
+    let desired: number | undefined;
+    let lastScaleTime: string | undefined;
+    if (live) {
+      let current = live.spec?.replicas ?? 0;
+      if (this.#scaled && this.#scaled.fromResourceVersion === live.metadata?.resourceVersion) current = this.#scaled.replicas;
+      else this.#scaled = undefined;
+      desired = current;
+      if (policy.provider === "builtin") {
+        const decision = decideReplicas({
+          backlog, inFlight: depth.inFlight, current, policy, suspended: q.spec.suspend === true, now,
+          history: this.#history, ...(this.#lastActiveAt !== undefined ? { lastActiveAt: this.#lastActiveAt } : {}),
+        });
+        this.#history = decision.history;
+        this.#lastActiveAt = decision.lastActiveAt;
+        desired = decision.desired;
+        if (desired !== current) {
+          await patchScale(d.kc, { ...BUILTIN_TYPES.Deployment, namespace: this.#ns, name: deployName }, desired, FIELD_MANAGERS.operator);
+          this.#scaled = { fromResourceVersion: live.metadata?.resourceVersion, replicas: desired };
+          lastScaleTime = rfc3339(now);
+          d.events.event(q, "Normal", REASONS.Scaled, `Scaled workers from ${current} to ${desired}: ${decision.reason || `backlog ${backlog}`}`);
+          this.#log.info({ from: current, to: desired, backlog, inFlight: depth.inFlight, reason: decision.reason }, "Scaled workers");
+        }
+      }
+    }
+    d.onObserved?.(this.#ns, this.#name, backlog, desired ?? 0);
+
+    const status: QueueStatus = {
+      backlog,
+      inFlight: depth.inFlight,
+      delayed: depth.delayed,
+      deadLetters: depth.deadLetters,
+      ...(desired !== undefined ? { desiredReplicas: desired } : {}),
+      ...(lastScaleTime !== undefined ? { lastScaleTime } : {}),
+    };
+    const patch = statusChanges({ ...q.status, ...this.#written }, status);
+    if (!patch || this.#stopped) return;
+    await patchStatus(d.kc, this.#ref, patch as Record<string, unknown>, FIELD_MANAGERS.operator);
+    Object.assign(this.#written, patch);
+  }
+}
