@@ -224,7 +224,7 @@ export class Core {
       validateCrd(next);
       if (t.sub !== "status") establishCrd(next, old);
     }
-    validateObject(rt, next);
+    validateObject(rt, next, old);
     if (t.sub !== "status" && this.specChanged(rt, old, next)) m.generation = (old.metadata.generation ?? 1) + 1;
     if (operation === "Update") recordUpdate(old, next, opts.manager, apiVersionOf(rt.group, rt.version), this.listKeys(rt), t.sub === "status" ? "status" : undefined);
     return next;
