@@ -15,3 +15,5 @@ export * from "./crd.js";
 export * from "./manifest.js";
 export * from "./validation.js";
 export * from "./objects.js";
+export * from "./hints.js";
+export * from "./cel.js";

@@ -11,6 +11,9 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { durationHint, scheduleHint } from "./hints.js";
+import { SCHEDULE_PATTERN } from "./schedule.js";
+import { DURATION_PATTERN } from "./schema-helpers.js";
 
 /** One node of an OpenAPI v3 (CRD) schema. */
 export interface JSONSchemaProps {
@@ -123,6 +126,13 @@ function jsonType(v: unknown): string {
   return typeof v;
 }
 
+/** A hint for a value refused by one of Celeriac's own patterns (durations, schedules); see hints.ts. */
+function patternHint(pattern: string, value: string): string | undefined {
+  if (pattern === DURATION_PATTERN) return durationHint(value);
+  if (pattern === SCHEDULE_PATTERN) return scheduleHint(value);
+  return undefined;
+}
+
 function causeFor(err: ErrorObject, prefix: string, root: unknown): FieldCause | undefined {
   const field = instancePathToField(prefix, err.instancePath);
   const v = valueAt(root, err.instancePath);
@@ -153,8 +163,10 @@ function causeFor(err: ErrorObject, prefix: string, root: unknown): FieldCause |
       return { reason: "FieldValueTooLong", field, message: `Too long: may not be more than ${String(p.limit)} bytes` };
     case "minLength":
       return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} should be at least ${String(p.limit)} chars long` };
-    case "pattern":
-      return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} should match '${String(p.pattern)}'` };
+    case "pattern": {
+      const hint = typeof v === "string" ? patternHint(String(p.pattern), v) : undefined;
+      return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} should match '${String(p.pattern)}'${hint ? `: ${hint}` : ""}` };
+    }
     case "format":
       return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} must be of type ${String(p.format)}: ${show(v)}` };
     case "maxItems":

@@ -10,7 +10,7 @@ import { PATCH_TYPES } from "./core.js";
 import type { Registry } from "./crd-registry.js";
 import * as disc from "./discovery.js";
 import { ApiError, badRequest, methodNotAllowed, notFound, notFoundPath, unsupportedMediaType } from "./errors.js";
-import type { OpenApiCache } from "./openapi.js";
+import { openApiV2, type OpenApiCache } from "./openapi.js";
 import { renderTable, TABLE_CONTENT_TYPE, wantsTable } from "./table.js";
 import type { Json, KObject, ResourceType } from "./types.js";
 import { apiVersionOf } from "./types.js";
@@ -171,6 +171,12 @@ export async function handle(deps: RouterDeps, req: IncomingMessage, res: Server
     if (path === "/apis" && method === "GET") {
       if (disc.wantsAggregated(accept)) return sendJson(res, 200, disc.aggregatedApis(deps.reg), disc.aggregatedContentType(accept));
       return sendJson(res, 200, disc.apiGroupList(deps.reg));
+    }
+    if (path === "/openapi/v2" && method === "GET") {
+      const doc = openApiV2(accept.includes("protobuf"));
+      res.writeHead(200, { "Content-Type": doc.contentType, "Content-Length": String(doc.body.length), "Cache-Control": "no-cache, private" });
+      res.end(doc.body);
+      return;
     }
     if (path === "/openapi/v3" && method === "GET") return sendJson(res, 200, deps.openapi.index());
     if (segs[0] === "openapi" && segs[1] === "v3" && method === "GET") {

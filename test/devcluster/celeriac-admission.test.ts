@@ -111,14 +111,31 @@ describe("when Celeriac objects are written to the in-memory API server", () => 
     });
   });
 
-  const kubectl = k8sTools().kubectl134;
-  describe("when kubectl applies an invalid Task", { skip: kubectl ? false : "kubectl 1.34 not available" }, () => {
-    it("prints the CEL rule's message as kube-apiserver's Invalid error", async () => {
-      const file = join(dir, "both.yaml");
-      writeFileSync(file, "apiVersion: celeriac.io/v1alpha1\nkind: Task\nmetadata: {name: both-kubectl}\nspec: {queue: default, task: a.b, countdownSeconds: 5, eta: '2026-11-23T10:00:00Z'}\n");
-      const r = await runTool(kubectl as string, ["--kubeconfig", join(dir, "kubeconfig"), "--cache-dir", join(dir, "cache"), "apply", "-f", file], {}, 30_000);
-      assert.notEqual(r.code, 0);
-      assert.ok(r.stderr.includes('spec: Invalid value: "object": countdownSeconds and eta are mutually exclusive'), r.stderr);
+  const tools = k8sTools();
+  for (const [label, kubectl] of [["1.32", tools.kubectl132], ["1.34", tools.kubectl134]] as const) {
+    describe(`when kubectl ${label} applies an invalid manifest`, { skip: kubectl ? false : `kubectl ${label} not available` }, () => {
+      const apply = async (name: string, yaml: string) => {
+        const file = join(dir, `${name}.yaml`);
+        writeFileSync(file, yaml);
+        return runTool(kubectl as string, ["--kubeconfig", join(dir, "kubeconfig"), "--cache-dir", join(dir, `cache-${label}`), "apply", "-f", file], {}, 30_000);
+      };
+      it("prints the CEL rule's message as kube-apiserver's Invalid error", async () => {
+        const r = await apply("both", "apiVersion: celeriac.io/v1alpha1\nkind: Task\nmetadata: {name: both-kubectl}\nspec: {queue: default, task: a.b, countdownSeconds: 5, eta: '2026-11-23T10:00:00Z'}\n");
+        assert.notEqual(r.code, 0);
+        assert.ok(r.stderr.includes('spec: Invalid value: "object": countdownSeconds and eta are mutually exclusive'), r.stderr);
+      });
+      it("says spec.args must be an array when it is an object", async () => {
+        const r = await apply("args", "apiVersion: celeriac.io/v1alpha1\nkind: Task\nmetadata: {name: args-object}\nspec: {queue: default, task: a.b, args: {image: x}}\n");
+        assert.notEqual(r.code, 0);
+        assert.ok(r.stderr.includes('spec.args: Invalid value: "object": spec.args in body must be of type array: "object"'), r.stderr);
+        assert.ok(!r.stderr.includes("unknown field"), r.stderr);
+      });
+      it("prints kubectl's usual no matches for kind for an unknown kind", async () => {
+        const r = await apply("tusk", "apiVersion: celeriac.io/v1alpha1\nkind: Tusk\nmetadata: {name: t}\nspec: {queue: default}\n");
+        assert.notEqual(r.code, 0);
+        assert.ok(r.stderr.includes('no matches for kind "Tusk" in version "celeriac.io/v1alpha1"'), r.stderr);
+        assert.ok(!r.stderr.includes("failed to download openapi"), r.stderr);
+      });
     });
-  });
+  }
 });
