@@ -48,7 +48,7 @@ function objectsOf(file: string, text: string): Obj[] {
     try {
       values = [JSON.parse(text)];
     } catch (e) {
-      throw new Error(`not valid JSON: ${(e as Error).message}`);
+      throw new Error(`not valid JSON: ${(e as Error).message}`, { cause: e });
     }
   } else {
     values = [];
