@@ -11,6 +11,7 @@ import type { Registry } from "./crd-registry.js";
 import * as disc from "./discovery.js";
 import { ApiError, badRequest, methodNotAllowed, notFound, notFoundPath, unsupportedMediaType } from "./errors.js";
 import { openApiV2, type OpenApiCache } from "./openapi.js";
+import { servePodLog } from "./pod-logs.js";
 import { renderTable, TABLE_CONTENT_TYPE, wantsTable } from "./table.js";
 import type { Json, KObject, ResourceType } from "./types.js";
 import { apiVersionOf } from "./types.js";
@@ -26,6 +27,8 @@ export interface RouterDeps {
   version: Json;
   /** `host:port` for APIVersions.serverAddressByClientCIDRs. */
   address: () => string;
+  /** The process kubelet's logs directory, for `pods/log`; undefined = empty logs. */
+  podLogsDir?: string;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -143,7 +146,8 @@ function resolve(reg: Registry, group: string, version: string, rest: string[]):
   if (!rt || parts.length > 3) throw notFoundPath();
   if (rt.namespaced && ns === undefined && parts.length > 1) throw notFoundPath();
   const sub = parts[2];
-  if (sub !== undefined && !((sub === "status" && rt.statusSubresource) || (sub === "scale" && rt.scale))) throw notFoundPath();
+  const podLog = sub === "log" && rt.group === "" && rt.resource === "pods";
+  if (sub !== undefined && !((sub === "status" && rt.statusSubresource) || (sub === "scale" && rt.scale) || podLog)) throw notFoundPath();
   return { rt, namespace: ns, name: parts[1], sub };
 }
 
@@ -255,6 +259,11 @@ async function serveResource(deps: RouterDeps, r: ResourceRoute, method: string,
     throw methodNotAllowed(method);
   }
   const t: Target = { rt, namespace: ns ?? "", name: r.name, sub: r.sub };
+  if (r.sub === "log") {
+    if (method !== "GET") throw methodNotAllowed(method);
+    servePodLog(core, rt, deps.podLogsDir, t.namespace, r.name, q, req, res);
+    return;
+  }
   switch (method) {
     case "GET": {
       if (q.get("watch") === "true" || q.get("watch") === "1") throw notFoundPath();

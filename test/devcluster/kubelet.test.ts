@@ -54,7 +54,7 @@ describe("when the process kubelet runs Deployments against the dev API server",
     dir = mkdtempSync(join(tmpdir(), "celeriac-kubelet-"));
     kubeconfig = join(dir, "kubeconfig");
     records = join(dir, "records");
-    server = await startApiServer({ port: 0, kubeconfigPath: kubeconfig, controllers: { deploymentStatus: false } });
+    server = await startApiServer({ port: 0, kubeconfigPath: kubeconfig, controllers: { deploymentStatus: false }, podLogsDir: join(dir, "logs") });
     kubelet = await startKubelet({
       kubeconfigPath: kubeconfig,
       logsDir: join(dir, "logs"),
@@ -236,6 +236,11 @@ describe("when the process kubelet runs Deployments against the dev API server",
     assert.equal(cs.lastState?.terminated?.exitCode, 3);
     await waitFor("3 recorded starts", () => events(ns, pod.metadata!.name!).filter((l) => l.startsWith("start")).length >= 3);
     assert.match(readFileSync(join(dir, "logs", `${ns}_${pod.metadata!.name}.log`), "utf8"), /crashing on purpose/);
+    const previous = await fetch(`${server.url}/api/v1/namespaces/${ns}/pods/${pod.metadata!.name}/log?previous=true`);
+    assert.equal(previous.status, 200);
+    const text = await previous.text();
+    assert.match(text, /crashing on purpose/, "pods/log?previous=true serves the last terminated run");
+    assert.equal(text.match(/crashing on purpose/g)?.length, 1, "only that one run");
   });
 
   it("rolls pods over to a new template", async () => {
