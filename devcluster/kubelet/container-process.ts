@@ -208,7 +208,8 @@ export class ContainerProcess {
   }
 
   /**
-   * Stops the container: no more restarts, SIGTERM to its process group, SIGKILL after `graceMs`.
+   * Stops the container: no more restarts, SIGTERM to its process group, SIGKILL after `graceMs`
+   * (at once when `graceMs` is 0).
    * @param graceMs the grace period in ms (the Pod's terminationGracePeriodSeconds × 1000)
    * @returns once the process has exited (immediately when none is running)
    */
@@ -220,8 +221,9 @@ export class ContainerProcess {
     if (!child || child.pid === undefined) return;
     const pid = child.pid;
     this.o.onEvent("Normal", "Killing", `Stopping container ${this.o.container.name}`);
-    signal(pid, "SIGTERM");
-    const kill = setTimeout(() => signal(pid, "SIGKILL"), graceMs);
+    // Grace 0 (a forced delete) kills at once; otherwise SIGTERM, then SIGKILL when the grace runs out.
+    signal(pid, graceMs <= 0 ? "SIGKILL" : "SIGTERM");
+    const kill = setTimeout(() => signal(pid, "SIGKILL"), Math.max(0, graceMs));
     try {
       await this.exited;
     } finally {

@@ -99,6 +99,12 @@ function deleteOptions(ct: string, body: Buffer, q: URLSearchParams): KObject {
     if (ct === "application/vnd.kubernetes.protobuf") o = decodeObject(ct, body);
     else o = parseText(ct, body) ?? {};
   }
+  const gp = q.get("gracePeriodSeconds");
+  if (gp !== null && gp !== "") {
+    const n = Number(gp);
+    if (!Number.isInteger(n)) throw badRequest(`invalid gracePeriodSeconds: "${gp}"`);
+    o.gracePeriodSeconds = n;
+  }
   const pp = q.get("propagationPolicy");
   if (pp) o.propagationPolicy = pp;
   if (q.get("orphanDependents") === "true") o.orphanDependents = true;

@@ -10,8 +10,8 @@ import { fileURLToPath } from "node:url";
 import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { startApiServer, type ApiServer } from "../../devcluster/server/index.js";
+import { k8sTools, runTool } from "../helpers/k8s-tools.js";
 import { startKubelet, POD_DELETION_COST, type Kubelet } from "../../devcluster/kubelet/index.js";
-import { k8sTools } from "../helpers/k8s-tools.js";
 
 const FIXTURE = fileURLToPath(new URL("../../../test/fixtures/kubelet/replica.mjs", import.meta.url));
 
@@ -223,6 +223,22 @@ describe("when the process kubelet runs Deployments against the dev API server",
       const ps = await podsOf(ns, "stubborn");
       return ps.length === 1 && ps[0]!.metadata!.name !== name && ready(ps[0]!);
     });
+  });
+
+  it("kills at once, without SIGTERM, on kubectl delete pod --grace-period=0 --force", { skip: k8sTools().kubectl134 ? false : "kubectl 1.34 not available" }, async () => {
+    const ns = await namespace();
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment(ns, "forced", 1, { IGNORE_SIGTERM: "1" }, { grace: 90 }) });
+    const [pod] = await waitFor("a ready pod", async () => {
+      const ps = await podsOf(ns, "forced");
+      return ps.length === 1 && ready(ps[0]!) && ps;
+    });
+    const name = pod!.metadata!.name!;
+    const pid = Number(/pid=(\d+)/.exec(events(ns, name)[0] ?? "")?.[1]);
+    assert.ok(pidAlive(pid));
+    const r = await runTool(k8sTools().kubectl134 as string, ["--kubeconfig", kubeconfig, "-n", ns, "delete", "pod", name, "--grace-period=0", "--force"], {}, 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor("process killed", () => !pidAlive(pid), 3000);
+    assert.ok(!events(ns, name).includes("sigterm"), "no SIGTERM: a forced delete is an immediate SIGKILL");
   });
 
   it("restarts a crashing process with back-off and counts restarts", async () => {
