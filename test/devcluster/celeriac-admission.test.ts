@@ -75,6 +75,17 @@ describe("when Celeriac objects are written to the in-memory API server", () => 
     });
   });
 
+  it("refuses a CRD whose CEL rule does not compile", async () => {
+    const crd = JSON.parse(JSON.stringify(ALL_CRDS[0]!.crd));
+    crd.metadata.name = "widgets.example.org";
+    crd.spec.group = "example.org";
+    crd.spec.names = { kind: "Widget", plural: "widgets", singular: "widget", listKind: "WidgetList" };
+    crd.spec.versions[0].schema.openAPIV3Schema["x-kubernetes-validations"] = [{ rule: "self.spec.(", message: "x" }];
+    const r = await call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
+    assert.equal(r.status, 422);
+    assert.match(r.body.message, /openAPIV3Schema\.x-kubernetes-validations\[0\]\.rule: Invalid value: "self\.spec\.\(": compilation failed/);
+  });
+
   describe("when a Task's spec is changed after creation", () => {
     it("refuses the change with a message saying the spec is immutable, and still takes status and label writes", async () => {
       assert.equal((await call("POST", TASKS, task("frozen", { args: [1] }))).status, 201);
