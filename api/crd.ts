@@ -44,11 +44,12 @@ function plain(schema: unknown): JSONSchemaProps {
   return JSON.parse(JSON.stringify(schema)) as JSONSchemaProps;
 }
 
-function rootSchema(kind: string, description: string, spec: unknown, status: unknown): JSONSchemaProps {
+function rootSchema(kind: string, description: string, spec: unknown, status: unknown, rules: ReadonlyArray<{ rule: string; message: string }>): JSONSchemaProps {
   return {
     type: "object",
     description,
     required: ["spec"],
+    ...(rules.length > 0 ? { "x-kubernetes-validations": [...rules] } : {}),
     properties: {
       apiVersion: { type: "string", description: `APIVersion defines the versioned schema of this representation of an object: ${API_VERSION}.` },
       kind: { type: "string", description: `Kind is a string value representing the REST resource this object represents: ${kind}.` },
@@ -65,6 +66,7 @@ function crd(
   spec: unknown,
   status: unknown,
   columns: PrinterColumn[],
+  rules: ReadonlyArray<{ rule: string; message: string }> = [],
 ): CustomResourceDefinition {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
@@ -79,7 +81,7 @@ function crd(
           name: VERSION,
           served: true,
           storage: true,
-          schema: { openAPIV3Schema: rootSchema(r.kind, description, spec, status) },
+          schema: { openAPIV3Schema: rootSchema(r.kind, description, spec, status, rules) },
           subresources: { status: {} },
           additionalPrinterColumns: columns,
         },
@@ -88,6 +90,12 @@ function crd(
   };
 }
 
+/** CEL rule on a Queue's name: a DNS-1123 label, since it names the worker Deployment, Service account and stream. */
+export const QUEUE_NAME_RULE = "size(self.metadata.name) <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')";
+/** Message of {@link QUEUE_NAME_RULE}. */
+export const QUEUE_NAME_MESSAGE =
+  "Queue name must be a DNS-1123 label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit): it names the worker Deployment and the NATS stream";
+
 /** The Queue CRD (`queues.celeriac.io`). */
 export const QUEUE_CRD = crd(
   RESOURCES.Queue,
@@ -95,6 +103,7 @@ export const QUEUE_CRD = crd(
   QueueSpecSchema,
   QueueStatusSchema,
   QUEUE_PRINTER_COLUMNS,
+  [{ rule: QUEUE_NAME_RULE, message: QUEUE_NAME_MESSAGE }],
 );
 /** The Task CRD (`tasks.celeriac.io`). */
 export const TASK_CRD = crd(

@@ -16,3 +16,5 @@ export * from "./manifest.js";
 export * from "./validation.js";
 export * from "./objects.js";
 export * from "./task-message.js";
+export * from "./hints.js";
+export * from "./cel.js";

@@ -1,10 +1,13 @@
 /**
  * Checks a Celeriac manifest the way the API server admits it: defaulting, pruning of unknown fields
- * (reported, as `fieldValidation=Strict` does for kubectl), then schema validation.
+ * (reported, as `fieldValidation=Strict` does for kubectl), then the name (a DNS-1123 subdomain), schema
+ * validation and the CRD's `x-kubernetes-validations` CEL rules (transition rules need the stored object
+ * and are not checked offline).
  */
 import { API_VERSION, GROUP } from "./constants.js";
 import { schemaForKind, ALL_CRDS } from "./crd.js";
-import { applyDefaults, prune, validateValue, type FieldCause } from "./validation.js";
+import { celCauses } from "./cel.js";
+import { applyDefaults, dns1123SubdomainCauses, prune, validateValue, type FieldCause } from "./validation.js";
 
 /** Outcome of checking one manifest. */
 export interface ManifestCheck {
@@ -40,7 +43,13 @@ export function checkManifest(obj: Record<string, unknown>): ManifestCheck {
   const schema = schemaForKind(kind);
   const pruned = prune(schema, obj);
   const object = applyDefaults(schema, pruned.value);
-  const causes = validateValue(schema, object);
-  if (!name) causes.unshift({ reason: "FieldValueRequired", field: "metadata.name", message: "Required value: name or generateName is required" });
+  const body = { ...object };
+  delete body.metadata;
+  delete body.apiVersion;
+  delete body.kind;
+  const causes = [...validateValue(schema, body), ...celCauses(schema, object)];
+  const generateName = (obj.metadata as { generateName?: unknown } | undefined)?.generateName;
+  if (name) causes.unshift(...dns1123SubdomainCauses(name));
+  else if (!generateName) causes.unshift({ reason: "FieldValueRequired", field: "metadata.name", message: "Required value: name or generateName is required" });
   return { kind, name, object, causes, unknownFields: pruned.unknownFields };
 }

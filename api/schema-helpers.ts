@@ -33,9 +33,14 @@ export function StringMap(options: SchemaOptions = {}): TUnsafe<Record<string, s
   return Type.Unsafe<Record<string, string>>({ ...options, type: "object", additionalProperties: { type: "string" } });
 }
 
-/** Any JSON value, kept as is (`x-kubernetes-preserve-unknown-fields: true`, no type). */
+/**
+ * Any JSON value, null included, kept as is (`x-kubernetes-preserve-unknown-fields: true`, no type,
+ * `nullable: true`). kube-apiserver drops a `null` whose schema is not nullable and has no default
+ * (`PruneNonNullableNullsWithoutDefaults`); `nullable` keeps `result: null` and `args: [null]`, and
+ * nulls deeper inside are kept because the preserved subtree has no schema.
+ */
 export function AnyJson(options: SchemaOptions = {}): TUnsafe<unknown> {
-  return Type.Unsafe<unknown>({ ...options, "x-kubernetes-preserve-unknown-fields": true });
+  return Type.Unsafe<unknown>({ ...options, nullable: true, "x-kubernetes-preserve-unknown-fields": true });
 }
 
 /** A JSON object whose fields are kept as they are (typed `object`, unknown fields preserved). */

@@ -12,8 +12,29 @@ export const TASK_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.:-]*$";
 /** Pattern of a queue name (DNS-1123 label). */
 export const QUEUE_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
-/** Fields of a Task spec, shared with a Schedule's `taskTemplate.spec`. */
-export function taskSpecSchema(description: string) {
+/** Message of the rule that makes a Task's spec immutable. */
+export const TASK_SPEC_IMMUTABLE_MESSAGE = "spec is immutable after creation: delete and recreate the Task";
+/** Message of the countdownSeconds/eta rule. */
+export const COUNTDOWN_ETA_MESSAGE = "countdownSeconds and eta are mutually exclusive";
+
+/** CEL rules of every task spec (a Task's and a Schedule's template): cross-field timing checks. */
+const TASK_SPEC_RULES = [
+  { rule: "!(has(self.countdownSeconds) && has(self.eta))", message: COUNTDOWN_ETA_MESSAGE },
+  {
+    rule: "!has(self.countdownSeconds) || !has(self.expiresSeconds) || self.countdownSeconds <= self.expiresSeconds",
+    message: "countdownSeconds must not exceed expiresSeconds: the task would expire before it may run",
+  },
+  {
+    rule: "!has(self.eta) || !has(self.expires) || timestamp(self.eta) <= timestamp(self.expires)",
+    message: "eta must not be later than expires: the task would expire before it may run",
+  },
+];
+
+/**
+ * Fields of a Task spec, shared with a Schedule's `taskTemplate.spec`.
+ * @param extraRules more `x-kubernetes-validations` on the spec node (Task.spec adds immutability)
+ */
+export function taskSpecSchema(description: string, extraRules: ReadonlyArray<{ rule: string; message: string }> = []) {
   return Type.Object(
     {
       queue: Type.String({
@@ -29,11 +50,11 @@ export function taskSpecSchema(description: string) {
         description: "Registered handler name, as passed to defineTask() in the worker's tasks module, e.g. reports.generate. Required.",
       }),
       args: Type.Optional(
-        Type.Array(AnyJson({ description: "Any JSON value." }), {
+        Type.Array(AnyJson({ description: "Any JSON value, null included." }), {
           description: "Positional arguments (JSON array) passed to the handler. args and kwargs together may hold at most 256 KiB of JSON.",
         }),
       ),
-      kwargs: Type.Optional(FreeObject({ description: "Keyword arguments (JSON object) passed to the handler." })),
+      kwargs: Type.Optional(FreeObject({ description: "Keyword arguments (JSON object) passed to the handler; null values are kept." })),
       countdownSeconds: Type.Optional(
         Type.Number({ minimum: 0, maximum: 31536000, description: "Run no earlier than this many seconds after the Task is accepted (Celery countdown). Mutually exclusive with eta." }),
       ),
@@ -54,17 +75,15 @@ export function taskSpecSchema(description: string) {
     },
     {
       description,
-      not: { required: ["countdownSeconds", "eta"] },
-      "x-kubernetes-validations": [
-        { rule: "!(has(self.countdownSeconds) && has(self.eta))", message: "countdownSeconds and eta are mutually exclusive: set only one" },
-      ],
+      "x-kubernetes-validations": [...TASK_SPEC_RULES, ...extraRules],
     },
   );
 }
 
 /** Schema of `Task.spec`. */
 export const TaskSpecSchema = taskSpecSchema(
-  "What to run: the handler name, its arguments and the queue, plus optional timing (countdownSeconds or eta — not both —, expires), timeout and retry overrides.",
+  "What to run: the handler name, its arguments and the queue, plus optional timing (countdownSeconds or eta — not both —, expires), timeout and retry overrides. Immutable after creation (like a Job's template): delete and recreate the Task to change it.",
+  [{ rule: "self == oldSelf", message: TASK_SPEC_IMMUTABLE_MESSAGE }],
 );
 /** `Task.spec`. */
 export type TaskSpec = Static<typeof TaskSpecSchema>;
@@ -95,7 +114,7 @@ export const TaskStatusSchema = Type.Object(
     completionTime: Type.Optional(Timestamp({ description: "When the task reached a terminal phase." })),
     nextRetryTime: Type.Optional(Timestamp({ description: "When the next attempt is due (phase Retrying)." })),
     worker: Type.Optional(Type.String({ description: "Worker (pod name or host/pid) that ran the last attempt." })),
-    result: Type.Optional(AnyJson({ description: "The handler's return value (JSON), when at most 8 KiB; larger results are in resultRef." })),
+    result: Type.Optional(AnyJson({ description: "The handler's return value (JSON, null included), when at most 8 KiB; larger results are in resultRef." })),
     resultRef: Type.Optional(
       Type.Object(
         {

@@ -11,6 +11,9 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
+import { durationHint, scheduleHint } from "./hints.js";
+import { SCHEDULE_PATTERN } from "./schedule.js";
+import { DURATION_PATTERN } from "./schema-helpers.js";
 
 /** One node of an OpenAPI v3 (CRD) schema. */
 export interface JSONSchemaProps {
@@ -65,6 +68,8 @@ function toAjvSchema(node: unknown): unknown {
     out.exclusiveMinimum = src.minimum;
     delete out.minimum;
   } else if (typeof src.exclusiveMinimum === "boolean") delete out.exclusiveMinimum;
+  // Untyped nodes admit any value, null included; Ajv refuses `nullable` without `type`.
+  if (src.nullable !== undefined && src.type === undefined) delete out.nullable;
   // An enum on a nullable field must admit null, as Kubernetes does.
   if (src.nullable === true && Array.isArray(src.enum) && !src.enum.includes(null)) out.enum = [...src.enum, null];
   return out;
@@ -121,6 +126,13 @@ function jsonType(v: unknown): string {
   return typeof v;
 }
 
+/** A hint for a value refused by one of Celeriac's own patterns (durations, schedules); see hints.ts. */
+function patternHint(pattern: string, value: string): string | undefined {
+  if (pattern === DURATION_PATTERN) return durationHint(value);
+  if (pattern === SCHEDULE_PATTERN) return scheduleHint(value);
+  return undefined;
+}
+
 function causeFor(err: ErrorObject, prefix: string, root: unknown): FieldCause | undefined {
   const field = instancePathToField(prefix, err.instancePath);
   const v = valueAt(root, err.instancePath);
@@ -151,8 +163,10 @@ function causeFor(err: ErrorObject, prefix: string, root: unknown): FieldCause |
       return { reason: "FieldValueTooLong", field, message: `Too long: may not be more than ${String(p.limit)} bytes` };
     case "minLength":
       return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} should be at least ${String(p.limit)} chars long` };
-    case "pattern":
-      return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} should match '${String(p.pattern)}'` };
+    case "pattern": {
+      const hint = typeof v === "string" ? patternHint(String(p.pattern), v) : undefined;
+      return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} should match '${String(p.pattern)}'${hint ? `: ${hint}` : ""}` };
+    }
     case "format":
       return { reason: "FieldValueInvalid", field, message: `Invalid value: ${show(v)}: ${inBody} must be of type ${String(p.format)}: ${show(v)}` };
     case "maxItems":
@@ -245,6 +259,9 @@ function pruneInto(schema: JSONSchemaProps, value: unknown, path: string, remove
   if (schema["x-kubernetes-preserve-unknown-fields"] === true && !schema.properties && !schema.items && !schema.additionalProperties) {
     return value;
   }
+  // A value of the wrong type is left whole for validation to name ("must be of type array"), rather than
+  // reported field by field as unknown (`unknown field "spec.args.image"` would point the wrong way).
+  if (isObject(value) && schema.type !== undefined && schema.type !== "object") return value;
   if (isObject(value)) {
     const props = (schema.properties ?? {}) as Record<string, JSONSchemaProps>;
     const ap = schema.additionalProperties;
@@ -329,6 +346,45 @@ function checkNode(node: JSONSchemaProps, path: string, causes: FieldCause[], in
 export function checkStructural(schema: JSONSchemaProps, path: string): FieldCause[] {
   const causes: FieldCause[] = [];
   checkNode(schema, path, causes, false);
+  return causes;
+}
+
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * `metadata.name` causes for a name that is not a DNS-1123 subdomain, worded as kube-apiserver's
+ * `ValidateObjectMeta` with `NameIsDNSSubdomain` (what it uses for custom resources and most built-ins):
+ * one cause for the length (over 253), one for the syntax.
+ * @param name the object's name (non-empty; emptiness is reported separately)
+ */
+export function dns1123SubdomainCauses(name: string, field = "metadata.name"): FieldCause[] {
+  const causes: FieldCause[] = [];
+  if (name.length > 253) causes.push({ reason: "FieldValueInvalid", field, message: `Invalid value: ${JSON.stringify(name)}: must be no more than 253 characters` });
+  if (!DNS1123_SUBDOMAIN.test(name)) {
+    causes.push({
+      reason: "FieldValueInvalid",
+      field,
+      message: `Invalid value: ${JSON.stringify(name)}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
+    });
+  }
+  return causes;
+}
+
+/**
+ * `metadata.name` causes for a name that is not a DNS-1123 label (`NameIsDNSLabel`: namespaces, Deployments…).
+ * @param name the object's name
+ */
+export function dns1123LabelCauses(name: string, field = "metadata.name"): FieldCause[] {
+  const causes: FieldCause[] = [];
+  if (name.length > 63) causes.push({ reason: "FieldValueInvalid", field, message: `Invalid value: ${JSON.stringify(name)}: must be no more than 63 characters` });
+  if (!DNS1123_LABEL.test(name)) {
+    causes.push({
+      reason: "FieldValueInvalid",
+      field,
+      message: `Invalid value: ${JSON.stringify(name)}: a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`,
+    });
+  }
   return causes;
 }
 

@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import { resolve } from "node:path";
 import { devGroup } from "./dev-group.js";
+import { intInRange } from "./int-option.js";
 
 /**
  * Adds `dev apiserver` to the program, creating the `dev` group if no other command created it yet.
@@ -14,13 +15,12 @@ export function register(program: Command): void {
   devGroup(program)
     .command("apiserver")
     .description("Run the in-memory Kubernetes API server until SIGTERM/SIGINT")
-    .option("--port <n>", "TCP port (0 = a free port)", "0")
+    .option("--port <n>", "TCP port (0 = a free port)", intInRange(0, 65535), 0)
     .option("--host <addr>", "bind address", "127.0.0.1")
     .option("--kubeconfig <file>", "where to write the kubeconfig", "./.celeriac/kubeconfig")
     .option("--no-deployment-status", "do not fake Deployment status (when a kubelet reports it)")
-    .action(async (opts: { port: string; host: string; kubeconfig: string; deploymentStatus: boolean }) => {
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`invalid --port "${opts.port}"`);
+    .action(async (opts: { port: number; host: string; kubeconfig: string; deploymentStatus: boolean }) => {
+      const port = opts.port;
       const kubeconfigPath = resolve(opts.kubeconfig);
       const api = await (await import("../../devcluster/server/index.js")).startApiServer({ port, host: opts.host, kubeconfigPath, controllers: { deploymentStatus: opts.deploymentStatus } });
       console.log(`API server listening on ${api.url}`);

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { devGroup } from "./dev-group.js";
+import { intInRange } from "./int-option.js";
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -33,10 +34,12 @@ function tail(file: string, lines = 20): string {
  * Starts the platform in the background and waits until it is ready.
  * @param dir state directory
  * @param timeoutMs how long to wait, ms
+ * @param operatorReplicas operator processes (leader election picks one)
+ * @param apiPort API server port, 0 = a free one
  * @returns the kubeconfig path
  * @throws Error with the supervisor's log tail when startup fails or times out
  */
-export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 1): Promise<string> {
+export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 1, apiPort = 0): Promise<string> {
   const abs = resolve(dir);
   const existing = readState(abs);
   if (existing && isAlive(existing.pid) && existing.ready && existing.kubeconfigPath) return existing.kubeconfigPath;
@@ -44,7 +47,7 @@ export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 
   mkdirSync(join(abs, "logs"), { recursive: true });
   const logFile = join(abs, "logs", "platform.log");
   const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), "dev", "run", "--dir", abs, "--operator-replicas", String(operatorReplicas)], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), "dev", "run", "--dir", abs, "--operator-replicas", String(operatorReplicas), "--port", String(apiPort)], {
     detached: true,
     stdio: ["ignore", fd, fd],
     cwd: REPO_ROOT,
@@ -89,10 +92,11 @@ export function register(program: Command): void {
     .command("up")
     .description("start the API server, NATS, the operator and the process kubelet in the background")
     .option("--dir <dir>", "state directory", ".celeriac")
-    .option("--operator-replicas <n>", "operator replicas (leader election picks one)", "1")
-    .option("--timeout <seconds>", "how long to wait for readiness", "60")
-    .action(async (o: { dir: string; operatorReplicas: string; timeout: string }) => {
-      const kubeconfig = await devUp(o.dir, Number(o.timeout) * 1000, Number(o.operatorReplicas));
+    .option("--operator-replicas <n>", "operator replicas (leader election picks one)", intInRange(1, 10), 1)
+    .option("--port <n>", "API server port (0 = a free port)", intInRange(0, 65535), 0)
+    .option("--timeout <seconds>", "how long to wait for readiness", intInRange(1, 3600), 60)
+    .action(async (o: { dir: string; operatorReplicas: number; port: number; timeout: number }) => {
+      const kubeconfig = await devUp(o.dir, o.timeout * 1000, o.operatorReplicas, o.port);
       console.log(`Celeriac is running (state in ${resolve(o.dir)}). Point kubectl at it with:`);
       console.log(`export KUBECONFIG=${kubeconfig}`);
     });
@@ -124,14 +128,15 @@ export function register(program: Command): void {
     .command("run", { hidden: true })
     .description("supervisor process of `dev up` (runs in the foreground)")
     .option("--dir <dir>", "state directory", ".celeriac")
-    .option("--operator-replicas <n>", "operator replicas", "1")
-    .action(async (o: { dir: string; operatorReplicas: string }) => {
+    .option("--operator-replicas <n>", "operator replicas", intInRange(1, 10), 1)
+    .option("--port <n>", "API server port (0 = a free port)", intInRange(0, 65535), 0)
+    .action(async (o: { dir: string; operatorReplicas: number; port: number }) => {
       const dir = resolve(o.dir);
       const startedAt = new Date().toISOString();
       writeState(dir, { pid: process.pid, ready: false, startedAt });
       let platform;
       try {
-        platform = await (await import("../../devcluster/platform/platform.js")).startPlatform({ dir, operatorReplicas: Number(o.operatorReplicas) });
+        platform = await (await import("../../devcluster/platform/platform.js")).startPlatform({ dir, operatorReplicas: o.operatorReplicas, apiPort: o.port });
       } catch (err) {
         writeState(dir, { pid: process.pid, ready: false, startedAt, error: (err as Error).message });
         throw err;

@@ -1,70 +1,176 @@
 /**
- * `celeriac validate <file|dir>...`: checks Celeriac manifests (YAML, multi-document) against the CRD
- * schemas offline, with the errors `kubectl apply` would give. Other kinds are skipped and listed.
+ * `celeriac validate <file|dir>...`: checks Celeriac manifests (YAML, multi-document, or JSON, a `List`
+ * included) offline, with the errors `kubectl apply` would give — names, schema, the CRDs' CEL rules — and
+ * the checks the operator would make later: the cron expression and time zone of a Schedule (what would
+ * turn Ready=False/InvalidSchedule) and the 256 KiB limit on a Task's args and kwargs. Every file is
+ * reported, a bad one does not stop the rest; the summary counts them and the exit code is non-zero when
+ * anything is invalid. Other API groups are skipped and listed; a `celeriac.io` object of an unknown
+ * version or kind is an error.
  */
 import type { Command } from "commander";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { API_VERSION } from "../../api/constants.js";
+import { API_VERSION, GROUP, MAX_ARGS_BYTES } from "../../api/constants.js";
+import { DEFAULT_SCHEDULE } from "../../api/defaults.js";
+import { scheduleHint } from "../../api/hints.js";
+
+type Obj = Record<string, unknown>;
+
+/** Outcome of {@link validatePaths}. */
+export interface ValidateReport {
+  /** One line (or block) per object or unreadable file. */
+  lines: string[];
+  /** Invalid objects plus files that could not be read or parsed. */
+  invalid: number;
+  /** Valid Celeriac objects. */
+  valid: number;
+  /** Objects of other API groups. */
+  skipped: number;
+  /** Files read. */
+  files: number;
+}
 
 function manifestFiles(path: string): string[] {
   if (statSync(path).isDirectory()) {
     return readdirSync(path)
-      .filter((f) => /\.ya?ml$/.test(f))
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
       .sort()
       .map((f) => join(path, f));
   }
   return [path];
 }
 
+/** The objects of one file: every YAML document, or the JSON value (a `List`'s items unpacked). */
+function objectsOf(file: string, text: string): Obj[] {
+  let values: unknown[];
+  if (file.endsWith(".json")) {
+    try {
+      values = [JSON.parse(text)];
+    } catch (e) {
+      throw new Error(`not valid JSON: ${(e as Error).message}`, { cause: e });
+    }
+  } else {
+    values = [];
+    for (const doc of parseAllDocuments(text)) {
+      if (doc.errors.length > 0) throw new Error(`not valid YAML: ${doc.errors[0]!.message}`);
+      values.push(doc.toJS());
+    }
+  }
+  const out: Obj[] = [];
+  for (const v of values) {
+    if (v === null || v === undefined) continue;
+    if (typeof v !== "object" || Array.isArray(v)) throw new Error("a manifest must be an object with apiVersion and kind");
+    const o = v as Obj;
+    if (typeof o.kind === "string" && o.kind.endsWith("List") && Array.isArray(o.items)) out.push(...(o.items as Obj[]));
+    else out.push(o);
+  }
+  return out;
+}
+
+/** Checks beyond the CRD schema that the operator would make: schedule syntax and zone, args size. */
+async function operatorChecks(kind: string, spec: Obj | undefined): Promise<string[]> {
+  if (!spec) return [];
+  const problems: string[] = [];
+  if (kind === "Schedule" && typeof spec.schedule === "string") {
+    const { parseSchedule } = await import("../../operator/schedule/next-run.js");
+    const parsed = parseSchedule(spec.schedule, typeof spec.timeZone === "string" ? spec.timeZone : DEFAULT_SCHEDULE.timeZone);
+    if (!parsed.ok) {
+      const hint = parsed.message.startsWith("spec.schedule") ? scheduleHint(spec.schedule) : undefined;
+      problems.push(`${parsed.message}${hint ? `: ${hint}` : ""} (the Schedule would be Ready=False, reason InvalidSchedule)`);
+    }
+  }
+  const taskSpec = kind === "Task" ? spec : kind === "Schedule" ? ((spec.taskTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
+  if (taskSpec) {
+    const size = Buffer.byteLength(JSON.stringify(taskSpec.args ?? [])) + Buffer.byteLength(JSON.stringify(taskSpec.kwargs ?? {}));
+    const field = kind === "Task" ? "spec" : "spec.taskTemplate.spec";
+    if (size > MAX_ARGS_BYTES) problems.push(`${field}.args: args and kwargs hold ${size} bytes of JSON; at most ${MAX_ARGS_BYTES} (256 KiB) are allowed: pass a reference (an object-store key, a URL) instead of the data`);
+  }
+  return problems;
+}
+
 /**
- * Validates every Celeriac object in the given files or directories.
- * @param paths files or directories (directories: their *.yaml / *.yml files)
- * @returns one line per object and the number of invalid ones (a promise)
- * @throws Error when a file cannot be read or is not valid YAML (the message names the file)
+ * Validates every Celeriac object in the given files or directories. Never throws for a bad file: an
+ * unreadable or unparsable file is reported as a line and counted as invalid.
+ * @param paths files or directories (directories: their *.yaml, *.yml and *.json files)
+ * @returns one line per object or bad file, and the counts (a promise)
  */
-export async function validatePaths(paths: string[]): Promise<{ lines: string[]; invalid: number }> {
+export async function validatePaths(paths: string[]): Promise<ValidateReport> {
   const { checkManifest } = await import("../../api/manifest.js"); // schema validation: loaded only here
-  const lines: string[] = [];
-  let invalid = 0;
-  for (const file of paths.flatMap(manifestFiles)) {
-    const docs = parseAllDocuments(readFileSync(file, "utf8"));
-    for (const doc of Array.isArray(docs) ? docs : [docs]) {
-      if (doc.errors.length > 0) throw new Error(`${file}: not valid YAML: ${doc.errors[0]!.message}`);
-      const obj = doc.toJS() as Record<string, unknown> | null;
-      if (!obj) continue;
-      if (obj.apiVersion !== API_VERSION) {
-        lines.push(`${file}: ${String(obj.kind)}/${String((obj.metadata as { name?: string })?.name)}: skipped (not ${API_VERSION})`);
+  const report: ValidateReport = { lines: [], invalid: 0, valid: 0, skipped: 0, files: 0 };
+  const files: string[] = [];
+  for (const p of paths) {
+    try {
+      files.push(...manifestFiles(p));
+    } catch (e) {
+      report.invalid++;
+      report.lines.push(`${p}: cannot read: ${(e as Error).message}`);
+    }
+  }
+  for (const file of files) {
+    report.files++;
+    let objects: Obj[];
+    try {
+      objects = objectsOf(file, readFileSync(file, "utf8"));
+    } catch (e) {
+      report.invalid++;
+      report.lines.push(`${file}: invalid: ${(e as Error).message}`);
+      continue;
+    }
+    for (const obj of objects) {
+      const id = `${String(obj.kind)}/${String((obj.metadata as { name?: string } | undefined)?.name)}`;
+      const apiVersion = typeof obj.apiVersion === "string" ? obj.apiVersion : "";
+      if (apiVersion !== API_VERSION && !apiVersion.startsWith(`${GROUP}/`)) {
+        report.skipped++;
+        report.lines.push(`${file}: ${id}: skipped (not ${GROUP})`);
         continue;
       }
-      const r = checkManifest(obj);
-      const problems = [
-        ...r.unknownFields.map((f) => `${f}: unknown field (remove it, or check its spelling with kubectl explain)`),
-        ...r.causes.map((c) => `${c.field}: ${c.message}`),
-      ];
-      if (problems.length === 0) lines.push(`${file}: ${r.kind}/${r.name}: valid`);
-      else {
-        invalid++;
-        lines.push(`${file}: ${r.kind}/${r.name}: invalid:\n  ${problems.join("\n  ")}`);
+      let problems: string[];
+      let label = id;
+      if (apiVersion !== API_VERSION) {
+        problems = [`apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: ${GROUP} serves only "${API_VERSION}" (kubectl would say: no matches for kind "${String(obj.kind)}" in version "${apiVersion}")`];
+      } else {
+        try {
+          const r = checkManifest(obj);
+          label = `${r.kind}/${r.name}`;
+          problems = [
+            ...r.unknownFields.map((f) => `${f}: unknown field (remove it, or check its spelling with kubectl explain)`),
+            ...r.causes.map((c) => `${c.field}: ${c.message}`),
+          ];
+          if (problems.length === 0) problems = await operatorChecks(r.kind, r.object.spec as Obj | undefined);
+        } catch (e) {
+          problems = [(e as Error).message];
+        }
+      }
+      if (problems.length === 0) {
+        report.valid++;
+        report.lines.push(`${file}: ${label}: valid`);
+      } else {
+        report.invalid++;
+        report.lines.push(`${file}: ${label}: invalid:\n  ${problems.join("\n  ")}`);
       }
     }
   }
-  return { lines, invalid };
+  return report;
+}
+
+/** The closing line of a report: `3 files: 4 valid, 1 invalid, 2 skipped`. */
+export function summary(r: ValidateReport): string {
+  return `${r.files} file${r.files === 1 ? "" : "s"}: ${r.valid} valid, ${r.invalid} invalid, ${r.skipped} skipped`;
 }
 
 /** Registers `celeriac validate`. */
 export function register(program: Command): void {
   program
     .command("validate")
-    .description("check Celeriac manifests (Queue, Task, Schedule) against the CRD schemas, offline")
-    .argument("<paths...>", "YAML files or directories")
+    .description("check Celeriac manifests (Queue, Task, Schedule; YAML or JSON) against the CRD schemas and CEL rules, offline")
+    .argument("<paths...>", "YAML/JSON files or directories")
     .action(async (paths: string[]) => {
-      const { lines, invalid } = await validatePaths(paths);
-      for (const l of lines) console.log(l);
-      if (invalid > 0) {
-        console.error(`${invalid} invalid object(s)`);
+      const r = await validatePaths(paths);
+      for (const l of r.lines) console.log(l);
+      if (r.invalid > 0) {
+        console.error(summary(r));
         process.exitCode = 1;
-      }
+      } else console.log(summary(r));
     });
 }

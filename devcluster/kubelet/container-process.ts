@@ -3,12 +3,13 @@
  * back-off, and SIGTERM-then-SIGKILL termination. Output is appended to the Pod's log file.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, fstatSync, openSync, statSync } from "node:fs";
 import type { V1Container } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { resetsBackoff, restartDelayMs } from "./backoff.js";
 import type { ContainerSnapshot, ContainerState } from "./pod-status.js";
 import { isNetworkProbe, probeOnce } from "./probe.js";
+import { recordContainerRun } from "./log-path.js";
 
 /** What to run for one start attempt, or why it cannot start yet. */
 export type StartPlan =
@@ -103,8 +104,10 @@ export class ContainerProcess {
   private spawn(plan: Extract<StartPlan, { kind: "run" }>): void {
     const name = this.o.container.name;
     const fd = openSync(this.o.logPath, "a");
+    const restart = this.restartCount;
     let child: ChildProcess;
     try {
+      recordContainerRun(this.o.logPath, { container: name, restart, start: fstatSync(fd).size });
       child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, stdio: ["ignore", fd, fd], detached: true });
     } finally {
       closeSync(fd);
@@ -117,6 +120,11 @@ export class ContainerProcess {
     const finish = (exitCode: number, signal: string | undefined, reason: string): void => {
       if (finished) return;
       finished = true;
+      try {
+        recordContainerRun(this.o.logPath, { container: name, restart, end: statSync(this.o.logPath).size });
+      } catch (err) {
+        this.o.log.warn({ container: name, err: (err as Error).message }, "Failed to record the end of a container run in the log index");
+      }
       this.stopProbing();
       this.child = undefined;
       this.onExit({ kind: "terminated", exitCode, ...(signal ? { signal } : {}), reason, startedAt, finishedAt: Date.now() });
@@ -200,7 +208,8 @@ export class ContainerProcess {
   }
 
   /**
-   * Stops the container: no more restarts, SIGTERM to its process group, SIGKILL after `graceMs`.
+   * Stops the container: no more restarts, SIGTERM to its process group, SIGKILL after `graceMs`
+   * (at once when `graceMs` is 0).
    * @param graceMs the grace period in ms (the Pod's terminationGracePeriodSeconds × 1000)
    * @returns once the process has exited (immediately when none is running)
    */
@@ -212,8 +221,9 @@ export class ContainerProcess {
     if (!child || child.pid === undefined) return;
     const pid = child.pid;
     this.o.onEvent("Normal", "Killing", `Stopping container ${this.o.container.name}`);
-    signal(pid, "SIGTERM");
-    const kill = setTimeout(() => signal(pid, "SIGKILL"), graceMs);
+    // Grace 0 (a forced delete) kills at once; otherwise SIGTERM, then SIGKILL when the grace runs out.
+    signal(pid, graceMs <= 0 ? "SIGKILL" : "SIGTERM");
+    const kill = setTimeout(() => signal(pid, "SIGKILL"), Math.max(0, graceMs));
     try {
       await this.exited;
     } finally {

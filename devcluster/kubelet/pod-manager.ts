@@ -139,7 +139,8 @@ export class PodManager {
   remove(pod: V1Pod): void {
     const runner = this.runners.get(pod.metadata?.uid ?? "");
     if (!runner) return;
-    const grace = pod.spec?.terminationGracePeriodSeconds ?? 30;
+    // A delete with a grace period (`--grace-period=0 --force`) overrides the pod's own.
+    const grace = pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30;
     void this.stopRunner(runner, grace * 1000);
   }
 

@@ -111,7 +111,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     const nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
     cleanups.push(() => nats.stop());
     // The process kubelet writes Deployment status, so the server's own stub stays off.
-    const api = await startApiServer({ port: opts.apiPort ?? 0, kubeconfigPath, controllers: { deploymentStatus: false } });
+    const api = await startApiServer({ port: opts.apiPort ?? 0, kubeconfigPath, controllers: { deploymentStatus: false }, podLogsDir: logs });
     cleanups.push(() => api.close());
     await installCrds(api.url);
 

@@ -224,7 +224,7 @@ export class Core {
       validateCrd(next);
       if (t.sub !== "status") establishCrd(next, old);
     }
-    validateObject(rt, next);
+    validateObject(rt, next, old);
     if (t.sub !== "status" && this.specChanged(rt, old, next)) m.generation = (old.metadata.generation ?? 1) + 1;
     if (operation === "Update") recordUpdate(old, next, opts.manager, apiVersionOf(rt.group, rt.version), this.listKeys(rt), t.sub === "status" ? "status" : undefined);
     return next;
@@ -429,7 +429,13 @@ export class Core {
       const details = { name: t.name, group: rt.group, kind: rt.resource, uid: old.metadata.uid };
       const status = { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details };
       if (!dryRun) {
-        this.store.delete(gr, t.namespace, t.name);
+        // The DELETED event carries the grace period asked for (`kubectl delete --grace-period=0 --force`),
+        // so the process kubelet can kill at once instead of waiting terminationGracePeriodSeconds.
+        const grace = options.gracePeriodSeconds;
+        this.store.delete(gr, t.namespace, t.name, typeof grace === "number" && grace >= 0 ? (o) => {
+          o.metadata.deletionTimestamp ??= nowRfc3339();
+          o.metadata.deletionGracePeriodSeconds = grace;
+        } : undefined);
         if (rt.resource === "customresourcedefinitions" && rt.group === "apiextensions.k8s.io") this.dropCrd(old);
       }
       return { code: 200, body: status, warnings: [] };

@@ -3,6 +3,7 @@
  * Also the CRD "controller" logic: CRD validation and the status (acceptedNames, conditions, storedVersions)
  * set synchronously on every CRD write.
  */
+import { celCompileCauses } from "../../api/cel.js";
 import { checkStructural, type JSONSchemaProps } from "../../api/validation.js";
 import { builtinTypes } from "./builtins.js";
 import { invalid } from "./errors.js";
@@ -159,6 +160,7 @@ export function validateCrd(crd: KObject): void {
       return;
     }
     for (const c of checkStructural(schema as JSONSchemaProps, `spec.versions[${i}].schema.openAPIV3Schema`)) causes.push(c);
+    for (const c of celCompileCauses(schema as JSONSchemaProps, `spec.versions[${i}].schema.openAPIV3Schema`)) causes.push(c);
   });
   if (causes.length > 0) throw invalid("apiextensions.k8s.io", "CustomResourceDefinition", crd.metadata?.name ?? "", causes);
 }

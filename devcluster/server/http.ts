@@ -10,7 +10,8 @@ import { PATCH_TYPES } from "./core.js";
 import type { Registry } from "./crd-registry.js";
 import * as disc from "./discovery.js";
 import { ApiError, badRequest, methodNotAllowed, notFound, notFoundPath, unsupportedMediaType } from "./errors.js";
-import type { OpenApiCache } from "./openapi.js";
+import { openApiV2, type OpenApiCache } from "./openapi.js";
+import { servePodLog } from "./pod-logs.js";
 import { renderTable, TABLE_CONTENT_TYPE, wantsTable } from "./table.js";
 import type { Json, KObject, ResourceType } from "./types.js";
 import { apiVersionOf } from "./types.js";
@@ -26,6 +27,8 @@ export interface RouterDeps {
   version: Json;
   /** `host:port` for APIVersions.serverAddressByClientCIDRs. */
   address: () => string;
+  /** The process kubelet's logs directory, for `pods/log`; undefined = empty logs. */
+  podLogsDir?: string;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -96,6 +99,12 @@ function deleteOptions(ct: string, body: Buffer, q: URLSearchParams): KObject {
     if (ct === "application/vnd.kubernetes.protobuf") o = decodeObject(ct, body);
     else o = parseText(ct, body) ?? {};
   }
+  const gp = q.get("gracePeriodSeconds");
+  if (gp !== null && gp !== "") {
+    const n = Number(gp);
+    if (!Number.isInteger(n)) throw badRequest(`invalid gracePeriodSeconds: "${gp}"`);
+    o.gracePeriodSeconds = n;
+  }
   const pp = q.get("propagationPolicy");
   if (pp) o.propagationPolicy = pp;
   if (q.get("orphanDependents") === "true") o.orphanDependents = true;
@@ -143,7 +152,8 @@ function resolve(reg: Registry, group: string, version: string, rest: string[]):
   if (!rt || parts.length > 3) throw notFoundPath();
   if (rt.namespaced && ns === undefined && parts.length > 1) throw notFoundPath();
   const sub = parts[2];
-  if (sub !== undefined && !((sub === "status" && rt.statusSubresource) || (sub === "scale" && rt.scale))) throw notFoundPath();
+  const podLog = sub === "log" && rt.group === "" && rt.resource === "pods";
+  if (sub !== undefined && !((sub === "status" && rt.statusSubresource) || (sub === "scale" && rt.scale) || podLog)) throw notFoundPath();
   return { rt, namespace: ns, name: parts[1], sub };
 }
 
@@ -171,6 +181,12 @@ export async function handle(deps: RouterDeps, req: IncomingMessage, res: Server
     if (path === "/apis" && method === "GET") {
       if (disc.wantsAggregated(accept)) return sendJson(res, 200, disc.aggregatedApis(deps.reg), disc.aggregatedContentType(accept));
       return sendJson(res, 200, disc.apiGroupList(deps.reg));
+    }
+    if (path === "/openapi/v2" && method === "GET") {
+      const doc = openApiV2(accept.includes("protobuf"));
+      res.writeHead(200, { "Content-Type": doc.contentType, "Content-Length": String(doc.body.length), "Cache-Control": "no-cache, private" });
+      res.end(doc.body);
+      return;
     }
     if (path === "/openapi/v3" && method === "GET") return sendJson(res, 200, deps.openapi.index());
     if (segs[0] === "openapi" && segs[1] === "v3" && method === "GET") {
@@ -249,6 +265,11 @@ async function serveResource(deps: RouterDeps, r: ResourceRoute, method: string,
     throw methodNotAllowed(method);
   }
   const t: Target = { rt, namespace: ns ?? "", name: r.name, sub: r.sub };
+  if (r.sub === "log") {
+    if (method !== "GET") throw methodNotAllowed(method);
+    servePodLog(core, rt, deps.podLogsDir, t.namespace, r.name, q, req, res);
+    return;
+  }
   switch (method) {
     case "GET": {
       if (q.get("watch") === "true" || q.get("watch") === "1") throw notFoundPath();

@@ -39,6 +39,8 @@ export interface ApiServerOptions {
   watchTimeoutMs?: number;
   /** Which in-process controllers run (all on by default). */
   controllers?: Partial<ControllerSwitches>;
+  /** The process kubelet's logs directory: `pods/log` (`kubectl logs`) is served from its files. */
+  podLogsDir?: string;
 }
 
 /** A running server. */
@@ -89,6 +91,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       platform: "linux/amd64",
     },
     address: () => address,
+    podLogsDir: opts.podLogsDir,
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => void handle(deps, req, res));

@@ -147,3 +147,38 @@ export class OpenApiCache {
     return this.docs.get(key)?.body;
   }
 }
+
+/** Content-Type of the protobuf `/openapi/v2` answer, as kube-openapi serves it (kubectl's Accept spells it `…v2@v1.0+protobuf`). */
+export const OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+function pbString(field: number, value: string): Buffer {
+  const bytes = Buffer.from(value, "utf8");
+  return Buffer.concat([Buffer.from([(field << 3) | 2]), varint(bytes.length), bytes]);
+}
+
+function pbMessage(field: number, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(field << 3) | 2]), varint(body.length), body]);
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  let v = n;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+/**
+ * An empty OpenAPI v2 document (no paths, no definitions), in protobuf (gnostic `openapi_v2.Document`: 1 swagger,
+ * 2 info{1 title, 2 version}, 8 paths) or JSON. kubectl fetches it when a kind is missing from OpenAPI v3: a 404
+ * there makes `kubectl apply` fail with "failed to download openapi"; an empty document lets it go on to the REST
+ * mapping and print the usual `no matches for kind`. Built-in patch strategies then come from kubectl's compiled-in
+ * types, as they do when a type is absent from the document.
+ */
+export function openApiV2(protobuf: boolean): { body: Buffer; contentType: string } {
+  if (protobuf) return { body: Buffer.concat([pbString(1, "2.0"), pbMessage(2, Buffer.concat([pbString(1, "Kubernetes"), pbString(2, "v1.32.0")])), pbMessage(8, Buffer.alloc(0))]), contentType: OPENAPI_V2_PROTOBUF };
+  return { body: Buffer.from(JSON.stringify({ swagger: "2.0", info: { title: "Kubernetes", version: "v1.32.0" }, paths: {}, definitions: {} })), contentType: "application/json" };
+}

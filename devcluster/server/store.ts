@@ -126,13 +126,14 @@ export class Store {
    * Removes an object; emits DELETED carrying `last` with the deletion's resourceVersion.
    * @returns the deleted object's last state (with the new RV), or undefined if it was absent
    */
-  delete(gr: string, namespace: string, name: string): KObject | undefined {
+  delete(gr: string, namespace: string, name: string, lastWords?: (o: KObject) => void): KObject | undefined {
     const b = this.bucket(gr);
     const key = `${namespace}/${name}`;
     const prev = b.get(key);
     if (!prev) return undefined;
     b.delete(key);
     const o = clone(prev);
+    lastWords?.(o);
     o.metadata.resourceVersion = String(++this.revision);
     this.emit({ type: "DELETED", rv: this.revision, gr, obj: o });
     return clone(o);

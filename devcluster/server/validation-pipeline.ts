@@ -3,7 +3,8 @@
  * (Strict/Warn/Ignore), defaulting and validation (through `api/validation.ts` for custom resources), name and
  * label syntax, and the built-in types' own normalisation (Secret `stringData`, Deployment defaults).
  */
-import { applyDefaults, prune, validateValue, type JSONSchemaProps } from "../../api/validation.js";
+import { celCauses } from "../../api/cel.js";
+import { applyDefaults, dns1123LabelCauses, dns1123SubdomainCauses, prune, validateValue, type JSONSchemaProps } from "../../api/validation.js";
 import { badRequest, invalid } from "./errors.js";
 import type { Json, KObject, ResourceType } from "./types.js";
 import { apiVersionOf } from "./types.js";
@@ -30,8 +31,6 @@ export function parseFieldValidation(v: string | null): FieldValidation {
 
 type Cause = { reason: string; message: string; field: string };
 
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const LABEL_NAMES = new Set(["namespaces", "deployments", "services", "statefulsets", "daemonsets", "replicasets", "jobs"]);
@@ -40,17 +39,11 @@ const LABEL_NAMES = new Set(["namespaces", "deployments", "services", "statefuls
 export function metadataCauses(rt: ResourceType, o: KObject): Cause[] {
   const causes: Cause[] = [];
   const name: string = o.metadata?.name ?? "";
-  if (rt.custom) {
-    if (name === "." || name === ".." || /[/%]/.test(name)) causes.push({ reason: "FieldValueInvalid", message: `Invalid value: "${name}": may not contain '/' or '%' and may not be '.' or '..'`, field: "metadata.name" });
-  } else if (LABEL_NAMES.has(rt.resource)) {
-    if (!DNS1123_LABEL.test(name) || name.length > 63) {
-      causes.push({ reason: "FieldValueInvalid", message: `Invalid value: "${name}": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')`, field: "metadata.name" });
-    }
-  } else if (!DNS1123_SUBDOMAIN.test(name) || name.length > 253) {
-    // Events and a few others allow more, but every name clients generate fits a subdomain.
-    if (!(rt.resource === "events" && /^[a-z0-9.:-]+$/i.test(name))) {
-      causes.push({ reason: "FieldValueInvalid", message: `Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`, field: "metadata.name" });
-    }
+  // Custom resources: NameIsDNSSubdomain, as apiextensions-apiserver's customResourceValidator does.
+  if (LABEL_NAMES.has(rt.resource) && !rt.custom) causes.push(...dns1123LabelCauses(name));
+  else if (!(rt.resource === "events" && !rt.custom && /^[a-z0-9.:-]+$/i.test(name))) {
+    // Events allow more, but every name clients generate fits a subdomain.
+    causes.push(...dns1123SubdomainCauses(name));
   }
   for (const [k, v] of Object.entries(o.metadata?.labels ?? {})) {
     if (!LABEL_KEY.test(k) || k.split("/").pop()!.length > 63) causes.push({ reason: "FieldValueInvalid", message: `Invalid value: "${k}": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`, field: "metadata.labels" });
@@ -131,10 +124,12 @@ export function defaultOnRead(rt: ResourceType, o: KObject): KObject {
 }
 
 /**
- * Validates the final object: metadata syntax, then (CRs) the openAPIV3Schema.
+ * Validates the final object: metadata syntax, then (CRs) the openAPIV3Schema and its
+ * `x-kubernetes-validations` CEL rules (transition rules only when `old` is given).
+ * @param old the stored object, on update
  * @throws ApiError 422 Invalid with field causes
  */
-export function validateObject(rt: ResourceType, o: KObject): void {
+export function validateObject(rt: ResourceType, o: KObject, old?: KObject): void {
   const causes: Cause[] = metadataCauses(rt, o);
   if (rt.custom && rt.schema) {
     const body: Json = { ...o };
@@ -142,6 +137,7 @@ export function validateObject(rt: ResourceType, o: KObject): void {
     delete body.apiVersion;
     delete body.kind;
     causes.push(...validateValue(rt.schema as JSONSchemaProps, body, ""));
+    causes.push(...celCauses(rt.schema as JSONSchemaProps, o, old && applyDefaults(rt.schema as JSONSchemaProps, old)));
   }
   if (causes.length > 0) throw invalid(rt.group, rt.kind, o.metadata?.name ?? "", causes);
 }

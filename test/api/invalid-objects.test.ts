@@ -16,7 +16,15 @@ const cases: Array<[string, Obj, string, string, string]> = [
   ["missing spec", { apiVersion: "celeriac.io/v1alpha1", kind: "Task", metadata: { name: "t" } }, "spec", "FieldValueRequired", "Required value"],
   ["negative timeout", task({ ...okTask, timeoutSeconds: -5 }), "spec.timeoutSeconds", "FieldValueInvalid", "should be greater than or equal to 1"],
   ["fractional timeout", task({ ...okTask, timeoutSeconds: 1.5 }), "spec.timeoutSeconds", "FieldValueTypeInvalid", "must be of type integer"],
-  ["both countdown and eta", task({ ...okTask, countdownSeconds: 10, eta: "2026-11-23T10:00:00Z" }), "spec", "FieldValueInvalid", "must not validate the schema (not)"],
+  ["both countdown and eta", task({ ...okTask, countdownSeconds: 10, eta: "2026-11-23T10:00:00Z" }), "spec", "FieldValueInvalid", 'Invalid value: "object": countdownSeconds and eta are mutually exclusive'],
+  ["countdown longer than expiry", task({ ...okTask, countdownSeconds: 600, expiresSeconds: 60 }), "spec", "FieldValueInvalid", "countdownSeconds must not exceed expiresSeconds"],
+  ["eta after expires", task({ ...okTask, eta: "2026-11-23T10:00:00Z", expires: "2026-11-23T09:00:00Z" }), "spec", "FieldValueInvalid", "eta must not be later than expires"],
+  ["minReplicas above maxReplicas", queue({ autoscaling: { minReplicas: 5, maxReplicas: 2 } }), "spec.autoscaling", "FieldValueInvalid", 'Invalid value: "object": minReplicas must not exceed maxReplicas'],
+  ["Queue name not a DNS-1123 label", { ...queue({}), metadata: { name: "orders.eu" } }, "<nil>", "FieldValueInvalid", "Queue name must be a DNS-1123 label"],
+  ["uppercase name", { ...task(okTask), metadata: { name: "Nightly" } }, "metadata.name", "FieldValueInvalid", 'Invalid value: "Nightly": a lowercase RFC 1123 subdomain must consist of'],
+  ["name with underscore", { ...task(okTask), metadata: { name: "my_task" } }, "metadata.name", "FieldValueInvalid", "a lowercase RFC 1123 subdomain"],
+  ["name over 253 characters", { ...task(okTask), metadata: { name: "a".repeat(254) } }, "metadata.name", "FieldValueInvalid", "must be no more than 253 characters"],
+  ["schedule template with countdown and eta", schedule({ schedule: "@daily", taskTemplate: { spec: { ...okTask, countdownSeconds: 1, eta: "2026-11-23T10:00:00Z" } } }), "spec.taskTemplate.spec", "FieldValueInvalid", "countdownSeconds and eta are mutually exclusive"],
   ["eta not a timestamp", task({ ...okTask, eta: "tomorrow" }), "spec.eta", "FieldValueInvalid", "must be of type date-time"],
   ["args not an array", task({ ...okTask, args: { a: 1 } }), "spec.args", "FieldValueTypeInvalid", "must be of type array"],
   ["kwargs not an object", task({ ...okTask, kwargs: [1] }), "spec.kwargs", "FieldValueTypeInvalid", "must be of type object"],
@@ -67,6 +75,22 @@ describe("when an object has fields the schema does not declare", () => {
     const r = checkManifest(task({ ...okTask, retires: 3 }));
     assert.deepEqual(r.unknownFields, ["spec.retires"]);
     assert.equal((r.object.spec as Record<string, unknown>).retires, undefined);
+  });
+  it("says args must be an array when args is an object, instead of listing its keys as unknown", () => {
+    const r = checkManifest(task({ ...okTask, args: { image: "x" } }));
+    assert.deepEqual(r.unknownFields, []);
+    assert.deepEqual(r.causes.map((c) => `${c.field}: ${c.message}`), ['spec.args: Invalid value: "object": spec.args in body must be of type array: "object"']);
+  });
+  it("keeps nulls inside args and kwargs, as kube-apiserver does under x-kubernetes-preserve-unknown-fields", () => {
+    const r = checkManifest(task({ ...okTask, args: [null, { callback: null }], kwargs: { callback: null } }));
+    assert.deepEqual(r.causes, []);
+    const spec = r.object.spec as Record<string, unknown>;
+    assert.deepEqual(spec.args, [null, { callback: null }]);
+    assert.deepEqual(spec.kwargs, { callback: null });
+  });
+  it("keeps a null status.result (the schema marks it nullable)", () => {
+    const r = checkManifest({ ...task(okTask), status: { phase: "Succeeded", result: null } });
+    assert.deepEqual((r.object.status as Record<string, unknown>).result, null);
   });
   it("keeps free-form args and kwargs intact", () => {
     const r = checkManifest(task({ ...okTask, args: [1, { deep: [null, "x"] }], kwargs: { any: { thing: true } } }));

@@ -10,8 +10,8 @@ import { fileURLToPath } from "node:url";
 import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Deployment, type V1Pod } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { startApiServer, type ApiServer } from "../../devcluster/server/index.js";
+import { k8sTools, runTool } from "../helpers/k8s-tools.js";
 import { startKubelet, POD_DELETION_COST, type Kubelet } from "../../devcluster/kubelet/index.js";
-import { k8sTools } from "../helpers/k8s-tools.js";
 
 const FIXTURE = fileURLToPath(new URL("../../../test/fixtures/kubelet/replica.mjs", import.meta.url));
 
@@ -54,7 +54,7 @@ describe("when the process kubelet runs Deployments against the dev API server",
     dir = mkdtempSync(join(tmpdir(), "celeriac-kubelet-"));
     kubeconfig = join(dir, "kubeconfig");
     records = join(dir, "records");
-    server = await startApiServer({ port: 0, kubeconfigPath: kubeconfig, controllers: { deploymentStatus: false } });
+    server = await startApiServer({ port: 0, kubeconfigPath: kubeconfig, controllers: { deploymentStatus: false }, podLogsDir: join(dir, "logs") });
     kubelet = await startKubelet({
       kubeconfigPath: kubeconfig,
       logsDir: join(dir, "logs"),
@@ -225,6 +225,22 @@ describe("when the process kubelet runs Deployments against the dev API server",
     });
   });
 
+  it("kills at once, without SIGTERM, on kubectl delete pod --grace-period=0 --force", { skip: k8sTools().kubectl134 ? false : "kubectl 1.34 not available" }, async () => {
+    const ns = await namespace();
+    await apps.createNamespacedDeployment({ namespace: ns, body: deployment(ns, "forced", 1, { IGNORE_SIGTERM: "1" }, { grace: 90 }) });
+    const [pod] = await waitFor("a ready pod", async () => {
+      const ps = await podsOf(ns, "forced");
+      return ps.length === 1 && ready(ps[0]!) && ps;
+    });
+    const name = pod!.metadata!.name!;
+    const pid = Number(/pid=(\d+)/.exec(events(ns, name)[0] ?? "")?.[1]);
+    assert.ok(pidAlive(pid));
+    const r = await runTool(k8sTools().kubectl134 as string, ["--kubeconfig", kubeconfig, "-n", ns, "delete", "pod", name, "--grace-period=0", "--force"], {}, 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor("process killed", () => !pidAlive(pid), 3000);
+    assert.ok(!events(ns, name).includes("sigterm"), "no SIGTERM: a forced delete is an immediate SIGKILL");
+  });
+
   it("restarts a crashing process with back-off and counts restarts", async () => {
     const ns = await namespace();
     await apps.createNamespacedDeployment({ namespace: ns, body: deployment(ns, "crash", 1, { CRASH_AFTER_MS: "50" }, { probe: false }) });
@@ -236,6 +252,11 @@ describe("when the process kubelet runs Deployments against the dev API server",
     assert.equal(cs.lastState?.terminated?.exitCode, 3);
     await waitFor("3 recorded starts", () => events(ns, pod.metadata!.name!).filter((l) => l.startsWith("start")).length >= 3);
     assert.match(readFileSync(join(dir, "logs", `${ns}_${pod.metadata!.name}.log`), "utf8"), /crashing on purpose/);
+    const previous = await fetch(`${server.url}/api/v1/namespaces/${ns}/pods/${pod.metadata!.name}/log?previous=true`);
+    assert.equal(previous.status, 200);
+    const text = await previous.text();
+    assert.match(text, /crashing on purpose/, "pods/log?previous=true serves the last terminated run");
+    assert.equal(text.match(/crashing on purpose/g)?.length, 1, "only that one run");
   });
 
   it("rolls pods over to a new template", async () => {

@@ -9,7 +9,7 @@ import {
   resourcePath,
 } from "../../kube/k8s-client.js";
 import type { KubeObject } from "../../kube/k8s-client.js";
-import { TASKS, startCluster, taskObject, type TestCluster } from "../operator/runtime/cluster.js";
+import { QUEUES, TASKS, queueObject, startCluster, taskObject, type TestCluster } from "../operator/runtime/cluster.js";
 
 describe("when resource paths are built", () => {
   const table: Array<[string, string]> = [
@@ -104,7 +104,7 @@ describe("when the kubeconfig is loaded", () => {
 describe("when talking to the in-memory API server", () => {
   let c: TestCluster;
   before(async () => {
-    c = await startCluster(["tasks"]);
+    c = await startCluster(["tasks", "queues"]);
   });
   after(async () => {
     await c.close();
@@ -128,11 +128,12 @@ describe("when talking to the in-memory API server", () => {
   });
 
   it("merge-patches the main resource and bumps generation only for spec changes", async () => {
-    await createObject(c.kc, TASKS, taskObject("default", "patch-1"), "test");
-    const ref = { ...TASKS, namespace: "default", name: "patch-1" };
+    // A Task's spec is immutable after creation; a Queue's is not.
+    await createObject(c.kc, QUEUES, queueObject("default", "patch-1"), "test");
+    const ref = { ...QUEUES, namespace: "default", name: "patch-1" };
     const labelled = await mergePatch(c.kc, ref, { metadata: { labels: { x: "y" } } }, "test");
     assert.equal(labelled.metadata?.generation, 1);
-    const changed = await mergePatch(c.kc, ref, { spec: { task: "demo.mul" } }, "test");
+    const changed = await mergePatch(c.kc, ref, { spec: { concurrency: 7 } }, "test");
     assert.equal(changed.metadata?.generation, 2);
   });
 

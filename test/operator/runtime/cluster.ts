@@ -12,6 +12,9 @@ import type { KubeObject, ResourceType } from "../../../kube/k8s-client.js";
 /** The Task custom resource type. */
 export const TASKS: ResourceType = CELERIAC_TYPES.Task;
 
+/** The Queue custom resource type (its spec is mutable, so tests of spec changes use it). */
+export const QUEUES: ResourceType = CELERIAC_TYPES.Queue;
+
 /** A running test cluster. */
 export interface TestCluster {
   api: ApiServer;
@@ -51,6 +54,11 @@ export function taskObject(namespace: string, name: string, extra: Record<string
     spec: { queue: "default", task: "demo.add", args: [1, 2] },
     ...extra,
   };
+}
+
+/** A minimal valid Queue (every spec field defaulted). */
+export function queueObject(namespace: string, name: string, spec: Record<string, unknown> = {}): KubeObject {
+  return { apiVersion: "celeriac.io/v1alpha1", kind: "Queue", metadata: { namespace, name }, spec };
 }
 
 /** Polls `fn` until it returns a truthy value or the deadline passes. */

@@ -7,7 +7,7 @@ import {
   keyString, listObjects, mergePatch, ownerKeys, parseKey, patchStatus,
 } from "../../../operator/runtime/index.js";
 import type { KubeObject, ReconcileKey } from "../../../operator/runtime/index.js";
-import { TASKS, eventually, startCluster, taskObject, type TestCluster } from "./cluster.js";
+import { QUEUES, TASKS, eventually, queueObject, startCluster, taskObject, type TestCluster } from "./cluster.js";
 
 const silent = pino({ level: "silent" });
 
@@ -47,7 +47,7 @@ async function metricValue(reg: Registry, name: string, labels: Record<string, s
 describe("when a controller runs against the in-memory API server", () => {
   let c: TestCluster;
   before(async () => {
-    c = await startCluster(["tasks"]);
+    c = await startCluster(["tasks", "queues"]);
     for (const ns of ["ctl-a", "ctl-b", "ctl-c", "ctl-d", "ctl-e"]) {
       await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: ns } }, "test");
     }
@@ -59,8 +59,8 @@ describe("when a controller runs against the in-memory API server", () => {
   it("reconciles with the current object, writes status, and honours requeueAfter", async () => {
     const ns = "ctl-a";
     const reg = new Registry();
-    const calls: Array<{ key: string; task?: string; gen?: number }> = [];
-    const informer = new Informer({ kc: c.kc, type: TASKS, namespace: ns, logger: silent });
+    const calls: Array<{ key: string; concurrency?: number; gen?: number }> = [];
+    const informer = new Informer({ kc: c.kc, type: QUEUES, namespace: ns, logger: silent });
     const ctl = new Controller({
       name: "task-a",
       for: informer,
@@ -69,28 +69,28 @@ describe("when a controller runs against the in-memory API server", () => {
       workers: 2,
       async reconcile(key, ctx) {
         assert.ok(ctx.reconcileID.length > 0);
-        const obj = await getObject<KubeObject & { spec: { task: string } }>(c.kc, { ...TASKS, ...key });
-        calls.push({ key: keyString(key), task: obj.spec.task, gen: obj.metadata?.generation });
-        await patchStatus(c.kc, { ...TASKS, ...key }, { phase: "Pending", observedGeneration: obj.metadata?.generation }, "celeriac-operator");
+        const obj = await getObject<KubeObject & { spec: { concurrency?: number } }>(c.kc, { ...QUEUES, ...key });
+        calls.push({ key: keyString(key), concurrency: obj.spec.concurrency, gen: obj.metadata?.generation });
+        await patchStatus(c.kc, { ...QUEUES, ...key }, { observedGeneration: obj.metadata?.generation }, "celeriac-operator");
         return key.name === "periodic" ? { requeueAfterMs: 100 } : undefined;
       },
     });
-    await createObject(c.kc, TASKS, taskObject(ns, "one"), "test");
+    await createObject(c.kc, QUEUES, queueObject(ns, "one"), "test");
     await ctl.start();
     try {
       assert.equal(ctl.hasSynced(), true);
       await eventually(() => calls.some((x) => x.key === `${ns}/one`), 5000, "first reconcile");
       // A change is reconciled with the new spec (level-triggered: reads the current object).
-      await mergePatch(c.kc, { ...TASKS, namespace: ns, name: "one" }, { spec: { task: "demo.changed" } }, "test");
-      await eventually(() => calls.some((x) => x.key === `${ns}/one` && x.task === "demo.changed" && x.gen === 2), 5000, "reconcile of the change");
-      const live = await getObject<KubeObject & { status?: { observedGeneration?: number } }>(c.kc, { ...TASKS, namespace: ns, name: "one" });
+      await mergePatch(c.kc, { ...QUEUES, namespace: ns, name: "one" }, { spec: { concurrency: 7 } }, "test");
+      await eventually(() => calls.some((x) => x.key === `${ns}/one` && x.concurrency === 7 && x.gen === 2), 5000, "reconcile of the change");
+      const live = await getObject<KubeObject & { status?: { observedGeneration?: number } }>(c.kc, { ...QUEUES, namespace: ns, name: "one" });
       await eventually(async () => {
-        const l = await getObject<KubeObject & { status?: { observedGeneration?: number } }>(c.kc, { ...TASKS, namespace: ns, name: "one" });
+        const l = await getObject<KubeObject & { status?: { observedGeneration?: number } }>(c.kc, { ...QUEUES, namespace: ns, name: "one" });
         return l.status?.observedGeneration === 2;
       }, 5000, "status written");
       assert.equal(live.metadata?.generation, 2, "status writes do not bump generation");
       // requeueAfter: the periodic one is reconciled again and again without changes.
-      await createObject(c.kc, TASKS, taskObject(ns, "periodic"), "test");
+      await createObject(c.kc, QUEUES, queueObject(ns, "periodic"), "test");
       await eventually(() => calls.filter((x) => x.key === `${ns}/periodic`).length >= 4, 5000, "periodic requeues");
       assert.ok((await metricValue(reg, "celeriac_reconcile_total", { controller: "task-a", result: "requeue" })) >= 3);
       assert.ok((await metricValue(reg, "celeriac_reconcile_total", { controller: "task-a", result: "success" })) >= 1);

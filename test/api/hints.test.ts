@@ -1,0 +1,42 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { cronForCeleryCrontab, durationHint, goDurationFor, scheduleHint } from "../../api/hints.js";
+import { checkManifest } from "../../api/manifest.js";
+
+describe("when a duration is written the way people say it", () => {
+  const cases: Array<[string, string | undefined]> = [
+    ["7d", "168h"], ["2 weeks", "336h"], ["1w", "168h"], ["1.5d", "36h"], ["1 hour", "1h"], ["90 seconds", "90s"],
+    ["1d 12h", "24h12h"], ["30s", undefined], ["soon", undefined], ["", undefined],
+  ];
+  for (const [text, want] of cases) it(`maps ${JSON.stringify(text)} to ${String(want)}`, () => assert.equal(goDurationFor(text), want));
+  it("says why d is refused", () => assert.equal(durationHint("7d"), "use 168h (Go durations have no d or w unit)"));
+});
+
+describe("when a schedule is written the Celery, Quartz or English way", () => {
+  const cases: Array<[string, string | undefined]> = [
+    ["@every 1d", "use @every 24h"],
+    ["@every 2 weeks", "use @every 336h"],
+    ["*/10 * * * * *", "no seconds field: use @every for sub-minute runs"],
+    ["0 30 2 * * *", 'no seconds field: use @every for sub-minute runs, or drop the seconds field ("30 2 * * *")'],
+    ["crontab(minute=0, hour=3)", 'use "0 3 * * *" (a 5-field cron: minute hour day-of-month month day-of-week)'],
+    ["30 2 * * *", undefined],
+    ["@every soon", undefined],
+  ];
+  for (const [text, want] of cases) it(`hints ${JSON.stringify(text)}`, () => assert.equal(scheduleHint(text), want));
+  it("reads every Celery crontab field, defaulting to *", () => {
+    assert.equal(cronForCeleryCrontab("crontab()"), "* * * * *");
+    assert.equal(cronForCeleryCrontab("crontab(minute='*/15', hour='9-17', day_of_week='mon-fri')"), "*/15 9-17 * * mon-fri");
+    assert.equal(cronForCeleryCrontab("crontab(second=1)"), undefined);
+  });
+});
+
+describe("when a manifest has such a value", () => {
+  const schedule = (s: string) => ({ apiVersion: "celeriac.io/v1alpha1", kind: "Schedule", metadata: { name: "s" }, spec: { schedule: s, taskTemplate: { spec: { queue: "q", task: "a" } } } });
+  it("adds the hint to the schema error", () => {
+    const [c] = checkManifest(schedule("crontab(minute=0, hour=3)")).causes;
+    assert.equal(c?.field, "spec.schedule");
+    assert.ok(c?.message.endsWith(': use "0 3 * * *" (a 5-field cron: minute hour day-of-month month day-of-week)'), c?.message);
+    const q = checkManifest({ apiVersion: "celeriac.io/v1alpha1", kind: "Queue", metadata: { name: "q" }, spec: { stream: { maxAge: "7d" } } });
+    assert.ok(q.causes[0]?.message.includes("should match") && q.causes[0].message.endsWith("use 168h (Go durations have no d or w unit)"), q.causes[0]?.message);
+  });
+});
