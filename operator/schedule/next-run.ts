@@ -19,6 +19,7 @@
  * Runs falling on the same instant are merged.
  */
 import { Cron } from "croner";
+import { scheduleHint } from "../../api/hints.js";
 import { parseGoDuration } from "./go-duration.js";
 import { canonicalTimeZone, instantToWall, wallToInstant } from "./zone-time.js";
 
@@ -50,6 +51,13 @@ function compile(schedule: string, timeZone: string): Compiled {
 }
 
 function compileUncached(schedule: string, timeZone: string): Compiled {
+  const compiled = compileSchedule(schedule, timeZone);
+  if (compiled.kind !== "invalid" || !compiled.message.startsWith("spec.schedule")) return compiled;
+  const hint = scheduleHint(schedule);
+  return hint ? { kind: "invalid", message: `${compiled.message} (${hint})` } : compiled;
+}
+
+function compileSchedule(schedule: string, timeZone: string): Compiled {
   const zone = canonicalTimeZone(timeZone);
   if (zone === undefined) return { kind: "invalid", message: `spec.timeZone: unknown time zone "${timeZone}"` };
   const text = schedule.trim();
