@@ -622,3 +622,84 @@ export function controllerRef(owner: KubeObject): OwnerReference {
   if (!apiVersion || !kind || !name || !uid) throw new Error("build owner reference: owner needs apiVersion, kind, name and uid");
   return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
 }
+
+/** Options of {@link serverSideApply} and {@link applyStatus}. */
+export interface ApplyOptions {
+  /**
+   * Take over fields another manager owns with a different value instead of failing with a 409
+   * field-manager conflict (`?force=true`, controller-runtime's `client.ForceOwnership`). Default false.
+   */
+  force?: boolean;
+  /** Apply to a subresource, e.g. `status`. */
+  subresource?: string;
+}
+
+/**
+ * Server-side apply (`PATCH` with `application/apply-patch+yaml`): sends `obj` as `fieldManager`'s
+ * whole intent for the object. The server merges it into the live object — lists marked
+ * `x-kubernetes-list-type: map` (e.g. `conditions`, keyed by `type`) merge item by item — records
+ * the fields in `metadata.managedFields`, and removes fields this manager applied before but
+ * leaves out now (unless another manager also owns them). So each writer sends only the fields it
+ * owns, and never needs to read and re-send another writer's.
+ *
+ * `apiVersion` and `kind` are filled in from `type`. When `obj.metadata.resourceVersion` is set the
+ * apply is also an optimistic lock: 409 Conflict if the object changed since that version.
+ *
+ * @param obj the applied configuration: `metadata.name` (and `namespace` when namespaced) plus the
+ *   owned fields
+ * @param fieldManager e.g. FIELD_MANAGERS.operator; one per writer
+ * @returns the object after the apply
+ * @throws Error `apply <plural> <ns>/<name>` with the API error as `cause`: {@link isConflict} for a
+ *   stale resourceVersion or a field owned by another manager (without `force`), {@link isNotFound}
+ *   when applying to a subresource of a missing object
+ */
+export async function serverSideApply<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  type: ResourceType,
+  obj: KubeObject,
+  fieldManager: string,
+  opts: ApplyOptions = {},
+): Promise<T> {
+  const name = obj.metadata?.name;
+  if (!name) throw new Error(`apply ${type.plural}: metadata.name is required`);
+  const namespace = type.namespaced ? obj.metadata?.namespace : undefined;
+  const what = opts.subresource ? `${opts.subresource} ` : "";
+  try {
+    return await kubeRequest<T>(kc, {
+      method: "PATCH",
+      path: resourcePath(type, namespace, name, opts.subresource),
+      query: { fieldManager, force: opts.force ? true : undefined },
+      body: { ...obj, apiVersion: apiVersionOf(type), kind: type.kind },
+      contentType: "application/apply-patch+yaml",
+    });
+  } catch (cause) {
+    throw new Error(`apply ${what}${type.plural} ${display({ namespace, name })}`, { cause });
+  }
+}
+
+/**
+ * Writes the status fields `fieldManager` owns with server-side apply through the `/status`
+ * subresource: `obj.status` is this writer's whole status intent (a condition list holds only this
+ * writer's conditions; the others' stay). Spec and metadata are not touched. See {@link serverSideApply}.
+ *
+ * @example
+ *   // the operator's Accepted condition and phase; the worker's conditions are left alone
+ *   await applyStatus(kc, CELERIAC_TYPES.Task,
+ *     { metadata: { name, namespace, resourceVersion }, status: { phase: "Queued", conditions: [accepted] } },
+ *     FIELD_MANAGERS.operator, { force: true });
+ * @param obj `metadata.name`, `metadata.namespace`, optionally `metadata.resourceVersion` (a lock), and `status`
+ * @param fieldManager e.g. FIELD_MANAGERS.operator or FIELD_MANAGERS.worker
+ * @param opts `force` to take over fields another manager owns
+ * @returns the object after the write
+ * @throws Error `apply status <plural> <ns>/<name>` with the API error as `cause` ({@link isConflict}, {@link isNotFound})
+ */
+export function applyStatus<T extends KubeObject = KubeObject>(
+  kc: KubeConfig,
+  type: ResourceType,
+  obj: { metadata: { name: string; namespace?: string; resourceVersion?: string }; status: Record<string, unknown> },
+  fieldManager: string,
+  opts: Omit<ApplyOptions, "subresource"> = {},
+): Promise<T> {
+  const { name, namespace, resourceVersion } = obj.metadata;
+  return serverSideApply<T>(kc, type, { metadata: { name, ...(namespace ? { namespace } : {}), ...(resourceVersion ? { resourceVersion } : {}) }, status: obj.status }, fieldManager, { ...opts, subresource: "status" });
+}
