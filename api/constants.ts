@@ -63,7 +63,7 @@ export const FIELD_MANAGERS = {
 /** Condition types, per resource. The vocabulary is closed. */
 export const CONDITION_TYPES = {
   Queue: { Ready: "Ready", StreamReady: "StreamReady", WorkersReady: "WorkersReady" },
-  Task: { Accepted: "Accepted", Running: "Running", Succeeded: "Succeeded" },
+  Task: { Accepted: "Accepted", Running: "Running", Succeeded: "Succeeded", Failed: "Failed" },
   Schedule: { Ready: "Ready" },
 } as const;
 

@@ -118,6 +118,7 @@ export class Worker {
       headers: { id: m.headers?.get(HEADERS.msgId), task: m.headers?.get(HEADERS.task) },
       queue: this.#o.queue,
       namespace: this.#o.namespace ?? DEFAULT_NAMESPACE,
+      subject: m.subject,
       tasks: this.tasks,
       isRevoked: (id) => this.#revocations?.has(id) ?? false,
       finished,
