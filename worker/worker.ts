@@ -58,7 +58,7 @@ export class Worker {
     this.names = queueNames(options.namespace ?? DEFAULT_NAMESPACE, options.queue);
     this.tasks = options.tasks instanceof Map ? new Map(options.tasks) : collectTasks(options.tasks as Record<string, unknown>);
     this.metrics = options.metrics ?? createWorkerMetrics();
-    this.#queueMetrics = new QueueMetrics(this.metrics, options.queue);
+    this.#queueMetrics = new QueueMetrics(this.metrics, options.queue, this.tasks.keys());
     this.#log = (options.logger ?? pino({ level: "info" })).child({ queue: options.queue, namespace: options.namespace ?? DEFAULT_NAMESPACE, worker: this.#o.workerName });
     this.#js = jetstream(options.nc);
     this.#settings = queueSettings(options.settings);
