@@ -96,6 +96,10 @@ export const REASONS = {
   // Schedule
   InvalidSchedule: "InvalidSchedule",
   Scheduled: "Scheduled",
+  // Task Events the worker records
+  Failed: "Failed",
+  DeadLettered: "DeadLettered",
+  Cancelled: "Cancelled",
 } as const;
 
 /** Task phases, in lifecycle order. Terminal ones: Succeeded, Failed, Cancelled, Expired. */

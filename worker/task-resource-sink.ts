@@ -11,19 +11,27 @@
  * `nextRetryTime`, an earlier `result`) is removed by the server, and `result` is sent as is, nulls
  * included, so the Task's result is the stored result exactly.
  *
- * The Task is read once per write, for three guards: the message must belong to it (origin uid =
+ * After a write it records core/v1 Events on the Task like a Job's (`taskEvents`: Retrying, Failed,
+ * DeadLettered, Expired, Cancelled; source `celeriac-worker`), best effort. `status.startTime` stays
+ * the first attempt's; `lastAttemptStartTime` (written only when the Task schema declares it) is the
+ * last one's.
+ *
+ * The Task is read once per write (GET through /status: the worker's Role allows tasks/status
+ * only), for three guards: the message must belong to it (origin uid =
  * the live uid, origin namespace = the worker's), a terminal phase is never overwritten, and the
  * apply carries the resourceVersion read, so a Task that changed in between (e.g. turned terminal)
  * answers 409 and is read again.
  */
+import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { CONDITION_TYPES, FIELD_MANAGERS, isTerminalPhase, MAX_INLINE_RESULT_BYTES, REASONS } from "../api/constants.js";
+import { API_VERSION, CONDITION_TYPES, FIELD_MANAGERS, isTerminalPhase, MAX_INLINE_RESULT_BYTES, REASONS } from "../api/constants.js";
 import { getCondition, setCondition, type Condition } from "../api/conditions.js";
 import type { TaskRecord } from "../api/message.js";
 import { CELERIAC_TYPES, type Task } from "../api/objects.js";
 import { TaskStatusSchema, type TaskStatus } from "../api/task.js";
-import { applyStatus, getObject, isConflict, isNotFound, patchStatus } from "../kube/k8s-client.js";
+import { applyStatus, isConflict, isNotFound, kubeRequest, patchStatus, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
 
 /** Status fields the worker owns, copied from the record when present. */
@@ -112,6 +120,40 @@ export function refusal(record: TaskRecord, live: Task, namespace: string): stri
   return undefined;
 }
 
+/** One Event to record on a Task. */
+export interface TaskEvent {
+  readonly type: EventType;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * The Events a record's status calls for, like a Job's: `Retrying` (the error and the delay),
+ * `Failed` (and `DeadLettered` when the message went to the dead-letter stream), `Expired`,
+ * `Cancelled`. None for Running or Succeeded. Pure.
+ */
+export function taskEvents(record: TaskRecord): TaskEvent[] {
+  const s = record.status;
+  const err = s.error ? `${s.error.type}: ${s.error.message}` : "unknown error";
+  switch (s.phase) {
+    case "Retrying": {
+      const delay = s.nextRetryTime ? Math.max(0, (Date.parse(s.nextRetryTime) - Date.parse(record.updatedAt)) / 1000) : undefined;
+      return [{ type: "Warning", reason: REASONS.Retrying, message: `Attempt ${s.attempts ?? 0} failed: ${err}; retrying in ${delay === undefined ? "?" : delay.toFixed(1)} s${s.nextRetryTime ? ` (at ${s.nextRetryTime})` : ""}` }];
+    }
+    case "Failed":
+      return [
+        { type: "Warning", reason: REASONS.Failed, message: `Failed after ${s.attempts ?? 0} attempt(s): ${err}` },
+        ...(s.deadLettered ? [{ type: "Warning" as const, reason: REASONS.DeadLettered, message: `Moved the task message to the queue's dead-letter stream: ${err}` }] : []),
+      ];
+    case "Expired":
+      return [{ type: "Warning", reason: REASONS.Expired, message: `Expired: ${s.error?.message ?? "not started before it expired"}` }];
+    case "Cancelled":
+      return [{ type: "Normal", reason: REASONS.Cancelled, message: `Cancelled: ${s.error?.message ?? "revoked"}` }];
+    default:
+      return [];
+  }
+}
+
 /** What a `TaskResourceSink` needs. */
 export interface TaskResourceSinkOptions {
   /** The worker's namespace: a Task elsewhere is never written. */
@@ -120,6 +162,8 @@ export interface TaskResourceSinkOptions {
   readonly log: Logger;
   /** Write `status.lastAttemptStartTime` (default: when the Task schema declares it). */
   readonly lastAttemptStartTime?: boolean;
+  /** `reportingInstance` of the Events (the worker name; default `$POD_NAME` or the host name). */
+  readonly instance?: string;
 }
 
 /** Writes task records onto their Task resources. */
@@ -129,6 +173,8 @@ export class TaskResourceSink implements StatusSink {
   readonly #bucket: string;
   readonly #o: TaskResourceSinkOptions;
   readonly #lastAttempt: boolean;
+  readonly #instance: string;
+  #seq = 0;
 
   /**
    * @param kc cluster access (in-cluster ServiceAccount, or KUBECONFIG)
@@ -140,6 +186,7 @@ export class TaskResourceSink implements StatusSink {
     this.#bucket = bucket;
     this.#o = options;
     this.#lastAttempt = options.lastAttemptStartTime ?? schemaHasLastAttemptStartTime();
+    this.#instance = options.instance ?? process.env.POD_NAME ?? hostname();
   }
 
   /**
@@ -158,9 +205,10 @@ export class TaskResourceSink implements StatusSink {
     for (let i = 0; i < 5; i++) {
       let live: Task;
       try {
-        live = await getObject<Task & { metadata: { name: string } }>(this.#kc, ref);
+        // through /status: the worker's Role has get on tasks/status only (it returns the whole Task)
+        live = await kubeRequest<Task>(this.#kc, { method: "GET", path: resourcePath(ref, namespace, o.name, "status") });
       } catch (err) {
-        if (isNotFound((err as Error).cause)) return;
+        if (isNotFound(err)) return;
         throw new Error(`write status of task ${where}`, { cause: err });
       }
       const why = refusal(record, live, this.#o.namespace);
@@ -180,7 +228,8 @@ export class TaskResourceSink implements StatusSink {
           const cleared = await patchStatus(this.#kc, ref, Object.fromEntries(stale.map((f) => [f, null])), FIELD_MANAGERS.worker, rv);
           rv = cleared.metadata?.resourceVersion;
         }
-        await applyStatus(this.#kc, CELERIAC_TYPES.Task, { metadata: { name: o.name, namespace, ...(rv ? { resourceVersion: rv } : {}) }, status }, FIELD_MANAGERS.worker, { force: true });
+        const applied = await applyStatus<Task & KubeObject>(this.#kc, CELERIAC_TYPES.Task, { metadata: { name: o.name, namespace, ...(rv ? { resourceVersion: rv } : {}) }, status }, FIELD_MANAGERS.worker, { force: true });
+        await this.#recordEvents(record, applied);
         return;
       } catch (err) {
         const cause = (err as Error).cause;
@@ -189,6 +238,22 @@ export class TaskResourceSink implements StatusSink {
       }
     }
     throw new Error(`write status of task ${where}: conflicts on 5 attempts`);
+  }
+
+  /** Records the record's Events on the Task; best effort (a failure is logged, never thrown). */
+  async #recordEvents(record: TaskRecord, task: Task): Promise<void> {
+    const events = taskEvents(record);
+    if (events.length === 0) return;
+    const involved = { apiVersion: API_VERSION, kind: CELERIAC_TYPES.Task.kind, name: task.metadata.name, namespace: task.metadata.namespace ?? record.namespace, uid: task.metadata.uid, resourceVersion: task.metadata.resourceVersion };
+    const source = { component: FIELD_MANAGERS.worker, instance: this.#instance };
+    const now = Date.now();
+    for (const e of events) {
+      try {
+        await createEvent(this.#kc, eventBody(involved, e.type, e.reason, e.message, source, now, this.#seq++), FIELD_MANAGERS.worker);
+      } catch (err) {
+        this.#o.log.warn({ err, taskId: record.id, reason: e.reason }, "Task event not recorded");
+      }
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { TaskResourceSink } from "../../worker/task-resource-sink.js";
+import { TaskResourceSink, taskEvents } from "../../worker/task-resource-sink.js";
 import { taskRecord, type TaskRecord } from "../../api/message.js";
 import { TaskStatusSchema, type TaskStatus } from "../../api/task.js";
 import type { Task } from "../../api/objects.js";
@@ -119,5 +119,24 @@ describe("when the worker writes a Task's status", () => {
       assert.equal(live.metadata.resourceVersion, done.metadata.resourceVersion);
       assert.equal(warnings(), 2);
     });
+  });
+});
+
+describe("when deciding a Task's Events from a record", () => {
+  const rec = (status: TaskStatus): TaskRecord => ({ id: "t", task: "hello", queue: "q", namespace: NS, origin: { kind: "Task" }, status, updatedAt: "2026-01-01T00:00:00.000Z" });
+  const err = { type: "Error", message: "boom" };
+  const cases: [string, TaskStatus, [string, string][]][] = [
+    ["Running records none", { phase: "Running", attempts: 1 }, []],
+    ["Succeeded records none", { phase: "Succeeded", attempts: 1, result: 1 }, []],
+    ["Retrying records Retrying", { phase: "Retrying", attempts: 1, error: err, nextRetryTime: "2026-01-01T00:00:02.500Z" }, [["Warning", "Retrying"]]],
+    ["a dead-lettered failure records Failed and DeadLettered", { phase: "Failed", attempts: 3, error: err, deadLettered: true }, [["Warning", "Failed"], ["Warning", "DeadLettered"]]],
+    ["Expired records Expired", { phase: "Expired", error: { type: "ExpiredError", message: "late" } }, [["Warning", "Expired"]]],
+    ["Cancelled records Cancelled", { phase: "Cancelled", error: { type: "CancelledError", message: "revoked before it started" } }, [["Normal", "Cancelled"]]],
+  ];
+  for (const [name, status, want] of cases) it(name, () => assert.deepEqual(taskEvents(rec(status)).map((e) => [e.type, e.reason]), want));
+
+  it("says the error and the delay of a retry", () => {
+    const [e] = taskEvents(rec({ phase: "Retrying", attempts: 2, error: err, nextRetryTime: "2026-01-01T00:00:02.500Z" }));
+    assert.equal(e?.message, "Attempt 2 failed: Error: boom; retrying in 2.5 s (at 2026-01-01T00:00:02.500Z)");
   });
 });

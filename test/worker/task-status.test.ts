@@ -11,6 +11,7 @@ import { defineTask, UnrecoverableError } from "../../worker/index.js";
 import { TaskResourceSink } from "../../worker/task-resource-sink.js";
 import { HEADERS, type TaskMessage, type TaskRecord } from "../../api/message.js";
 import type { Task } from "../../api/objects.js";
+import { TaskStatusSchema } from "../../api/task.js";
 import { publishTaskMessage } from "../../nats/task-publish.js";
 import { startNatsServer, waitFor, type NatsServer } from "../helpers/nats-server.js";
 import { capturingLogger, startTaskCluster, type TaskCluster } from "./cluster.js";
@@ -88,6 +89,38 @@ describe("when a worker writes the status of Task resources", () => {
     assert.equal(done.status?.nextRetryTime, undefined);
   });
 
+  it("keeps startTime at the first attempt's start, records a Retrying Event with the error and the delay", async () => {
+    const t = await c.createTask(NS, uniqueName(), { queue: f.queue, task: "flaky" });
+    await publish(message(t, "flaky", ["x"]));
+    const done = await finished(t.metadata.name);
+    const rec = await kvRecord(t.metadata.uid ?? "");
+    assert.ok(done.status?.startTime && rec?.status.startTime);
+    assert.ok(Date.parse(done.status.startTime) < Date.parse(rec.status.startTime), `Task startTime ${done.status.startTime} is not before the last attempt's ${rec.status.startTime}`);
+    const last = (done.status as Record<string, unknown>).lastAttemptStartTime;
+    if ("lastAttemptStartTime" in TaskStatusSchema.properties) assert.equal(last, rec.status.startTime);
+    const events = await waitFor("Retrying event", async () => {
+      const es = (await c.events(NS)).filter((e) => (e.involvedObject as { uid?: string }).uid === t.metadata.uid);
+      return es.some((e) => e.reason === "Retrying") ? es : undefined;
+    });
+    const retrying = events.find((e) => e.reason === "Retrying") as Record<string, unknown>;
+    assert.equal(retrying.type, "Warning");
+    assert.match(String(retrying.message), /^Attempt 1 failed: RetryError: not yet; retrying in 0\.2 s/);
+    assert.equal(retrying.reportingComponent, "celeriac-worker");
+    assert.deepEqual(retrying.source, { component: "celeriac-worker" });
+    assert.deepEqual(retrying.involvedObject && { ...(retrying.involvedObject as object), resourceVersion: undefined }, { apiVersion: "celeriac.io/v1alpha1", kind: "Task", name: t.metadata.name, namespace: NS, uid: t.metadata.uid, resourceVersion: undefined });
+  });
+
+  it("records Expired on a Task whose message expired before it started", async () => {
+    const t = await c.createTask(NS, uniqueName(), { queue: f.queue, task: "echo" });
+    await publish(message(t, "echo", ["x"], { expires: new Date(Date.now() - 1000).toISOString() }));
+    await waitFor("Expired", async () => (await c.getTask(NS, t.metadata.name)).status?.phase === "Expired");
+    const es = await waitFor("Expired event", async () => {
+      const found = (await c.events(NS)).filter((e) => (e.involvedObject as { uid?: string }).uid === t.metadata.uid && e.reason === "Expired");
+      return found.length > 0 ? found : undefined;
+    });
+    assert.equal(es.length, 1);
+  });
+
   describe("when a message names a finished Task it does not belong to", () => {
     it("stores its record in the results bucket but leaves the Task as it was, and warns", async () => {
       const t = await c.createTask(NS, uniqueName("thumb-cat"), { queue: f.queue, task: "echo" });
@@ -131,5 +164,10 @@ describe("when a worker writes the status of Task resources", () => {
     const done = await finished(t.metadata.name);
     assert.equal(done.status?.phase, "Failed");
     assert.equal(done.status?.conditions?.find((x) => x.type === "Failed")?.status, "True");
+    const reasons = await waitFor("events", async () => {
+      const rs = (await c.events(NS)).filter((e) => (e.involvedObject as { uid?: string }).uid === t.metadata.uid).map((e) => e.reason);
+      return rs.includes("DeadLettered") ? rs : undefined;
+    });
+    assert.deepEqual(reasons.sort(), ["DeadLettered", "Failed"]);
   });
 });
