@@ -63,7 +63,7 @@ export const FIELD_MANAGERS = {
 /** Condition types, per resource. The vocabulary is closed. */
 export const CONDITION_TYPES = {
   Queue: { Ready: "Ready", StreamReady: "StreamReady", WorkersReady: "WorkersReady" },
-  Task: { Accepted: "Accepted", Running: "Running", Succeeded: "Succeeded" },
+  Task: { Accepted: "Accepted", Running: "Running", Succeeded: "Succeeded", Failed: "Failed" },
   Schedule: { Ready: "Ready" },
 } as const;
 
@@ -100,6 +100,10 @@ export const REASONS = {
   // Schedule
   InvalidSchedule: "InvalidSchedule",
   Scheduled: "Scheduled",
+  // Task Events the worker records
+  Failed: "Failed",
+  DeadLettered: "DeadLettered",
+  Cancelled: "Cancelled",
 } as const;
 
 /** Task phases, in lifecycle order. Terminal ones: Succeeded, Failed, Cancelled, Expired. */

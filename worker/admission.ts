@@ -39,6 +39,8 @@ export interface AdmissionInput {
   readonly queue: string;
   /** The worker's namespace, likewise. */
   readonly namespace: string;
+  /** The subject the message came on (for the `InvalidMessage` detail); the worker's queue and namespace are its tokens. */
+  readonly subject?: string | undefined;
   /** Registered handlers by task name. */
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   /** True when the task id has been revoked. */
@@ -53,6 +55,8 @@ export interface AdmissionInput {
  * Decides a delivered message, in this order:
  * 1. body invalid → deadLetter `InvalidMessage` (recorded when the `Nats-Msg-Id` header is a valid task id);
  * 2. task id invalid → deadLetter `InvalidMessage`, nothing recorded;
+ * 2b. envelope `queue`/`namespace` not the ones of the subject it came on (the worker's) →
+ *    deadLetter `InvalidMessage`, nothing recorded (the envelope cannot be trusted to name a record);
  * 3. an earlier delivery recorded a final outcome → replay it (write again, ack);
  * 4. revoked → cancel; 5. past `expires` → expire;
  * 6. no handler for the task → deadLetter `UnknownTask`;
@@ -75,6 +79,10 @@ export function admit(input: AdmissionInput): Admission {
   const msg = parsed.message;
   if (!TASK_ID_PATTERN.test(msg.id)) {
     const detail = `id: "${msg.id.slice(0, 80)}" is not a valid task id: use 1-256 of A-Z a-z 0-9 _ = -`;
+    return { settle: { outcome: { action: "deadLetter", reason: "InvalidMessage" }, identity: undefined, task: msg.task, attempts: attempt, detail } };
+  }
+  if (msg.queue !== input.queue || msg.namespace !== input.namespace) {
+    const detail = `envelope queue/namespace "${msg.namespace}/${msg.queue}" does not match the subject it came on (${input.subject ?? `queue ${input.namespace}/${input.queue}`})`;
     return { settle: { outcome: { action: "deadLetter", reason: "InvalidMessage" }, identity: undefined, task: msg.task, attempts: attempt, detail } };
   }
   if (input.finished && isTerminalPhase(input.finished.status.phase)) return { settle: { replay: input.finished } };

@@ -4,7 +4,16 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-/** Outcomes counted by `celeriac_tasks_total`. */
+/**
+ * Outcomes counted by `celeriac_tasks_total`: exactly one per settled delivery.
+ * - `succeeded`, `cancelled`, `expired`: as the phase says;
+ * - `retried`: the handler failed and a retry is scheduled; `timed_out`: likewise after its time limit;
+ * - `failed`: the handler's final failure (attempts exhausted, unrecoverable, or a final timeout),
+ *   dead-lettered;
+ * - `dead_lettered`: refused before any handler ran (invalid message, unknown task, its last
+ *   attempt's worker lost);
+ * - `shutdown`: handed back unfinished at shutdown.
+ */
 export type TaskOutcomeLabel = "succeeded" | "retried" | "failed" | "dead_lettered" | "cancelled" | "expired" | "timed_out" | "shutdown";
 
 /** The worker's metric handles, on their own registry. */
@@ -36,6 +45,9 @@ export function createWorkerMetrics(defaults = false): WorkerMetrics {
   };
 }
 
+/** The `task` label of every task name that is not registered on the worker (bounds the label's cardinality). */
+export const UNREGISTERED_TASK_LABEL = "<unregistered>";
+
 /**
  * The worker's handles on its metrics for one queue, with the labelled children cached so the hot
  * path does no label lookup. Used inside the worker; not exported by the package. Never throws.
@@ -46,18 +58,27 @@ export class QueueMetrics {
   readonly #counters = new Map<string, { inc(): void }>();
   readonly #durations = new Map<string, { observe(v: number): void }>();
   #inFlight: { set(v: number): void } | undefined;
+  readonly #registered: ReadonlySet<string>;
 
   /**
    * @param metrics the metric set to update
    * @param queue the `queue` label of every series
+   * @param registered the registered task names: the only `task` label values besides `<unregistered>`
    */
-  constructor(metrics: WorkerMetrics, queue: string) {
+  constructor(metrics: WorkerMetrics, queue: string, registered: Iterable<string>) {
     this.#metrics = metrics;
     this.#queue = queue;
+    this.#registered = new Set(registered);
   }
 
-  /** Adds 1 to `celeriac_tasks_total{queue, task, outcome}`. */
-  count(task: string, outcome: TaskOutcomeLabel): void {
+  /** The `task` label of a task name: the name when registered, else `<unregistered>`. */
+  label(task: string): string {
+    return this.#registered.has(task) ? task : UNREGISTERED_TASK_LABEL;
+  }
+
+  /** Adds 1 to `celeriac_tasks_total{queue, task, outcome}` (task names not registered share `<unregistered>`). */
+  count(name: string, outcome: TaskOutcomeLabel): void {
+    const task = this.label(name);
     const key = `${task}\u0000${outcome}`;
     let c = this.#counters.get(key);
     if (!c) this.#counters.set(key, (c = this.#metrics.tasksTotal.labels({ queue: this.#queue, task, outcome })));
@@ -65,7 +86,8 @@ export class QueueMetrics {
   }
 
   /** Observes one attempt's handler run time, in seconds, in `celeriac_task_duration_seconds{queue, task}`. */
-  observe(task: string, seconds: number): void {
+  observe(name: string, seconds: number): void {
+    const task = this.label(name);
     let h = this.#durations.get(task);
     if (!h) this.#durations.set(task, (h = this.#metrics.taskDuration.labels({ queue: this.#queue, task })));
     h.observe(seconds);

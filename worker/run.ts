@@ -64,7 +64,7 @@ async function kubeSinks(config: WorkerConfig, log: Logger): Promise<{ sink: Sta
   }
   const { POD_NAME, POD_NAMESPACE } = process.env;
   return {
-    sink: new TaskResourceSink(kc, queueNames(config.namespace, config.queue).resultsBucket),
+    sink: new TaskResourceSink(kc, queueNames(config.namespace, config.queue).resultsBucket, { namespace: config.namespace, log, instance: config.workerName }),
     ...(POD_NAME && POD_NAMESPACE ? { podCost: new PodDeletionCost(kc, { namespace: POD_NAMESPACE, name: POD_NAME }, log) } : {}),
   };
 }

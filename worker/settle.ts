@@ -192,9 +192,8 @@ export class Settler {
         log.info({ ...fields, err: e.cause, delayMs: o.delayMs }, "Task failed; retry scheduled");
         break;
       case "deadLetter":
-        metrics.count(task, "dead_lettered");
-        // a handler's final failure also counts as failed; a message refused at admission does not
-        if (e.startTime !== undefined) metrics.count(task, "failed");
+        // one outcome per delivery: a handler's final failure is `failed`, a message refused at admission `dead_lettered`
+        metrics.count(task, e.startTime !== undefined ? "failed" : "dead_lettered");
         log.warn({ taskId: e.identity?.id, reason: o.reason, detail, attempts: e.attempts }, "Dead-lettered task");
         break;
     }

@@ -1,60 +1,169 @@
 /**
  * The second status store: for tasks published for a `Task` resource (`origin.kind === "Task"`), the
- * worker writes the record's status onto the Task through the `/status` subresource with its own
- * field manager (`celeriac-worker`), so `kubectl get tasks` and `kubectl wait --for=condition=Succeeded`
- * see it. Client-enqueued tasks (no resource) are skipped: their status lives in the results bucket only.
+ * worker writes the record's status onto the Task by server-side apply through the `/status`
+ * subresource under its own field manager (`celeriac-worker`), so `kubectl get tasks` and
+ * `kubectl wait --for=condition=Succeeded` see it. Client-enqueued tasks (no resource) are skipped:
+ * their status lives in the results bucket only.
+ *
+ * Each apply is the worker's whole status intent: its fields and its own conditions (Running,
+ * Succeeded, Failed). `conditions` is a list-map keyed by type, so the operator's `Accepted` stays
+ * the operator's and is never read or re-sent here; a field the worker leaves out (a stale
+ * `nextRetryTime`, an earlier `result`) is removed by the server, and `result` is sent as is, nulls
+ * included, so the Task's result is the stored result exactly.
+ *
+ * After a write it records core/v1 Events on the Task like a Job's (`taskEvents`: Retrying, Failed,
+ * DeadLettered, Expired, Cancelled; source `celeriac-worker`), best effort. `status.startTime` stays
+ * the first attempt's; `lastAttemptStartTime` (written only when the Task schema declares it) is the
+ * last one's.
+ *
+ * The Task is read once per write (GET through /status: the worker's Role allows tasks/status
+ * only), for three guards: the message must belong to it (origin uid =
+ * the live uid, origin namespace = the worker's), a terminal phase is never overwritten, and the
+ * apply carries the resourceVersion read, so a Task that changed in between (e.g. turned terminal)
+ * answers 409 and is read again.
  */
+import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
-import { CONDITION_TYPES, FIELD_MANAGERS, GROUP, MAX_INLINE_RESULT_BYTES, REASONS, RESOURCES, VERSION } from "../api/constants.js";
-import { setCondition, type Condition } from "../api/conditions.js";
+import type { Logger } from "pino";
+import { API_VERSION, CONDITION_TYPES, FIELD_MANAGERS, isTerminalPhase, MAX_INLINE_RESULT_BYTES, REASONS } from "../api/constants.js";
+import { getCondition, setCondition, type Condition } from "../api/conditions.js";
 import type { TaskRecord } from "../api/message.js";
-import type { TaskStatus } from "../api/task.js";
-import { isConflict, isNotFound, kubeRequest, patchStatus, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { CELERIAC_TYPES, type Task } from "../api/objects.js";
+import { TaskStatusSchema, type TaskStatus } from "../api/task.js";
+import { applyStatus, isConflict, isNotFound, kubeRequest, patchStatus, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
 
-/** Status fields the worker owns; absent ones are cleared (`null`) so a stale `nextRetryTime` never lingers. */
-const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "result", "resultRef", "error", "deadLettered"] as const;
+/** Status fields the worker owns, copied from the record when present. */
+const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "error", "deadLettered"] as const;
 
-const TASKS = { group: GROUP, version: VERSION, plural: RESOURCES.Task.plural };
+/** Object-valued worker fields, cleared by a merge patch before an apply that leaves them out (see `write`). */
+const STALE_CLEARED = ["error", "resultRef"] as const;
+
+/** The condition types the worker owns on a Task; `Accepted` is the operator's. */
+export const WORKER_CONDITION_TYPES: readonly string[] = [CONDITION_TYPES.Task.Running, CONDITION_TYPES.Task.Succeeded, CONDITION_TYPES.Task.Failed];
+
+/** What `taskStatusApply` needs besides the record. */
+export interface TaskStatusApplyOptions {
+  /** The results bucket name (for `resultRef`). */
+  readonly bucket: string;
+  /** The Task's live status (its conditions' transition times and its first `startTime` are kept). */
+  readonly live: TaskStatus | undefined;
+  /** Write `lastAttemptStartTime` (only when the Task schema declares it; else the server prunes it). */
+  readonly lastAttemptStartTime: boolean;
+  /** The current time. */
+  readonly now: Date;
+}
 
 /**
- * The status patch for a Task from a results-bucket record: the worker's fields, the result inline
- * when it encodes to at most 8 KiB (else a `resultRef` to the bucket), and the Running/Succeeded
- * conditions merged into `current` (the Task's present conditions, Accepted kept). Pure.
+ * The status the worker applies to a Task for a results-bucket record: its fields, the result inline
+ * exactly as stored (nulls kept) when it encodes to at most 8 KiB, else a `resultRef` to the bucket,
+ * and its own conditions only (Running / Succeeded / Failed; `lastTransitionTime` kept from `live`
+ * unless the status flips). `startTime` is the first attempt's: the live one when the Task has it.
+ * Pure; never throws.
  * @param record the record the worker wrote to the results bucket
- * @param bucket the results bucket name (for `resultRef`)
- * @param current the Task's current conditions
- * @param now the current time
  */
-export function taskStatusPatch(record: TaskRecord, bucket: string, current: readonly Condition[] | undefined, now: Date): Record<string, unknown> {
+export function taskStatusApply(record: TaskRecord, o: TaskStatusApplyOptions): Record<string, unknown> {
   const s = record.status;
   const out: Record<string, unknown> = {};
-  for (const f of WORKER_FIELDS) out[f] = null;
-  for (const [k, v] of Object.entries(s)) if ((WORKER_FIELDS as readonly string[]).includes(k) && v !== undefined) out[k] = v;
+  for (const f of WORKER_FIELDS) if (s[f] !== undefined) out[f] = s[f];
+  if (s.startTime !== undefined) {
+    out.startTime = o.live?.startTime ?? s.startTime;
+    if (o.lastAttemptStartTime) out.lastAttemptStartTime = s.startTime;
+  }
   if (s.result !== undefined) {
     const size = Buffer.byteLength(JSON.stringify(s.result));
-    if (size > MAX_INLINE_RESULT_BYTES) {
-      out.result = null;
-      out.resultRef = { bucket, key: record.id, sizeBytes: size };
-    }
+    if (size > MAX_INLINE_RESULT_BYTES) out.resultRef = { bucket: o.bucket, key: record.id, sizeBytes: size };
+    else out.result = s.result;
   }
-  const phase = s.phase;
-  let conditions = [...(current ?? [])] as Condition[];
+  const live = (o.live?.conditions ?? []) as Condition[];
+  let conditions: Condition[] = [];
   const set = (type: string, status: "True" | "False", reason: string, message: string) => {
-    conditions = setCondition(conditions, { type, status, reason, message }, now);
+    const prev = getCondition(live, type);
+    conditions = setCondition([...conditions, ...(prev ? [prev] : [])], { type, status, reason, message }, o.now);
   };
-  if (phase === "Running") set(CONDITION_TYPES.Task.Running, "True", REASONS.Started, `attempt ${s.attempts ?? 1} running on ${s.worker ?? "a worker"}`);
-  else if (phase === "Retrying") set(CONDITION_TYPES.Task.Running, "False", REASONS.Retrying, `attempt ${s.attempts ?? 0} failed: ${s.error?.message ?? "error"}; next attempt at ${s.nextRetryTime ?? "soon"}`);
-  else if (phase === "Succeeded" || phase === "Failed" || phase === "Cancelled" || phase === "Expired") {
-    set(CONDITION_TYPES.Task.Running, "False", REASONS.Completed, `finished: ${phase}`);
-    if (phase === "Succeeded") set(CONDITION_TYPES.Task.Succeeded, "True", REASONS.Completed, `succeeded after ${s.attempts ?? 1} attempt(s)`);
+  const phase = s.phase;
+  const { Running, Succeeded, Failed } = CONDITION_TYPES.Task;
+  if (phase === "Running") set(Running, "True", REASONS.Started, `attempt ${s.attempts ?? 1} running on ${s.worker ?? "a worker"}`);
+  else if (phase === "Retrying") set(Running, "False", REASONS.Retrying, `attempt ${s.attempts ?? 0} failed: ${s.error?.message ?? "error"}; next attempt at ${s.nextRetryTime ?? "soon"}`);
+  else if (isTerminalPhase(phase)) {
+    set(Running, "False", REASONS.Completed, `finished: ${phase}`);
+    if (phase === "Succeeded") set(Succeeded, "True", REASONS.Completed, `succeeded after ${s.attempts ?? 1} attempt(s)`);
     else {
-      const reason = phase === "Cancelled" ? REASONS.Revoked : phase === "Expired" ? REASONS.Expired : s.error?.type === "UnknownTaskError" ? REASONS.UnknownTask : s.error?.type === "TimeoutError" ? REASONS.TimedOut : REASONS.HandlerFailed;
-      set(CONDITION_TYPES.Task.Succeeded, "False", reason, s.error?.message ?? phase);
+      const reason = phase === "Cancelled" ? REASONS.Revoked : phase === "Expired" ? REASONS.Expired : failureReason(s);
+      set(Succeeded, "False", reason, s.error?.message ?? phase ?? "");
+      if (phase === "Failed") set(Failed, "True", reason, s.error?.message ?? "failed");
     }
   }
   out.conditions = conditions;
   return out;
+}
+
+/** The condition reason of a `Failed` status, from its error type. */
+export function failureReason(s: TaskStatus): string {
+  const t = s.error?.type;
+  return t === "UnknownTaskError" ? REASONS.UnknownTask : t === "TimeoutError" ? REASONS.TimedOut : t === "InvalidMessage" ? REASONS.InvalidMessage : REASONS.HandlerFailed;
+}
+
+/**
+ * Why the worker must not write `record` onto the live Task, or undefined when it may. Pure.
+ * @param record the record (origin kind Task)
+ * @param live the Task as read
+ * @param namespace the worker's namespace
+ */
+export function refusal(record: TaskRecord, live: Task, namespace: string): string | undefined {
+  const o = record.origin;
+  if (!o.uid) return "the message's origin names the Task without a uid";
+  if (live.metadata.uid !== o.uid) return `the message's origin uid ${o.uid} is not the Task's uid ${live.metadata.uid ?? "(none)"}`;
+  if (o.namespace !== namespace) return `the Task's namespace ${o.namespace ?? "(none)"} is not the worker's namespace ${namespace}`;
+  if (isTerminalPhase(live.status?.phase)) return `the Task already finished (phase ${live.status?.phase})`;
+  return undefined;
+}
+
+/** One Event to record on a Task. */
+export interface TaskEvent {
+  readonly type: EventType;
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * The Events a record's status calls for, like a Job's: `Retrying` (the error and the delay),
+ * `Failed` (and `DeadLettered` when the message went to the dead-letter stream), `Expired`,
+ * `Cancelled`. None for Running or Succeeded. Pure.
+ */
+export function taskEvents(record: TaskRecord): TaskEvent[] {
+  const s = record.status;
+  const err = s.error ? `${s.error.type}: ${s.error.message}` : "unknown error";
+  switch (s.phase) {
+    case "Retrying": {
+      const delay = s.nextRetryTime ? Math.max(0, (Date.parse(s.nextRetryTime) - Date.parse(record.updatedAt)) / 1000) : undefined;
+      return [{ type: "Warning", reason: REASONS.Retrying, message: `Attempt ${s.attempts ?? 0} failed: ${err}; retrying in ${delay === undefined ? "?" : delay.toFixed(1)} s${s.nextRetryTime ? ` (at ${s.nextRetryTime})` : ""}` }];
+    }
+    case "Failed":
+      return [
+        { type: "Warning", reason: REASONS.Failed, message: `Failed after ${s.attempts ?? 0} attempt(s): ${err}` },
+        ...(s.deadLettered ? [{ type: "Warning" as const, reason: REASONS.DeadLettered, message: `Moved the task message to the queue's dead-letter stream: ${err}` }] : []),
+      ];
+    case "Expired":
+      return [{ type: "Warning", reason: REASONS.Expired, message: `Expired: ${s.error?.message ?? "not started before it expired"}` }];
+    case "Cancelled":
+      return [{ type: "Normal", reason: REASONS.Cancelled, message: `Cancelled: ${s.error?.message ?? "revoked"}` }];
+    default:
+      return [];
+  }
+}
+
+/** What a `TaskResourceSink` needs. */
+export interface TaskResourceSinkOptions {
+  /** The worker's namespace: a Task elsewhere is never written. */
+  readonly namespace: string;
+  /** Where a refused write is logged (warn). */
+  readonly log: Logger;
+  /** Write `status.lastAttemptStartTime` (default: when the Task schema declares it). */
+  readonly lastAttemptStartTime?: boolean;
+  /** `reportingInstance` of the Events (the worker name; default `$POD_NAME` or the host name). */
+  readonly instance?: string;
 }
 
 /** Writes task records onto their Task resources. */
@@ -62,45 +171,93 @@ export class TaskResourceSink implements StatusSink {
   readonly name = "task-resource";
   readonly #kc: KubeConfig;
   readonly #bucket: string;
+  readonly #o: TaskResourceSinkOptions;
+  readonly #lastAttempt: boolean;
+  readonly #instance: string;
+  #seq = 0;
 
   /**
    * @param kc cluster access (in-cluster ServiceAccount, or KUBECONFIG)
    * @param bucket the queue's results bucket name (for `resultRef`)
+   * @param options the worker's namespace and logger
    */
-  constructor(kc: KubeConfig, bucket: string) {
+  constructor(kc: KubeConfig, bucket: string, options: TaskResourceSinkOptions) {
     this.#kc = kc;
     this.#bucket = bucket;
+    this.#o = options;
+    this.#lastAttempt = options.lastAttemptStartTime ?? schemaHasLastAttemptStartTime();
+    this.#instance = options.instance ?? process.env.POD_NAME ?? hostname();
   }
 
   /**
-   * Patches the Task's status, conditional on the resourceVersion read just before (retried on 409).
-   * A Task that no longer exists, or was re-created with another uid, is left alone.
+   * Applies the record's status to its Task, locked to the resourceVersion read just before
+   * (read again and retried on 409). Nothing is written — and a warning logged — when the message
+   * does not belong to the Task or the Task already finished (see `refusal`); a Task that no longer
+   * exists is left alone. A replay of the final record already on the Task writes nothing, silently.
    * @throws Error `write status of task ns/name` on other API failures (the worker retries)
    */
   async write(record: TaskRecord): Promise<void> {
     const o = record.origin;
-    if (o.kind !== "Task" || !o.namespace || !o.name) return;
-    const ref = { ...TASKS, namespace: o.namespace, name: o.name };
-    const path = resourcePath(TASKS, o.namespace, o.name, "status");
+    if (o.kind !== "Task" || !o.name) return;
+    const namespace = o.namespace ?? record.namespace;
+    const ref = { ...CELERIAC_TYPES.Task, namespace, name: o.name };
+    const where = `${namespace}/${o.name}`;
     for (let i = 0; i < 5; i++) {
-      let task: KubeObject & { status?: TaskStatus };
+      let live: Task;
       try {
-        task = await kubeRequest(this.#kc, { method: "GET", path });
+        // through /status: the worker's Role has get on tasks/status only (it returns the whole Task)
+        live = await kubeRequest<Task>(this.#kc, { method: "GET", path: resourcePath(ref, namespace, o.name, "status") });
       } catch (err) {
         if (isNotFound(err)) return;
-        throw new Error(`write status of task ${o.namespace}/${o.name}`, { cause: err });
+        throw new Error(`write status of task ${where}`, { cause: err });
       }
-      if (o.uid && task.metadata?.uid !== o.uid) return;
-      const status = taskStatusPatch(record, this.#bucket, task.status?.conditions as Condition[] | undefined, new Date());
+      const why = refusal(record, live, this.#o.namespace);
+      if (why) {
+        const replay = isTerminalPhase(record.status.phase) && live.status?.phase === record.status.phase && live.metadata.uid === o.uid;
+        if (!replay) this.#o.log.warn({ taskId: record.id, task: where, phase: record.status.phase, reason: why }, "Task status not written");
+        return;
+      }
+      const status = taskStatusApply(record, { bucket: this.#bucket, live: live.status, lastAttemptStartTime: this.#lastAttempt, now: new Date() });
       try {
-        await patchStatus(this.#kc, ref, status, FIELD_MANAGERS.worker, task.metadata?.resourceVersion);
+        let rv = live.metadata.resourceVersion;
+        // Object fields the worker sent before and leaves out now. Server-side apply removes them
+        // (the map itself is owned), but the in-memory API server removes only their leaves and
+        // then rejects the empty object, so they are cleared first; only after a retry.
+        const stale = STALE_CLEARED.filter((f) => live.status?.[f] !== undefined && status[f] === undefined);
+        if (stale.length > 0) {
+          const cleared = await patchStatus(this.#kc, ref, Object.fromEntries(stale.map((f) => [f, null])), FIELD_MANAGERS.worker, rv);
+          rv = cleared.metadata?.resourceVersion;
+        }
+        const applied = await applyStatus<Task & KubeObject>(this.#kc, CELERIAC_TYPES.Task, { metadata: { name: o.name, namespace, ...(rv ? { resourceVersion: rv } : {}) }, status }, FIELD_MANAGERS.worker, { force: true });
+        await this.#recordEvents(record, applied);
         return;
       } catch (err) {
         const cause = (err as Error).cause;
         if (isNotFound(cause)) return;
-        if (!isConflict(cause)) throw new Error(`write status of task ${o.namespace}/${o.name}`, { cause: err });
+        if (!isConflict(cause)) throw new Error(`write status of task ${where}`, { cause: err });
       }
     }
-    throw new Error(`write status of task ${o.namespace}/${o.name}: conflicts on 5 attempts`);
+    throw new Error(`write status of task ${where}: conflicts on 5 attempts`);
   }
+
+  /** Records the record's Events on the Task; best effort (a failure is logged, never thrown). */
+  async #recordEvents(record: TaskRecord, task: Task): Promise<void> {
+    const events = taskEvents(record);
+    if (events.length === 0) return;
+    const involved = { apiVersion: API_VERSION, kind: CELERIAC_TYPES.Task.kind, name: task.metadata.name, namespace: task.metadata.namespace ?? record.namespace, uid: task.metadata.uid, resourceVersion: task.metadata.resourceVersion };
+    const source = { component: FIELD_MANAGERS.worker, instance: this.#instance };
+    const now = Date.now();
+    for (const e of events) {
+      try {
+        await createEvent(this.#kc, eventBody(involved, e.type, e.reason, e.message, source, now, this.#seq++), FIELD_MANAGERS.worker);
+      } catch (err) {
+        this.#o.log.warn({ err, taskId: record.id, reason: e.reason }, "Task event not recorded");
+      }
+    }
+  }
+}
+
+/** True when the Task status schema (api/task.ts) declares `lastAttemptStartTime`. */
+function schemaHasLastAttemptStartTime(): boolean {
+  return "lastAttemptStartTime" in (TaskStatusSchema.properties as Record<string, unknown>);
 }

@@ -20,6 +20,7 @@ import { Attempts } from "./attempt.js";
 import { TaskConsumer, handBack, type InFlight } from "./consumer.js";
 import { collectTasks, type TaskDefinition } from "./define-task.js";
 import { createWorkerMetrics, QueueMetrics, type WorkerMetrics } from "./metrics.js";
+import { ConnectionEpoch, mayBeRedelivery } from "./redelivery.js";
 import { RevocationWatcher } from "./revocations.js";
 import { Settler } from "./settle.js";
 import { KvStatusSink, type StatusSink } from "./status-sink.js";
@@ -49,6 +50,7 @@ export class Worker {
   #consumer: TaskConsumer | undefined;
   #revocations: RevocationWatcher | undefined;
   #mover: DelayMover | undefined;
+  #epoch: ConnectionEpoch | undefined;
   #started = false;
   #closing: Promise<void> | undefined;
 
@@ -58,7 +60,7 @@ export class Worker {
     this.names = queueNames(options.namespace ?? DEFAULT_NAMESPACE, options.queue);
     this.tasks = options.tasks instanceof Map ? new Map(options.tasks) : collectTasks(options.tasks as Record<string, unknown>);
     this.metrics = options.metrics ?? createWorkerMetrics();
-    this.#queueMetrics = new QueueMetrics(this.metrics, options.queue);
+    this.#queueMetrics = new QueueMetrics(this.metrics, options.queue, this.tasks.keys());
     this.#log = (options.logger ?? pino({ level: "info" })).child({ queue: options.queue, namespace: options.namespace ?? DEFAULT_NAMESPACE, worker: this.#o.workerName });
     this.#js = jetstream(options.nc);
     this.#settings = queueSettings(options.settings);
@@ -99,6 +101,7 @@ export class Worker {
     await this.#revocations.start();
     this.#mover = new DelayMover(this.#js, this.names, this.#log);
     await this.#mover.start();
+    (this.#epoch = new ConnectionEpoch(o.nc)).start();
     this.#started = true;
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
     this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange });
@@ -110,14 +113,18 @@ export class Worker {
   async #process(m: JsMsg, f: InFlight): Promise<void> {
     const parsed = parseTaskMessage(m.data);
     const attempt = m.info.deliveryCount;
-    // a redelivery: if a previous attempt already recorded a final outcome, only its ack was lost
-    const finished = attempt > 1 && parsed.ok && TASK_ID_PATTERN.test(parsed.message.id) && this.#kv ? await finishedRecord(this.#kv, parsed.message.id, this.#log) : undefined;
+    // maybe a redelivery (see redelivery.ts: the delivery count, or stored before this worker's
+    // start/reconnect, as a server crash resets the count): if a previous attempt already recorded
+    // a final outcome, only its ack was lost
+    const suspect = mayBeRedelivery(attempt, m.info.timestampNanos / 1e6, this.#epoch?.ms ?? 0);
+    const finished = suspect && parsed.ok && TASK_ID_PATTERN.test(parsed.message.id) && this.#kv ? await finishedRecord(this.#kv, parsed.message.id, this.#log) : undefined;
     const a = admit({
       parsed,
       attempt,
       headers: { id: m.headers?.get(HEADERS.msgId), task: m.headers?.get(HEADERS.task) },
       queue: this.#o.queue,
       namespace: this.#o.namespace ?? DEFAULT_NAMESPACE,
+      subject: m.subject,
       tasks: this.tasks,
       isRevoked: (id) => this.#revocations?.has(id) ?? false,
       finished,
@@ -174,6 +181,7 @@ export class Worker {
       ["stop delay mover", async () => void (await this.#mover?.stop())],
       ["stop revocation watch", async () => this.#revocations?.stop()],
       ["stop heartbeats", async () => c?.stopTicker()],
+      ["stop reconnect watch", async () => this.#epoch?.stop()],
     ];
     for (const [name, step] of steps) {
       try {

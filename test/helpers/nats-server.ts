@@ -20,6 +20,11 @@ export interface NatsServer {
   stop(): Promise<void>;
   /** Starts the server again on the same port and store directory. */
   restart(): Promise<void>;
+  /**
+   * Kills the server with SIGKILL (a crash: nothing is flushed); resolves when the process has
+   * exited. `restart()` brings it back on the same port and store.
+   */
+  kill(): Promise<void>;
   /** Stops the server and removes its store directory. */
   cleanup(): Promise<void>;
 }
@@ -71,12 +76,12 @@ export async function startNatsServer(): Promise<NatsServer> {
     }
   };
 
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     const c = child;
     child = undefined;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
-    c.kill("SIGTERM");
+    c.kill(signal);
     const t = setTimeout(() => c.kill("SIGKILL"), 5000);
     await exited;
     clearTimeout(t);
@@ -87,8 +92,9 @@ export async function startNatsServer(): Promise<NatsServer> {
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
-    stop,
+    stop: () => stop(),
     restart: start,
+    kill: () => stop("SIGKILL"),
     async cleanup() {
       await stop();
       rmSync(storeDir, { recursive: true, force: true });

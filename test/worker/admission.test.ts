@@ -69,6 +69,8 @@ describe("when admitting a delivered message", () => {
     ["a redelivery of a finished task replays its record", input({ attempt: 2, finished: finished("Succeeded") }), "replay"],
     ["a redelivery whose record is not final runs", input({ attempt: 2, finished: finished("Running") }), "run"],
     ["a finished record wins over a revocation", input({ attempt: 2, finished: finished("Succeeded"), isRevoked: () => true }), "replay"],
+    ["an envelope naming another queue than its subject's dead-letters as InvalidMessage", input({ msg: message({ queue: "other" }) }), { action: "deadLetter", reason: "InvalidMessage" }],
+    ["an envelope naming another namespace than its subject's dead-letters as InvalidMessage", input({ msg: message({ namespace: "prod" }) }), { action: "deadLetter", reason: "InvalidMessage" }],
     ["revocation is checked before expiry", input({ isRevoked: () => true, msg: message({ expires: "2025-12-31T23:59:59Z" }) }), { action: "cancel", phase: "Cancelled" }],
   ];
   for (const [name, i, want] of cases) {
@@ -87,6 +89,14 @@ describe("when admitting a delivered message", () => {
     const a = admit(input({ msg: message({ id: "no spaces allowed" }) }));
     assert.ok("settle" in a && !("replay" in a.settle));
     assert.equal((a.settle as Ending).identity, undefined);
+  });
+
+  it("records nothing for an envelope whose queue/namespace disagree with its subject, and says why", () => {
+    const a = admit(input({ msg: message({ namespace: "prod" }), subject: "celeriac.default.q.tasks" }));
+    assert.ok("settle" in a && !("replay" in a.settle));
+    const e = a.settle as Ending;
+    assert.equal(e.identity, undefined);
+    assert.match(e.detail ?? "", /envelope queue\/namespace "prod\/q" does not match the subject it came on \(celeriac\.default\.q\.tasks\)/);
   });
 
   it("records the attempts actually made when the last attempt's worker was lost", () => {
