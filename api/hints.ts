@@ -45,6 +45,8 @@ export function goDurationFor(text: string): string | undefined {
  * @returns e.g. `use 168h (Go durations have no d or w unit)`, or undefined
  */
 export function durationHint(text: string): string | undefined {
+  const bare = /^\s*(\d+(?:\.\d+)?)\s*$/.exec(text);
+  if (bare) return `add a unit: ${bare[1]}s, ${bare[1]}m or ${bare[1]}h (Go durations need one)`;
   const go = goDurationFor(text);
   if (!go) return undefined;
   return /\d\s*(d|days?|w|wks?|weeks?)\b/i.test(text) ? `use ${go} (Go durations have no d or w unit)` : `use ${go}`;
@@ -72,6 +74,34 @@ export function cronForCeleryCrontab(text: string): string | undefined {
   return CELERY_FIELDS.map((f) => fields[f] ?? "*").join(" ");
 }
 
+const CRON_FIELDS: ReadonlyArray<{ name: string; min: number; max: number; names?: string }> = [
+  { name: "minute", min: 0, max: 59 },
+  { name: "hour", min: 0, max: 23 },
+  { name: "day-of-month", min: 1, max: 31 },
+  { name: "month", min: 1, max: 12, names: "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC" },
+  { name: "day-of-week", min: 0, max: 7, names: "SUN MON TUE WED THU FRI SAT" },
+];
+
+/** The range (or the names) a 5-field cron's first out-of-range field allows, e.g. `minute is 0-59`. */
+function cronFieldHint(fields: string[]): string | undefined {
+  for (const [i, f] of CRON_FIELDS.entries()) {
+    const text = fields[i]!;
+    // numbers in ranges, lists and steps; a step (after /) is not a value of the field
+    for (const part of text.split(",")) {
+      const [range] = part.split("/");
+      for (const token of range!.split("-")) {
+        if (/^[LW?]$/i.test(token)) continue; // croner's L, W and ? (the # form is not all letters or digits)
+        const outOfRange = /^\d+$/.test(token) && (Number(token) < f.min || Number(token) > f.max);
+        const unknownName = /^[a-z]+$/i.test(token) && !(f.names?.split(" ").includes(token.toUpperCase()) ?? false);
+        if (outOfRange || unknownName) {
+          return `${f.name} is ${f.min}-${f.max}${f.names ? ` or ${f.names}` : ""} (cron fields: minute hour day-of-month month day-of-week)`;
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * A hint for a refused `spec.schedule`.
  * @returns e.g. `use @every 24h`, `no seconds field: use @every for sub-minute runs`, `use "0 3 * * *"`; or undefined
@@ -85,7 +115,15 @@ export function scheduleHint(schedule: string): string | undefined {
     const go = goDurationFor(every[1]!);
     return go ? `use @every ${go}` : undefined;
   }
+  // "every 5 minutes", "every 1h": the English (or Celery's `run_every`) way of @every
+  const english = /^every\s+(.+)$/i.exec(text);
+  if (english) {
+    const arg = /^[a-z]+$/i.test(english[1]!.trim()) ? `1 ${english[1]!.trim()}` : english[1]!;
+    const go = goDurationFor(arg) ?? (/^(\d+(?:\.\d+)?(?:ms|s|m|h))+$/.test(arg.trim()) ? arg.trim() : undefined);
+    return go ? `use @every ${go}` : undefined;
+  }
   const fields = text.split(/\s+/);
+  if (fields.length === 5) return cronFieldHint(fields);
   if (fields.length === 6 || fields.length === 7) {
     const five = fields.slice(1, 6).join(" ");
     const drop = fields[0] === "0" ? `, or drop the seconds field ("${five}")` : "";

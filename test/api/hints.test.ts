@@ -10,6 +10,7 @@ describe("when a duration is written the way people say it", () => {
   ];
   for (const [text, want] of cases) it(`maps ${JSON.stringify(text)} to ${String(want)}`, () => assert.equal(goDurationFor(text), want));
   it("says why d is refused", () => assert.equal(durationHint("7d"), "use 168h (Go durations have no d or w unit)"));
+  it("asks for a unit when there is none", () => assert.equal(durationHint("30"), "add a unit: 30s, 30m or 30h (Go durations need one)"));
 });
 
 describe("when a schedule is written the Celery, Quartz or English way", () => {
@@ -21,6 +22,13 @@ describe("when a schedule is written the Celery, Quartz or English way", () => {
     ["crontab(minute=0, hour=3)", 'use "0 3 * * *" (a 5-field cron: minute hour day-of-month month day-of-week)'],
     ["30 2 * * *", undefined],
     ["@every soon", undefined],
+    ["every 5 minutes", "use @every 5m"],
+    ["every hour", "use @every 1h"],
+    ["61 * * * *", "minute is 0-59 (cron fields: minute hour day-of-month month day-of-week)"],
+    ["0 24 * * *", "hour is 0-23 (cron fields: minute hour day-of-month month day-of-week)"],
+    ["0 9 * 13 *", "month is 1-12 or JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC (cron fields: minute hour day-of-month month day-of-week)"],
+    ["0 9 * * MON-FRY", "day-of-week is 0-7 or SUN MON TUE WED THU FRI SAT (cron fields: minute hour day-of-month month day-of-week)"],
+    ["*/15 9-17 L * mon-fri", undefined],
   ];
   for (const [text, want] of cases) it(`hints ${JSON.stringify(text)}`, () => assert.equal(scheduleHint(text), want));
   it("reads every Celery crontab field, defaulting to *", () => {
