@@ -3,7 +3,7 @@
  * `apply_async()` and `AsyncResult`, on NATS JetStream.
  */
 import { randomUUID } from "node:crypto";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TaskMessage, TaskRecord } from "../api/message.js";
@@ -13,7 +13,8 @@ import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import type { SignatureOf } from "../worker/define-task.js";
-import { EnqueueError, ResultTimeoutError, TaskFailedError } from "./errors.js";
+import { EnqueueError, QueueNotFoundError, ResultTimeoutError, TaskFailedError } from "./errors.js";
+import { isNoResponders, listQueues, queueStreamExists } from "./queue-lookup.js";
 import { ResultWatcher } from "./result-watcher.js";
 
 /** Options of `connect`. */
@@ -28,9 +29,16 @@ export interface ConnectOptions {
   queue?: string;
   /** Default namespace. Default `default`. */
   namespace?: string;
-  /** Settings used when the client creates a missing queue's resources. */
+  /** Settings used when the client creates a missing queue's resources (`createQueues`). */
   queueSettings?: Partial<QueueSettings>;
-  /** Create a queue's streams/bucket on first use when missing. Default true. */
+  /**
+   * Standalone mode: create a queue's streams and bucket on first use when missing. Default false:
+   * Queues are managed (the operator makes the streams of each Queue resource), so an enqueue to a
+   * queue without streams rejects at once with `QueueNotFoundError` naming the queues that exist.
+   * Giving `queueSettings` (which only matter when the client creates queues) implies true.
+   */
+  createQueues?: boolean;
+  /** @deprecated use `createQueues` (same meaning). */
   ensureResources?: boolean;
   /**
    * How long an enqueue keeps trying to get JetStream's confirmation (e.g. across a server restart)
@@ -134,6 +142,7 @@ export class CeleriacClient {
   readonly #js: JetStreamClient;
   readonly #o: ConnectOptions;
   readonly #queues = new Map<string, Promise<QueueCtx>>();
+  #jsmP: Promise<JetStreamManager> | undefined;
 
   /** @internal use `connect()` */
   constructor(nc: NatsConnection, ownsConnection: boolean, o: ConnectOptions) {
@@ -154,8 +163,10 @@ export class CeleriacClient {
     if (!p) {
       p = (async () => {
         const names = queueNames(namespace, queue);
-        if (this.#o.ensureResources !== false) {
-          await ensureQueueResources(await jetstreamManager(this.#nc), names, queueSettings(this.#o.queueSettings));
+        if (this.#createQueues) {
+          await ensureQueueResources(await this.#jsm(), names, queueSettings(this.#o.queueSettings));
+        } else if (!(await queueStreamExists(await this.#jsm(), names))) {
+          throw await this.#queueNotFound(namespace, queue);
         }
         const kv = await new Kvm(this.#js).open(names.resultsBucket);
         return { names, kv, watcher: new ResultWatcher(kv) };
@@ -164,6 +175,48 @@ export class CeleriacClient {
       this.#queues.set(key, p);
     }
     return p;
+  }
+
+  /** One JetStream manager per client (made on first use; no API check per call). */
+  #jsm(): Promise<JetStreamManager> {
+    this.#jsmP ??= jetstreamManager(this.#nc, { checkAPI: false });
+    return this.#jsmP;
+  }
+
+  get #createQueues(): boolean {
+    return this.#o.createQueues ?? this.#o.ensureResources ?? this.#o.queueSettings !== undefined;
+  }
+
+  async #queueNotFound(namespace: string, queue: string, cause?: unknown): Promise<QueueNotFoundError> {
+    let existing: string[] = [];
+    try {
+      existing = await listQueues(await this.#jsm(), namespace);
+    } catch {
+      // the list only decorates the message
+    }
+    return new QueueNotFoundError(namespace, queue, existing, cause === undefined ? undefined : { cause });
+  }
+
+  /**
+   * After a failed publish attempt: "no responders" means no stream listens on the subject. When the
+   * work stream is gone (the Queue was deleted after this client cached it), forget the queue and
+   * reject with `QueueNotFoundError` (standalone: create it again and retry).
+   */
+  async #onPublishError(err: unknown, namespace: string, queue: string, names: QueueNames): Promise<void> {
+    if (!isNoResponders(err)) return;
+    let exists: boolean;
+    try {
+      exists = await queueStreamExists(await this.#jsm(), names);
+    } catch {
+      return; // JetStream not answering (e.g. restarting): keep retrying
+    }
+    if (exists) return;
+    if (this.#createQueues) {
+      await ensureQueueResources(await this.#jsm(), names, queueSettings(this.#o.queueSettings)).catch(() => undefined);
+      return;
+    }
+    this.#queues.delete(`${namespace}/${queue}`);
+    throw await this.#queueNotFound(namespace, queue, err);
   }
 
   #target(o: { queue?: string; namespace?: string }): { queue: string; namespace: string } {
@@ -177,6 +230,8 @@ export class CeleriacClient {
    * `Nats-Msg-Id`, so no duplicate). Many concurrent calls pipeline their publish acks.
    * @returns a handle on the task
    * @throws TypeError on invalid arguments or options (naming the field)
+   * @throws QueueNotFoundError when the queue has no streams (not with `createQueues`); checked
+   *   once per queue per client, and again when a publish finds no stream listening
    * @throws EnqueueError when JetStream did not confirm within `enqueueTimeoutMs`
    */
   async enqueue<N extends string>(
@@ -190,8 +245,13 @@ export class CeleriacClient {
     const q = await this.#queue(t.namespace, t.queue);
     const limit = this.#o.enqueueTimeoutMs ?? 30_000;
     try {
-      await publishTaskMessage(this.#js, q.names, msg, { timeoutMs: limit, isClosed: () => this.#nc.isClosed() });
+      await publishTaskMessage(this.#js, q.names, msg, {
+        timeoutMs: limit,
+        isClosed: () => this.#nc.isClosed(),
+        onError: (err) => this.#onPublishError(err, t.namespace, t.queue, q.names),
+      });
     } catch (err) {
+      if (err instanceof QueueNotFoundError) throw err;
       throw new EnqueueError(
         `enqueue ${task} (${msg.id}) on queue ${t.namespace}/${t.queue}: JetStream did not confirm within ${limit} ms (${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}); ` +
           `retrying with taskId "${msg.id}" is safe (deduplicated within the duplicate window)`,

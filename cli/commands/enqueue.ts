@@ -16,6 +16,7 @@ export interface EnqueueFlags {
   wait?: boolean;
   timeout?: string;
   nats?: string;
+  createQueue?: boolean;
 }
 
 /**
@@ -59,6 +60,7 @@ export function register(program: Command): void {
     .option("--wait", "wait for the result and print it (exit 1 if the task failed)")
     .option("--timeout <s>", "with --wait: give up after this many seconds (default: wait forever)")
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL]")
+    .option("--create-queue", "standalone (no operator): create the queue's streams if missing, instead of failing on an unknown queue")
     .action(async (task: string, f: EnqueueFlags) => {
       const args = parseJsonFlag("--args", f.args) as unknown[];
       const kwargs = parseJsonFlag("--kwargs", f.kwargs) as Record<string, unknown>;
@@ -67,7 +69,7 @@ export function register(program: Command): void {
       const countdownSeconds = seconds("--countdown", f.countdown);
       const timeout = seconds("--timeout", f.timeout);
       const { connect, TaskFailedError } = await import("../../client/index.js");
-      const client = await connect({ ...(f.nats ? { servers: f.nats } : {}), queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE });
+      const client = await connect({ ...(f.nats ? { servers: f.nats } : {}), queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true });
       try {
         const h = await client.enqueue(task, args, kwargs, {
           ...(f.taskId ? { taskId: f.taskId } : {}),
