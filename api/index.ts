@@ -16,3 +16,4 @@ export * from "./manifest.js";
 export * from "./validation.js";
 export * from "./objects.js";
 export * from "./task-message.js";
+export * from "./queue-settings.js";

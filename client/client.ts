@@ -9,12 +9,14 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
 import type { RetryPolicySpec } from "../api/policies.js";
+import type { QueueSpec } from "../api/queue.js";
 import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import type { SignatureOf } from "../worker/define-task.js";
 import { EnqueueError, QueueNotFoundError, ResultTimeoutError, TaskFailedError } from "./errors.js";
 import { isNoResponders, listQueues, queueStreamExists } from "./queue-lookup.js";
+import { DEFAULT_SETTINGS_REFRESH_MS, ProducerSettings } from "./producer-settings.js";
 import { ResultWatcher } from "./result-watcher.js";
 
 /** Options of `connect`. */
@@ -45,6 +47,11 @@ export interface ConnectOptions {
    * before rejecting with `EnqueueError`, in ms. Default 30000.
    */
   enqueueTimeoutMs?: number;
+  /**
+   * How long a Queue's producer settings (its default timeout and retry policy, published by the
+   * operator) are used before they are re-read in the background, in ms. Default 30000.
+   */
+  settingsRefreshMs?: number;
 }
 
 /** Per-call options of `enqueue`. Times: seconds, or Date / RFC 3339 strings. */
@@ -61,9 +68,12 @@ export interface EnqueueOptions {
   eta?: Date | string;
   /** Not run if not started by then: a Date/RFC 3339 string, or seconds from now. Ends `Expired`. */
   expires?: Date | string | number;
-  /** Handler time limit, in seconds. Default 3600. */
+  /** Handler time limit, in seconds. Default the Queue's `timeoutSeconds`, else 3600. */
   timeoutSeconds?: number;
-  /** Retry policy; absent fields take the documented defaults (3 attempts, 1 s ×2, cap 600 s, jitter). */
+  /**
+   * Retry policy; each absent field takes the Queue's (`spec.retry`), else the documented default
+   * (3 attempts, 1 s ×2, cap 600 s, jitter).
+   */
   retry?: RetryPolicySpec;
   /** W3C traceparent to propagate. */
   traceparent?: string;
@@ -100,18 +110,20 @@ interface QueueCtx {
   names: QueueNames;
   kv: KV;
   watcher: ResultWatcher;
+  settings: ProducerSettings;
 }
 
 /**
  * Builds a task message for `enqueue` (pure apart from `now` and `newId`), with
- * `newTaskMessage` from `celeriac/api`: a numeric `expires` is seconds from `now`.
+ * `newTaskMessage` from `celeriac/api`: a numeric `expires` is seconds from `now`; `queueSpec` (the
+ * Queue's producer settings) gives the defaults of what the options leave out.
  * @throws TypeError naming the bad option
  */
 export function buildTaskMessage(
   task: string,
   args: unknown[],
   kwargs: Record<string, unknown>,
-  o: EnqueueOptions & { queue: string; namespace: string },
+  o: EnqueueOptions & { queue: string; namespace: string; queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry"> },
   now: Date,
   newId: () => string = randomUUID,
 ): TaskMessage {
@@ -130,6 +142,7 @@ export function buildTaskMessage(
       ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
       ...(o.retry !== undefined ? { retry: o.retry } : {}),
       ...(o.traceparent ? { traceparent: o.traceparent } : {}),
+      ...(o.queueSpec ? { queueSpec: o.queueSpec } : {}),
     },
     now,
   );
@@ -169,7 +182,9 @@ export class CeleriacClient {
           throw await this.#queueNotFound(namespace, queue);
         }
         const kv = await new Kvm(this.#js).open(names.resultsBucket);
-        return { names, kv, watcher: new ResultWatcher(kv) };
+        const settings = new ProducerSettings(kv, this.#o.settingsRefreshMs ?? DEFAULT_SETTINGS_REFRESH_MS);
+        await settings.load();
+        return { names, kv, watcher: new ResultWatcher(kv), settings };
       })();
       p.catch(() => this.#queues.delete(key));
       this.#queues.set(key, p);
@@ -241,8 +256,9 @@ export class CeleriacClient {
     options: EnqueueOptions = {},
   ): Promise<TaskHandle<SignatureOf<N>["result"]>> {
     const t = this.#target(options);
-    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t }, new Date());
     const q = await this.#queue(t.namespace, t.queue);
+    const queueSpec = q.settings.queueSpec();
+    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t, ...(queueSpec ? { queueSpec } : {}) }, new Date());
     const limit = this.#o.enqueueTimeoutMs ?? 30_000;
     try {
       await publishTaskMessage(this.#js, q.names, msg, {

@@ -4,9 +4,15 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
+import { parseTaskMessage, type TaskMessage } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
+import { publishQueueSettings } from "../../operator/queue/queue-settings-publish.js";
+import { queueWith } from "../operator/queue/fixtures.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { startNatsServer, uniqueQueue, type NatsServer } from "../helpers/nats-server.js";
 
@@ -20,7 +26,7 @@ interface Ran {
 }
 
 /** Runs `celeriac <args>` without CELERIAC_* variables from the test's environment. */
-export async function celeriac(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Ran> {
+async function celeriac(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Ran> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_")));
   const p = run(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? process.cwd(), env: { ...env, ...opts.env }, maxBuffer: 16 * 1024 * 1024 });
   if (opts.input !== undefined) {
@@ -60,5 +66,76 @@ describe("when celeriac enqueue names a queue", () => {
     const r = await celeriac(["enqueue", "x", "--queue", "adhoc", "--namespace", ns, "--create-queue", "--nats", srv.url]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await jsm.streams.info(queueNames(ns, "adhoc").stream)).state.messages, 1);
+  });
+});
+
+describe("when celeriac enqueue targets a Queue whose settings the operator published", () => {
+  let srv: NatsServer;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+  let dir: string;
+  const ns = uniqueQueue("ns");
+  const queue = "thumbnails";
+  const names = queueNames(ns, queue);
+  before(async () => {
+    srv = await startNatsServer();
+    nc = await natsConnect({ servers: srv.url });
+    jsm = await jetstreamManager(nc);
+    dir = mkdtempSync(join(tmpdir(), "celeriac-enqueue-"));
+    await ensureQueueResources(jsm, names, queueSettings(), { updateOnDrift: true });
+    await publishQueueSettings(jetstream(nc), names, queueWith({ timeoutSeconds: 120, retry: { maxAttempts: 4 } }, queue, ns));
+  });
+  after(async () => {
+    await nc?.close();
+    await srv?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const enqueue = (args: string[], input?: string) => celeriac(["enqueue", "images.resize", "--queue", queue, "--namespace", ns, "--nats", srv.url, ...args], input === undefined ? {} : { input });
+  async function last(): Promise<TaskMessage> {
+    const sm = await jsm.streams.getMessage(names.stream, { last_by_subj: names.taskSubject });
+    const p = parseTaskMessage(sm!.data);
+    assert.ok(p.ok);
+    return p.message;
+  }
+
+  it("gives the task the Queue's timeout and attempts", async () => {
+    const r = await enqueue([]);
+    assert.equal(r.code, 0, r.stderr);
+    const m = await last();
+    assert.deepEqual([m.id, m.timeoutSeconds, m.retry.maxAttempts], [r.stdout.trim(), 120, 4]);
+  });
+
+  it("takes --timeout-seconds and --max-attempts over the Queue's", async () => {
+    const r = await enqueue(["--timeout-seconds", "7", "--max-attempts", "9"]);
+    assert.equal(r.code, 0, r.stderr);
+    const m = await last();
+    assert.deepEqual([m.timeoutSeconds, m.retry.maxAttempts], [7, 9]);
+  });
+
+  it("names the flag of a bad number", async () => {
+    for (const [flag, v] of [["--timeout-seconds", "0"], ["--timeout-seconds", "1.5"], ["--max-attempts", "many"]] as const) {
+      const r = await enqueue([flag, v]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr.trim(), `${flag}: must be a positive integer (got "${v}")`);
+    }
+    const r = await enqueue(["--max-attempts", "1001"]);
+    assert.equal(r.stderr.trim(), "--max-attempts: must be at most 1000 (got 1001)");
+  });
+
+  it("reads --args @file (larger than a command-line argument may be) and --kwargs @- from standard input", async () => {
+    const big = Array.from({ length: 20_000 }, (_, i) => `item-${i}`); // ~220 KiB of JSON: over the 128 KiB argument limit
+    const file = join(dir, "args.json");
+    writeFileSync(file, JSON.stringify(big));
+    const r = await enqueue(["--args", `@${file}`, "--kwargs", "@-"], '{"size": "small"}');
+    assert.equal(r.code, 0, r.stderr);
+    const m = await last();
+    assert.deepEqual([m.args.length, m.args[19_999], m.kwargs], [20_000, "item-19999", { size: "small" }]);
+    const missing = await enqueue(["--args", `@${join(dir, "nope.json")}`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^--args: cannot read file .*nope\.json: ENOENT/);
+    writeFileSync(file, "[1,");
+    const bad = await enqueue(["--args", `@${file}`]);
+    assert.match(bad.stderr, /^--args: file .*args\.json is not valid JSON/);
   });
 });
