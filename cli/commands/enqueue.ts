@@ -20,6 +20,7 @@ export interface EnqueueFlags {
   createQueue?: boolean;
   timeoutSeconds?: string;
   maxAttempts?: string;
+  devDir?: string;
 }
 
 /** A value for messages: at most 60 characters of it. */
@@ -101,7 +102,8 @@ export function register(program: Command): void {
     .option("--task-id <id>", "task id (same id twice within the duplicate window runs once)")
     .option("--wait", "wait for the result and print it (exit 1 if the task failed)")
     .option("--timeout <s>", "with --wait: give up after this many seconds (default: wait forever)")
-    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL]")
+    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
+    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
     .option("--create-queue", "standalone (no operator): create the queue's streams if missing, instead of failing on an unknown queue")
     .action(async (task: string, f: EnqueueFlags) => {
       const args = parseJsonFlag("--args", f.args) as unknown[];
@@ -113,7 +115,11 @@ export function register(program: Command): void {
       const maxAttempts = positiveIntFlag("--max-attempts", f.maxAttempts, 1000);
       const timeout = seconds("--timeout", f.timeout);
       const { connect, TaskFailedError } = await import("../../client/index.js");
-      const client = await connect({ ...(f.nats ? { servers: f.nats } : {}), queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true });
+      const { natsConnectError, natsTarget } = await import("../nats-target.js");
+      const target = await natsTarget(f.nats, process.env, f.devDir);
+      const client = await connect({ servers: target.url, queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true }).catch((err: unknown) => {
+        throw natsConnectError(target, err);
+      });
       try {
         const h = await client.enqueue(task, args, kwargs, {
           ...(f.taskId ? { taskId: f.taskId } : {}),
