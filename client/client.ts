@@ -156,6 +156,7 @@ export class CeleriacClient {
   readonly #o: ConnectOptions;
   readonly #queues = new Map<string, Promise<QueueCtx>>();
   #jsmP: Promise<JetStreamManager> | undefined;
+  readonly #rechecks = new Map<string, Promise<boolean>>();
 
   /** @internal use `connect()` */
   constructor(nc: NatsConnection, ownsConnection: boolean, o: ConnectOptions) {
@@ -219,18 +220,21 @@ export class CeleriacClient {
    */
   async #onPublishError(err: unknown, namespace: string, queue: string, names: QueueNames): Promise<void> {
     if (!isNoResponders(err)) return;
-    let exists: boolean;
-    try {
-      exists = await queueStreamExists(await this.#jsm(), names);
-    } catch {
-      return; // JetStream not answering (e.g. restarting): keep retrying
+    const key = `${namespace}/${queue}`;
+    // concurrent enqueues that all hit the deleted stream share one re-check
+    let check = this.#rechecks.get(key);
+    if (!check) {
+      check = (async () => queueStreamExists(await this.#jsm(), names))()
+        .catch(() => true) // JetStream not answering (e.g. restarting): keep retrying
+        .finally(() => this.#rechecks.delete(key));
+      this.#rechecks.set(key, check);
     }
-    if (exists) return;
+    if (await check) return;
     if (this.#createQueues) {
       await ensureQueueResources(await this.#jsm(), names, queueSettings(this.#o.queueSettings)).catch(() => undefined);
       return;
     }
-    this.#queues.delete(`${namespace}/${queue}`);
+    this.#queues.delete(key);
     throw await this.#queueNotFound(namespace, queue, err);
   }
 
