@@ -18,3 +18,4 @@ export * from "./objects.js";
 export * from "./task-message.js";
 export * from "./hints.js";
 export * from "./cel.js";
+export * from "./queue-settings.js";

@@ -74,3 +74,10 @@ export const REVOKED_PREFIX = "revoked.";
 
 /** Characters allowed in a task id, so it is a valid KV key and subject token (never contains `.`). */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;
+
+/**
+ * Key, in a queue's results bucket, of the Queue's producer settings (`QueueProducerSettings`,
+ * `api/queue-settings.ts`): written by the operator, read by clients. Task ids never contain `.`,
+ * so it cannot collide with a task record.
+ */
+export const QUEUE_SETTINGS_KEY = "queue.settings";

@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   }, TOTAL_LIMIT_MS);
   limit.unref();
   const e = await startE2E();
-  const client = await connect({ servers: e.platform.natsUrl, ensureResources: false });
+  const client = await connect({ servers: e.platform.natsUrl, createQueues: false });
   const s = sampler(e.platform.apiUrl, QUEUE, 25, NS);
   try {
     const a = await e.apply(queueYaml(e.eventsLog));

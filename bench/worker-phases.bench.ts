@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       console.log(`ceiling drain (+KV)    ${((2 * COUNT) / ((performance.now() - t1) / 1000)).toFixed(0)} msg/s`);
       await msgs.close();
     }
-    const client = await connect({ servers: srv.url, queue: "phases" });
+    const client = await connect({ servers: srv.url, queue: "phases", createQueues: true });
     await client.enqueue("bench.noop", [], {});
     t0 = performance.now();
     await windowed(COUNT, () => client.enqueue("bench.noop", [], {}));

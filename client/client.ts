@@ -3,17 +3,20 @@
  * `apply_async()` and `AsyncResult`, on NATS JetStream.
  */
 import { randomUUID } from "node:crypto";
-import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
 import type { RetryPolicySpec } from "../api/policies.js";
+import type { QueueSpec } from "../api/queue.js";
 import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import type { SignatureOf } from "../worker/define-task.js";
-import { EnqueueError, ResultTimeoutError, TaskFailedError } from "./errors.js";
+import { EnqueueError, QueueNotFoundError, ResultTimeoutError, TaskFailedError } from "./errors.js";
+import { isNoResponders, listQueues, queueStreamExists } from "./queue-lookup.js";
+import { DEFAULT_SETTINGS_REFRESH_MS, ProducerSettings } from "./producer-settings.js";
 import { ResultWatcher } from "./result-watcher.js";
 
 /** Options of `connect`. */
@@ -28,15 +31,27 @@ export interface ConnectOptions {
   queue?: string;
   /** Default namespace. Default `default`. */
   namespace?: string;
-  /** Settings used when the client creates a missing queue's resources. */
+  /** Settings used when the client creates a missing queue's resources (`createQueues`). */
   queueSettings?: Partial<QueueSettings>;
-  /** Create a queue's streams/bucket on first use when missing. Default true. */
+  /**
+   * Standalone mode: create a queue's streams and bucket on first use when missing. Default false:
+   * Queues are managed (the operator makes the streams of each Queue resource), so an enqueue to a
+   * queue without streams rejects at once with `QueueNotFoundError` naming the queues that exist.
+   * Giving `queueSettings` (which only matter when the client creates queues) implies true.
+   */
+  createQueues?: boolean;
+  /** @deprecated use `createQueues` (same meaning). */
   ensureResources?: boolean;
   /**
    * How long an enqueue keeps trying to get JetStream's confirmation (e.g. across a server restart)
    * before rejecting with `EnqueueError`, in ms. Default 30000.
    */
   enqueueTimeoutMs?: number;
+  /**
+   * How long a Queue's producer settings (its default timeout and retry policy, published by the
+   * operator) are used before they are re-read in the background, in ms. Default 30000.
+   */
+  settingsRefreshMs?: number;
 }
 
 /** Per-call options of `enqueue`. Times: seconds, or Date / RFC 3339 strings. */
@@ -53,9 +68,12 @@ export interface EnqueueOptions {
   eta?: Date | string;
   /** Not run if not started by then: a Date/RFC 3339 string, or seconds from now. Ends `Expired`. */
   expires?: Date | string | number;
-  /** Handler time limit, in seconds. Default 3600. */
+  /** Handler time limit, in seconds. Default the Queue's `timeoutSeconds`, else 3600. */
   timeoutSeconds?: number;
-  /** Retry policy; absent fields take the documented defaults (3 attempts, 1 s ×2, cap 600 s, jitter). */
+  /**
+   * Retry policy; each absent field takes the Queue's (`spec.retry`), else the documented default
+   * (3 attempts, 1 s ×2, cap 600 s, jitter).
+   */
   retry?: RetryPolicySpec;
   /** W3C traceparent to propagate. */
   traceparent?: string;
@@ -92,18 +110,20 @@ interface QueueCtx {
   names: QueueNames;
   kv: KV;
   watcher: ResultWatcher;
+  settings: ProducerSettings;
 }
 
 /**
  * Builds a task message for `enqueue` (pure apart from `now` and `newId`), with
- * `newTaskMessage` from `celeriac/api`: a numeric `expires` is seconds from `now`.
+ * `newTaskMessage` from `celeriac/api`: a numeric `expires` is seconds from `now`; `queueSpec` (the
+ * Queue's producer settings) gives the defaults of what the options leave out.
  * @throws TypeError naming the bad option
  */
 export function buildTaskMessage(
   task: string,
   args: unknown[],
   kwargs: Record<string, unknown>,
-  o: EnqueueOptions & { queue: string; namespace: string },
+  o: EnqueueOptions & { queue: string; namespace: string; queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry"> },
   now: Date,
   newId: () => string = randomUUID,
 ): TaskMessage {
@@ -122,6 +142,7 @@ export function buildTaskMessage(
       ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
       ...(o.retry !== undefined ? { retry: o.retry } : {}),
       ...(o.traceparent ? { traceparent: o.traceparent } : {}),
+      ...(o.queueSpec ? { queueSpec: o.queueSpec } : {}),
     },
     now,
   );
@@ -134,6 +155,8 @@ export class CeleriacClient {
   readonly #js: JetStreamClient;
   readonly #o: ConnectOptions;
   readonly #queues = new Map<string, Promise<QueueCtx>>();
+  #jsmP: Promise<JetStreamManager> | undefined;
+  readonly #rechecks = new Map<string, Promise<boolean>>();
 
   /** @internal use `connect()` */
   constructor(nc: NatsConnection, ownsConnection: boolean, o: ConnectOptions) {
@@ -154,16 +177,65 @@ export class CeleriacClient {
     if (!p) {
       p = (async () => {
         const names = queueNames(namespace, queue);
-        if (this.#o.ensureResources !== false) {
-          await ensureQueueResources(await jetstreamManager(this.#nc), names, queueSettings(this.#o.queueSettings));
+        if (this.#createQueues) {
+          await ensureQueueResources(await this.#jsm(), names, queueSettings(this.#o.queueSettings));
+        } else if (!(await queueStreamExists(await this.#jsm(), names))) {
+          throw await this.#queueNotFound(namespace, queue);
         }
         const kv = await new Kvm(this.#js).open(names.resultsBucket);
-        return { names, kv, watcher: new ResultWatcher(kv) };
+        const settings = new ProducerSettings(kv, this.#o.settingsRefreshMs ?? DEFAULT_SETTINGS_REFRESH_MS);
+        await settings.load();
+        return { names, kv, watcher: new ResultWatcher(kv), settings };
       })();
       p.catch(() => this.#queues.delete(key));
       this.#queues.set(key, p);
     }
     return p;
+  }
+
+  /** One JetStream manager per client (made on first use; no API check per call). */
+  #jsm(): Promise<JetStreamManager> {
+    this.#jsmP ??= jetstreamManager(this.#nc, { checkAPI: false });
+    return this.#jsmP;
+  }
+
+  get #createQueues(): boolean {
+    return this.#o.createQueues ?? this.#o.ensureResources ?? this.#o.queueSettings !== undefined;
+  }
+
+  async #queueNotFound(namespace: string, queue: string, cause?: unknown): Promise<QueueNotFoundError> {
+    let existing: string[] = [];
+    try {
+      existing = await listQueues(await this.#jsm(), namespace);
+    } catch {
+      // the list only decorates the message
+    }
+    return new QueueNotFoundError(namespace, queue, existing, cause === undefined ? undefined : { cause });
+  }
+
+  /**
+   * After a failed publish attempt: "no responders" means no stream listens on the subject. When the
+   * work stream is gone (the Queue was deleted after this client cached it), forget the queue and
+   * reject with `QueueNotFoundError` (standalone: create it again and retry).
+   */
+  async #onPublishError(err: unknown, namespace: string, queue: string, names: QueueNames): Promise<void> {
+    if (!isNoResponders(err)) return;
+    const key = `${namespace}/${queue}`;
+    // concurrent enqueues that all hit the deleted stream share one re-check
+    let check = this.#rechecks.get(key);
+    if (!check) {
+      check = (async () => queueStreamExists(await this.#jsm(), names))()
+        .catch(() => true) // JetStream not answering (e.g. restarting): keep retrying
+        .finally(() => this.#rechecks.delete(key));
+      this.#rechecks.set(key, check);
+    }
+    if (await check) return;
+    if (this.#createQueues) {
+      await ensureQueueResources(await this.#jsm(), names, queueSettings(this.#o.queueSettings)).catch(() => undefined);
+      return;
+    }
+    this.#queues.delete(key);
+    throw await this.#queueNotFound(namespace, queue, err);
   }
 
   #target(o: { queue?: string; namespace?: string }): { queue: string; namespace: string } {
@@ -177,6 +249,8 @@ export class CeleriacClient {
    * `Nats-Msg-Id`, so no duplicate). Many concurrent calls pipeline their publish acks.
    * @returns a handle on the task
    * @throws TypeError on invalid arguments or options (naming the field)
+   * @throws QueueNotFoundError when the queue has no streams (not with `createQueues`); checked
+   *   once per queue per client, and again when a publish finds no stream listening
    * @throws EnqueueError when JetStream did not confirm within `enqueueTimeoutMs`
    */
   async enqueue<N extends string>(
@@ -186,12 +260,18 @@ export class CeleriacClient {
     options: EnqueueOptions = {},
   ): Promise<TaskHandle<SignatureOf<N>["result"]>> {
     const t = this.#target(options);
-    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t }, new Date());
     const q = await this.#queue(t.namespace, t.queue);
+    const queueSpec = q.settings.queueSpec();
+    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t, ...(queueSpec ? { queueSpec } : {}) }, new Date());
     const limit = this.#o.enqueueTimeoutMs ?? 30_000;
     try {
-      await publishTaskMessage(this.#js, q.names, msg, { timeoutMs: limit, isClosed: () => this.#nc.isClosed() });
+      await publishTaskMessage(this.#js, q.names, msg, {
+        timeoutMs: limit,
+        isClosed: () => this.#nc.isClosed(),
+        onError: (err) => this.#onPublishError(err, t.namespace, t.queue, q.names),
+      });
     } catch (err) {
+      if (err instanceof QueueNotFoundError) throw err;
       throw new EnqueueError(
         `enqueue ${task} (${msg.id}) on queue ${t.namespace}/${t.queue}: JetStream did not confirm within ${limit} ms (${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}); ` +
           `retrying with taskId "${msg.id}" is safe (deduplicated within the duplicate window)`,

@@ -30,3 +30,31 @@ export class ResultTimeoutError extends Error {
 export class EnqueueError extends Error {
   override readonly name = "EnqueueError";
 }
+
+/**
+ * The queue has no streams: no Queue resource declares it (a typo, or a Queue not created yet) and
+ * the client was not asked to create queues (`createQueues: true`). Nothing was published.
+ */
+export class QueueNotFoundError extends Error {
+  override readonly name = "QueueNotFoundError";
+  readonly namespace: string;
+  readonly queue: string;
+  /** The queues that do exist in the namespace, sorted. */
+  readonly existing: readonly string[];
+  constructor(namespace: string, queue: string, existing: readonly string[], options?: ErrorOptions) {
+    super(queueNotFoundMessage(namespace, queue, existing), options);
+    this.namespace = namespace;
+    this.queue = queue;
+    this.existing = existing;
+  }
+}
+
+/**
+ * The message of a `QueueNotFoundError`. Pure.
+ * @example queueNotFoundMessage("default", "thumbnail", ["thumbnails"])
+ *   // 'queue "thumbnail" does not exist in namespace "default"; existing queues: thumbnails'
+ */
+export function queueNotFoundMessage(namespace: string, queue: string, existing: readonly string[]): string {
+  const rest = existing.length > 0 ? `existing queues: ${existing.join(", ")}` : `no queues exist in namespace "${namespace}"`;
+  return `queue "${queue}" does not exist in namespace "${namespace}"; ${rest}`;
+}

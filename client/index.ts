@@ -9,4 +9,4 @@
  * ```
  */
 export { connect, CeleriacClient, buildTaskMessage, type ConnectOptions, type EnqueueOptions, type TaskHandle, type TaskRecordOrNone } from "./client.js";
-export { TaskFailedError, ResultTimeoutError, EnqueueError } from "./errors.js";
+export { TaskFailedError, ResultTimeoutError, EnqueueError, QueueNotFoundError, queueNotFoundMessage } from "./errors.js";

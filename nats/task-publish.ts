@@ -17,6 +17,11 @@ export interface PublishOptions {
   isClosed?: () => boolean;
   /** Current time in ms (tests). */
   now?: () => number;
+  /**
+   * Called after each failed attempt, before the next; when it throws, the publish ends at once
+   * with that error (e.g. the client's "queue does not exist" once the stream is found deleted).
+   */
+  onError?: (err: unknown) => Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -47,6 +52,7 @@ export async function publishTaskMessage(js: JetStreamClient, names: QueueNames,
       await js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, Math.min(5000, end - now())) });
       return;
     } catch (err) {
+      if (opts.onError) await opts.onError(err);
       if (opts.isClosed?.() || now() >= end) {
         throw new Error(`publish task ${msg.id} to ${subject}: JetStream did not confirm within ${limit} ms (${(err as Error).message})`, { cause: err });
       }

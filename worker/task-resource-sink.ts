@@ -13,7 +13,7 @@
  *
  * After a write it records core/v1 Events on the Task like a Job's (`taskEvents`: Retrying, Failed,
  * DeadLettered, Expired, Cancelled; source `celeriac-worker`), best effort. `status.startTime` stays
- * the first attempt's; `lastAttemptStartTime` (written only when the Task schema declares it) is the
+ * the first attempt's; `lastAttemptStartTime` is the
  * last one's.
  *
  * The Task is read once per write (GET through /status: the worker's Role allows tasks/status
@@ -29,7 +29,7 @@ import { API_VERSION, CONDITION_TYPES, FIELD_MANAGERS, isTerminalPhase, MAX_INLI
 import { getCondition, setCondition, type Condition } from "../api/conditions.js";
 import type { TaskRecord } from "../api/message.js";
 import { CELERIAC_TYPES, type Task } from "../api/objects.js";
-import { TaskStatusSchema, type TaskStatus } from "../api/task.js";
+import type { TaskStatus } from "../api/task.js";
 import { applyStatus, isConflict, isNotFound, kubeRequest, patchStatus, resourcePath, type KubeObject } from "../kube/k8s-client.js";
 import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
@@ -49,7 +49,7 @@ export interface TaskStatusApplyOptions {
   readonly bucket: string;
   /** The Task's live status (its conditions' transition times and its first `startTime` are kept). */
   readonly live: TaskStatus | undefined;
-  /** Write `lastAttemptStartTime` (only when the Task schema declares it; else the server prunes it). */
+  /** Write `lastAttemptStartTime` (default true). */
   readonly lastAttemptStartTime: boolean;
   /** The current time. */
   readonly now: Date;
@@ -70,6 +70,9 @@ export function taskStatusApply(record: TaskRecord, o: TaskStatusApplyOptions): 
   if (s.startTime !== undefined) {
     out.startTime = o.live?.startTime ?? s.startTime;
     if (o.lastAttemptStartTime) out.lastAttemptStartTime = s.startTime;
+  }
+  if (isTerminalPhase(s.phase) && s.completionTime !== undefined && out.startTime !== undefined) {
+    out.duration = formatDuration(Date.parse(s.completionTime) - Date.parse(out.startTime as string));
   }
   if (s.result !== undefined) {
     const size = Buffer.byteLength(JSON.stringify(s.result));
@@ -97,6 +100,22 @@ export function taskStatusApply(record: TaskRecord, o: TaskStatusApplyOptions): 
   }
   out.conditions = conditions;
   return out;
+}
+
+/**
+ * A duration in ms as kubectl prints a Job's: `850ms`, `1.5s`, `2m3s`, `1h2m`. Negative or NaN → `0s`.
+ * Pure.
+ * @param ms milliseconds
+ */
+export function formatDuration(ms: number): string {
+  if (!(ms > 0)) return "0s";
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(ms < 10_000 ? 2 : 1))}s`;
+  const totalS = Math.round(ms / 1000);
+  const h = Math.floor(totalS / 3600);
+  const m = Math.floor((totalS % 3600) / 60);
+  const sec = totalS % 60;
+  return h > 0 ? `${h}h${m}m` : `${m}m${sec}s`;
 }
 
 /** The condition reason of a `Failed` status, from its error type. */
@@ -160,7 +179,7 @@ export interface TaskResourceSinkOptions {
   readonly namespace: string;
   /** Where a refused write is logged (warn). */
   readonly log: Logger;
-  /** Write `status.lastAttemptStartTime` (default: when the Task schema declares it). */
+  /** Write `status.lastAttemptStartTime` (default true). */
   readonly lastAttemptStartTime?: boolean;
   /** `reportingInstance` of the Events (the worker name; default `$POD_NAME` or the host name). */
   readonly instance?: string;
@@ -185,7 +204,7 @@ export class TaskResourceSink implements StatusSink {
     this.#kc = kc;
     this.#bucket = bucket;
     this.#o = options;
-    this.#lastAttempt = options.lastAttemptStartTime ?? schemaHasLastAttemptStartTime();
+    this.#lastAttempt = options.lastAttemptStartTime ?? true;
     this.#instance = options.instance ?? process.env.POD_NAME ?? hostname();
   }
 
@@ -257,7 +276,3 @@ export class TaskResourceSink implements StatusSink {
   }
 }
 
-/** True when the Task status schema (api/task.ts) declares `lastAttemptStartTime`. */
-function schemaHasLastAttemptStartTime(): boolean {
-  return "lastAttemptStartTime" in (TaskStatusSchema.properties as Record<string, unknown>);
-}

@@ -2,6 +2,7 @@
  * `celeriac enqueue <task>`: enqueue one task from the shell, optionally waiting for its result.
  */
 import type { Command } from "commander";
+import { readFileSync } from "node:fs";
 
 /** Raw `celeriac enqueue` flags. */
 export interface EnqueueFlags {
@@ -16,24 +17,65 @@ export interface EnqueueFlags {
   wait?: boolean;
   timeout?: string;
   nats?: string;
+  createQueue?: boolean;
+  timeoutSeconds?: string;
+  maxAttempts?: string;
+  devDir?: string;
+}
+
+/** A value for messages: at most 60 characters of it. */
+function shown(text: string): string {
+  return JSON.stringify(text.length > 60 ? `${text.slice(0, 57)}...` : text);
 }
 
 /**
- * Parses a JSON flag value.
+ * Reads a JSON flag's text: the value itself, or `@path` for a file's contents (`@-`: standard
+ * input), for arguments too large for a command line (about 128 KiB per argument on Linux).
+ * @param readFile reads a path, or `-` for standard input (tests)
+ * @throws Error naming the flag and the file when it cannot be read
+ */
+export function jsonFlagText(flag: "--args" | "--kwargs", value: string, readFile: (path: string) => string = (p) => readFileSync(p === "-" ? 0 : p, "utf8")): { text: string; from: string } {
+  if (!value.startsWith("@")) return { text: value, from: shown(value) };
+  const path = value.slice(1);
+  if (!path) throw new Error(`${flag}: "@" needs a file, e.g. ${flag} @${flag === "--args" ? "args" : "kwargs"}.json, or ${flag} @- for standard input`);
+  const from = path === "-" ? "standard input" : `file ${path}`;
+  try {
+    return { text: readFile(path), from };
+  } catch (err) {
+    throw new Error(`${flag}: cannot read ${from}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Parses a JSON flag value (`@file` / `@-` read through `jsonFlagText`).
  * @throws Error naming the flag, what it must be and an example of the fix
  */
-export function parseJsonFlag(flag: "--args" | "--kwargs", text: string | undefined): unknown {
-  if (text === undefined) return flag === "--args" ? [] : {};
+export function parseJsonFlag(flag: "--args" | "--kwargs", value: string | undefined, readFile?: (path: string) => string): unknown {
+  if (value === undefined) return flag === "--args" ? [] : {};
+  const { text, from } = jsonFlagText(flag, value, readFile);
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch (err) {
     const example = flag === "--args" ? `--args '[1, "two"]'` : `--kwargs '{"key": "value"}'`;
-    throw new Error(`${flag}: ${JSON.stringify(text)} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. ${example}`, { cause: err });
+    const fix = value.startsWith("@") ? "fix the JSON" : `quote it for the shell, e.g. ${example}`;
+    throw new Error(`${flag}: ${from} is not valid JSON (${(err as Error).message}); ${fix}`, { cause: err });
   }
-  if (flag === "--args" && !Array.isArray(v)) throw new Error(`--args must be a JSON array, e.g. --args '[1, 2]' (got ${text})`);
-  if (flag === "--kwargs" && (v === null || typeof v !== "object" || Array.isArray(v))) throw new Error(`--kwargs must be a JSON object, e.g. --kwargs '{"a": 1}' (got ${text})`);
+  if (flag === "--args" && !Array.isArray(v)) throw new Error(`--args must be a JSON array, e.g. --args '[1, 2]' (got ${from})`);
+  if (flag === "--kwargs" && (v === null || typeof v !== "object" || Array.isArray(v))) throw new Error(`--kwargs must be a JSON object, e.g. --kwargs '{"a": 1}' (got ${from})`);
   return v;
+}
+
+/**
+ * Parses a flag that must be a positive integer of at most `max`.
+ * @throws Error "<flag>: must be a positive integer …" naming the value
+ */
+export function positiveIntFlag(flag: string, v: string | undefined, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${flag}: must be a positive integer (got ${shown(v)})`);
+  if (n > max) throw new Error(`${flag}: must be at most ${max} (got ${n})`);
+  return n;
 }
 
 function seconds(flag: string, v: string | undefined): number | undefined {
@@ -50,30 +92,42 @@ export function register(program: Command): void {
     .description("enqueue a task; prints its id, or with --wait its result as JSON")
     .option("--queue <q>", "queue [CELERIAC_QUEUE]")
     .option("--namespace <ns>", "namespace (default: default) [CELERIAC_NAMESPACE]")
-    .option("--args <json>", "positional arguments, a JSON array", undefined)
-    .option("--kwargs <json>", "keyword arguments, a JSON object", undefined)
+    .option("--args <json>", "positional arguments, a JSON array; @file reads a file, @- standard input", undefined)
+    .option("--kwargs <json>", "keyword arguments, a JSON object; @file reads a file, @- standard input", undefined)
+    .option("--timeout-seconds <s>", "handler time limit (default: the Queue's timeoutSeconds)")
+    .option("--max-attempts <n>", "total attempts including the first (default: the Queue's retry.maxAttempts)")
     .option("--countdown <s>", "run no earlier than this many seconds from now")
     .option("--eta <iso>", "run no earlier than this time (RFC 3339)")
     .option("--expires <iso>", "do not run if not started by this time (RFC 3339)")
     .option("--task-id <id>", "task id (same id twice within the duplicate window runs once)")
     .option("--wait", "wait for the result and print it (exit 1 if the task failed)")
     .option("--timeout <s>", "with --wait: give up after this many seconds (default: wait forever)")
-    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL]")
+    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
+    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
+    .option("--create-queue", "standalone (no operator): create the queue's streams if missing, instead of failing on an unknown queue")
     .action(async (task: string, f: EnqueueFlags) => {
       const args = parseJsonFlag("--args", f.args) as unknown[];
       const kwargs = parseJsonFlag("--kwargs", f.kwargs) as Record<string, unknown>;
       const queue = f.queue ?? process.env.CELERIAC_QUEUE;
       if (!queue) throw new Error("--queue (or CELERIAC_QUEUE) is required");
       const countdownSeconds = seconds("--countdown", f.countdown);
+      const timeoutSeconds = positiveIntFlag("--timeout-seconds", f.timeoutSeconds, 604_800);
+      const maxAttempts = positiveIntFlag("--max-attempts", f.maxAttempts, 1000);
       const timeout = seconds("--timeout", f.timeout);
       const { connect, TaskFailedError } = await import("../../client/index.js");
-      const client = await connect({ ...(f.nats ? { servers: f.nats } : {}), queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE });
+      const { natsConnectError, natsTarget } = await import("../nats-target.js");
+      const target = await natsTarget(f.nats, process.env, f.devDir);
+      const client = await connect({ servers: target.url, queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true }).catch((err: unknown) => {
+        throw natsConnectError(target, err);
+      });
       try {
         const h = await client.enqueue(task, args, kwargs, {
           ...(f.taskId ? { taskId: f.taskId } : {}),
           ...(countdownSeconds !== undefined ? { countdownSeconds } : {}),
           ...(f.eta ? { eta: f.eta } : {}),
           ...(f.expires ? { expires: f.expires } : {}),
+          ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+          ...(maxAttempts !== undefined ? { retry: { maxAttempts } } : {}),
         });
         if (!f.wait) {
           console.log(h.id);

@@ -28,6 +28,7 @@ import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOption
 import { workerDeploymentName } from "./labels.js";
 import type { QueueNats } from "./queue-nats.js";
 import { queueSettingsFromSpec } from "./queue-settings.js";
+import { publishQueueSettings } from "./queue-settings-publish.js";
 import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workersCondition, type StepCondition } from "./queue-status.js";
 import { ScaleLoops } from "./scale-loop.js";
 
@@ -162,6 +163,7 @@ export class QueueReconciler {
     const type = CONDITION_TYPES.Queue.StreamReady;
     try {
       const changes = await this.#d.nats.ensure(names, queueSettingsFromSpec(q.spec));
+      await publishQueueSettings(this.#d.js, names, q);
       for (const c of changes.filter((x) => x.action === "created" || x.action === "updated")) {
         const what = `${c.action === "created" ? "Created" : "Updated"} ${c.kind} ${c.name}`;
         this.#d.events.event(q, "Normal", c.action === "created" ? REASONS.StreamCreated : REASONS.StreamUpdated, c.drift.length ? `${what}: ${c.drift.map((d) => d.field).join(", ")} drifted` : what);

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { TaskResourceSink, taskEvents } from "../../worker/task-resource-sink.js";
+import { TaskResourceSink, formatDuration, taskEvents, taskStatusApply } from "../../worker/task-resource-sink.js";
 import { taskRecord, type TaskRecord } from "../../api/message.js";
 import { TaskStatusSchema, type TaskStatus } from "../../api/task.js";
 import type { Task } from "../../api/objects.js";
@@ -138,5 +138,21 @@ describe("when deciding a Task's Events from a record", () => {
   it("says the error and the delay of a retry", () => {
     const [e] = taskEvents(rec({ phase: "Retrying", attempts: 2, error: err, nextRetryTime: "2026-01-01T00:00:02.500Z" }));
     assert.equal(e?.message, "Attempt 2 failed: Error: boom; retrying in 2.5 s (at 2026-01-01T00:00:02.500Z)");
+  });
+});
+
+describe("when a finished Task's duration is shown", () => {
+  const table: Array<[number, string]> = [[-5, "0s"], [0, "0s"], [850, "850ms"], [1500, "1.5s"], [12_340, "12.3s"], [123_000, "2m3s"], [3_720_000, "1h2m"]];
+  for (const [ms, text] of table) it(`prints ${ms} ms as ${text}`, () => assert.equal(formatDuration(ms), text));
+
+  it("writes duration from the first attempt's start to completion, only when the task is finished", () => {
+    const live: TaskStatus = { startTime: "2026-01-01T00:00:00Z" };
+    const status = (phase: TaskStatus["phase"], extra: Partial<TaskStatus> = {}) =>
+      taskStatusApply(taskRecord({ id: "t1", task: "demo.add", queue: "default", namespace: "default", origin: { kind: "Client" } }, { phase, attempts: 2, startTime: "2026-01-01T00:00:05Z", ...extra }), { bucket: "b", live, lastAttemptStartTime: true, now: new Date("2026-01-01T00:00:10Z") });
+    assert.equal(status("Running").duration, undefined);
+    const done = status("Succeeded", { completionTime: "2026-01-01T00:00:07.5Z" });
+    assert.equal(done.startTime, "2026-01-01T00:00:00Z", "startTime stays the first attempt's");
+    assert.equal(done.lastAttemptStartTime, "2026-01-01T00:00:05Z");
+    assert.equal(done.duration, "7.5s");
   });
 });
