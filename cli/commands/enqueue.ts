@@ -3,6 +3,7 @@
  */
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
+import { checkEnqueueInput } from "../enqueue-checks.js";
 
 /** Raw `celeriac enqueue` flags. */
 export interface EnqueueFlags {
@@ -106,6 +107,7 @@ export function register(program: Command): void {
     .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
     .option("--create-queue", "standalone (no operator): create the queue's streams if missing, instead of failing on an unknown queue")
     .action(async (task: string, f: EnqueueFlags) => {
+      checkEnqueueInput({ task, countdown: f.countdown, eta: f.eta, expires: f.expires, taskId: f.taskId });
       const args = parseJsonFlag("--args", f.args) as unknown[];
       const kwargs = parseJsonFlag("--kwargs", f.kwargs) as Record<string, unknown>;
       const queue = f.queue ?? process.env.CELERIAC_QUEUE;
