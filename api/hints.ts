@@ -131,3 +131,16 @@ export function scheduleHint(schedule: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * A hint for an unknown `spec.timeZone`: the IANA zone of the same city when there is one
+ * (`Berlin` → `Europe/Berlin`, `US/New York` → `America/New_York`), else what a zone name looks like.
+ * @returns e.g. `use "Europe/Berlin"`, or `use an IANA time zone name such as …`
+ */
+export function timeZoneHint(timeZone: string): string {
+  const city = timeZone.trim().split("/").pop()!.toLowerCase().replace(/\s+/g, "_");
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const same = city ? zones.find((z) => z.split("/").pop()!.toLowerCase() === city) : undefined;
+  if (same && same !== timeZone) return `use "${same}"`;
+  return 'use an IANA time zone name such as "Europe/Berlin", "America/New_York" or "UTC"';
+}

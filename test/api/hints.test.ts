@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { cronForCeleryCrontab, durationHint, goDurationFor, scheduleHint } from "../../api/hints.js";
+import { cronForCeleryCrontab, durationHint, goDurationFor, scheduleHint, timeZoneHint } from "../../api/hints.js";
 import { checkManifest } from "../../api/manifest.js";
 
 describe("when a duration is written the way people say it", () => {
@@ -36,6 +36,14 @@ describe("when a schedule is written the Celery, Quartz or English way", () => {
     assert.equal(cronForCeleryCrontab("crontab(minute='*/15', hour='9-17', day_of_week='mon-fri')"), "*/15 9-17 * * mon-fri");
     assert.equal(cronForCeleryCrontab("crontab(second=1)"), undefined);
   });
+});
+
+describe("when a time zone is unknown", () => {
+  it("names the IANA zone of the same city", () => {
+    assert.equal(timeZoneHint("Germany/Berlin"), 'use "Europe/Berlin"');
+    assert.equal(timeZoneHint("US/New York"), 'use "America/New_York"');
+  });
+  it("says what a zone name looks like otherwise", () => assert.equal(timeZoneHint("Mars/Olympus"), 'use an IANA time zone name such as "Europe/Berlin", "America/New_York" or "UTC"'));
 });
 
 describe("when a manifest has such a value", () => {
