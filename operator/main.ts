@@ -23,7 +23,7 @@ import {
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
-import { waitingTasks } from "./task/waiting-tasks.js";
+import { waitingTasks, waitsOnNats } from "./task/waiting-tasks.js";
 
 /** A running operator. */
 export interface RunningOperator {
@@ -88,9 +88,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       desiredGauge.set({ namespace: ns, queue: q }, desired);
     },
   });
+  // On a NATS reconnect, Tasks waiting on NATS publish at once instead of at their next back-off.
+  let onNatsReconnect = () => {};
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher: new JetStreamTaskPublisher(js), events,
+    publisher: new JetStreamTaskPublisher(js, { nc, onReconnect: () => onNatsReconnect() }), events,
   });
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
@@ -107,8 +109,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     }),
     new Controller({
       ...common, name: "task", for: tasks, workers: 4,
-      // A new Queue releases the Tasks waiting for it.
-      watches: [{ informer: queues, map: (q: Queue) => waitingTasks(q, tasks.list(q.metadata.namespace ?? "")) }],
+      // A new Queue releases the Tasks waiting for it; a deleted one marks the Tasks queued in it.
+      watches: [{
+        informer: queues,
+        map: (q: Queue) => waitingTasks(q, tasks.list(q.metadata.namespace ?? ""), { gone: !queues.get(q.metadata.namespace ?? "", q.metadata.name) || Boolean(q.metadata.deletionTimestamp) }),
+      }],
       reconcile: (key, ctx) => taskReconciler.reconcile(key, ctx),
     }),
     new Controller({
@@ -117,6 +122,14 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       reconcile: (key, ctx) => scheduleReconciler.reconcile(key, ctx),
     }),
   ];
+
+  const taskController = controllers[1]!;
+  onNatsReconnect = () => {
+    taskReconciler.resetBackoff();
+    for (const t of tasks.list()) {
+      if (waitsOnNats(t)) taskController.enqueue({ namespace: t.metadata.namespace ?? "", name: t.metadata.name });
+    }
+  };
 
   let leading = !config.leaderElect;
   let elector: LeaderElector | undefined;

@@ -44,6 +44,10 @@ export interface Platform {
   stopOperator(i: number, hard?: boolean): Promise<void>;
   /** Starts operator `i` again (after stopOperator). */
   startOperator(i: number): ChildProcess;
+  /** Stops nats-server (SIGKILL when `hard`, else SIGTERM) and keeps it stopped until {@link startNats}. */
+  stopNats(hard?: boolean): Promise<void>;
+  /** Starts nats-server again on the same port with the same store (after stopNats); `nats` is the new process. */
+  startNats(): Promise<NatsProcess>;
   /** Stops everything this platform started, in reverse order. Memoised. */
   stop(): Promise<void>;
 }
@@ -108,7 +112,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     }
   };
   try {
-    const nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
+    let nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
     cleanups.push(() => nats.stop());
     // The process kubelet writes Deployment status, so the server's own stub stays off.
     const api = await startApiServer({ port: opts.apiPort ?? 0, kubeconfigPath, controllers: { deploymentStatus: false } });
@@ -148,7 +152,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     cleanups.push(() => kubelet.stop());
 
     let stopping: Promise<void> | undefined;
-    return {
+    const platform: Platform = {
       dir,
       kubeconfigPath,
       apiUrl: api.url,
@@ -157,8 +161,18 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       operators,
       stopOperator,
       startOperator,
+      stopNats: async (hard = false) => {
+        if (hard) nats.child.kill("SIGKILL");
+        await nats.stop();
+      },
+      startNats: async () => {
+        nats = await startNatsServer({ dir: join(dir, "nats"), port: nats.port, logFile: join(logs, "nats-server.log") });
+        platform.nats = nats;
+        return nats;
+      },
       stop: () => (stopping ??= stopAll()),
     };
+    return platform;
   } catch (err) {
     await stopAll();
     throw err;

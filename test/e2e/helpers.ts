@@ -78,6 +78,8 @@ function realCluster(dir: string): Platform {
     operators: [],
     stopOperator: local,
     startOperator: local,
+    stopNats: local,
+    startNats: local,
     stop: async () => undefined,
   };
 }
