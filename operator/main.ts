@@ -7,7 +7,7 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { V1Deployment } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
@@ -71,11 +71,14 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const tasks = informer<Task>(CELERIAC_TYPES.Task);
   const schedules = informer<Schedule>(CELERIAC_TYPES.Schedule);
   const deployments = informer<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
+  // Worker Pods: their container states say why workers do not run (WorkersReady).
+  const pods = informer<V1Pod & KubeObject>(BUILTIN_TYPES.Pod, `${LABELS.managedBy}=${MANAGED_BY}`);
 
   const queueReconciler = new QueueReconciler({
     kc,
     getQueue: (ns, name) => queues.get(ns, name),
     getDeployment: (ns, name) => deployments.get(ns, name),
+    listWorkerPods: (ns, queue) => pods.list(ns).filter((p) => p.metadata?.labels?.[LABELS.queue] === queue),
     nats: new JetStreamQueueNats(jsm),
     js,
     events,
@@ -105,6 +108,10 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     new Controller({
       ...common, name: "queue", for: queues, workers: 2,
       owns: [{ informer: deployments, ownerKind: RESOURCES.Queue.kind }],
+      watches: [{ informer: pods, map: (p: V1Pod & KubeObject) => {
+        const queue = p.metadata?.labels?.[LABELS.queue];
+        return queue ? [{ namespace: p.metadata?.namespace ?? "", name: queue }] : [];
+      } }],
       reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
     }),
     new Controller({
