@@ -51,7 +51,16 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   });
 
   const kc = loadKubeConfig(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
-  const nc: NatsConnection = await connectNats(config.nats);
+  // Health first, so /healthz answers and /readyz says why while NATS is not reachable yet.
+  let readiness: () => boolean | string = () => "waiting for NATS";
+  const health = await startHealthServer({ port: config.port, registry, ready: () => readiness() });
+  let nc: NatsConnection;
+  try {
+    nc = await connectNatsWithBackoff(config, log);
+  } catch (err) {
+    await health.close();
+    throw err;
+  }
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const recorder = new EventRecorder({ kc, logger: log });
@@ -146,11 +155,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     await Promise.all(controllers.map((c) => c.start()));
     log.info({ controllers: controllers.length }, "Started controllers");
   };
-  const health = await startHealthServer({
-    port: config.port,
-    registry,
-    ready: () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced"),
-  });
+  readiness = () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced");
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -197,4 +202,28 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   }
   log.info({ port: health.port, leaderElect: config.leaderElect, namespaces: config.watchNamespaces }, "Operator started");
   return { port: health.port, stop };
+}
+
+/** Back-off of the first NATS connection: 0.5 s doubling to 30 s. */
+export const NATS_CONNECT_BACKOFF = Object.freeze({ baseMs: 500, capMs: 30_000 });
+
+/**
+ * Connects to NATS, retrying with back-off (logged at warn with the next delay) until it succeeds:
+ * the operator waits for NATS at startup, as a pod whose dependency starts later should.
+ * @param opts.maxAttempts give up after this many attempts (default: never)
+ * @throws Error "connect to NATS at …" after `maxAttempts`
+ */
+export async function connectNatsWithBackoff(config: Pick<OperatorConfig, "nats">, log: Logger, opts: { maxAttempts?: number } = {}): Promise<NatsConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connectNats(config.nats);
+      if (attempt > 1) log.info({ attempt, servers: config.nats.servers }, "Connected to NATS");
+      return nc;
+    } catch (err) {
+      if (opts.maxAttempts !== undefined && attempt >= opts.maxAttempts) throw err;
+      const delayMs = Math.min(NATS_CONNECT_BACKOFF.capMs, NATS_CONNECT_BACKOFF.baseMs * 2 ** Math.min(attempt - 1, 20));
+      log.warn({ err: (err as Error).message, attempt, delayMs, servers: config.nats.servers }, "Failed to connect to NATS; retrying");
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
 }

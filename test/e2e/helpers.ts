@@ -80,6 +80,8 @@ function realCluster(dir: string): Platform {
     startOperator: local,
     stopNats: local,
     startNats: local,
+    restarts: () => ({ nats: 0, operators: [] }),
+    operatorPorts: [],
     stop: async () => undefined,
   };
 }
