@@ -144,5 +144,8 @@ export class JetStreamTaskPublisher implements TaskPublisher {
       idx.next = seq + 1;
     }
     idx.next = Math.max(idx.next, state.last_seq + 1);
+    // Messages below the first sequence are gone (acked, so their task has a results record, or
+    // aged out): forget them, so the index holds about as many ids as the stream holds messages.
+    for (const [mid, seq] of idx.ids) if (seq < state.first_seq) idx.ids.delete(mid);
   }
 }
