@@ -7,7 +7,7 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { V1Deployment } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
@@ -23,7 +23,7 @@ import {
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
-import { waitingTasks } from "./task/waiting-tasks.js";
+import { waitingTasks, waitsOnNats } from "./task/waiting-tasks.js";
 
 /** A running operator. */
 export interface RunningOperator {
@@ -51,7 +51,16 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   });
 
   const kc = loadKubeConfig(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
-  const nc: NatsConnection = await connectNats(config.nats);
+  // Health first, so /healthz answers and /readyz says why while NATS is not reachable yet.
+  let readiness: () => boolean | string = () => "waiting for NATS";
+  const health = await startHealthServer({ port: config.port, registry, ready: () => readiness() });
+  let nc: NatsConnection;
+  try {
+    nc = await connectNatsWithBackoff(config, log);
+  } catch (err) {
+    await health.close();
+    throw err;
+  }
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const recorder = new EventRecorder({ kc, logger: log });
@@ -71,11 +80,14 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const tasks = informer<Task>(CELERIAC_TYPES.Task);
   const schedules = informer<Schedule>(CELERIAC_TYPES.Schedule);
   const deployments = informer<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
+  // Worker Pods: their container states say why workers do not run (WorkersReady).
+  const pods = informer<V1Pod & KubeObject>(BUILTIN_TYPES.Pod, `${LABELS.managedBy}=${MANAGED_BY}`);
 
   const queueReconciler = new QueueReconciler({
     kc,
     getQueue: (ns, name) => queues.get(ns, name),
     getDeployment: (ns, name) => deployments.get(ns, name),
+    listWorkerPods: (ns, queue) => pods.list(ns).filter((p) => p.metadata?.labels?.[LABELS.queue] === queue),
     nats: new JetStreamQueueNats(jsm),
     js,
     events,
@@ -88,9 +100,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       desiredGauge.set({ namespace: ns, queue: q }, desired);
     },
   });
+  // On a NATS reconnect, Tasks waiting on NATS publish at once instead of at their next back-off.
+  let onNatsReconnect = () => {};
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher: new JetStreamTaskPublisher(js), events,
+    publisher: new JetStreamTaskPublisher(js, { nc, onReconnect: () => onNatsReconnect() }), events,
   });
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
@@ -103,12 +117,19 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     new Controller({
       ...common, name: "queue", for: queues, workers: 2,
       owns: [{ informer: deployments, ownerKind: RESOURCES.Queue.kind }],
+      watches: [{ informer: pods, map: (p: V1Pod & KubeObject) => {
+        const queue = p.metadata?.labels?.[LABELS.queue];
+        return queue ? [{ namespace: p.metadata?.namespace ?? "", name: queue }] : [];
+      } }],
       reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
     }),
     new Controller({
       ...common, name: "task", for: tasks, workers: 4,
-      // A new Queue releases the Tasks waiting for it.
-      watches: [{ informer: queues, map: (q: Queue) => waitingTasks(q, tasks.list(q.metadata.namespace ?? "")) }],
+      // A new Queue releases the Tasks waiting for it; a deleted one marks the Tasks queued in it.
+      watches: [{
+        informer: queues,
+        map: (q: Queue) => waitingTasks(q, tasks.list(q.metadata.namespace ?? ""), { gone: !queues.get(q.metadata.namespace ?? "", q.metadata.name) || Boolean(q.metadata.deletionTimestamp) }),
+      }],
       reconcile: (key, ctx) => taskReconciler.reconcile(key, ctx),
     }),
     new Controller({
@@ -118,6 +139,14 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     }),
   ];
 
+  const taskController = controllers[1]!;
+  onNatsReconnect = () => {
+    taskReconciler.resetBackoff();
+    for (const t of tasks.list()) {
+      if (waitsOnNats(t)) taskController.enqueue({ namespace: t.metadata.namespace ?? "", name: t.metadata.name });
+    }
+  };
+
   let leading = !config.leaderElect;
   let elector: LeaderElector | undefined;
   const startControllers = async () => {
@@ -126,11 +155,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     await Promise.all(controllers.map((c) => c.start()));
     log.info({ controllers: controllers.length }, "Started controllers");
   };
-  const health = await startHealthServer({
-    port: config.port,
-    registry,
-    ready: () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced"),
-  });
+  readiness = () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced");
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -177,4 +202,28 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   }
   log.info({ port: health.port, leaderElect: config.leaderElect, namespaces: config.watchNamespaces }, "Operator started");
   return { port: health.port, stop };
+}
+
+/** Back-off of the first NATS connection: 0.5 s doubling to 30 s. */
+export const NATS_CONNECT_BACKOFF = Object.freeze({ baseMs: 500, capMs: 30_000 });
+
+/**
+ * Connects to NATS, retrying with back-off (logged at warn with the next delay) until it succeeds:
+ * the operator waits for NATS at startup, as a pod whose dependency starts later should.
+ * @param opts.maxAttempts give up after this many attempts (default: never)
+ * @throws Error "connect to NATS at …" after `maxAttempts`
+ */
+export async function connectNatsWithBackoff(config: Pick<OperatorConfig, "nats">, log: Logger, opts: { maxAttempts?: number } = {}): Promise<NatsConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connectNats(config.nats);
+      if (attempt > 1) log.info({ attempt, servers: config.nats.servers }, "Connected to NATS");
+      return nc;
+    } catch (err) {
+      if (opts.maxAttempts !== undefined && attempt >= opts.maxAttempts) throw err;
+      const delayMs = Math.min(NATS_CONNECT_BACKOFF.capMs, NATS_CONNECT_BACKOFF.baseMs * 2 ** Math.min(attempt - 1, 20));
+      log.warn({ err: (err as Error).message, attempt, delayMs, servers: config.nats.servers }, "Failed to connect to NATS; retrying");
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
 }

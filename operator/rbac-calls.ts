@@ -36,6 +36,7 @@ export interface OperatorApiCall {
 /** The operator's API calls, one entry per (group, resource), sorted by group then resource. */
 export const OPERATOR_API_CALLS: readonly OperatorApiCall[] = Object.freeze([
   { group: "", resource: "events", verbs: ["create", "patch"], scope: "watched", why: "runtime/events.ts: EventRecorder creates Events and patches count/lastTimestamp of a repeated one" },
+  { group: "", resource: "pods", verbs: ["list", "watch"], scope: "watched", why: "main.ts: Pod informer over worker Pods (managed-by label); queue-reconciler.ts reads their container states for WorkersReady" },
   { group: "", resource: "serviceaccounts", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the workers' ServiceAccount <queue>-worker" },
   { group: "apps", resource: "deployments", verbs: ["create", "get", "list", "patch", "watch"], scope: "watched", why: "main.ts: Deployment informer (managed-by label); queue-reconciler.ts: applyChild of <queue>-workers" },
   { group: "apps", resource: "deployments/scale", verbs: ["patch"], scope: "watched", why: "queue-reconciler.ts: scales workers through the scale subresource" },
