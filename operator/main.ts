@@ -12,9 +12,10 @@ import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
-import { connectNats } from "../nats/connection.js";
+import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
 import { JetStreamQueueNats } from "./queue/queue-nats.js";
+import { queueOfWorkerPod } from "./queue/labels.js";
 import { QueueReconciler } from "./queue/queue-reconciler.js";
 import {
   BUILTIN_TYPES, Controller, EventRecorder, LeaderElector, loadKubeConfig, namespacedInformer, startHealthServer,
@@ -23,7 +24,7 @@ import {
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
-import { waitingTasks, waitsOnNats } from "./task/waiting-tasks.js";
+import { tasksWaitingOnNats, waitingTasks } from "./task/waiting-tasks.js";
 
 /** A running operator. */
 export interface RunningOperator {
@@ -56,7 +57,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const health = await startHealthServer({ port: config.port, registry, ready: () => readiness() });
   let nc: NatsConnection;
   try {
-    nc = await connectNatsWithBackoff(config, log);
+    nc = await connectNatsWithBackoff(config.nats, log);
   } catch (err) {
     await health.close();
     throw err;
@@ -117,10 +118,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     new Controller({
       ...common, name: "queue", for: queues, workers: 2,
       owns: [{ informer: deployments, ownerKind: RESOURCES.Queue.kind }],
-      watches: [{ informer: pods, map: (p: V1Pod & KubeObject) => {
-        const queue = p.metadata?.labels?.[LABELS.queue];
-        return queue ? [{ namespace: p.metadata?.namespace ?? "", name: queue }] : [];
-      } }],
+      watches: [{ informer: pods, map: (p: V1Pod & KubeObject) => queueOfWorkerPod(p) }],
       reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
     }),
     new Controller({
@@ -142,9 +140,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const taskController = controllers[1]!;
   onNatsReconnect = () => {
     taskReconciler.resetBackoff();
-    for (const t of tasks.list()) {
-      if (waitsOnNats(t)) taskController.enqueue({ namespace: t.metadata.namespace ?? "", name: t.metadata.name });
-    }
+    for (const key of tasksWaitingOnNats(tasks.list())) taskController.enqueue(key);
   };
 
   let leading = !config.leaderElect;
@@ -202,28 +198,4 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   }
   log.info({ port: health.port, leaderElect: config.leaderElect, namespaces: config.watchNamespaces }, "Operator started");
   return { port: health.port, stop };
-}
-
-/** Back-off of the first NATS connection: 0.5 s doubling to 30 s. */
-export const NATS_CONNECT_BACKOFF = Object.freeze({ baseMs: 500, capMs: 30_000 });
-
-/**
- * Connects to NATS, retrying with back-off (logged at warn with the next delay) until it succeeds:
- * the operator waits for NATS at startup, as a pod whose dependency starts later should.
- * @param opts.maxAttempts give up after this many attempts (default: never)
- * @throws Error "connect to NATS at …" after `maxAttempts`
- */
-export async function connectNatsWithBackoff(config: Pick<OperatorConfig, "nats">, log: Logger, opts: { maxAttempts?: number } = {}): Promise<NatsConnection> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const nc = await connectNats(config.nats);
-      if (attempt > 1) log.info({ attempt, servers: config.nats.servers }, "Connected to NATS");
-      return nc;
-    } catch (err) {
-      if (opts.maxAttempts !== undefined && attempt >= opts.maxAttempts) throw err;
-      const delayMs = Math.min(NATS_CONNECT_BACKOFF.capMs, NATS_CONNECT_BACKOFF.baseMs * 2 ** Math.min(attempt - 1, 20));
-      log.warn({ err: (err as Error).message, attempt, delayMs, servers: config.nats.servers }, "Failed to connect to NATS; retrying");
-      await new Promise((r) => setTimeout(r, delayMs));
-    }
-  }
 }

@@ -30,3 +30,8 @@ export function waitingTasks(queue: Queue, tasks: readonly Task[], opts: { gone?
 export function waitsOnNats(task: Task): boolean {
   return getCondition(task.status?.conditions, CONDITION_TYPES.Task.Accepted)?.reason === REASONS.NatsUnavailable;
 }
+
+/** The keys of the Tasks in `tasks` that wait for NATS (see {@link waitsOnNats}): requeued at once when NATS reconnects. Pure. */
+export function tasksWaitingOnNats(tasks: readonly Task[]): ReconcileKey[] {
+  return tasks.filter(waitsOnNats).map((t) => ({ namespace: t.metadata.namespace ?? "", name: t.metadata.name }));
+}
