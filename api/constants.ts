@@ -104,6 +104,14 @@ export const REASONS = {
   Failed: "Failed",
   DeadLettered: "DeadLettered",
   Cancelled: "Cancelled",
+  /** Task Accepted=False: the operator cannot publish to NATS now; it retries with back-off. */
+  NatsUnavailable: "NatsUnavailable",
+  /** Task condition and Warning Event: the Task's Queue was deleted while the Task waited in it. */
+  QueueDeleted: "QueueDeleted",
+  /** Queue WorkersReady=False: worker containers exit and are restarted with back-off. */
+  WorkersCrashLooping: "WorkersCrashLooping",
+  /** Queue WorkersReady=False: worker containers cannot be created (config error, image). */
+  WorkersCannotStart: "WorkersCannotStart",
 } as const;
 
 /** Task phases, in lifecycle order. Terminal ones: Succeeded, Failed, Cancelled, Expired. */
@@ -122,3 +130,11 @@ export function isTerminalPhase(phase: string | undefined): boolean {
 export const MAX_ARGS_BYTES = 256 * 1024;
 /** Largest result stored inline in `Task.status.result`, in bytes (8 KiB); larger ones stay in the results bucket and are referenced. */
 export const MAX_INLINE_RESULT_BYTES = 8 * 1024;
+
+/**
+ * Annotation on a Task: when the operator first tried to publish it (RFC 3339 with ms). Its publish
+ * intent: every attempt sends the same message (built at this time, `Nats-Msg-Id` = uid), and once
+ * it is older than the safe part of the duplicate window, the operator looks the task up in NATS
+ * before publishing again (docs/operator.md, "Publishing a Task").
+ */
+export const PUBLISH_INTENT_ANNOTATION = "celeriac.io/publish-started-at";

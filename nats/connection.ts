@@ -4,6 +4,7 @@
  * `CELERIAC_NATS_PASSWORD`, `CELERIAC_NATS_TLS_CA`), then used to connect with unlimited reconnects.
  */
 import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 
 /** Default NATS URL when neither a flag nor `CELERIAC_NATS_URL` gives one. */
@@ -78,5 +79,31 @@ export async function connectNats(settings: NatsSettings): Promise<NatsConnectio
     return await connect(natsConnectionOptions(settings));
   } catch (err) {
     throw new Error(`connect to NATS at ${settings.servers.join(",")}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Back-off of the first NATS connection: 0.5 s doubling to 30 s. */
+export const NATS_CONNECT_BACKOFF = Object.freeze({ baseMs: 500, capMs: 30_000 });
+
+/**
+ * Connects to NATS, retrying with back-off (logged at warn with the next delay) until it succeeds:
+ * the operator waits for NATS at startup, as a pod whose dependency starts later should.
+ * @param settings as for {@link connectNats}
+ * @param log where each retry is logged (warn, with `delayMs`)
+ * @param opts.maxAttempts give up after this many attempts (default: never)
+ * @throws Error "connect to NATS at …" after `maxAttempts`
+ */
+export async function connectNatsWithBackoff(settings: NatsSettings, log: Pick<Logger, "info" | "warn">, opts: { maxAttempts?: number } = {}): Promise<NatsConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connectNats(settings);
+      if (attempt > 1) log.info({ attempt, servers: settings.servers }, "Connected to NATS");
+      return nc;
+    } catch (err) {
+      if (opts.maxAttempts !== undefined && attempt >= opts.maxAttempts) throw err;
+      const delayMs = Math.min(NATS_CONNECT_BACKOFF.capMs, NATS_CONNECT_BACKOFF.baseMs * 2 ** Math.min(attempt - 1, 20));
+      log.warn({ err: (err as Error).message, attempt, delayMs, servers: settings.servers }, "Failed to connect to NATS; retrying");
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
   }
 }

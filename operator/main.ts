@@ -7,14 +7,15 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { V1Deployment } from "@kubernetes/client-node";
+import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
-import { connectNats } from "../nats/connection.js";
+import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
 import { JetStreamQueueNats } from "./queue/queue-nats.js";
+import { queueOfWorkerPod } from "./queue/labels.js";
 import { QueueReconciler } from "./queue/queue-reconciler.js";
 import {
   BUILTIN_TYPES, Controller, EventRecorder, LeaderElector, loadKubeConfig, namespacedInformer, startHealthServer,
@@ -23,7 +24,7 @@ import {
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
-import { waitingTasks } from "./task/waiting-tasks.js";
+import { tasksWaitingOnNats, waitingTasks } from "./task/waiting-tasks.js";
 
 /** A running operator. */
 export interface RunningOperator {
@@ -51,7 +52,16 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   });
 
   const kc = loadKubeConfig(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
-  const nc: NatsConnection = await connectNats(config.nats);
+  // Health first, so /healthz answers and /readyz says why while NATS is not reachable yet.
+  let readiness: () => boolean | string = () => "waiting for NATS";
+  const health = await startHealthServer({ port: config.port, registry, ready: () => readiness() });
+  let nc: NatsConnection;
+  try {
+    nc = await connectNatsWithBackoff(config.nats, log);
+  } catch (err) {
+    await health.close();
+    throw err;
+  }
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const recorder = new EventRecorder({ kc, logger: log });
@@ -71,11 +81,14 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const tasks = informer<Task>(CELERIAC_TYPES.Task);
   const schedules = informer<Schedule>(CELERIAC_TYPES.Schedule);
   const deployments = informer<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
+  // Worker Pods: their container states say why workers do not run (WorkersReady).
+  const pods = informer<V1Pod & KubeObject>(BUILTIN_TYPES.Pod, `${LABELS.managedBy}=${MANAGED_BY}`);
 
   const queueReconciler = new QueueReconciler({
     kc,
     getQueue: (ns, name) => queues.get(ns, name),
     getDeployment: (ns, name) => deployments.get(ns, name),
+    listWorkerPods: (ns, queue) => pods.list(ns).filter((p) => p.metadata?.labels?.[LABELS.queue] === queue),
     nats: new JetStreamQueueNats(jsm),
     js,
     events,
@@ -88,9 +101,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       desiredGauge.set({ namespace: ns, queue: q }, desired);
     },
   });
+  // On a NATS reconnect, Tasks waiting on NATS publish at once instead of at their next back-off.
+  let onNatsReconnect = () => {};
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher: new JetStreamTaskPublisher(js), events,
+    publisher: new JetStreamTaskPublisher(js, { nc, onReconnect: () => onNatsReconnect() }), events,
   });
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
@@ -103,12 +118,16 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     new Controller({
       ...common, name: "queue", for: queues, workers: 2,
       owns: [{ informer: deployments, ownerKind: RESOURCES.Queue.kind }],
+      watches: [{ informer: pods, map: (p: V1Pod & KubeObject) => queueOfWorkerPod(p) }],
       reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
     }),
     new Controller({
       ...common, name: "task", for: tasks, workers: 4,
-      // A new Queue releases the Tasks waiting for it.
-      watches: [{ informer: queues, map: (q: Queue) => waitingTasks(q, tasks.list(q.metadata.namespace ?? "")) }],
+      // A new Queue releases the Tasks waiting for it; a deleted one marks the Tasks queued in it.
+      watches: [{
+        informer: queues,
+        map: (q: Queue) => waitingTasks(q, tasks.list(q.metadata.namespace ?? ""), { gone: !queues.get(q.metadata.namespace ?? "", q.metadata.name) || Boolean(q.metadata.deletionTimestamp) }),
+      }],
       reconcile: (key, ctx) => taskReconciler.reconcile(key, ctx),
     }),
     new Controller({
@@ -118,6 +137,12 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     }),
   ];
 
+  const taskController = controllers[1]!;
+  onNatsReconnect = () => {
+    taskReconciler.resetBackoff();
+    for (const key of tasksWaitingOnNats(tasks.list())) taskController.enqueue(key);
+  };
+
   let leading = !config.leaderElect;
   let elector: LeaderElector | undefined;
   const startControllers = async () => {
@@ -126,11 +151,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     await Promise.all(controllers.map((c) => c.start()));
     log.info({ controllers: controllers.length }, "Started controllers");
   };
-  const health = await startHealthServer({
-    port: config.port,
-    registry,
-    ready: () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced"),
-  });
+  readiness = () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced");
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

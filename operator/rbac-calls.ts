@@ -36,9 +36,10 @@ export interface OperatorApiCall {
 /** The operator's API calls, one entry per (group, resource), sorted by group then resource. */
 export const OPERATOR_API_CALLS: readonly OperatorApiCall[] = Object.freeze([
   { group: "", resource: "events", verbs: ["create", "patch"], scope: "watched", why: "runtime/events.ts: EventRecorder creates Events and patches count/lastTimestamp of a repeated one" },
+  { group: "", resource: "pods", verbs: ["list", "watch"], scope: "watched", why: "main.ts: Pod informer over worker Pods (managed-by label); queue-reconciler.ts reads their container states for WorkersReady" },
   { group: "", resource: "serviceaccounts", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the workers' ServiceAccount <queue>-worker" },
   { group: "apps", resource: "deployments", verbs: ["create", "get", "list", "patch", "watch"], scope: "watched", why: "main.ts: Deployment informer (managed-by label); queue-reconciler.ts: applyChild of <queue>-workers" },
-  { group: "apps", resource: "deployments/scale", verbs: ["patch"], scope: "watched", why: "queue-reconciler.ts: scales workers through the scale subresource" },
+  { group: "apps", resource: "deployments/scale", verbs: ["patch"], scope: "watched", why: "scale-loop.ts: patchScale scales workers through the scale subresource" },
   { group: "celeriac.io", resource: "queues", verbs: ["list", "patch", "watch"], scope: "watched", why: "main.ts: Queue informer; queue-reconciler.ts: adds/removes the finalizer by merge patch" },
   {
     group: "celeriac.io", resource: "queues/finalizers", verbs: ["update"], scope: "watched",
@@ -52,7 +53,7 @@ export const OPERATOR_API_CALLS: readonly OperatorApiCall[] = Object.freeze([
   },
   { group: "celeriac.io", resource: "schedules/status", verbs: ["patch"], scope: "watched", why: "schedule-reconciler.ts: status write" },
   { group: "celeriac.io", resource: "tasks", verbs: ["create", "delete", "list", "patch", "watch"], scope: "watched", why: "main.ts: Task informer; task-reconciler.ts: finalizer patch, ttlSecondsAfterFinished delete; schedule-reconciler.ts: creates and prunes runs" },
-  { group: "celeriac.io", resource: "tasks/status", verbs: ["patch"], scope: "watched", why: "task-reconciler.ts: Pending/Queued status (merge patch with a resourceVersion precondition)" },
+  { group: "celeriac.io", resource: "tasks/status", verbs: ["patch"], scope: "watched", why: "task-reconciler.ts: Pending/Queued status (server-side apply with a resourceVersion precondition)" },
   { group: "coordination.k8s.io", resource: "leases", verbs: ["create", "get", "update"], scope: "lease", why: "runtime/leader-election.ts: reads, creates and replaces (renew, take over, release) the Lease" },
   { group: "keda.sh", resource: "scaledobjects", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the ScaledObject of a Queue with autoscaling.provider keda" },
   { group: "rbac.authorization.k8s.io", resource: "rolebindings", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the workers' RoleBinding" },

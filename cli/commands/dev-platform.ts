@@ -120,8 +120,8 @@ export function register(program: Command): void {
       }
       console.log(`supervisor  pid ${s.pid}  ${s.ready ? "ready" : "starting"}  since ${s.startedAt}`);
       console.log(`api server  ${s.apiUrl}`);
-      console.log(`nats        ${s.natsUrl}`);
-      for (const [i, pid] of (s.operatorPids ?? []).entries()) console.log(`operator-${i}  pid ${pid}  ${isAlive(pid) ? "running" : "exited"}`);
+      console.log(`nats        ${s.natsUrl}${s.natsPid ? `  pid ${s.natsPid}` : ""}  restarts ${s.restarts?.nats ?? 0}`);
+      for (const [i, pid] of (s.operatorPids ?? []).entries()) console.log(`operator-${i}  pid ${pid}  ${isAlive(pid) ? "running" : "exited"}  restarts ${s.restarts?.operators[i] ?? 0}`);
       console.log(`kubeconfig  ${s.kubeconfigPath}`);
     });
   dev
@@ -144,6 +144,7 @@ export function register(program: Command): void {
       writeState(dir, {
         pid: process.pid, ready: true, startedAt, kubeconfigPath: platform.kubeconfigPath, apiUrl: platform.apiUrl,
         natsUrl: platform.natsUrl, operatorPids: platform.operators.map((c) => c.pid ?? 0),
+        natsPid: platform.nats.child.pid ?? 0, restarts: platform.restarts(),
       });
       console.log(`Platform ready: api ${platform.apiUrl}, nats ${platform.natsUrl}`);
       let signals = 0;

@@ -21,8 +21,11 @@ export function register(program: Command): void {
     .option("--grace-period-seconds <s>", "shutdown grace for in-flight tasks (default: 25) [CELERIAC_GRACE_PERIOD_SECONDS]")
     .option("--worker-name <name>", "name recorded in task status (default: $POD_NAME or host:pid) [CELERIAC_WORKER_NAME]")
     .action(async (flags: WorkerFlags) => {
-      const [{ parseWorkerConfig }, { runWorker }] = await Promise.all([import("../../worker/config.js"), import("../../worker/run.js")]);
-      await runWorker(parseWorkerConfig(flags));
+      const [{ parseWorkerConfig }, { runWorker }, { writeTerminationMessage }] = await Promise.all([import("../../worker/config.js"), import("../../worker/run.js"), import("../../worker/termination-message.js")]);
+      await Promise.resolve().then(() => runWorker(parseWorkerConfig(flags))).catch((err: unknown) => {
+        writeTerminationMessage(err);
+        throw err;
+      });
       process.exit(0);
     });
 }

@@ -3,7 +3,7 @@
  * back-off, and SIGTERM-then-SIGKILL termination. Output is appended to the Pod's log file.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, fstatSync, openSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { V1Container } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { resetsBackoff, restartDelayMs } from "./backoff.js";
@@ -21,6 +21,11 @@ export interface ContainerProcessOptions {
   container: V1Container;
   /** Appended to by the child's stdout and stderr. */
   logPath: string;
+  /**
+   * Host file standing in for the container's `terminationMessagePath` mount: emptied before each
+   * start, passed to the process as {@link TERMINATION_MESSAGE_ENV}, read when it exits.
+   */
+  terminationMessageFile?: string;
   restartPolicy: string;
   /** First restart back-off in ms (doubles per crash, capped at 30×). */
   backoffBaseMs: number;
@@ -36,6 +41,44 @@ export interface ContainerProcessOptions {
 }
 
 type Terminated = Extract<ContainerState, { kind: "terminated" }>;
+
+/**
+ * Environment variable naming the file a process writes its termination message to. A real kubelet
+ * bind-mounts a file at the container's `terminationMessagePath` (default `/dev/termination-log`); a
+ * local process cannot have that path, so it gets the host file here instead.
+ */
+export const TERMINATION_MESSAGE_ENV = "CELERIAC_TERMINATION_MESSAGE_PATH";
+
+/** Upstream limits: 4096 bytes of termination message; the log fallback is the last 80 lines, at most 2048 bytes. */
+export const TERMINATION_MESSAGE_LIMITS = Object.freeze({ messageBytes: 4096, logLines: 80, logBytes: 2048 });
+
+/**
+ * The termination message as the kubelet reports it: the file's content (at most 4096 bytes); when
+ * that is empty, the policy is `FallbackToLogsOnError` and the container failed, the log tail (last
+ * 80 lines, at most 2048 bytes). Pure.
+ * @returns the message, or undefined when there is none
+ */
+export function terminationMessage(file: string, policy: string | undefined, exitCode: number, log: string): string | undefined {
+  const cut = (t: string, bytes: number): string => {
+    const b = Buffer.from(t);
+    return b.length <= bytes ? t : b.subarray(b.length - bytes).toString("utf8");
+  };
+  if (file.length > 0) return Buffer.from(file).subarray(0, TERMINATION_MESSAGE_LIMITS.messageBytes).toString("utf8");
+  if (policy !== "FallbackToLogsOnError" || exitCode === 0) return undefined;
+  const tail = log.replace(/\n$/, "").split("\n").slice(-TERMINATION_MESSAGE_LIMITS.logLines).join("\n");
+  return tail ? cut(tail, TERMINATION_MESSAGE_LIMITS.logBytes) : undefined;
+}
+
+/** The last `maxBytes` of a file, or `dflt` when it cannot be read. */
+function readOr(path: string | undefined, dflt: string, maxBytes = TERMINATION_MESSAGE_LIMITS.messageBytes * 4): string {
+  if (!path) return dflt;
+  try {
+    const b = readFileSync(path);
+    return b.subarray(Math.max(0, b.length - maxBytes)).toString("utf8");
+  } catch {
+    return dflt;
+  }
+}
 
 /** One container's process and its restart loop. Call {@link start} once, {@link stop} to end it. */
 export class ContainerProcess {
@@ -103,12 +146,22 @@ export class ContainerProcess {
 
   private spawn(plan: Extract<StartPlan, { kind: "run" }>): void {
     const name = this.o.container.name;
+    const tmf = this.o.terminationMessageFile;
+    const env = { ...plan.env };
+    if (tmf) {
+      try {
+        writeFileSync(tmf, "");
+        env[TERMINATION_MESSAGE_ENV] = tmf;
+      } catch (err) {
+        this.o.log.warn({ container: name, err: String(err) }, "Failed to prepare the termination message file");
+      }
+    }
     const fd = openSync(this.o.logPath, "a");
     const restart = this.restartCount;
     let child: ChildProcess;
     try {
       recordContainerRun(this.o.logPath, { container: name, restart, start: fstatSync(fd).size });
-      child = spawn(plan.file, plan.args, { cwd: plan.cwd, env: plan.env, stdio: ["ignore", fd, fd], detached: true });
+      child = spawn(plan.file, plan.args, { cwd: plan.cwd, env, stdio: ["ignore", fd, fd], detached: true });
     } finally {
       closeSync(fd);
     }
@@ -127,7 +180,8 @@ export class ContainerProcess {
       }
       this.stopProbing();
       this.child = undefined;
-      this.onExit({ kind: "terminated", exitCode, ...(signal ? { signal } : {}), reason, startedAt, finishedAt: Date.now() });
+      const message = terminationMessage(readOr(tmf, ""), this.o.container.terminationMessagePolicy, exitCode, readOr(this.o.logPath, "", 64 * 1024));
+      this.onExit({ kind: "terminated", exitCode, ...(signal ? { signal } : {}), reason, startedAt, finishedAt: Date.now(), ...(message ? { message } : {}) });
       settle();
     };
     child.on("error", (err) => {

@@ -196,6 +196,7 @@ export class PodManager {
         new ContainerProcess({
           container,
           logPath,
+          terminationMessageFile: `${logPath.replace(/\.log$/, "")}_${container.name}.termination-log`,
           restartPolicy,
           backoffBaseMs: this.o.backoffBaseMs,
           ...(probePort !== undefined ? { probePort } : {}),

@@ -9,7 +9,7 @@ import { rfc3339, toMillis } from "./pod-facts.js";
 export type ContainerState =
   | { kind: "waiting"; reason: string; message?: string }
   | { kind: "running"; startedAt: number }
-  | { kind: "terminated"; exitCode: number; signal?: string; reason: string; startedAt: number; finishedAt: number };
+  | { kind: "terminated"; exitCode: number; signal?: string; reason: string; startedAt: number; finishedAt: number; message?: string };
 
 /** A container's observable state. */
 export interface ContainerSnapshot {
@@ -43,6 +43,7 @@ function wireState(s: ContainerState): Record<string, unknown> {
           exitCode: s.exitCode,
           ...(s.signal ? { signal: signalNumber(s.signal) } : {}),
           reason: s.reason,
+          ...(s.message ? { message: s.message } : {}),
           startedAt: rfc3339(s.startedAt),
           finishedAt: rfc3339(s.finishedAt),
         },

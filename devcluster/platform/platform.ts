@@ -10,7 +10,9 @@ import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { startApiServer } from "../server/index.js";
 import { startKubelet } from "../kubelet/index.js";
-import { startNatsServer, type NatsProcess } from "./nats-process.js";
+import { resetsBackoff, restartDelayMs } from "../kubelet/backoff.js";
+import { freePort, startNatsServer, type NatsProcess } from "./nats-process.js";
+import { updateState } from "./state.js";
 import { REPO_ROOT } from "./paths.js";
 
 export { REPO_ROOT };
@@ -29,6 +31,10 @@ export interface PlatformOptions {
   operatorEnv?: Record<string, string>;
   /** Kubelet restart back-off base, ms (default 1000). */
   restartBackoffBaseMs?: number;
+  /** Back-off base for restarting a crashed operator or nats-server, ms (default 1000; doubles, capped at 30×). */
+  processRestartBackoffBaseMs?: number;
+  /** How long to wait for every operator's /readyz at start, ms (default 60 000). */
+  operatorReadyTimeoutMs?: number;
 }
 
 /** A running platform. */
@@ -44,8 +50,62 @@ export interface Platform {
   stopOperator(i: number, hard?: boolean): Promise<void>;
   /** Starts operator `i` again (after stopOperator). */
   startOperator(i: number): ChildProcess;
+  /** Stops nats-server (SIGKILL when `hard`, else SIGTERM) and keeps it stopped until {@link startNats}. */
+  stopNats(hard?: boolean): Promise<void>;
+  /** Starts nats-server again on the same port with the same store (after stopNats); `nats` is the new process. */
+  startNats(): Promise<NatsProcess>;
+  /** How often the platform restarted a component that exited on its own. */
+  restarts(): { nats: number; operators: number[] };
+  /** The /readyz port of operator `i`. */
+  operatorPorts: number[];
   /** Stops everything this platform started, in reverse order. Memoised. */
   stop(): Promise<void>;
+}
+
+/**
+ * Restarts one component with the kubelet's back-off when it exits on its own (not through a stop
+ * call): `base · 2^(crashes-1)`, capped at 30× the base, reset after a run of 60× the base.
+ */
+class Supervised {
+  crashes = 0;
+  restarts = 0;
+  intended = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly baseMs: number, private readonly restart: () => unknown, private readonly onRestart: () => void) {}
+
+  /** Call when the component has started: its exit (unless intended) schedules a restart. */
+  watch(child: ChildProcess, startedAt = Date.now()): void {
+    this.intended = false;
+    child.once("exit", () => {
+      if (this.intended) return;
+      this.crashes = resetsBackoff(Date.now() - startedAt, this.baseMs) ? 1 : this.crashes + 1;
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      if (this.intended) return;
+      this.restarts++;
+      Promise.resolve()
+        .then(() => this.restart())
+        .then(
+          () => this.onRestart(),
+          () => {
+            this.crashes++;
+            this.onRestart();
+            this.schedule();
+          },
+        );
+    }, restartDelayMs(this.crashes, this.baseMs));
+  }
+
+  /** The next exit is intended (stop): no restart. */
+  stopping(): void {
+    this.intended = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
 }
 
 function waitExit(child: ChildProcess, graceMs: number): Promise<void> {
@@ -88,6 +148,27 @@ export async function installCrds(serverUrl: string, crdDir = join(REPO_ROOT, "c
 }
 
 /**
+ * Waits until `GET /readyz` of every operator answers 200.
+ * @throws Error naming the operators not ready within `timeoutMs` (a crashed one is restarted meanwhile)
+ */
+async function waitOperatorsReady(ports: number[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const ready = async (port: number): Promise<boolean> => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })).ok;
+    } catch {
+      return false;
+    }
+  };
+  for (;;) {
+    const states = await Promise.all(ports.map((p) => ready(p)));
+    if (states.every(Boolean)) return;
+    if (Date.now() > deadline) throw new Error(`operators not ready within ${timeoutMs} ms: ${states.map((ok, i) => (ok ? "" : `operator-${i}`)).filter(Boolean).join(", ")} (see logs/operator-<i>.log)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
  * Starts the platform.
  * @throws Error when nats-server is missing (naming the package to install) or a component fails to start;
  *   whatever was started before the failure is stopped again
@@ -108,33 +189,57 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     }
   };
   try {
-    const nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
-    cleanups.push(() => nats.stop());
+    const base = opts.processRestartBackoffBaseMs ?? 1000;
+    const operatorSup: Supervised[] = [];
+    const publish = () => updateState(dir, {
+      restarts: { nats: natsSup.restarts, operators: operatorSup.map((x) => x.restarts) },
+      operatorPids: operators.map((c) => c.pid ?? 0),
+      natsPid: nats.child.pid ?? 0,
+    });
+    const startNats = async (): Promise<NatsProcess> => {
+      nats = await startNatsServer({ dir: join(dir, "nats"), port: nats.port, logFile: join(logs, "nats-server.log") });
+      natsSup.watch(nats.child);
+      return nats;
+    };
+    const natsSup: Supervised = new Supervised(base, () => startNats(), () => publish());
+    let nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
+    natsSup.watch(nats.child);
+    cleanups.push(() => {
+      natsSup.stopping();
+      return nats.stop();
+    });
     // The process kubelet writes Deployment status, so the server's own stub stays off.
     const api = await startApiServer({ port: opts.apiPort ?? 0, kubeconfigPath, controllers: { deploymentStatus: false }, podLogsDir: logs });
     cleanups.push(() => api.close());
     await installCrds(api.url);
 
     const operators: ChildProcess[] = [];
+    const operatorPorts: number[] = [];
     const startOperator = (i: number): ChildProcess => {
       const log = createWriteStream(join(logs, `operator-${i}.log`), { flags: "a" });
       const child = spawn(
         process.execPath,
-        [join(REPO_ROOT, "bin", "celeriac.js"), "operator", "--kubeconfig", kubeconfigPath, "--nats", nats.url, "--port", "0", "--leader-elect", ...(opts.operatorArgs ?? [])],
+        [join(REPO_ROOT, "bin", "celeriac.js"), "operator", "--kubeconfig", kubeconfigPath, "--nats", nats.url, "--port", String(operatorPorts[i]), "--leader-elect", ...(opts.operatorArgs ?? [])],
         { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.operatorEnv, CELERIAC_OPERATOR_ID: `operator-${i}`, KUBECONFIG: kubeconfigPath } },
       );
       child.stdout?.pipe(log);
       child.stderr?.pipe(log);
       operators[i] = child;
+      operatorSup[i] ??= new Supervised(base, () => startOperator(i), publish);
+      operatorSup[i].watch(child);
       return child;
     };
     const stopOperator = async (i: number, hard = false) => {
       const child = operators[i];
       if (!child) return;
+      operatorSup[i]?.stopping();
       child.kill(hard ? "SIGKILL" : "SIGTERM");
       await waitExit(child, 10_000);
     };
-    for (let i = 0; i < (opts.operatorReplicas ?? 1); i++) startOperator(i);
+    for (let i = 0; i < (opts.operatorReplicas ?? 1); i++) {
+      operatorPorts[i] = await freePort();
+      startOperator(i);
+    }
     cleanups.push(async () => {
       await Promise.all(operators.map((_, i) => stopOperator(i)));
     });
@@ -146,19 +251,32 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       restartBackoffBaseMs: opts.restartBackoffBaseMs ?? 1000,
     });
     cleanups.push(() => kubelet.stop());
+    // Ready only once every operator is: connected to NATS, and its caches synced when leading.
+    await waitOperatorsReady(operatorPorts, opts.operatorReadyTimeoutMs ?? 60_000);
 
     let stopping: Promise<void> | undefined;
-    return {
+    const platform: Platform = {
       dir,
       kubeconfigPath,
       apiUrl: api.url,
       natsUrl: nats.url,
-      nats,
+      get nats() {
+        return nats;
+      },
       operators,
       stopOperator,
       startOperator,
+      stopNats: async (hard = false) => {
+        natsSup.stopping();
+        if (hard) nats.child.kill("SIGKILL");
+        await nats.stop();
+      },
+      startNats,
+      restarts: () => ({ nats: natsSup.restarts, operators: operatorSup.map((x) => x.restarts) }),
+      operatorPorts,
       stop: () => (stopping ??= stopAll()),
     };
+    return platform;
   } catch (err) {
     await stopAll();
     throw err;

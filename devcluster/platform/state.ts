@@ -19,6 +19,19 @@ export interface PlatformState {
   startedAt: string;
   /** Set when startup failed: the error message. */
   error?: string;
+  /** Restarts of crashed components by the platform (kubelet-style back-off). */
+  restarts?: { nats: number; operators: number[] };
+  /** PID of the nats-server process. */
+  natsPid?: number;
+}
+
+/**
+ * Merges `patch` into the state file when there is one (a `dev up` supervisor wrote it); does nothing
+ * otherwise (a platform started by tests has no state file).
+ */
+export function updateState(dir: string, patch: Partial<PlatformState>): void {
+  const cur = readState(dir);
+  if (cur) writeState(dir, { ...cur, ...patch });
 }
 
 /** Path of the state file in `dir`. */

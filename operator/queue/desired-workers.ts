@@ -245,6 +245,9 @@ function workerContainer(queue: Queue, opts: WorkerDeploymentOptions, user: V1Co
   }
   c.image = image;
   setIfAbsent(c, "imagePullPolicy", w.imagePullPolicy);
+  // The worker writes its startup error to the termination message; a crash before that (or a
+  // custom command) still shows its last log lines in the Pod status, where the operator reads them.
+  c.terminationMessagePolicy ??= "FallbackToLogsOnError";
   if (c.command === undefined && c.args === undefined) {
     if (w.command === undefined && w.args === undefined) {
       c.command = [...WORKER_COMMAND];
@@ -385,4 +388,20 @@ function checkContainerRestricted(c: V1Container, path: string): void {
 
 function setIfAbsent<T extends object, K extends keyof T>(obj: T, key: K, value: T[K] | undefined): void {
   if (obj[key] === undefined && value !== undefined) obj[key] = value;
+}
+
+/**
+ * Whether the Queue's spec tells the worker which tasks module to load: `CELERIAC_TASKS` in the first
+ * container's or `spec.worker`'s env, a `--tasks` argument, or any `envFrom` (whose keys are unknown
+ * here). False does not make the spec invalid on its own — an image may set `CELERIAC_TASKS` itself —
+ * only together with workers that exit at start. Pure.
+ */
+export function specNamesTasksModule(queue: Queue): boolean {
+  const w = queue.spec.worker ?? {};
+  const first = ((w.template as V1PodTemplateSpec | undefined)?.spec?.containers ?? [])[0];
+  const env = [...(first?.env ?? []), ...((w.env ?? []) as V1EnvVar[])];
+  if (env.some((e) => e.name === WORKER_ENV.tasks.env)) return true;
+  if ((first?.envFrom ?? []).length > 0 || (w.envFrom ?? []).length > 0) return true;
+  const argv = [...(first?.command ?? []), ...(first?.args ?? []), ...(w.command ?? []), ...(w.args ?? [])];
+  return argv.some((a) => a === WORKER_ENV.tasks.flag || a.startsWith(`${WORKER_ENV.tasks.flag}=`));
 }

@@ -91,3 +91,12 @@ export function queueOwnerReference(queue: Queue): V1OwnerReference {
     blockOwnerDeletion: true,
   };
 }
+
+/**
+ * The Queue a worker Pod belongs to, from its `celeriac.io/queue` label, as reconcile keys (none for a
+ * Pod without the label): the Queue controller's mapping of worker Pod events. Pure.
+ */
+export function queueOfWorkerPod(pod: { metadata?: { namespace?: string; labels?: Record<string, string> } }): Array<{ namespace: string; name: string }> {
+  const queue = pod.metadata?.labels?.[LABELS.queue];
+  return queue ? [{ namespace: pod.metadata?.namespace ?? "", name: queue }] : [];
+}

@@ -12,7 +12,7 @@
  * depth and scaling is the scale loop's job (scale-loop.ts), not the reconcile's.
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
-import type { KubeConfig, V1Deployment } from "@kubernetes/client-node";
+import type { KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS } from "../../api/constants.js";
 import { queueNames, type QueueNames } from "../../api/naming.js";
@@ -24,12 +24,12 @@ import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/polic
 import { applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError, type EventSink, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType } from "../runtime/index.js";
 import { DelayMovers } from "./delay-movers.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
-import { desiredWorkerDeployment, isInvalidWorkerTemplate, type WorkerNatsOptions } from "./desired-workers.js";
+import { desiredWorkerDeployment, isInvalidWorkerTemplate, specNamesTasksModule, type WorkerNatsOptions } from "./desired-workers.js";
 import { workerDeploymentName } from "./labels.js";
 import type { QueueNats } from "./queue-nats.js";
 import { queueSettingsFromSpec } from "./queue-settings.js";
 import { publishQueueSettings } from "./queue-settings-publish.js";
-import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workersCondition, type StepCondition } from "./queue-status.js";
+import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workerPodProblem, workersCondition, type StepCondition } from "./queue-status.js";
 import { ScaleLoops } from "./scale-loop.js";
 
 export type { QueueDepth, QueueNats } from "./queue-nats.js";
@@ -41,6 +41,8 @@ export interface QueueReconcilerDeps {
   getQueue(namespace: string, name: string): Queue | undefined;
   /** The worker Deployment from the informer cache. */
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
+  /** The Queue's worker Pods from the informer cache (label `celeriac.io/queue`); none when absent. */
+  listWorkerPods?(namespace: string, queue: string): V1Pod[];
   nats: QueueNats;
   /** JetStream client of the operator's delay movers. */
   js: JetStreamClient;
@@ -129,7 +131,7 @@ export class QueueReconciler {
     if (stream.status === "True") await this.#movers.ensure(namespace, name, names);
     await this.#ensureRbac(q);
     const workers = await this.#ensureWorkers(q, ref, policy, now, log);
-    if ("invalid" in workers) return this.#invalid(q, ref, workers.invalid, now);
+    if ("invalid" in workers) return this.#invalid(q, ref, workers.invalid, now, workers.workers);
     this.#loops.request(q);
 
     await this.#writeStatus(q, ref, queueStatus({
@@ -197,7 +199,7 @@ export class QueueReconciler {
    * @returns WorkersReady from the applied Deployment, and its pod counts; `invalid` with the message
    *   when the worker template cannot produce a valid pod (nothing applied)
    */
-  async #ensureWorkers(q: Queue, ref: ObjectRef, policy: ResolvedAutoscaling, now: Date, log: Logger): Promise<WorkersOutcome | { invalid: string }> {
+  async #ensureWorkers(q: Queue, ref: ObjectRef, policy: ResolvedAutoscaling, now: Date, log: Logger): Promise<WorkersOutcome | { invalid: string; workers?: StepCondition }> {
     const live = this.#d.getDeployment(ref.namespace!, workerDeploymentName(ref.name));
     let deployment: V1Deployment;
     try {
@@ -214,8 +216,14 @@ export class QueueReconciler {
     const d = applied.object as V1Deployment;
     const kedaMissing = policy.provider === "keda" && !(await this.#applyScaledObject(q, log));
     const readyReplicas = d.status?.readyReplicas ?? 0;
+    const problem = workerPodProblem(this.#d.listWorkerPods?.(ref.namespace!, ref.name) ?? []);
+    if (problem?.reason === REASONS.WorkersCrashLooping && !specNamesTasksModule(q)) {
+      // No tasks module in the spec and workers that exit at start: the spec must name one.
+      const invalid = `spec.worker names no tasks module (no CELERIAC_TASKS in spec.worker.env or the template, no --tasks argument) and the workers exit at start${problem.lastError ? `: ${problem.lastError}` : ""}: set CELERIAC_TASKS to the compiled tasks module, e.g. dist/tasks.js`;
+      return { invalid, workers: { type: CONDITION_TYPES.Queue.WorkersReady, status: "False", reason: REASONS.InvalidSpec, message: invalid } };
+    }
     return {
-      condition: workersCondition({ provider: policy.provider, kedaMissing, suspended: q.spec.suspend === true, desired: d.spec?.replicas ?? 0, ready: readyReplicas }),
+      condition: workersCondition({ provider: policy.provider, kedaMissing, suspended: q.spec.suspend === true, desired: d.spec?.replicas ?? 0, ready: readyReplicas, ...(problem ? { problem } : {}) }),
       replicas: d.status?.replicas ?? 0,
       readyReplicas,
       ...(applied.action === "created" && policy.provider === "builtin" ? { lastScaleTime: rfc3339(now.getTime()) } : {}),
@@ -249,12 +257,12 @@ export class QueueReconciler {
    * already records this message for this generation, the error is recorded already: returns quietly.
    * @throws TerminalError with reason InvalidSpec
    */
-  async #invalid(q: Queue, ref: ObjectRef, message: string, now: Date): Promise<ReconcileResult> {
+  async #invalid(q: Queue, ref: ObjectRef, message: string, now: Date, workers?: StepCondition): Promise<ReconcileResult> {
     await this.#loops.remove(ref.namespace!, ref.name);
     const gen = q.metadata.generation;
     const ready = this.#seen(q, ref)?.conditions?.find((c) => c.type === CONDITION_TYPES.Queue.Ready);
     const recorded = ready?.reason === REASONS.InvalidSpec && ready.message === message && ready.observedGeneration === gen;
-    await this.#writeStatus(q, ref, invalidSpecStatus(this.#seen(q, ref), gen, message, now));
+    await this.#writeStatus(q, ref, invalidSpecStatus(this.#seen(q, ref), gen, message, now, workers));
     if (recorded) return;
     throw new TerminalError(message, { reason: REASONS.InvalidSpec });
   }

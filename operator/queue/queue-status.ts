@@ -37,6 +37,69 @@ export interface WorkersFacts {
   desired: number;
   /** The Deployment's `status.readyReplicas`. */
   ready: number;
+  /** Why worker Pods do not run, from their container states ({@link workerPodProblem}). */
+  problem?: WorkerPodProblem;
+}
+
+/** Why worker Pods do not run: a reason (WorkersCrashLooping, WorkersCannotStart) and what the Pod status says. */
+export interface WorkerPodProblem {
+  reason: string;
+  message: string;
+  /** The container's last termination message line (the error), when there is one. */
+  lastError?: string;
+}
+
+/** The container-status fields {@link workerPodProblem} reads (wire form of `V1ContainerStatus`). */
+interface ContainerStatusFacts {
+  name?: string;
+  restartCount?: number;
+  state?: { waiting?: { reason?: string; message?: string }; terminated?: { exitCode?: number; message?: string } };
+  lastState?: { terminated?: { exitCode?: number; reason?: string; message?: string } };
+}
+
+/** Waiting reasons of a container that cannot be created or started (not a crash). */
+const CANNOT_START = new Set(["CreateContainerConfigError", "CreateContainerError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ImageNotRunnable", "RunContainerError"]);
+
+/**
+ * The last line of a termination message that says what went wrong: the last non-empty line that
+ * is not a stack frame. Pure.
+ */
+export function lastErrorLine(message: string | undefined): string | undefined {
+  const lines = (message ?? "").split("\n").map((l) => l.trimEnd()).filter((l) => l.trim() !== "" && !/^\s+at\s/.test(l));
+  return lines.at(-1)?.trim();
+}
+
+/**
+ * Why a Queue's worker Pods do not run, from their status as the kubelet reports it: a container
+ * in CrashLoopBackOff (or restarted after a failed exit) → WorkersCrashLooping with its restart
+ * count, exit code and last error line (`lastState.terminated.message`); a container waiting with
+ * a creation error → WorkersCannotStart with the kubelet's message. The first such Pod by name. Pure.
+ * @param pods the Queue's worker Pods (wire form)
+ * @returns undefined when no Pod shows a problem
+ */
+export function workerPodProblem(pods: readonly { metadata?: { name?: string; deletionTimestamp?: unknown }; status?: { containerStatuses?: unknown } }[]): WorkerPodProblem | undefined {
+  const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp).sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
+  let cannotStart: WorkerPodProblem | undefined;
+  for (const p of sorted) {
+    for (const c of (p.status?.containerStatuses ?? []) as ContainerStatusFacts[]) {
+      const waiting = c.state?.waiting;
+      const last = c.lastState?.terminated ?? c.state?.terminated;
+      const crashed = waiting?.reason === "CrashLoopBackOff" || ((c.restartCount ?? 0) > 0 && last !== undefined && last.exitCode !== 0 && waiting !== undefined);
+      if (crashed) {
+        const lastError = lastErrorLine(last?.message);
+        const exit = last?.exitCode !== undefined ? `, last exit code ${last.exitCode}` : "";
+        return {
+          reason: REASONS.WorkersCrashLooping,
+          message: `pod ${p.metadata?.name}: container ${c.name} is crash-looping (${c.restartCount ?? 0} restarts${exit})${lastError ? `: ${lastError}` : ""}`,
+          ...(lastError ? { lastError } : {}),
+        };
+      }
+      if (!cannotStart && waiting?.reason && CANNOT_START.has(waiting.reason)) {
+        cannotStart = { reason: REASONS.WorkersCannotStart, message: `pod ${p.metadata?.name}: container ${c.name} cannot start (${waiting.reason})${waiting.message ? `: ${waiting.message}` : ""}` };
+      }
+    }
+  }
+  return cannotStart;
 }
 
 /**
@@ -53,8 +116,9 @@ export function workersCondition(f: WorkersFacts): StepCondition {
       message: f.provider === "keda" ? "KEDA scales the workers; none run now" : "no backlog: workers are scaled to zero and start when tasks arrive",
     };
   }
-  if (f.ready > 0) return { type, status: "True", reason: REASONS.WorkersAvailable, message: `${f.ready} of ${f.desired} workers ready` };
-  return { type, status: "False", reason: REASONS.WorkersUnavailable, message: `0 of ${f.desired} workers ready` };
+  const why = f.problem ? `; ${f.problem.message}` : "";
+  if (f.ready > 0) return { type, status: "True", reason: REASONS.WorkersAvailable, message: `${f.ready} of ${f.desired} workers ready${why}` };
+  return { type, status: "False", reason: f.problem?.reason ?? REASONS.WorkersUnavailable, message: `0 of ${f.desired} workers ready${why}` };
 }
 
 /** Input of {@link queueStatus}. */
@@ -114,10 +178,11 @@ export function queueStatus(input: QueueStatusInput): QueueStatus {
  * The status of a Queue whose spec cannot be reconciled: Ready False with reason InvalidSpec and
  * `message`; the other conditions are kept as they were.
  */
-export function invalidSpecStatus(current: QueueStatus | undefined, generation: number | undefined, message: string, now: Date): QueueStatus {
-  const conditions = setCondition(current?.conditions as Condition[] | undefined, {
-    type: CONDITION_TYPES.Queue.Ready, status: "False", reason: REASONS.InvalidSpec, message, ...(generation !== undefined ? { observedGeneration: generation } : {}),
-  }, now);
+export function invalidSpecStatus(current: QueueStatus | undefined, generation: number | undefined, message: string, now: Date, workers?: StepCondition): QueueStatus {
+  const gen = generation !== undefined ? { observedGeneration: generation } : {};
+  let conditions = current?.conditions as Condition[] | undefined;
+  if (workers) conditions = setCondition(conditions, { ...workers, ...gen }, now);
+  conditions = setCondition(conditions, { type: CONDITION_TYPES.Queue.Ready, status: "False", reason: REASONS.InvalidSpec, message, ...gen }, now);
   return { conditions, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
 }
 

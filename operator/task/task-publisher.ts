@@ -1,37 +1,151 @@
 /**
  * The operator's `TaskPublisher`: publishes Task messages and revokes deleted Tasks over JetStream,
- * with the same code as `celeriac/client` (nats/task-publish.ts).
+ * with the same code as `celeriac/client` (nats/task-publish.ts), and answers "is this task already
+ * in NATS?" for a Task whose publish outcome is unknown beyond the duplicate window.
  */
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { TaskMessage } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
 import { publishTaskMessage, revokeTask } from "../../nats/task-publish.js";
+import { isStreamNotFound } from "../../nats/queue-resources.js";
 import type { TaskPublisher } from "./task-reconciler.js";
+
+/** Default publish timeout, ms: short, so a NATS outage never holds a controller worker for long. */
+export const DEFAULT_PUBLISH_TIMEOUT_MS = 2000;
+
+/** Thrown by {@link JetStreamTaskPublisher.publish} when the connection is down: nothing was sent. */
+export class NatsDisconnectedError extends Error {
+  constructor(servers: string) {
+    super(`not connected to NATS at ${servers} (reconnecting)`);
+    this.name = "NatsDisconnectedError";
+  }
+}
+
+/** Options of {@link JetStreamTaskPublisher}. */
+export interface JetStreamTaskPublisherOptions {
+  /** The connection, to publish only while connected and to report reconnects. */
+  nc?: NatsConnection;
+  /** Publish timeout, ms (default {@link DEFAULT_PUBLISH_TIMEOUT_MS}). */
+  timeoutMs?: number;
+  /** Called after each reconnect (the operator re-enqueues Tasks waiting on NATS). */
+  onReconnect?: () => void;
+}
+
+/** Per stream, the `Nats-Msg-Id`s seen by sequence and the next sequence to read. */
+interface StreamIndex {
+  next: number;
+  ids: Map<string, number>;
+}
 
 /** Publishes over JetStream; opens each queue's results bucket once. */
 export class JetStreamTaskPublisher implements TaskPublisher {
   readonly #js: JetStreamClient;
   readonly #buckets = new Map<string, Promise<KV>>();
+  readonly #timeoutMs: number;
+  readonly #nc: NatsConnection | undefined;
+  readonly #index = new Map<string, StreamIndex>();
+  readonly #scans = new Map<string, Promise<unknown>>();
+  #connected = true;
+  #jsm: Promise<JetStreamManager> | undefined;
 
-  constructor(js: JetStreamClient) {
+  constructor(js: JetStreamClient, opts: JetStreamTaskPublisherOptions = {}) {
     this.#js = js;
+    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
+    this.#nc = opts.nc;
+    if (opts.nc) {
+      const nc = opts.nc;
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (s.type === "disconnect") this.#connected = false;
+          if (s.type === "reconnect") {
+            this.#connected = true;
+            opts.onReconnect?.();
+          }
+        }
+      })();
+    }
   }
 
-  /** @throws Error when JetStream does not confirm within 30 s */
+  /**
+   * Publishes `msg` and resolves once JetStream acknowledged it (a PubAck, possibly `duplicate`).
+   * @throws NatsDisconnectedError at once while the connection is down (nothing is sent)
+   * @throws Error when JetStream does not confirm within the publish timeout
+   */
   publish(msg: TaskMessage): Promise<void> {
-    return publishTaskMessage(this.#js, queueNames(msg.namespace, msg.queue), msg);
+    if (!this.#connected || this.#nc?.isClosed()) return Promise.reject(new NatsDisconnectedError(this.#nc?.getServer() ?? "?"));
+    return publishTaskMessage(this.#js, queueNames(msg.namespace, msg.queue), msg, {
+      timeoutMs: this.#timeoutMs,
+      ...(this.#nc ? { isClosed: () => this.#nc!.isClosed() } : {}),
+    });
+  }
+
+  /**
+   * True when the task is known to NATS: a record in its results bucket (a worker has seen it), or a
+   * message with `Nats-Msg-Id` = the task id in the work or delay stream. Each stream's message ids are
+   * read once (incrementally, by sequence), so repeated checks cost only the messages added since.
+   * @throws Error when NATS cannot be read (the caller retries)
+   */
+  async isStored(msg: TaskMessage): Promise<boolean> {
+    const names = queueNames(msg.namespace, msg.queue);
+    try {
+      const e = await (await this.#bucket(names.resultsBucket)).get(msg.id);
+      if (e && e.operation === "PUT") return true;
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw new Error(`read results bucket ${names.resultsBucket}`, { cause: err });
+    }
+    for (const stream of [names.stream, names.delayedStream]) {
+      if (await this.#inStream(stream, msg.id)) return true;
+    }
+    return false;
   }
 
   /** @throws Error when the results bucket cannot be opened or written */
   async revoke(namespace: string, queue: string, id: string): Promise<void> {
-    const bucket = queueNames(namespace, queue).resultsBucket;
+    await revokeTask(await this.#bucket(queueNames(namespace, queue).resultsBucket), { namespace, queue }, id);
+  }
+
+  #bucket(bucket: string): Promise<KV> {
     let kv = this.#buckets.get(bucket);
     if (!kv) {
       kv = new Kvm(this.#js).open(bucket);
       kv.catch(() => this.#buckets.delete(bucket));
       this.#buckets.set(bucket, kv);
     }
-    await revokeTask(await kv, { namespace, queue }, id);
+    return kv;
+  }
+
+  /** Serialised per stream: reads the messages added since the last scan and looks `id` up. */
+  async #inStream(stream: string, id: string): Promise<boolean> {
+    const prev = this.#scans.get(stream) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.#scan(stream));
+    this.#scans.set(stream, run);
+    await run;
+    return this.#index.get(stream)?.ids.has(id) ?? false;
+  }
+
+  async #scan(stream: string): Promise<void> {
+    this.#jsm ??= this.#js.jetstreamManager();
+    const jsm = await this.#jsm;
+    let state;
+    try {
+      state = (await jsm.streams.info(stream)).state;
+    } catch (err) {
+      if (isStreamNotFound(err)) return;
+      throw new Error(`read stream ${stream}`, { cause: err });
+    }
+    const idx = this.#index.get(stream) ?? { next: 0, ids: new Map<string, number>() };
+    this.#index.set(stream, idx);
+    for (let seq = Math.max(idx.next, state.first_seq); seq <= state.last_seq && state.messages > 0; seq++) {
+      const m = await jsm.streams.getMessage(stream, { seq });
+      const mid = m?.header?.get("Nats-Msg-Id");
+      if (mid) idx.ids.set(mid, seq);
+      idx.next = seq + 1;
+    }
+    idx.next = Math.max(idx.next, state.last_seq + 1);
+    // Messages below the first sequence are gone (acked, so their task has a results record, or
+    // aged out): forget them, so the index holds about as many ids as the stream holds messages.
+    for (const [mid, seq] of idx.ids) if (seq < state.first_seq) idx.ids.delete(mid);
   }
 }

@@ -4,27 +4,44 @@
  *
  * Order for a new Task (level-triggered, safe to run any number of times):
  *   finalizer → validate what the schema cannot (args size; TerminalError) → Queue exists? (else
- *   Pending/QueueNotFound) → status Queued (locked on resourceVersion) → publish with Nats-Msg-Id = uid.
- * The status is written before publishing so a worker's Running can never be overwritten by our Queued.
+ *   Pending/QueueNotFound) → publish intent (annotation PUBLISH_INTENT_ANNOTATION, once) → publish
+ *   with Nats-Msg-Id = uid → PubAck → status Queued (locked on resourceVersion).
+ * `Queued` therefore always means "the message is in the stream". While NATS cannot be reached the
+ * Task stays Pending with Accepted=False reason NatsUnavailable and the error, and is requeued with
+ * back-off (publish timeout 2 s, so no controller worker is held).
+ *
+ * No duplicate run (docs/operator.md, "Publishing a Task"): every attempt sends the same message
+ * (built at the intent time) under Nats-Msg-Id = uid. Attempts within half the Queue's duplicate
+ * window of the intent are dropped by JetStream as duplicates of any earlier stored copy; later ones
+ * are made only after looking the task up in NATS (results bucket record, or a message with that id
+ * in the work or delay stream) — found means published, so the status is confirmed without publishing.
+ * The lock on the status write keeps a worker's Running from being overwritten by our Queued.
  * The operator writes its part of the status (phase until Queued, the Accepted condition) with
  * server-side apply as FIELD_MANAGERS.operator; workers write every later status themselves.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS, isTerminalPhase } from "../../api/constants.js";
+import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, PUBLISH_INTENT_ANNOTATION, REASONS, isTerminalPhase } from "../../api/constants.js";
+import { DEFAULT_DUPLICATE_WINDOW } from "../../api/defaults.js";
 import { getCondition, setCondition } from "../../api/conditions.js";
 import type { TaskMessage } from "../../api/message.js";
 import { CELERIAC_TYPES, type Queue, type Task } from "../../api/objects.js";
 import type { TaskStatus } from "../../api/task.js";
 import { argsTooLarge, newTaskMessage, taskMessageInput } from "../../api/task-message.js";
+import { parseGoDuration } from "../../nats/queue-settings.js";
 import {
-  TerminalError, applyStatus, deleteObject, isConflict, isNotFound, setFinalizer,
+  TerminalError, applyStatus, deleteObject, isConflict, isNotFound, mergePatch, setFinalizer,
   type EventSink, type ObjectReconciler, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult,
 } from "../runtime/index.js";
 
 /** Publishes and revokes task messages (NATS side). */
 export interface TaskPublisher {
-  /** Publishes `msg` (to the delay stream when it has a future eta); resolves once JetStream stored it. */
+  /** Publishes `msg` (to the delay stream when it has a future eta); resolves once JetStream acknowledged it. */
   publish(msg: TaskMessage): Promise<void>;
+  /**
+   * True when NATS already holds the task: a results-bucket record, or a message with
+   * `Nats-Msg-Id` = `msg.id` in the work or delay stream.
+   */
+  isStored(msg: TaskMessage): Promise<boolean>;
   /** Marks task `id` revoked: it never starts, and a running attempt is aborted. */
   revoke(namespace: string, queue: string, id: string): Promise<void>;
 }
@@ -38,12 +55,35 @@ export interface TaskReconcilerDeps {
   publisher: TaskPublisher;
   events: EventSink;
   now?: () => Date;
-  /**
-   * How long after `queuedTime` a Queued Task may be published again after an operator restart, ms.
-   * Within the stream's duplicate window (default 2 min) JetStream drops the repeat, so this stays
-   * below it. Default 90 000 ms.
-   */
-  republishWindowMs?: number;
+  /** Random number in [0, 1) for back-off jitter (tests). */
+  random?: () => number;
+}
+
+/** First and largest delay between publish attempts while NATS is unavailable, ms. */
+export const PUBLISH_BACKOFF = Object.freeze({ baseMs: 500, capMs: 30_000 });
+
+/**
+ * Delay before publish attempt `failures + 1`: `base · 2^(failures-1)`, capped, with ±20 % jitter. Pure.
+ * @param failures consecutive failed attempts (≥ 1)
+ * @param random a number in [0, 1)
+ */
+export function publishRetryDelayMs(failures: number, random: number): number {
+  const d = Math.min(PUBLISH_BACKOFF.capMs, PUBLISH_BACKOFF.baseMs * 2 ** Math.min(Math.max(failures, 1) - 1, 20));
+  return Math.round(d * (0.8 + 0.4 * random));
+}
+
+/**
+ * How long after the publish intent the operator may publish again without looking in NATS first:
+ * half the Queue's duplicate window (JetStream drops a repeat within the window of the first stored
+ * copy; half leaves room for clock skew and a copy that was stored late). Pure.
+ * @returns milliseconds (0 when the window is 0 or unparseable: always look first)
+ */
+export function blindRepublishMs(queue: Queue | undefined): number {
+  try {
+    return parseGoDuration(queue?.spec.stream?.duplicateWindow ?? DEFAULT_DUPLICATE_WINDOW) / 1e6 / 2;
+  } catch {
+    return 0;
+  }
 }
 
 /** One reconcile's subject: the Task, its reference and the per-reconcile logger. */
@@ -55,21 +95,34 @@ interface Call {
   ctx: ReconcileContext;
 }
 
-/** Reconciles Task resources. One instance per operator; state is only the set of tasks published by this process. */
+/**
+ * Reconciles Task resources. One instance per operator; state is only the set of tasks this process
+ * saw acknowledged by JetStream and the publish back-off per task.
+ */
 export class TaskReconciler implements ObjectReconciler {
   readonly #d: TaskReconcilerDeps;
   readonly #published = new Set<string>();
+  /** Per task uid: consecutive failed publishes and when the next attempt is due (epoch ms). */
+  readonly #backoff = new Map<string, { failures: number; nextAt: number }>();
   readonly #now: () => Date;
+  readonly #random: () => number;
 
   constructor(deps: TaskReconcilerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? (() => new Date());
+    this.#random = deps.random ?? Math.random;
+  }
+
+  /** Forgets every publish back-off (NATS reconnected: the next reconcile of each Task publishes at once). */
+  resetBackoff(): void {
+    this.#backoff.clear();
   }
 
   /**
    * Reconciles the Task `key` from the cache.
+   * @returns `requeueAfterMs` of the publish back-off while NATS is unavailable
    * @throws TerminalError `ArgsTooLarge` after recording phase Failed (not retried)
-   * @throws Error on API or NATS failures (the controller retries with back-off); a 409 Conflict means "requeue"
+   * @throws Error on API failures (the controller retries with back-off); a 409 Conflict means "requeue"
    */
   async reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult> {
     const task = this.#d.getTask(key.namespace, key.name);
@@ -85,12 +138,16 @@ export class TaskReconciler implements ObjectReconciler {
   async #finalize({ task, namespace, ref, uid, ctx }: Call): Promise<ReconcileResult> {
     if (!task.metadata.finalizers?.includes(FINALIZERS.task)) return {};
     const phase = task.status?.phase;
-    if (!isTerminalPhase(phase) && phase !== undefined && phase !== "Pending") {
+    // A Pending task with a publish intent may be in the stream (PubAck lost): revoke it too.
+    const maybePublished = phase !== undefined && phase !== "Pending" ? true : task.metadata.annotations?.[PUBLISH_INTENT_ANNOTATION] !== undefined;
+    if (!isTerminalPhase(phase) && maybePublished) {
       await this.#d.publisher.revoke(namespace, task.spec.queue, uid);
-      this.#d.events.event(task, "Normal", REASONS.Revoked, `Revoked task ${uid} (phase ${phase}) because the Task was deleted`);
+      this.#d.events.event(task, "Normal", REASONS.Revoked, `Revoked task ${uid} (phase ${phase ?? "Pending"}) because the Task was deleted`);
       ctx.log.info({ phase }, "Revoked deleted task");
     }
     await this.#removeFinalizer(task, ref);
+    this.#published.delete(uid);
+    this.#backoff.delete(uid);
     return {};
   }
 
@@ -104,6 +161,7 @@ export class TaskReconciler implements ObjectReconciler {
 
   async #finished({ task, ref, uid, ctx }: Call): Promise<ReconcileResult> {
     this.#published.delete(uid);
+    this.#backoff.delete(uid);
     await this.#removeFinalizer(task, ref);
     const ttl = task.spec.ttlSecondsAfterFinished;
     if (ttl === undefined) return {};
@@ -116,21 +174,21 @@ export class TaskReconciler implements ObjectReconciler {
     return {};
   }
 
-  async #inFlight({ task, namespace, uid, ctx }: Call): Promise<ReconcileResult> {
-    // A Queued task this process did not publish may have been accepted by an operator that died
-    // between the status write and the publish. Publishing again within the duplicate window is a
-    // no-op for JetStream (same Nats-Msg-Id), so it cannot run twice.
-    if (task.status?.phase !== "Queued" || this.#published.has(uid)) return {};
-    const queuedAt = Date.parse(task.status.queuedTime ?? "");
-    const window = this.#d.republishWindowMs ?? 90_000;
-    if (Number.isNaN(queuedAt) || this.#now().getTime() - queuedAt > window) {
-      this.#published.add(uid);
-      return {};
-    }
+  /**
+   * A Queued (or running) Task: its message is in the stream. When its Queue is deleted while it
+   * still waits (phase Queued), it says so: Accepted=False reason QueueDeleted and a Warning Event.
+   */
+  async #inFlight({ task, namespace, ref, ctx }: Call): Promise<ReconcileResult> {
+    this.#backoff.delete(task.metadata.uid ?? "");
+    if (task.status?.phase !== "Queued") return {};
     const queue = this.#d.getQueue(namespace, task.spec.queue);
-    await this.#d.publisher.publish(newTaskMessage(taskMessageInput(task, queue?.spec), new Date(queuedAt)));
-    this.#published.add(uid);
-    ctx.log.info("Republished queued task after restart (deduplicated by Nats-Msg-Id)");
+    if (queue && !queue.metadata.deletionTimestamp) return {};
+    const accepted = getCondition(task.status.conditions, CONDITION_TYPES.Task.Accepted);
+    if (accepted?.reason === REASONS.QueueDeleted) return {};
+    const message = `queue "${task.spec.queue}" was deleted while this task waited in it: the task runs only if a Queue of that name is applied again and its stream was kept (deletionPolicy Retain)`;
+    await this.#apply(ref, this.#status(task, "Queued", { status: "False", reason: REASONS.QueueDeleted, message }), task.metadata.resourceVersion);
+    this.#d.events.event(task, "Warning", REASONS.QueueDeleted, message);
+    ctx.log.warn({ queue: task.spec.queue }, "Marked queued task whose queue was deleted");
     return {};
   }
 
@@ -173,28 +231,84 @@ export class TaskReconciler implements ObjectReconciler {
       }
       return {}; // the Queue informer re-enqueues waiting tasks when the queue appears (waitingTasks)
     }
-    // 4. already expired before we could publish it
+    // 4. the publish intent: when the first attempt started; every attempt sends the message built then
+    const intent = Date.parse(task.metadata.annotations?.[PUBLISH_INTENT_ANNOTATION] ?? "");
     const now = this.#now();
-    const msg = newTaskMessage(taskMessageInput(task, queue.spec), now);
-    if (msg.expires && Date.parse(msg.expires) <= now.getTime()) {
-      const message = `the task expired at ${msg.expires} before it was queued`;
-      await this.#apply(ref, this.#status(task, "Expired", { status: "True", reason: REASONS.Expired, message }, { completionTime: now.toISOString() }));
-      this.#d.events.event(task, "Warning", REASONS.Expired, message);
-      return {};
+    if (Number.isNaN(intent)) {
+      const msg = newTaskMessage(taskMessageInput(task, queue.spec), now);
+      if (msg.expires && Date.parse(msg.expires) <= now.getTime()) return this.#expired(task, ref, msg.expires);
+      const patched = await mergePatch<Task>(this.#d.kc, ref, { metadata: { resourceVersion: task.metadata.resourceVersion, annotations: { [PUBLISH_INTENT_ANNOTATION]: now.toISOString() } } }, FIELD_MANAGERS.operator)
+        .catch((err: unknown) => {
+          if (isConflict(err)) return undefined;
+          throw err;
+        });
+      if (!patched) return { requeueAfterMs: 0 };
+      return this.#publish({ task: patched, namespace, ref, uid, ctx }, queue, msg, now.getTime());
     }
-    // 5. status Queued (locked on the version read), then publish exactly once (Nats-Msg-Id = uid)
+    const msg = newTaskMessage(taskMessageInput(task, queue.spec), new Date(intent));
+    if (msg.expires && Date.parse(msg.expires) <= this.#now().getTime()) return this.#expired(task, ref, msg.expires);
+    return this.#publish({ task, namespace, ref, uid, ctx }, queue, msg, intent);
+  }
+
+  async #expired(task: Task, ref: ObjectRef, expires: string): Promise<ReconcileResult> {
+    const now = this.#now();
+    const message = `the task expired at ${expires} before it was queued`;
+    await this.#apply(ref, this.#status(task, "Expired", { status: "True", reason: REASONS.Expired, message }, { completionTime: now.toISOString() }));
+    this.#d.events.event(task, "Warning", REASONS.Expired, message);
+    return {};
+  }
+
+  /**
+   * 5. publish (unless this process saw its PubAck, or NATS already holds it), then 6. status Queued,
+   * locked on the version read: a worker's Running written meanwhile wins (409 → requeue).
+   */
+  async #publish({ task, ref, uid, ctx }: Call, queue: Queue, msg: TaskMessage, intent: number): Promise<ReconcileResult> {
+    const nowMs = this.#now().getTime();
+    const b = this.#backoff.get(uid);
+    if (b && b.nextAt > nowMs) return { requeueAfterMs: b.nextAt - nowMs };
+    let how = "Published task";
+    if (!this.#published.has(uid)) {
+      try {
+        if (nowMs - intent >= blindRepublishMs(queue) && (await this.#d.publisher.isStored(msg))) {
+          how = "Confirmed task already in NATS beyond the duplicate window; not published again";
+        } else {
+          await this.#d.publisher.publish(msg);
+        }
+      } catch (err) {
+        return this.#natsUnavailable(task, ref, uid, err as Error, ctx);
+      }
+      this.#published.add(uid);
+      this.#backoff.delete(uid);
+    }
     const due = msg.eta ? `, due at ${msg.eta}` : "";
-    const queued = this.#status(task, "Queued", { status: "True", reason: REASONS.Queued, message: `published to queue "${task.spec.queue}"${due}` }, { queuedTime: now.toISOString(), attempts: 0 });
+    const queued = this.#status(task, "Queued", { status: "True", reason: REASONS.Queued, message: `published to queue "${task.spec.queue}"${due}` }, { queuedTime: this.#now().toISOString(), attempts: 0 });
     try {
       await this.#apply(ref, queued, task.metadata.resourceVersion);
     } catch (err) {
       if (isConflict(err)) return { requeueAfterMs: 0 };
       throw err;
     }
-    await this.#d.publisher.publish(msg);
-    this.#published.add(uid);
     this.#d.events.event(task, "Normal", REASONS.Queued, `Published task ${task.spec.task} to queue ${task.spec.queue}${msg.eta ? ` (due ${msg.eta})` : ""}`);
-    ctx.log.info({ task: task.spec.task, queue: task.spec.queue, eta: msg.eta }, "Published task");
+    ctx.log.info({ task: task.spec.task, queue: task.spec.queue, eta: msg.eta }, how);
     return {};
+  }
+
+  /** Records Accepted=False NatsUnavailable with the error (once per distinct error) and requeues with back-off. */
+  async #natsUnavailable(task: Task, ref: ObjectRef, uid: string, err: Error, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const failures = (this.#backoff.get(uid)?.failures ?? 0) + 1;
+    const delay = publishRetryDelayMs(failures, this.#random());
+    this.#backoff.set(uid, { failures, nextAt: this.#now().getTime() + delay });
+    const message = `waiting for NATS to publish to queue "${task.spec.queue}"; retrying with back-off: ${err.message}`;
+    const cur = getCondition(task.status?.conditions, CONDITION_TYPES.Task.Accepted);
+    if (cur?.reason !== REASONS.NatsUnavailable || cur.message !== message) {
+      try {
+        await this.#apply(ref, this.#status(task, "Pending", { status: "False", reason: REASONS.NatsUnavailable, message }), task.metadata.resourceVersion);
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+      }
+      if (cur?.reason !== REASONS.NatsUnavailable) this.#d.events.event(task, "Warning", REASONS.NatsUnavailable, message);
+    }
+    ctx.log.warn({ err: err.message, attempt: failures, delayMs: delay }, "Failed to publish task; NATS is unavailable");
+    return { requeueAfterMs: delay };
   }
 }

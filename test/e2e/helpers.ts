@@ -78,6 +78,10 @@ function realCluster(dir: string): Platform {
     operators: [],
     stopOperator: local,
     startOperator: local,
+    stopNats: local,
+    startNats: local,
+    restarts: () => ({ nats: 0, operators: [] }),
+    operatorPorts: [],
     stop: async () => undefined,
   };
 }

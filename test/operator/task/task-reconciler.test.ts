@@ -1,12 +1,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { pino } from "pino";
-import { FIELD_MANAGERS, FINALIZERS } from "../../../api/constants.js";
+import { FIELD_MANAGERS, FINALIZERS, PUBLISH_INTENT_ANNOTATION } from "../../../api/constants.js";
 import type { TaskMessage } from "../../../api/message.js";
 import { CELERIAC_TYPES, type Queue, type Task } from "../../../api/objects.js";
-import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, patchStatus } from "../../../kube/k8s-client.js";
+import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, mergePatch, patchStatus, setFinalizer } from "../../../kube/k8s-client.js";
 import { isTerminal, type ReconcileResult } from "../../../operator/runtime/index.js";
-import { TaskReconciler, type TaskPublisher } from "../../../operator/task/task-reconciler.js";
+import { TaskReconciler, blindRepublishMs, publishRetryDelayMs, type TaskPublisher } from "../../../operator/task/task-reconciler.js";
 import { startCluster, taskObject, type TestCluster } from "../runtime/cluster.js";
 
 const ctx = { log: pino({ level: "silent" }), reconcileID: "test", controller: "task" };
@@ -16,9 +16,19 @@ const NS = "tasks-unit";
 class FakeStreams implements TaskPublisher {
   readonly messages = new Map<string, TaskMessage>();
   readonly revoked = new Set<string>();
+  /** Publish calls that reached the server. */
+  publishes = 0;
+  /** While set, every publish fails with this error (NATS down). */
+  down: Error | undefined;
   publish(msg: TaskMessage): Promise<void> {
+    if (this.down) return Promise.reject(this.down);
+    this.publishes++;
     if (!this.messages.has(msg.id)) this.messages.set(msg.id, msg);
     return Promise.resolve();
+  }
+  isStored(msg: TaskMessage): Promise<boolean> {
+    if (this.down) return Promise.reject(this.down);
+    return Promise.resolve(this.messages.has(msg.id));
   }
   revoke(_namespace: string, _queue: string, id: string): Promise<void> {
     this.revoked.add(id);
@@ -38,8 +48,7 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
 
   const get = (name: string) => getObject<Task>(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name });
   /** A reconciler whose caches are the API server itself (always current). */
-  function world(): { streams: FakeStreams; events: string[]; reconcile(name: string, cached?: Task): Promise<ReconcileResult> } {
-    const streams = new FakeStreams();
+  function world(streams = new FakeStreams(), clock: () => Date = () => now): { streams: FakeStreams; events: string[]; reconciler: TaskReconciler; reconcile(name: string, cached?: Task): Promise<ReconcileResult> } {
     const events: string[] = [];
     let cachedTask: Task | undefined;
     const cache = new Map<string, Queue>();
@@ -49,11 +58,13 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
       getQueue: (_ns, name) => cache.get(name),
       publisher: streams,
       events: { event: (_o, type, reason) => void events.push(`${type}/${reason}`) },
-      now: () => now,
+      now: clock,
+      random: () => 0.5,
     });
     return {
       streams,
       events,
+      reconciler: rec,
       async reconcile(name, cached) {
         cachedTask = cached ?? (await get(name).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err))));
         cache.clear();
@@ -69,7 +80,7 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
   const create = (name: string, spec: Record<string, unknown> = {}) =>
     createObject<Task>(c.kc, CELERIAC_TYPES.Task, taskObject(NS, name, { spec: { queue: "default", task: "demo.add", args: [1, 2], ...spec } }) as Task, "test");
 
-  it("adds its finalizer, then writes Queued and publishes once; reconciling again changes nothing", async () => {
+  it("adds its finalizer, then publishes once and writes Queued after the PubAck; reconciling again changes nothing", async () => {
     const w = world();
     const created = await create("accept");
     await w.reconcile("accept");
@@ -177,5 +188,110 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
     await patchStatus(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name: "ttl" }, { phase: "Succeeded", completionTime: new Date(now.getTime() - 1000).toISOString() }, FIELD_MANAGERS.worker);
     await w.reconcile("ttl");
     await assert.rejects(get("ttl"), (err: unknown) => isNotFound(err));
+  });
+  describe("when NATS is unavailable", () => {
+    it("keeps the Task Pending with Accepted=False NatsUnavailable and the error, requeued with back-off, never Queued", async () => {
+      const w = world();
+      w.streams.down = new Error("not connected to NATS at 127.0.0.1:4222 (reconnecting)");
+      await create("nats-down");
+      await w.reconcile("nats-down"); // finalizer
+      const r1 = await w.reconcile("nats-down");
+      assert.deepEqual(r1, { requeueAfterMs: 500 }, "first back-off");
+      const pending = await get("nats-down");
+      assert.equal(pending.status?.phase, "Pending");
+      const accepted = pending.status?.conditions?.find((x) => x.type === "Accepted");
+      assert.equal(accepted?.status, "False");
+      assert.equal(accepted?.reason, "NatsUnavailable");
+      assert.match(accepted?.message ?? "", /not connected to NATS/);
+      assert.ok(pending.metadata.annotations?.[PUBLISH_INTENT_ANNOTATION], "publish intent recorded");
+      assert.deepEqual(w.events, ["Warning/NatsUnavailable"]);
+      // the next reconcile before the back-off is due attempts nothing and writes nothing
+      const r2 = await w.reconcile("nats-down");
+      assert.ok(r2 && typeof r2.requeueAfterMs === "number" && r2.requeueAfterMs > 0);
+      assert.equal((await get("nats-down")).metadata.resourceVersion, pending.metadata.resourceVersion);
+
+      w.streams.down = undefined;
+      w.reconciler.resetBackoff();
+      assert.deepEqual(await w.reconcile("nats-down"), {});
+      const queued = await get("nats-down");
+      assert.equal(queued.status?.phase, "Queued");
+      assert.equal(queued.status?.conditions?.find((x) => x.type === "Accepted")?.reason, "Queued");
+      assert.equal(w.streams.publishes, 1);
+    });
+
+    it("doubles the back-off per failure up to 30 s, with jitter", () => {
+      assert.deepEqual([1, 2, 3, 7, 20].map((n) => publishRetryDelayMs(n, 0.5)), [500, 1000, 2000, 30_000, 30_000]);
+      assert.equal(publishRetryDelayMs(1, 0), 400);
+      assert.equal(blindRepublishMs({ spec: { stream: { duplicateWindow: "2m" } } } as Queue), 60_000);
+    });
+  });
+
+  describe("when an operator died between the publish and the status write", () => {
+    /** A Task with the finalizer and a publish intent `ageMs` old, as a dead operator left it. */
+    async function leftBehind(name: string, ageMs: number): Promise<Task> {
+      const created = await create(name);
+      await setFinalizer(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name }, created, FINALIZERS.task, true, FIELD_MANAGERS.operator);
+      return mergePatch<Task>(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name }, { metadata: { annotations: { [PUBLISH_INTENT_ANNOTATION]: new Date(now.getTime() - ageMs).toISOString() } } }, FIELD_MANAGERS.operator);
+    }
+
+    it("beyond the duplicate window, finds the message in NATS and confirms Queued without publishing again", async () => {
+      const t = await leftBehind("died-published", 10 * 60_000);
+      const streams = new FakeStreams();
+      streams.messages.set(t.metadata.uid!, {} as TaskMessage); // the dead operator's publish landed
+      const w = world(streams);
+      assert.deepEqual(await w.reconcile("died-published"), {});
+      assert.equal((await get("died-published")).status?.phase, "Queued");
+      assert.equal(streams.publishes, 0, "not published again");
+    });
+
+    it("beyond the duplicate window, publishes a task NATS does not hold", async () => {
+      const t = await leftBehind("died-unpublished", 10 * 60_000);
+      const w = world();
+      await w.reconcile("died-unpublished");
+      assert.equal((await get("died-unpublished")).status?.phase, "Queued");
+      assert.equal(w.streams.publishes, 1);
+      assert.equal(w.streams.messages.get(t.metadata.uid!)?.createdAt, new Date(now.getTime() - 10 * 60_000).toISOString(), "the message built at the intent time");
+    });
+
+    it("within the duplicate window, publishes again (JetStream drops the repeat)", async () => {
+      await leftBehind("died-recent", 5_000);
+      const w = world();
+      await w.reconcile("died-recent");
+      assert.equal((await get("died-recent")).status?.phase, "Queued");
+      assert.equal(w.streams.publishes, 1);
+    });
+  });
+
+  describe("when the Queue of a Queued Task is deleted", () => {
+    it("marks the Task Accepted=False QueueDeleted with a Warning Event naming the Queue, once", async () => {
+      const w = world();
+      await createObject<Queue>(c.kc, CELERIAC_TYPES.Queue, { apiVersion: "celeriac.io/v1alpha1", kind: "Queue", metadata: { name: "doomed", namespace: NS }, spec: {} }, "test");
+      await create("orphan", { queue: "doomed" });
+      const queues = new Map<string, Queue>();
+      queues.set("doomed", await getObject<Queue>(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name: "doomed" }));
+      const events: string[] = [];
+      const rec = new TaskReconciler({
+        kc: c.kc, getTask: () => cached, getQueue: (_ns, n) => queues.get(n), publisher: w.streams, now: () => now,
+        events: { event: (_o, type, reason, message) => void events.push(`${type}/${reason}: ${message}`) },
+      });
+      let cached: Task | undefined;
+      const run = async () => {
+        cached = await get("orphan");
+        return rec.reconcile({ namespace: NS, name: "orphan" }, ctx);
+      };
+      await run();
+      await run();
+      assert.equal((await get("orphan")).status?.phase, "Queued");
+      queues.clear();
+      await deleteObject(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name: "doomed" });
+      await run();
+      await run();
+      const orphan = await get("orphan");
+      assert.equal(orphan.status?.phase, "Queued");
+      const accepted = orphan.status?.conditions?.find((x) => x.type === "Accepted");
+      assert.equal(accepted?.reason, "QueueDeleted");
+      assert.match(accepted?.message ?? "", /queue "doomed" was deleted/);
+      assert.deepEqual(events.filter((e) => e.startsWith("Warning/")), [`Warning/QueueDeleted: ${accepted?.message}`]);
+    });
   });
 });
