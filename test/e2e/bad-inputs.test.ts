@@ -99,12 +99,14 @@ describe("when bad inputs reach Celeriac", { timeout: 180_000, skip: LOCAL_ONLY 
       if (c.kubectl === "status") {
         it(`reports ${c.name} in ${c.status!.resource}'s ${c.status!.condition} condition`, c.todo ? { todo: c.todo } : {}, async () => {
           let message: string | undefined;
-          await waitFor(`${c.status!.resource} ${c.status!.condition}=False`, async () => {
+          // the condition may first say less (`0 of 1 workers ready`) before it says why: poll for the field
+          await waitFor(`${c.status!.resource} ${c.status!.condition}=False naming ${want.field}`, async () => {
             const r = await e.kubectl(["get", c.status!.resource, "-o", "json"]);
             const cond = r.code === 0 ? (JSON.parse(r.stdout) as J).status?.conditions?.find((x: J) => x.type === c.status!.condition && x.status === "False") : undefined;
-            message = cond?.message;
-            return message !== undefined;
-          }, 60_000, 200);
+            message = cond?.message ?? message;
+            return message?.includes(want.field) === true;
+          }, 60_000, 200).catch(() => undefined); // assertNames below says what the message lacks
+          if (c.cleanup) await e.kubectl(["delete", c.status!.resource, "--wait=false"]);
           assertNames(message, want, `${c.status!.resource} condition`);
         });
       } else {
