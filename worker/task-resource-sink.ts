@@ -30,15 +30,12 @@ import { getCondition, setCondition, type Condition } from "../api/conditions.js
 import type { TaskRecord } from "../api/message.js";
 import { CELERIAC_TYPES, type Task } from "../api/objects.js";
 import type { TaskStatus } from "../api/task.js";
-import { applyStatus, isConflict, isNotFound, kubeRequest, patchStatus, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { applyStatus, isConflict, isNotFound, kubeRequest, resourcePath, type KubeObject } from "../kube/k8s-client.js";
 import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
 
 /** Status fields the worker owns, copied from the record when present. */
 const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "error", "deadLettered"] as const;
-
-/** Object-valued worker fields, cleared by a merge patch before an apply that leaves them out (see `write`). */
-const STALE_CLEARED = ["error", "resultRef"] as const;
 
 /** The condition types the worker owns on a Task; `Accepted` is the operator's. */
 export const WORKER_CONDITION_TYPES: readonly string[] = [CONDITION_TYPES.Task.Running, CONDITION_TYPES.Task.Succeeded, CONDITION_TYPES.Task.Failed];
@@ -238,15 +235,9 @@ export class TaskResourceSink implements StatusSink {
       }
       const status = taskStatusApply(record, { bucket: this.#bucket, live: live.status, lastAttemptStartTime: this.#lastAttempt, now: new Date() });
       try {
-        let rv = live.metadata.resourceVersion;
-        // Object fields the worker sent before and leaves out now. Server-side apply removes them
-        // (the map itself is owned), but the in-memory API server removes only their leaves and
-        // then rejects the empty object, so they are cleared first; only after a retry.
-        const stale = STALE_CLEARED.filter((f) => live.status?.[f] !== undefined && status[f] === undefined);
-        if (stale.length > 0) {
-          const cleared = await patchStatus(this.#kc, ref, Object.fromEntries(stale.map((f) => [f, null])), FIELD_MANAGERS.worker, rv);
-          rv = cleared.metadata?.resourceVersion;
-        }
+        // Fields the worker applied before and leaves out now (error, resultRef after a retry that
+        // succeeded) are removed by server-side apply itself, the objects included.
+        const rv = live.metadata.resourceVersion;
         const applied = await applyStatus<Task & KubeObject>(this.#kc, CELERIAC_TYPES.Task, { metadata: { name: o.name, namespace, ...(rv ? { resourceVersion: rv } : {}) }, status }, FIELD_MANAGERS.worker, { force: true });
         await this.#recordEvents(record, applied);
         return;

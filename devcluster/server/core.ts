@@ -6,7 +6,7 @@
 import { establishCrd, type Registry, validateCrd } from "./crd-registry.js";
 import { ApiError, alreadyExists, badRequest, conflict, invalid, notFound } from "./errors.js";
 import { jsonPathFirst } from "./jsonpath.js";
-import { recordUpdate, serverSideApply, type ListKeysFn } from "./managed-fields.js";
+import { recordUpdate, serverSideApply, type ListKeysFn, type MapShape, type ShapeFn } from "./managed-fields.js";
 import { jsonPatch, mergePatch, strategicMergeKey, strategicMergePatch } from "./patch.js";
 import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import type { Store } from "./store.js";
@@ -98,6 +98,30 @@ export class Core {
     };
   }
 
+  /**
+   * The map shapes of a resource for field ownership, as kube-apiserver converts a CRD schema for
+   * structured-merge-diff: `properties` are named fields, `additionalProperties` and
+   * `x-kubernetes-preserve-unknown-fields` (or no properties) give map keys, `x-kubernetes-map-type: atomic` an
+   * atomic map. `metadata` is ObjectMeta whatever the CRD says. Built-ins: undefined (all named fields).
+   */
+  shape(rt: ResourceType): ShapeFn {
+    const keys: MapShape = { named: () => false, atomic: false };
+    return (fields) => {
+      if (fields[0] === "metadata") return fields.length === 2 && (fields[1] === "labels" || fields[1] === "annotations") ? keys : undefined;
+      if (!rt.custom || !rt.schema) return undefined;
+      let node: Json = rt.schema;
+      for (const f of fields) {
+        if (!isObject(node)) return keys;
+        if (node.type === "array") node = node.items;
+        node = isObject(node?.properties) && isObject(node.properties[f]) ? node.properties[f] : isObject(node?.additionalProperties) ? node.additionalProperties : undefined;
+      }
+      if (isObject(node) && node.type === "array") node = node.items;
+      if (!isObject(node)) return keys;
+      const props: Json = isObject(node.properties) ? node.properties : {};
+      return { named: (k) => Object.prototype.hasOwnProperty.call(props, k), atomic: node["x-kubernetes-map-type"] === "atomic" };
+    };
+  }
+
   /** Reads one object. @throws ApiError 404 */
   get(t: Target): KObject {
     const o = this.store.get(this.gr(t.rt), t.namespace, t.name);
@@ -169,7 +193,7 @@ export class Core {
     }
     validateObject(rt, obj);
     if (applyManaged) obj.metadata.managedFields = applyManaged;
-    else recordUpdate(undefined, obj, opts.manager, obj.apiVersion, this.listKeys(rt));
+    else recordUpdate(undefined, obj, opts.manager, obj.apiVersion, this.listKeys(rt), undefined, this.shape(rt));
     if (opts.dryRun) return { code: 201, body: this.present(rt, obj), warnings };
     const stored = this.store.create(this.gr(rt), this.toStorage(rt, obj));
     if (rt.resource === "customresourcedefinitions" && rt.group === "apiextensions.k8s.io") {
@@ -226,7 +250,7 @@ export class Core {
     }
     validateObject(rt, next, old);
     if (t.sub !== "status" && this.specChanged(rt, old, next)) m.generation = (old.metadata.generation ?? 1) + 1;
-    if (operation === "Update") recordUpdate(old, next, opts.manager, apiVersionOf(rt.group, rt.version), this.listKeys(rt), t.sub === "status" ? "status" : undefined);
+    if (operation === "Update") recordUpdate(old, next, opts.manager, apiVersionOf(rt.group, rt.version), this.listKeys(rt), t.sub === "status" ? "status" : undefined, this.shape(rt));
     return next;
   }
 
@@ -341,7 +365,7 @@ export class Core {
     }
     delete applied.metadata.managedFields;
     const apiVersion = apiVersionOf(rt.group, rt.version);
-    const sso = { manager: opts.manager, force: opts.force === true, apiVersion, listKeys: this.listKeys(rt), subresource: t.sub === "status" ? "status" : undefined, skipStatus: rt.statusSubresource && t.sub !== "status" };
+    const sso = { manager: opts.manager, force: opts.force === true, apiVersion, listKeys: this.listKeys(rt), shape: this.shape(rt), subresource: t.sub === "status" ? "status" : undefined, skipStatus: rt.statusSubresource && t.sub !== "status" };
     if (!old) {
       if (t.sub) throw notFound(rt, t.name);
       const body = serverSideApply(undefined, applied, sso);
