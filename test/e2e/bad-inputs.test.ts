@@ -180,6 +180,10 @@ describe("when bad inputs reach Celeriac", { timeout: 180_000, skip: LOCAL_ONLY 
       const natsUrl = e.platform.natsUrl;
       runs = await pool(FLAG_CASES, 3, (c) => celeriac(c.args.map((a) => a.replace("$NATS", natsUrl)), work));
     });
+    after(async () => {
+      // a `dev up` that was wrongly accepted started a platform in <work>/.celeriac: stop it
+      if (FLAG_CASES.some((c, i) => c.args[0] === "dev" && runs?.[i]?.code === 0)) await celeriac(["dev", "down"], work);
+    });
     FLAG_CASES.forEach((c, i) => {
       it(`refuses ${c.name}`, c.todo ? { todo: c.todo } : {}, () => {
         const r = runs[i]!;
