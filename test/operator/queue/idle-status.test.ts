@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { CELERIAC_TYPES, type Queue } from "../../../api/objects.js";
 import { Informer, loadKubeConfig, type KubeObject } from "../../../operator/runtime/index.js";
 import { waitFor } from "../../helpers/k8s-tools.js";
-import { freePort } from "../../helpers/nats-server.js";
 import { LOCAL_ONLY, queueYaml, startE2E, type E2E } from "../../e2e/helpers.js";
 
 const WINDOW_MS = 10_000;
@@ -21,8 +20,8 @@ describe("when a Queue with an idle worker does not change", { timeout: 120_000,
     return text.split("\n").filter((l) => l.startsWith("celeriac_reconcile_total{") && l.includes('controller="queue"')).reduce((n, l) => n + Number(l.split(" ").pop()), 0);
   };
   before(async () => {
-    metricsPort = await freePort();
-    e = await startE2E({ operatorArgs: ["--port", String(metricsPort)] });
+    e = await startE2E();
+    metricsPort = e.platform.operatorPorts[0]!;
     queues = new Informer<Queue & KubeObject>({ kc: loadKubeConfig({ kubeconfig: e.platform.kubeconfigPath, env: {} }), type: CELERIAC_TYPES.Queue, namespace: "default" });
     queues.start();
     await queues.waitForSync(10_000);
