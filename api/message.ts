@@ -103,7 +103,7 @@ export function parseTaskMessage(data: Uint8Array | string): ParseResult {
   try {
     value = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
   } catch (err) {
-    return { ok: false, reason: `body is not JSON: ${(err as Error).message}` };
+    return { ok: false, reason: `body is not JSON: ${(err as Error).message}; a task message is the v1 JSON envelope described in docs/protocol.md` };
   }
   if (value !== null && typeof value === "object" && "v" in value && (value as { v: unknown }).v !== MESSAGE_VERSION) {
     return { ok: false, reason: `v: Unsupported value: ${JSON.stringify((value as { v: unknown }).v)}: supported values: ${MESSAGE_VERSION}` };

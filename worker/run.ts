@@ -32,7 +32,7 @@ export async function loadTasksModule(spec: string): Promise<ReturnType<typeof c
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`load tasks module ${spec}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`load tasks module ${spec}: ${(err as Error).message} (the module comes from --tasks or CELERIAC_TASKS, on a Queue from spec.worker.env: point it at an existing file or package)`, { cause: err });
   }
   try {
     return collectTasks(mod);

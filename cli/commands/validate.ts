@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { API_VERSION, GROUP, MAX_ARGS_BYTES } from "../../api/constants.js";
 import { DEFAULT_SCHEDULE } from "../../api/defaults.js";
-import { timeZoneHint } from "../../api/hints.js";
 
 type Obj = Record<string, unknown>;
 
@@ -75,11 +74,8 @@ async function operatorChecks(kind: string, spec: Obj | undefined): Promise<stri
   if (kind === "Schedule" && typeof spec.schedule === "string") {
     const { parseSchedule } = await import("../../operator/schedule/next-run.js");
     const parsed = parseSchedule(spec.schedule, typeof spec.timeZone === "string" ? spec.timeZone : DEFAULT_SCHEDULE.timeZone);
-    // parseSchedule's message already carries the schedule hint (api/hints.ts scheduleHint), not the zone's
-    if (!parsed.ok) {
-      const zone = parsed.message.startsWith("spec.timeZone:") && typeof spec.timeZone === "string" ? `: ${timeZoneHint(spec.timeZone)}` : "";
-      problems.push(`${parsed.message}${zone} (the Schedule would be Ready=False, reason InvalidSchedule)`);
-    }
+    // parseSchedule's message already carries the hint (api/hints.ts scheduleHint, timeZoneHint).
+    if (!parsed.ok) problems.push(`${parsed.message} (the Schedule would be Ready=False, reason InvalidSchedule)`);
   }
   const taskSpec = kind === "Task" ? spec : kind === "Schedule" ? ((spec.taskTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
   if (taskSpec) {

@@ -19,7 +19,7 @@
  * Runs falling on the same instant are merged.
  */
 import { Cron } from "croner";
-import { scheduleHint } from "../../api/hints.js";
+import { scheduleHint, timeZoneHint } from "../../api/hints.js";
 import { parseGoDuration } from "./go-duration.js";
 import { canonicalTimeZone, instantToWall, wallToInstant } from "./zone-time.js";
 
@@ -59,7 +59,7 @@ function compileUncached(schedule: string, timeZone: string): Compiled {
 
 function compileSchedule(schedule: string, timeZone: string): Compiled {
   const zone = canonicalTimeZone(timeZone);
-  if (zone === undefined) return { kind: "invalid", message: `spec.timeZone: unknown time zone "${timeZone}"` };
+  if (zone === undefined) return { kind: "invalid", message: `spec.timeZone: unknown time zone "${timeZone}": ${timeZoneHint(timeZone)}` };
   const text = schedule.trim();
   if (/^(CRON_)?TZ=/i.test(text)) {
     return { kind: "invalid", message: `spec.schedule: "${schedule}": TZ= and CRON_TZ= prefixes are not supported, set spec.timeZone instead` };
