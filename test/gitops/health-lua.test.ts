@@ -143,7 +143,7 @@ describe("when a Schedule's health is assessed", () => {
   it("reports Degraded for the status planScheduleRun writes for a bad time zone", () => {
     const hs = health("Schedule", objectFromPlan({ schedule: "0 3 * * *", timeZone: "Mars/Olympus", taskTemplate: template }));
     assert.equal(hs.status, "Degraded");
-    assert.equal(hs.message, 'InvalidSchedule: spec.timeZone: unknown time zone "Mars/Olympus"');
+    assert.match(hs.message ?? "", /^InvalidSchedule: spec.timeZone: unknown time zone "Mars\/Olympus": use an IANA time zone name/);
   });
   it("reports Suspended for a suspended Schedule planned by planScheduleRun", () => {
     assert.equal(health("Schedule", objectFromPlan({ schedule: "0 3 * * *", suspend: true, taskTemplate: template })).status, "Suspended");
