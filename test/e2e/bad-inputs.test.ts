@@ -7,7 +7,6 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
@@ -16,7 +15,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { HEADERS } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
 import { REPO_ROOT } from "../../devcluster/platform/paths.js";
-import { waitFor, type ToolRun } from "../helpers/k8s-tools.js";
+import { runTool, waitFor, type ToolRun } from "../helpers/k8s-tools.js";
 import { FLAG_CASES, MANIFEST_CASES, MESSAGE_CASES, VALIDATE_ONLY_CASES, WORK_QUEUE, envelope, type Expect, type ManifestCase } from "./bad-inputs-table.js";
 import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
 
@@ -34,19 +33,7 @@ const nameOf = (c: ManifestCase): string => /\n {2}name: (".*")\n/.exec(c.text)?
 
 /** Runs `node bin/celeriac.js args…` in `cwd` with a clean Celeriac environment. */
 function celeriac(args: string[], cwd: string, timeoutMs = 30_000): Promise<ToolRun> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_") && k !== "KUBECONFIG"));
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      done({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  return runTool(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), ...args], {}, timeoutMs, { cwd, dropEnv: (k) => k.startsWith("CELERIAC_") || k === "KUBECONFIG" });
 }
 
 /** Maps `fn` over `items`, at most `limit` at a time. */

@@ -64,11 +64,16 @@ export interface ToolRun {
 /**
  * Runs a client binary to completion (never throws on a non-zero exit).
  * @param timeoutMs kill after this many ms (default 60000)
+ * @param opts `cwd` of the process, and `dropEnv` naming inherited variables to leave out
  */
-export async function runTool(bin: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<ToolRun> {
+export async function runTool(
+  bin: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000,
+  opts: { cwd?: string; dropEnv?: (name: string) => boolean } = {},
+): Promise<ToolRun> {
   const { spawn } = await import("node:child_process");
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !opts.dropEnv?.(k)));
   return new Promise((resolveRun) => {
-    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(bin, args, { env: { ...inherited, ...env }, stdio: ["ignore", "pipe", "pipe"], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
