@@ -107,7 +107,7 @@ describe("when the chart is linted and rendered", { skip }, () => {
     const args = (c?.args ?? []).join(" ");
     assert.match(args, /(^| )-js( |$)/);
     assert.match(args, /-sd \/data/);
-    assert.deepEqual(c?.volumeMounts, [{ name: "data", mountPath: "/data" }]);
+    assert.deepEqual(c?.volumeMounts, [{ name: "data", mountPath: "/data" }, { name: "config", mountPath: "/etc/nats", readOnly: true }]);
     const claim = sts.spec?.volumeClaimTemplates?.[0];
     assert.equal(claim?.metadata?.name, "data");
     assert.equal(claim?.spec?.resources?.requests?.storage, "5Gi");
