@@ -9,6 +9,10 @@
  *   npm run build && node dist/bench/sync-interval.bench.js [--nats-server <path>] [--rounds 3]
  *     [--count 3000] [--raw-count 3000] [--concurrency 256] [--dir <store parent dir>]
  *
+ * Any 2.10+ binary will do, e.g. Debian 13's `nats-server` package (2.10.27) unpacked with
+ * `apt-get download nats-server && dpkg-deb -x nats-server_*.deb /opt/nats` (then
+ * `--nats-server /opt/nats/usr/sbin/nats-server`); without `--nats-server`, the one on PATH.
+ *
  * `sync_interval` exists from nats-server 2.10 (server/opts.go parses `sync`/`sync_interval`, with
  * `always` setting `SyncAlways`). Given an older binary, the bench says so and measures the default
  * alone: 2.9 refuses the key as an unknown field and has no equivalent, server-wide or per stream —
