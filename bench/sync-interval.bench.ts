@@ -10,7 +10,7 @@
  *     [--count 3000] [--raw-count 3000] [--concurrency 256] [--dir <store parent dir>]
  *
  * Any 2.10+ binary will do, e.g. Debian 13's `nats-server` package (2.10.27) unpacked with
- * `apt-get download nats-server && dpkg-deb -x nats-server_*.deb /opt/nats` (then
+ * `apt-get download nats-server && dpkg-deb -x nats-server_*.deb /opt/nats` on Debian 13 (then
  * `--nats-server /opt/nats/usr/sbin/nats-server`); without `--nats-server`, the one on PATH.
  *
  * `sync_interval` exists from nats-server 2.10 (server/opts.go parses `sync`/`sync_interval`, with
