@@ -32,7 +32,7 @@ export interface CrEnv {
   /** The per-execution log the workers append to. */
   execLog: string;
   faults: FaultLog;
-  /** Stops the platform and removes the temp dir. Memoised. */
+  /** Stops the platform and removes the temp dir (kept when `CELERIAC_FAULTS_KEEP=1`, to debug a run). Memoised. */
   stop(): Promise<void>;
 }
 
@@ -62,7 +62,7 @@ export async function startCrEnv(name: string): Promise<CrEnv> {
     stop: () =>
       (stopping ??= (async () => {
         await platform.stop();
-        rmSync(dir, { recursive: true, force: true });
+        if (process.env.CELERIAC_FAULTS_KEEP !== "1") rmSync(dir, { recursive: true, force: true });
       })()),
   };
 }
@@ -142,17 +142,45 @@ export async function workerPods(kc: KubeConfig, queue: string): Promise<WorkerP
 }
 
 /**
- * Force-deletes a worker pod (`--grace-period=0 --force`: the kubelet SIGKILLs its process at once)
- * and records the process death in `env.faults`.
+ * The worker pods with handlers running now (a `start` without an `end` in the per-execution log),
+ * busiest first: the victims a fault hits in flight.
+ * @param min fewest handlers in flight a pod must have to be listed (default 1)
+ */
+export async function busyWorkerPods(env: CrEnv, queue: string, min = 1): Promise<WorkerPod[]> {
+  const open = new Map<number, number>();
+  const running = new Map<string, number>();
+  for (const e of readExecLog(env.execLog)) {
+    const key = `${e.id}\u0000${e.pid}`;
+    if (e.event === "start") running.set(key, e.pid);
+    else running.delete(key);
+  }
+  for (const pid of running.values()) open.set(pid, (open.get(pid) ?? 0) + 1);
+  return (await workerPods(env.kc, queue)).filter((p) => (open.get(p.pid) ?? 0) >= min).sort((a, b) => (open.get(b.pid) ?? 0) - (open.get(a.pid) ?? 0));
+}
+
+/**
+ * Force-deletes a worker pod (`--grace-period=0 --force`: the kubelet SIGKILLs its process at once),
+ * waits until the process is gone, and records its death in `env.faults` at that time (a handler can
+ * still start between the delete call and the SIGKILL arriving).
+ * @throws Error when the process is still alive 10 s after the delete
  */
 export async function forceDeletePod(env: CrEnv, pod: WorkerPod): Promise<void> {
-  env.faults.processDied(pod.pid, "worker pod", "force delete (grace 0)");
   await kubeRequest(env.kc, {
     method: "DELETE",
     path: resourcePath(BUILTIN_TYPES.Pod, NS, pod.name),
     query: { gracePeriodSeconds: 0 },
     body: { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0 },
   });
+  const alive = (): boolean => {
+    try {
+      process.kill(pod.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await pollUntil(`worker process ${pod.pid} of ${pod.name} gone`, Date.now() + 10_000, () => !alive(), 10);
+  env.faults.processDied(pod.pid, "worker pod", "force delete (grace 0)");
 }
 
 /**
@@ -267,6 +295,8 @@ export interface CrOutcome {
   readonly mismatched: string[];
   /** Task phases, counted. */
   readonly phases: Record<string, number>;
+  /** Executions that never logged their end on a process recorded as killed (what the faults cut off in flight). */
+  readonly cutOff: number;
   readonly analysis: ExecutionAnalysis;
 }
 
@@ -301,7 +331,10 @@ export async function crOutcome(env: CrEnv, queue: string, created: CreatedTasks
     const completed = runs.some((r) => r.end !== undefined);
     if (rec !== phase || (phase === "Succeeded" && !completed) || (phase !== "Succeeded" && completed)) mismatched.push(name);
   }
-  return { lost, mismatched, phases, analysis };
+  const killed = new Set(env.faults.list().flatMap((f) => (f.kind === "process" ? [f.pid] : [])));
+  let cutOff = 0;
+  for (const runs of analysis.byId.values()) cutOff += runs.filter((r) => r.end === undefined && killed.has(r.pid)).length;
+  return { lost, mismatched, phases, cutOff, analysis };
 }
 
 /** `3 create rejected: …; 2 Failed` text for the errors column; `none` when empty. Pure. */

@@ -8,8 +8,9 @@
  */
 import type { FaultRow, FaultScenario } from "./report.js";
 import {
-  applyQueueAndWait, createTasks, crOutcome, describeCrErrors, faultQueue, forceDeletePod, killOperator, startCrEnv, waitTerminal, workerPods,
+  applyQueueAndWait, busyWorkerPods, createTasks, crOutcome, describeCrErrors, faultQueue, forceDeletePod, killOperator, startCrEnv, waitTerminal, workerPods,
 } from "./cr-path.js";
+import { pollUntil } from "./harness.js";
 
 const QUEUE = "opkill";
 const TASKS = 200;
@@ -43,8 +44,9 @@ const scenario: FaultScenario = {
           // Not awaited: Tasks keep being created while no operator leads.
           injected.push(killOperator(env, Math.min(end, Date.now() + 60_000)).catch((e: unknown) => void faultErrors.push(String(e))));
         } else if (what === "pod") {
-          const pods = await workerPods(env.kc, QUEUE);
-          const victim = pods[Math.floor(Math.random() * pods.length)];
+          // A pod with 3 of its 4 handler slots busy (waiting up to 5 s; else any busy pod, else any pod), so the fault cuts executions off.
+          const busy = (min: number) => pollUntil("a busy worker pod", Date.now() + 5000, async () => (await busyWorkerPods(env, QUEUE, min))[0], 20).catch(() => undefined);
+          const victim = (await busy(3)) ?? (await busy(1)) ?? (await workerPods(env.kc, QUEUE))[0];
           if (!victim) {
             faultErrors.push(`task ${i}: no running worker pod to delete`);
             return;
@@ -54,7 +56,7 @@ const scenario: FaultScenario = {
           await forceDeletePod(env, victim);
         }
       };
-      const created = await createTasks(env, { queue: QUEUE, prefix: "opk", n: TASKS, workMs: 400, perSecond: 10, deadline: end - 60_000, during: inject });
+      const created = await createTasks(env, { queue: QUEUE, prefix: "opk", n: TASKS, workMs: 800, perSecond: 10, deadline: end - 60_000, during: inject });
       await Promise.all(injected);
       if (faultErrors.length) throw new Error(`operator-kill: a fault could not be injected: ${faultErrors.join("; ")}`);
       log(`created ${created.uids.size} Tasks (${[...created.errors.values()].reduce((a, b) => a + b, 0)} rejected); waiting for terminal phases`);
@@ -66,7 +68,7 @@ const scenario: FaultScenario = {
       return {
         scenario: `${TASKS} Task CRs, operator SIGKILL ×${operatorKills}, worker pods force-deleted ×${podDeletes}`,
         tasks: created.uids.size,
-        faults: `${operatorKills} × operator SIGKILL; ${podDeletes} × worker pod force-delete (grace 0)`,
+        faults: `${operatorKills} × operator SIGKILL; ${podDeletes} × worker pod force-delete (grace 0), ${out.cutOff} executions cut off`,
         lost: out.lost.length + out.mismatched.length,
         duplicates: out.analysis.duplicates,
         duplicatesExplained: out.analysis.duplicatesExplained,
