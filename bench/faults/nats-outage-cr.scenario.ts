@@ -47,7 +47,12 @@ const scenario: FaultScenario = {
       const waiting = [...during.uids.keys()].filter((n) => seen.get(n)?.notAccepted === "NatsUnavailable").length;
       // Nothing can be published while NATS is down, so no Task created meanwhile may show a phase past Pending.
       const pastPending = [...during.uids.keys()].filter((n) => seen.get(n)?.phase !== undefined && seen.get(n)?.phase !== "Pending").length;
-      log(`after ${OUTAGE_MS} ms down: ${waiting}/${during.uids.size} Tasks say NatsUnavailable, ${pastPending} show a phase past Pending`);
+      const shown = new Map<string, number>();
+      for (const n of during.uids.keys()) {
+        const k = `${seen.get(n)?.phase ?? "no status"}${seen.get(n)?.notAccepted ? `/${seen.get(n)?.notAccepted}` : ""}`;
+        shown.set(k, (shown.get(k) ?? 0) + 1);
+      }
+      log(`after ${OUTAGE_MS} ms down: ${waiting}/${during.uids.size} Tasks say NatsUnavailable, ${pastPending} show a phase past Pending (${[...shown].map(([k, v]) => `${v} ${k}`).join(", ")})`);
       await env.platform.startNats();
       back();
       log("nats-server back");
