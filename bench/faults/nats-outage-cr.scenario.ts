@@ -64,6 +64,11 @@ const scenario: FaultScenario = {
       const out = await crOutcome(env, QUEUE, created, states, { beforeOutageMs: 2000, afterOutageMs: 1000 });
       for (const n of out.lost) log(`lost: ${n} phase ${states.get(n)?.phase ?? "none"}${states.get(n)?.notAccepted ? ` (${states.get(n)?.notAccepted})` : ""}`);
       for (const n of out.mismatched) log(`phase does not match executions/record: ${n} (${states.get(n)?.phase})`);
+      const nameOf = new Map([...created.uids].map(([n, u]) => [u, n]));
+      for (const [id, runs] of out.analysis.byId) {
+        if (runs.length < 2) continue;
+        log(`ran ${runs.length}×: ${nameOf.get(id) ?? id}: ${runs.map((r) => `${r.start - downAt}..${r.end === undefined ? "cut" : r.end - downAt} ms`).join(", ")} (relative to NATS going down)`);
+      }
       for (const u of out.analysis.unexplained) log(`unexplained duplicate of ${u.repeat.id}: previous ${u.previous.start}–${u.previous.end ?? "?"}, repeat at ${u.repeat.start}`);
       const extra = [`${waiting} Task Accepted=False NatsUnavailable while down`];
       if (pastPending > 0) extra.push(`${pastPending} Task shown past Pending while NATS was down (wrong: nothing was published)`);
