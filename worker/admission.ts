@@ -6,15 +6,16 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { REVOKED_BEFORE_START, type ParseResult, type TaskMessage, type TaskRecord } from "../api/message.js";
+import { REVOKED_BEFORE_START, type ParseResult, type TaskMessage } from "../api/message.js";
 import { TASK_ID_PATTERN } from "../api/naming.js";
 import { resolveRetryPolicy, type ResolvedRetryPolicy } from "../api/policies.js";
 import { isTerminalPhase } from "../api/constants.js";
 import type { TaskDefinition } from "./define-task.js";
 import { UnknownTaskError, WorkerLostError } from "./errors.js";
+import { attributeDelivery, MAX_UNCOUNTED_WORKER_LOSSES, type Attribution, type DeliveryTrace, type TracedRecord } from "./attribution.js";
 import type { Settlement } from "./settle.js";
 
-/** A message admitted to run: its envelope, its handler and the retry policy in force. */
+/** A message admitted to run: its envelope, its handler, the retry policy in force and how to run it. */
 export interface Admitted {
   /** The validated envelope. */
   readonly message: TaskMessage;
@@ -22,6 +23,12 @@ export interface Admitted {
   readonly def: TaskDefinition;
   /** The message's retry policy with the handler's overrides applied (seconds). */
   readonly policy: ResolvedRetryPolicy;
+  /** This attempt's number, 1-based (attributed: see attribution.ts; the delivery count when nothing was lost). */
+  readonly attempt: number;
+  /** True when it must run alone on this worker process (its previous delivery was lost with its worker). */
+  readonly alone: boolean;
+  /** The delivery trace to write with its records. */
+  readonly trace: DeliveryTrace;
 }
 
 /** The decision of `admit`: run the handler, or settle the message now. */
@@ -31,7 +38,7 @@ export type Admission = { readonly run: Admitted } | { readonly settle: Settleme
 export interface AdmissionInput {
   /** The parsed body (`parseTaskMessage`). */
   readonly parsed: ParseResult;
-  /** The JetStream delivery count, 1-based: this attempt's number. */
+  /** The JetStream delivery count, 1-based (the attempt's number is attributed from it and `previous`). */
   readonly attempt: number;
   /** The `Nats-Msg-Id` header (the task id) and the `Celeriac-Task` header: used only when the body does not parse. */
   readonly headers: { readonly id: string | undefined; readonly task: string | undefined };
@@ -45,8 +52,11 @@ export interface AdmissionInput {
   readonly tasks: ReadonlyMap<string, TaskDefinition>;
   /** True when the task id has been revoked. */
   readonly isRevoked: (id: string) => boolean;
-  /** The final record an earlier delivery wrote (see `finishedRecord`), if any. */
-  readonly finished?: TaskRecord | undefined;
+  /**
+   * The task's latest record, read when the delivery may be a redelivery (see `previousRecord`):
+   * a final one is replayed, a `Running`/`Retrying` one attributes a lost worker (attribution.ts).
+   */
+  readonly previous?: TracedRecord | undefined;
   /** Now, in ms since the epoch (for `expires`). */
   readonly nowMs: number;
 }
@@ -60,9 +70,10 @@ export interface AdmissionInput {
  * 3. an earlier delivery recorded a final outcome → replay it (write again, ack);
  * 4. revoked → cancel; 5. past `expires` → expire;
  * 6. no handler for the task → deadLetter `UnknownTask`;
- * 7. delivery count above `maxAttempts` (the last attempt's worker was lost) → deadLetter
- *    `MaxAttemptsExceeded`, recording `maxAttempts` attempts;
- * 8. else run.
+ * 7. the attributed attempt (`attributeDelivery`: crashes count only when the task ran alone) above
+ *    `maxAttempts`, or more than `MAX_UNCOUNTED_WORKER_LOSSES` uncounted worker losses → deadLetter
+ *    `MaxAttemptsExceeded` with a `WorkerLostError`, recording the attempts made;
+ * 8. else run (alone when its previous delivery was lost with its worker).
  * Pure; never throws.
  * @param input the parsed message, its delivery count and the worker's view (tasks, revocations, now)
  * @returns `{run}` with the admitted message, or `{settle}` with the ending (or replay) to settle now
@@ -85,8 +96,10 @@ export function admit(input: AdmissionInput): Admission {
     const detail = `envelope queue/namespace "${msg.namespace}/${msg.queue}" does not match the subject it came on (${input.subject ?? `queue ${input.namespace}/${input.queue}`})`;
     return { settle: { outcome: { action: "deadLetter", reason: "InvalidMessage" }, identity: undefined, task: msg.task, attempts: attempt, detail } };
   }
-  if (input.finished && isTerminalPhase(input.finished.status.phase)) return { settle: { replay: input.finished } };
-  const base = { identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt };
+  const prev = input.previous;
+  if (prev && isTerminalPhase(prev.status.phase)) return { settle: { replay: prev } };
+  const at = attributeDelivery(attempt, prev);
+  const base = { identity: msg, task: msg.task, attempts: at.attempt, queuedTime: msg.createdAt, trace: at.trace };
   if (input.isRevoked(msg.id)) return { settle: { ...base, outcome: { action: "cancel", phase: "Cancelled" }, error: { ...REVOKED_BEFORE_START } } };
   if (msg.expires && Date.parse(msg.expires) < input.nowMs) {
     return { settle: { ...base, outcome: { action: "expire", phase: "Expired" }, error: { type: "ExpiredError", message: `not started before it expired at ${msg.expires}` } } };
@@ -98,28 +111,42 @@ export function admit(input: AdmissionInput): Admission {
     return { settle: { ...base, outcome: { action: "deadLetter", reason: "UnknownTask" }, error: { type: new UnknownTaskError(text).name, message: text }, detail: text } };
   }
   const policy = resolveRetryPolicy(def.options.retry, msg.retry);
-  if (attempt > policy.maxAttempts) {
-    const text = `attempt ${attempt - 1} of ${policy.maxAttempts} did not finish: its worker was lost`;
-    return { settle: { ...base, attempts: attempt - 1, outcome: { action: "deadLetter", reason: "MaxAttemptsExceeded" }, error: { type: new WorkerLostError(text).name, message: text }, detail: text } };
+  const uncounted = at.trace.workerLost - at.trace.workerLostAlone;
+  if (at.attempt > policy.maxAttempts || uncounted > MAX_UNCOUNTED_WORKER_LOSSES) {
+    const text = workerLostText(at, policy.maxAttempts);
+    return { settle: { ...base, attempts: at.attempt - 1, outcome: { action: "deadLetter", reason: "MaxAttemptsExceeded" }, error: { type: new WorkerLostError(text).name, message: text }, detail: text } };
   }
-  return { run: { message: msg, def, policy } };
+  return { run: { message: msg, def, policy, attempt: at.attempt, alone: at.alone, trace: at.trace } };
+}
+
+/** The `WorkerLostError` message of a task dead-lettered because its workers kept being lost. Pure. */
+function workerLostText(at: Attribution, maxAttempts: number): string {
+  const { workerLost, workerLostAlone } = at.trace;
+  const made = at.attempt - 1;
+  if (at.lost === "alone") {
+    return `attempt ${made} of ${maxAttempts} did not finish: its worker was lost while the task ran alone on it (${workerLostAlone} of ${workerLost} worker losses with no other task beside it): the task kills its worker`;
+  }
+  if (workerLost - workerLostAlone > MAX_UNCOUNTED_WORKER_LOSSES) {
+    return `its worker was lost ${workerLost} times (${workerLost - workerLostAlone} beside other tasks, more than ${MAX_UNCOUNTED_WORKER_LOSSES}) after ${made} counted attempts`;
+  }
+  return `attempt ${made} of ${maxAttempts} did not finish: its worker was lost`;
 }
 
 /**
- * For a redelivery (delivery count > 1) of a valid message: the record of task `id` in the results
- * bucket when it is final (Succeeded, Failed, Cancelled, Expired), else undefined.
+ * For a delivery that may be a redelivery (redelivery.ts) of a valid message: the latest record of
+ * task `id` in the results bucket, whatever its phase (a final one is replayed; a `Running` or
+ * `Retrying` one says whether a worker was lost: attribution.ts).
  * @param kv the queue's results bucket
  * @param id the task id (the record's key)
  * @param log where a failed lookup is logged
- * @returns the final record, or undefined when there is none or it is not final
+ * @returns the record, or undefined when there is none
  * @throws the KV error (or a JSON parse error), after logging it: the message is left for redelivery
  */
-export async function finishedRecord(kv: KV, id: string, log: Logger): Promise<TaskRecord | undefined> {
+export async function previousRecord(kv: KV, id: string, log: Logger): Promise<TracedRecord | undefined> {
   try {
     const prev = await kv.get(id);
     if (prev?.operation !== "PUT") return undefined;
-    const rec = prev.json<TaskRecord>();
-    return isTerminalPhase(rec.status.phase) ? rec : undefined;
+    return prev.json<TracedRecord>();
   } catch (err) {
     log.warn({ err, taskId: id }, "Check of previous record failed");
     throw err;

@@ -83,15 +83,19 @@ export class Attempts {
    * classifies the end (a result that is not JSON-encodable ends it with `UnrecoverableError`).
    * @param m the message
    * @param f its in-flight entry (heartbeated while the worker holds the message)
-   * @param a the admitted message, handler and policy
+   * @param a the admitted message, handler, policy, attempt number and whether it runs alone (the
+   *   caller holds the alone gate: attempts.ts does not wait for it)
    * @returns the ending to settle; undefined when the attempt was abandoned at forced shutdown (its
    *   message was already handed back) or the handler threw a `WorkerShutdownError`
-   * @throws never: the handler's throw is the ending's cause
+   * @throws Error from the `Running` record write of an alone attempt (before the handler ran): the
+   *   message is left for redelivery; otherwise never (the handler's throw is the ending's cause)
    */
   async run(m: JsMsg, f: InFlight, a: Admitted): Promise<Ending | undefined> {
-    const { message: msg, def, policy } = a;
-    const attempt = m.info.deliveryCount;
+    const { message: msg, def, policy, attempt, trace } = a;
     const startTime = new Date().toISOString();
+    // an alone attempt (its previous delivery was lost with its worker) records Running before the
+    // handler starts: if the process dies now, the next delivery knows the task ran alone (attribution.ts)
+    if (a.alone) await this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime, trace);
     const timeoutMs = (def.options.timeoutSeconds ?? msg.timeoutSeconds) * 1000;
     const timers: NodeJS.Timeout[] = [];
     // the attempt is over when the handler settles, or `abortGraceSeconds` after it was aborted
@@ -105,10 +109,12 @@ export class Attempts {
     const log = (): Logger => (childLog ??= this.#o.log.child({ taskId: msg.id, task: msg.task, attempt }));
     let runningWrite: Promise<void> | undefined;
     const now = Date.now();
-    f.runningDueAt = now + this.#o.runningRecordDelayMs;
-    f.writeRunning = () => {
-      runningWrite = this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime).catch((err) => log().warn({ err }, "Running record write failed"));
-    };
+    if (!a.alone) {
+      f.runningDueAt = now + this.#o.runningRecordDelayMs;
+      f.writeRunning = () => {
+        runningWrite = this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime, trace).catch((err) => log().warn({ err }, "Running record write failed"));
+      };
+    }
     // checked by the shared ticker, so a time limit is enforced within a tick (≤ 250 ms) late
     f.deadlineAt = now + timeoutMs;
     f.onDeadline = () => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`));
@@ -157,7 +163,7 @@ export class Attempts {
     }
     const outcome = classifyOutcome(error, attempt, policy, this.#o.random);
     if (runningWrite) await runningWrite;
-    const ending: Ending = { outcome, identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error };
+    const ending: Ending = { outcome, identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace };
     return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
   }
 

@@ -42,6 +42,8 @@ export interface TaskConsumerOptions {
   readonly process: (m: JsMsg, f: InFlight) => Promise<void>;
   /** Called with the new in-flight count whenever it changes. */
   readonly onInFlightChange: (inFlight: number) => void;
+  /** While true, nothing new is pulled (an attempt waits to run alone, or runs alone); call `resumePulls()` when it turns false. */
+  readonly holdPulls?: () => boolean;
 }
 
 /**
@@ -100,6 +102,11 @@ export class TaskConsumer {
     clearTimeout(t);
   }
 
+  /** Wakes the pull loop after `holdPulls` turned false. */
+  resumePulls(): void {
+    this.#slotWaiters.splice(0).forEach((r) => r());
+  }
+
   /** Stops the ticker: no more heartbeats, time limits or `Running` records. */
   stopTicker(): void {
     clearInterval(this.#ticker);
@@ -136,7 +143,7 @@ export class TaskConsumer {
     let failures = 0;
     while (!this.#stopping) {
       const avail = this.#o.concurrency - this.#inFlight - this.#requested;
-      if (avail <= 0 || (this.#inFlight + this.#requested > 0 && avail < this.#refillThreshold)) {
+      if (avail <= 0 || (this.#inFlight + this.#requested > 0 && avail < this.#refillThreshold) || this.#o.holdPulls?.()) {
         await new Promise<void>((r) => this.#slotWaiters.push(r));
         continue;
       }

@@ -17,6 +17,7 @@ import { TimeoutError } from "./errors.js";
 import type { QueueMetrics } from "./metrics.js";
 import { backoffDelay, STATUS_WRITE_BACKOFF, type Outcome } from "./outcome.js";
 import type { StatusSink } from "./status-sink.js";
+import type { DeliveryTrace, TracedRecord } from "./attribution.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -47,6 +48,8 @@ export interface Ending {
   readonly cause?: unknown;
   /** The dead letter's `Celeriac-Dead-Detail`; default `<error.type>: <error.message>`. */
   readonly detail?: string;
+  /** The delivery trace written with the record (attribution.ts); none for a message with no usable envelope. */
+  readonly trace?: DeliveryTrace;
 }
 
 /** A redelivered message whose final record already exists: only its ack was lost. */
@@ -77,6 +80,11 @@ export function endingStatus(e: Ending, worker: string, now: Date): TaskStatus {
   else if (e.error) status.error = e.error;
   if (o.action === "deadLetter") status.deadLettered = true;
   return status;
+}
+
+/** The record with its delivery trace (`delivery`, beside `status`), when there is one. Pure. */
+export function traced(record: TaskRecord, trace: DeliveryTrace | undefined): TracedRecord {
+  return trace ? { ...record, delivery: trace } : record;
 }
 
 /** What a `Settler` needs. Times in ms. */
@@ -136,10 +144,12 @@ export class Settler {
    * @param attempts this attempt's number, 1-based
    * @param queuedTime when the message was created (RFC 3339)
    * @param startTime when the handler started (RFC 3339)
+   * @param trace the delivery trace (attribution.ts): an alone attempt's `Running` record is what
+   *   makes a crash during it count
    * @throws Error from `write`
    */
-  writeRunning(identity: TaskIdentity, attempts: number, queuedTime: string, startTime: string): Promise<void> {
-    return this.write(taskRecord(identity, { attempts, queuedTime, worker: this.#o.workerName, phase: "Running", startTime }));
+  writeRunning(identity: TaskIdentity, attempts: number, queuedTime: string, startTime: string, trace?: DeliveryTrace): Promise<void> {
+    return this.write(traced(taskRecord(identity, { attempts, queuedTime, worker: this.#o.workerName, phase: "Running", startTime }), trace));
   }
 
   /**
@@ -156,7 +166,7 @@ export class Settler {
   async settle(m: JsMsg, s: Settlement): Promise<void> {
     const e = "replay" in s ? undefined : s;
     const now = new Date();
-    const record = "replay" in s ? s.replay : s.identity && taskRecord(s.identity, endingStatus(s, this.#o.workerName, now), now);
+    const record = "replay" in s ? s.replay : s.identity && traced(taskRecord(s.identity, endingStatus(s, this.#o.workerName, now), now), s.trace);
     const detail = e?.detail ?? (e?.error ? `${e.error.type}: ${e.error.message}` : "");
     const o = e?.outcome;
     if (e?.outcome.action === "deadLetter") await this.#publishDeadLetter(m, e, e.outcome.reason, detail);

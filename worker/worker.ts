@@ -15,7 +15,8 @@ import { HEADERS, parseTaskMessage } from "../api/message.js";
 import { DEFAULT_NAMESPACE, TASK_ID_PATTERN, queueNames, type QueueNames } from "../api/naming.js";
 import { ensureQueueResources, queueSettings, type QueueSettings } from "../nats/index.js";
 import { DelayMover } from "../nats/delay-mover.js";
-import { admit, finishedRecord } from "./admission.js";
+import { admit, previousRecord } from "./admission.js";
+import { AloneGate } from "./alone-gate.js";
 import { Attempts } from "./attempt.js";
 import { TaskConsumer, handBack, type InFlight } from "./consumer.js";
 import { collectTasks, type TaskDefinition } from "./define-task.js";
@@ -51,6 +52,8 @@ export class Worker {
   #revocations: RevocationWatcher | undefined;
   #mover: DelayMover | undefined;
   #epoch: ConnectionEpoch | undefined;
+  /** Lets an attempt whose previous delivery was lost with its worker run alone (attribution.ts). */
+  readonly #gate = new AloneGate(() => this.#consumer?.resumePulls());
   #started = false;
   #closing: Promise<void> | undefined;
 
@@ -104,20 +107,20 @@ export class Worker {
     (this.#epoch = new ConnectionEpoch(o.nc)).start();
     this.#started = true;
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
-    this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange });
+    this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding });
     this.#consumer.start();
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: o.concurrency, heartbeatMs }, "Worker started");
   }
 
-  /** One delivered message: admission → (attempt) → settle. */
+  /** One delivered message: admission → (gate: shared, or alone) → (attempt) → settle. */
   async #process(m: JsMsg, f: InFlight): Promise<void> {
     const parsed = parseTaskMessage(m.data);
     const attempt = m.info.deliveryCount;
     // maybe a redelivery (see redelivery.ts: the delivery count, or stored before this worker's
     // start/reconnect, as a server crash resets the count): if a previous attempt already recorded
-    // a final outcome, only its ack was lost
+    // a final outcome, only its ack was lost; if it recorded Running, its worker was lost
     const suspect = mayBeRedelivery(attempt, m.info.timestampNanos / 1e6, this.#epoch?.ms ?? 0);
-    const finished = suspect && parsed.ok && TASK_ID_PATTERN.test(parsed.message.id) && this.#kv ? await finishedRecord(this.#kv, parsed.message.id, this.#log) : undefined;
+    const previous = suspect && parsed.ok && TASK_ID_PATTERN.test(parsed.message.id) && this.#kv ? await previousRecord(this.#kv, parsed.message.id, this.#log) : undefined;
     const a = admit({
       parsed,
       attempt,
@@ -127,11 +130,21 @@ export class Worker {
       subject: m.subject,
       tasks: this.tasks,
       isRevoked: (id) => this.#revocations?.has(id) ?? false,
-      finished,
+      previous,
       nowMs: Date.now(),
     });
-    const ending = "settle" in a ? a.settle : await this.#attempts!.run(m, f, a.run);
-    if (ending) await this.#settler!.settle(m, ending);
+    if ("settle" in a) return this.#settler!.settle(m, a.settle);
+    // held through settle: the next attempt beside an alone one starts only once its outcome is recorded
+    const g = this.#gate;
+    if (a.run.alone) this.#log.info({ taskId: a.run.message.id, attempt: a.run.attempt, workerLost: a.run.trace.workerLost }, "Redelivered task lost its worker; running it alone");
+    const pending = a.run.alone ? g.alone() : g.shared();
+    const release = typeof pending === "function" ? pending : await pending;
+    try {
+      const ending = await this.#attempts!.run(m, f, a.run);
+      if (ending) await this.#settler!.settle(m, ending);
+    } finally {
+      release();
+    }
   }
 
   #onInFlightChange(n: number): void {

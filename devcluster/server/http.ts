@@ -1,6 +1,11 @@
 /**
  * HTTP front: routing of discovery, OpenAPI, version/health and resource URLs; body decoding (JSON, YAML,
  * Kubernetes protobuf); content negotiation (Table or JSON); errors rendered as `metav1.Status`.
+ *
+ * One path is not kube-apiserver's: `POST /debug/celeriac/compact` ({@link COMPACT_PATH}), a fault hook
+ * for tests and benches. It compacts the watch history at the current resourceVersion (like an etcd
+ * compaction) and ends every open watch with an ERROR 410 Expired, so each client must relist; it
+ * answers `{"compactedTo": "<rv>", "watchesEnded": <n>}`. Nothing in the product calls it.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
@@ -32,6 +37,9 @@ export interface RouterDeps {
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
+
+/** The fault hook's path (see the file comment): POST compacts the watch history and expires open watches. */
+export const COMPACT_PATH = "/debug/celeriac/compact";
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -173,6 +181,11 @@ export async function handle(deps: RouterDeps, req: IncomingMessage, res: Server
       res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
       res.end("ok");
       return;
+    }
+    if (path === COMPACT_PATH) {
+      if (method !== "POST") throw methodNotAllowed(method);
+      const { compactedTo, listeners } = deps.core.store.compact();
+      return sendJson(res, 200, { compactedTo: String(compactedTo), watchesEnded: listeners });
     }
     if (path === "/api" && method === "GET") {
       if (disc.wantsAggregated(accept)) return sendJson(res, 200, disc.aggregatedCore(deps.reg), disc.aggregatedContentType(accept));

@@ -37,6 +37,7 @@ export class Store {
   /** RV of the newest event dropped from the log; watches from an older RV get 410. */
   private compacted = 0;
   private readonly listeners = new Set<(e: StoreEvent) => void>();
+  private readonly compactionListeners = new Set<(compactedTo: number) => void>();
   private historySize: number;
 
   /** @param opts see {@link StoreOptions} */
@@ -160,6 +161,26 @@ export class Store {
   eventsSince(gr: string, since: number): StoreEvent[] {
     if (since < this.compacted) throw expired(String(since), this.compacted + 1) as ApiError;
     return this.log.filter((e) => e.rv > since && e.gr === gr);
+  }
+
+  /**
+   * Drops the whole watch history, like an etcd compaction at the current revision: every watch from an
+   * older resourceVersion then answers 410 Expired, and each compaction listener (the open watches) is called.
+   * A fault hook for tests and benches; nothing in the server calls it on its own.
+   * @returns the resourceVersion compacted to (watches from it or newer still work) and how many listeners ran
+   */
+  compact(): { compactedTo: number; listeners: number } {
+    this.log.length = 0;
+    this.compacted = this.revision;
+    const ls = [...this.compactionListeners];
+    for (const l of ls) l(this.revision);
+    return { compactedTo: this.revision, listeners: ls.length };
+  }
+
+  /** Registers a listener called synchronously by {@link Store.compact}; returns the unsubscribe function. */
+  onCompact(fn: (compactedTo: number) => void): () => void {
+    this.compactionListeners.add(fn);
+    return () => this.compactionListeners.delete(fn);
   }
 
   /** Registers a listener called synchronously for every committed change; returns the unsubscribe function. */

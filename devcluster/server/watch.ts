@@ -3,7 +3,10 @@
  * (410 `Expired` as an ERROR event followed by a close when it is too old), selector transitions
  * (ADDED/DELETED when an object starts/stops matching), bookmarks, the watch-list protocol
  * (`sendInitialEvents=true` → initial ADDEDs then a BOOKMARK annotated `k8s.io/initial-events-end`),
- * `timeoutSeconds`, and Table-shaped events for `kubectl get -w`.
+ * `timeoutSeconds`, and Table-shaped events for `kubectl get -w`. A compaction of the store's history
+ * (`Store.compact`, the fault hook) ends every open watch with an ERROR 410 `Expired` event, as
+ * kube-apiserver's etcd3 watcher does when etcd compacts past a watch's revision (`interpretWatchError`:
+ * "The resourceVersion for the provided watch is too old.").
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Core } from "./core.js";
@@ -12,6 +15,9 @@ import { parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import type { StoreEvent } from "./store.js";
 import { renderTable, TABLE_CONTENT_TYPE } from "./table.js";
 import { apiVersionOf, storageKey, type Json, type KObject, type ResourceType } from "./types.js";
+
+/** The ERROR a watch gets when its revision was compacted away (kube-apiserver's etcd3 `interpretWatchError`). */
+const COMPACTED = new ApiError(410, "Expired", "The resourceVersion for the provided watch is too old.");
 
 /** Timing knobs of watches. */
 export interface WatchTiming {
@@ -105,11 +111,16 @@ export function serveWatch(core: Core, rt: ResourceType, namespace: string | und
   const unsubscribe = core.store.subscribe((e) => {
     if (e.gr === gr) deliver(e);
   });
+  const unCompact = core.store.onCompact(() => {
+    send("ERROR", COMPACTED.toStatus());
+    finish();
+  });
   const ts = query.get("timeoutSeconds");
   const lifetime = ts && /^\d+$/.test(ts) ? Number(ts) * 1000 : timing.defaultTimeoutMs;
   const timers: NodeJS.Timeout[] = [];
   const finish = (): void => {
     unsubscribe();
+    unCompact();
     for (const t of timers) {
       clearTimeout(t);
       clearInterval(t);

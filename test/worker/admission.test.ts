@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { admit, type AdmissionInput } from "../../worker/admission.js";
 import { endingStatus, type Ending } from "../../worker/settle.js";
 import { defineTask, type Outcome } from "../../worker/index.js";
-import { parseTaskMessage, type TaskMessage, type TaskRecord } from "../../api/message.js";
+import { parseTaskMessage, type TaskMessage } from "../../api/message.js";
+import type { DeliveryTrace, TracedRecord } from "../../worker/attribution.js";
 
 const NOW = Date.parse("2026-01-01T00:00:00Z");
 
@@ -22,15 +23,18 @@ const message = (over: Partial<TaskMessage> = {}): TaskMessage => ({
   ...over,
 });
 
-const finished = (phase: "Succeeded" | "Running"): TaskRecord => ({
+const finished = (phase: "Succeeded" | "Running" | "Retrying", attempts = 1, delivery?: DeliveryTrace): TracedRecord => ({
   id: "t1",
   task: "hello",
   queue: "q",
   namespace: "default",
   origin: { kind: "Client" },
-  status: { phase },
+  status: { phase, attempts },
   updatedAt: "2025-12-31T23:59:30Z",
+  ...(delivery ? { delivery } : {}),
 });
+/** The record of attempt 3 running alone (delivery 5), whose worker was then lost. */
+const lostAlone = finished("Running", 3, { count: 5, alone: true, workerLost: 3, workerLostAlone: 2 });
 
 const input = (over: Partial<AdmissionInput> & { msg?: TaskMessage | string } = {}): AdmissionInput => {
   const { msg = message(), ...rest } = over;
@@ -65,10 +69,12 @@ describe("when admitting a delivered message", () => {
     ["a task not yet expired runs", input({ msg: message({ expires: "2026-01-01T00:00:01Z" }) }), "run"],
     ["an unknown task dead-letters as UnknownTask", input({ msg: message({ task: "nobody.home" }) }), { action: "deadLetter", reason: "UnknownTask" }],
     ["the last allowed attempt runs", input({ attempt: 3 }), "run"],
-    ["a delivery past maxAttempts dead-letters as MaxAttemptsExceeded", input({ attempt: 4 }), { action: "deadLetter", reason: "MaxAttemptsExceeded" }],
-    ["a redelivery of a finished task replays its record", input({ attempt: 2, finished: finished("Succeeded") }), "replay"],
-    ["a redelivery whose record is not final runs", input({ attempt: 2, finished: finished("Running") }), "run"],
-    ["a finished record wins over a revocation", input({ attempt: 2, finished: finished("Succeeded"), isRevoked: () => true }), "replay"],
+    ["a delivery after an older worker's Running record of the last attempt dead-letters as MaxAttemptsExceeded (the old rule)", input({ attempt: 4, previous: finished("Running", 3) }), { action: "deadLetter", reason: "MaxAttemptsExceeded" }],
+    ["a delivery after the last attempt's worker was lost while it ran alone dead-letters as MaxAttemptsExceeded", input({ attempt: 6, previous: lostAlone }), { action: "deadLetter", reason: "MaxAttemptsExceeded" }],
+    ["a fourth delivery with no record runs (the crashes were beside other tasks)", input({ attempt: 4 }), "run"],
+    ["a redelivery of a finished task replays its record", input({ attempt: 2, previous: finished("Succeeded") }), "replay"],
+    ["a redelivery whose record is not final runs", input({ attempt: 2, previous: finished("Running") }), "run"],
+    ["a finished record wins over a revocation", input({ attempt: 2, previous: finished("Succeeded"), isRevoked: () => true }), "replay"],
     ["an envelope naming another queue than its subject's dead-letters as InvalidMessage", input({ msg: message({ queue: "other" }) }), { action: "deadLetter", reason: "InvalidMessage" }],
     ["an envelope naming another namespace than its subject's dead-letters as InvalidMessage", input({ msg: message({ namespace: "prod" }) }), { action: "deadLetter", reason: "InvalidMessage" }],
     ["revocation is checked before expiry", input({ isRevoked: () => true, msg: message({ expires: "2025-12-31T23:59:59Z" }) }), { action: "cancel", phase: "Cancelled" }],
@@ -99,12 +105,28 @@ describe("when admitting a delivered message", () => {
     assert.match(e.detail ?? "", /envelope queue\/namespace "prod\/q" does not match the subject it came on \(celeriac\.default\.q\.tasks\)/);
   });
 
-  it("records the attempts actually made when the last attempt's worker was lost", () => {
-    const a = admit(input({ attempt: 4 }));
+  it("records the attempts actually made, and says the task killed its worker, when its last alone attempt's worker was lost", () => {
+    const a = admit(input({ attempt: 6, previous: lostAlone }));
     assert.ok("settle" in a && !("replay" in a.settle));
     const e = a.settle as Ending;
     assert.equal(e.attempts, 3);
     assert.equal(e.error?.type, "WorkerLostError");
+    assert.match(e.error?.message ?? "", /attempt 3 of 3 did not finish: its worker was lost while the task ran alone on it \(3 of 4 worker losses/);
+    assert.deepEqual(e.trace, { count: 6, alone: true, workerLost: 4, workerLostAlone: 3 });
+  });
+
+  it("runs a redelivery whose worker was lost beside other tasks alone, with the same attempt number", () => {
+    const a = admit(input({ attempt: 2, previous: finished("Running", 1, { count: 1, alone: false, workerLost: 0, workerLostAlone: 0 }) }));
+    assert.ok("run" in a);
+    assert.equal(a.run.attempt, 1);
+    assert.equal(a.run.alone, true);
+    assert.deepEqual(a.run.trace, { count: 2, alone: true, workerLost: 1, workerLostAlone: 0 });
+  });
+
+  it("dead-letters a task whose worker was lost beside others more than MAX_UNCOUNTED_WORKER_LOSSES times", () => {
+    const a = admit(input({ attempt: 13, previous: finished("Running", 1, { count: 12, alone: false, workerLost: 10, workerLostAlone: 0 }) }));
+    assert.ok("settle" in a && !("replay" in a.settle));
+    assert.match((a.settle as Ending).error?.message ?? "", /its worker was lost 11 times \(11 beside other tasks, more than 10\)/);
   });
 });
 

@@ -24,3 +24,9 @@ export const poison = defineTask("test.poison", (_a, _k, ctx) => {
   note(ctx.taskId, `start ${ctx.attempt}`);
   process.kill(process.pid, "SIGKILL");
 });
+
+/** Kills its own worker process with `process.exit(137)` (a poison task that exits instead of SIGKILLing). */
+export const poisonExit = defineTask("test.poison-exit", (_a, _k, ctx) => {
+  note(ctx.taskId, `start ${ctx.attempt}`);
+  process.exit(137);
+});
