@@ -238,17 +238,27 @@ describe("when tenants connect with minted credentials to a nats-server in opera
   });
 
   describe("when a worker's creds expire and the file is rotated in place", () => {
-    it("keeps running after the server drops the expired user, and every task completes exactly once", async () => {
+    /**
+     * Runs a worker on creds valid `ttlSeconds`, enqueues for `runMs` across the expiry, and rotates
+     * the file (an atomic rename, as a Secret volume update) `rotateAfterMs` after the start: before
+     * the expiry (the operator's normal rotation) or after it (a Secret update arriving late).
+     */
+    async function rotation(o: { ttlSeconds: number; rotateAfterMs: number; runMs: number }) {
+      const violationsBefore = violations(srv).length;
       const q = uniqueQueue("qr");
       const names = await createQueue(a.ns, q);
-      const file = join(dir, "rotating.creds");
-      const mint = async (ttl: number) => (await mintUserCreds(srv.operator!.signer, { name: "rotating-worker", ttlSeconds: ttl, permissions: workerPermissions(a.ns, q) })).creds;
-      writeFileSync(file, await mint(4), { mode: 0o600 });
+      const file = join(dir, `${q}.creds`);
+      const mint = async (ttl: number) => (await mintUserCreds(srv.operator!.signer, { name: `rotating-${q}`, ttlSeconds: ttl, permissions: workerPermissions(a.ns, q) })).creds;
+      writeFileSync(file, await mint(o.ttlSeconds), { mode: 0o600 });
       const nc = await connectNats(natsSettingsFrom({ url: srv.url, name: "rotating-worker" }, { CELERIAC_NATS_CREDS: file }));
       opened.push(nc);
       let disconnects = 0;
+      let reconnects = 0;
       void (async () => {
-        for await (const s of nc.status()) if (s.type === "disconnect") disconnects++;
+        for await (const s of nc.status()) {
+          if (s.type === "disconnect") disconnects++;
+          if (s.type === "reconnect") reconnects++;
+        }
       })();
       const runs = new Map<number, number>();
       const worker = new Worker({
@@ -266,33 +276,47 @@ describe("when tenants connect with minted credentials to a nats-server in opera
         logger: silent,
       });
       await worker.start();
-      const producer = await tenant("rotating-producer", producerPermissions(a.ns, [q]));
+      const producer = await tenant(`producer-${q}`, producerPermissions(a.ns, [q]));
       const client = await connectClient({ nc: producer, queue: q, namespace: a.ns });
       try {
-        // rotate before expiry, as the operator does: an atomic rename, like a Secret volume update
-        const next = join(dir, "rotating.creds.next");
-        writeFileSync(next, await mint(600), { mode: 0o600 });
-        renameSync(next, file);
-        const handles = [];
         const t0 = Date.now();
-        let i = 0;
-        // enqueue across the expiry (at ~4 s) and the reconnect with the new file
-        while (Date.now() - t0 < 7000) {
-          handles.push(await client.enqueue("count", [i++]));
+        let rotated = false;
+        const handles = [];
+        for (let i = 0; Date.now() - t0 < o.runMs; i++) {
+          if (!rotated && Date.now() - t0 >= o.rotateAfterMs) {
+            const next = `${file}.next`;
+            writeFileSync(next, await mint(600), { mode: 0o600 });
+            renameSync(next, file);
+            rotated = true;
+          }
+          handles.push(await client.enqueue("count", [i]));
           await new Promise((r) => setTimeout(r, 50));
         }
         const results = await Promise.all(handles.map((h) => h.result({ timeoutMs: 30_000 })));
         assert.deepEqual(results, handles.map((_, k) => k));
-        assert.ok(disconnects >= 1, "the server disconnected the expired user");
-        assert.ok(worker.ready, "worker still running");
-        const dup = [...runs.entries()].filter(([, n]) => n > 1);
-        assert.deepEqual(dup, [], "no task ran twice");
+        assert.ok(disconnects >= 1 && reconnects >= 1, `the server dropped the expired user (disconnects ${disconnects}) and the worker came back (reconnects ${reconnects})`);
+        assert.ok(worker.ready && !nc.isClosed(), "worker still running");
+        assert.deepEqual([...runs.entries()].filter(([, n]) => n > 1), [], "no task ran twice");
         assert.equal(runs.size, handles.length);
         assert.equal((await adminJsm.consumers.info(names.stream, names.workerConsumer)).num_pending, 0);
+        // the revocation watch came back too (its ordered consumer is re-created under the same permissions)
+        const r = await client.enqueue("count", [-1], {}, { countdownSeconds: 30 });
+        await r.revoke();
+        assert.equal((await r.status())?.phase, "Cancelled");
+        assert.deepEqual(violations(srv).slice(violationsBefore), []);
+        return { tasks: handles.length, disconnects, reconnects };
       } finally {
         await worker.close();
         await client.close();
       }
+    }
+
+    it("keeps running when the file is rotated before the expiry, and every task completes exactly once", async () => {
+      await rotation({ ttlSeconds: 4, rotateAfterMs: 1000, runMs: 7000 });
+    });
+
+    it("comes back when the new file arrives after the expiry (a late Secret update), every task exactly once", async () => {
+      await rotation({ ttlSeconds: 3, rotateAfterMs: 5000, runMs: 8000 });
     });
   });
 
