@@ -45,6 +45,8 @@ export interface StartNatsServerOptions {
   operatorMode?: boolean;
   /** In operator mode, further JetStream accounts by name (`operator.extraAccounts`), e.g. one per tenant. */
   extraAccounts?: readonly string[];
+  /** In operator mode, the account resolver: `memory` (default) or `full` (accounts pushable at run time). */
+  resolver?: "memory" | "full";
 }
 
 /** Finds a free TCP port on 127.0.0.1 (the dev platform's helper). */
@@ -76,7 +78,7 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
 export async function startNatsServer(opts: StartNatsServerOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "celeriac-nats-"));
-  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth"), { extraAccounts: opts.extraAccounts ?? [] }) : undefined;
+  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth"), { extraAccounts: opts.extraAccounts ?? [], resolver: opts.resolver ?? "memory" }) : undefined;
   let child: ChildProcess | undefined;
   let stderr = "";
 
