@@ -109,8 +109,6 @@ describe("when each tenant has its own NATS account, pushed at run time", () => 
     // the full resolver stores what it is given; trust is checked when the account is used
     await pushAccountJwt(sys, rogue.jwt);
     const m = await mintUserCreds(rogue.signer, { name: "rogue-user", ttlSeconds: 60 });
-    const file = join(dir, "rogue.creds");
-    writeFileSync(file, m.creds, { mode: 0o600 });
     await assert.rejects(connect({ servers: srv.url, authenticator: credsAuthenticator(new TextEncoder().encode(m.creds)), reconnect: false }), /Authorization Violation/i);
     assert.throws(() => parseOperatorSigner("nothing here"), /holds 0 operator seeds; give exactly one operator \(signing\) key seed/);
     await assert.rejects(mintTenantAccount({ seed: teamD.signer.seed }, { name: "x" }), (e: unknown) => /not an operator seed/.test((e as Error).message) && !(e as Error).message.includes(teamD.signer.seed));
