@@ -321,12 +321,16 @@ describe("when tenants connect with minted credentials to a nats-server in opera
   });
 
   /**
-   * Makes JetStream publish onto `victim` on behalf of `nc` (a worker of `own`): a pulled message
-   * (its own forged task) and an API response via the reply subject, and its bucket's entries via a
-   * push consumer's deliver subject. Only requests its permissions allow.
+   * Makes JetStream publish into the victim queue on behalf of `nc` (a worker of `ownQueue`): onto
+   * its task subject a pulled message (its own forged task) and an API response via the reply
+   * subject, and its bucket's entries via a push consumer's deliver subject; into its results bucket
+   * an API response as `revoked.victim-task`. Only requests its permissions allow.
    */
-  async function confusedDeputy(nc: NatsConnection, ownQueue: string, victim: string): Promise<void> {
+  async function confusedDeputy(nc: NatsConnection, ownQueue: string, victimNames: QueueNames): Promise<void> {
     const own = queueNames(a.ns, ownQueue);
+    const victim = victimNames.taskSubject;
+    // an API response as a PUT of `revoked.<id>` in the victim's bucket: a revocation to its workers
+    nc.publish(`$JS.API.STREAM.INFO.${own.stream}`, "", { reply: `$KV.${victimNames.resultsBucket}.revoked.victim-task` });
     await jetstream(nc).publish(own.taskSubject, JSON.stringify({ forged: true }));
     nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${own.stream}.${own.workerConsumer}`, JSON.stringify({ batch: 1 }), { reply: victim });
     nc.publish(`$JS.API.STREAM.INFO.${own.stream}`, "", { reply: victim });
@@ -337,16 +341,17 @@ describe("when tenants connect with minted credentials to a nats-server in opera
 
   describe("when team-a's worker uses JetStream to publish for it into team-b (one shared account)", () => {
     it(
-      "cannot get a message into team-b's work stream through a reply or deliver subject",
+      "cannot get a message into team-b's work stream or results bucket through a reply or deliver subject",
       { todo: "known gap: needs an account per tenant (see the file's docstring and the next describe)" },
       async () => {
         const q = uniqueQueue("qx");
         await createQueue(a.ns, q);
         const nc = await tenant("deputy-worker", workerPermissions(a.ns, q));
         const victim = await createQueue(b.ns, uniqueQueue("qv"));
-        await confusedDeputy(nc, q, victim.taskSubject);
+        await confusedDeputy(nc, q, victim);
         await new Promise((r) => setTimeout(r, 1000));
         assert.equal((await adminJsm.streams.info(victim.stream)).state.messages, 0);
+        assert.equal(await (await new Kvm(jetstream(admin)).open(victim.resultsBucket)).get("revoked.victim-task"), null);
       },
     );
   });
@@ -372,12 +377,13 @@ describe("when tenants connect with minted credentials to a nats-server in opera
         for await (const _ of seen) got++;
       })();
       await admin.flush();
-      await confusedDeputy(nc, q, victim.taskSubject);
+      await confusedDeputy(nc, q, victim);
       await waitFor("the deputy's publishes in team-a's account", () => got >= 2);
       seen.unsubscribe();
-      // and team-c's stream, in its own account, received nothing
+      // and team-c's stream and bucket, in its own account, received nothing
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal((await cJsm.streams.info(victim.stream)).state.messages, 0);
+      assert.equal((await cJsm.streams.info(`KV_${victim.resultsBucket}`)).state.messages, 0);
       // the same subject in team-a's account has no stream at all
       await assert.rejects(adminJsm.streams.info(victim.stream), isStreamNotFound);
     });
