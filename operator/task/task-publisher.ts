@@ -85,9 +85,13 @@ export class JetStreamTaskPublisher implements TaskPublisher {
    * True when the task is known to NATS: a record in its results bucket (a worker has seen it), or a
    * message with `Nats-Msg-Id` = the task id in the work or delay stream. Each stream's message ids are
    * read once (incrementally, by sequence), so repeated checks cost only the messages added since.
+   * @throws NatsDisconnectedError at once while the connection is down, so an outage never holds a
+   *   controller worker for a request timeout (found by the fault suite's nats-outage-cr scenario:
+   *   Tasks created during an outage sat without status while 4 workers each waited ~5 s here)
    * @throws Error when NATS cannot be read (the caller retries)
    */
   async isStored(msg: TaskMessage): Promise<boolean> {
+    if (!this.#connected || this.#nc?.isClosed()) throw new NatsDisconnectedError(this.#nc?.getServer() ?? "?");
     const names = queueNames(msg.namespace, msg.queue);
     try {
       const e = await (await this.#bucket(names.resultsBucket)).get(msg.id);
