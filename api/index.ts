@@ -19,3 +19,4 @@ export * from "./task-message.js";
 export * from "./hints.js";
 export * from "./cel.js";
 export * from "./queue-settings.js";
+export * from "./nats-creds-secrets.js";
