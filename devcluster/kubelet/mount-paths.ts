@@ -7,7 +7,9 @@
  * - a value equal to a mountPath, or starting with `<mountPath>/`, is rewritten;
  * - so is the value part of a `--flag=<path>` argument (an argument starting with `-` that contains `=`);
  * - the longest matching mountPath wins (a mount nested in another one);
- * - nothing else is touched: a path a program builds itself, or reads from a config file, is not seen.
+ * - nothing else is touched: a path a program builds itself, or reads from a config file, is not seen;
+ * - a mount the caller says to share (the kubelet: an emptyDir whose mountPath is an existing host
+ *   directory, such as the worker template's `/tmp`) is left out: the process uses the host directory.
  *
  * Pure: the container and the volume directories come in, the mount table and rewritten strings go out.
  */
@@ -29,10 +31,16 @@ export interface HostMount {
  * @param container the container spec
  * @param volumeDirs volume name → its materialised host directory
  * @param env the container's environment, for `subPathExpr`
+ * @param shareHostDir true for a mount to leave out (its mountPath then means the host path itself)
  * @throws ContainerConfigError when a mount names a volume the Pod does not have, or its subPath
  *   leaves the volume
  */
-export function containerMounts(container: V1Container, volumeDirs: Readonly<Record<string, string>>, env: Readonly<Record<string, string>> = {}): HostMount[] {
+export function containerMounts(
+  container: V1Container,
+  volumeDirs: Readonly<Record<string, string>>,
+  env: Readonly<Record<string, string>> = {},
+  shareHostDir: (mountPath: string, volume: string) => boolean = () => false,
+): HostMount[] {
   const out: HostMount[] = [];
   for (const [i, m] of (container.volumeMounts ?? []).entries()) {
     const dir = volumeDirs[m.name];
@@ -48,6 +56,7 @@ export function containerMounts(container: V1Container, volumeDirs: Readonly<Rec
       throw new ContainerConfigError(`container "${container.name}": volumeMounts[${i}].subPath "${sub}" must be a relative path inside the volume`);
     }
     const mountPath = posix.normalize(m.mountPath).replace(/(.)\/+$/, "$1");
+    if (shareHostDir(mountPath, m.name)) continue;
     out.push({ mountPath, hostPath: cleanSub === "." ? dir : join(dir, cleanSub), readOnly: m.readOnly === true });
   }
   return out.sort((a, b) => b.mountPath.length - a.mountPath.length);

@@ -50,6 +50,14 @@ function isExecutable(path: string): boolean {
   }
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** One Pod's processes. */
 class PodRunner {
   readonly startedAt = Date.now();
@@ -300,7 +308,9 @@ export class PodManager {
         await this.refreshVolumes(runner, current);
         let mounts;
         try {
-          mounts = containerMounts(container, runner.volumes.dirs, env);
+          // An emptyDir over an existing host directory (the worker template's /tmp) shares that directory:
+          // host paths under it (tests' temp files) keep working, and the host's /tmp is scratch space anyway.
+          mounts = containerMounts(container, runner.volumes.dirs, env, (mountPath, volume) => PodVolumes.isEmptyDir(current, volume) && isDirectory(mountPath));
         } catch (err) {
           if (err instanceof ContainerConfigError) return { kind: "wait", reason: "CreateContainerConfigError", message: err.message };
           throw err;

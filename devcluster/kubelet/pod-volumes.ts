@@ -60,6 +60,11 @@ export class PodVolumes {
     private readonly sources: VolumeSources,
   ) {}
 
+  /** True when `volume` is an emptyDir of `pod`. */
+  static isEmptyDir(pod: V1Pod, volume: string): boolean {
+    return (pod.spec?.volumes ?? []).some((v) => v.name === volume && v.emptyDir !== undefined && v.emptyDir !== null);
+  }
+
   /** True once every volume has been set up once. */
   get isMounted(): boolean {
     return this.mounted;

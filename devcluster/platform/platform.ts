@@ -23,9 +23,10 @@ export { REPO_ROOT };
  * - `shared` (default, as before): no auth at all — the operator, every worker and every client share
  *   one anonymous access to one account, so tenants are not isolated;
  * - `minted`: NATS decentralized auth (operator mode, memory resolver, see nats-operator-mode.ts).
- *   The platform's operator processes connect as an unrestricted admin user and are given the account
- *   signing key (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`, `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`) to mint
- *   per-Queue worker and per-namespace producer credentials as Secrets.
+ *   The platform's operator processes are given the account signing key
+ *   (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`, `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`); they mint their own
+ *   NATS user and per-Queue worker and per-namespace producer credentials as Secrets. An unrestricted
+ *   admin user's creds are written too, for tests and debugging only.
  */
 export type NatsAuthMode = "shared" | "minted";
 
@@ -35,7 +36,7 @@ export const NATS_AUTH_MODES: readonly NatsAuthMode[] = ["shared", "minted"];
 /** What a platform's NATS auth is; the paths are set in `minted` mode only. */
 export interface PlatformNatsAuth {
   mode: NatsAuthMode;
-  /** `.creds` of the unrestricted admin user (what the platform's operators use). Secret. */
+  /** `.creds` of an unrestricted user of the account, for tests and debugging (no platform process uses it). Secret. */
   adminCredsFile?: string;
   /** File (mode 0600) holding the account signing key seed the operators mint users with. Secret. */
   signingKeyFile?: string;
@@ -227,7 +228,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       ? { mode, adminCredsFile: om.adminCredsFile, signingKeyFile: om.signingKeyFile, accountPublicKey: om.accountPublicKey }
       : { mode };
     const authEnv: Record<string, string> = om
-      ? { CELERIAC_NATS_CREDS: om.adminCredsFile, CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: om.signingKeyFile, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: om.accountPublicKey }
+      ? // No CELERIAC_NATS_CREDS (blanked, so none leaks in from our environment): the operator mints its own user, as in a cluster.
+        { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: om.signingKeyFile, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: om.accountPublicKey }
       : {};
     const natsConfig = om ? { configFile: om.configFile } : {};
     const base = opts.processRestartBackoffBaseMs ?? 1000;

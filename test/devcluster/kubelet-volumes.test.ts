@@ -106,6 +106,12 @@ describe("when container paths are mapped to volume directories", () => {
     assert.deepEqual(rewriteEnv({ A: "/etc/app.conf", B: "plain" }, mounts), { A: "/h/one/conf/app.conf", B: "plain" });
   });
 
+  it("leaves out a mount the caller shares with the host (an emptyDir over /tmp)", () => {
+    const shared = containerMounts({ name: "c", volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, { name: "creds", mountPath: "/etc/creds" }] }, { tmp: "/h/tmp", creds: "/h/creds" }, {}, (mp) => mp === "/tmp");
+    assert.equal(toHostPath("/tmp/celeriac-e2e/events.log", shared), "/tmp/celeriac-e2e/events.log");
+    assert.equal(toHostPath("/etc/creds/x", shared), "/h/creds/x");
+  });
+
   it("refuses a mount of a volume the Pod does not have, or a subPath leaving the volume", () => {
     assert.throws(() => containerMounts({ name: "c", volumeMounts: [{ name: "nope", mountPath: "/x" }] }, {}), (e: unknown) => e instanceof ContainerConfigError && /"nope", which is not in spec\.volumes/.test(e.message));
     assert.throws(() => containerMounts({ name: "c", volumeMounts: [{ name: "v", mountPath: "/x", subPath: "../up" }] }, { v: "/h" }), /must be a relative path inside the volume/);

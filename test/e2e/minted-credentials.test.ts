@@ -105,7 +105,7 @@ describe("when the local platform mints per-tenant NATS credentials", { timeout:
       assert.equal(a.code, 0, a.stderr);
     }
     for (const ns of TEAMS) {
-      const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", `task/echo-${ns}`, "--timeout=90s"]);
+      const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", `task/echo-${ns}`, "--timeout=50s"]);
       assert.equal(w.code, 0, `${ns}: ${w.stderr}`);
       const r = await e.kubectl(["get", "task", `echo-${ns}`, "-n", ns, "-o", "jsonpath={.status.result.args[0]}"]);
       assert.equal(r.stdout, ns);
