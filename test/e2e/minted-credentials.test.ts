@@ -113,7 +113,7 @@ describe("when the local platform mints per-tenant NATS credentials", { timeout:
     figures.tasksSucceededMs = Date.now() - t0;
   });
 
-  it("lets celeriac enqueue with a namespace's producer creds run a task there, and refuses it elsewhere", async () => {
+  it("lets celeriac enqueue with a namespace's producer creds run a task there, and refuses it elsewhere", async (t) => {
     const credsA = await producerCredsFile("team-a");
     const ok = await enqueue("team-a", { CELERIAC_NATS_CREDS: credsA });
     assert.equal(ok.code, 0, `enqueue to team-a with team-a's producer creds: ${ok.stderr}`);
@@ -122,9 +122,11 @@ describe("when the local platform mints per-tenant NATS credentials", { timeout:
     assert.notEqual(refused.code, 0, `team-a's producer creds must not enqueue to team-b: ${refused.stdout}`);
     assert.match(refused.stderr, /permission|not authori[sz]ed/i, `a clear error: ${refused.stderr}`);
     assert.doesNotMatch(refused.stderr, /^\s+at /m, "no stack trace");
+    t.diagnostic(`cross-namespace enqueue refused: ${refused.stderr.trim()}`);
     const anonymous = await enqueue("team-a", {});
     assert.notEqual(anonymous.code, 0, "anonymous clients are refused");
     assert.match(anonymous.stderr, /authori[sz]ation|not authori[sz]ed|permission/i, anonymous.stderr);
+    t.diagnostic(`anonymous enqueue refused: ${anonymous.stderr.trim()}`);
   });
 
   it("removes a Queue's worker Secret when the Queue is deleted, leaving the other tenant's", async () => {
