@@ -136,3 +136,50 @@ describe("when the local platform mints per-tenant NATS credentials", { timeout:
     assert.ok(await credsOf("team-b", WORKER_SECRET), "team-b's worker Secret stays");
   });
 });
+
+describe("when minted credentials expire every few seconds", { timeout: 240_000, skip: LOCAL_ONLY }, () => {
+  // 9 s lifetime: the operator re-mints at 2/3 (6 s), the kubelet refreshes the mounted file within ~1 s,
+  // and nats-server drops a connection whose JWT has expired, so the worker must reconnect on the new file.
+  const TTL_SECONDS = 9;
+  let e: E2E;
+  before(async () => {
+    e = await startE2E({ natsAuth: "minted", operatorEnv: { CELERIAC_NATS_CREDS_TTL_SECONDS: String(TTL_SECONDS) } });
+    const a = await e.kubectl(["apply", "-f", "-"], queueYaml(QUEUE, e.eventsLog, "", "    minReplicas: 1\n    maxReplicas: 1\n"));
+    assert.equal(a.code, 0, a.stderr);
+  });
+  after(() => e?.stop());
+
+  const issuedAt = async (): Promise<string> =>
+    (await e.kubectl(["get", "secret", WORKER_SECRET, "-o", "jsonpath={.metadata.annotations.celeriac\\.io/nats-creds-issued-at}"])).stdout;
+
+  it("keeps the same worker process running through rotations, and its Tasks succeed after each", async (t) => {
+    const pod = (await waitFor("a ready worker pod", async () => {
+      const r = await e.kubectl(["get", "pods", "-o", "json"]);
+      const items = r.code === 0 ? (JSON.parse(r.stdout) as { items: Pod[] }).items : [];
+      return items.find((p) => p.status?.phase === "Running" && p.status.containerStatuses?.every((c) => c.ready));
+    }, 90_000, 250)) as Pod;
+    const vol = pod.spec.volumes?.find((v) => v.secret?.secretName === WORKER_SECRET);
+    assert.ok(vol);
+    const onHost = join(e.dir, "pods", pod.metadata.uid, "volumes", "kubernetes.io~secret", vol.name, "nats.creds");
+    const seen = new Set<string>([await issuedAt()]);
+    const t0 = Date.now();
+    for (let round = 1; round <= 3; round++) {
+      const next = await waitFor(`rotation ${round}`, async () => {
+        const at = await issuedAt();
+        return at && !seen.has(at) ? at : undefined;
+      }, TTL_SECONDS * 3000, 250);
+      seen.add(next as string);
+      const secret = await e.kubectl(["get", "secret", WORKER_SECRET, "-o", "jsonpath={.data.nats\\.creds}"]);
+      const want = Buffer.from(secret.stdout, "base64").toString("utf8");
+      await waitFor(`the rotated creds on the pod's volume (round ${round})`, () => existsSync(onHost) && readFileSync(onHost, "utf8") === want, 5000, 100);
+      const a = await e.kubectl(["apply", "-f", "-"], taskYaml(`after-rotation-${round}`, QUEUE, "e2e.echo", `  args: [${round}]`));
+      assert.equal(a.code, 0, a.stderr);
+      const w = await e.kubectl(["wait", "--for=condition=Succeeded", `task/after-rotation-${round}`, "--timeout=50s"]);
+      assert.equal(w.code, 0, `round ${round}: ${w.stderr}`);
+    }
+    const now = JSON.parse((await e.kubectl(["get", "pod", pod.metadata.name, "-o", "json"])).stdout) as Pod & { status: { containerStatuses: Array<{ restartCount: number }> } };
+    assert.equal(now.metadata.uid, pod.metadata.uid, "the same pod");
+    assert.equal(now.status.containerStatuses[0]?.restartCount, 0, "the worker was never restarted");
+    t.diagnostic(`3 rotations (ttl ${TTL_SECONDS} s) in ${Date.now() - t0} ms, worker restarts 0`);
+  });
+});
