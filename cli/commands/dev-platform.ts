@@ -51,16 +51,18 @@ function tail(file: string, lines = 20): string {
  * @param timeoutMs how long to wait, ms
  * @param operatorReplicas operator processes (leader election picks one)
  * @param apiPort API server port, 0 = a free one
- * @param natsAuth NATS auth mode, `shared` (no auth) or `minted` (operator mode, minted credentials)
+ * @param natsAuth NATS auth mode, `shared` (no auth) or `minted` (operator mode, minted credentials);
+ *   undefined = the running platform's mode, else `shared`
+ * @throws Error when a platform is already running in `dir` with another `natsAuth`
  * @returns the kubeconfig path
  * @throws Error with the supervisor's log tail when startup fails or times out
  */
-export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 1, apiPort = 0, natsAuth: NatsAuth = "shared"): Promise<string> {
+export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 1, apiPort = 0, natsAuth?: NatsAuth): Promise<string> {
   const abs = resolve(dir);
   const existing = readState(abs);
   if (existing && isAlive(existing.pid) && existing.ready && existing.kubeconfigPath) {
     const running = existing.natsAuth ?? "shared";
-    if (running !== natsAuth) {
+    if (natsAuth !== undefined && running !== natsAuth) {
       throw new Error(`celeriac dev up: the platform in ${abs} is already running with --nats-auth ${running}; stop it first (celeriac dev down --dir ${dir}) to start it with --nats-auth ${natsAuth}`);
     }
     return existing.kubeconfigPath;
@@ -69,7 +71,7 @@ export async function devUp(dir: string, timeoutMs = 60_000, operatorReplicas = 
   mkdirSync(join(abs, "logs"), { recursive: true });
   const logFile = join(abs, "logs", "platform.log");
   const fd = openSync(logFile, "a");
-  const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), "dev", "run", "--dir", abs, "--operator-replicas", String(operatorReplicas), "--port", String(apiPort), "--nats-auth", natsAuth], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), "dev", "run", "--dir", abs, "--operator-replicas", String(operatorReplicas), "--port", String(apiPort), "--nats-auth", natsAuth ?? "shared"], {
     detached: true,
     stdio: ["ignore", fd, fd],
     cwd: REPO_ROOT,
@@ -118,8 +120,10 @@ export function register(program: Command): void {
     .option("--port <n>", "API server port (0 = a free port)", intInRange(0, 65535), 0)
     .option("--timeout <seconds>", "how long to wait for readiness", intInRange(1, 3600), 60)
     .addOption(natsAuthOption())
-    .action(async (o: { dir: string; operatorReplicas: number; port: number; timeout: number; natsAuth: NatsAuth }) => {
-      const kubeconfig = await devUp(o.dir, o.timeout * 1000, o.operatorReplicas, o.port, o.natsAuth);
+    .action(async (o: { dir: string; operatorReplicas: number; port: number; timeout: number; natsAuth: NatsAuth }, cmd: Command) => {
+      // Not given: a running platform is fine whatever its mode.
+      const explicit = cmd.getOptionValueSource("natsAuth") !== "default";
+      const kubeconfig = await devUp(o.dir, o.timeout * 1000, o.operatorReplicas, o.port, explicit ? o.natsAuth : undefined);
       console.log(`Celeriac is running (state in ${resolve(o.dir)}). Point kubectl at it with:`);
       console.log(`export KUBECONFIG=${kubeconfig}`);
       const s = readState(resolve(o.dir));
