@@ -19,4 +19,5 @@ export * from "./task-message.js";
 export * from "./hints.js";
 export * from "./cel.js";
 export * from "./queue-settings.js";
+export * from "./nats-permissions.js";
 export * from "./nats-creds-secrets.js";

@@ -11,8 +11,8 @@ export type WorkerEnvEntry = { readonly env: string; readonly flag?: string };
 
 /**
  * Every worker setting the operator renders or the worker reads from the environment.
- * The operator renders all but `tasks` (the user's), `port` (the default, {@link WORKER_PORT}) and
- * `logLevel`; NATS credentials are rendered only when configured, and only as Secret references.
+ * The operator renders all but `tasks` (the user's), `port` (the default, {@link WORKER_PORT}),
+ * `logLevel` and `natsInboxPrefix` (read from the minted creds' JWT); NATS credentials are rendered only when configured, and only as Secret references.
  */
 export const WORKER_ENV = {
   /** Tasks module path or specifier. Set by the user (`spec.worker.env` or the image). */
@@ -45,6 +45,11 @@ export const WORKER_ENV = {
   natsPassword: { env: "CELERIAC_NATS_PASSWORD" },
   /** Path of the mounted CA certificate; enables TLS. */
   natsTlsCa: { env: "CELERIAC_NATS_TLS_CA" },
+  /**
+   * Inbox prefix of the NATS connection (api/nats-permissions.ts `workerInboxPrefix`); optional with
+   * minted creds, whose JWT names it.
+   */
+  natsInboxPrefix: { env: "CELERIAC_NATS_INBOX_PREFIX" },
   /** The pod's name (downward API `metadata.name`). */
   podName: { env: "POD_NAME" },
   /** The pod's namespace (downward API `metadata.namespace`). */

@@ -1,11 +1,13 @@
 /**
  * NATS connection options for workers, clients and the operator: read once from flags and the
  * environment (`CELERIAC_NATS_URL`, `CELERIAC_NATS_CREDS`, `CELERIAC_NATS_USER`,
- * `CELERIAC_NATS_PASSWORD`, `CELERIAC_NATS_TLS_CA`), then used to connect with unlimited reconnects.
+ * `CELERIAC_NATS_PASSWORD`, `CELERIAC_NATS_TLS_CA`, `CELERIAC_NATS_INBOX_PREFIX`), then used to
+ * connect with unlimited reconnects.
  */
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { credsInboxPrefix } from "./credentials.js";
 
 /** Default NATS URL when neither a flag nor `CELERIAC_NATS_URL` gives one. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -24,6 +26,12 @@ export interface NatsSettings {
   readonly tlsCaFile?: string;
   /** Connection name shown in server monitoring. */
   readonly name?: string;
+  /**
+   * Prefix of the connection's reply and delivery subjects (nats.js `inboxPrefix`,
+   * `CELERIAC_NATS_INBOX_PREFIX`). A minted user may subscribe only under its own prefix
+   * (api/nats-permissions.ts); when unset, it is read from the creds file's JWT.
+   */
+  readonly inboxPrefix?: string;
 }
 
 /**
@@ -40,6 +48,7 @@ export function natsSettingsFrom(flags: { url?: string; name?: string } = {}, en
     ...(env.CELERIAC_NATS_USER ? { user: env.CELERIAC_NATS_USER } : {}),
     ...(env.CELERIAC_NATS_PASSWORD ? { password: env.CELERIAC_NATS_PASSWORD } : {}),
     ...(env.CELERIAC_NATS_TLS_CA ? { tlsCaFile: env.CELERIAC_NATS_TLS_CA } : {}),
+    ...(env.CELERIAC_NATS_INBOX_PREFIX ? { inboxPrefix: env.CELERIAC_NATS_INBOX_PREFIX } : {}),
     ...(flags.name ? { name: flags.name } : {}),
   });
 }
@@ -48,7 +57,12 @@ export function natsSettingsFrom(flags: { url?: string; name?: string } = {}, en
  * Maps settings to nats.js connection options: reconnect forever (every 250 ms, jitter 100 ms), so a
  * server restart never ends a worker; pings every 10 s so a dead connection is noticed within ~20 s;
  * `noAsyncTraces` (request errors carry no extra async stack, which costs CPU on every publish).
- * Pure apart from reading the creds file.
+ * The creds file is read again on every (re)connect, so a rotated Secret (Kubernetes swaps the
+ * mounted file atomically) is used once the server has expired the old JWT and dropped the
+ * connection. Without `inboxPrefix`, the creds JWT's inbox prefix is used when it restricts
+ * subscriptions to one `_INBOX….>` subject (`credsInboxPrefix`), so a minted user needs no other
+ * setting. Pure apart from reading the creds file.
+ * @throws Error "read NATS creds file <path>: …" when the creds file cannot be read or parsed
  */
 export function natsConnectionOptions(s: NatsSettings): NodeConnectionOptions {
   const opts: NodeConnectionOptions = {
@@ -63,7 +77,19 @@ export function natsConnectionOptions(s: NatsSettings): NodeConnectionOptions {
     noAsyncTraces: true,
   };
   if (s.name) opts.name = s.name;
-  if (s.credsFile) opts.authenticator = credsAuthenticator(readFileSync(s.credsFile));
+  if (s.credsFile) {
+    const file = s.credsFile;
+    let inbox: string | undefined;
+    try {
+      inbox = credsInboxPrefix(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new Error(`read NATS creds file ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    // a function: nats.js calls it on every connect and reconnect (rotation without a restart)
+    opts.authenticator = credsAuthenticator(() => readFileSync(file));
+    if (inbox && !s.inboxPrefix) opts.inboxPrefix = inbox;
+  }
+  if (s.inboxPrefix) opts.inboxPrefix = s.inboxPrefix;
   if (s.user) opts.user = s.user;
   if (s.password) opts.pass = s.password;
   if (s.tlsCaFile) opts.tls = { caFile: s.tlsCaFile };

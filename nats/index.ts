@@ -8,3 +8,4 @@ export * from "./queue-desired.js";
 export * from "./queue-resources.js";
 export * from "./delay-mover.js";
 export * from "./task-publish.js";
+export * from "./credentials.js";

@@ -86,7 +86,8 @@ export class Worker {
     const o = this.#o;
     const jsm = await jetstreamManager(o.nc);
     if (o.ensureResources !== false) {
-      const report = await ensureQueueResources(jsm, this.names, this.#settings);
+      // with a minted credential the operator creates the streams: wait for it (logged) instead of failing
+      const report = await ensureQueueResources(jsm, this.names, this.#settings, { waitForOperator: { log: this.#log } });
       for (const r of report) if (r.action !== "unchanged") this.#log.info({ resource: r.name, kind: r.kind, action: r.action, drift: r.drift }, "Ensured queue resource");
     }
     const kv = (this.#kv = await new Kvm(this.#js).open(this.names.resultsBucket));

@@ -69,7 +69,8 @@ describe("when a Queue's worker Deployment is rendered and its env parsed by the
     const bare = desiredWorkerDeployment(queueWith({ worker: { image: "w:1" } }, "mail", "shop"), { nats });
     const rendered = new Set((bare.spec!.template.spec!.containers[0]!.env ?? []).map((e) => e.name));
     const table = new Set<string>(Object.values(WORKER_ENV).map((e) => e.env));
-    const notRendered = [WORKER_ENV.tasks.env, WORKER_ENV.port.env, WORKER_ENV.logLevel.env];
+    // the inbox prefix is read from a minted creds file's JWT, so the operator need not render it
+    const notRendered = [WORKER_ENV.tasks.env, WORKER_ENV.port.env, WORKER_ENV.logLevel.env, WORKER_ENV.natsInboxPrefix.env];
     assert.deepEqual([...table].filter((n) => !rendered.has(n)).sort(), [...notRendered].sort());
     assert.deepEqual([...rendered].filter((n) => !table.has(n)), []);
   });

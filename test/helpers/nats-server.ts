@@ -1,12 +1,15 @@
 /**
  * Test helper: start and stop a real `nats-server` (JetStream, file storage) on a free port with a
- * temporary store directory, and restart it on the same port and store for outage tests.
+ * temporary store directory, and restart it on the same port and store for outage tests. With
+ * `operatorMode` the server runs NATS decentralized auth (devcluster/platform/nats-operator-mode.ts):
+ * clients need creds, minted with the exposed signer or the admin creds file.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setupNatsOperatorMode, type NatsOperatorMode } from "../../devcluster/platform/nats-operator-mode.js";
 
 /** A running (or stopped) nats-server started by a test. */
 export interface NatsServer {
@@ -27,6 +30,19 @@ export interface NatsServer {
   kill(): Promise<void>;
   /** Stops the server and removes its store directory. */
   cleanup(): Promise<void>;
+  /** The operator-mode setup (signer, admin creds file, config) when started with `operatorMode`. */
+  readonly operator?: NatsOperatorMode;
+  /** The server's log (stderr) since the last (re)start, last 1 MB: permission violations show here. */
+  log(): string;
+}
+
+/** Options of {@link startNatsServer}. */
+export interface StartNatsServerOptions {
+  /**
+   * Run in operator mode: a generated operator and JetStream account, preloaded in a memory
+   * resolver; only users with creds signed by the account (or its signing key) may connect.
+   */
+  operatorMode?: boolean;
 }
 
 /** Finds a free TCP port on 127.0.0.1 (the dev platform's helper). */
@@ -51,22 +67,26 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
 }
 
 /**
- * Starts `nats-server -js -a 127.0.0.1 -p <free port> -sd <tmpdir>` and waits until it listens.
+ * Starts `nats-server -js -a 127.0.0.1 -p <free port> -sd <tmpdir>` (with `-c <operator config>` in
+ * operator mode; the operator files live in `<tmpdir>/auth`) and waits until it listens.
  * @throws Error when the server does not listen within 10 s
  */
-export async function startNatsServer(): Promise<NatsServer> {
+export async function startNatsServer(opts: StartNatsServerOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "celeriac-nats-"));
+  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth")) : undefined;
   let child: ChildProcess | undefined;
   let stderr = "";
 
   const start = async () => {
     stderr = "";
-    child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir], {
+    const args = ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", storeDir];
+    if (operator) args.unshift("-c", operator.configFile);
+    child = spawn("nats-server", args, {
       stdio: ["ignore", "ignore", "pipe"],
     });
     child.stderr?.on("data", (d: Buffer) => {
-      stderr = (stderr + d.toString()).slice(-4000);
+      stderr = (stderr + d.toString()).slice(-1_000_000);
     });
     try {
       await waitForPort(port, 10_000);
@@ -95,6 +115,8 @@ export async function startNatsServer(): Promise<NatsServer> {
     stop: () => stop(),
     restart: start,
     kill: () => stop("SIGKILL"),
+    ...(operator ? { operator } : {}),
+    log: () => stderr,
     async cleanup() {
       await stop();
       rmSync(storeDir, { recursive: true, force: true });

@@ -1,0 +1,135 @@
+/**
+ * The NATS permissions of Celeriac's minted users, declared once: what a Queue's worker and a
+ * namespace's producer may publish and subscribe to. Pure. The operator signs these into user JWTs
+ * (nats/credentials.ts `mintUserCreds`); the isolation tests (test/nats/isolation.test.ts) prove
+ * each rule against a real nats-server in operator mode, and every allowed subject below was found
+ * by running the real worker and client under these permissions (nats-server logs each refusal as
+ * `Permissions Violation for Publish to "…"`).
+ *
+ * NATS permissions are token-based: `*` matches one token, `>` the rest. Stream, consumer and bucket
+ * names are single tokens and NATS has no partial-token wildcard, so every stream of every queue is
+ * listed by name; a `*` in a stream position would grant the other tenants' streams too.
+ *
+ * What neither credential can do: create, update, delete or purge a stream (`STREAM.CREATE` /
+ * `UPDATE` / `DELETE` / `PURGE`), create a consumer on a work, delayed or dead-letter stream, list
+ * the account's streams (`STREAM.NAMES` / `STREAM.LIST`, which would reveal other tenants' queue
+ * names), or touch any subject of another queue or namespace. Only the operator's own, unrestricted
+ * credential creates streams.
+ *
+ * Residual rights, on the tenant's own names only (documented in docs/security.md):
+ * - `$JS.API.INFO` (account usage totals, no names): nats.js calls it when a JetStream manager is
+ *   made with `checkAPI` (the worker's default).
+ * - `CONSUMER.CREATE` on the queue's own results-bucket stream: a KV watch creates an ephemeral
+ *   ordered consumer there. Its deliver subject is not in the request subject, so permissions
+ *   cannot pin it to the caller's inbox; the data it can deliver is the caller's own bucket.
+ */
+import { queueNames, type QueueNames } from "./naming.js";
+
+/** Publish and subscribe permissions of one NATS user (the `pub` / `sub` of a user JWT). */
+export interface NatsPermissions {
+  /** Subjects the user may publish to (`allow`), minus `deny`. */
+  pub: { allow: string[]; deny?: string[] };
+  /** Subjects the user may subscribe to (`allow`), minus `deny`. */
+  sub: { allow: string[]; deny?: string[] };
+}
+
+/** JetStream API subject prefix (default domain). */
+const API = "$JS.API";
+
+/**
+ * Inbox prefix of a Queue's worker user, e.g. `_INBOX_celeriac_team-a_emails`: one subject token
+ * (namespace and queue are DNS-1123 labels, so `_` keeps them apart). The worker connects with it as
+ * nats.js `inboxPrefix` (`CELERIAC_NATS_INBOX_PREFIX`, or read from its creds) and may subscribe to
+ * `<prefix>.>` only, so no other user's replies or deliveries reach it.
+ * @throws Error when the namespace or queue is not a DNS-1123 label
+ */
+export function workerInboxPrefix(namespace: string, queue: string): string {
+  queueNames(namespace, queue);
+  return `_INBOX_celeriac_${namespace}_${queue}`;
+}
+
+/**
+ * Inbox prefix of a namespace's producer user, e.g. `_INBOX_celeriac_team-a`. A distinct token from
+ * every worker prefix (`_INBOX_celeriac_team-a_emails` is another token, not an extension of it).
+ * @throws Error when the namespace is not a DNS-1123 label
+ */
+export function producerInboxPrefix(namespace: string): string {
+  queueNames(namespace, "x");
+  return `_INBOX_celeriac_${namespace}`;
+}
+
+/** Subjects that read a queue's results bucket: KV get (both APIs), and watch (ordered consumer). */
+function bucketReadSubjects(n: QueueNames): string[] {
+  const kvStream = `KV_${n.resultsBucket}`;
+  return [
+    `${API}.STREAM.INFO.${kvStream}`,
+    // KV get: MSG.GET, or DIRECT.GET when the bucket allows direct gets (with and without the key in the subject)
+    `${API}.STREAM.MSG.GET.${kvStream}`,
+    `${API}.DIRECT.GET.${kvStream}`,
+    `${API}.DIRECT.GET.${kvStream}.>`,
+    // KV watch: an ephemeral ordered push consumer (new create API carries name and filter in the subject)
+    `${API}.CONSUMER.CREATE.${kvStream}`,
+    `${API}.CONSUMER.CREATE.${kvStream}.>`,
+    `${API}.CONSUMER.INFO.${kvStream}.*`,
+    `${API}.CONSUMER.DELETE.${kvStream}.*`,
+    // flow-control replies of the ordered consumer's deliveries
+    `$JS.FC.${kvStream}.>`,
+  ];
+}
+
+/**
+ * Permissions of the worker user of Queue `queue` in `namespace`: pull from and ack on its queue's
+ * `workers` consumer; run the delay mover (pull/ack on the delayed stream's `delay-mover` consumer,
+ * publish due tasks to the task subject); publish dead letters (and delayed tasks); read the stream
+ * and consumer info of its own streams (the start-up check of `ensureQueueResources`); read, watch
+ * and write task records in its results bucket (keys are task ids: one token, `$KV.<bucket>.*`).
+ * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
+ * Subscribe: only its inbox, {@link workerInboxPrefix}.
+ * @throws Error when the namespace or queue is not a DNS-1123 label
+ */
+export function workerPermissions(namespace: string, queue: string): NatsPermissions {
+  const n = queueNames(namespace, queue);
+  return {
+    pub: {
+      allow: [
+        `${API}.INFO`,
+        `${API}.STREAM.INFO.${n.stream}`,
+        `${API}.STREAM.INFO.${n.delayedStream}`,
+        `${API}.STREAM.INFO.${n.deadLetterStream}`,
+        `${API}.CONSUMER.INFO.${n.stream}.${n.workerConsumer}`,
+        `${API}.CONSUMER.INFO.${n.delayedStream}.${n.delayConsumer}`,
+        `${API}.CONSUMER.MSG.NEXT.${n.stream}.${n.workerConsumer}`,
+        `${API}.CONSUMER.MSG.NEXT.${n.delayedStream}.${n.delayConsumer}`,
+        `$JS.ACK.${n.stream}.${n.workerConsumer}.>`,
+        `$JS.ACK.${n.delayedStream}.${n.delayConsumer}.>`,
+        n.taskSubject,
+        n.delayedSubject,
+        n.deadLetterSubject,
+        ...bucketReadSubjects(n),
+        `$KV.${n.resultsBucket}.*`,
+      ],
+    },
+    sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`] },
+  };
+}
+
+/**
+ * Permissions of the producer user of `namespace` (clients and `celeriac enqueue`), for the listed
+ * queues: publish tasks and delayed tasks; check that a queue exists (its work stream's info); read
+ * and watch results and `queue.settings`; revoke, i.e. write `revoked.<id>` markers and — because
+ * `revokeTask` (nats/task-publish.ts) records a not-yet-started task `Cancelled` with a
+ * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
+ * overwrite a record of its own namespace's queues (it could already publish any task there); it
+ * cannot write `queue.settings`. It cannot consume: no `MSG.NEXT` and no `$JS.ACK` on any stream.
+ * Subscribe: only its inbox, {@link producerInboxPrefix}.
+ * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
+ * @throws Error when the namespace or a queue is not a DNS-1123 label
+ */
+export function producerPermissions(namespace: string, queues: readonly string[]): NatsPermissions {
+  const allow = [`${API}.INFO`];
+  for (const q of [...new Set(queues)].sort()) {
+    const n = queueNames(namespace, q);
+    allow.push(n.taskSubject, n.delayedSubject, `${API}.STREAM.INFO.${n.stream}`, ...bucketReadSubjects(n), `$KV.${n.resultsBucket}.*`, `$KV.${n.resultsBucket}.revoked.*`);
+  }
+  return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };
+}

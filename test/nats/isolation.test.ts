@@ -1,0 +1,291 @@
+/**
+ * Tenant isolation on NATS (issue 13): a real nats-server 2.9 in operator mode (memory resolver
+ * preloaded with the account JWT), users minted with nats/credentials.ts and the permissions of
+ * api/nats-permissions.ts. Team-a's worker is refused every reach into team-b's names; the producer
+ * cannot consume; only the unrestricted operator credential creates streams; the real worker and
+ * client run every flow under the minted permissions without one permission violation in the
+ * server's log; and a worker whose creds expire and are rotated in place keeps running.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { pino } from "pino";
+import { QUEUE_SETTINGS_KEY, queueNames, type QueueNames } from "../../api/naming.js";
+import { producerPermissions, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
+import { resolveRetryPolicy } from "../../api/policies.js";
+import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
+import { connect as connectClient, TaskFailedError, type CeleriacClient } from "../../client/index.js";
+import { connectNats, ensureQueueResources, isPermissionViolation, mintUserCreds, natsSettingsFrom, OperatorCreatesResourcesError, queueSettings } from "../../nats/index.js";
+import { defineTask, Worker } from "../../worker/index.js";
+import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
+
+const silent = pino({ level: "silent" });
+
+/** Lines of the server log reporting a permission violation. */
+function violations(srv: NatsServer): string[] {
+  return srv.log().split("\n").filter((l) => /Violation/.test(l));
+}
+
+/** Waits for the server to log a violation on `subject` (its log is the authority on refusals). */
+async function serverRefused(srv: NatsServer, kind: "Publish" | "Subscription", subject: string): Promise<void> {
+  await waitFor(`server log: ${kind} Violation on ${subject}`, () => violations(srv).some((l) => l.includes(`${kind} Violation`) && l.includes(`"${subject}"`)), 5000);
+}
+
+describe("when tenants connect with minted credentials to a nats-server in operator mode", () => {
+  let srv: NatsServer;
+  let dir: string;
+  let admin: NatsConnection;
+  let adminJsm: JetStreamManager;
+  const opened: NatsConnection[] = [];
+  const a = { ns: "team-a", q: uniqueQueue("qa") };
+  const b = { ns: "team-b", q: uniqueQueue("qb") };
+  let an: QueueNames;
+  let bn: QueueNames;
+
+  /** Mints a user, writes its creds file and connects through connectNats (inbox prefix read from the creds). */
+  async function tenant(name: string, permissions: NatsPermissions | undefined, ttlSeconds = 600): Promise<NatsConnection> {
+    const m = await mintUserCreds(srv.operator!.signer, { name, ttlSeconds, ...(permissions ? { permissions } : {}) });
+    const file = join(dir, `${name}.creds`);
+    writeFileSync(file, m.creds, { mode: 0o600 });
+    const nc = await connectNats(natsSettingsFrom({ url: srv.url, name }, { CELERIAC_NATS_CREDS: file }));
+    opened.push(nc);
+    return nc;
+  }
+
+  async function createQueue(ns: string, q: string): Promise<QueueNames> {
+    const names = queueNames(ns, q);
+    await ensureQueueResources(adminJsm, names, queueSettings({ ackWaitSeconds: 5 }));
+    const kv = await new Kvm(jetstream(admin)).open(names.resultsBucket);
+    const retry = resolveRetryPolicy({ maxAttempts: 3, backoff: { initialSeconds: 1, factor: 1, maxSeconds: 1, jitter: false } });
+    await kv.put(QUEUE_SETTINGS_KEY, JSON.stringify({ v: QUEUE_SETTINGS_VERSION, namespace: ns, queue: q, timeoutSeconds: 30, retry }));
+    return names;
+  }
+
+  before(async () => {
+    srv = await startNatsServer({ operatorMode: true });
+    dir = mkdtempSync(join(tmpdir(), "celeriac-isolation-"));
+    admin = await connectNats(natsSettingsFrom({ url: srv.url, name: "admin" }, { CELERIAC_NATS_CREDS: srv.operator!.adminCredsFile }));
+    adminJsm = await jetstreamManager(admin);
+    an = await createQueue(a.ns, a.q);
+    bn = await createQueue(b.ns, b.q);
+  });
+
+  after(async () => {
+    for (const nc of opened) if (!nc.isClosed()) await nc.close();
+    await admin?.close();
+    await srv?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe("when team-a's worker and producer run the real worker and client", () => {
+    it("enqueues, runs, waits for results, retries with a countdown, dead-letters and revokes with no permission violation", async () => {
+      const before = violations(srv).length;
+      const workerNc = await tenant("flow-worker", workerPermissions(a.ns, a.q));
+      const producerNc = await tenant("flow-producer", producerPermissions(a.ns, [a.q]));
+      let flakyRuns = 0;
+      const tasks = [
+        defineTask("echo", (args) => args),
+        defineTask("flaky", () => {
+          if (++flakyRuns === 1) throw new Error("first attempt fails");
+          return "second attempt";
+        }),
+        defineTask("fail", () => {
+          throw new RangeError("always");
+        }),
+      ];
+      const worker = new Worker({ nc: workerNc, tasks, queue: a.q, namespace: a.ns, concurrency: 4, logger: silent });
+      await worker.start();
+      const client: CeleriacClient = await connectClient({ nc: producerNc, queue: a.q, namespace: a.ns });
+      try {
+        const echo = await client.enqueue("echo", [1, "x"]);
+        assert.deepEqual(await echo.result({ timeoutMs: 10_000 }), [1, "x"]);
+        const later = await client.enqueue("echo", ["later"], {}, { countdownSeconds: 1 });
+        assert.deepEqual(await later.result({ timeoutMs: 10_000 }), ["later"]);
+        const flaky = await client.enqueue("flaky", []);
+        assert.equal(await flaky.result({ timeoutMs: 15_000 }), "second attempt");
+        assert.equal((await flaky.status())?.attempts, 2);
+        const dead = await client.enqueue("fail", [], {}, { retry: { maxAttempts: 1 } });
+        await assert.rejects(dead.result({ timeoutMs: 10_000 }), (e: unknown) => e instanceof TaskFailedError && e.type === "RangeError");
+        await waitFor("dead letter in the DLQ stream", async () => (await adminJsm.streams.info(an.deadLetterStream)).state.messages >= 1);
+        const revoked = await client.enqueue("echo", ["never"], {}, { countdownSeconds: 30 });
+        await revoked.revoke();
+        assert.equal((await revoked.status())?.phase, "Cancelled");
+        assert.deepEqual(violations(srv).slice(before), []);
+      } finally {
+        await worker.close();
+        await client.close();
+      }
+    });
+  });
+
+  describe("when team-a's worker reaches for team-b's names", () => {
+    let nc: NatsConnection;
+    before(async () => {
+      nc = await tenant("a-worker", workerPermissions(a.ns, a.q));
+    });
+
+    it("is refused subscribing to team-b's task subject and team-b's inboxes", async () => {
+      for (const subject of [bn.taskSubject, "_INBOX_celeriac_team-b.>", `_INBOX_celeriac_team-b_${b.q}.>`]) {
+        const sub = nc.subscribe(subject);
+        await serverRefused(srv, "Subscription", subject);
+        const closed = await sub.closed;
+        assert.ok(isPermissionViolation(closed), `subscription to ${subject} closed with ${String(closed)}`);
+      }
+    });
+
+    it("is refused pulling from team-b's worker consumer (MSG.NEXT) and reading its info", async () => {
+      await assert.rejects(nc.request(`$JS.API.CONSUMER.MSG.NEXT.${bn.stream}.${bn.workerConsumer}`, JSON.stringify({ batch: 1, expires: 1e9 }), { timeout: 2000 }), isPermissionViolation);
+      await assert.rejects(jetstream(nc).consumers.get(bn.stream, bn.workerConsumer), isPermissionViolation);
+    });
+
+    it("is refused acking on team-b's consumer", async () => {
+      const ack = `$JS.ACK.${bn.stream}.${bn.workerConsumer}.1.1.1.1700000000000000000.0`;
+      nc.publish(ack);
+      await serverRefused(srv, "Publish", ack);
+    });
+
+    it("is refused purging or deleting team-b's stream (and its own)", async () => {
+      const jsm = await jetstreamManager(nc, { checkAPI: false });
+      await assert.rejects(jsm.streams.purge(bn.stream), isPermissionViolation);
+      await assert.rejects(jsm.streams.delete(bn.stream), isPermissionViolation);
+      await assert.rejects(jsm.streams.purge(an.stream), isPermissionViolation);
+      await assert.rejects(jsm.streams.info(bn.stream), isPermissionViolation);
+    });
+
+    it("is refused reading or watching team-b's results bucket", async () => {
+      const kv = await new Kvm(jetstream(nc)).open(bn.resultsBucket);
+      await assert.rejects(kv.get(QUEUE_SETTINGS_KEY), isPermissionViolation);
+      await assert.rejects(
+        (async () => {
+          const w = await kv.watch({ key: ">" });
+          w.stop();
+        })(),
+        isPermissionViolation,
+      );
+    });
+
+    it("is refused publishing on team-b's task, delayed and dead-letter subjects and writing its bucket", async () => {
+      const js = jetstream(nc);
+      for (const subject of [bn.taskSubject, bn.delayedSubject, bn.deadLetterSubject, `$KV.${bn.resultsBucket}.forged`]) {
+        await assert.rejects(js.publish(subject, "{}", { timeout: 2000 }), isPermissionViolation, subject);
+      }
+      const msgs = (await adminJsm.streams.info(bn.stream)).state.messages;
+      assert.equal(msgs, 0);
+    });
+
+    it("is refused writing revocation markers and queue.settings in its own bucket", async () => {
+      const js = jetstream(nc);
+      for (const subject of [`$KV.${an.resultsBucket}.revoked.t1`, `$KV.${an.resultsBucket}.${QUEUE_SETTINGS_KEY}`]) {
+        await assert.rejects(js.publish(subject, "{}", { timeout: 2000 }), isPermissionViolation, subject);
+      }
+    });
+  });
+
+  describe("when a producer tries to consume", () => {
+    it("is refused MSG.NEXT and acks on its own namespace's queue", async () => {
+      const nc = await tenant("a-producer", producerPermissions(a.ns, [a.q]));
+      await assert.rejects(nc.request(`$JS.API.CONSUMER.MSG.NEXT.${an.stream}.${an.workerConsumer}`, JSON.stringify({ batch: 1, expires: 1e9 }), { timeout: 2000 }), isPermissionViolation);
+      await assert.rejects(nc.request(`$JS.API.CONSUMER.MSG.NEXT.${an.delayedStream}.${an.delayConsumer}`, JSON.stringify({ batch: 1, expires: 1e9 }), { timeout: 2000 }), isPermissionViolation);
+      const ack = `$JS.ACK.${an.stream}.${an.workerConsumer}.1.1.1.1700000000000000000.0`;
+      nc.publish(ack);
+      await serverRefused(srv, "Publish", ack);
+      await assert.rejects(jetstream(nc).publish(bn.taskSubject, "{}", { timeout: 2000 }), isPermissionViolation);
+    });
+  });
+
+  describe("when a credential tries to create streams", () => {
+    it("only the unrestricted operator credential can", async () => {
+      const q = uniqueQueue("qc");
+      const names = queueNames(a.ns, q);
+      for (const [name, perms] of [
+        ["c-worker", workerPermissions(a.ns, q)],
+        ["c-producer", producerPermissions(a.ns, [q])],
+      ] as const) {
+        const jsm = await jetstreamManager(await tenant(name, perms), { checkAPI: false });
+        await assert.rejects(ensureQueueResources(jsm, names, queueSettings({})), (e: unknown) => e instanceof OperatorCreatesResourcesError && e.kind === "stream" && /operator creates/.test(e.message));
+        await assert.rejects(jsm.streams.add({ name: "ROGUE", subjects: ["rogue.>"] }), isPermissionViolation);
+      }
+      const report = await ensureQueueResources(adminJsm, names, queueSettings({}));
+      assert.deepEqual(report.map((r) => r.action), ["created", "created", "created", "created", "created", "created"]);
+    });
+
+    it("a minted worker waits for the operator to create its queue, then starts", async () => {
+      const q = uniqueQueue("qw");
+      const names = queueNames(a.ns, q);
+      const nc = await tenant("w-waiter", workerPermissions(a.ns, q));
+      const worker = new Worker({ nc, tasks: [defineTask("echo", (args) => args)], queue: q, namespace: a.ns, logger: silent });
+      let started = false;
+      const starting = worker.start().then(() => (started = true));
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(started, false);
+      await ensureQueueResources(adminJsm, names, queueSettings({}));
+      await waitFor("worker started", () => started, 15_000);
+      await starting;
+      await worker.close();
+    });
+  });
+
+  describe("when a worker's creds expire and the file is rotated in place", () => {
+    it("keeps running after the server drops the expired user, and every task completes exactly once", async () => {
+      const q = uniqueQueue("qr");
+      const names = await createQueue(a.ns, q);
+      const file = join(dir, "rotating.creds");
+      const mint = async (ttl: number) => (await mintUserCreds(srv.operator!.signer, { name: "rotating-worker", ttlSeconds: ttl, permissions: workerPermissions(a.ns, q) })).creds;
+      writeFileSync(file, await mint(4), { mode: 0o600 });
+      const nc = await connectNats(natsSettingsFrom({ url: srv.url, name: "rotating-worker" }, { CELERIAC_NATS_CREDS: file }));
+      opened.push(nc);
+      let disconnects = 0;
+      void (async () => {
+        for await (const s of nc.status()) if (s.type === "disconnect") disconnects++;
+      })();
+      const runs = new Map<number, number>();
+      const worker = new Worker({
+        nc,
+        tasks: [
+          defineTask("count", (args) => {
+            const k = args[0] as number;
+            runs.set(k, (runs.get(k) ?? 0) + 1);
+            return k;
+          }),
+        ],
+        queue: q,
+        namespace: a.ns,
+        concurrency: 4,
+        logger: silent,
+      });
+      await worker.start();
+      const producer = await tenant("rotating-producer", producerPermissions(a.ns, [q]));
+      const client = await connectClient({ nc: producer, queue: q, namespace: a.ns });
+      try {
+        // rotate before expiry, as the operator does: an atomic rename, like a Secret volume update
+        const next = join(dir, "rotating.creds.next");
+        writeFileSync(next, await mint(600), { mode: 0o600 });
+        renameSync(next, file);
+        const handles = [];
+        const t0 = Date.now();
+        let i = 0;
+        // enqueue across the expiry (at ~4 s) and the reconnect with the new file
+        while (Date.now() - t0 < 7000) {
+          handles.push(await client.enqueue("count", [i++]));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const results = await Promise.all(handles.map((h) => h.result({ timeoutMs: 30_000 })));
+        assert.deepEqual(results, handles.map((_, k) => k));
+        assert.ok(disconnects >= 1, "the server disconnected the expired user");
+        assert.ok(worker.ready, "worker still running");
+        const dup = [...runs.entries()].filter(([, n]) => n > 1);
+        assert.deepEqual(dup, [], "no task ran twice");
+        assert.equal(runs.size, handles.length);
+        assert.equal((await adminJsm.consumers.info(names.stream, names.workerConsumer)).num_pending, 0);
+      } finally {
+        await worker.close();
+        await client.close();
+      }
+    });
+  });
+});
