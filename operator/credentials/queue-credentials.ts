@@ -6,7 +6,8 @@
  * live Secret from the informer cache, decide, mint, write one Secret.
  *
  * Writes: `create` when the cache has no Secret (then `patch` on AlreadyExists), JSON merge `patch`
- * of data, labels, annotations and ownerReferences otherwise, `delete` when gone. Never logs or
+ * of data, labels, annotations and ownerReferences otherwise (then `create` on NotFound), `delete`
+ * when gone. Never logs or
  * records a credential: only Secret names, user public keys, reasons and times.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -15,7 +16,7 @@ import { FIELD_MANAGERS, REASONS } from "../../api/constants.js";
 import { queueNames } from "../../api/naming.js";
 import { PRODUCER_CREDS_SECRET_NAME, workerCredsSecretName } from "../../api/nats-creds-secrets.js";
 import type { Queue } from "../../api/objects.js";
-import { BUILTIN_TYPES, createObject, deleteObject, isAlreadyExists, mergePatch, type EventSink, type KubeObject, type ObjectRef } from "../runtime/index.js";
+import { BUILTIN_TYPES, createObject, deleteObject, isAlreadyExists, isNotFound, mergePatch, type EventSink, type KubeObject, type ObjectRef } from "../runtime/index.js";
 import { producerCredentialSpec, workerCredentialSpec, type CredentialSpec } from "./credential-spec.js";
 import { credsOwnerReferences, desiredCredsSecret, isMintedCredsSecret, liveCredential, type CredsSecret } from "./desired-secrets.js";
 import type { CredentialMinter } from "./minter.js";
@@ -145,7 +146,14 @@ export class QueueCredentials {
   async #write(desired: CredsSecret, live: CredsSecret | undefined): Promise<CredsSecret> {
     const ref = this.#ref(desired.metadata.namespace!, desired.metadata.name);
     const patch = () => mergePatch<KubeObject>(this.#d.kc, ref, { metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations, ownerReferences: desired.metadata.ownerReferences }, type: desired.type, data: desired.data }, FIELD_MANAGERS.operator);
-    if (live) return (await patch()) as CredsSecret;
+    if (live) {
+      try {
+        return (await patch()) as CredsSecret;
+      } catch (err) {
+        // The cache was stale (deleted meanwhile, e.g. by garbage collection): create it again.
+        if (!isNotFound(err)) throw err;
+      }
+    }
     try {
       return (await createObject<KubeObject>(this.#d.kc, BUILTIN_TYPES.Secret, desired as KubeObject, FIELD_MANAGERS.operator)) as CredsSecret;
     } catch (err) {

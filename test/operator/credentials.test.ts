@@ -70,8 +70,12 @@ describe("when the desired Secret is built from a minted credential", () => {
   it("holds the creds file under nats.creds, the public facts in annotations, and the Queue as controller owner", async () => {
     const q = queueWith({}, "emails", "shop");
     const spec = workerCredentialSpec("shop", "emails", ACCOUNT);
-    const now = new Date("2026-01-01T00:00:00Z");
+    // The JWT's iat is the signing time, so mint at the current second.
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     const minted = await minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: 900, now });
+    const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const t0 = minted.issuedAt.getTime();
+    assert.ok(Math.abs(t0 - now.getTime()) <= 1000, "issued now");
     const s = desiredCredsSecret(spec, minted, credsOwnerReferences(spec, [q]));
     assert.equal(s.metadata.name, "emails-worker-nats");
     assert.equal(s.metadata.namespace, "shop");
@@ -80,9 +84,9 @@ describe("when the desired Secret is built from a minted credential", () => {
     const creds = Buffer.from(s.data![NATS_CREDS_SECRET_KEY]!, "base64").toString("utf8");
     assert.equal(creds, minted.creds);
     const a = s.metadata.annotations!;
-    assert.equal(a[NATS_CREDS_ANNOTATIONS.issuedAt], "2026-01-01T00:00:00Z");
-    assert.equal(a[NATS_CREDS_ANNOTATIONS.expiresAt], "2026-01-01T00:15:00Z");
-    assert.equal(a[NATS_CREDS_ANNOTATIONS.renewAt], "2026-01-01T00:10:00Z");
+    assert.equal(a[NATS_CREDS_ANNOTATIONS.issuedAt], iso(t0));
+    assert.equal(a[NATS_CREDS_ANNOTATIONS.expiresAt], iso(now.getTime() + 900_000));
+    assert.equal(a[NATS_CREDS_ANNOTATIONS.renewAt], iso(t0 + Math.floor((now.getTime() + 900_000 - t0) * 2 / 3)));
     assert.equal(a[NATS_CREDS_ANNOTATIONS.permissionsHash], spec.hash);
     assert.equal(a[NATS_CREDS_ANNOTATIONS.issuer], ACCOUNT);
     assert.equal(a[NATS_CREDS_ANNOTATIONS.user], minted.userPublicKey);
@@ -93,7 +97,7 @@ describe("when the desired Secret is built from a minted credential", () => {
     // The JWT in it carries the permissions and the expiry.
     const jwt = /-----BEGIN NATS USER JWT-----\s*(\S+)/.exec(creds)![1]!;
     const claims = decode<{ pub?: { allow?: string[] }; sub?: { allow?: string[] } }>(jwt);
-    assert.equal(claims.exp, Date.parse("2026-01-01T00:15:00Z") / 1000);
+    assert.equal(claims.exp, now.getTime() / 1000 + 900);
     assert.deepEqual(claims.nats.pub?.allow, spec.permissions.pub.allow);
     assert.deepEqual(claims.nats.sub?.allow, spec.permissions.sub.allow);
   });
@@ -107,10 +111,10 @@ describe("when the desired Secret is built from a minted credential", () => {
 
   it("reads back what the live Secret holds: expiry from the creds data, the rest from annotations", async () => {
     const spec = workerCredentialSpec("shop", "emails", ACCOUNT);
-    const now = new Date("2026-01-01T00:00:00Z");
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     const minted = await minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: 60, now });
     const s = desiredCredsSecret(spec, minted, []);
-    assert.deepEqual(liveCredential(s), { expiresAt: new Date("2026-01-01T00:01:00Z"), issuedAt: now, permissionsHash: spec.hash, issuer: ACCOUNT });
+    assert.deepEqual(liveCredential(s), { expiresAt: new Date(now.getTime() + 60_000), issuedAt: minted.issuedAt, permissionsHash: spec.hash, issuer: ACCOUNT });
     assert.equal(liveCredential(undefined), undefined);
     assert.deepEqual(liveCredential({ ...s, data: { [NATS_CREDS_SECRET_KEY]: Buffer.from("garbage").toString("base64") } })?.expiresAt, undefined);
   });
