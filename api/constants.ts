@@ -112,6 +112,10 @@ export const REASONS = {
   WorkersCrashLooping: "WorkersCrashLooping",
   /** Queue WorkersReady=False: worker containers cannot be created (config error, image). */
   WorkersCannotStart: "WorkersCannotStart",
+  /** Queue Event: the operator minted a NATS credential Secret (new, rotated, or permissions changed). */
+  NatsCredentialsIssued: "NatsCredentialsIssued",
+  /** Queue Event: the operator deleted a NATS credential Secret (its Queue, or the namespace's last one, is gone). */
+  NatsCredentialsDeleted: "NatsCredentialsDeleted",
 } as const;
 
 /** Task phases, in lifecycle order. Terminal ones: Succeeded, Failed, Cancelled, Expired. */

@@ -20,3 +20,4 @@ export * from "./hints.js";
 export * from "./cel.js";
 export * from "./queue-settings.js";
 export * from "./nats-permissions.js";
+export * from "./nats-creds-secrets.js";

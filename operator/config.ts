@@ -3,7 +3,26 @@
  * object with documented defaults. NATS settings use the same flags and variables as the worker's.
  */
 import { hostname } from "node:os";
+import { fromPublic } from "@nats-io/nkeys";
 import { natsSettingsFrom, type NatsSettings } from "../nats/connection.js";
+
+/** Default lifetime of minted NATS user credentials, in seconds (24 h). */
+export const DEFAULT_NATS_CREDS_TTL_SECONDS = 86_400;
+/** Shortest lifetime accepted for minted credentials, in seconds. */
+export const MIN_NATS_CREDS_TTL_SECONDS = 3;
+
+/** Minting mode: the operator holds an account signing key and mints per-tenant NATS users (issue 13). */
+export interface NatsMintConfig {
+  /** File holding the account signing key seed `SA…` (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`); read at start. */
+  readonly signingKeyFile: string;
+  /** The account's public key `A…` (`CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`); absent = the seed is the account identity key. */
+  readonly accountPublicKey?: string;
+  /**
+   * Lifetime of each minted credential, in seconds (`CELERIAC_NATS_CREDS_TTL_SECONDS`, default 86400,
+   * at least 3). A credential is replaced when less than 1/3 of it remains (operator/credentials/rotation.ts).
+   */
+  readonly credsTtlSeconds: number;
+}
 
 /** Frozen operator settings. */
 export interface OperatorConfig {
@@ -46,6 +65,13 @@ export interface OperatorConfig {
   readonly port: number;
   /** Seconds between periodic resyncs of every Queue's NATS state (`CELERIAC_RESYNC_SECONDS`, default 30). */
   readonly resyncSeconds: number;
+  /**
+   * Minting mode, on when `CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE` is set: per-Queue worker and
+   * per-namespace producer credentials in Secrets, and (unless `CELERIAC_NATS_CREDS` is given) the
+   * operator's own connection on a user it mints. Absent = the shared-credential modes (creds file,
+   * user/password or none), which do not isolate tenants.
+   */
+  readonly natsMint?: NatsMintConfig;
 }
 
 /** Flags `celeriac operator` accepts (all optional; env vars fill the rest). */
@@ -75,6 +101,48 @@ function secretRef(name: string, v: string | undefined, parts: number): string[]
 }
 
 /**
+ * Parses the minting settings (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`, `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`,
+ * `CELERIAC_NATS_CREDS_TTL_SECONDS`) and checks they do not clash with the shared-credential settings.
+ * The key file is only named here; the operator reads it at start.
+ * @returns undefined when minting is off
+ * @throws Error naming the variable and the fix when a value is malformed or contradicts another
+ */
+export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | undefined {
+  const file = env.CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE;
+  const account = env.CELERIAC_NATS_ACCOUNT_PUBLIC_KEY?.trim();
+  const ttl = env.CELERIAC_NATS_CREDS_TTL_SECONDS;
+  if (!file) {
+    for (const [name, v] of [["CELERIAC_NATS_ACCOUNT_PUBLIC_KEY", account], ["CELERIAC_NATS_CREDS_TTL_SECONDS", ttl]] as const) {
+      if (v) throw new Error(`${name}: only used when minting credentials: set CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE to the account signing key file, or unset ${name}`);
+    }
+    return undefined;
+  }
+  if (account) {
+    let ok: boolean;
+    try {
+      ok = account.startsWith("A") && fromPublic(account).getPublicKey() === account;
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new Error(`CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "${account}" is not an account public key (56 characters starting with A): copy it from \`nsc describe account\``);
+  }
+  let credsTtlSeconds = DEFAULT_NATS_CREDS_TTL_SECONDS;
+  if (ttl !== undefined && ttl !== "") {
+    credsTtlSeconds = Number(ttl);
+    if (!Number.isInteger(credsTtlSeconds) || credsTtlSeconds < MIN_NATS_CREDS_TTL_SECONDS) {
+      throw new Error(`CELERIAC_NATS_CREDS_TTL_SECONDS: "${ttl}" is not a whole number of seconds ≥ ${MIN_NATS_CREDS_TTL_SECONDS}: set e.g. ${DEFAULT_NATS_CREDS_TTL_SECONDS} (24 h)`);
+    }
+  }
+  for (const name of ["CELERIAC_NATS_CREDS_SECRET", "CELERIAC_NATS_USER_SECRET"] as const) {
+    if (env[name]) throw new Error(`${name}: workers get minted per-Queue credentials when CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE is set: unset ${name} (or unset the key file to keep a shared credential)`);
+  }
+  for (const name of ["CELERIAC_NATS_USER", "CELERIAC_NATS_PASSWORD"] as const) {
+    if (env[name]) throw new Error(`${name}: a NATS server in operator mode takes no user/password: unset ${name} (the operator mints its own user) or give CELERIAC_NATS_CREDS`);
+  }
+  return Object.freeze({ signingKeyFile: file, ...(account ? { accountPublicKey: account } : {}), credsTtlSeconds });
+}
+
+/**
  * Parses the operator configuration.
  * @param flags command-line values (take precedence)
  * @param env the environment, usually `process.env`
@@ -87,6 +155,7 @@ export function operatorConfigFrom(flags: OperatorFlags, env: NodeJS.ProcessEnv 
   const ca = secretRef("CELERIAC_NATS_TLS_CA_SECRET", env.CELERIAC_NATS_TLS_CA_SECRET, 2);
   const ns = flags.watchNamespaces ?? env.CELERIAC_WATCH_NAMESPACES ?? "";
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
+  const natsMint = natsMintConfigFrom(env);
   return Object.freeze({
     ...(kubeconfig ? { kubeconfig } : {}),
     nats,
@@ -108,5 +177,6 @@ export function operatorConfigFrom(flags: OperatorFlags, env: NodeJS.ProcessEnv 
     identity: env.CELERIAC_OPERATOR_ID ?? env.POD_NAME ?? `${hostname()}_${process.pid}`,
     port: num("--port", flags.port ?? env.CELERIAC_PORT, 8080),
     resyncSeconds: num("CELERIAC_RESYNC_SECONDS", env.CELERIAC_RESYNC_SECONDS, 30, 1),
+    ...(natsMint ? { natsMint } : {}),
   });
 }

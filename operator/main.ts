@@ -2,7 +2,9 @@
  * The operator process: the only wiring point. Reads the configuration, connects to Kubernetes and
  * NATS, builds one informer per resource type (over all watched namespaces) → one controller per
  * kind → its reconciler, runs them while it holds the leader Lease, and serves /healthz, /readyz and
- * /metrics. Shutdown is memoised and ordered: stop controllers, informers and reconcilers, release
+ * /metrics. In minting mode (`config.natsMint`) it loads the account signing key, connects on a user
+ * it mints for itself (unless given `CELERIAC_NATS_CREDS`), and the Queue reconciler keeps the
+ * per-Queue and per-namespace credential Secrets, watched through a Secret informer. Shutdown is memoised and ordered: stop controllers, informers and reconcilers, release
  * the Lease, drain NATS, close the health server.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -11,9 +13,11 @@ import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
+import { NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
 import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
+import { connectWithOperatorCredential, loadCredentialMinter, OperatorCredential, QueueCredentials, type CredentialMinter, type CredsSecret } from "./credentials/index.js";
 import { JetStreamQueueNats } from "./queue/queue-nats.js";
 import { queueOfWorkerPod } from "./queue/labels.js";
 import { QueueReconciler } from "./queue/queue-reconciler.js";
@@ -25,6 +29,12 @@ import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { JetStreamTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
 import { tasksWaitingOnNats, waitingTasks } from "./task/waiting-tasks.js";
+
+/** The Queues named by a Secret's ownerReferences (controller or not), as reconcile keys. */
+function queueOwnersOf(s: CredsSecret): Array<{ namespace: string; name: string }> {
+  const ns = s.metadata.namespace ?? "";
+  return (s.metadata.ownerReferences ?? []).filter((r) => r.kind === RESOURCES.Queue.kind).map((r) => ({ namespace: ns, name: r.name }));
+}
 
 /** A running operator. */
 export interface RunningOperator {
@@ -56,9 +66,17 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   let readiness: () => boolean | string = () => "waiting for NATS";
   const health = await startHealthServer({ port: config.port, registry, ready: () => readiness() });
   let nc: NatsConnection;
+  let minter: CredentialMinter | undefined;
+  let ownCredential: OperatorCredential | undefined;
   try {
-    nc = await connectNatsWithBackoff(config.nats, log);
+    if (config.natsMint) {
+      minter = loadCredentialMinter(config.natsMint.signingKeyFile, config.natsMint.accountPublicKey);
+      log.info({ account: minter.account, issuer: minter.issuer, credsTtlSeconds: config.natsMint.credsTtlSeconds }, "Loaded NATS account signing key");
+      if (!config.nats.credsFile) ownCredential = await OperatorCredential.start(minter, config.natsMint.credsTtlSeconds, log);
+    }
+    nc = ownCredential ? await connectWithOperatorCredential(config.nats, ownCredential, log) : await connectNatsWithBackoff(config.nats, log);
   } catch (err) {
+    ownCredential?.stop();
     await health.close();
     throw err;
   }
@@ -83,6 +101,15 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const deployments = informer<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
   // Worker Pods: their container states say why workers do not run (WorkersReady).
   const pods = informer<V1Pod & KubeObject>(BUILTIN_TYPES.Pod, `${LABELS.managedBy}=${MANAGED_BY}`);
+  // Minting mode: the credential Secrets the operator minted (and nothing else of the namespaces' Secrets).
+  const secrets = minter ? informer<CredsSecret & KubeObject>(BUILTIN_TYPES.Secret, NATS_CREDS_LABELS.role) : undefined;
+  const credentials = minter && secrets && config.natsMint
+    ? new QueueCredentials({
+      kc, minter, ttlSeconds: config.natsMint.credsTtlSeconds, events,
+      getSecret: (ns, name) => secrets.get(ns, name),
+      listQueues: (ns) => queues.list(ns),
+    })
+    : undefined;
 
   const queueReconciler = new QueueReconciler({
     kc,
@@ -96,6 +123,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     workerNats: config.workerNats,
     workerImage: config.workerImage,
     natsMonitoringEndpoint: config.natsMonitoringEndpoint,
+    ...(credentials ? { credentials } : {}),
     onObserved: (ns, q, backlog, desired) => {
       backlogGauge.set({ namespace: ns, queue: q }, backlog);
       desiredGauge.set({ namespace: ns, queue: q }, desired);
@@ -118,7 +146,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     new Controller({
       ...common, name: "queue", for: queues, workers: 2,
       owns: [{ informer: deployments, ownerKind: RESOURCES.Queue.kind }],
-      watches: [{ informer: pods, map: (p: V1Pod & KubeObject) => queueOfWorkerPod(p) }],
+      watches: [
+        { informer: pods, map: (p: V1Pod & KubeObject) => queueOfWorkerPod(p) },
+        // A credential Secret changed or vanished: reconcile every Queue it belongs to (the producer Secret lists them all).
+        ...(secrets ? [{ informer: secrets, map: (s: CredsSecret & KubeObject) => queueOwnersOf(s) }] : []),
+      ],
       reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
     }),
     new Controller({
@@ -162,6 +194,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         ["stop the queue reconciler", () => queueReconciler.stop()],
         ["release lease", async () => elector?.stop({ release: true })],
         ["drain NATS", () => nc.drain()],
+        ["stop renewing the operator's NATS credential", async () => ownCredential?.stop()],
         ["close health server", () => health.close()],
       ];
       for (const [what, step] of steps) {

@@ -31,11 +31,18 @@ export interface OperatorApiCall {
   readonly scope: RbacScope;
   /** Which code makes the call, and why. */
   readonly why: string;
+  /**
+   * Needed only in a mode the chart switches on; absent = always. `natsMint`: minting NATS credentials
+   * (chart `natsAuth.mint.enabled`, `CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`), so the operator holds no
+   * Secret permissions when it does not mint.
+   */
+  readonly when?: "natsMint";
 }
 
 /** The operator's API calls, one entry per (group, resource), sorted by group then resource. */
 export const OPERATOR_API_CALLS: readonly OperatorApiCall[] = Object.freeze([
   { group: "", resource: "events", verbs: ["create", "patch"], scope: "watched", why: "runtime/events.ts: EventRecorder creates Events and patches count/lastTimestamp of a repeated one" },
+  { group: "", resource: "secrets", verbs: ["create", "delete", "list", "patch", "watch"], scope: "watched", when: "natsMint", why: "main.ts: Secret informer over minted credential Secrets (label celeriac.io/nats-credentials); credentials/queue-credentials.ts creates, merge-patches (rotation) and deletes <queue>-worker-nats and celeriac-producer-nats" },
   { group: "", resource: "pods", verbs: ["list", "watch"], scope: "watched", why: "main.ts: Pod informer over worker Pods (managed-by label); queue-reconciler.ts reads their container states for WorkersReady" },
   { group: "", resource: "serviceaccounts", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the workers' ServiceAccount <queue>-worker" },
   { group: "apps", resource: "deployments", verbs: ["create", "get", "list", "patch", "watch"], scope: "watched", why: "main.ts: Deployment informer (managed-by label); queue-reconciler.ts: applyChild of <queue>-workers" },

@@ -6,7 +6,7 @@
  * `docs/dev-kubelet.md`.
  */
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   AppsV1Api,
@@ -32,6 +32,7 @@ export { resolveContainerCommand, type LocalCommand, type NotRunnable } from "./
 export { chooseVictims, compareForDeletion, POD_DELETION_COST } from "./victims.js";
 export { restartDelayMs, DEFAULT_BACKOFF_BASE_MS } from "./backoff.js";
 export { LOCAL_NODE, POD_TEMPLATE_HASH } from "./pod-template.js";
+export { DATA_DIR } from "./atomic-writer.js";
 
 /** Options of {@link startKubelet}. */
 export interface KubeletOptions {
@@ -47,6 +48,13 @@ export interface KubeletOptions {
   restartBackoffBaseMs?: number;
   /** Working directory of every process (default: this repository's root). */
   cwd?: string;
+  /**
+   * Root of the per-Pod directories holding materialised volumes, `<podsDir>/<uid>/volumes/…`
+   * (default: `pods` next to `logsDir`, so `.celeriac/pods` for `.celeriac/logs`).
+   */
+  podsDir?: string;
+  /** How often mounted Secret/ConfigMap/downward-API volumes are refreshed, ms (default 1000). */
+  volumeResyncMs?: number;
   /** Logger (default: pino at `info` to stderr). */
   log?: Logger;
 }
@@ -56,6 +64,9 @@ export interface Kubelet {
   /** Stops the informers and terminates every process it started (SIGTERM, SIGKILL after each Pod's grace period). Memoised. */
   stop(): Promise<void>;
 }
+
+/** Default period of the volume refresh, ms: a rotated Secret reaches running processes within about this long. */
+export const DEFAULT_VOLUME_RESYNC_MS = 1000;
 
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -69,6 +80,8 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   const kubeconfigPath = resolve(opts.kubeconfigPath);
   const logsDir = resolve(opts.logsDir);
   mkdirSync(logsDir, { recursive: true });
+  const podsDir = resolve(opts.podsDir ?? join(dirname(logsDir), "pods"));
+  mkdirSync(podsDir, { recursive: true });
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const core = kc.makeApiClient(CoreV1Api);
@@ -99,6 +112,8 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     nodePath: process.execPath,
     celeriacBin: resolve(REPO_ROOT, "bin/celeriac.js"),
     getPod: (namespace, name) => pods.get(name, namespace),
+    podsDir,
+    volumeResyncMs: opts.volumeResyncMs ?? DEFAULT_VOLUME_RESYNC_MS,
   });
   const controller = new DeploymentController({
     core,
@@ -154,7 +169,8 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     await Promise.allSettled([pods.stop(), deployments.stop()]);
     throw new Error("start dev kubelet informers", { cause: err });
   }
-  log.info({ namespace: ns ?? "(all)", logsDir }, "Started dev kubelet");
+  manager.removeOrphanedPodDirs();
+  log.info({ namespace: ns ?? "(all)", logsDir, podsDir }, "Started dev kubelet");
 
   let stopped: Promise<void> | undefined;
   return {

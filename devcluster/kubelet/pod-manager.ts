@@ -2,7 +2,8 @@
  * The kubelet half: runs every Pod bound to the local node (`spec.nodeName: "local"`) as local
  * processes, writes its status through `pods/status`, and stops the processes when the Pod is deleted.
  */
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { isNotRunnable, resolveContainerCommand } from "./command.js";
@@ -14,6 +15,9 @@ import { podLogPath } from "./log-path.js";
 import { isTerminating, keyOf } from "./pod-facts.js";
 import { podStatus, type PodSnapshot } from "./pod-status.js";
 import { LOCAL_NODE } from "./pod-template.js";
+import { containerMounts, rewriteArg, rewriteEnv } from "./mount-paths.js";
+import { PodVolumes, type VolumeSources } from "./pod-volumes.js";
+import { VolumeSetupError } from "./volume-payload.js";
 import { freePort, isNetworkProbe } from "./probe.js";
 import { WorkQueue } from "./work-queue.js";
 
@@ -31,6 +35,10 @@ export interface PodManagerOptions {
   celeriacBin: string;
   /** Returns the Pod as currently cached, or undefined. */
   getPod: (namespace: string, name: string) => V1Pod | undefined;
+  /** Root of the per-Pod directories `<podsDir>/<uid>/volumes/…` (see pod-volumes.ts). */
+  podsDir: string;
+  /** How often mounted Secret/ConfigMap/downward-API volumes are refreshed, ms. */
+  volumeResyncMs: number;
 }
 
 function isExecutable(path: string): boolean {
@@ -42,16 +50,29 @@ function isExecutable(path: string): boolean {
   }
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** One Pod's processes. */
 class PodRunner {
   readonly startedAt = Date.now();
   containers: ContainerProcess[] = [];
   stopped = false;
+  /** A volume refresh is running (the resync skips the Pod meanwhile). */
+  syncing = false;
+  /** The last FailedMount message recorded, so a repeated failure is not recorded again. */
+  lastMountError = "";
 
   constructor(
     readonly uid: string,
     readonly namespace: string,
     readonly name: string,
+    readonly volumes: PodVolumes,
   ) {}
 
   snapshot(pod: V1Pod): PodSnapshot {
@@ -76,6 +97,8 @@ export class PodManager {
   private readonly lastWritten = new Map<string, { rvs: string[]; status: Record<string, unknown> }>();
   private readonly statusQueue: WorkQueue;
   private readonly sources: EnvSources;
+  private readonly volumeSources: VolumeSources;
+  private readonly resyncTimer: NodeJS.Timeout;
 
   constructor(private readonly o: PodManagerOptions) {
     this.statusQueue = new WorkQueue(
@@ -104,6 +127,106 @@ export class PodManager {
         }
       },
     };
+    this.volumeSources = {
+      secret: async (namespace, name) => {
+        try {
+          const s = await o.core.readNamespacedSecret({ namespace, name });
+          return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64")]));
+        } catch (err) {
+          if (apiStatusCode(err) === 404) return undefined;
+          throw new Error(`read secret ${namespace}/${name}`, { cause: err });
+        }
+      },
+      configMap: async (namespace, name) => {
+        try {
+          const c = await o.core.readNamespacedConfigMap({ namespace, name });
+          return {
+            ...Object.fromEntries(Object.entries(c.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "utf8")])),
+            ...Object.fromEntries(Object.entries(c.binaryData ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64")])),
+          };
+        } catch (err) {
+          if (apiStatusCode(err) === 404) return undefined;
+          throw new Error(`read configmap ${namespace}/${name}`, { cause: err });
+        }
+      },
+    };
+    this.resyncTimer = setInterval(() => this.resyncVolumes(), Math.max(50, o.volumeResyncMs));
+    this.resyncTimer.unref();
+  }
+
+  /**
+   * Removes Pod directories under `podsDir` that belong to no Pod this manager runs (left by an
+   * earlier kubelet process). Call once the Pod informer has listed.
+   */
+  removeOrphanedPodDirs(): void {
+    let entries: string[];
+    try {
+      entries = readdirSync(this.o.podsDir);
+    } catch {
+      return;
+    }
+    for (const uid of entries) {
+      // Only what looks like a Pod uid (a UUID): never anything else someone keeps in that directory.
+      if (this.runners.has(uid) || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(uid)) continue;
+      new PodVolumes(join(this.o.podsDir, uid), this.volumeSources).tearDown();
+      this.o.log.info({ uid }, "Removed orphaned pod directory");
+    }
+  }
+
+  /** The periodic volume refresh: re-reads every mounted Pod's Secrets/ConfigMaps and rewrites what changed. */
+  private resyncVolumes(): void {
+    for (const runner of this.runners.values()) {
+      if (runner.stopped || runner.syncing || !runner.volumes.isMounted) continue;
+      const pod = this.o.getPod(runner.namespace, runner.name);
+      if (!pod || isTerminating(pod)) continue;
+      void this.refreshVolumes(runner, pod);
+    }
+  }
+
+  /** Refreshes one Pod's volumes; a failure is a FailedMount Event (once per message), the old files stay. */
+  private async refreshVolumes(runner: PodRunner, pod: V1Pod): Promise<void> {
+    if (runner.syncing) return;
+    runner.syncing = true;
+    try {
+      const changed = await runner.volumes.setUp(pod);
+      runner.lastMountError = "";
+      if (changed.length > 0 && !runner.stopped) this.o.log.info({ pod: keyOf(pod), volumes: changed }, "Updated volume contents");
+    } catch (err) {
+      if (!runner.stopped) this.mountFailed(runner, err);
+    } finally {
+      runner.syncing = false;
+    }
+  }
+
+  private mountFailed(runner: PodRunner, err: unknown): void {
+    const message = err instanceof VolumeSetupError ? err.eventMessage() : `MountVolume.SetUp failed: ${String(err)}`;
+    if (message === runner.lastMountError) return;
+    runner.lastMountError = message;
+    const involved = { kind: "Pod", apiVersion: "v1", name: runner.name, namespace: runner.namespace, uid: runner.uid };
+    this.o.log.warn({ pod: `${runner.namespace}/${runner.name}`, err: message }, "Failed to mount volume");
+    this.o.events.record(involved, "Warning", "FailedMount", message);
+  }
+
+  /**
+   * Sets up every volume before any container starts, as the kubelet's WaitForAttachAndMount: until it
+   * succeeds the Pod stays Pending with its containers waiting in `ContainerCreating`, retried every
+   * volume resync period (at least 1 s).
+   * @returns false when the Pod was stopped meanwhile
+   */
+  private async mountVolumes(runner: PodRunner, pod: V1Pod): Promise<boolean> {
+    for (;;) {
+      if (runner.stopped) return false;
+      const current = this.o.getPod(runner.namespace, runner.name) ?? pod;
+      try {
+        await runner.volumes.setUp(current);
+        runner.lastMountError = "";
+        return !runner.stopped;
+      } catch (err) {
+        if (runner.stopped) return false;
+        this.mountFailed(runner, err);
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1000, this.o.volumeResyncMs)));
+    }
   }
 
   /** Handles an added or updated Pod: starts it if it is ours and new, stops it if it is being deleted. */
@@ -128,7 +251,7 @@ export class PodManager {
       return;
     }
     if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return;
-    const runner = new PodRunner(uid, pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "");
+    const runner = new PodRunner(uid, pod.metadata?.namespace ?? "default", pod.metadata?.name ?? "", new PodVolumes(join(this.o.podsDir, uid), this.volumeSources));
     this.runners.set(uid, runner);
     void this.startRunner(runner, pod).catch((err: unknown) =>
       this.o.log.error({ pod: keyOf(pod), err: String(err) }, "Failed to start pod"),
@@ -149,6 +272,7 @@ export class PodManager {
     runner.stopped = true;
     this.o.log.info({ pod: `${runner.namespace}/${runner.name}`, graceMs }, "Stopping pod");
     await Promise.all(runner.containers.map((c) => c.stop(graceMs)));
+    runner.volumes.tearDown();
     this.runners.delete(runner.uid);
     this.lastWritten.delete(`${runner.namespace}/${runner.name}`);
   }
@@ -163,6 +287,8 @@ export class PodManager {
     const logPath = podLogPath(this.o.logsDir, runner.namespace, runner.name);
     const restartPolicy = pod.spec?.restartPolicy ?? "Always";
     this.o.events.record(involved, "Normal", "Scheduled", `Successfully assigned ${key} to ${LOCAL_NODE}`);
+    this.statusQueue.add(key);
+    if (!(await this.mountVolumes(runner, pod))) return;
     const containers: ContainerProcess[] = [];
     for (const container of pod.spec?.containers ?? []) {
       const probePort = isNetworkProbe(container.readinessProbe) ? await freePort() : undefined;
@@ -178,10 +304,25 @@ export class PodManager {
           throw err;
         }
         if (probePort !== undefined) env.PORT = String(probePort);
+        // Every (re)start sees the volumes' current content, as after the kubelet's pod sync.
+        await this.refreshVolumes(runner, current);
+        let mounts;
+        try {
+          // An emptyDir over an existing host directory (the worker template's /tmp) shares that directory:
+          // host paths under it (tests' temp files) keep working, and the host's /tmp is scratch space anyway.
+          mounts = containerMounts(container, runner.volumes.dirs, env, (mountPath, volume) => PodVolumes.isEmptyDir(current, volume) && isDirectory(mountPath));
+        } catch (err) {
+          if (err instanceof ContainerConfigError) return { kind: "wait", reason: "CreateContainerConfigError", message: err.message };
+          throw err;
+        }
+        // The mount-namespace stand-in (mount-paths.ts): paths under a mountPath point at the host dirs.
+        // The kubelet's own variables (PATH, KUBECONFIG, PORT) are host paths already and stay as they are.
+        const own = Object.fromEntries(Object.entries(env).filter(([k, v]) => base[k] !== v));
+        env = { ...env, ...rewriteEnv(own, mounts) };
         const expanded = {
           ...container,
-          command: container.command?.map((s) => expandVars(s, env)),
-          args: container.args?.map((s) => expandVars(s, env)),
+          command: container.command?.map((s) => rewriteArg(expandVars(s, env), mounts)),
+          args: container.args?.map((s) => rewriteArg(expandVars(s, env), mounts)),
         };
         const cmd = resolveContainerCommand(expanded, {
           nodePath: this.o.nodePath,
@@ -238,6 +379,7 @@ export class PodManager {
   /** Stops every Pod's processes (each with its own grace period) and the status writer. */
   async stopAll(): Promise<void> {
     this.statusQueue.stop();
+    clearInterval(this.resyncTimer);
     await Promise.all(
       [...this.runners.values()].map((r) => {
         const pod = this.o.getPod(r.namespace, r.name);

@@ -70,14 +70,18 @@ function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): P
  * @param opts.dir store directory (created); logs go to `<dir>/nats-server.log` when `logFile` is true
  * @param opts.port client port; 0 or absent = a free one
  * @param opts.timeoutMs how long to wait for readiness (default 10000 ms)
+ * @param opts.configFile a nats-server config file loaded first (e.g. the operator-mode auth fragment of
+ *   `nats-operator-mode.ts`); the flags above override what it sets
  * @throws Error when the binary is missing or the server does not become ready
  */
-export async function startNatsServer(opts: { dir: string; port?: number; timeoutMs?: number; logFile?: string }): Promise<NatsProcess> {
+export async function startNatsServer(opts: { dir: string; port?: number; timeoutMs?: number; logFile?: string; configFile?: string }): Promise<NatsProcess> {
   assertNatsServerInstalled();
   mkdirSync(opts.dir, { recursive: true });
   const port = opts.port || (await freePort());
   const monitorPort = await freePort();
-  const child = spawn("nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), "-sd", join(opts.dir, "jetstream")], {
+  // The command-line flags win over the config file, so a config only adds settings (auth, here).
+  const config = opts.configFile ? ["-c", opts.configFile] : [];
+  const child = spawn("nats-server", [...config, "-js", "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort), "-sd", join(opts.dir, "jetstream")], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   if (opts.logFile) child.stderr?.pipe(createWriteStream(opts.logFile, { flags: "a" }));

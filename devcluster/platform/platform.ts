@@ -12,10 +12,37 @@ import { startApiServer } from "../server/index.js";
 import { startKubelet } from "../kubelet/index.js";
 import { resetsBackoff, restartDelayMs } from "../kubelet/backoff.js";
 import { freePort, startNatsServer, type NatsProcess } from "./nats-process.js";
+import { setupNatsOperatorMode } from "./nats-operator-mode.js";
 import { updateState } from "./state.js";
 import { REPO_ROOT } from "./paths.js";
 
 export { REPO_ROOT };
+
+/**
+ * How the local nats-server authenticates clients:
+ * - `shared` (default, as before): no auth at all — the operator, every worker and every client share
+ *   one anonymous access to one account, so tenants are not isolated;
+ * - `minted`: NATS decentralized auth (operator mode, memory resolver, see nats-operator-mode.ts).
+ *   The platform's operator processes are given the account signing key
+ *   (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`, `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`); they mint their own
+ *   NATS user and per-Queue worker and per-namespace producer credentials as Secrets. An unrestricted
+ *   admin user's creds are written too, for tests and debugging only.
+ */
+export type NatsAuthMode = "shared" | "minted";
+
+/** The values {@link NatsAuthMode} accepts, for flags and validation. */
+export const NATS_AUTH_MODES: readonly NatsAuthMode[] = ["shared", "minted"];
+
+/** What a platform's NATS auth is; the paths are set in `minted` mode only. */
+export interface PlatformNatsAuth {
+  mode: NatsAuthMode;
+  /** `.creds` of an unrestricted user of the account, for tests and debugging (no platform process uses it). Secret. */
+  adminCredsFile?: string;
+  /** File (mode 0600) holding the account signing key seed the operators mint users with. Secret. */
+  signingKeyFile?: string;
+  /** Public key (`A…`) of the Celeriac account. */
+  accountPublicKey?: string;
+}
 
 /** Options of `startPlatform`. */
 export interface PlatformOptions {
@@ -35,6 +62,8 @@ export interface PlatformOptions {
   processRestartBackoffBaseMs?: number;
   /** How long to wait for every operator's /readyz at start, ms (default 60 000). */
   operatorReadyTimeoutMs?: number;
+  /** NATS auth mode (default `shared`: no auth, as before); see {@link NatsAuthMode}. */
+  natsAuth?: NatsAuthMode;
 }
 
 /** A running platform. */
@@ -44,6 +73,8 @@ export interface Platform {
   apiUrl: string;
   natsUrl: string;
   nats: NatsProcess;
+  /** The NATS auth mode and, in `minted` mode, where its keys are (absent on the e2e tests' real-cluster stand-in). */
+  natsAuth?: PlatformNatsAuth;
   /** Operator child processes, by replica index (entries are replaced on restart). */
   operators: ChildProcess[];
   /** Kills operator `i` (SIGKILL when `hard`, else SIGTERM) and waits for it to exit. */
@@ -189,6 +220,18 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     }
   };
   try {
+    const mode = opts.natsAuth ?? "shared";
+    if (!NATS_AUTH_MODES.includes(mode)) throw new Error(`natsAuth "${String(mode)}" is not a NATS auth mode: use one of ${NATS_AUTH_MODES.join(", ")}`);
+    // Minted: the keys live in <dir>/nats-auth (seeds in 0600 files), reused across restarts of the platform.
+    const om = mode === "minted" ? await setupNatsOperatorMode(join(dir, "nats-auth")) : undefined;
+    const natsAuth: PlatformNatsAuth = om
+      ? { mode, adminCredsFile: om.adminCredsFile, signingKeyFile: om.signingKeyFile, accountPublicKey: om.accountPublicKey }
+      : { mode };
+    const authEnv: Record<string, string> = om
+      ? // No CELERIAC_NATS_CREDS (blanked, so none leaks in from our environment): the operator mints its own user, as in a cluster.
+        { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: om.signingKeyFile, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: om.accountPublicKey }
+      : {};
+    const natsConfig = om ? { configFile: om.configFile } : {};
     const base = opts.processRestartBackoffBaseMs ?? 1000;
     const operatorSup: Supervised[] = [];
     const publish = () => updateState(dir, {
@@ -197,12 +240,12 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       natsPid: nats.child.pid ?? 0,
     });
     const startNats = async (): Promise<NatsProcess> => {
-      nats = await startNatsServer({ dir: join(dir, "nats"), port: nats.port, logFile: join(logs, "nats-server.log") });
+      nats = await startNatsServer({ dir: join(dir, "nats"), port: nats.port, logFile: join(logs, "nats-server.log"), ...natsConfig });
       natsSup.watch(nats.child);
       return nats;
     };
     const natsSup: Supervised = new Supervised(base, () => startNats(), () => publish());
-    let nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log") });
+    let nats = await startNatsServer({ dir: join(dir, "nats"), logFile: join(logs, "nats-server.log"), ...natsConfig });
     natsSup.watch(nats.child);
     cleanups.push(() => {
       natsSup.stopping();
@@ -220,7 +263,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       const child = spawn(
         process.execPath,
         [join(REPO_ROOT, "bin", "celeriac.js"), "operator", "--kubeconfig", kubeconfigPath, "--nats", nats.url, "--port", String(operatorPorts[i]), "--leader-elect", ...(opts.operatorArgs ?? [])],
-        { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.operatorEnv, CELERIAC_OPERATOR_ID: `operator-${i}`, KUBECONFIG: kubeconfigPath } },
+        { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...authEnv, ...opts.operatorEnv, CELERIAC_OPERATOR_ID: `operator-${i}`, KUBECONFIG: kubeconfigPath } },
       );
       child.stdout?.pipe(log);
       child.stderr?.pipe(log);
@@ -260,6 +303,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       kubeconfigPath,
       apiUrl: api.url,
       natsUrl: nats.url,
+      natsAuth,
       get nats() {
         return nats;
       },

@@ -23,6 +23,10 @@ export interface PlatformState {
   restarts?: { nats: number; operators: number[] };
   /** PID of the nats-server process. */
   natsPid?: number;
+  /** NATS auth mode (`shared` when absent). */
+  natsAuth?: "shared" | "minted";
+  /** In `minted` mode: the unrestricted admin user's `.creds` (secret; for debugging with the nats CLI). */
+  natsAdminCredsFile?: string;
 }
 
 /**

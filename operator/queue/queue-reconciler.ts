@@ -6,8 +6,8 @@
  * no Kubernetes events, so the resync is what repairs NATS drift).
  *
  * Fixed order, one status write at the end (KEDA's ScaledObject controller):
- *   finalizer/deletion → validate → ensure streams → ensure RBAC → ensure workers → request the
- *   scale loop → status.
+ *   finalizer/deletion → validate → ensure streams → ensure RBAC → ensure NATS credentials (minting
+ *   mode only) → ensure workers → request the scale loop → status.
  * Each ensure step returns its condition; `queueStatus` builds the status from them. Reading the
  * depth and scaling is the scale loop's job (scale-loop.ts), not the reconcile's.
  */
@@ -15,10 +15,12 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS } from "../../api/constants.js";
+import { NATS_CREDS_SECRET_KEY, workerCredsSecretName } from "../../api/nats-creds-secrets.js";
 import { queueNames, type QueueNames } from "../../api/naming.js";
 import { CELERIAC_TYPES, type Queue } from "../../api/objects.js";
 import type { QueueStatus } from "../../api/queue.js";
 import { decideReplicas } from "../autoscale/decision.js";
+import type { QueueCredentials } from "../credentials/queue-credentials.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
 import { applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError, type EventSink, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType } from "../runtime/index.js";
@@ -53,6 +55,11 @@ export interface QueueReconcilerDeps {
   workerImage?: string;
   /** NATS monitoring endpoint (host:port) for KEDA mode. */
   natsMonitoringEndpoint?: string;
+  /**
+   * Minting mode: keeps each Queue's worker and its namespace's producer credential Secrets, and worker
+   * pods mount `<queue>-worker-nats` instead of `workerNats.credsSecret`. Absent = shared credentials.
+   */
+  credentials?: QueueCredentials;
   /** Called by the scale loops with each queue's backlog and desired replicas (metrics). */
   onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
   now?: () => number;
@@ -91,7 +98,8 @@ export class QueueReconciler {
 
   /**
    * Reconciles the Queue `key`.
-   * @returns `requeueAfterMs` of one polling interval while the streams cannot be applied, else nothing
+   * @returns `requeueAfterMs` of one polling interval while the streams cannot be applied, and in
+   *   minting mode no later than the next credential renewal; else nothing
    * @throws TerminalError (reason InvalidSpec) when the spec cannot be reconciled, after writing the
    *   InvalidSpec condition; not thrown again for the same generation and message
    * @throws Error on API or NATS failures (retried by the controller with back-off)
@@ -102,6 +110,7 @@ export class QueueReconciler {
     const q = this.#d.getQueue(namespace, name);
     if (!q) {
       await this.#forget(namespace, name);
+      await this.#d.credentials?.remove(namespace, name, log);
       return;
     }
     const ref: ObjectRef = { ...CELERIAC_TYPES.Queue, namespace, name };
@@ -116,6 +125,7 @@ export class QueueReconciler {
 
     if (q.metadata.deletionTimestamp) {
       await this.#forget(namespace, name);
+      await this.#d.credentials?.remove(namespace, name, log, q);
       await this.#finalize(q, ref, names, log);
       return;
     }
@@ -130,6 +140,7 @@ export class QueueReconciler {
     const stream = await this.#ensureStreams(q, names, log);
     if (stream.status === "True") await this.#movers.ensure(namespace, name, names);
     await this.#ensureRbac(q);
+    const creds = await this.#d.credentials?.ensure(q, log);
     const workers = await this.#ensureWorkers(q, ref, policy, now, log);
     if ("invalid" in workers) return this.#invalid(q, ref, workers.invalid, now, workers.workers);
     this.#loops.request(q);
@@ -140,7 +151,11 @@ export class QueueReconciler {
       ...(workers.lastScaleTime !== undefined ? { lastScaleTime: workers.lastScaleTime } : {}),
     }));
     // JetStream raises no event when it recovers: retry the streams once per polling interval.
-    return stream.status === "True" ? undefined : { requeueAfterMs: policy.pollingIntervalSeconds * 1000 };
+    const retryMs = stream.status === "True" ? undefined : policy.pollingIntervalSeconds * 1000;
+    // Come back when a credential falls due (a little after, so the decision sees it due).
+    const renewMs = creds ? Math.max(1000, creds.renewAt.getTime() - this.#now() + 100) : undefined;
+    const after = Math.min(retryMs ?? Infinity, renewMs ?? Infinity);
+    return Number.isFinite(after) ? { requeueAfterMs: after } : undefined;
   }
 
   /** Stops every scale loop and delay mover (memoised). Reconciles must have stopped first. */
@@ -204,7 +219,9 @@ export class QueueReconciler {
     let deployment: V1Deployment;
     try {
       deployment = desiredWorkerDeployment(q, {
-        nats: this.#d.workerNats,
+        nats: this.#d.credentials
+          ? { ...this.#d.workerNats, credsSecret: { name: workerCredsSecretName(ref.name), key: NATS_CREDS_SECRET_KEY } }
+          : this.#d.workerNats,
         ...(this.#d.workerImage ? { workerImage: this.#d.workerImage } : {}),
         ...(live ? {} : { replicas: initialReplicas(policy, q.spec.suspend === true, now.getTime()) }),
       });

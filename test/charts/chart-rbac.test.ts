@@ -28,10 +28,13 @@ function triples(rules: K8sObject["rules"]): Set<string> {
   return out;
 }
 
-/** What the operator must hold in a scope: its calls, plus (in watched namespaces) the worker Role's rules. */
-function expected(scope: RbacScope): Set<string> {
+/**
+ * What the operator must hold in a scope: its calls, plus (in watched namespaces) the worker Role's
+ * rules; the calls of minting mode (`when: "natsMint"`) only with `natsAuth.mint.enabled`.
+ */
+function expected(scope: RbacScope, mint = false): Set<string> {
   const out = new Set<string>();
-  for (const c of OPERATOR_API_CALLS) if (c.scope === scope) for (const v of c.verbs) out.add(`${c.group}|${c.resource}|${v}`);
+  for (const c of OPERATOR_API_CALLS) if (c.scope === scope && (!c.when || mint)) for (const v of c.verbs) out.add(`${c.group}|${c.resource}|${v}`);
   if (scope === "watched") for (const t of triples(workerRoleRules())) out.add(t);
   return out;
 }
@@ -80,6 +83,18 @@ describe("when the chart's RBAC is compared with the operator's API calls", { sk
     assert.deepEqual([...bound.keys()].sort(), [RELEASE_NS, "team-a", "team-b"]);
     for (const ns of ["team-a", "team-b"]) assert.deepEqual(sorted(bound.get(ns) as Set<string>), sorted(expected("watched")), `Role ${ns}/celeriac`);
     assert.deepEqual(sorted(bound.get(RELEASE_NS) as Set<string>), sorted(expected("lease")));
+  });
+
+  it("adds the Secret calls of minting mode only with natsAuth.mint.enabled, in both modes", async () => {
+    const mint = ["natsAuth.mint.enabled=true", "natsAuth.mint.accountSigningKeySecret.name=nats-account-signing-key"];
+    const cluster = boundRules(await helm.render([], mint, RELEASE_NS), "celeriac");
+    assert.deepEqual(sorted(cluster.get("*") as Set<string>), sorted(expected("watched", true)), "ClusterRole celeriac");
+    assert.ok(cluster.get("*")?.has("|secrets|create"));
+    const namespaced = boundRules(await helm.render(["namespaced.yaml"], [...mint, "nats.deploy=false", "nats.url=nats://nats.nats.svc:4222"], RELEASE_NS), "celeriac");
+    for (const ns of ["team-a", "team-b"]) assert.deepEqual(sorted(namespaced.get(ns) as Set<string>), sorted(expected("watched", true)), `Role ${ns}/celeriac`);
+    assert.deepEqual(sorted(namespaced.get(RELEASE_NS) as Set<string>), sorted(expected("lease", true)), "no Secret rule in the release namespace");
+    const plain = boundRules(await helm.render([], [], RELEASE_NS), "celeriac");
+    assert.ok(![...(plain.get("*") ?? [])].some((t) => t.startsWith("|secrets|")), "no Secret access without minting");
   });
 
   it("binds the aggregated edit/view ClusterRoles to no one, and grants them only Celeriac resources", async () => {

@@ -157,6 +157,12 @@ test/charts/rbac.test.ts compares these rules with both lists.
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["get", "create", "patch"]
+{{- if .Values.natsAuth.mint.enabled }}
+# Minting NATS credentials: the Secret informer, and <queue>-worker-nats / celeriac-producer-nats written and deleted
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
+{{- end }}
 {{- end -}}
 
 {{/* Rules the operator needs in its own namespace: the leader-election Lease. */}}
@@ -173,5 +179,21 @@ test/charts/rbac.test.ts compares these rules with both lists.
 {{- end -}}
 {{- if and .Values.nats.deploy .Values.nats.url -}}
 {{- fail "set either nats.deploy (a NATS deployed with this release) or nats.url (an existing NATS), not both" -}}
+{{- end -}}
+{{- with .Values.natsAuth.mint -}}
+{{- if .enabled -}}
+{{- if $.Values.nats.deploy -}}
+{{- fail "natsAuth.mint.enabled needs a NATS server in operator mode (JWT auth), which nats.deploy does not run: install the official NATS chart set up with nsc (docs/security.md) and set nats.url" -}}
+{{- end -}}
+{{- if not .accountSigningKeySecret.name -}}
+{{- fail "natsAuth.mint.enabled needs natsAuth.mint.accountSigningKeySecret.name: the Secret holding the account signing key seed (see docs/security.md)" -}}
+{{- end -}}
+{{- if $.Values.nats.auth.existingSecret -}}
+{{- fail "natsAuth.mint.enabled and nats.auth.existingSecret: a NATS server in operator mode takes no user/password; unset nats.auth.existingSecret" -}}
+{{- end -}}
+{{- if and .accountSigningKeySecret.accountPublicKey .accountSigningKeySecret.accountPublicKeyKey -}}
+{{- fail "set natsAuth.mint.accountSigningKeySecret.accountPublicKey or accountPublicKeyKey, not both" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}

@@ -1,0 +1,12 @@
+/**
+ * Per-tenant NATS credentials minted by the operator (issue 13): the desired credentials and Secrets,
+ * the rotation rule, the account signing key holder, the operator's own credential and the Queue
+ * reconciler's credentials sub-step.
+ */
+export * from "./credential-spec.js";
+export * from "./rotation.js";
+export * from "./desired-secrets.js";
+export * from "./minter.js";
+export * from "./operator-credential.js";
+export * from "./queue-credentials.js";
+export * from "./operator-connection.js";

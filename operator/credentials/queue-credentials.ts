@@ -1,0 +1,209 @@
+/**
+ * The Queue reconciler's credentials sub-step (minting mode): keeps a Queue's worker Secret
+ * `<queue>-worker-nats` and its namespace's producer Secret `celeriac-producer-nats` in line with
+ * the desired credential (credential-spec.ts) and the rotation rule (rotation.ts), and deletes them
+ * when their Queue, or the namespace's last Queue, is gone. Thin I/O around the pure parts: read the
+ * live Secret from the informer cache, decide, mint, write one Secret.
+ *
+ * Writes: `create` when the cache has no Secret (then `patch` on AlreadyExists), JSON merge `patch`
+ * of data, labels, annotations and ownerReferences otherwise (then `create` on NotFound), `delete`
+ * when gone. Never logs or
+ * records a credential: only Secret names, user public keys, reasons and times.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { FIELD_MANAGERS, REASONS } from "../../api/constants.js";
+import { queueNames } from "../../api/naming.js";
+import { PRODUCER_CREDS_SECRET_NAME, workerCredsSecretName } from "../../api/nats-creds-secrets.js";
+import type { Queue } from "../../api/objects.js";
+import { BUILTIN_TYPES, createObject, deleteObject, isAlreadyExists, isNotFound, mergePatch, type EventSink, type KubeObject, type ObjectRef } from "../runtime/index.js";
+import { producerCredentialSpec, workerCredentialSpec, type CredentialSpec } from "./credential-spec.js";
+import { credsOwnerReferences, desiredCredsSecret, isMintedCredsSecret, liveCredential, type CredsSecret } from "./desired-secrets.js";
+import type { CredentialMinter } from "./minter.js";
+import { rotationDecision } from "./rotation.js";
+import { NATS_CREDS_ANNOTATIONS } from "../../api/nats-creds-secrets.js";
+
+/** Dependencies of {@link QueueCredentials}. */
+export interface QueueCredentialsDeps {
+  kc: KubeConfig;
+  minter: CredentialMinter;
+  /** Lifetime of each credential, in seconds. */
+  ttlSeconds: number;
+  /** A minted Secret from the informer cache (label `celeriac.io/nats-credentials`). */
+  getSecret(namespace: string, name: string): CredsSecret | undefined;
+  /** The Queues of a namespace from the informer cache. */
+  listQueues(namespace: string): Queue[];
+  events: EventSink;
+  now?: () => number;
+}
+
+/** Outcome of {@link QueueCredentials.ensure}: when the next rotation falls due. */
+export interface CredentialsOutcome {
+  /** The earliest renewal time of the Queue's worker and its namespace's producer credential. */
+  renewAt: Date;
+}
+
+/** Keeps the minted credential Secrets of Queues. One instance per operator. */
+export class QueueCredentials {
+  readonly #d: QueueCredentialsDeps;
+  readonly #now: () => number;
+  /** Secrets this instance wrote, by `ns/name`: newer than the cache until the watch catches up. */
+  readonly #written = new Map<string, CredsSecret>();
+  /** One producer update at a time per namespace (two Queue reconciles may race on it). */
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  constructor(deps: QueueCredentialsDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /**
+   * Ensures the worker Secret of `q` and the producer Secret of its namespace.
+   * @param q a live Queue (not being deleted) read from the API server (it has a uid)
+   * @param log the reconcile's logger
+   * @throws Error on API failures (retried by the controller)
+   */
+  async ensure(q: Queue, log: Logger): Promise<CredentialsOutcome> {
+    const ns = q.metadata.namespace!;
+    const worker = workerCredentialSpec(ns, q.metadata.name, this.#d.minter.account);
+    const w = await this.#ensureSecret(worker, [q], q, log);
+    const p = await this.ensureProducer(ns, log, { about: q });
+    return { renewAt: p && p < w ? p : w };
+  }
+
+  /**
+   * The Queue `name` is being deleted or is gone: deletes its worker Secret (when the operator minted
+   * it) and updates the producer Secret without it (deleting it when no Queue is left). Explicit,
+   * not left to garbage collection, so a cluster without a garbage collector is cleaned up too.
+   * @param q the Queue when it still exists (being deleted), for Events
+   * @throws Error on API failures
+   */
+  async remove(namespace: string, name: string, log: Logger, q?: Queue): Promise<void> {
+    const secretName = workerCredsSecretName(name);
+    const live = this.#live(namespace, secretName);
+    if (live && isMintedCredsSecret(live)) {
+      await this.#delete(namespace, secretName, log);
+      if (q) this.#d.events.event(q, "Normal", REASONS.NatsCredentialsDeleted, `Deleted NATS credential Secret ${secretName}`);
+    }
+    await this.ensureProducer(namespace, log, { excluding: name, ...(q ? { about: q } : {}) });
+  }
+
+  /**
+   * Ensures the producer Secret of `namespace` for its live Queues (minus `excluding`), or deletes it
+   * when there are none.
+   * @returns its renewal time, undefined when it was deleted
+   */
+  async ensureProducer(namespace: string, log: Logger, o: { excluding?: string; about?: Queue } = {}): Promise<Date | undefined> {
+    const prev = this.#locks.get(namespace) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.#producer(namespace, log, o));
+    this.#locks.set(namespace, run);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(namespace) === run) this.#locks.delete(namespace);
+    }
+  }
+
+  async #producer(namespace: string, log: Logger, o: { excluding?: string; about?: Queue }): Promise<Date | undefined> {
+    const queues = this.#d.listQueues(namespace).filter((q) => !q.metadata.deletionTimestamp && q.metadata.name !== o.excluding && validName(namespace, q.metadata.name));
+    if (queues.length === 0) {
+      const live = this.#live(namespace, PRODUCER_CREDS_SECRET_NAME);
+      if (live && isMintedCredsSecret(live)) {
+        await this.#delete(namespace, PRODUCER_CREDS_SECRET_NAME, log);
+        if (o.about) this.#d.events.event(o.about, "Normal", REASONS.NatsCredentialsDeleted, `Deleted NATS credential Secret ${PRODUCER_CREDS_SECRET_NAME}: no Queue is left in the namespace`);
+      }
+      return undefined;
+    }
+    const spec = producerCredentialSpec(namespace, queues.map((q) => q.metadata.name), this.#d.minter.account);
+    return this.#ensureSecret(spec, queues, o.about, log);
+  }
+
+  /** Mints and writes `spec`'s Secret when the rotation decision says so; fixes drifted owners. */
+  async #ensureSecret(spec: CredentialSpec, owners: readonly Queue[], about: Queue | undefined, log: Logger): Promise<Date> {
+    const live = this.#live(spec.namespace, spec.secretName);
+    const now = new Date(this.#now());
+    const refs = credsOwnerReferences(spec, owners);
+    const decision = rotationDecision({ live: liveCredential(live), hash: spec.hash, issuer: this.#d.minter.issuer, ttlSeconds: this.#d.ttlSeconds, now });
+    if (decision.action === "keep" && live) {
+      if (!sameOwners(live.metadata.ownerReferences, refs)) {
+        const patched = await mergePatch<KubeObject>(this.#d.kc, this.#ref(spec.namespace, spec.secretName), { metadata: { ownerReferences: refs } }, FIELD_MANAGERS.operator);
+        this.#remember(patched as CredsSecret);
+      }
+      return decision.renewAt;
+    }
+    const reason = decision.action === "mint" ? decision.reason : "Missing";
+    const minted = await this.#d.minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: this.#d.ttlSeconds, now });
+    const desired = desiredCredsSecret(spec, minted, refs);
+    const written = await this.#write(desired, live);
+    this.#remember(written);
+    const renew = new Date(written.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.renewAt] ?? minted.expiresAt.toISOString());
+    log.info({ secret: spec.secretName, role: spec.role, reason, user: minted.userPublicKey, expiresAt: minted.expiresAt.toISOString(), renewAt: renew.toISOString() }, "Minted NATS credential");
+    if (about) this.#d.events.event(about, "Normal", REASONS.NatsCredentialsIssued, `Minted NATS ${spec.role} credential into Secret ${spec.secretName} (${reason}), expires ${minted.expiresAt.toISOString()}`);
+    return renew;
+  }
+
+  /** Creates the Secret, or merge-patches the live one. */
+  async #write(desired: CredsSecret, live: CredsSecret | undefined): Promise<CredsSecret> {
+    const ref = this.#ref(desired.metadata.namespace!, desired.metadata.name);
+    const patch = () => mergePatch<KubeObject>(this.#d.kc, ref, { metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations, ownerReferences: desired.metadata.ownerReferences }, type: desired.type, data: desired.data }, FIELD_MANAGERS.operator);
+    if (live) {
+      try {
+        return (await patch()) as CredsSecret;
+      } catch (err) {
+        // The cache was stale (deleted meanwhile, e.g. by garbage collection): create it again.
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    try {
+      return (await createObject<KubeObject>(this.#d.kc, BUILTIN_TYPES.Secret, desired as KubeObject, FIELD_MANAGERS.operator)) as CredsSecret;
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      return (await patch()) as CredsSecret;
+    }
+  }
+
+  async #delete(namespace: string, name: string, log: Logger): Promise<void> {
+    const deleted = await deleteObject(this.#d.kc, this.#ref(namespace, name));
+    this.#written.delete(`${namespace}/${name}`);
+    if (deleted) log.info({ secret: name }, "Deleted NATS credential Secret");
+  }
+
+  /** The live Secret: the cache's, unless this instance wrote a newer one since. */
+  #live(namespace: string, name: string): CredsSecret | undefined {
+    const key = `${namespace}/${name}`;
+    const cached = this.#d.getSecret(namespace, name);
+    const mine = this.#written.get(key);
+    if (!mine) return cached;
+    if (cached && cached.metadata.uid === mine.metadata.uid && cached.metadata.resourceVersion === mine.metadata.resourceVersion) {
+      this.#written.delete(key); // the cache has caught up
+      return cached;
+    }
+    if (!cached) return mine;
+    const issued = (s: CredsSecret) => Date.parse(s.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.issuedAt] ?? "") || 0;
+    return issued(mine) >= issued(cached) ? mine : cached;
+  }
+
+  #remember(s: CredsSecret): void {
+    this.#written.set(`${s.metadata.namespace}/${s.metadata.name}`, s);
+  }
+
+  #ref(namespace: string, name: string): ObjectRef {
+    return { group: "", version: "v1", plural: "secrets", namespace, name };
+  }
+}
+
+/** True when `namespace/name` makes valid NATS names (an invalid Queue gets no credential). */
+function validName(namespace: string, name: string): boolean {
+  try {
+    queueNames(namespace, name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Same owners by uid, name, controller and blockOwnerDeletion, in order. */
+function sameOwners(a: CredsSecret["metadata"]["ownerReferences"], b: CredsSecret["metadata"]["ownerReferences"]): boolean {
+  const k = (l: typeof a) => JSON.stringify((l ?? []).map((r) => [r.uid, r.name, r.kind, r.controller === true, r.blockOwnerDeletion === true]));
+  return k(a) === k(b);
+}
