@@ -116,7 +116,9 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
 /**
  * Permissions of the producer user of `namespace` (clients and `celeriac enqueue`), for the listed
  * queues: publish tasks and delayed tasks; check that a queue exists (its work stream's info); read
- * and watch results and `queue.settings`; revoke, i.e. write `revoked.<id>` markers and — because
+ * and watch results and `queue.settings`; read the info of its queues' streams and consumers (so a
+ * client with `createQueues` verifies an existing queue, and gets `OperatorCreatesResourcesError`
+ * for a missing one); revoke, i.e. write `revoked.<id>` markers and — because
  * `revokeTask` (nats/task-publish.ts) records a not-yet-started task `Cancelled` with a
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
  * overwrite a record of its own namespace's queues (it could already publish any task there); it
@@ -129,7 +131,19 @@ export function producerPermissions(namespace: string, queues: readonly string[]
   const allow = [`${API}.INFO`];
   for (const q of [...new Set(queues)].sort()) {
     const n = queueNames(namespace, q);
-    allow.push(n.taskSubject, n.delayedSubject, `${API}.STREAM.INFO.${n.stream}`, ...bucketReadSubjects(n), `$KV.${n.resultsBucket}.*`, `$KV.${n.resultsBucket}.revoked.*`);
+    allow.push(
+      n.taskSubject,
+      n.delayedSubject,
+      // the queue check (work stream), and the read-only pass of ensureQueueResources (`createQueues`)
+      `${API}.STREAM.INFO.${n.stream}`,
+      `${API}.STREAM.INFO.${n.delayedStream}`,
+      `${API}.STREAM.INFO.${n.deadLetterStream}`,
+      `${API}.CONSUMER.INFO.${n.stream}.${n.workerConsumer}`,
+      `${API}.CONSUMER.INFO.${n.delayedStream}.${n.delayConsumer}`,
+      ...bucketReadSubjects(n),
+      `$KV.${n.resultsBucket}.*`,
+      `$KV.${n.resultsBucket}.revoked.*`,
+    );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };
 }

@@ -59,7 +59,8 @@ export function natsSettingsFrom(flags: { url?: string; name?: string } = {}, en
  * `noAsyncTraces` (request errors carry no extra async stack, which costs CPU on every publish).
  * The creds file is read again on every (re)connect, so a rotated Secret (Kubernetes swaps the
  * mounted file atomically) is used once the server has expired the old JWT and dropped the
- * connection. Without `inboxPrefix`, the creds JWT's inbox prefix is used when it restricts
+ * connection; authentication errors do not end the reconnect loop (`ignoreAuthErrorAbort`), as the
+ * new file may arrive late. Without `inboxPrefix`, the creds JWT's inbox prefix is used when it restricts
  * subscriptions to one `_INBOX….>` subject (`credsInboxPrefix`), so a minted user needs no other
  * setting. Pure apart from reading the creds file.
  * @throws Error "read NATS creds file <path>: …" when the creds file cannot be read or parsed
@@ -87,6 +88,9 @@ export function natsConnectionOptions(s: NatsSettings): NodeConnectionOptions {
     }
     // a function: nats.js calls it on every connect and reconnect (rotation without a restart)
     opts.authenticator = credsAuthenticator(() => readFileSync(file));
+    // an expired JWT whose replacement has not reached the mounted file yet (a Secret volume
+    // lags by up to a kubelet sync) fails twice; keep retrying instead of closing for good
+    opts.ignoreAuthErrorAbort = true;
     if (inbox && !s.inboxPrefix) opts.inboxPrefix = inbox;
   }
   if (s.inboxPrefix) opts.inboxPrefix = s.inboxPrefix;

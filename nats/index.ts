@@ -9,3 +9,4 @@ export * from "./queue-resources.js";
 export * from "./delay-mover.js";
 export * from "./task-publish.js";
 export * from "./credentials.js";
+export * from "./accounts.js";

@@ -43,6 +43,10 @@ export interface StartNatsServerOptions {
    * resolver; only users with creds signed by the account (or its signing key) may connect.
    */
   operatorMode?: boolean;
+  /** In operator mode, further JetStream accounts by name (`operator.extraAccounts`), e.g. one per tenant. */
+  extraAccounts?: readonly string[];
+  /** In operator mode, the account resolver: `memory` (default) or `full` (accounts pushable at run time). */
+  resolver?: "memory" | "full";
 }
 
 /** Finds a free TCP port on 127.0.0.1 (the dev platform's helper). */
@@ -74,7 +78,7 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
 export async function startNatsServer(opts: StartNatsServerOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "celeriac-nats-"));
-  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth")) : undefined;
+  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth"), { extraAccounts: opts.extraAccounts ?? [], resolver: opts.resolver ?? "memory" }) : undefined;
   let child: ChildProcess | undefined;
   let stderr = "";
 

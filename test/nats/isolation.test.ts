@@ -5,6 +5,13 @@
  * cannot consume; only the unrestricted operator credential creates streams; the real worker and
  * client run every flow under the minted permissions without one permission violation in the
  * server's log; and a worker whose creds expire and are rotated in place keeps running.
+ *
+ * Known gap, recorded as `todo` tests: within one NATS account JetStream is a confused deputy. The
+ * server does not check a request's reply subject against the requester's publish permissions, nor
+ * a push consumer's deliver subject (nats-server issue #8274), so a tenant can make JetStream
+ * publish — its own pulled messages, API responses, its bucket's entries — onto another tenant's
+ * task subject or results bucket, where that tenant's stream captures them. Subject permissions
+ * cannot close this; separate accounts per tenant do (proven by the last describe).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -16,11 +23,11 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { QUEUE_SETTINGS_KEY, queueNames, type QueueNames } from "../../api/naming.js";
-import { producerPermissions, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
+import { producerPermissions, workerInboxPrefix, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
 import { resolveRetryPolicy } from "../../api/policies.js";
 import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
 import { connect as connectClient, TaskFailedError, type CeleriacClient } from "../../client/index.js";
-import { connectNats, ensureQueueResources, isPermissionViolation, mintUserCreds, natsSettingsFrom, OperatorCreatesResourcesError, queueSettings } from "../../nats/index.js";
+import { connectNats, ensureQueueResources, isPermissionViolation, isStreamNotFound, mintUserCreds, natsSettingsFrom, OperatorCreatesResourcesError, queueSettings } from "../../nats/index.js";
 import { defineTask, Worker } from "../../worker/index.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
@@ -67,7 +74,7 @@ describe("when tenants connect with minted credentials to a nats-server in opera
   }
 
   before(async () => {
-    srv = await startNatsServer({ operatorMode: true });
+    srv = await startNatsServer({ operatorMode: true, extraAccounts: ["team-c"] });
     dir = mkdtempSync(join(tmpdir(), "celeriac-isolation-"));
     admin = await connectNats(natsSettingsFrom({ url: srv.url, name: "admin" }, { CELERIAC_NATS_CREDS: srv.operator!.adminCredsFile }));
     adminJsm = await jetstreamManager(admin);
@@ -231,17 +238,27 @@ describe("when tenants connect with minted credentials to a nats-server in opera
   });
 
   describe("when a worker's creds expire and the file is rotated in place", () => {
-    it("keeps running after the server drops the expired user, and every task completes exactly once", async () => {
+    /**
+     * Runs a worker on creds valid `ttlSeconds`, enqueues for `runMs` across the expiry, and rotates
+     * the file (an atomic rename, as a Secret volume update) `rotateAfterMs` after the start: before
+     * the expiry (the operator's normal rotation) or after it (a Secret update arriving late).
+     */
+    async function rotation(o: { ttlSeconds: number; rotateAfterMs: number; runMs: number }) {
+      const violationsBefore = violations(srv).length;
       const q = uniqueQueue("qr");
       const names = await createQueue(a.ns, q);
-      const file = join(dir, "rotating.creds");
-      const mint = async (ttl: number) => (await mintUserCreds(srv.operator!.signer, { name: "rotating-worker", ttlSeconds: ttl, permissions: workerPermissions(a.ns, q) })).creds;
-      writeFileSync(file, await mint(4), { mode: 0o600 });
+      const file = join(dir, `${q}.creds`);
+      const mint = async (ttl: number) => (await mintUserCreds(srv.operator!.signer, { name: `rotating-${q}`, ttlSeconds: ttl, permissions: workerPermissions(a.ns, q) })).creds;
+      writeFileSync(file, await mint(o.ttlSeconds), { mode: 0o600 });
       const nc = await connectNats(natsSettingsFrom({ url: srv.url, name: "rotating-worker" }, { CELERIAC_NATS_CREDS: file }));
       opened.push(nc);
       let disconnects = 0;
+      let reconnects = 0;
       void (async () => {
-        for await (const s of nc.status()) if (s.type === "disconnect") disconnects++;
+        for await (const s of nc.status()) {
+          if (s.type === "disconnect") disconnects++;
+          if (s.type === "reconnect") reconnects++;
+        }
       })();
       const runs = new Map<number, number>();
       const worker = new Worker({
@@ -259,33 +276,116 @@ describe("when tenants connect with minted credentials to a nats-server in opera
         logger: silent,
       });
       await worker.start();
-      const producer = await tenant("rotating-producer", producerPermissions(a.ns, [q]));
+      const producer = await tenant(`producer-${q}`, producerPermissions(a.ns, [q]));
       const client = await connectClient({ nc: producer, queue: q, namespace: a.ns });
       try {
-        // rotate before expiry, as the operator does: an atomic rename, like a Secret volume update
-        const next = join(dir, "rotating.creds.next");
-        writeFileSync(next, await mint(600), { mode: 0o600 });
-        renameSync(next, file);
-        const handles = [];
         const t0 = Date.now();
-        let i = 0;
-        // enqueue across the expiry (at ~4 s) and the reconnect with the new file
-        while (Date.now() - t0 < 7000) {
-          handles.push(await client.enqueue("count", [i++]));
+        let rotated = false;
+        const handles = [];
+        for (let i = 0; Date.now() - t0 < o.runMs; i++) {
+          if (!rotated && Date.now() - t0 >= o.rotateAfterMs) {
+            const next = `${file}.next`;
+            writeFileSync(next, await mint(600), { mode: 0o600 });
+            renameSync(next, file);
+            rotated = true;
+          }
+          handles.push(await client.enqueue("count", [i]));
           await new Promise((r) => setTimeout(r, 50));
         }
         const results = await Promise.all(handles.map((h) => h.result({ timeoutMs: 30_000 })));
         assert.deepEqual(results, handles.map((_, k) => k));
-        assert.ok(disconnects >= 1, "the server disconnected the expired user");
-        assert.ok(worker.ready, "worker still running");
-        const dup = [...runs.entries()].filter(([, n]) => n > 1);
-        assert.deepEqual(dup, [], "no task ran twice");
+        assert.ok(disconnects >= 1 && reconnects >= 1, `the server dropped the expired user (disconnects ${disconnects}) and the worker came back (reconnects ${reconnects})`);
+        assert.ok(worker.ready && !nc.isClosed(), "worker still running");
+        assert.deepEqual([...runs.entries()].filter(([, n]) => n > 1), [], "no task ran twice");
         assert.equal(runs.size, handles.length);
         assert.equal((await adminJsm.consumers.info(names.stream, names.workerConsumer)).num_pending, 0);
+        // the revocation watch came back too (its ordered consumer is re-created under the same permissions)
+        const r = await client.enqueue("count", [-1], {}, { countdownSeconds: 30 });
+        await r.revoke();
+        assert.equal((await r.status())?.phase, "Cancelled");
+        assert.deepEqual(violations(srv).slice(violationsBefore), []);
+        return { tasks: handles.length, disconnects, reconnects };
       } finally {
         await worker.close();
         await client.close();
       }
+    }
+
+    it("keeps running when the file is rotated before the expiry, and every task completes exactly once", async () => {
+      await rotation({ ttlSeconds: 4, rotateAfterMs: 1000, runMs: 7000 });
+    });
+
+    it("comes back when the new file arrives after the expiry (a late Secret update), every task exactly once", async () => {
+      await rotation({ ttlSeconds: 3, rotateAfterMs: 5000, runMs: 8000 });
+    });
+  });
+
+  /**
+   * Makes JetStream publish into the victim queue on behalf of `nc` (a worker of `ownQueue`): onto
+   * its task subject a pulled message (its own forged task) and an API response via the reply
+   * subject, and its bucket's entries via a push consumer's deliver subject; into its results bucket
+   * an API response as `revoked.victim-task`. Only requests its permissions allow.
+   */
+  async function confusedDeputy(nc: NatsConnection, ownQueue: string, victimNames: QueueNames): Promise<void> {
+    const own = queueNames(a.ns, ownQueue);
+    const victim = victimNames.taskSubject;
+    // an API response as a PUT of `revoked.<id>` in the victim's bucket: a revocation to its workers
+    nc.publish(`$JS.API.STREAM.INFO.${own.stream}`, "", { reply: `$KV.${victimNames.resultsBucket}.revoked.victim-task` });
+    await jetstream(nc).publish(own.taskSubject, JSON.stringify({ forged: true }));
+    nc.publish(`$JS.API.CONSUMER.MSG.NEXT.${own.stream}.${own.workerConsumer}`, JSON.stringify({ batch: 1 }), { reply: victim });
+    nc.publish(`$JS.API.STREAM.INFO.${own.stream}`, "", { reply: victim });
+    const kvStream = `KV_${own.resultsBucket}`;
+    nc.publish(`$JS.API.CONSUMER.CREATE.${kvStream}.deputy.$KV.${own.resultsBucket}.>`, JSON.stringify({ stream_name: kvStream, config: { name: "deputy", deliver_subject: victim, deliver_policy: "all", ack_policy: "none", filter_subject: `$KV.${own.resultsBucket}.>` } }), { reply: `${workerInboxPrefix(a.ns, ownQueue)}.x` });
+    await nc.flush();
+  }
+
+  describe("when team-a's worker uses JetStream to publish for it into team-b (one shared account)", () => {
+    it(
+      "cannot get a message into team-b's work stream or results bucket through a reply or deliver subject",
+      { todo: "known gap: needs an account per tenant (see the file's docstring and the next describe)" },
+      async () => {
+        const q = uniqueQueue("qx");
+        await createQueue(a.ns, q);
+        const nc = await tenant("deputy-worker", workerPermissions(a.ns, q));
+        const victim = await createQueue(b.ns, uniqueQueue("qv"));
+        await confusedDeputy(nc, q, victim);
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal((await adminJsm.streams.info(victim.stream)).state.messages, 0);
+        assert.equal(await (await new Kvm(jetstream(admin)).open(victim.resultsBucket)).get("revoked.victim-task"), null);
+      },
+    );
+  });
+
+  describe("when team-c's queue lives in its own NATS account", () => {
+    it("team-a's worker cannot get a message into it by any of those means", async () => {
+      const extra = srv.operator!.extraAccounts["team-c"]!;
+      const cAdminCreds = await mintUserCreds(extra.signer, { name: "team-c-admin", ttlSeconds: 600 });
+      const file = join(dir, "team-c-admin.creds");
+      writeFileSync(file, cAdminCreds.creds, { mode: 0o600 });
+      const cAdmin = await connectNats(natsSettingsFrom({ url: srv.url, name: "team-c-admin" }, { CELERIAC_NATS_CREDS: file }));
+      opened.push(cAdmin);
+      const cJsm = await jetstreamManager(cAdmin);
+      const victim = queueNames("team-c", uniqueQueue("qv"));
+      await ensureQueueResources(cJsm, victim, queueSettings({}));
+      const q = uniqueQueue("qx");
+      await createQueue(a.ns, q);
+      const nc = await tenant("deputy-worker-2", workerPermissions(a.ns, q));
+      // JetStream does publish for the deputy, but inside team-a's account: a listener there gets it
+      const seen = admin.subscribe(victim.taskSubject);
+      let got = 0;
+      void (async () => {
+        for await (const _ of seen) got++;
+      })();
+      await admin.flush();
+      await confusedDeputy(nc, q, victim);
+      await waitFor("the deputy's publishes in team-a's account", () => got >= 2);
+      seen.unsubscribe();
+      // and team-c's stream and bucket, in its own account, received nothing
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal((await cJsm.streams.info(victim.stream)).state.messages, 0);
+      assert.equal((await cJsm.streams.info(`KV_${victim.resultsBucket}`)).state.messages, 0);
+      // the same subject in team-a's account has no stream at all
+      await assert.rejects(adminJsm.streams.info(victim.stream), isStreamNotFound);
     });
   });
 });

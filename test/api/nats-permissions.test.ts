@@ -1,0 +1,63 @@
+/**
+ * The permissions contract (api/nats-permissions.ts), checked as data: every subject names the
+ * tenant's own streams or subjects, no wildcard stands for a stream, bucket or queue token, and the
+ * refused operations are absent. The server-side proof is test/nats/isolation.test.ts.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { queueNames } from "../../api/naming.js";
+import { producerInboxPrefix, producerPermissions, workerInboxPrefix, workerPermissions } from "../../api/nats-permissions.js";
+
+/** True when `subject` concerns only `names` (its streams, bucket or subjects) or the account-level API INFO. */
+function ownOnly(subject: string, ns: string, queues: string[]): boolean {
+  if (subject === "$JS.API.INFO") return true;
+  return queues.some((q) => {
+    const n = queueNames(ns, q);
+    const tokens = subject.split(".");
+    const own = [n.stream, n.delayedStream, n.deadLetterStream, `KV_${n.resultsBucket}`, n.resultsBucket];
+    return tokens.some((t) => own.includes(t)) || subject.startsWith(`celeriac.${ns}.${q}.`);
+  });
+}
+
+describe("when building NATS permissions", () => {
+  it("gives inbox prefixes that are single tokens, distinct per queue and namespace", () => {
+    assert.equal(workerInboxPrefix("team-a", "emails"), "_INBOX_celeriac_team-a_emails");
+    assert.equal(producerInboxPrefix("team-a"), "_INBOX_celeriac_team-a");
+    for (const p of [workerInboxPrefix("a", "b-c"), workerInboxPrefix("a-b", "c"), producerInboxPrefix("a")]) assert.ok(!p.includes("."));
+    assert.notEqual(workerInboxPrefix("a", "b-c"), workerInboxPrefix("a-b", "c"));
+    assert.throws(() => workerInboxPrefix("Team_A", "x"), /namespace "Team_A" is not a DNS-1123 label/);
+    assert.throws(() => producerPermissions("team-a", ["Bad.Q"]), /queue "Bad.Q" is not a DNS-1123 label/);
+  });
+
+  it("limits a worker to its own queue's names, with no wildcard in a name position", () => {
+    const p = workerPermissions("team-a", "emails");
+    for (const s of p.pub.allow) {
+      assert.ok(ownOnly(s, "team-a", ["emails"]), s);
+      // wildcards only after the names: `*`/`>` never as the stream, consumer or bucket token
+      const tokens = s.split(".");
+      const firstWild = tokens.findIndex((t) => t === "*" || t === ">");
+      if (firstWild >= 0) assert.ok(tokens.slice(0, firstWild).some((t) => t.includes("team-a_emails")), s);
+    }
+    assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a_emails.>"]);
+    const joined = p.pub.allow.join(" ");
+    for (const refused of ["STREAM.CREATE", "STREAM.UPDATE", "STREAM.DELETE", "STREAM.PURGE", "STREAM.NAMES", "STREAM.LIST", "CONSUMER.CREATE.CELERIAC_", "CONSUMER.DURABLE", "revoked", "queue.settings"]) {
+      assert.ok(!joined.includes(refused), refused);
+    }
+  });
+
+  it("lets a producer publish and read but never pull or ack, for every listed queue", () => {
+    const p = producerPermissions("team-a", ["b", "a", "b"]);
+    for (const s of p.pub.allow) assert.ok(ownOnly(s, "team-a", ["a", "b"]), s);
+    for (const q of ["a", "b"]) {
+      const n = queueNames("team-a", q);
+      assert.ok(p.pub.allow.includes(n.taskSubject) && p.pub.allow.includes(n.delayedSubject));
+      assert.ok(p.pub.allow.includes(`$KV.${n.resultsBucket}.revoked.*`));
+      assert.ok(!p.pub.allow.includes(n.deadLetterSubject));
+    }
+    assert.ok(!p.pub.allow.some((s) => /MSG\.NEXT|\$JS\.ACK|STREAM\.(CREATE|UPDATE|DELETE|PURGE|NAMES|LIST)/.test(s)));
+    assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a.>"]);
+    // listed once each, in a stable order
+    assert.equal(new Set(p.pub.allow).size, p.pub.allow.length);
+    assert.deepEqual(producerPermissions("team-a", ["a", "b"]), p);
+  });
+});
