@@ -176,6 +176,11 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 9
     assert.ok(lines.some((l) => l.includes("Minted operator NATS credential")));
     assert.ok(lines.filter((l) => l.includes("\"Minted NATS credential\"")).length >= 6, "minted and rotated worker and producer credentials");
     assert.ok(lines.some((l) => l.includes("\"reason\":\"Expiring\"")), "a rotation was logged");
+    // Idempotent: reconciles and resyncs re-mint only for a reason (no Unreadable or LifetimeChanged), each Secret created once.
+    const mints = lines.map((l) => JSON.parse(l) as { msg: string; secret?: string; reason?: string }).filter((l) => l.msg === "Minted NATS credential");
+    assert.deepEqual([...new Set(mints.map((m) => m.reason))].sort(), ["Expiring", "Missing", "PermissionsChanged"]);
+    const created = mints.filter((m) => m.reason === "Missing").map((m) => m.secret).sort();
+    assert.deepEqual(created, ["celeriac-producer-nats", "emails-worker-nats", "late-worker-nats", "orders-worker-nats"]);
     const seeds = text.match(/S[UAOCNX][A-Z2-7]{54,}/g) ?? [];
     assert.deepEqual(seeds, [], "nkey seeds (SU…, SA…, SO…)");
     const jwts = text.match(/eyJ[A-Za-z0-9_-]{10,}/g) ?? [];
