@@ -18,7 +18,9 @@ import type { OperatorCredential } from "./operator-credential.js";
 export async function connectWithOperatorCredential(settings: NatsSettings, credential: OperatorCredential, log: Pick<Logger, "info" | "warn">): Promise<NatsConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const nc = await connect({ ...natsConnectionOptions(settings), authenticator: credential.authenticator() });
+      // ignoreAuthErrorAbort as for creds files: an auth error (say, a renewal that failed for a
+      // while) must not end the reconnect loop for good
+      const nc = await connect({ ...natsConnectionOptions(settings), authenticator: credential.authenticator(), ignoreAuthErrorAbort: true });
       if (attempt > 1) log.info({ attempt, servers: settings.servers }, "Connected to NATS");
       return nc;
     } catch (err) {

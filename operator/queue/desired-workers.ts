@@ -41,7 +41,11 @@ import type { Queue } from "../../api/objects.js";
 export interface WorkerNatsOptions {
   /** NATS URL(s), comma-separated, as the worker's `CELERIAC_NATS_URL`. */
   url: string;
-  /** Secret key holding a `.creds` file; mounted read-only, its path in `CELERIAC_NATS_CREDS`. */
+  /**
+   * Secret key holding a `.creds` file; mounted read-only, its path in `CELERIAC_NATS_CREDS`. In
+   * minting mode the Queue reconciler passes the Queue's own `<queue>-worker-nats`/`nats.creds`. The
+   * volume mounts the directory (no `subPath`), so Kubernetes updates the file in place on rotation.
+   */
   credsSecret?: { name: string; key: string };
   /** Secret keys holding user and password; `CELERIAC_NATS_USER`/`_PASSWORD` via `secretKeyRef`. */
   userSecret?: { name: string; userKey: string; passwordKey: string };

@@ -2,7 +2,8 @@
 // mode: it connects on a user it mints for itself, writes a worker credential Secret per Queue and a
 // producer credential Secret per namespace whose JWT permissions are exactly api/nats-permissions.ts,
 // re-mints the producer when the namespace's Queues change, rotates every credential before it
-// expires (TTL 6 s here), deletes the Secrets with their Queues — and never logs a credential.
+// expires (TTL 9 s here), deletes the Secrets with their Queues — itself: the API server runs without
+// its garbage collector — and never logs a credential.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -20,7 +21,7 @@ import { startNatsServer, waitFor, type NatsServer } from "../helpers/nats-serve
 import { queueObject, startCluster, type TestCluster } from "./runtime/cluster.js";
 
 const NS = "creds-a";
-const TTL_SECONDS = 6;
+const TTL_SECONDS = 9;
 
 interface UserClaims {
   pub?: { allow?: string[]; deny?: string[] };
@@ -43,7 +44,7 @@ function permissionsOf(claims: UserClaims): NatsPermissions {
 }
 const normalised = (p: NatsPermissions): NatsPermissions => permissionsOf(p);
 
-describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6 s)", () => {
+describe("when the operator mints NATS credentials (NATS in operator mode, TTL 9 s)", () => {
   let c: TestCluster;
   let nats: NatsServer;
   let op: RunningOperator;
@@ -60,7 +61,8 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6
   const queue = (name: string) => getObject<Queue>(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name });
 
   before(async () => {
-    c = await startCluster(["queues", "tasks", "schedules"]);
+    // No garbage collector: the operator must delete the Secrets itself.
+    c = await startCluster(["queues", "tasks", "schedules"], { controllers: { garbageCollector: false } });
     nats = await startNatsServer({ operatorMode: true });
     await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: NS } }, "test");
     const m = nats.operator!;
@@ -89,7 +91,8 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6
     const w = credsOf(worker);
     assert.deepEqual(permissionsOf(w.claims.nats), normalised(workerPermissions(NS, "emails")));
     assert.equal(w.claims.nats.issuer_account, nats.operator!.accountPublicKey);
-    assert.equal(w.claims.exp! - w.claims.iat!, TTL_SECONDS);
+    // iat is the signing second, exp counts from the operator's clock read just before: 0-1 s apart
+    assert.ok(Math.abs(w.claims.exp! - w.claims.iat! - TTL_SECONDS) <= 1, `lifetime ${w.claims.exp! - w.claims.iat!} s`);
     assert.equal(w.annotations[NATS_CREDS_ANNOTATIONS.user], w.claims.sub);
     assert.deepEqual(worker.metadata.ownerReferences?.map((r) => [r.kind, r.name, r.uid, r.controller]), [["Queue", "emails", q.metadata.uid, true]]);
 
@@ -118,7 +121,8 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6
 
   it("re-mints the producer credential when a second Queue joins the namespace", async () => {
     const before = credsOf(await secret(PRODUCER_CREDS_SECRET_NAME));
-    await createObject(c.kc, CELERIAC_TYPES.Queue, queueObject(NS, "orders"), "test");
+    // deletionPolicy Delete: a finalizer, so its deletion goes through the finalizer path.
+    await createObject(c.kc, CELERIAC_TYPES.Queue, queueObject(NS, "orders", { deletionPolicy: "Delete" }), "test");
     await waitFor("worker Secret of orders", () => maybeSecret(workerCredsSecretName("orders")));
     const after = await waitFor("producer Secret listing both Queues", async () => {
       const s = credsOf(await secret(PRODUCER_CREDS_SECRET_NAME));
@@ -140,7 +144,7 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6
       assert.ok(rotated.s.claims.iat! < first.claims.exp!, `${name}: the new credential was issued (${rotated.s.claims.iat}) before the old one expired (${first.claims.exp})`);
       assert.ok(rotated.seenAt < first.claims.exp! * 1000, `${name}: rotated before expiry`);
     }
-    // Past the operator's own first expiry (6 s after start), a new Queue still gets its streams.
+    // Past the operator's own first expiry (9 s after start), a new Queue still gets its streams.
     await waitFor("the operator renewed its own credential", () => lines.some((l) => l.includes("Renewed operator NATS credential")), (TTL_SECONDS + 2) * 1000);
     await createObject(c.kc, CELERIAC_TYPES.Queue, queueObject(NS, "late"), "test");
     await waitFor("Queue late StreamReady", async () => (await queue("late")).status?.conditions?.find((x) => x.type === "StreamReady" && x.status === "True"), 15_000);
@@ -152,10 +156,18 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6
     await waitFor("producer without emails", async () => {
       const s = credsOf(await secret(PRODUCER_CREDS_SECRET_NAME));
       return JSON.stringify(permissionsOf(s.claims.nats)) === JSON.stringify(normalised(producerPermissions(NS, ["late", "orders"]))) || undefined;
-    });
+    }, 20_000);
     for (const name of ["orders", "late"]) await deleteObject(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name });
-    await waitFor("producer Secret gone", async () => (await maybeSecret(PRODUCER_CREDS_SECRET_NAME)) === undefined || undefined);
-    for (const name of ["orders", "late"]) assert.equal(await maybeSecret(workerCredsSecretName(name)), undefined, `${name}-worker-nats gone`);
+    await waitFor("producer Secret gone", async () => (await maybeSecret(PRODUCER_CREDS_SECRET_NAME)) === undefined || undefined, 20_000);
+    for (const name of ["orders", "late"]) await waitFor(`${name}-worker-nats gone`, async () => (await maybeSecret(workerCredsSecretName(name))) === undefined || undefined);
+    await waitFor("Queue orders released by its finalizer", async () => {
+      try {
+        await queue("orders");
+        return undefined;
+      } catch (err) {
+        return isNotFound(err) || undefined;
+      }
+    });
   });
 
   it("never logs a credential: no nkey seed, no JWT, no creds text in anything the operator wrote", () => {
@@ -164,6 +176,11 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 6
     assert.ok(lines.some((l) => l.includes("Minted operator NATS credential")));
     assert.ok(lines.filter((l) => l.includes("\"Minted NATS credential\"")).length >= 6, "minted and rotated worker and producer credentials");
     assert.ok(lines.some((l) => l.includes("\"reason\":\"Expiring\"")), "a rotation was logged");
+    // Idempotent: reconciles and resyncs re-mint only for a reason (no Unreadable or LifetimeChanged), each Secret created once.
+    const mints = lines.map((l) => JSON.parse(l) as { msg: string; secret?: string; reason?: string }).filter((l) => l.msg === "Minted NATS credential");
+    assert.deepEqual([...new Set(mints.map((m) => m.reason))].sort(), ["Expiring", "Missing", "PermissionsChanged"]);
+    const created = mints.filter((m) => m.reason === "Missing").map((m) => m.secret).sort();
+    assert.deepEqual(created, ["celeriac-producer-nats", "emails-worker-nats", "late-worker-nats", "orders-worker-nats"]);
     const seeds = text.match(/S[UAOCNX][A-Z2-7]{54,}/g) ?? [];
     assert.deepEqual(seeds, [], "nkey seeds (SU…, SA…, SO…)");
     const jwts = text.match(/eyJ[A-Za-z0-9_-]{10,}/g) ?? [];
