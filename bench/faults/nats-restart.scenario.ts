@@ -8,6 +8,7 @@
  * accepted enqueue without a final record; duplicates are explained when the execution before was
  * in flight during an outage (its ack or status write could be lost).
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { connect } from "../../client/index.js";
@@ -101,6 +102,7 @@ const scenario: FaultScenario = {
       await Promise.all(workers.map((w) => w.kill()));
       await client.close().catch(() => undefined);
       await srv.cleanup();
+      if (!process.env.CELERIAC_FAULTS_KEEP) rmSync(dir, { recursive: true, force: true }); // the exec log; keep it with CELERIAC_FAULTS_KEEP=1
     }
   },
 };

@@ -8,6 +8,7 @@
  * poison task if it did not end dead-lettered; duplicates are explained by the process deaths (the
  * poison's own, and the innocents in flight beside its first, uncounted, crash).
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { connect } from "../../client/index.js";
@@ -95,6 +96,7 @@ const scenario: FaultScenario = {
       await client.close().catch(() => undefined);
       await nc.close().catch(() => undefined);
       await srv.cleanup();
+      if (!process.env.CELERIAC_FAULTS_KEEP) rmSync(dir, { recursive: true, force: true }); // the exec log; keep it with CELERIAC_FAULTS_KEEP=1
     }
   },
 };
