@@ -26,6 +26,38 @@ export interface PublishOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** One reconnect watch per connection: `next` resolves at its next reconnect. */
+const reconnectWatches = new WeakMap<object, { next: Promise<void> }>();
+
+/**
+ * A promise of the next reconnect of the connection behind `js` (its `nc`, a public field of the
+ * nats.js v3 client implementation), or undefined when it cannot be watched. One status watch per
+ * connection, for as long as it lives.
+ */
+function nextReconnect(js: JetStreamClient): Promise<void> | undefined {
+  const nc = (js as unknown as { nc?: { status?: () => AsyncIterable<{ type: string }>; isClosed?: () => boolean } }).nc;
+  if (!nc || typeof nc.status !== "function") return undefined;
+  let w = reconnectWatches.get(nc);
+  if (!w) {
+    let fire: () => void = () => undefined;
+    const watch = { next: new Promise<void>((r) => (fire = r)) };
+    reconnectWatches.set(nc, watch);
+    w = watch;
+    void (async () => {
+      for await (const st of nc.status!()) {
+        if (st.type !== "reconnect") continue;
+        const f = fire;
+        watch.next = new Promise<void>((r) => (fire = r));
+        f();
+      }
+    })().catch(() => undefined);
+  }
+  return w.next;
+}
+
+/** What `js.publish` lost to: the connection reconnected while it waited for JetStream's ack. */
+const RECONNECTED = Symbol("reconnected");
+
 /** The subject a message goes to: the delay stream's when its eta is in the future, else the work stream's. Pure. */
 export function subjectFor(names: QueueNames, msg: TaskMessage, nowMs: number): string {
   return msg.eta !== undefined && Date.parse(msg.eta) > nowMs ? names.delayedSubject : names.taskSubject;
@@ -33,7 +65,8 @@ export function subjectFor(names: QueueNames, msg: TaskMessage, nowMs: number): 
 
 /**
  * Publishes a task message with `Nats-Msg-Id` = task id and waits for JetStream's ack, retrying
- * across reconnects until `timeoutMs`. A repeat within the stream's duplicate window is dropped by
+ * across reconnects until `timeoutMs` (publishing again at once when the connection reconnects while
+ * an ack is awaited: nats.js drops what it had not sent when the connection dropped). A repeat within the stream's duplicate window is dropped by
  * JetStream, so retrying (or publishing the same task again) never runs it twice.
  * @throws Error "publish task <id> to <subject>: …" when JetStream did not confirm in time
  */
@@ -49,8 +82,18 @@ export async function publishTaskMessage(js: JetStreamClient, names: QueueNames,
   const end = now() + limit;
   for (let i = 0; ; i++) {
     try {
-      await js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, Math.min(5000, end - now())) });
-      return;
+      // nats.js v3 drops its outbound buffer on every dial (protocol.js prepare() → resetOutbound()),
+      // so a publish made while disconnected, or whose ack was due when the connection dropped, is
+      // lost without an error: on the next reconnect, publish again at once (same Nats-Msg-Id, so
+      // JetStream drops a repeat) rather than wait out the attempt's timeout
+      const reconnected = nextReconnect(js);
+      const pub = js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, Math.min(5000, end - now())) });
+      const won = reconnected ? await Promise.race([pub, reconnected.then(() => RECONNECTED)]) : await pub;
+      if (won !== RECONNECTED) return;
+      pub.catch(() => undefined);
+      if (now() >= end) throw new Error("connection reconnected before JetStream confirmed");
+      i = -1; // a fresh connection: no backoff before this publish
+      continue;
     } catch (err) {
       if (opts.onError) await opts.onError(err);
       if (opts.isClosed?.() || now() >= end) {

@@ -325,6 +325,8 @@ export interface EnqueueOutcome {
   readonly errors: Map<string, number>;
   /** The first message of each error class, for the report. */
   readonly firstMessages: Map<string, string>;
+  /** Each rejected call: its index, error class, and when it was made and rejected (ms since the epoch). */
+  readonly rejected: { readonly i: number; readonly name: string; readonly startMs: number; readonly endMs: number }[];
 }
 
 /**
@@ -333,32 +335,40 @@ export interface EnqueueOutcome {
  * @param n how many (bounded by the caller)
  * @param make the `enqueue` arguments of task `i`
  * @param window calls in flight at once (default 200)
+ * @param intervalMs pace: at least this long between two calls' starts, in ms (default 0: as fast as the window allows)
  */
 export async function enqueueMany(
   client: CeleriacClient,
   n: number,
   make: (i: number) => [task: string, args: unknown[], kwargs: Record<string, unknown>, options: EnqueueOptions],
   window = 200,
+  intervalMs = 0,
 ): Promise<EnqueueOutcome> {
+  const t0 = Date.now();
   const handles: (TaskHandle | undefined)[] = new Array<TaskHandle | undefined>(n);
   const errors = new Map<string, number>();
   const firstMessages = new Map<string, string>();
+  const rejected: EnqueueOutcome["rejected"] = [];
   const inflight = new Set<Promise<void>>();
   for (let i = 0; i < n; i++) {
+    const due = t0 + i * intervalMs - Date.now();
+    if (due > 0) await new Promise((r) => setTimeout(r, due));
     const [task, args, kwargs, options] = make(i);
+    const startMs = Date.now();
     const p: Promise<void> = (client.enqueue as (t: string, a: unknown[], k: Record<string, unknown>, o: EnqueueOptions) => Promise<TaskHandle>)(task, args, kwargs, options)
       .then((h) => void (handles[i] = h))
       .catch((err: unknown) => {
         const name = err instanceof Error ? err.name : "Error";
         errors.set(name, (errors.get(name) ?? 0) + 1);
         if (!firstMessages.has(name)) firstMessages.set(name, err instanceof Error ? err.message : String(err));
+        rejected.push({ i, name, startMs, endMs: Date.now() });
       })
       .finally(() => inflight.delete(p));
     inflight.add(p);
     if (inflight.size >= window) await Promise.race(inflight);
   }
   await Promise.all(inflight);
-  return { handles: handles.filter((h): h is TaskHandle => h !== undefined), errors, firstMessages };
+  return { handles: handles.filter((h): h is TaskHandle => h !== undefined), errors, firstMessages, rejected };
 }
 
 /** `3 enqueue rejected: EnqueueError` style text for the table's `errors surfaced` column; `none` when empty. Pure. */

@@ -5,6 +5,7 @@
  * final record), executions and duplicates from the per-execution log, each duplicate explained
  * when the execution before it was on the killed process when it died.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { connect as natsConnect } from "@nats-io/transport-node";
 import { connect } from "../../client/index.js";
@@ -92,6 +93,7 @@ const scenario: FaultScenario = {
       await client.close().catch(() => undefined);
       await nc.close().catch(() => undefined);
       await srv.cleanup();
+      if (!process.env.CELERIAC_FAULTS_KEEP) rmSync(dir, { recursive: true, force: true }); // the exec log; keep it with CELERIAC_FAULTS_KEEP=1
     }
   },
 };
