@@ -36,7 +36,7 @@ export function retryPolicySchema(withDefaults: boolean) {
         Type.Integer({
           minimum: 1,
           maximum: 1000,
-          description: "Total attempts including the first run (1 = never retry). A worker crash counts as an attempt, so a poison task ends in the dead-letter stream.",
+          description: "Total attempts including the first run (1 = never retry). A worker crash counts as an attempt when the task ran alone on its worker (a task redelivered after its worker was lost runs alone), so a poison task ends in the dead-letter stream and tasks beside it lose no attempt.",
           ...(withDefaults ? { default: DEFAULT_RETRY.maxAttempts } : {}),
         }),
       ),
