@@ -116,8 +116,25 @@ export function parseTaskMessage(data: Uint8Array | string): ParseResult {
 }
 
 /**
+ * Schema of a record's delivery trace (`delivery`), written by workers for crash attribution
+ * (worker/attribution.ts): which JetStream delivery wrote the record and the worker losses so far.
+ */
+export const DeliveryTraceSchema = Type.Object(
+  {
+    count: Type.Integer({ minimum: 1, description: "JetStream delivery count (1-based) of the delivery that wrote the record." }),
+    alone: Type.Boolean({ description: "True when that delivery runs (ran) alone on its worker process." }),
+    workerLost: Type.Integer({ minimum: 0, description: "Deliveries of this task lost with their worker process so far, counted or not." }),
+    workerLostAlone: Type.Integer({ minimum: 0, description: "Of workerLost, those lost while the task ran alone: counted in status.attempts." }),
+  },
+  { description: "Delivery trace of a results-bucket record (crash attribution)." },
+);
+/** A record's delivery trace. */
+export type DeliveryTraceRecord = Static<typeof DeliveryTraceSchema>;
+
+/**
  * Schema of a task's record in the results bucket (key = task id): the message identity plus the
- * same status shape as `Task.status` — one status model, two stores.
+ * same status shape as `Task.status` — one status model, two stores — and, on records workers
+ * write, the optional `delivery` trace (readers that do not attribute crashes ignore it).
  */
 export const TaskRecordSchema = Type.Object({
   id: Type.String(),
@@ -127,6 +144,7 @@ export const TaskRecordSchema = Type.Object({
   origin: TaskMessageSchema.properties.origin,
   status: TaskStatusSchema,
   updatedAt: Timestamp(),
+  delivery: Type.Optional(DeliveryTraceSchema),
 });
 /** A results-bucket record. */
 export type TaskRecord = Static<typeof TaskRecordSchema>;

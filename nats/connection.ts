@@ -101,12 +101,14 @@ export function natsConnectionOptions(s: NatsSettings): NodeConnectionOptions {
 }
 
 /**
- * Connects to NATS with `natsConnectionOptions(settings)`.
+ * Connects to NATS with `natsConnectionOptions(settings)`, overlaid by `extra` (nats.js options
+ * that settings cannot express, e.g. an `authenticator` that supplies the creds on each connect).
+ * @param extra options applied last, over those from settings (default: none)
  * @throws Error "connect to NATS at <servers>" with the nats.js error as cause
  */
-export async function connectNats(settings: NatsSettings): Promise<NatsConnection> {
+export async function connectNats(settings: NatsSettings, extra: Partial<NodeConnectionOptions> = {}): Promise<NatsConnection> {
   try {
-    return await connect(natsConnectionOptions(settings));
+    return await connect({ ...natsConnectionOptions(settings), ...extra });
   } catch (err) {
     throw new Error(`connect to NATS at ${settings.servers.join(",")}: ${(err as Error).message}`, { cause: err });
   }
@@ -121,12 +123,17 @@ export const NATS_CONNECT_BACKOFF = Object.freeze({ baseMs: 500, capMs: 30_000 }
  * @param settings as for {@link connectNats}
  * @param log where each retry is logged (warn, with `delayMs`)
  * @param opts.maxAttempts give up after this many attempts (default: never)
+ * @param opts.extra nats.js options over those from settings, as for {@link connectNats}
  * @throws Error "connect to NATS at …" after `maxAttempts`
  */
-export async function connectNatsWithBackoff(settings: NatsSettings, log: Pick<Logger, "info" | "warn">, opts: { maxAttempts?: number } = {}): Promise<NatsConnection> {
+export async function connectNatsWithBackoff(
+  settings: NatsSettings,
+  log: Pick<Logger, "info" | "warn">,
+  opts: { maxAttempts?: number; extra?: Partial<NodeConnectionOptions> } = {},
+): Promise<NatsConnection> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const nc = await connectNats(settings);
+      const nc = await connectNats(settings, opts.extra);
       if (attempt > 1) log.info({ attempt, servers: settings.servers }, "Connected to NATS");
       return nc;
     } catch (err) {

@@ -108,6 +108,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       kc, minter, ttlSeconds: config.natsMint.credsTtlSeconds, events,
       getSecret: (ns, name) => secrets.get(ns, name),
       listQueues: (ns) => queues.list(ns),
+      listSecrets: () => secrets.list(),
     })
     : undefined;
 
@@ -177,11 +178,24 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
 
   let leading = !config.leaderElect;
   let elector: LeaderElector | undefined;
+  // Minting mode: producer Secrets left in namespaces whose last Queue went while no operator ran
+  // are deleted once the caches have synced, then on every resync (no event names them).
+  let sweepTimer: NodeJS.Timeout | undefined;
+  const sweepOrphanProducers = () =>
+    credentials?.sweepOrphanProducers(log).then(
+      (namespaces) => namespaces.length > 0 && log.info({ namespaces }, "Deleted orphaned producer NATS credential Secrets"),
+      (err) => log.warn({ err }, "Failed to delete orphaned producer NATS credential Secrets"),
+    );
   const startControllers = async () => {
     startedAt = new Date();
     for (const i of informers) i.start();
     await Promise.all(controllers.map((c) => c.start()));
     log.info({ controllers: controllers.length }, "Started controllers");
+    if (credentials) {
+      void sweepOrphanProducers();
+      sweepTimer = setInterval(() => void sweepOrphanProducers(), config.resyncSeconds * 1000);
+      sweepTimer.unref();
+    }
   };
   readiness = () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced");
 
@@ -189,6 +203,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const stop = () =>
     (stopping ??= (async () => {
       const steps: Array<[string, () => Promise<unknown>]> = [
+        ["stop the orphaned-Secret sweep", async () => clearInterval(sweepTimer)],
         ["stop controllers", () => Promise.all(controllers.map((c) => c.stop()))],
         ["stop informers", () => Promise.all(informers.map((i) => i.stop()))],
         ["stop the queue reconciler", () => queueReconciler.stop()],

@@ -20,25 +20,17 @@
  * a `delivery` trace (`DeliveryTrace`): the delivery count that wrote it, whether that delivery ran
  * alone, and the losses so far.
  */
-import type { TaskRecord } from "../api/message.js";
+import type { DeliveryTraceRecord, TaskRecord } from "../api/message.js";
 
 /**
  * Written with every worker record of a task (the record's top-level `delivery` field, beside
- * `status`): what the next delivery needs to attribute a lost worker.
+ * `status`): what the next delivery needs to attribute a lost worker. Its schema is
+ * `DeliveryTraceSchema` (api/message.ts): count (1-based), alone, workerLost, workerLostAlone.
  */
-export interface DeliveryTrace {
-  /** JetStream delivery count (1-based) of the delivery that wrote the record. */
-  readonly count: number;
-  /** True when that delivery runs (ran) alone on its worker process. */
-  readonly alone: boolean;
-  /** Deliveries of this task lost with their worker so far (process died mid-attempt), counted or not. */
-  readonly workerLost: number;
-  /** Of `workerLost`, those lost while the task ran alone: counted in `status.attempts`. */
-  readonly workerLostAlone: number;
-}
+export type DeliveryTrace = Readonly<DeliveryTraceRecord>;
 
-/** A results-bucket record as the worker writes it: a `TaskRecord` with its `delivery` trace. */
-export type TracedRecord = TaskRecord & { readonly delivery?: DeliveryTrace };
+/** A results-bucket record as the worker writes it: a `TaskRecord` with its optional `delivery` trace. */
+export type TracedRecord = TaskRecord;
 
 /** What `attributeDelivery` decides for a delivery. */
 export interface Attribution {

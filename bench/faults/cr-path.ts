@@ -4,12 +4,13 @@
  * process kubelet) with a Queue running the fault tasks module, Task objects created at a bounded
  * rate, the faults those scenarios inject (operator SIGKILL, worker pod force-delete, watch-history
  * compaction), and the outcome: each Task's phase against its executions (per-execution log) and its
- * record (results bucket).
+ * record (results bucket). The in-process kubelet logs to `kubelet.log` in the scenario dir.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { connect } from "@nats-io/transport-node";
+import { pino } from "pino";
 import { isTerminalPhase } from "../../api/constants.js";
 import { queueNames } from "../../api/naming.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
@@ -46,7 +47,11 @@ export async function startCrEnv(name: string): Promise<CrEnv> {
   const dir = scenarioDir(name);
   let platform: Platform;
   try {
-    platform = await startPlatform({ dir, restartBackoffBaseMs: 200, processRestartBackoffBaseMs: 200, operatorArgs: [...FAST_LEASE_ARGS] });
+    // the kubelet's JSON log lines go to a file in the scenario dir, not before the results table
+    platform = await startPlatform({
+      dir, restartBackoffBaseMs: 200, processRestartBackoffBaseMs: 200, operatorArgs: [...FAST_LEASE_ARGS],
+      kubeletLog: pino({ name: "dev-kubelet" }, pino.destination({ dest: join(dir, "kubelet.log"), mkdir: true, sync: true })),
+    });
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;

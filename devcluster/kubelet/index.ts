@@ -55,7 +55,7 @@ export interface KubeletOptions {
   podsDir?: string;
   /** How often mounted Secret/ConfigMap/downward-API volumes are refreshed, ms (default 1000). */
   volumeResyncMs?: number;
-  /** Logger (default: pino at `info` to stderr). */
+  /** Logger (default: pino at `info` to stdout). */
   log?: Logger;
 }
 

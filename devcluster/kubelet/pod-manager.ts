@@ -105,49 +105,43 @@ export class PodManager {
       (key) => this.writeStatus(key),
       (key, err) => o.log.warn({ pod: key, err: String(err) }, "Failed to write pod status"),
     );
+    const secret = async (namespace: string, name: string) => {
+      try {
+        return await o.core.readNamespacedSecret({ namespace, name });
+      } catch (err) {
+        if (apiStatusCode(err) === 404) return undefined;
+        throw new Error(`read secret ${namespace}/${name}`, { cause: err });
+      }
+    };
+    const configMap = async (namespace: string, name: string) => {
+      try {
+        return await o.core.readNamespacedConfigMap({ namespace, name });
+      } catch (err) {
+        if (apiStatusCode(err) === 404) return undefined;
+        throw new Error(`read configmap ${namespace}/${name}`, { cause: err });
+      }
+    };
+    const decode = (data: Record<string, string> | undefined, encoding: BufferEncoding) =>
+      Object.fromEntries(Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, encoding)]));
+    // env: text values (a ConfigMap's binaryData is not env material); volumes: raw bytes
     this.sources = {
-      secret: async (namespace, name) => {
-        try {
-          const s = await o.core.readNamespacedSecret({ namespace, name });
-          const out: Record<string, string> = {};
-          for (const [k, v] of Object.entries(s.data ?? {})) out[k] = Buffer.from(v, "base64").toString("utf8");
-          return out;
-        } catch (err) {
-          if (apiStatusCode(err) === 404) return undefined;
-          throw new Error(`read secret ${namespace}/${name}`, { cause: err });
-        }
+      secret: async (ns, name) => {
+        const s = await secret(ns, name);
+        return s && Object.fromEntries(Object.entries(decode(s.data, "base64")).map(([k, v]) => [k, v.toString("utf8")]));
       },
-      configMap: async (namespace, name) => {
-        try {
-          const c = await o.core.readNamespacedConfigMap({ namespace, name });
-          return { ...(c.data ?? {}) };
-        } catch (err) {
-          if (apiStatusCode(err) === 404) return undefined;
-          throw new Error(`read configmap ${namespace}/${name}`, { cause: err });
-        }
+      configMap: async (ns, name) => {
+        const c = await configMap(ns, name);
+        return c && { ...(c.data ?? {}) };
       },
     };
     this.volumeSources = {
-      secret: async (namespace, name) => {
-        try {
-          const s = await o.core.readNamespacedSecret({ namespace, name });
-          return Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64")]));
-        } catch (err) {
-          if (apiStatusCode(err) === 404) return undefined;
-          throw new Error(`read secret ${namespace}/${name}`, { cause: err });
-        }
+      secret: async (ns, name) => {
+        const s = await secret(ns, name);
+        return s && decode(s.data, "base64");
       },
-      configMap: async (namespace, name) => {
-        try {
-          const c = await o.core.readNamespacedConfigMap({ namespace, name });
-          return {
-            ...Object.fromEntries(Object.entries(c.data ?? {}).map(([k, v]) => [k, Buffer.from(v, "utf8")])),
-            ...Object.fromEntries(Object.entries(c.binaryData ?? {}).map(([k, v]) => [k, Buffer.from(v, "base64")])),
-          };
-        } catch (err) {
-          if (apiStatusCode(err) === 404) return undefined;
-          throw new Error(`read configmap ${namespace}/${name}`, { cause: err });
-        }
+      configMap: async (ns, name) => {
+        const c = await configMap(ns, name);
+        return c && { ...decode(c.data, "utf8"), ...decode(c.binaryData, "base64") };
       },
     };
     this.resyncTimer = setInterval(() => this.resyncVolumes(), Math.max(50, o.volumeResyncMs));

@@ -9,6 +9,7 @@ import { createWriteStream, mkdirSync, readFileSync, readdirSync } from "node:fs
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { startApiServer } from "../server/index.js";
+import type { Logger } from "pino";
 import { startKubelet } from "../kubelet/index.js";
 import { resetsBackoff, restartDelayMs } from "../kubelet/backoff.js";
 import { freePort, startNatsServer, type NatsProcess } from "./nats-process.js";
@@ -64,6 +65,8 @@ export interface PlatformOptions {
   operatorReadyTimeoutMs?: number;
   /** NATS auth mode (default `shared`: no auth, as before); see {@link NatsAuthMode}. */
   natsAuth?: NatsAuthMode;
+  /** Logger of the in-process kubelet (default: the kubelet's, JSON lines at `info` to stdout). */
+  kubeletLog?: Logger;
 }
 
 /** A running platform. */
@@ -292,6 +295,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       logsDir: logs,
       cwd: REPO_ROOT,
       restartBackoffBaseMs: opts.restartBackoffBaseMs ?? 1000,
+      ...(opts.kubeletLog ? { log: opts.kubeletLog } : {}),
     });
     cleanups.push(() => kubelet.stop());
     // Ready only once every operator is: connected to NATS, and its caches synced when leading.

@@ -9,4 +9,5 @@ export * from "./desired-secrets.js";
 export * from "./minter.js";
 export * from "./operator-credential.js";
 export * from "./queue-credentials.js";
+export * from "./orphan-producers.js";
 export * from "./operator-connection.js";

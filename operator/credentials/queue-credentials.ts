@@ -2,7 +2,8 @@
  * The Queue reconciler's credentials sub-step (minting mode): keeps a Queue's worker Secret
  * `<queue>-worker-nats` and its namespace's producer Secret `celeriac-producer-nats` in line with
  * the desired credential (credential-spec.ts) and the rotation rule (rotation.ts), and deletes them
- * when their Queue, or the namespace's last Queue, is gone. Thin I/O around the pure parts: read the
+ * when their Queue, or the namespace's last Queue, is gone; a periodic sweep deletes producer
+ * Secrets left in namespaces without a Queue (orphan-producers.ts). Thin I/O around the pure parts: read the
  * live Secret from the informer cache, decide, mint, write one Secret.
  *
  * Writes: `create` when the cache has no Secret (then `patch` on AlreadyExists), JSON merge `patch`
@@ -21,6 +22,7 @@ import { producerCredentialSpec, workerCredentialSpec, type CredentialSpec } fro
 import { credsOwnerReferences, desiredCredsSecret, isMintedCredsSecret, liveCredential, type CredsSecret } from "./desired-secrets.js";
 import type { CredentialMinter } from "./minter.js";
 import { rotationDecision } from "./rotation.js";
+import { orphanProducerNamespaces } from "./orphan-producers.js";
 import { NATS_CREDS_ANNOTATIONS } from "../../api/nats-creds-secrets.js";
 
 /** Dependencies of {@link QueueCredentials}. */
@@ -33,6 +35,8 @@ export interface QueueCredentialsDeps {
   getSecret(namespace: string, name: string): CredsSecret | undefined;
   /** The Queues of a namespace from the informer cache. */
   listQueues(namespace: string): Queue[];
+  /** Every minted Secret in the informer cache, for {@link QueueCredentials.sweepOrphanProducers}. */
+  listSecrets?(): CredsSecret[];
   events: EventSink;
   now?: () => number;
 }
@@ -104,8 +108,34 @@ export class QueueCredentials {
     }
   }
 
+  /**
+   * Deletes the producer Secrets the operator minted in namespaces that have no live Queue (their
+   * last Queue went while the operator was down). Call once the caches have synced, then on each
+   * resync. Each namespace is re-checked under its producer lock, so a racing Queue reconcile wins.
+   * @returns the namespaces whose producer Secret was found orphaned
+   * @throws Error on API failures (the first; the other namespaces are still swept)
+   */
+  async sweepOrphanProducers(log: Logger): Promise<string[]> {
+    const orphaned = orphanProducerNamespaces(this.#d.listSecrets?.() ?? [], (ns) => this.#liveQueues(ns).length > 0);
+    let first: unknown;
+    for (const ns of orphaned) {
+      try {
+        await this.ensureProducer(ns, log.child({ namespace: ns }));
+      } catch (err) {
+        first ??= new Error(`delete orphaned producer Secret in ${ns}`, { cause: err });
+      }
+    }
+    if (first) throw first;
+    return orphaned;
+  }
+
+  /** The Queues of `namespace` that get credentials: not being deleted, valid names, not `excluding`. */
+  #liveQueues(namespace: string, excluding?: string): Queue[] {
+    return this.#d.listQueues(namespace).filter((q) => !q.metadata.deletionTimestamp && q.metadata.name !== excluding && validName(namespace, q.metadata.name));
+  }
+
   async #producer(namespace: string, log: Logger, o: { excluding?: string; about?: Queue }): Promise<Date | undefined> {
-    const queues = this.#d.listQueues(namespace).filter((q) => !q.metadata.deletionTimestamp && q.metadata.name !== o.excluding && validName(namespace, q.metadata.name));
+    const queues = this.#liveQueues(namespace, o.excluding);
     if (queues.length === 0) {
       const live = this.#live(namespace, PRODUCER_CREDS_SECRET_NAME);
       if (live && isMintedCredsSecret(live)) {

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { parseTaskMessage, type TaskMessage } from "../../api/message.js";
+import { parseTaskMessage, taskRecord, TaskRecordSchema, type TaskMessage } from "../../api/message.js";
+import { validateValue, type JSONSchemaProps } from "../../api/validation.js";
 import { queueNames } from "../../api/naming.js";
 import { setCondition } from "../../api/conditions.js";
 import { resolveRetryPolicy } from "../../api/policies.js";
@@ -31,6 +32,21 @@ describe("when a task message is parsed", () => {
       assert.ok(!r.ok && r.reason.includes(reason), !r.ok ? r.reason : "");
     });
   }
+});
+
+describe("when a results-bucket record is checked against TaskRecordSchema", () => {
+  const base = taskRecord(good, { phase: "Running", attempts: 1 }, "2026-11-23T10:00:01Z");
+  const check = (v: unknown) => validateValue(TaskRecordSchema as unknown as JSONSchemaProps, v).map((c) => `${c.field}: ${c.message}`);
+  it("accepts a record without a delivery trace (revokeTask's, older workers')", () => {
+    assert.deepEqual(check(base), []);
+  });
+  it("accepts a worker's record with its delivery trace", () => {
+    assert.deepEqual(check({ ...base, delivery: { count: 3, alone: true, workerLost: 2, workerLostAlone: 1 } }), []);
+  });
+  it("names the field of a bad delivery trace", () => {
+    const causes = check({ ...base, delivery: { count: 0, alone: "yes", workerLost: 0, workerLostAlone: 0 } });
+    assert.ok(causes.some((c) => c.includes("delivery.count")) && causes.some((c) => c.includes("delivery.alone")), causes.join("; "));
+  });
 });
 
 describe("when NATS names are derived for a queue", () => {

@@ -1,4 +1,4 @@
-/** `celeriac dev up` / `dev apiserver` refuse bad numeric flags before starting anything, naming the flag. */
+/** `celeriac dev up` / `dev apiserver` refuse bad numeric or choice flags before starting anything, naming the flag. */
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,13 +9,14 @@ import { runTool } from "../helpers/k8s-tools.js";
 
 const celeriac = (...args: string[]) => runTool(process.execPath, [join(REPO_ROOT, "bin", "celeriac.js"), ...args], {}, 30_000);
 
-describe("when a dev command gets a bad number", () => {
+describe("when a dev command gets a bad flag value", () => {
   const cases: Array<[string[], string]> = [
     [["dev", "up", "--operator-replicas", "abc"], "option '--operator-replicas <n>' argument 'abc' is invalid. must be an integer from 1 to 10"],
     [["dev", "up", "--operator-replicas", "0"], "option '--operator-replicas <n>' argument '0' is invalid"],
     [["dev", "up", "--port", "99999"], "option '--port <n>' argument '99999' is invalid. must be an integer from 0 to 65535"],
     [["dev", "up", "--timeout", "soon"], "option '--timeout <seconds>' argument 'soon' is invalid"],
     [["dev", "apiserver", "--port", "99999"], "option '--port <n>' argument '99999' is invalid. must be an integer from 0 to 65535"],
+    [["dev", "up", "--nats-auth", "foo"], "option '--nats-auth <mode>' argument 'foo' is invalid. Allowed choices are shared, minted."],
   ];
   for (const [args, message] of cases) {
     it(`refuses ${args.join(" ")} naming the flag, and starts nothing`, async () => {

@@ -15,27 +15,15 @@ import { DATA_DIR, timestampPrefix, writeAtomic } from "../../devcluster/kubelet
 import { containerMounts, rewriteArg, rewriteEnv, toHostPath } from "../../devcluster/kubelet/mount-paths.js";
 import { configMapPayload, downwardApiPayload, projectedPayload, secretPayload, validateVolumePath, VolumeSetupError, type Payload } from "../../devcluster/kubelet/volume-payload.js";
 import { ContainerConfigError } from "../../devcluster/kubelet/env.js";
+import { waitFor as pollFor } from "../helpers/nats-server.js";
 
 const FIXTURE = fileURLToPath(new URL("../../../test/fixtures/kubelet/volume-reader.mjs", import.meta.url));
 const b = (s: string): Buffer => Buffer.from(s);
 const files = (p: Payload): Record<string, [string, string]> =>
   Object.fromEntries([...p].map(([k, v]) => [k, [v.data.toString(), v.mode.toString(8)]]));
 
-/** Polls `fn` every 50 ms until it returns a truthy value or `ms` pass. */
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls `fn` every 50 ms until it returns a truthy value or `ms` (default 15 s) pass. */
+const waitFor = <T>(what: string, fn: () => Promise<T> | T, ms = 15_000): Promise<NonNullable<T>> => pollFor(what, fn, ms, 50);
 
 describe("when volume payloads are computed", () => {
   const secret = { user: b("alice"), "nats.creds": b("JWT-1") };
