@@ -125,6 +125,9 @@ export const DeliveryTraceSchema = Type.Object(
     alone: Type.Boolean({ description: "True when that delivery runs (ran) alone on its worker process." }),
     workerLost: Type.Integer({ minimum: 0, description: "Deliveries of this task lost with their worker process so far, counted or not." }),
     workerLostAlone: Type.Integer({ minimum: 0, description: "Of workerLost, those lost while the task ran alone: counted in status.attempts." }),
+    workerLostWaiting: Type.Optional(
+      Type.Integer({ minimum: 0, description: "Of workerLost, those lost before the handler started (the delivery waited to run alone): counted nowhere. Absent = 0." }),
+    ),
   },
   { description: "Delivery trace of a results-bucket record (crash attribution)." },
 );

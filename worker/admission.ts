@@ -12,7 +12,7 @@ import { resolveRetryPolicy, type ResolvedRetryPolicy } from "../api/policies.js
 import { isTerminalPhase } from "../api/constants.js";
 import type { TaskDefinition } from "./define-task.js";
 import { UnknownTaskError, WorkerLostError } from "./errors.js";
-import { attributeDelivery, MAX_UNCOUNTED_WORKER_LOSSES, type Attribution, type DeliveryTrace, type TracedRecord } from "./attribution.js";
+import { attributeDelivery, MAX_UNCOUNTED_WORKER_LOSSES, MAX_WAITING_WORKER_LOSSES, uncountedLosses, type Attribution, type DeliveryTrace, type TracedRecord } from "./attribution.js";
 import type { Settlement } from "./settle.js";
 
 /** A message admitted to run: its envelope, its handler, the retry policy in force and how to run it. */
@@ -71,7 +71,8 @@ export interface AdmissionInput {
  * 4. revoked → cancel; 5. past `expires` → expire;
  * 6. no handler for the task → deadLetter `UnknownTask`;
  * 7. the attributed attempt (`attributeDelivery`: crashes count only when the task ran alone) above
- *    `maxAttempts`, or more than `MAX_UNCOUNTED_WORKER_LOSSES` uncounted worker losses → deadLetter
+ *    `maxAttempts`, more than `MAX_UNCOUNTED_WORKER_LOSSES` losses while it ran beside others, or more
+ *    than `MAX_WAITING_WORKER_LOSSES` losses before it started → deadLetter
  *    `MaxAttemptsExceeded` with a `WorkerLostError`, recording the attempts made;
  * 8. else run (alone when its previous delivery was lost with its worker).
  * Pure; never throws.
@@ -111,8 +112,7 @@ export function admit(input: AdmissionInput): Admission {
     return { settle: { ...base, outcome: { action: "deadLetter", reason: "UnknownTask" }, error: { type: new UnknownTaskError(text).name, message: text }, detail: text } };
   }
   const policy = resolveRetryPolicy(def.options.retry, msg.retry);
-  const uncounted = at.trace.workerLost - at.trace.workerLostAlone;
-  if (at.attempt > policy.maxAttempts || uncounted > MAX_UNCOUNTED_WORKER_LOSSES) {
+  if (at.attempt > policy.maxAttempts || uncountedLosses(at.trace) > MAX_UNCOUNTED_WORKER_LOSSES || (at.trace.workerLostWaiting ?? 0) > MAX_WAITING_WORKER_LOSSES) {
     const text = workerLostText(at, policy.maxAttempts);
     return { settle: { ...base, attempts: at.attempt - 1, outcome: { action: "deadLetter", reason: "MaxAttemptsExceeded" }, error: { type: new WorkerLostError(text).name, message: text }, detail: text } };
   }
@@ -126,8 +126,11 @@ function workerLostText(at: Attribution, maxAttempts: number): string {
   if (at.lost === "alone") {
     return `attempt ${made} of ${maxAttempts} did not finish: its worker was lost while the task ran alone on it (${workerLostAlone} of ${workerLost} worker losses with no other task beside it): the task kills its worker`;
   }
-  if (workerLost - workerLostAlone > MAX_UNCOUNTED_WORKER_LOSSES) {
-    return `its worker was lost ${workerLost} times (${workerLost - workerLostAlone} beside other tasks, more than ${MAX_UNCOUNTED_WORKER_LOSSES}) after ${made} counted attempts`;
+  if (uncountedLosses(at.trace) > MAX_UNCOUNTED_WORKER_LOSSES) {
+    return `its worker was lost ${workerLost} times (${uncountedLosses(at.trace)} while it ran beside other tasks, more than ${MAX_UNCOUNTED_WORKER_LOSSES}) after ${made} counted attempts`;
+  }
+  if ((at.trace.workerLostWaiting ?? 0) > MAX_WAITING_WORKER_LOSSES) {
+    return `its worker was lost ${workerLost} times (${at.trace.workerLostWaiting} before it started, while it waited to run alone; more than ${MAX_WAITING_WORKER_LOSSES}) after ${made} counted attempts: worker processes keep dying for a reason no task explains`;
   }
   return `attempt ${made} of ${maxAttempts} did not finish: its worker was lost`;
 }

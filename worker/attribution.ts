@@ -52,6 +52,23 @@ export interface Attribution {
 export const MAX_UNCOUNTED_WORKER_LOSSES = 10;
 
 /**
+ * Worker losses of deliveries that never started (they waited, held by their worker, to run alone
+ * while another suspect ran alone and killed the process) after which a task is dead-lettered
+ * anyway. Such losses are no evidence against the task, so the cap is far above any sensible
+ * `maxAttempts`: it only guarantees an end when worker processes keep dying for reasons no task
+ * explains.
+ */
+export const MAX_WAITING_WORKER_LOSSES = 100;
+
+/**
+ * Worker losses that count towards {@link MAX_UNCOUNTED_WORKER_LOSSES}: losses while the handler
+ * may have run beside others (neither alone nor waiting). Pure.
+ */
+export function uncountedLosses(t: DeliveryTrace): number {
+  return t.workerLost - t.workerLostAlone - (t.workerLostWaiting ?? 0);
+}
+
+/**
  * Attributes a delivery from its JetStream delivery count and the task's latest record. Pure; never
  * throws. The rules, by the latest non-final record:
  * - none, delivery 1: a first run, shared (attempt 1);
@@ -61,6 +78,9 @@ export const MAX_UNCOUNTED_WORKER_LOSSES = 10;
  *   earlier delivery: the ones in between were lost untraced (beside others): attempt k + 1, alone;
  * - `Running` attempt k, shared: lost beside others, not counted: attempt k again, alone;
  * - `Running` attempt k, alone: lost alone, counted: attempt k + 1, alone;
+ * - deliveries between the record's and this one recorded nothing: the first after a shared state
+ *   may have run (a loss beside others), every later one ran alone, so it was lost while it waited
+ *   to start (`workerLostWaiting`: counted nowhere, only capped by {@link MAX_WAITING_WORKER_LOSSES});
  * - a trace from a delivery count ≥ n: the server lost the consumer's state (a crash resets the
  *   count), which is no evidence of a lost worker: the record's attempt again (k + 1 after a
  *   `Retrying`), alone only if it ran alone;
@@ -74,21 +94,27 @@ export function attributeDelivery(count: number, record: TracedRecord | undefine
   const t = record?.delivery;
   const k = record?.status.attempts ?? 0;
   const traced = phase === "Running" || phase === "Retrying";
+  const zero = { workerLost: 0, workerLostAlone: 0, workerLostWaiting: 0 };
   if (!record || !traced) {
-    if (count <= 1) return { attempt: 1, alone: false, lost: "none", trace: { count, alone: false, workerLost: 0, workerLostAlone: 0 } };
-    return { attempt: 1, alone: true, lost: "beside", trace: { count, alone: true, workerLost: count - 1, workerLostAlone: 0 } };
+    if (count <= 1) return { attempt: 1, alone: false, lost: "none", trace: { count, alone: false, ...zero } };
+    // delivery 1 ran shared and may have started; every later one was alone, so it records before it starts
+    return { attempt: 1, alone: true, lost: "beside", trace: { count, alone: true, workerLost: count - 1, workerLostAlone: 0, workerLostWaiting: count - 2 } };
   }
-  if (!t) return { attempt: Math.max(1, count), alone: false, lost: "none", trace: { count, alone: false, workerLost: 0, workerLostAlone: 0 } };
+  if (!t) return { attempt: Math.max(1, count), alone: false, lost: "none", trace: { count, alone: false, ...zero } };
   const { workerLost, workerLostAlone } = t;
+  const waiting = t.workerLostWaiting ?? 0;
   if (count <= t.count) {
     const alone = t.alone;
-    return { attempt: phase === "Retrying" ? k + 1 : Math.max(1, k), alone, lost: "none", trace: { count, alone, workerLost, workerLostAlone } };
+    return { attempt: phase === "Retrying" ? k + 1 : Math.max(1, k), alone, lost: "none", trace: { count, alone, workerLost, workerLostAlone, workerLostWaiting: waiting } };
   }
+  // deliveries between the record's and this one were lost before recording anything
   const untraced = count - t.count - 1;
   if (phase === "Retrying") {
+    // the delivery after a Retrying runs shared (may have started); those after it ran alone: waited
     const alone = untraced > 0;
-    return { attempt: k + 1, alone, lost: alone ? "beside" : "none", trace: { count, alone, workerLost: workerLost + untraced, workerLostAlone } };
+    return { attempt: k + 1, alone, lost: alone ? "beside" : "none", trace: { count, alone, workerLost: workerLost + untraced, workerLostAlone, workerLostWaiting: waiting + Math.max(0, untraced - 1) } };
   }
-  if (t.alone) return { attempt: k + 1, alone: true, lost: "alone", trace: { count, alone: true, workerLost: workerLost + 1 + untraced, workerLostAlone: workerLostAlone + 1 } };
-  return { attempt: Math.max(1, k), alone: true, lost: "beside", trace: { count, alone: true, workerLost: workerLost + 1 + untraced, workerLostAlone } };
+  const trace = { count, alone: true, workerLost: workerLost + 1 + untraced, workerLostWaiting: waiting + untraced };
+  if (t.alone) return { attempt: k + 1, alone: true, lost: "alone", trace: { ...trace, workerLostAlone: workerLostAlone + 1 } };
+  return { attempt: Math.max(1, k), alone: true, lost: "beside", trace: { ...trace, workerLostAlone } };
 }

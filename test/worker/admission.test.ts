@@ -112,7 +112,7 @@ describe("when admitting a delivered message", () => {
     assert.equal(e.attempts, 3);
     assert.equal(e.error?.type, "WorkerLostError");
     assert.match(e.error?.message ?? "", /attempt 3 of 3 did not finish: its worker was lost while the task ran alone on it \(3 of 4 worker losses/);
-    assert.deepEqual(e.trace, { count: 6, alone: true, workerLost: 4, workerLostAlone: 3 });
+    assert.deepEqual(e.trace, { count: 6, alone: true, workerLost: 4, workerLostAlone: 3, workerLostWaiting: 0 });
   });
 
   it("runs a redelivery whose worker was lost beside other tasks alone, with the same attempt number", () => {
@@ -120,13 +120,27 @@ describe("when admitting a delivered message", () => {
     assert.ok("run" in a);
     assert.equal(a.run.attempt, 1);
     assert.equal(a.run.alone, true);
-    assert.deepEqual(a.run.trace, { count: 2, alone: true, workerLost: 1, workerLostAlone: 0 });
+    assert.deepEqual(a.run.trace, { count: 2, alone: true, workerLost: 1, workerLostAlone: 0, workerLostWaiting: 0 });
   });
 
   it("dead-letters a task whose worker was lost beside others more than MAX_UNCOUNTED_WORKER_LOSSES times", () => {
     const a = admit(input({ attempt: 13, previous: finished("Running", 1, { count: 12, alone: false, workerLost: 10, workerLostAlone: 0 }) }));
     assert.ok("settle" in a && !("replay" in a.settle));
-    assert.match((a.settle as Ending).error?.message ?? "", /its worker was lost 11 times \(11 beside other tasks, more than 10\)/);
+    assert.match((a.settle as Ending).error?.message ?? "", /its worker was lost 11 times \(11 while it ran beside other tasks, more than 10\)/);
+  });
+
+  it("runs an innocent task with maxAttempts 1 that was lost once beside a poison task and then 10 times while it waited to run alone", () => {
+    // the new-user trial's case: without workerLostWaiting this was dead-lettered "lost 11 times (11 beside other tasks)"
+    const a = admit(input({ attempt: 12, msg: message({ retry: { maxAttempts: 1, backoff: { initialSeconds: 1, factor: 2, maxSeconds: 10, jitter: false } } }), previous: finished("Running", 1, { count: 1, alone: false, workerLost: 0, workerLostAlone: 0 }) }));
+    assert.ok("run" in a, JSON.stringify(a));
+    assert.equal(a.run.attempt, 1);
+    assert.deepEqual(a.run.trace, { count: 12, alone: true, workerLost: 11, workerLostAlone: 0, workerLostWaiting: 10 });
+  });
+
+  it("dead-letters a task lost more than MAX_WAITING_WORKER_LOSSES times before it started, saying no task explains it", () => {
+    const a = admit(input({ attempt: 103, previous: finished("Running", 1, { count: 1, alone: false, workerLost: 0, workerLostAlone: 0 }) }));
+    assert.ok("settle" in a && !("replay" in a.settle));
+    assert.match((a.settle as Ending).error?.message ?? "", /its worker was lost 102 times \(101 before it started, while it waited to run alone; more than 100\)/);
   });
 });
 
