@@ -6,7 +6,8 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { NoRespondersError, RequestError } from "@nats-io/transport-node";
 import type { QueueNames } from "../api/naming.js";
-import { isStreamNotFound } from "../nats/index.js";
+import { isPermissionViolation, isStreamNotFound } from "../nats/index.js";
+import { PRODUCER_CREDS_SECRET_NAME } from "../api/nats-creds-secrets.js";
 
 /**
  * True when `err` (or one of its causes) says nobody answered the request: for a JetStream publish,
@@ -23,7 +24,8 @@ export function isNoResponders(err: unknown): boolean {
 /**
  * Whether the queue's work stream exists.
  * @returns false when JetStream says "stream not found"
- * @throws Error "get stream X: …" on other failures
+ * @throws Error "get stream X: …" on other failures; for a permission violation it says which
+ *   causes are possible and, for minted credentials, what to do
  */
 export async function queueStreamExists(jsm: JetStreamManager, names: QueueNames): Promise<boolean> {
   try {
@@ -31,7 +33,12 @@ export async function queueStreamExists(jsm: JetStreamManager, names: QueueNames
     return true;
   } catch (err) {
     if (isStreamNotFound(err)) return false;
-    throw new Error(`get stream ${names.stream}: ${(err as Error).message}`, { cause: err });
+    // CELERIAC_<namespace>_<queue>: neither name can contain "_"
+    const [, namespace, queue] = names.stream.split("_");
+    const hint = isPermissionViolation(err)
+      ? `. This NATS credential may not use queue "${queue}" in namespace "${namespace}": the Queue does not exist there, the credential belongs to another namespace, or it was minted before the Queue was created (with minted credentials: read Secret ${PRODUCER_CREDS_SECRET_NAME} in namespace ${namespace} again and reconnect)`
+      : "";
+    throw new Error(`get stream ${names.stream}: ${(err as Error).message}${hint}`, { cause: err });
   }
 }
 

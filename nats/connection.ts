@@ -7,7 +7,8 @@
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
-import { credsInboxPrefix } from "./credentials.js";
+import { NATS_CREDS_SECRET_KEY, PRODUCER_CREDS_SECRET_NAME } from "../api/nats-creds-secrets.js";
+import { credsExpiry, credsInboxPrefix } from "./credentials.js";
 
 /** Default NATS URL when neither a flag nor `CELERIAC_NATS_URL` gives one. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -110,8 +111,34 @@ export async function connectNats(settings: NatsSettings, extra: Partial<NodeCon
   try {
     return await connect({ ...natsConnectionOptions(settings), ...extra });
   } catch (err) {
-    throw new Error(`connect to NATS at ${settings.servers.join(",")}: ${(err as Error).message}`, { cause: err });
+    const msg = (err as Error).message;
+    const hint = /authorization violation|authentication expired/i.test(msg) ? authorizationHint(settings, Boolean(extra.authenticator)) : "";
+    throw new Error(`connect to NATS at ${settings.servers.join(",")}: ${msg}${hint}`, { cause: err });
   }
+}
+
+/**
+ * What to do about a refused connection, appended to the error: an expired creds file (its JWT's
+ * `exp`, read locally), a refused one, a minted credential of the operator's own, or none given.
+ * Never includes a credential. Pure apart from reading the creds file.
+ */
+export function authorizationHint(s: NatsSettings, ownAuthenticator: boolean, now: Date = new Date()): string {
+  const minted = `with minted credentials, the \`${NATS_CREDS_SECRET_KEY}\` key of Secret ${PRODUCER_CREDS_SECRET_NAME} in your namespace (workers get theirs mounted)`;
+  if (ownAuthenticator) {
+    return "; the server refused the credential the operator minted: check that CELERIAC_NATS_ACCOUNT_PUBLIC_KEY names the account the signing key belongs to and that the account's JWT is on the server's resolver";
+  }
+  if (s.credsFile) {
+    let exp: Date | undefined;
+    try {
+      exp = credsExpiry(readFileSync(s.credsFile, "utf8"));
+    } catch {
+      exp = undefined;
+    }
+    if (exp && exp.getTime() <= now.getTime()) return `; the credential in ${s.credsFile} (CELERIAC_NATS_CREDS) expired at ${exp.toISOString()}: get a fresh one (${minted})`;
+    return `; the server refused the credential in ${s.credsFile} (CELERIAC_NATS_CREDS): it is for another NATS operator or account, or was revoked`;
+  }
+  if (s.user) return "; the server refused CELERIAC_NATS_USER/CELERIAC_NATS_PASSWORD";
+  return `; the server requires credentials: set CELERIAC_NATS_CREDS to a .creds file (${minted})`;
 }
 
 /** Back-off of the first NATS connection: 0.5 s doubling to 30 s. */
