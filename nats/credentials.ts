@@ -179,6 +179,41 @@ export function credsExpiry(credsText: string): Date | undefined {
   return typeof exp === "number" && exp > 0 ? new Date(exp * 1000) : undefined;
 }
 
+/** Who a `.creds` file's user is and what it may do, read from its (verified) user JWT. */
+export interface CredsIdentity {
+  /** The user's name (`name` claim). */
+  name: string;
+  /** Public key that signed the JWT (`iss`): the account's, or one of its signing keys. */
+  issuer: string;
+  /** The account the user belongs to (`issuer_account`, else `iss`). */
+  account: string;
+  /** The user's publish/subscribe permissions as signed. */
+  permissions: NatsPermissions;
+  /** `iat`, undefined when absent. */
+  issuedAt?: Date;
+  /** `exp`, undefined when the JWT never expires. */
+  expiresAt?: Date;
+}
+
+/**
+ * Reads a `.creds` file's user identity and permissions from its JWT (the signature is verified by
+ * `decode`; whether the issuer is trusted is the server's business).
+ * @throws Error naming the fix when the text is not a creds file or its JWT does not decode
+ */
+export function credsIdentity(credsText: string): CredsIdentity {
+  const c = credsClaims(credsText);
+  const n = c.nats;
+  const perms = (p: { allow?: string[]; deny?: string[] } | undefined) => ({ allow: p?.allow ?? [], ...(p?.deny?.length ? { deny: p.deny } : {}) }); // the JWT library writes an empty deny list
+  return {
+    name: c.name,
+    issuer: c.iss,
+    account: n.issuer_account || c.iss,
+    permissions: { pub: perms(n.pub), sub: perms(n.sub) },
+    ...(typeof c.iat === "number" && c.iat > 0 ? { issuedAt: new Date(c.iat * 1000) } : {}),
+    ...(typeof c.exp === "number" && c.exp > 0 ? { expiresAt: new Date(c.exp * 1000) } : {}),
+  };
+}
+
 /**
  * The inbox prefix a `.creds` file's user must use: when its JWT allows subscribing to exactly one
  * subject, of the form `_INBOX….>` (as minted workers and producers are, see

@@ -16,9 +16,9 @@ import type { V1OwnerReference } from "@kubernetes/client-node";
 import { API_VERSION, LABELS, MANAGED_BY, RESOURCES } from "../../api/constants.js";
 import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_LABELS, NATS_CREDS_SECRET_KEY } from "../../api/nats-creds-secrets.js";
 import type { Queue } from "../../api/objects.js";
-import { credsExpiry } from "../../nats/credentials.js";
+import { credsIdentity, type CredsIdentity } from "../../nats/credentials.js";
 import { queueOwnerReference } from "../queue/labels.js";
-import type { CredentialSpec } from "./credential-spec.js";
+import { permissionsHash, type CredentialSpec } from "./credential-spec.js";
 import { renewAt, type LiveCredential } from "./rotation.js";
 
 /** A Secret as the operator reads and writes it (the fields it uses). */
@@ -105,34 +105,31 @@ export function desiredCredsSecret(spec: CredentialSpec, minted: MintedCredentia
   };
 }
 
-/** A date from an annotation, undefined when absent or malformed. */
-function dateOf(v: string | undefined): Date | undefined {
-  if (!v) return undefined;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? undefined : d;
-}
-
 /**
- * What a live Secret holds, for the rotation decision: the expiry read from the creds file in its
- * data (the truth the server enforces), the issue time, hash and issuer from its annotations.
- * @returns undefined when there is no Secret
+ * What a live Secret holds, for the rotation decision, read from the creds file in its data (the
+ * truth the server enforces, so a hand-edited Secret — another Queue's creds pasted in, annotations
+ * and all — is seen for what it is): expiry and issue time, issuer, and the hash of the account,
+ * user name and permissions its JWT carries. The annotations are for people (`kubectl describe`).
+ * @returns undefined when there is no Secret; `{}` when its data holds no readable creds file
  */
 export function liveCredential(secret: CredsSecret | undefined): LiveCredential | undefined {
   if (!secret) return undefined;
-  const a = secret.metadata.annotations ?? {};
   const data = secret.data?.[NATS_CREDS_SECRET_KEY];
-  let expiresAt: Date | undefined;
+  let id: CredsIdentity | undefined;
   if (data) {
     try {
-      expiresAt = credsExpiry(Buffer.from(data, "base64").toString("utf8"));
+      id = credsIdentity(Buffer.from(data, "base64").toString("utf8"));
     } catch {
-      expiresAt = undefined;
+      id = undefined;
     }
   }
-  const issuedAt = dateOf(a[NATS_CREDS_ANNOTATIONS.issuedAt]);
-  const hash = a[NATS_CREDS_ANNOTATIONS.permissionsHash];
-  const issuer = a[NATS_CREDS_ANNOTATIONS.issuer];
-  return { ...(expiresAt ? { expiresAt } : {}), ...(issuedAt ? { issuedAt } : {}), ...(hash ? { permissionsHash: hash } : {}), ...(issuer ? { issuer } : {}) };
+  if (!id) return {};
+  return {
+    ...(id.expiresAt ? { expiresAt: id.expiresAt } : {}),
+    ...(id.issuedAt ? { issuedAt: id.issuedAt } : {}),
+    permissionsHash: permissionsHash(id.account, id.name, id.permissions),
+    issuer: id.issuer,
+  };
 }
 
 /** True when `secret` is one the operator minted (managed-by and role labels). */

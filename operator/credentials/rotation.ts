@@ -12,11 +12,11 @@
 export interface LiveCredential {
   /** Expiry of the JWT in the Secret's data; undefined when the data has no parsable creds file. */
   expiresAt?: Date;
-  /** Issue time (annotation); undefined when missing or malformed. */
+  /** Issue time (the JWT's `iat`); undefined when the data has no parsable creds file. */
   issuedAt?: Date;
-  /** Permissions hash annotation. */
+  /** Hash of the account, user name and permissions the JWT carries (`permissionsHash`). */
   permissionsHash?: string;
-  /** Issuer (signing key public key) annotation. */
+  /** Public key that signed the JWT (`iss`). */
   issuer?: string;
 }
 

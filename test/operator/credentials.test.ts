@@ -16,6 +16,7 @@ import {
   producerCredentialSpec, workerCredentialSpec,
 } from "../../operator/credentials/index.js";
 import { parseAccountSigner } from "../../nats/credentials.js";
+import { rotationDecision } from "../../operator/credentials/rotation.js";
 import { queueWith } from "./queue/fixtures.js";
 
 const te = new TextEncoder();
@@ -109,7 +110,7 @@ describe("when the desired Secret is built from a minted credential", () => {
     assert.deepEqual(refs.map((r) => [r.name, r.controller, r.blockOwnerDeletion]), [["emails", undefined, undefined], ["orders", undefined, undefined]]);
   });
 
-  it("reads back what the live Secret holds: expiry from the creds data, the rest from annotations", async () => {
+  it("reads back what the live Secret holds from its creds data, not its annotations", async () => {
     const spec = workerCredentialSpec("shop", "emails", ACCOUNT);
     const now = new Date(Math.floor(Date.now() / 1000) * 1000);
     const minted = await minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: 60, now });
@@ -117,6 +118,18 @@ describe("when the desired Secret is built from a minted credential", () => {
     assert.deepEqual(liveCredential(s), { expiresAt: new Date(now.getTime() + 60_000), issuedAt: minted.issuedAt, permissionsHash: spec.hash, issuer: ACCOUNT });
     assert.equal(liveCredential(undefined), undefined);
     assert.deepEqual(liveCredential({ ...s, data: { [NATS_CREDS_SECRET_KEY]: Buffer.from("garbage").toString("base64") } })?.expiresAt, undefined);
+  });
+
+  it("sees another Queue's creds pasted into a Secret, annotations and all, as changed permissions", async () => {
+    const spec = workerCredentialSpec("shop", "emails", ACCOUNT);
+    const other = workerCredentialSpec("shop", "orders", ACCOUNT);
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const mine = desiredCredsSecret(spec, await minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: 60, now }), []);
+    const theirs = desiredCredsSecret(other, await minter.mint({ name: other.userName, permissions: other.permissions, ttlSeconds: 60, now }), []);
+    const edited = { ...mine, data: theirs.data };
+    const d = rotationDecision({ live: liveCredential(edited), hash: spec.hash, issuer: minter.issuer, ttlSeconds: 60, now });
+    assert.deepEqual(d, { action: "mint", reason: "PermissionsChanged" });
+    assert.equal(rotationDecision({ live: liveCredential(mine), hash: spec.hash, issuer: minter.issuer, ttlSeconds: 60, now }).action, "keep");
   });
 });
 
