@@ -36,6 +36,10 @@ import { ScaleLoops } from "./scale-loop.js";
 
 export type { QueueDepth, QueueNats } from "./queue-nats.js";
 
+
+/** Start of the InvalidSpec message of a Queue whose worker names no tasks module. */
+const NO_TASKS_MODULE = "spec.worker names no tasks module (no CELERIAC_TASKS in spec.worker.env or the template, no --tasks argument)";
+
 /** Dependencies of the Queue reconciler. */
 export interface QueueReconcilerDeps {
   kc: KubeConfig;
@@ -234,10 +238,16 @@ export class QueueReconciler {
     const kedaMissing = policy.provider === "keda" && !(await this.#applyScaledObject(q, log));
     const readyReplicas = d.status?.readyReplicas ?? 0;
     const problem = workerPodProblem(this.#d.listWorkerPods?.(ref.namespace!, ref.name) ?? []);
-    if (problem?.reason === REASONS.WorkersCrashLooping && !specNamesTasksModule(q)) {
-      // No tasks module in the spec and workers that exit at start: the spec must name one.
-      const invalid = `spec.worker names no tasks module (no CELERIAC_TASKS in spec.worker.env or the template, no --tasks argument) and the workers exit at start${problem.lastError ? `: ${problem.lastError}` : ""}: set CELERIAC_TASKS to the compiled tasks module, e.g. dist/tasks.js`;
-      return { invalid, workers: { type: CONDITION_TYPES.Queue.WorkersReady, status: "False", reason: REASONS.InvalidSpec, message: invalid } };
+    if (!specNamesTasksModule(q)) {
+      // No tasks module in the spec and workers that exit at start: the spec must name one. Once
+      // recorded for this generation it stays while no worker is ready, so the conditions do not
+      // flap as the pods cycle between CrashLoopBackOff, a fresh start and the next exit.
+      const ready = this.#seen(q, ref)?.conditions?.find((c) => c.type === CONDITION_TYPES.Queue.Ready);
+      const recorded = ready?.reason === REASONS.InvalidSpec && ready.message.startsWith(NO_TASKS_MODULE) && ready.observedGeneration === q.metadata.generation;
+      const invalid = problem?.reason === REASONS.WorkersCrashLooping
+        ? `${NO_TASKS_MODULE} and the workers exit at start${problem.lastError ? `: ${problem.lastError}` : ""}: set CELERIAC_TASKS to the compiled tasks module, e.g. dist/tasks.js`
+        : recorded && readyReplicas === 0 ? ready.message : undefined;
+      if (invalid) return { invalid, workers: { type: CONDITION_TYPES.Queue.WorkersReady, status: "False", reason: REASONS.InvalidSpec, message: invalid } };
     }
     return {
       condition: workersCondition({ provider: policy.provider, kedaMissing, suspended: q.spec.suspend === true, desired: d.spec?.replicas ?? 0, ready: readyReplicas, ...(problem ? { problem } : {}) }),
