@@ -69,7 +69,7 @@ describe("when a poison task kills its worker process beside innocent tasks", ()
       assert.equal(p!.status.error?.type, "WorkerLostError");
       assert.match(p!.status.error?.message ?? "", /attempt 2 of 2 did not finish: its worker was lost while the task ran alone on it/);
       assert.equal(p!.status.attempts, 2);
-      assert.deepEqual(p!.delivery, { count: 4, alone: true, workerLost: 3, workerLostAlone: 2 });
+      assert.deepEqual(p!.delivery, { count: 4, alone: true, workerLost: 3, workerLostAlone: 2, workerLostWaiting: 0 });
       // one crash beside the innocents (not counted), then two alone (counted)
       assert.deepEqual(events(log, poison.id), ["start 1", "start 1", "start 2"]);
       for (const [i, r] of rest.entries()) {

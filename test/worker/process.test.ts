@@ -44,7 +44,7 @@ describe("when worker processes are killed or signalled", () => {
     // known to be its own (worker/attribution.ts); the redelivery ran alone
     assert.deepEqual(result, { slept: 1500, attempt: 1 });
     assert.deepEqual(events(log, h.id), ["start 1", "start 1", "done"]);
-    assert.deepEqual((await h.record() as TracedRecord | undefined)?.delivery, { count: 2, alone: true, workerLost: 1, workerLostAlone: 0 });
+    assert.deepEqual((await h.record() as TracedRecord | undefined)?.delivery, { count: 2, alone: true, workerLost: 1, workerLostAlone: 0, workerLostWaiting: 0 });
   });
 
   it("dead-letters a poison task that kills its worker instead of looping (crashes while it ran alone count as attempts)", async () => {
