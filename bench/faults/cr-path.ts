@@ -17,6 +17,7 @@ import { CELERIAC_TYPES } from "../../api/objects.js";
 import { COMPACT_PATH } from "../../devcluster/server/http.js";
 import { startPlatform, type Platform } from "../../devcluster/platform/platform.js";
 import { BUILTIN_TYPES, createObject, getObject, kubeRequest, listObjects, loadKubeConfig, resourcePath, type KubeObject } from "../../kube/k8s-client.js";
+import type { FaultRow } from "./report.js";
 import { EXEC_LOG_ENV, FAULT_TASKS_MODULE, FaultLog, analyseExecutions, pollUntil, readExecLog, readResults, scenarioDir, type ExecutionAnalysis, type ExplainSlack } from "./harness.js";
 
 /** The namespace every CR-path scenario uses. */
@@ -348,4 +349,23 @@ export function describeCrErrors(created: CreatedTasks, phases: Record<string, n
   for (const [phase, n] of Object.entries(phases)) if (phase !== "Succeeded") parts.push(`${n} Task ${phase}`);
   parts.push(...extra);
   return parts.length ? parts.join("; ") : "none";
+}
+
+/**
+ * A CR-path scenario's table row from what it measured: lost = Tasks not terminal or whose phase
+ * disagrees with their executions/record; duplicates from the execution analysis; errors from
+ * {@link describeCrErrors}. Pure.
+ * @param t0 the scenario's start, in ms since the epoch (for `seconds`)
+ */
+export function crFaultRow(o: { scenario: string; faults: string; created: CreatedTasks; out: CrOutcome; t0: number; extraErrors?: string[] }): FaultRow {
+  return {
+    scenario: o.scenario,
+    tasks: o.created.uids.size,
+    faults: o.faults,
+    lost: o.out.lost.length + o.out.mismatched.length,
+    duplicates: o.out.analysis.duplicates,
+    duplicatesExplained: o.out.analysis.duplicatesExplained,
+    errorsSurfaced: describeCrErrors(o.created, o.out.phases, o.extraErrors),
+    seconds: (Date.now() - o.t0) / 1000,
+  };
 }

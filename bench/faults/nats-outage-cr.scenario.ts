@@ -8,7 +8,7 @@
  */
 import type { FaultRow, FaultScenario } from "./report.js";
 import {
-  applyQueueAndWait, createTasks, crOutcome, describeCrErrors, faultQueue, startCrEnv, taskStates, waitTerminal, type CreatedTasks,
+  applyQueueAndWait, createTasks, crOutcome, crFaultRow, faultQueue, startCrEnv, taskStates, waitTerminal, type CreatedTasks,
 } from "./cr-path.js";
 
 const QUEUE = "outage";
@@ -72,16 +72,14 @@ const scenario: FaultScenario = {
       for (const u of out.analysis.unexplained) log(`unexplained duplicate of ${u.repeat.id}: previous ${u.previous.start}–${u.previous.end ?? "?"}, repeat at ${u.repeat.start}`);
       const extra = [`${waiting} Task Accepted=False NatsUnavailable while down`];
       if (pastPending > 0) extra.push(`${pastPending} Task shown past Pending while NATS was down (wrong: nothing was published)`);
-      return {
+      return crFaultRow({
         scenario: `NATS outage ${OUTAGE_MS / 1000} s > duplicateWindow ${DUPLICATE_WINDOW}, Task CRs applied during it`,
-        tasks: created.uids.size,
         faults: `1 × nats-server SIGKILL, down ${OUTAGE_MS / 1000} s (${during.uids.size} Tasks created meanwhile)`,
-        lost: out.lost.length + out.mismatched.length,
-        duplicates: out.analysis.duplicates,
-        duplicatesExplained: out.analysis.duplicatesExplained,
-        errorsSurfaced: describeCrErrors(created, out.phases, extra),
-        seconds: (Date.now() - t0) / 1000,
-      };
+        created,
+        out,
+        t0,
+        extraErrors: extra,
+      });
     } finally {
       await env.stop();
     }

@@ -8,7 +8,7 @@
  */
 import type { FaultRow, FaultScenario } from "./report.js";
 import {
-  applyQueueAndWait, busyWorkerPods, createTasks, crOutcome, describeCrErrors, faultQueue, forceDeletePod, killOperator, startCrEnv, waitTerminal, workerPods,
+  applyQueueAndWait, busyWorkerPods, createTasks, crOutcome, crFaultRow, faultQueue, forceDeletePod, killOperator, startCrEnv, waitTerminal, workerPods,
 } from "./cr-path.js";
 import { pollUntil } from "./harness.js";
 
@@ -65,16 +65,13 @@ const scenario: FaultScenario = {
       for (const n of out.lost) log(`lost: ${n} phase ${states.get(n)?.phase ?? "none"}`);
       for (const n of out.mismatched) log(`phase does not match executions/record: ${n} (${states.get(n)?.phase})`);
       for (const u of out.analysis.unexplained) log(`unexplained duplicate of ${u.repeat.id}: previous on pid ${u.previous.pid} ${u.previous.start}–${u.previous.end ?? "?"}, repeat on pid ${u.repeat.pid} at ${u.repeat.start}`);
-      return {
+      return crFaultRow({
         scenario: `${TASKS} Task CRs, operator SIGKILL ×${operatorKills}, worker pods force-deleted ×${podDeletes}`,
-        tasks: created.uids.size,
         faults: `${operatorKills} × operator SIGKILL; ${podDeletes} × worker pod force-delete (grace 0), ${out.cutOff} executions cut off`,
-        lost: out.lost.length + out.mismatched.length,
-        duplicates: out.analysis.duplicates,
-        duplicatesExplained: out.analysis.duplicatesExplained,
-        errorsSurfaced: describeCrErrors(created, out.phases),
-        seconds: (Date.now() - t0) / 1000,
-      };
+        created,
+        out,
+        t0,
+      });
     } finally {
       await env.stop();
     }

@@ -10,7 +10,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { FaultRow, FaultScenario } from "./report.js";
-import { applyQueueAndWait, compactWatchHistory, createTasks, crOutcome, describeCrErrors, faultQueue, startCrEnv, waitTerminal, type CrEnv } from "./cr-path.js";
+import { applyQueueAndWait, compactWatchHistory, createTasks, crOutcome, crFaultRow, faultQueue, startCrEnv, waitTerminal, type CrEnv } from "./cr-path.js";
 
 const QUEUE = "expiry";
 const TASKS = 200;
@@ -68,16 +68,13 @@ const scenario: FaultScenario = {
       for (const n of out.mismatched) log(`phase does not match executions/record: ${n} (${states.get(n)?.phase})`);
       for (const u of out.analysis.unexplained) log(`unexplained duplicate of ${u.repeat.id}: previous ${u.previous.start}–${u.previous.end ?? "?"}, repeat at ${u.repeat.start}`);
       if (relists === 0) throw new Error("watch-expired: the operator's Task informer never logged a relist: the fault did not hit it");
-      return {
+      return crFaultRow({
         scenario: `${TASKS} Task CRs, API server watch expired (410) ×${compactions}`,
-        tasks: created.uids.size,
         faults: `${compactions} × watch history compacted (${watchesEnded} open watches ended with 410); operator Task informer relisted ${relists}×`,
-        lost: out.lost.length + out.mismatched.length,
-        duplicates: out.analysis.duplicates,
-        duplicatesExplained: out.analysis.duplicatesExplained,
-        errorsSurfaced: describeCrErrors(created, out.phases),
-        seconds: (Date.now() - t0) / 1000,
-      };
+        created,
+        out,
+        t0,
+      });
     } finally {
       await env.stop();
     }
