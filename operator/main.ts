@@ -197,7 +197,13 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       sweepTimer.unref();
     }
   };
-  readiness = () => (elector?.state() === "stopped" ? "lost leadership" : !leading ? true : controllers.every((c) => c.hasSynced()) || "caches not synced");
+  // Not ready until the first election attempt is decided: a replica that is about to lead must
+  // not answer 200 as a standby and then 503 while its caches sync.
+  readiness = () =>
+    elector?.state() === "stopped" ? "lost leadership"
+    : elector && !elector.hasAttempted() ? "waiting for the first leader election attempt"
+    : !leading ? true
+    : controllers.every((c) => c.hasSynced()) || "caches not synced";
 
   let stopping: Promise<void> | undefined;
   const stop = () =>

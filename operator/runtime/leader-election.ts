@@ -104,6 +104,7 @@ export class LeaderElector {
   private busy: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | undefined;
   private started = false;
+  private attempted = false;
 
   /** @param opts see {@link LeaderElectorOptions} */
   constructor(opts: LeaderElectorOptions) {
@@ -124,6 +125,14 @@ export class LeaderElector {
   /** True while this replica holds the lease. */
   isLeader(): boolean {
     return this.st === "leading";
+  }
+
+  /**
+   * True once the first acquire attempt has finished (won, lost or timed out after the renew
+   * deadline). Before that, `state()` is `standby` without meaning another replica leads.
+   */
+  hasAttempted(): boolean {
+    return this.attempted;
   }
 
   /** The holder last observed on the Lease (`""` when none). */
@@ -181,6 +190,7 @@ export class LeaderElector {
     } catch (err) {
       this.log?.debug({ err }, "Lease acquire or renew failed");
     }
+    this.attempted = true;
     // Re-read state after the await: stop() may have run meanwhile.
     const state = this.st as LeaderState;
     if (state === "stopped") return;

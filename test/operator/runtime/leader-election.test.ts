@@ -92,6 +92,27 @@ describe("when two electors compete for one lease", () => {
     }
   });
 
+  it("has attempted only once its first acquire attempt is decided, won or lost", async () => {
+    const a = candidate("le-attempt", "a");
+    assert.equal(a.elector.hasAttempted(), false, "not before start");
+    a.elector.start();
+    assert.equal(a.elector.hasAttempted(), false, "not while the first attempt is in flight");
+    try {
+      await eventually(() => a.elector.hasAttempted(), 3000, "a attempted");
+      assert.equal(a.elector.isLeader(), true, "a's first attempt won the free lease");
+      const b = candidate("le-attempt", "b");
+      b.elector.start();
+      try {
+        await eventually(() => b.elector.hasAttempted(), 3000, "b attempted");
+        assert.equal(b.elector.state(), "standby", "b's first attempt lost to a");
+      } finally {
+        await b.elector.stop();
+      }
+    } finally {
+      await a.elector.stop();
+    }
+  });
+
   it("hands over at once when the leader releases the lease", async () => {
     const a = candidate("le-release", "a");
     a.elector.start();
