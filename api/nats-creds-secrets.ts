@@ -57,5 +57,12 @@ export function accountSeedSecretName(namespace: string): string {
 /** Data key of the account identity seed (`SA…`) in an account seed Secret. */
 export const NATS_ACCOUNT_SEED_KEY = "seed";
 
+/**
+ * Data key of the account's signing key seed (`SA…`) in an account seed Secret: it signs the
+ * account's users (the identity key signs nothing but would be refused under the NATS operator's
+ * `strict_signing_key_usage`).
+ */
+export const NATS_ACCOUNT_SIGNING_KEY_KEY = "signing-key";
+
 /** Label on an account seed Secret: the tenant namespace whose account it holds. */
 export const NATS_ACCOUNT_LABEL = "celeriac.io/nats-account";

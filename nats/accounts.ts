@@ -59,9 +59,12 @@ export function unlimitedJetStreamLimits(): NonNullable<Account["limits"]> {
  * @param o.name account name (JWT `name`), e.g. the namespace
  * @param o.accountSeed the account's identity seed (`SA…`), to re-sign an existing account
  * @param o.limits account limits (default {@link unlimitedJetStreamLimits})
+ * @param o.signingKeys public keys (`A…`) of the account's signing keys: users signed by one of them
+ *   are accepted (and, with the operator's `strict_signing_key_usage` — nsc
+ *   `--require-signing-keys` — only those are)
  * @throws Error naming the fix when a seed is not of the right kind (never the seed)
  */
-export async function mintTenantAccount(op: OperatorSigner, o: { name: string; accountSeed?: string; limits?: Account["limits"] }): Promise<MintedAccount> {
+export async function mintTenantAccount(op: OperatorSigner, o: { name: string; accountSeed?: string; limits?: Account["limits"]; signingKeys?: readonly string[] }): Promise<MintedAccount> {
   if (!o.name) throw new Error("mint tenant account: name is empty; give the account a name (e.g. the namespace)");
   let okp: KeyPair;
   try {
@@ -78,7 +81,8 @@ export async function mintTenantAccount(op: OperatorSigner, o: { name: string; a
   }
   if (!akp.getPublicKey().startsWith("A")) throw new Error("mint tenant account: accountSeed is not an account seed (SA…)");
   try {
-    const jwt = await encodeAccount(o.name, akp, { limits: o.limits ?? unlimitedJetStreamLimits() }, { signer: okp });
+    for (const k of o.signingKeys ?? []) if (!k.startsWith("A")) throw new Error(`mint tenant account: signing key ${k} is not an account public key (A…)`);
+    const jwt = await encodeAccount(o.name, akp, { limits: o.limits ?? unlimitedJetStreamLimits(), ...(o.signingKeys?.length ? { signing_keys: [...o.signingKeys] } : {}) }, { signer: okp });
     const seed = new TextDecoder().decode(akp.getSeed());
     return { publicKey: akp.getPublicKey(), jwt, signer: { seed, account: akp.getPublicKey() } };
   } finally {

@@ -1,8 +1,9 @@
 /**
- * Accounts mode: where each tenant namespace's NATS account identity key lives. One Secret per
- * tenant, `celeriac-nats-account-<namespace>` (data key `seed`, an `SA…` nkey seed), in the
+ * Accounts mode: where each tenant namespace's NATS account keys live. One Secret per tenant,
+ * `celeriac-nats-account-<namespace>` (data keys `seed`, the account identity seed, and
+ * `signing-key`, the seed of the signing key its users are signed with; both `SA…`), in the
  * operator's own namespace (`CELERIAC_NATS_ACCOUNTS_NAMESPACE`) so no tenant can read it. The key is
- * generated (with `@nats-io/nkeys`) the first time a namespace needs an account and kept for good:
+ * keys are generated (with `@nats-io/nkeys`) the first time a namespace needs an account and kept for good:
  * nats-server stores an account's JetStream data under its public key, so a new key would strand
  * every stream and bucket of the tenant. The operator never deletes these Secrets.
  *
@@ -12,15 +13,19 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { createAccount, fromSeed } from "@nats-io/nkeys";
 import { FIELD_MANAGERS, LABELS, MANAGED_BY } from "../../api/constants.js";
-import { accountSeedSecretName, NATS_ACCOUNT_LABEL, NATS_ACCOUNT_SEED_KEY } from "../../api/nats-creds-secrets.js";
+import { accountSeedSecretName, NATS_ACCOUNT_LABEL, NATS_ACCOUNT_SEED_KEY, NATS_ACCOUNT_SIGNING_KEY_KEY } from "../../api/nats-creds-secrets.js";
 import { BUILTIN_TYPES, createObject, getObject, isAlreadyExists, isNotFound, type KubeObject } from "../runtime/index.js";
 
-/** An account identity key: its seed (secret) and public key. */
+/** An account's identity key and the signing key of its users. */
 export interface AccountKey {
-  /** `SA…` seed. Secret. */
+  /** `SA…` identity seed. Secret. */
   readonly seed: string;
   /** `A…` public key: the account's identity. */
   readonly publicKey: string;
+  /** `SA…` seed of the account's signing key (signs its users). Secret. */
+  readonly signingSeed: string;
+  /** `A…` public key of the signing key (listed in the account JWT's `signing_keys`). */
+  readonly signingPublicKey: string;
 }
 
 interface SeedSecret extends KubeObject {
@@ -73,10 +78,15 @@ export class AccountKeyStore {
     try {
       const found = await read();
       if (found) return found;
-      const kp = createAccount();
-      const seed = new TextDecoder().decode(kp.getSeed());
-      const publicKey = kp.getPublicKey();
-      kp.clear();
+      const seedOf = () => {
+        const kp = createAccount();
+        const out = { seed: new TextDecoder().decode(kp.getSeed()), publicKey: kp.getPublicKey() };
+        kp.clear();
+        return out;
+      };
+      const id = seedOf();
+      const sk = seedOf();
+      const key: AccountKey = { seed: id.seed, publicKey: id.publicKey, signingSeed: sk.seed, signingPublicKey: sk.publicKey };
       const secret: SeedSecret = {
         apiVersion: "v1",
         kind: "Secret",
@@ -84,14 +94,17 @@ export class AccountKeyStore {
           name,
           namespace: this.#namespace,
           labels: { [LABELS.managedBy]: MANAGED_BY, [NATS_ACCOUNT_LABEL]: tenant },
-          annotations: { "celeriac.io/nats-account-public-key": publicKey },
+          annotations: { "celeriac.io/nats-account-public-key": key.publicKey, "celeriac.io/nats-account-signing-key": key.signingPublicKey },
         },
         type: "Opaque",
-        data: { [NATS_ACCOUNT_SEED_KEY]: Buffer.from(seed, "utf8").toString("base64") },
+        data: {
+          [NATS_ACCOUNT_SEED_KEY]: Buffer.from(key.seed, "utf8").toString("base64"),
+          [NATS_ACCOUNT_SIGNING_KEY_KEY]: Buffer.from(key.signingSeed, "utf8").toString("base64"),
+        },
       };
       try {
         await createObject(this.#kc, BUILTIN_TYPES.Secret, secret, FIELD_MANAGERS.operator);
-        return { seed, publicKey };
+        return key;
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
         const raced = await read();
@@ -105,22 +118,28 @@ export class AccountKeyStore {
 }
 
 /**
- * The account key an account seed Secret holds.
- * @throws Error naming the Secret and the fix when `data.seed` is missing or not an account seed
+ * The account keys an account seed Secret holds.
+ * @throws Error naming the Secret and the fix when `data.seed` or `data.signing-key` is missing or
+ *   not an account seed (never the data)
  */
 export function keyFrom(secret: SeedSecret, where: string): AccountKey {
-  const b64 = secret.data?.[NATS_ACCOUNT_SEED_KEY];
-  const seed = b64 ? Buffer.from(b64, "base64").toString("utf8").trim() : "";
-  let publicKey = "";
-  try {
-    const kp = fromSeed(new TextEncoder().encode(seed));
-    publicKey = kp.getPublicKey();
-    kp.clear();
-  } catch {
-    publicKey = "";
-  }
-  if (!publicKey.startsWith("A")) {
-    throw new Error(`Secret ${where} holds no NATS account seed in data.${NATS_ACCOUNT_SEED_KEY}: restore it from a backup (a new key would strand the tenant's JetStream data), or delete the Secret to start the tenant on a new, empty account`);
-  }
-  return { seed, publicKey };
+  const read = (dataKey: string) => {
+    const b64 = secret.data?.[dataKey];
+    const seed = b64 ? Buffer.from(b64, "base64").toString("utf8").trim() : "";
+    let publicKey = "";
+    try {
+      const kp = fromSeed(new TextEncoder().encode(seed));
+      publicKey = kp.getPublicKey();
+      kp.clear();
+    } catch {
+      publicKey = "";
+    }
+    if (!publicKey.startsWith("A")) {
+      throw new Error(`Secret ${where} holds no NATS account seed in data.${dataKey}: restore it from a backup (a new key would strand the tenant's JetStream data), or delete the Secret to start the tenant on a new, empty account`);
+    }
+    return { seed, publicKey };
+  };
+  const id = read(NATS_ACCOUNT_SEED_KEY);
+  const sk = read(NATS_ACCOUNT_SIGNING_KEY_KEY);
+  return { seed: id.seed, publicKey: id.publicKey, signingSeed: sk.seed, signingPublicKey: sk.publicKey };
 }

@@ -82,6 +82,16 @@ export class QueueCredentials {
   }
 
   /**
+   * Public key (`A…`) of the NATS account `namespace`'s streams and users live in (the one account
+   * in minting mode, the namespace's own in accounts mode): what KEDA's `nats-jetstream` trigger
+   * names as `account`.
+   * @throws Error when the namespace's account cannot be had
+   */
+  async accountOf(namespace: string): Promise<string> {
+    return (await this.#d.minterFor(namespace)).account;
+  }
+
+  /**
    * The Queue `name` is being deleted or is gone: deletes its worker Secret (when the operator minted
    * it) and updates the producer Secret without it (deleting it when no Queue is left). Explicit,
    * not left to garbage collection, so a cluster without a garbage collector is cleaned up too.

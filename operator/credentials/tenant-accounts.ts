@@ -5,7 +5,7 @@
  * from {@link AccountKeyStore}, signs a JetStream-enabled account JWT with the NATS operator
  * signing key (nats/accounts.ts, `@nats-io/jwt`), pushes it to the server's `full` resolver over the
  * system-account connection, and hands out a {@link CredentialMinter} that signs that account's
- * users. After the system connection reconnects (the server may have restarted without its
+ * users with the account's signing key. After the system connection reconnects (the server may have restarted without its
  * resolver directory) every known account is pushed again. Never logs a seed or a JWT.
  */
 import { readFileSync } from "node:fs";
@@ -77,10 +77,12 @@ export class TenantAccounts {
   async #create(namespace: string): Promise<{ minter: CredentialMinter; jwt: string }> {
     try {
       const key = await this.#d.keys.keyOf(namespace);
-      const account = await mintTenantAccount(this.#d.operator, { name: namespace, accountSeed: key.seed });
+      const account = await mintTenantAccount(this.#d.operator, { name: namespace, accountSeed: key.seed, signingKeys: [key.signingPublicKey] });
       await pushAccountJwt(this.#d.system, account.jwt, this.#d.pushTimeoutMs);
       this.#d.log.info({ namespace, account: account.publicKey }, "Pushed tenant NATS account");
-      return { minter: new CredentialMinter(account.signer), jwt: account.jwt };
+      // Users are signed by the account's signing key, so a NATS operator with
+      // strict_signing_key_usage (nsc --require-signing-keys) accepts them too.
+      return { minter: new CredentialMinter({ seed: key.signingSeed, account: account.publicKey }), jwt: account.jwt };
     } catch (err) {
       throw new Error(`NATS account of ${namespace}: ${(err as Error).message}`, { cause: err });
     }

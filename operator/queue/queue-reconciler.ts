@@ -268,7 +268,9 @@ export class QueueReconciler {
    * @throws Error on other API failures
    */
   async #applyScaledObject(q: Queue, log: Logger): Promise<boolean> {
-    const so = desiredScaledObject(q, { natsMonitoringEndpoint: this.#d.natsMonitoringEndpoint ?? "nats:8222" });
+    // Minting modes: KEDA reads the consumer from /jsz of the account the streams live in.
+    const account = await this.#d.credentials?.accountOf(q.metadata.namespace!);
+    const so = desiredScaledObject(q, { natsMonitoringEndpoint: this.#d.natsMonitoringEndpoint ?? "nats:8222", ...(account ? { account } : {}) });
     try {
       await applyChild(this.#d.kc, SCALED_OBJECT, so, FIELD_MANAGERS.operator);
       return true;

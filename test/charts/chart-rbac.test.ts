@@ -99,6 +99,18 @@ describe("when the chart's RBAC is compared with the operator's API calls", { sk
     assert.ok(![...(plain.get("*") ?? [])].some((t) => t.startsWith("|secrets|")), "no Secret access without minting");
   });
 
+  it("adds the Secret calls of accounts mode only with natsAuth.accounts.enabled: minting's in watched namespaces, the account keys' in the release namespace", async () => {
+    const accounts = ["natsAuth.accounts.enabled=true", "natsAuth.accounts.operatorSigningKeySecret.name=op", "natsAuth.accounts.systemCredsSecret.name=sys", "nats.deploy=false", "nats.url=nats://nats.nats.svc:4222"];
+    const cluster = boundRules(await helm.render([], accounts, RELEASE_NS), "celeriac");
+    assert.deepEqual([...cluster.keys()].sort(), ["*", RELEASE_NS]);
+    assert.deepEqual(sorted(cluster.get("*") as Set<string>), sorted(expected("watched", "accounts")), "ClusterRole celeriac");
+    assert.deepEqual(sorted(cluster.get(RELEASE_NS) as Set<string>), sorted(expected("lease", "accounts")), "the Lease and the account key Secrets");
+    assert.ok(cluster.get(RELEASE_NS)?.has("|secrets|get"));
+    const namespaced = boundRules(await helm.render(["namespaced.yaml"], accounts, RELEASE_NS), "celeriac");
+    for (const ns of ["team-a", "team-b"]) assert.deepEqual(sorted(namespaced.get(ns) as Set<string>), sorted(expected("watched", "accounts")), `Role ${ns}/celeriac`);
+    assert.deepEqual(sorted(namespaced.get(RELEASE_NS) as Set<string>), sorted(expected("lease", "accounts")));
+  });
+
   it("binds the aggregated edit/view ClusterRoles to no one, and grants them only Celeriac resources", async () => {
     const objs = await helm.render([], [], RELEASE_NS);
     for (const name of ["celeriac-edit", "celeriac-view"]) {

@@ -103,6 +103,7 @@ describe("when the operator gives each namespace its own NATS account (full reso
       for (const s of [worker, producer]) {
         const id = credsIdentity(credsIn(s));
         assert.equal(id.account, key.publicKey, `${s.metadata.name} is a user of ${ns}'s account`);
+        assert.equal(id.issuer, key.signingPublicKey, "signed by the account's signing key, not its identity key");
         assert.notEqual(id.account, nats.operator!.accountPublicKey, "not the shared Celeriac account");
       }
       // No tenant namespace holds an account key.
