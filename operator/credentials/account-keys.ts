@@ -126,7 +126,7 @@ export function keyFrom(secret: SeedSecret, where: string): AccountKey {
   const read = (dataKey: string) => {
     const b64 = secret.data?.[dataKey];
     const seed = b64 ? Buffer.from(b64, "base64").toString("utf8").trim() : "";
-    let publicKey = "";
+    let publicKey: string;
     try {
       const kp = fromSeed(new TextEncoder().encode(seed));
       publicKey = kp.getPublicKey();
