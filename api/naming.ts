@@ -15,6 +15,10 @@ export const DEFAULT_NAMESPACE = "default";
 
 /** Every NATS name belonging to one queue. */
 export interface QueueNames {
+  /** The Queue's Kubernetes namespace (also its NATS account in accounts mode, docs/security.md). */
+  namespace: string;
+  /** The Queue's `metadata.name`. */
+  queue: string;
   /** Work stream holding ready-to-run task messages, e.g. `CELERIAC_default_emails`. */
   stream: string;
   /** Subject ready tasks are published on, e.g. `celeriac.default.emails.tasks`. */
@@ -57,6 +61,8 @@ export function queueNames(namespace: string, queue: string): QueueNames {
   const base = `CELERIAC_${namespace}_${queue}`;
   const subj = `celeriac.${namespace}.${queue}`;
   return {
+    namespace,
+    queue,
     stream: base,
     taskSubject: `${subj}.tasks`,
     delayedStream: `${base}_DELAYED`,

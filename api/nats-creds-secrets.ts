@@ -43,3 +43,19 @@ export const NATS_CREDS_ANNOTATIONS = {
   /** Public key (`U…`) of the minted user (what `nats server report connections` shows). */
   user: "celeriac.io/nats-user",
 } as const;
+
+/**
+ * Name of the Secret holding the NATS account identity seed of tenant namespace `namespace` in
+ * accounts mode: `celeriac-nats-account-<namespace>`, kept in the operator's namespace
+ * (`CELERIAC_NATS_ACCOUNTS_NAMESPACE`), never in the tenant's, so tenants cannot read it.
+ * @param namespace the tenant namespace (a DNS-1123 label, so the name is a valid Secret name)
+ */
+export function accountSeedSecretName(namespace: string): string {
+  return `celeriac-nats-account-${namespace}`;
+}
+
+/** Data key of the account identity seed (`SA…`) in an account seed Secret. */
+export const NATS_ACCOUNT_SEED_KEY = "seed";
+
+/** Label on an account seed Secret: the tenant namespace whose account it holds. */
+export const NATS_ACCOUNT_LABEL = "celeriac.io/nats-account";

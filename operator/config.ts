@@ -11,12 +11,38 @@ export const DEFAULT_NATS_CREDS_TTL_SECONDS = 86_400;
 /** Shortest lifetime accepted for minted credentials, in seconds. */
 export const MIN_NATS_CREDS_TTL_SECONDS = 3;
 
-/** Minting mode: the operator holds an account signing key and mints per-tenant NATS users (issue 13). */
-export interface NatsMintConfig {
-  /** File holding the account signing key seed `SA…` (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`); read at start. */
-  readonly signingKeyFile: string;
-  /** The account's public key `A…` (`CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`); absent = the seed is the account identity key. */
-  readonly accountPublicKey?: string;
+/**
+ * Minting mode (issue 13): the operator mints per-Queue worker and per-namespace producer NATS users.
+ * - `account`: every user in one account, signed by the account signing key it is given
+ *   (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`). Isolates reading and consuming, not injection
+ *   through JetStream reply or deliver subjects (docs/security.md).
+ * - `accounts`: one NATS account per tenant namespace, created at run time with the NATS operator
+ *   signing key (`CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE`) and pushed to the server's `full`
+ *   resolver through a system-account user (`CELERIAC_NATS_SYSTEM_CREDS`). Isolates fully.
+ */
+export type NatsMintConfig =
+  | (NatsMintCommon & {
+    readonly mode: "account";
+    /** File holding the account signing key seed `SA…` (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`); read at start. */
+    readonly signingKeyFile: string;
+    /** The account's public key `A…` (`CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`); absent = the seed is the account identity key. */
+    readonly accountPublicKey?: string;
+  })
+  | (NatsMintCommon & {
+    readonly mode: "accounts";
+    /** File holding the NATS operator signing key seed `SO…` (`CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE`); read at start. */
+    readonly operatorSigningKeyFile: string;
+    /** `.creds` of a system-account user (`CELERIAC_NATS_SYSTEM_CREDS`): the operator's main connection, pushes account JWTs. */
+    readonly systemCredsFile: string;
+    /**
+     * Namespace of the Secrets `celeriac-nats-account-<namespace>` holding each tenant account's
+     * identity seed (`CELERIAC_NATS_ACCOUNTS_NAMESPACE`, default the lease namespace).
+     */
+    readonly accountsNamespace: string;
+  });
+
+/** Settings both minting modes share. */
+export interface NatsMintCommon {
   /**
    * Lifetime of each minted credential, in seconds (`CELERIAC_NATS_CREDS_TTL_SECONDS`, default 86400,
    * at least 3). A credential is replaced when less than 1/3 of it remains (operator/credentials/rotation.ts).
@@ -101,21 +127,54 @@ function secretRef(name: string, v: string | undefined, parts: number): string[]
 }
 
 /**
- * Parses the minting settings (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`, `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`,
- * `CELERIAC_NATS_CREDS_TTL_SECONDS`) and checks they do not clash with the shared-credential settings.
- * The key file is only named here; the operator reads it at start.
+ * Parses the minting settings and checks they do not clash with the shared-credential settings:
+ * `CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE` (+ `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`) for one account, or
+ * `CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE` + `CELERIAC_NATS_SYSTEM_CREDS` (+
+ * `CELERIAC_NATS_ACCOUNTS_NAMESPACE`) for an account per namespace; `CELERIAC_NATS_CREDS_TTL_SECONDS`
+ * for both. Key files are only named here; the operator reads them at start.
  * @returns undefined when minting is off
  * @throws Error naming the variable and the fix when a value is malformed or contradicts another
  */
 export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | undefined {
   const file = env.CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE;
+  const operatorFile = env.CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE;
+  const systemCreds = env.CELERIAC_NATS_SYSTEM_CREDS;
+  const accountsNs = env.CELERIAC_NATS_ACCOUNTS_NAMESPACE;
   const account = env.CELERIAC_NATS_ACCOUNT_PUBLIC_KEY?.trim();
   const ttl = env.CELERIAC_NATS_CREDS_TTL_SECONDS;
-  if (!file) {
+  if (!operatorFile) {
+    for (const [name, v] of [["CELERIAC_NATS_SYSTEM_CREDS", systemCreds], ["CELERIAC_NATS_ACCOUNTS_NAMESPACE", accountsNs]] as const) {
+      if (v) throw new Error(`${name}: only used with an account per namespace: set CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE to the NATS operator signing key file, or unset ${name}`);
+    }
+  }
+  if (!file && !operatorFile) {
     for (const [name, v] of [["CELERIAC_NATS_ACCOUNT_PUBLIC_KEY", account], ["CELERIAC_NATS_CREDS_TTL_SECONDS", ttl]] as const) {
       if (v) throw new Error(`${name}: only used when minting credentials: set CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE to the account signing key file, or unset ${name}`);
     }
     return undefined;
+  }
+  let credsTtlSeconds = DEFAULT_NATS_CREDS_TTL_SECONDS;
+  if (ttl !== undefined && ttl !== "") {
+    credsTtlSeconds = Number(ttl);
+    if (!Number.isInteger(credsTtlSeconds) || credsTtlSeconds < MIN_NATS_CREDS_TTL_SECONDS) {
+      throw new Error(`CELERIAC_NATS_CREDS_TTL_SECONDS: "${ttl}" is not a whole number of seconds ≥ ${MIN_NATS_CREDS_TTL_SECONDS}: set e.g. ${DEFAULT_NATS_CREDS_TTL_SECONDS} (24 h)`);
+    }
+  }
+  const keyFile = operatorFile ? "CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE" : "CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE";
+  for (const name of ["CELERIAC_NATS_CREDS_SECRET", "CELERIAC_NATS_USER_SECRET"] as const) {
+    if (env[name]) throw new Error(`${name}: workers get minted per-Queue credentials when ${keyFile} is set: unset ${name} (or unset the key file to keep a shared credential)`);
+  }
+  for (const name of ["CELERIAC_NATS_USER", "CELERIAC_NATS_PASSWORD"] as const) {
+    if (env[name]) throw new Error(`${name}: a NATS server in operator mode takes no user/password: unset ${name} (the operator mints its own user)${operatorFile ? "" : " or give CELERIAC_NATS_CREDS"}`);
+  }
+  if (operatorFile) {
+    if (file) throw new Error("CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE the operator creates an account per namespace and signs their users itself: unset one of the two (an account per namespace isolates tenants fully; one account does not)");
+    if (account) throw new Error("CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: not used with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE (each namespace gets its own account): unset it");
+    if (env.CELERIAC_NATS_CREDS) throw new Error("CELERIAC_NATS_CREDS: with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE the operator connects as the system-account user of CELERIAC_NATS_SYSTEM_CREDS and mints a user per tenant account: unset CELERIAC_NATS_CREDS");
+    if (!systemCreds) throw new Error("CELERIAC_NATS_SYSTEM_CREDS: required with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: give the .creds file of a user of the NATS system account (`nsc generate creds -a SYS -n sys`), which pushes the tenant accounts to the server's full resolver");
+    if (accountsNs !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(accountsNs)) throw new Error(`CELERIAC_NATS_ACCOUNTS_NAMESPACE: "${accountsNs}" is not a namespace name (a DNS-1123 label): give the namespace the operator runs in`);
+    const accountsNamespace = accountsNs || (env.CELERIAC_LEASE_NAMESPACE ?? env.POD_NAMESPACE ?? "default");
+    return Object.freeze({ mode: "accounts", operatorSigningKeyFile: operatorFile, systemCredsFile: systemCreds, accountsNamespace, credsTtlSeconds });
   }
   if (account) {
     let ok: boolean;
@@ -126,20 +185,7 @@ export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | und
     }
     if (!ok) throw new Error(`CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "${account}" is not an account public key (56 characters starting with A): copy it from \`nsc describe account\``);
   }
-  let credsTtlSeconds = DEFAULT_NATS_CREDS_TTL_SECONDS;
-  if (ttl !== undefined && ttl !== "") {
-    credsTtlSeconds = Number(ttl);
-    if (!Number.isInteger(credsTtlSeconds) || credsTtlSeconds < MIN_NATS_CREDS_TTL_SECONDS) {
-      throw new Error(`CELERIAC_NATS_CREDS_TTL_SECONDS: "${ttl}" is not a whole number of seconds ≥ ${MIN_NATS_CREDS_TTL_SECONDS}: set e.g. ${DEFAULT_NATS_CREDS_TTL_SECONDS} (24 h)`);
-    }
-  }
-  for (const name of ["CELERIAC_NATS_CREDS_SECRET", "CELERIAC_NATS_USER_SECRET"] as const) {
-    if (env[name]) throw new Error(`${name}: workers get minted per-Queue credentials when CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE is set: unset ${name} (or unset the key file to keep a shared credential)`);
-  }
-  for (const name of ["CELERIAC_NATS_USER", "CELERIAC_NATS_PASSWORD"] as const) {
-    if (env[name]) throw new Error(`${name}: a NATS server in operator mode takes no user/password: unset ${name} (the operator mints its own user) or give CELERIAC_NATS_CREDS`);
-  }
-  return Object.freeze({ signingKeyFile: file, ...(account ? { accountPublicKey: account } : {}), credsTtlSeconds });
+  return Object.freeze({ mode: "account", signingKeyFile: file!, ...(account ? { accountPublicKey: account } : {}), credsTtlSeconds });
 }
 
 /**
@@ -149,13 +195,16 @@ export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | und
  * @throws Error naming the flag or variable when a value is malformed
  */
 export function operatorConfigFrom(flags: OperatorFlags, env: NodeJS.ProcessEnv = process.env): OperatorConfig {
-  const nats = natsSettingsFrom({ ...(flags.nats ? { url: flags.nats } : {}), name: "celeriac-operator" }, env);
+  let nats = natsSettingsFrom({ ...(flags.nats ? { url: flags.nats } : {}), name: "celeriac-operator" }, env);
   const creds = secretRef("CELERIAC_NATS_CREDS_SECRET", env.CELERIAC_NATS_CREDS_SECRET, 2);
   const user = secretRef("CELERIAC_NATS_USER_SECRET", env.CELERIAC_NATS_USER_SECRET, 3);
   const ca = secretRef("CELERIAC_NATS_TLS_CA_SECRET", env.CELERIAC_NATS_TLS_CA_SECRET, 2);
   const ns = flags.watchNamespaces ?? env.CELERIAC_WATCH_NAMESPACES ?? "";
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
   const natsMint = natsMintConfigFrom(env);
+  // Accounts mode: the main connection is the system-account user's (it pushes account JWTs);
+  // each tenant's JetStream is reached on a connection of the tenant's own account.
+  if (natsMint?.mode === "accounts") nats = { ...nats, credsFile: natsMint.systemCredsFile };
   return Object.freeze({
     ...(kubeconfig ? { kubeconfig } : {}),
     nats,

@@ -4,10 +4,13 @@
  * kind → its reconciler, runs them while it holds the leader Lease, and serves /healthz, /readyz and
  * /metrics. In minting mode (`config.natsMint`) it loads the account signing key, connects on a user
  * it mints for itself (unless given `CELERIAC_NATS_CREDS`), and the Queue reconciler keeps the
- * per-Queue and per-namespace credential Secrets, watched through a Secret informer. Shutdown is memoised and ordered: stop controllers, informers and reconcilers, release
+ * per-Queue and per-namespace credential Secrets, watched through a Secret informer. In accounts
+ * mode (`natsMint.mode === "accounts"`) it connects as the system-account user, creates one NATS
+ * account per namespace (credentials/tenant-accounts.ts) and reaches each namespace's JetStream on
+ * a connection of that account (credentials/tenant-connections.ts). Shutdown is memoised and ordered: stop controllers, informers and reconcilers, release
  * the Lease, drain NATS, close the health server.
  */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
@@ -17,8 +20,10 @@ import { NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
 import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
-import { connectWithOperatorCredential, loadCredentialMinter, OperatorCredential, QueueCredentials, type CredentialMinter, type CredsSecret } from "./credentials/index.js";
-import { JetStreamQueueNats } from "./queue/queue-nats.js";
+import {
+  AccountKeyStore, AccountTenantNats, connectWithOperatorCredential, loadCredentialMinter, loadOperatorSigner, OperatorCredential, QueueCredentials, SharedTenantNats, TenantAccounts,
+  type CredentialMinter, type CredsSecret, type TenantNats,
+} from "./credentials/index.js";
 import { queueOfWorkerPod } from "./queue/labels.js";
 import { QueueReconciler } from "./queue/queue-reconciler.js";
 import {
@@ -26,7 +31,7 @@ import {
   type KubeObject, type ResourceType, type SharedInformer,
 } from "./runtime/index.js";
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
-import { JetStreamTaskPublisher } from "./task/task-publisher.js";
+import { TenantTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
 import { tasksWaitingOnNats, waitingTasks } from "./task/waiting-tasks.js";
 
@@ -68,20 +73,31 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   let nc: NatsConnection;
   let minter: CredentialMinter | undefined;
   let ownCredential: OperatorCredential | undefined;
+  let tenants: TenantNats;
+  let accounts: TenantAccounts | undefined;
+  const mint = config.natsMint;
   try {
-    if (config.natsMint) {
-      minter = loadCredentialMinter(config.natsMint.signingKeyFile, config.natsMint.accountPublicKey);
-      log.info({ account: minter.account, issuer: minter.issuer, credsTtlSeconds: config.natsMint.credsTtlSeconds }, "Loaded NATS account signing key");
-      if (!config.nats.credsFile) ownCredential = await OperatorCredential.start(minter, config.natsMint.credsTtlSeconds, log);
+    if (mint?.mode === "accounts") {
+      // Accounts mode: the main connection is the system user's; each namespace gets its own account.
+      const operatorSigner = loadOperatorSigner(mint.operatorSigningKeyFile);
+      log.info({ accountsNamespace: mint.accountsNamespace, credsTtlSeconds: mint.credsTtlSeconds }, "Loaded NATS operator signing key: one NATS account per namespace");
+      nc = await connectNatsWithBackoff(config.nats, log);
+      accounts = new TenantAccounts({ operator: operatorSigner, keys: new AccountKeyStore(kc, mint.accountsNamespace), system: nc, log });
+      tenants = new AccountTenantNats({ settings: config.nats, accounts, credsTtlSeconds: mint.credsTtlSeconds, log });
+    } else {
+      if (mint) {
+        minter = loadCredentialMinter(mint.signingKeyFile, mint.accountPublicKey);
+        log.info({ account: minter.account, issuer: minter.issuer, credsTtlSeconds: mint.credsTtlSeconds }, "Loaded NATS account signing key");
+        if (!config.nats.credsFile) ownCredential = await OperatorCredential.start(minter, mint.credsTtlSeconds, log);
+      }
+      nc = ownCredential ? await connectWithOperatorCredential(config.nats, ownCredential, log) : await connectNatsWithBackoff(config.nats, log);
+      tenants = new SharedTenantNats(nc, await jetstreamManager(nc));
     }
-    nc = ownCredential ? await connectWithOperatorCredential(config.nats, ownCredential, log) : await connectNatsWithBackoff(config.nats, log);
   } catch (err) {
     ownCredential?.stop();
     await health.close();
     throw err;
   }
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
   const recorder = new EventRecorder({ kc, logger: log });
   const events = { event: (obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string) => void recorder.record(obj, type, reason, message) };
   // When this instance started reconciling (reset when it acquires the Lease): Schedules treat runs
@@ -102,10 +118,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   // Worker Pods: their container states say why workers do not run (WorkersReady).
   const pods = informer<V1Pod & KubeObject>(BUILTIN_TYPES.Pod, `${LABELS.managedBy}=${MANAGED_BY}`);
   // Minting mode: the credential Secrets the operator minted (and nothing else of the namespaces' Secrets).
-  const secrets = minter ? informer<CredsSecret & KubeObject>(BUILTIN_TYPES.Secret, NATS_CREDS_LABELS.role) : undefined;
-  const credentials = minter && secrets && config.natsMint
+  const secrets = mint ? informer<CredsSecret & KubeObject>(BUILTIN_TYPES.Secret, NATS_CREDS_LABELS.role) : undefined;
+  const minterOf = accounts ?? (minter ? { minterFor: async () => minter } : undefined);
+  const credentials = minterOf && secrets && mint
     ? new QueueCredentials({
-      kc, minter, ttlSeconds: config.natsMint.credsTtlSeconds, events,
+      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events,
       getSecret: (ns, name) => secrets.get(ns, name),
       listQueues: (ns) => queues.list(ns),
       listSecrets: () => secrets.list(),
@@ -117,8 +134,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     getQueue: (ns, name) => queues.get(ns, name),
     getDeployment: (ns, name) => deployments.get(ns, name),
     listWorkerPods: (ns, queue) => pods.list(ns).filter((p) => p.metadata?.labels?.[LABELS.queue] === queue),
-    nats: new JetStreamQueueNats(jsm),
-    js,
+    tenants,
     events,
     log,
     workerNats: config.workerNats,
@@ -134,7 +150,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   let onNatsReconnect = () => {};
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher: new JetStreamTaskPublisher(js, { nc, onReconnect: () => onNatsReconnect() }), events,
+    publisher: new TenantTaskPublisher(tenants, { onReconnect: () => onNatsReconnect() }), events,
   });
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
@@ -175,6 +191,13 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     taskReconciler.resetBackoff();
     for (const key of tasksWaitingOnNats(tasks.list())) taskController.enqueue(key);
   };
+  if (accounts) {
+    // Accounts mode: a namespace whose connection never opened (NATS was down) has no reconnect of
+    // its own to report; the system connection's reconnect stands for it.
+    void (async () => {
+      for await (const s of nc.status()) if (s.type === "reconnect") onNatsReconnect();
+    })();
+  }
 
   let leading = !config.leaderElect;
   let elector: LeaderElector | undefined;
@@ -214,6 +237,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         ["stop informers", () => Promise.all(informers.map((i) => i.stop()))],
         ["stop the queue reconciler", () => queueReconciler.stop()],
         ["release lease", async () => elector?.stop({ release: true })],
+        ["drain the tenants' NATS connections", () => tenants.close()],
         ["drain NATS", () => nc.drain()],
         ["stop renewing the operator's NATS credential", async () => ownCredential?.stop()],
         ["close health server", () => health.close()],

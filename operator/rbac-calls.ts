@@ -16,7 +16,10 @@
 export type RbacScope =
   /** In every watched namespace (cluster-wide when the operator watches all namespaces). */
   | "watched"
-  /** Only in the operator's own namespace, where its leader-election Lease lives. */
+  /**
+   * Only in the operator's own namespace, where its leader-election Lease lives (and, in accounts
+   * mode, the account key Secrets: the chart sets CELERIAC_NATS_ACCOUNTS_NAMESPACE to it).
+   */
   | "lease";
 
 /** One resource (or subresource) the operator calls, with the verbs it uses and where in the code. */
@@ -33,16 +36,18 @@ export interface OperatorApiCall {
   readonly why: string;
   /**
    * Needed only in a mode the chart switches on; absent = always. `natsMint`: minting NATS credentials
-   * (chart `natsAuth.mint.enabled`, `CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`), so the operator holds no
-   * Secret permissions when it does not mint.
+   * in either mode (chart `natsAuth.mint.enabled` or `natsAuth.accounts.enabled`), so the operator
+   * holds no Secret permissions when it does not mint. `natsAccounts`: an account per namespace only
+   * (chart `natsAuth.accounts.enabled`, `CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE`).
    */
-  readonly when?: "natsMint";
+  readonly when?: "natsMint" | "natsAccounts";
 }
 
 /** The operator's API calls, one entry per (group, resource), sorted by group then resource. */
 export const OPERATOR_API_CALLS: readonly OperatorApiCall[] = Object.freeze([
   { group: "", resource: "events", verbs: ["create", "patch"], scope: "watched", why: "runtime/events.ts: EventRecorder creates Events and patches count/lastTimestamp of a repeated one" },
   { group: "", resource: "secrets", verbs: ["create", "delete", "list", "patch", "watch"], scope: "watched", when: "natsMint", why: "main.ts: Secret informer over minted credential Secrets (label celeriac.io/nats-credentials); credentials/queue-credentials.ts creates, merge-patches (rotation) and deletes <queue>-worker-nats and celeriac-producer-nats" },
+  { group: "", resource: "secrets", verbs: ["create", "get"], scope: "lease", when: "natsAccounts", why: "credentials/account-keys.ts: reads, or creates once, Secret celeriac-nats-account-<namespace> holding each tenant account's key (never updated or deleted)" },
   { group: "", resource: "pods", verbs: ["list", "watch"], scope: "watched", why: "main.ts: Pod informer over worker Pods (managed-by label); queue-reconciler.ts reads their container states for WorkersReady" },
   { group: "", resource: "serviceaccounts", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the workers' ServiceAccount <queue>-worker" },
   { group: "apps", resource: "deployments", verbs: ["create", "get", "list", "patch", "watch"], scope: "watched", why: "main.ts: Deployment informer (managed-by label); queue-reconciler.ts: applyChild of <queue>-workers" },

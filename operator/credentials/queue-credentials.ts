@@ -28,7 +28,12 @@ import { NATS_CREDS_ANNOTATIONS } from "../../api/nats-creds-secrets.js";
 /** Dependencies of {@link QueueCredentials}. */
 export interface QueueCredentialsDeps {
   kc: KubeConfig;
-  minter: CredentialMinter;
+  /**
+   * The minter of a namespace's users: the one account's in minting mode, the namespace's own
+   * account's in accounts mode (tenant-accounts.ts).
+   * @throws Error when the namespace's account cannot be had (the reconcile is retried)
+   */
+  minterFor(namespace: string): Promise<CredentialMinter>;
   /** Lifetime of each credential, in seconds. */
   ttlSeconds: number;
   /** A minted Secret from the informer cache (label `celeriac.io/nats-credentials`). */
@@ -69,8 +74,9 @@ export class QueueCredentials {
    */
   async ensure(q: Queue, log: Logger): Promise<CredentialsOutcome> {
     const ns = q.metadata.namespace!;
-    const worker = workerCredentialSpec(ns, q.metadata.name, this.#d.minter.account);
-    const w = await this.#ensureSecret(worker, [q], q, log);
+    const minter = await this.#d.minterFor(ns);
+    const worker = workerCredentialSpec(ns, q.metadata.name, minter.account);
+    const w = await this.#ensureSecret(minter, worker, [q], q, log);
     const p = await this.ensureProducer(ns, log, { about: q });
     return { renewAt: p && p < w ? p : w };
   }
@@ -144,16 +150,17 @@ export class QueueCredentials {
       }
       return undefined;
     }
-    const spec = producerCredentialSpec(namespace, queues.map((q) => q.metadata.name), this.#d.minter.account);
-    return this.#ensureSecret(spec, queues, o.about, log);
+    const minter = await this.#d.minterFor(namespace);
+    const spec = producerCredentialSpec(namespace, queues.map((q) => q.metadata.name), minter.account);
+    return this.#ensureSecret(minter, spec, queues, o.about, log);
   }
 
   /** Mints and writes `spec`'s Secret when the rotation decision says so; fixes drifted owners. */
-  async #ensureSecret(spec: CredentialSpec, owners: readonly Queue[], about: Queue | undefined, log: Logger): Promise<Date> {
+  async #ensureSecret(minter: CredentialMinter, spec: CredentialSpec, owners: readonly Queue[], about: Queue | undefined, log: Logger): Promise<Date> {
     const live = this.#live(spec.namespace, spec.secretName);
     const now = new Date(this.#now());
     const refs = credsOwnerReferences(spec, owners);
-    const decision = rotationDecision({ live: liveCredential(live), hash: spec.hash, issuer: this.#d.minter.issuer, ttlSeconds: this.#d.ttlSeconds, now });
+    const decision = rotationDecision({ live: liveCredential(live), hash: spec.hash, issuer: minter.issuer, ttlSeconds: this.#d.ttlSeconds, now });
     if (decision.action === "keep" && live) {
       if (!sameOwners(live.metadata.ownerReferences, refs)) {
         const patched = await mergePatch<KubeObject>(this.#d.kc, this.#ref(spec.namespace, spec.secretName), { metadata: { ownerReferences: refs } }, FIELD_MANAGERS.operator);
@@ -162,7 +169,7 @@ export class QueueCredentials {
       return decision.renewAt;
     }
     const reason = decision.action === "mint" ? decision.reason : "Missing";
-    const minted = await this.#d.minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: this.#d.ttlSeconds, now });
+    const minted = await minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: this.#d.ttlSeconds, now });
     const desired = desiredCredsSecret(spec, minted, refs);
     const written = await this.#write(desired, live);
     this.#remember(written);

@@ -11,28 +11,30 @@ import { DelayMover } from "../../nats/delay-mover.js";
 
 /** The delay movers of the Queues one reconciler manages, keyed by `namespace/name`. */
 export class DelayMovers {
-  readonly #js: JetStreamClient;
+  readonly #jsFor: (namespace: string) => Promise<JetStreamClient>;
   readonly #log: Logger;
   readonly #movers = new Map<string, DelayMover>();
 
   /**
-   * @param js JetStream client the movers consume and publish with
+   * @param jsFor the JetStream client a namespace's movers consume and publish with (accounts mode:
+   *   the namespace's own account)
    * @param log base logger; each mover logs with `{namespace, name}`
    */
-  constructor(js: JetStreamClient, log: Logger) {
-    this.#js = js;
+  constructor(jsFor: (namespace: string) => Promise<JetStreamClient>, log: Logger) {
+    this.#jsFor = jsFor;
     this.#log = log;
   }
 
   /**
    * Starts the mover of Queue `namespace/name` unless it runs. Callers serialise calls per Queue (the
    * work queue never runs two reconciles of one key).
-   * @throws Error when the delay consumer cannot be read (its stream is missing): the mover is not kept
+   * @throws Error when the delay consumer cannot be read (its stream is missing) or the namespace's
+   *   connection cannot be opened: the mover is not kept
    */
   async ensure(namespace: string, name: string, names: QueueNames): Promise<void> {
     const key = `${namespace}/${name}`;
     if (this.#movers.has(key)) return;
-    const mover = new DelayMover(this.#js, names, this.#log.child({ namespace, name, component: "delay-mover" }));
+    const mover = new DelayMover(await this.#jsFor(namespace), names, this.#log.child({ namespace, name, component: "delay-mover" }));
     await mover.start();
     this.#movers.set(key, mover);
   }

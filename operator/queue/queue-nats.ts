@@ -1,10 +1,12 @@
 /**
  * The operator's NATS side of a Queue: apply its streams, consumers and bucket on drift, read its depth,
  * and delete everything under `deletionPolicy: Delete`. `QueueNats` is what the Queue reconciler and
- * its scale loop need; `JetStreamQueueNats` implements it over a JetStream connection.
+ * its scale loop need; `JetStreamQueueNats` implements it over a JetStream connection and
+ * `TenantQueueNats` over the connection of each Queue's namespace (accounts mode: its own account).
  */
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { QueueNames } from "../../api/naming.js";
+import type { TenantNats } from "../credentials/tenant-connections.js";
 import { ensureQueueResources, isConsumerNotFound, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
 import type { QueueSettings } from "../../nats/queue-settings.js";
 
@@ -92,5 +94,29 @@ export class JetStreamQueueNats implements QueueNats {
         if (!isStreamNotFound(err)) throw new Error(`delete stream ${stream}: ${(err as Error).message}`, { cause: err });
       }
     }
+  }
+}
+
+/** `QueueNats` over the connection `tenants` gives for each Queue's namespace (`names.namespace`). */
+export class TenantQueueNats implements QueueNats {
+  readonly #tenants: Pick<TenantNats, "forNamespace">;
+
+  constructor(tenants: Pick<TenantNats, "forNamespace">) {
+    this.#tenants = tenants;
+  }
+
+  /** As {@link JetStreamQueueNats.ensure}; also throws when the namespace's connection cannot be opened. */
+  async ensure(names: QueueNames, settings: QueueSettings): Promise<ResourceChange[]> {
+    return new JetStreamQueueNats((await this.#tenants.forNamespace(names.namespace)).jsm).ensure(names, settings);
+  }
+
+  /** As {@link JetStreamQueueNats.depth}; also throws when the namespace's connection cannot be opened. */
+  async depth(names: QueueNames): Promise<QueueDepth> {
+    return new JetStreamQueueNats((await this.#tenants.forNamespace(names.namespace)).jsm).depth(names);
+  }
+
+  /** As {@link JetStreamQueueNats.remove}; also throws when the namespace's connection cannot be opened. */
+  async remove(names: QueueNames): Promise<void> {
+    return new JetStreamQueueNats((await this.#tenants.forNamespace(names.namespace)).jsm).remove(names);
   }
 }

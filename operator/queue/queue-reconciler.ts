@@ -11,7 +11,6 @@
  * Each ensure step returns its condition; `queueStatus` builds the status from them. Reading the
  * depth and scaling is the scale loop's job (scale-loop.ts), not the reconcile's.
  */
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS } from "../../api/constants.js";
@@ -21,6 +20,7 @@ import { CELERIAC_TYPES, type Queue } from "../../api/objects.js";
 import type { QueueStatus } from "../../api/queue.js";
 import { decideReplicas } from "../autoscale/decision.js";
 import type { QueueCredentials } from "../credentials/queue-credentials.js";
+import type { TenantNats } from "../credentials/tenant-connections.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
 import { applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError, type EventSink, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType } from "../runtime/index.js";
@@ -28,7 +28,7 @@ import { DelayMovers } from "./delay-movers.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, specNamesTasksModule, type WorkerNatsOptions } from "./desired-workers.js";
 import { workerDeploymentName } from "./labels.js";
-import type { QueueNats } from "./queue-nats.js";
+import { TenantQueueNats, type QueueNats } from "./queue-nats.js";
 import { queueSettingsFromSpec } from "./queue-settings.js";
 import { publishQueueSettings } from "./queue-settings-publish.js";
 import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workerPodProblem, workersCondition, type StepCondition } from "./queue-status.js";
@@ -49,9 +49,11 @@ export interface QueueReconcilerDeps {
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
   /** The Queue's worker Pods from the informer cache (label `celeriac.io/queue`); none when absent. */
   listWorkerPods?(namespace: string, queue: string): V1Pod[];
-  nats: QueueNats;
-  /** JetStream client of the operator's delay movers. */
-  js: JetStreamClient;
+  /**
+   * The NATS connection of each namespace: its streams, consumers, bucket and delay movers (one
+   * connection for all but in accounts mode, operator/credentials/tenant-connections.ts).
+   */
+  tenants: Pick<TenantNats, "forNamespace">;
   events: EventSink;
   /** Base logger of the scale loops and delay movers (reconciles log through `ctx.log`). */
   log: Logger;
@@ -86,6 +88,7 @@ export class QueueReconciler {
   readonly #now: () => number;
   readonly #loops: ScaleLoops;
   readonly #movers: DelayMovers;
+  readonly #nats: QueueNats;
   /** The reconcile's status fields last written per Queue (the cache may not show them yet). */
   readonly #written = new Map<string, { uid: string | undefined; status: QueueStatus }>();
   #stopping: Promise<void> | undefined;
@@ -93,11 +96,12 @@ export class QueueReconciler {
   constructor(deps: QueueReconcilerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+    this.#nats = new TenantQueueNats(deps.tenants);
     this.#loops = new ScaleLoops({
-      kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: deps.nats, events: deps.events,
+      kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: this.#nats, events: deps.events,
       log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}),
     });
-    this.#movers = new DelayMovers(deps.js, deps.log.child({ controller: "queue" }));
+    this.#movers = new DelayMovers(async (ns) => (await deps.tenants.forNamespace(ns)).js, deps.log.child({ controller: "queue" }));
   }
 
   /**
@@ -183,8 +187,8 @@ export class QueueReconciler {
   async #ensureStreams(q: Queue, names: QueueNames, log: Logger): Promise<{ status: "True" | "False"; condition: StepCondition }> {
     const type = CONDITION_TYPES.Queue.StreamReady;
     try {
-      const changes = await this.#d.nats.ensure(names, queueSettingsFromSpec(q.spec));
-      await publishQueueSettings(this.#d.js, names, q);
+      const changes = await this.#nats.ensure(names, queueSettingsFromSpec(q.spec));
+      await publishQueueSettings((await this.#d.tenants.forNamespace(names.namespace)).js, names, q);
       for (const c of changes.filter((x) => x.action === "created" || x.action === "updated")) {
         const what = `${c.action === "created" ? "Created" : "Updated"} ${c.kind} ${c.name}`;
         this.#d.events.event(q, "Normal", c.action === "created" ? REASONS.StreamCreated : REASONS.StreamUpdated, c.drift.length ? `${what}: ${c.drift.map((d) => d.field).join(", ")} drifted` : what);
@@ -320,7 +324,7 @@ export class QueueReconciler {
   async #finalize(q: Queue, ref: ObjectRef, names: QueueNames, log: Logger): Promise<void> {
     if (!q.metadata.finalizers?.includes(FINALIZERS.queue)) return;
     if (q.spec.deletionPolicy === "Delete") {
-      await this.#d.nats.remove(names);
+      await this.#nats.remove(names);
       this.#d.events.event(q, "Normal", REASONS.StreamDeleted, `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
       log.info("Deleted NATS resources of deleted queue");
     }

@@ -11,6 +11,7 @@ import { queueNames } from "../../api/naming.js";
 import { publishTaskMessage, revokeTask } from "../../nats/task-publish.js";
 import { isStreamNotFound } from "../../nats/queue-resources.js";
 import type { TaskPublisher } from "./task-reconciler.js";
+import type { TenantConnection, TenantNats } from "../credentials/tenant-connections.js";
 
 /** Default publish timeout, ms: short, so a NATS outage never holds a controller worker for long. */
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 2000;
@@ -151,5 +152,48 @@ export class JetStreamTaskPublisher implements TaskPublisher {
     // Messages below the first sequence are gone (acked, so their task has a results record, or
     // aged out): forget them, so the index holds about as many ids as the stream holds messages.
     for (const [mid, seq] of idx.ids) if (seq < state.first_seq) idx.ids.delete(mid);
+  }
+}
+
+/**
+ * A `TaskPublisher` over the connection of each Task's namespace (accounts mode: the namespace's
+ * own account): one {@link JetStreamTaskPublisher} per connection, made the first time it is needed.
+ */
+export class TenantTaskPublisher implements TaskPublisher {
+  readonly #tenants: Pick<TenantNats, "forNamespace">;
+  readonly #opts: Omit<JetStreamTaskPublisherOptions, "nc">;
+  readonly #publishers = new Map<TenantConnection, JetStreamTaskPublisher>();
+
+  /**
+   * @param opts as for {@link JetStreamTaskPublisher}; `onReconnect` is called on each connection's reconnects
+   */
+  constructor(tenants: Pick<TenantNats, "forNamespace">, opts: Omit<JetStreamTaskPublisherOptions, "nc"> = {}) {
+    this.#tenants = tenants;
+    this.#opts = opts;
+  }
+
+  /** As {@link JetStreamTaskPublisher.publish}; also throws when the namespace's connection cannot be opened. */
+  async publish(msg: TaskMessage): Promise<void> {
+    return (await this.#for(msg.namespace)).publish(msg);
+  }
+
+  /** As {@link JetStreamTaskPublisher.isStored}; also throws when the namespace's connection cannot be opened. */
+  async isStored(msg: TaskMessage): Promise<boolean> {
+    return (await this.#for(msg.namespace)).isStored(msg);
+  }
+
+  /** As {@link JetStreamTaskPublisher.revoke}; also throws when the namespace's connection cannot be opened. */
+  async revoke(namespace: string, queue: string, id: string): Promise<void> {
+    return (await this.#for(namespace)).revoke(namespace, queue, id);
+  }
+
+  async #for(namespace: string): Promise<JetStreamTaskPublisher> {
+    const t = await this.#tenants.forNamespace(namespace);
+    let p = this.#publishers.get(t);
+    if (!p) {
+      p = new JetStreamTaskPublisher(t.js, { ...this.#opts, nc: t.nc });
+      this.#publishers.set(t, p);
+    }
+    return p;
   }
 }

@@ -30,11 +30,13 @@ function triples(rules: K8sObject["rules"]): Set<string> {
 
 /**
  * What the operator must hold in a scope: its calls, plus (in watched namespaces) the worker Role's
- * rules; the calls of minting mode (`when: "natsMint"`) only with `natsAuth.mint.enabled`.
+ * rules; the calls of minting (`when: "natsMint"`) only with `natsAuth.mint.enabled` or
+ * `natsAuth.accounts.enabled`, those of accounts mode (`when: "natsAccounts"`) only with the latter.
  */
-function expected(scope: RbacScope, mint = false): Set<string> {
+function expected(scope: RbacScope, mint: boolean | "accounts" = false): Set<string> {
   const out = new Set<string>();
-  for (const c of OPERATOR_API_CALLS) if (c.scope === scope && (!c.when || mint)) for (const v of c.verbs) out.add(`${c.group}|${c.resource}|${v}`);
+  const needed = (when: "natsMint" | "natsAccounts" | undefined) => !when || (when === "natsMint" ? mint !== false : mint === "accounts");
+  for (const c of OPERATOR_API_CALLS) if (c.scope === scope && needed(c.when)) for (const v of c.verbs) out.add(`${c.group}|${c.resource}|${v}`);
   if (scope === "watched") for (const t of triples(workerRoleRules())) out.add(t);
   return out;
 }

@@ -16,7 +16,7 @@ import type { QueueSpec } from "../../api/queue.js";
 import { parseQueueProducerSettings } from "../../api/queue-settings.js";
 import { BUILTIN_TYPES, createObject, getObject, mergePatch, type KubeObject } from "../../kube/k8s-client.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
-import { JetStreamQueueNats } from "../../operator/queue/queue-nats.js";
+import { SharedTenantNats } from "../../operator/credentials/tenant-connections.js";
 import { QueueReconciler } from "../../operator/queue/queue-reconciler.js";
 import { queueProducerSettings } from "../../operator/queue/queue-settings-publish.js";
 import { Informer, type ReconcileContext } from "../../operator/runtime/index.js";
@@ -73,8 +73,7 @@ describe("when the operator manages a Queue and a client enqueues to it", () => 
       kc: c.kc,
       getQueue: (ns, name) => queues.get(ns, name),
       getDeployment: (ns, name) => deployments.get(ns, name),
-      nats: new JetStreamQueueNats(jsm),
-      js,
+      tenants: new SharedTenantNats(nc, jsm),
       events: { event: () => undefined },
       log,
       workerNats: { url: nats.url },

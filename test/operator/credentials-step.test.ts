@@ -44,7 +44,7 @@ describe("when the credentials sub-step runs against the API server", () => {
     await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: NS } }, "test");
     const account = createAccount();
     creds = new QueueCredentials({
-      kc: c.kc, minter: new CredentialMinter(parseAccountSigner(new TextDecoder().decode(account.getSeed()))), ttlSeconds: 3600,
+      kc: c.kc, minterFor: ((m) => async () => m)(new CredentialMinter(parseAccountSigner(new TextDecoder().decode(account.getSeed())))), ttlSeconds: 3600,
       getSecret: (_ns, name) => cache.get(name), listQueues: () => queues,
       events: { event: (_o, _t, reason, message) => void events.push({ reason, message }) },
     });

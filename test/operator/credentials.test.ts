@@ -164,8 +164,18 @@ describe("when the operator configuration turns minting on", () => {
   const file = "/run/secrets/signing-key/seed";
   it("is off without CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE and on with it, TTL 86400 s by default", () => {
     assert.equal(operatorConfigFrom({}, {}).natsMint, undefined);
-    assert.deepEqual(natsMintConfigFrom({ CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file }), { signingKeyFile: file, credsTtlSeconds: 86400 });
-    assert.deepEqual(operatorConfigFrom({}, { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: ACCOUNT, CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }).natsMint, { signingKeyFile: file, accountPublicKey: ACCOUNT, credsTtlSeconds: 600 });
+    assert.deepEqual(natsMintConfigFrom({ CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file }), { mode: "account", signingKeyFile: file, credsTtlSeconds: 86400 });
+    assert.deepEqual(operatorConfigFrom({}, { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: ACCOUNT, CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }).natsMint, { mode: "account", signingKeyFile: file, accountPublicKey: ACCOUNT, credsTtlSeconds: 600 });
+  });
+
+  it("turns on an account per namespace with the operator signing key and system creds; the main connection is the system user's", () => {
+    const env = { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/keys/sys.creds", POD_NAMESPACE: "celeriac-system" };
+    const c = operatorConfigFrom({}, env);
+    assert.deepEqual(c.natsMint, { mode: "accounts", operatorSigningKeyFile: "/keys/op.nk", systemCredsFile: "/keys/sys.creds", accountsNamespace: "celeriac-system", credsTtlSeconds: 86400 });
+    assert.equal(c.nats.credsFile, "/keys/sys.creds");
+    assert.equal(operatorConfigFrom({}, { ...env, CELERIAC_NATS_ACCOUNTS_NAMESPACE: "keys", CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }).natsMint?.credsTtlSeconds, 600);
+    const n = natsMintConfigFrom({ ...env, CELERIAC_NATS_ACCOUNTS_NAMESPACE: "keys" });
+    assert.equal(n?.mode === "accounts" && n.accountsNamespace, "keys");
   });
 
   const bad: Array<[string, NodeJS.ProcessEnv, RegExp]> = [
@@ -178,6 +188,14 @@ describe("when the operator configuration turns minting on", () => {
     ["a shared worker creds Secret as well", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_CREDS_SECRET: "nats/creds" }, /^CELERIAC_NATS_CREDS_SECRET: workers get minted per-Queue credentials .*: unset CELERIAC_NATS_CREDS_SECRET/],
     ["a user/password Secret as well", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_USER_SECRET: "nats/u/p" }, /^CELERIAC_NATS_USER_SECRET: /],
     ["an operator user/password", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_USER: "op" }, /^CELERIAC_NATS_USER: a NATS server in operator mode takes no user\/password/],
+    ["system creds without the operator key", { CELERIAC_NATS_SYSTEM_CREDS: "/sys.creds" }, /^CELERIAC_NATS_SYSTEM_CREDS: only used with an account per namespace: set CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE/],
+    ["an accounts namespace without the operator key", { CELERIAC_NATS_ACCOUNTS_NAMESPACE: "x" }, /^CELERIAC_NATS_ACCOUNTS_NAMESPACE: only used with an account per namespace/],
+    ["the operator key without system creds", { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk" }, /^CELERIAC_NATS_SYSTEM_CREDS: required with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: .*nsc generate creds -a SYS/],
+    ["both signing key files", { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/s", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file }, /^CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE .*unset one of the two/],
+    ["an account public key with the operator key", { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/s", CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: ACCOUNT }, /^CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: not used with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE/],
+    ["a creds file with the operator key", { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/s", CELERIAC_NATS_CREDS: "/c" }, /^CELERIAC_NATS_CREDS: with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE .*unset CELERIAC_NATS_CREDS/],
+    ["a shared creds Secret with the operator key", { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/s", CELERIAC_NATS_CREDS_SECRET: "n/k" }, /^CELERIAC_NATS_CREDS_SECRET: workers get minted per-Queue credentials when CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE is set/],
+    ["a bad accounts namespace", { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/s", CELERIAC_NATS_ACCOUNTS_NAMESPACE: "Bad_NS" }, /^CELERIAC_NATS_ACCOUNTS_NAMESPACE: "Bad_NS" is not a namespace name/],
   ];
   for (const [what, env, re] of bad) {
     it(`refuses ${what}, naming the variable and the fix`, () => {

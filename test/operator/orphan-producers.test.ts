@@ -65,7 +65,7 @@ describe("when the operator sweeps orphaned producer Secrets", () => {
     c = await startCluster([], { controllers: { garbageCollector: false } });
     for (const ns of [GONE, KEPT, USER]) await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: ns } }, "test");
     creds = new QueueCredentials({
-      kc: c.kc, minter: new CredentialMinter(parseAccountSigner(new TextDecoder().decode(createAccount().getSeed()))), ttlSeconds: 3600,
+      kc: c.kc, minterFor: ((m) => async () => m)(new CredentialMinter(parseAccountSigner(new TextDecoder().decode(createAccount().getSeed())))), ttlSeconds: 3600,
       getSecret: (ns, name) => cache.get(`${ns}/${name}`), listQueues: (ns) => queues.get(ns) ?? [],
       listSecrets: () => [...cache.values()],
       events: { event: () => undefined },

@@ -157,8 +157,9 @@ test/charts/rbac.test.ts compares these rules with both lists.
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["get", "create", "patch"]
-{{- if .Values.natsAuth.mint.enabled }}
-# Minting NATS credentials: the Secret informer, and <queue>-worker-nats / celeriac-producer-nats written and deleted
+{{- if or .Values.natsAuth.mint.enabled .Values.natsAuth.accounts.enabled }}
+# Minting NATS credentials (mint or accounts mode): the Secret informer, and <queue>-worker-nats /
+# celeriac-producer-nats written and deleted
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
@@ -170,6 +171,17 @@ test/charts/rbac.test.ts compares these rules with both lists.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "create", "update"]
+{{- end -}}
+
+{{/*
+Rules the operator needs in the release namespace in accounts mode (natsAuth.accounts.enabled): it keeps
+each tenant account's identity seed in Secret celeriac-nats-account-<namespace> there (CELERIAC_NATS_ACCOUNTS_NAMESPACE),
+read with get and created on first need; never listed, patched or deleted.
+*/}}
+{{- define "celeriac.natsAccountsRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
 {{- end -}}
 
 {{/* Fails rendering on value combinations the schema cannot express. */}}
@@ -193,6 +205,28 @@ test/charts/rbac.test.ts compares these rules with both lists.
 {{- end -}}
 {{- if and .accountSigningKeySecret.accountPublicKey .accountSigningKeySecret.accountPublicKeyKey -}}
 {{- fail "set natsAuth.mint.accountSigningKeySecret.accountPublicKey or accountPublicKeyKey, not both" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.natsAuth.accounts -}}
+{{- if .enabled -}}
+{{- if $.Values.natsAuth.mint.enabled -}}
+{{- fail "natsAuth.accounts.enabled and natsAuth.mint.enabled: choose one; accounts mode (one NATS account per tenant namespace) already mints the worker and producer users, so set natsAuth.mint.enabled=false (see docs/security.md for moving from minting to accounts)" -}}
+{{- end -}}
+{{- if $.Values.nats.deploy -}}
+{{- fail "natsAuth.accounts.enabled needs a NATS server in operator mode (JWT auth) with a full resolver, which nats.deploy does not run: install the official NATS chart set up with nsc (docs/security.md), set nats.url and nats.deploy=false" -}}
+{{- end -}}
+{{- if not .operatorSigningKeySecret.name -}}
+{{- fail "natsAuth.accounts.enabled needs natsAuth.accounts.operatorSigningKeySecret.name: the Secret in the release namespace holding the NATS operator signing key seed (SO…, see docs/security.md)" -}}
+{{- end -}}
+{{- if not .systemCredsSecret.name -}}
+{{- fail "natsAuth.accounts.enabled needs natsAuth.accounts.systemCredsSecret.name: the Secret in the release namespace holding the .creds file of a system account user (see docs/security.md)" -}}
+{{- end -}}
+{{- if $.Values.nats.auth.existingSecret -}}
+{{- fail "natsAuth.accounts.enabled and nats.auth.existingSecret: a NATS server in operator mode takes no user/password; unset nats.auth.existingSecret" -}}
+{{- end -}}
+{{- if $.Values.nats.credentials.existingSecret -}}
+{{- fail "natsAuth.accounts.enabled and nats.credentials.existingSecret: in accounts mode the operator mints its own user in each tenant account and connects to NATS with natsAuth.accounts.systemCredsSecret; unset nats.credentials.existingSecret" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

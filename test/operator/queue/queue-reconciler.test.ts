@@ -11,7 +11,7 @@ import { queueNames } from "../../../api/naming.js";
 import { CELERIAC_TYPES, type Queue } from "../../../api/objects.js";
 import type { QueueSpec } from "../../../api/queue.js";
 import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, listObjects, mergePatch, type KubeObject } from "../../../kube/k8s-client.js";
-import { JetStreamQueueNats } from "../../../operator/queue/queue-nats.js";
+import { SharedTenantNats } from "../../../operator/credentials/tenant-connections.js";
 import { QueueReconciler } from "../../../operator/queue/queue-reconciler.js";
 import { EventRecorder, Informer, isTerminal, type ReconcileContext, type TerminalError } from "../../../operator/runtime/index.js";
 import { startNatsServer, uniqueQueue, type NatsServer } from "../../helpers/nats-server.js";
@@ -47,8 +47,7 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
       kc: c.kc,
       getQueue: (ns, name) => queues.get(ns, name),
       getDeployment: (ns, name) => deployments.get(ns, name),
-      nats: new JetStreamQueueNats(jsm),
-      js,
+      tenants: new SharedTenantNats(nc, jsm),
       events: { event: (obj, type, reason, message) => void recorder.record(obj, type, reason, message) },
       log,
       workerNats: { url: nats.url },
@@ -205,7 +204,7 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
   it("stops moving delayed tasks and scaling once stopped", async () => {
     const name = uniqueQueue("stop");
     const local = new QueueReconciler({
-      kc: c.kc, getQueue: (ns, n) => queues.get(ns, n), getDeployment: (ns, n) => deployments.get(ns, n), nats: new JetStreamQueueNats(jsm), js,
+      kc: c.kc, getQueue: (ns, n) => queues.get(ns, n), getDeployment: (ns, n) => deployments.get(ns, n), tenants: new SharedTenantNats(nc, jsm),
       events: { event: () => undefined }, log, workerNats: { url: nats.url }, workerImage: "worker:test",
     });
     await createQueue({ autoscaling: { minReplicas: 0, maxReplicas: 5, pollingIntervalSeconds: 1 } }, name);
