@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { fromSeed } from "@nats-io/jwt";
 import { Kvm } from "@nats-io/kv";
@@ -22,9 +23,10 @@ import { queueNames, type QueueNames } from "../../api/naming.js";
 import { workerInboxPrefix } from "../../api/nats-permissions.js";
 import { credsIdentity, mintUserCreds, type AccountSigner } from "../../nats/credentials.js";
 import { connectNats, natsSettingsFrom } from "../../nats/index.js";
-import { waitFor } from "../helpers/k8s-tools.js";
+import { runTool, waitFor } from "../helpers/k8s-tools.js";
 import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
 
+const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
 const TEAMS = ["team-a", "team-b"] as const;
 const QUEUE = "work";
 const WORKER_SECRET = `${QUEUE}-worker-nats`;
@@ -139,6 +141,24 @@ describe("when the local platform runs one NATS account per namespace", { timeou
     }
   });
 
+  it("lets celeriac enqueue with a namespace's producer creds run a task there, and refuses it elsewhere", async (t) => {
+    const file = join(e.dir, "team-a-producer.creds");
+    writeFileSync(file, await waitCreds("team-a", PRODUCER_SECRET), { mode: 0o600 });
+    chmodSync(file, 0o600);
+    const enqueue = (ns: string, env: Record<string, string>) =>
+      runTool(process.execPath, [BIN, "enqueue", "e2e.echo", "--namespace", ns, "--queue", QUEUE, "--args", "[7]", "--wait", "--timeout", "30", "--nats", e.platform.natsUrl], env, 60_000, {
+        dropEnv: (k) => k.startsWith("CELERIAC_NATS_"),
+      });
+    const ok = await enqueue("team-a", { CELERIAC_NATS_CREDS: file });
+    assert.equal(ok.code, 0, `enqueue to team-a with team-a's producer creds: ${ok.stderr}`);
+    assert.match(ok.stdout, /7/);
+    const refused = await enqueue("team-b", { CELERIAC_NATS_CREDS: file });
+    assert.notEqual(refused.code, 0, `team-a's producer creds must not enqueue to team-b: ${refused.stdout}`);
+    assert.match(refused.stderr, /permission|not authori[sz]ed/i, `a clear error: ${refused.stderr}`);
+    assert.doesNotMatch(refused.stderr, /^\s+at /m, "no stack trace");
+    t.diagnostic(`cross-namespace enqueue refused: ${refused.stderr.trim()}`);
+  });
+
   /**
    * The confused-deputy moves of test/nats/isolation.test.ts (`confusedDeputy`), by a worker of
    * `own`, aimed at `victim`: an API response as a PUT of `revoked.victim-task` in the victim's
@@ -238,6 +258,30 @@ describe("when the local platform runs one NATS account per namespace", { timeou
       assert.equal(ap.code, 0, ap.stderr);
       const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", `task/${name}`, "--timeout=90s"]);
       assert.equal(w.code, 0, `${ns}/${name}: ${w.stderr}`);
+    }
+  });
+
+  it("keeps the accounts when nats-server is SIGKILLed and restarted (account JWTs in the platform dir), and runs a task after it", async () => {
+    const natsPid = e.platform.nats.child.pid!;
+    const before = e.platform.restarts().nats;
+    process.kill(natsPid, "SIGKILL");
+    await waitFor("nats-server restarted by the platform", () => e.platform.restarts().nats > before && e.platform.nats.child.pid !== natsPid, 20_000, 50);
+    // a user of team-b's account gets in and sees its stream: the restarted server knows the account
+    const bAdmin = await waitFor("team-b's account on the restarted server", async () => {
+      try {
+        return await accountAdmin("team-b");
+      } catch {
+        return undefined;
+      }
+    }, 30_000, 200);
+    assert.equal((await (await jetstreamManager(bAdmin!)).streams.info(queueNames("team-b", QUEUE).stream)).config.name, queueNames("team-b", QUEUE).stream);
+    for (const ns of TEAMS) {
+      const name = `after-nats-restart-${ns}`;
+      const ap = await e.kubectl(["apply", "-n", ns, "-f", "-"], taskYaml(name, QUEUE, "e2e.echo", `  args: ["${ns}"]`));
+      assert.equal(ap.code, 0, ap.stderr);
+      const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", `task/${name}`, "--timeout=90s"]);
+      assert.equal(w.code, 0, `${ns}/${name}: ${w.stderr}`);
+      assert.equal(credsIdentity((await credsOf(ns, WORKER_SECRET))!).account, accountOf[ns], `${ns}: same account`);
     }
   });
 });
