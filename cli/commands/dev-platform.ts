@@ -13,14 +13,14 @@ import { clearState, isAlive, readState, writeState } from "../../devcluster/pla
 import type { NatsAuthMode } from "../../devcluster/platform/platform.js";
 
 /** The `--nats-auth` values (kept here so the CLI does not load the platform to parse flags). */
-const NATS_AUTH_CHOICES = ["shared", "minted"] as const satisfies readonly NatsAuthMode[];
+const NATS_AUTH_CHOICES = ["shared", "minted", "accounts"] as const satisfies readonly NatsAuthMode[];
 type NatsAuth = NatsAuthMode;
 
 /** `--nats-auth <mode>`: how the local nats-server authenticates (see docs/cli.md). */
 function natsAuthOption(): Option {
   return new Option(
     "--nats-auth <mode>",
-    "NATS auth: shared = no auth, one access shared by all (tenants not isolated); minted = operator mode, the operator mints per-Queue and per-namespace credentials",
+    "NATS auth: shared = no auth, one access shared by all (tenants not isolated); minted = operator mode, the operator mints per-Queue and per-namespace credentials in one account; accounts = as minted, with one NATS account per namespace",
   )
     .choices(NATS_AUTH_CHOICES)
     .default("shared");
@@ -51,8 +51,9 @@ function tail(file: string, lines = 20): string {
  * @param timeoutMs how long to wait, ms
  * @param operatorReplicas operator processes (leader election picks one)
  * @param apiPort API server port, 0 = a free one
- * @param natsAuth NATS auth mode, `shared` (no auth) or `minted` (operator mode, minted credentials);
- *   undefined = the running platform's mode, else `shared`
+ * @param natsAuth NATS auth mode, `shared` (no auth), `minted` (operator mode, minted credentials in
+ *   one account) or `accounts` (operator mode, one account per namespace); undefined = the running
+ *   platform's mode, else `shared`
  * @throws Error when a platform is already running in `dir` with another `natsAuth`
  * @returns the kubeconfig path
  * @throws Error with the supervisor's log tail when startup fails or times out
@@ -128,6 +129,10 @@ export function register(program: Command): void {
       console.log(`export KUBECONFIG=${kubeconfig}`);
       const s = readState(resolve(o.dir));
       if (s?.natsAdminCredsFile) console.log(`NATS runs in operator mode; its admin credentials are in ${s.natsAdminCredsFile}`);
+      if (s?.natsAuth === "accounts") {
+        console.log("NATS runs in operator mode with one account per namespace: give celeriac enqueue a namespace's credential from its Secret celeriac-producer-nats (key nats.creds; see docs/cli.md)");
+        if (s.natsSystemCredsFile) console.log(`NATS system-account credentials (server monitoring only, no tenant data): ${s.natsSystemCredsFile}`);
+      }
     });
   dev
     .command("down")
@@ -176,6 +181,7 @@ export function register(program: Command): void {
         natsUrl: platform.natsUrl, operatorPids: platform.operators.map((c) => c.pid ?? 0),
         natsPid: platform.nats.child.pid ?? 0, restarts: platform.restarts(), natsAuth: o.natsAuth,
         ...(platform.natsAuth?.adminCredsFile ? { natsAdminCredsFile: platform.natsAuth.adminCredsFile } : {}),
+        ...(platform.natsAuth?.systemCredsFile ? { natsSystemCredsFile: platform.natsAuth.systemCredsFile } : {}),
       });
       console.log(`Platform ready: api ${platform.apiUrl}, nats ${platform.natsUrl}`);
       let signals = 0;

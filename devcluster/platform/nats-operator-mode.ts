@@ -2,9 +2,11 @@
  * NATS decentralized auth for the local platform and the tests: generates (once per directory) a
  * NATS operator, a system account and a Celeriac account with JetStream enabled and unlimited, plus
  * an account signing key, and writes a nats-server 2.9 config fragment that trusts the operator and
- * preloads both account JWTs into a memory resolver. The Celeriac operator mints per-tenant users
- * with the returned signer (nats/credentials.ts); the unrestricted admin user's creds are written
- * beside it for the platform's own processes.
+ * preloads both account JWTs into a memory resolver (or, with `resolver: "full"`, into a `full`
+ * resolver that also takes accounts pushed at run time). The Celeriac operator mints per-tenant
+ * users with the returned signer (nats/credentials.ts, minting mode) or, in accounts mode, tenant
+ * accounts with the operator key written beside it (nats/accounts.ts); the unrestricted admin
+ * user's and a system-account user's creds are written there too.
  *
  * The keys and JWTs are kept in `<dir>/nats-operator.json` (mode 0600, it holds seeds) and reused
  * on the next call, so a restarted server keeps the same account and therefore its JetStream data
@@ -30,6 +32,8 @@ export const NATS_SYSTEM_CREDS_FILE = "nats-system.creds";
 export const NATS_RESOLVER_DIR = "jwt";
 /** Name of the file holding the account signing key seed alone (what a chart's Secret would hold). */
 export const NATS_SIGNING_KEY_FILE = "account-signing-key.nk";
+/** Name of the file holding the operator's key seed (`SO…`) alone (accounts mode; what a chart's Secret would hold). */
+export const NATS_OPERATOR_SIGNING_KEY_FILE = "operator-signing-key.nk";
 
 /** What `setupNatsOperatorMode` generated or reused. */
 export interface NatsOperatorMode {
@@ -61,6 +65,12 @@ export interface NatsOperatorMode {
   operatorSigner: OperatorSigner;
   /** Path of a system-account user's `.creds` (pushes account JWTs to a `full` resolver). */
   systemCredsFile: string;
+  /**
+   * Path of a file (mode 0600) holding only the operator's key seed (`SO…`, the key
+   * {@link NatsOperatorMode.operatorSigner} holds): what `CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE`
+   * names in accounts mode. Secret.
+   */
+  operatorSigningKeyFile: string;
 }
 
 interface State {
@@ -146,8 +156,8 @@ export function operatorModeConfig(s: { operatorJwt: string; systemAccountPublic
 /**
  * Generates (or reuses, from `<dir>/nats-operator.json`) an operator, a system account and a
  * JetStream-enabled Celeriac account with a signing key; writes the config fragment, the signing key
- * seed and an unrestricted admin user's creds (valid `adminTtlSeconds`, default 30 days, re-minted on
- * every call) into `dir`.
+ * seed, the operator key seed, an unrestricted admin user's creds and a system-account user's creds
+ * (both valid `adminTtlSeconds`, default 30 days, re-minted on every call) into `dir`.
  * @param dir directory for the files (created)
  * @param opts.extraAccounts names of further JetStream accounts to create and preload (kept in the
  *   state file like the rest; names are labels only, e.g. tenant namespaces)
@@ -200,6 +210,8 @@ export async function setupNatsOperatorMode(dir: string, opts: { adminTtlSeconds
   const system = await mintUserCreds({ seed: s.systemAccountSeed, account: systemAccountPublicKey }, { name: "celeriac-system", ttlSeconds: opts.adminTtlSeconds ?? 30 * 24 * 3600 });
   const systemCredsFile = join(dir, NATS_SYSTEM_CREDS_FILE);
   writeSecret(systemCredsFile, system.creds);
+  const operatorSigningKeyFile = join(dir, NATS_OPERATOR_SIGNING_KEY_FILE);
+  writeSecret(operatorSigningKeyFile, s.operatorSeed + "\n");
   return {
     signer,
     operatorPublicKey: pubOf(s.operatorSeed),
@@ -213,5 +225,6 @@ export async function setupNatsOperatorMode(dir: string, opts: { adminTtlSeconds
     extraAccounts,
     operatorSigner: { seed: s.operatorSeed },
     systemCredsFile,
+    operatorSigningKeyFile,
   };
 }

@@ -26,23 +26,82 @@ export { REPO_ROOT };
  * - `minted`: NATS decentralized auth (operator mode, memory resolver, see nats-operator-mode.ts).
  *   The platform's operator processes are given the account signing key
  *   (`CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE`, `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`); they mint their own
- *   NATS user and per-Queue worker and per-namespace producer credentials as Secrets. An unrestricted
- *   admin user's creds are written too, for tests and debugging only.
+ *   NATS user and per-Queue worker and per-namespace producer credentials as Secrets, all in one
+ *   account. An unrestricted admin user's creds are written too, for tests and debugging only;
+ * - `accounts`: operator mode with a `full` resolver (account JWTs kept in `<dir>/nats-auth/jwt`, so a
+ *   restarted nats-server keeps the accounts pushed to it). The operator processes are given the
+ *   operator key (`CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE`) and a system-account user
+ *   (`CELERIAC_NATS_SYSTEM_CREDS`), and no account key or creds: they create one NATS account per
+ *   tenant namespace and mint its worker and producer users in it, so no tenant's JetStream can
+ *   publish into another's. The platform's own Celeriac account stays empty.
  */
-export type NatsAuthMode = "shared" | "minted";
+export type NatsAuthMode = "shared" | "minted" | "accounts";
 
 /** The values {@link NatsAuthMode} accepts, for flags and validation. */
-export const NATS_AUTH_MODES: readonly NatsAuthMode[] = ["shared", "minted"];
+export const NATS_AUTH_MODES: readonly NatsAuthMode[] = ["shared", "minted", "accounts"];
 
-/** What a platform's NATS auth is; the paths are set in `minted` mode only. */
+/** What a platform's NATS auth is; the paths are set in `minted` and `accounts` modes as noted. */
 export interface PlatformNatsAuth {
   mode: NatsAuthMode;
-  /** `.creds` of an unrestricted user of the account, for tests and debugging (no platform process uses it). Secret. */
+  /**
+   * `minted` only: `.creds` of an unrestricted user of the Celeriac account, for tests and debugging
+   * (no platform process uses it). Secret.
+   */
   adminCredsFile?: string;
-  /** File (mode 0600) holding the account signing key seed the operators mint users with. Secret. */
+  /** `minted` only: file (mode 0600) holding the account signing key seed the operators mint users with. Secret. */
   signingKeyFile?: string;
-  /** Public key (`A…`) of the Celeriac account. */
+  /**
+   * Public key (`A…`) of the platform's Celeriac account (both modes): in `minted` mode the account of
+   * every user; in `accounts` mode an account no tenant's user belongs to.
+   */
   accountPublicKey?: string;
+  /** `accounts` only: file (mode 0600) holding the NATS operator's key seed (`SO…`) the operators sign tenant accounts with. Secret. */
+  operatorSigningKeyFile?: string;
+  /** `accounts` only: `.creds` of a system-account user (what the operators push account JWTs with; server monitoring). Secret. */
+  systemCredsFile?: string;
+  /** `accounts` only: public key (`O…`) of the NATS operator. */
+  operatorPublicKey?: string;
+}
+
+/**
+ * The environment the platform gives its operator processes for a NATS auth mode, on top of its own:
+ * a string sets a variable, `undefined` removes it (so none leaks in from the caller's environment).
+ * Pure.
+ * - `minted`: the account signing key file and account public key; no `CELERIAC_NATS_CREDS`;
+ * - `accounts`: the operator key file and the system creds; no `CELERIAC_NATS_CREDS`, account key or
+ *   user/password (the operator refuses them beside the operator key);
+ * - `shared`: nothing.
+ * @throws Error when a file the mode needs is missing from `auth`
+ */
+export function operatorNatsAuthEnv(auth: PlatformNatsAuth): Record<string, string | undefined> {
+  const need = (v: string | undefined, field: keyof PlatformNatsAuth): string => {
+    if (!v) throw new Error(`natsAuth ${auth.mode}: ${field} is not set; start the platform through startPlatform, which generates it`);
+    return v;
+  };
+  switch (auth.mode) {
+    case "shared":
+      return {};
+    case "minted":
+      // Blanked (as before), so none leaks in from our environment: the operator mints its own user, as in a cluster.
+      return { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: need(auth.signingKeyFile, "signingKeyFile"), CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: need(auth.accountPublicKey, "accountPublicKey") };
+    case "accounts":
+      return {
+        CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: need(auth.operatorSigningKeyFile, "operatorSigningKeyFile"),
+        CELERIAC_NATS_SYSTEM_CREDS: need(auth.systemCredsFile, "systemCredsFile"),
+        CELERIAC_NATS_CREDS: undefined,
+        CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: undefined,
+        CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: undefined,
+        CELERIAC_NATS_USER: undefined,
+        CELERIAC_NATS_PASSWORD: undefined,
+        CELERIAC_NATS_CREDS_SECRET: undefined,
+        CELERIAC_NATS_USER_SECRET: undefined,
+      };
+  }
+}
+
+/** `env` without the keys whose value is `undefined`. Pure. */
+function definedEnv(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 /** Options of `startPlatform`. */
@@ -76,7 +135,7 @@ export interface Platform {
   apiUrl: string;
   natsUrl: string;
   nats: NatsProcess;
-  /** The NATS auth mode and, in `minted` mode, where its keys are (absent on the e2e tests' real-cluster stand-in). */
+  /** The NATS auth mode and, in `minted` and `accounts` modes, where its keys are (absent on the e2e tests' real-cluster stand-in). */
   natsAuth?: PlatformNatsAuth;
   /** Operator child processes, by replica index (entries are replaced on restart). */
   operators: ChildProcess[];
@@ -225,15 +284,15 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   try {
     const mode = opts.natsAuth ?? "shared";
     if (!NATS_AUTH_MODES.includes(mode)) throw new Error(`natsAuth "${String(mode)}" is not a NATS auth mode: use one of ${NATS_AUTH_MODES.join(", ")}`);
-    // Minted: the keys live in <dir>/nats-auth (seeds in 0600 files), reused across restarts of the platform.
-    const om = mode === "minted" ? await setupNatsOperatorMode(join(dir, "nats-auth")) : undefined;
-    const natsAuth: PlatformNatsAuth = om
-      ? { mode, adminCredsFile: om.adminCredsFile, signingKeyFile: om.signingKeyFile, accountPublicKey: om.accountPublicKey }
-      : { mode };
-    const authEnv: Record<string, string> = om
-      ? // No CELERIAC_NATS_CREDS (blanked, so none leaks in from our environment): the operator mints its own user, as in a cluster.
-        { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: om.signingKeyFile, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: om.accountPublicKey }
-      : {};
+    // Minted and accounts: the keys live in <dir>/nats-auth (seeds in 0600 files), reused across restarts of the
+    // platform; in accounts mode the full resolver keeps pushed account JWTs in <dir>/nats-auth/jwt.
+    const om = mode === "shared" ? undefined : await setupNatsOperatorMode(join(dir, "nats-auth"), { resolver: mode === "accounts" ? "full" : "memory" });
+    const natsAuth: PlatformNatsAuth = !om
+      ? { mode }
+      : mode === "minted"
+        ? { mode, adminCredsFile: om.adminCredsFile, signingKeyFile: om.signingKeyFile, accountPublicKey: om.accountPublicKey }
+        : { mode, accountPublicKey: om.accountPublicKey, operatorSigningKeyFile: om.operatorSigningKeyFile, systemCredsFile: om.systemCredsFile, operatorPublicKey: om.operatorPublicKey };
+    const authEnv = operatorNatsAuthEnv(natsAuth);
     const natsConfig = om ? { configFile: om.configFile } : {};
     const base = opts.processRestartBackoffBaseMs ?? 1000;
     const operatorSup: Supervised[] = [];
@@ -266,7 +325,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       const child = spawn(
         process.execPath,
         [join(REPO_ROOT, "bin", "celeriac.js"), "operator", "--kubeconfig", kubeconfigPath, "--nats", nats.url, "--port", String(operatorPorts[i]), "--leader-elect", ...(opts.operatorArgs ?? [])],
-        { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...authEnv, ...opts.operatorEnv, CELERIAC_OPERATOR_ID: `operator-${i}`, KUBECONFIG: kubeconfigPath } },
+        { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: definedEnv({ ...process.env, ...authEnv, ...opts.operatorEnv, CELERIAC_OPERATOR_ID: `operator-${i}`, KUBECONFIG: kubeconfigPath }) },
       );
       child.stdout?.pipe(log);
       child.stderr?.pipe(log);

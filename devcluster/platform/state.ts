@@ -24,9 +24,14 @@ export interface PlatformState {
   /** PID of the nats-server process. */
   natsPid?: number;
   /** NATS auth mode (`shared` when absent). */
-  natsAuth?: "shared" | "minted";
+  natsAuth?: "shared" | "minted" | "accounts";
   /** In `minted` mode: the unrestricted admin user's `.creds` (secret; for debugging with the nats CLI). */
   natsAdminCredsFile?: string;
+  /**
+   * In `accounts` mode: a system-account user's `.creds` (secret; for `nats server …` monitoring with
+   * the nats CLI; it sees no tenant's streams — use a namespace's `celeriac-producer-nats` Secret for that).
+   */
+  natsSystemCredsFile?: string;
 }
 
 /**

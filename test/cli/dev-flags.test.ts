@@ -16,7 +16,7 @@ describe("when a dev command gets a bad flag value", () => {
     [["dev", "up", "--port", "99999"], "option '--port <n>' argument '99999' is invalid. must be an integer from 0 to 65535"],
     [["dev", "up", "--timeout", "soon"], "option '--timeout <seconds>' argument 'soon' is invalid"],
     [["dev", "apiserver", "--port", "99999"], "option '--port <n>' argument '99999' is invalid. must be an integer from 0 to 65535"],
-    [["dev", "up", "--nats-auth", "foo"], "option '--nats-auth <mode>' argument 'foo' is invalid. Allowed choices are shared, minted."],
+    [["dev", "up", "--nats-auth", "foo"], "option '--nats-auth <mode>' argument 'foo' is invalid. Allowed choices are shared, minted, accounts."],
   ];
   for (const [args, message] of cases) {
     it(`refuses ${args.join(" ")} naming the flag, and starts nothing`, async () => {

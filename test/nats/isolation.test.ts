@@ -6,12 +6,14 @@
  * client run every flow under the minted permissions without one permission violation in the
  * server's log; and a worker whose creds expire and are rotated in place keeps running.
  *
- * Known gap, recorded as `todo` tests: within one NATS account JetStream is a confused deputy. The
- * server does not check a request's reply subject against the requester's publish permissions, nor
- * a push consumer's deliver subject (nats-server issue #8274), so a tenant can make JetStream
- * publish — its own pulled messages, API responses, its bucket's entries — onto another tenant's
- * task subject or results bucket, where that tenant's stream captures them. Subject permissions
- * cannot close this; separate accounts per tenant do (proven by the last describe).
+ * The limit of one shared account, asserted as it is: JetStream is a confused deputy. The server
+ * does not check a request's reply subject against the requester's publish permissions, nor a push
+ * consumer's deliver subject (nats-server issue #8274), so a tenant can make JetStream publish — its
+ * own pulled messages, API responses, its bucket's entries — onto another tenant's task subject or
+ * results bucket, where that tenant's stream captures them; a test shows that it does (so
+ * docs/security.md's statement is checked, and the test fails if NATS changes). Subject permissions
+ * cannot close this; separate accounts per tenant do: the last describe here, and accounts mode end
+ * to end in test/e2e/nats-accounts.test.ts.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -340,20 +342,27 @@ describe("when tenants connect with minted credentials to a nats-server in opera
   }
 
   describe("when team-a's worker uses JetStream to publish for it into team-b (one shared account)", () => {
-    it(
-      "cannot get a message into team-b's work stream or results bucket through a reply or deliver subject",
-      { todo: "known gap: needs an account per tenant (see the file's docstring and the next describe)" },
-      async () => {
-        const q = uniqueQueue("qx");
-        await createQueue(a.ns, q);
-        const nc = await tenant("deputy-worker", workerPermissions(a.ns, q));
-        const victim = await createQueue(b.ns, uniqueQueue("qv"));
-        await confusedDeputy(nc, q, victim);
-        await new Promise((r) => setTimeout(r, 1000));
-        assert.equal((await adminJsm.streams.info(victim.stream)).state.messages, 0);
-        assert.equal(await (await new Kvm(jetstream(admin)).open(victim.resultsBucket)).get("revoked.victim-task"), null);
-      },
-    );
+    // The limit of one shared account, checked so that docs/security.md's statement stays true (and
+    // this fails if NATS ever checks reply and deliver subjects): accounts mode, one NATS account per
+    // namespace, removes it — see test/e2e/nats-accounts.test.ts and the next describe.
+    it("JetStream still publishes for team-a into team-b (the limit of one shared account; accounts mode removes it)", async (t) => {
+      const q = uniqueQueue("qx");
+      await createQueue(a.ns, q);
+      const nc = await tenant("deputy-worker", workerPermissions(a.ns, q));
+      const victim = await createQueue(b.ns, uniqueQueue("qv"));
+      const before = violations(srv).length;
+      await confusedDeputy(nc, q, victim);
+      const victimKv = await new Kvm(jetstream(admin)).open(victim.resultsBucket);
+      const landed = await waitFor("the deputy's publishes in team-b's work stream and results bucket", async () => {
+        const messages = (await adminJsm.streams.info(victim.stream)).state.messages;
+        const revoked = await victimKv.get("revoked.victim-task");
+        return messages >= 1 && revoked ? { messages, revoked } : undefined;
+      });
+      assert.ok(landed.messages >= 1, "team-b's work stream captured what JetStream published for team-a");
+      assert.ok(landed.revoked.length > 0, "team-b's bucket holds a revocation team-a's worker could never publish itself");
+      assert.deepEqual(violations(srv).slice(before), [], "no request team-a made broke its permissions");
+      t.diagnostic(`injected into team-b: ${landed.messages} message(s) in its work stream, revoked.victim-task in its bucket`);
+    });
   });
 
   describe("when team-c's queue lives in its own NATS account", () => {
