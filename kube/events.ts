@@ -3,8 +3,7 @@
  * Task events. Same shape as the operator's EventRecorder (operator/runtime/events.ts), which adds
  * aggregation of repeats on top; this module imports nothing from the operator.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
-import { BUILTIN_TYPES, createObject, type KubeObject } from "./k8s-client.js";
+import { BUILTIN_TYPES, createObject, type KubeClient, type KubeObject } from "./k8s-client.js";
 
 /** Event type. */
 export type EventType = "Normal" | "Warning";
@@ -60,6 +59,6 @@ export function eventBody(obj: InvolvedObject, type: EventType, reason: string, 
  * Creates an Event (needs `create` on `events` in its namespace).
  * @throws Error `create events <ns>/<name>` with the API error as `cause`
  */
-export async function createEvent(kc: KubeConfig, event: KubeObject, fieldManager: string): Promise<void> {
+export async function createEvent(kc: KubeClient, event: KubeObject, fieldManager: string): Promise<void> {
   await createObject(kc, BUILTIN_TYPES.Event, event, fieldManager);
 }

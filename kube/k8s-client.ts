@@ -9,9 +9,12 @@
  * `*Api.patch*()` default to `application/json-patch+json` and `KubernetesObjectApi.patch()` to
  * strategic merge patch (415 on custom resources); here patches are always
  * `application/merge-patch+json` unless a caller asks otherwise.
+ *
+ * Only types are imported from client-node here: a caller that passes a {@link KubeTransport}
+ * (the worker's light client, kube/light-client.ts) never loads it (it costs ~70 MiB of RSS).
+ * `loadKubeConfig` lives in kube/kubeconfig.ts for that reason.
  */
-import { HttpMethod, KubeConfig } from "@kubernetes/client-node";
-import type { Configuration } from "@kubernetes/client-node";
+import type { Configuration, HttpMethod, KubeConfig } from "@kubernetes/client-node";
 
 /** A Kubernetes object as the operator handles it: JSON with the standard metadata. */
 export interface KubeObject {
@@ -128,36 +131,6 @@ function display(ref: { namespace?: string; name?: string }): string {
   return ref.namespace ? `${ref.namespace}/${ref.name ?? ""}` : (ref.name ?? "");
 }
 
-/** Options of {@link loadKubeConfig}. */
-export interface LoadKubeConfigOptions {
-  /** Path from `--kubeconfig`; wins over everything else. */
-  kubeconfig?: string;
-  /** Environment to read `KUBECONFIG` and `KUBERNETES_SERVICE_HOST` from. Default `process.env`. */
-  env?: NodeJS.ProcessEnv;
-}
-
-/**
- * Loads a KubeConfig: `--kubeconfig` path, else `$KUBECONFIG`, else the in-cluster service account
- * (when `KUBERNETES_SERVICE_HOST` is set), else `~/.kube/config`.
- *
- * @throws Error `load kubeconfig <path>` (with `cause`) when the file cannot be read or parsed, or
- *   `load kubeconfig` when no source yields a current cluster
- */
-export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
-  const env = opts.env ?? process.env;
-  const kc = new KubeConfig();
-  const file = opts.kubeconfig ?? (env.KUBECONFIG ? env.KUBECONFIG.split(":").find((f) => f) : undefined);
-  try {
-    if (file) kc.loadFromFile(file);
-    else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-    else kc.loadFromDefault();
-  } catch (cause) {
-    throw new Error(`load kubeconfig ${file ?? ""}`.trim(), { cause });
-  }
-  if (!kc.getCurrentCluster()) throw new Error(`load kubeconfig ${file ?? ""}: no current cluster`.trim());
-  return kc;
-}
-
 /** The `metav1.Status` body of an API error, when the server sent one. */
 export interface ApiStatus {
   kind?: string;
@@ -255,6 +228,22 @@ class RawApi {
 
 const rawApis = new WeakMap<KubeConfig, RawApi>();
 
+/** Sends one request to an API server and parses the JSON response, as {@link kubeRequest} does. */
+export interface KubeTransport {
+  /**
+   * @returns the parsed body
+   * @throws KubeApiError for non-2xx responses; transport errors as is
+   */
+  request<T = unknown>(opts: RequestOptions): Promise<T>;
+}
+
+/** Cluster access: a client-node KubeConfig (operator, CLI, tests) or a light {@link KubeTransport} (worker). */
+export type KubeClient = KubeConfig | KubeTransport;
+
+function isTransport(kc: KubeClient): kc is KubeTransport {
+  return typeof (kc as Partial<KubeTransport>).request === "function";
+}
+
 /** One HTTP request to the API server. */
 export interface RequestOptions {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -279,14 +268,15 @@ export interface RequestOptions {
  * @returns the parsed body
  * @throws KubeApiError for non-2xx responses; transport errors (connection refused, abort) as is
  */
-export async function kubeRequest<T = unknown>(kc: KubeConfig, opts: RequestOptions): Promise<T> {
+export async function kubeRequest<T = unknown>(kc: KubeClient, opts: RequestOptions): Promise<T> {
+  if (isTransport(kc)) return kc.request<T>(opts);
   let api = rawApis.get(kc);
   if (!api) {
     api = kc.makeApiClient(RawApi);
     rawApis.set(kc, api);
   }
   const cfg = api.configuration;
-  const ctx = cfg.baseServer.makeRequestContext(opts.path, HttpMethod[opts.method]);
+  const ctx = cfg.baseServer.makeRequestContext(opts.path, opts.method as HttpMethod);
   for (const [k, v] of Object.entries(opts.query ?? {})) {
     if (v !== undefined) ctx.setQueryParam(k, String(v));
   }
@@ -336,8 +326,7 @@ export interface ListOptions {
  *   list resourceVersion
  * @throws Error `list <plural> <namespace>` with the API error as `cause`
  */
-export async function listObjects<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export async function listObjects<T extends KubeObject = KubeObject>(kc: KubeClient,
   type: ResourceType,
   opts: ListOptions = {},
 ): Promise<ObjectList<T>> {
@@ -371,7 +360,7 @@ export async function listObjects<T extends KubeObject = KubeObject>(
  *
  * @throws Error `get <plural> <ns>/<name>` with the API error as `cause` (use {@link isNotFound})
  */
-export async function getObject<T extends KubeObject = KubeObject>(kc: KubeConfig, ref: ObjectRef): Promise<T> {
+export async function getObject<T extends KubeObject = KubeObject>(kc: KubeClient, ref: ObjectRef): Promise<T> {
   try {
     return await kubeRequest<T>(kc, { method: "GET", path: resourcePath(ref, ref.namespace, ref.name) });
   } catch (cause) {
@@ -386,8 +375,7 @@ export async function getObject<T extends KubeObject = KubeObject>(kc: KubeConfi
  * @returns the stored object
  * @throws Error `create <plural> <ns>/<name>` with the API error as `cause` ({@link isAlreadyExists})
  */
-export async function createObject<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export async function createObject<T extends KubeObject = KubeObject>(kc: KubeClient,
   type: ResourceType,
   obj: T,
   fieldManager: string,
@@ -410,8 +398,7 @@ export async function createObject<T extends KubeObject = KubeObject>(
  *
  * @throws Error `replace <plural> <ns>/<name>` with the API error as `cause` ({@link isConflict})
  */
-export async function replaceObject<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export async function replaceObject<T extends KubeObject = KubeObject>(kc: KubeClient,
   ref: ObjectRef,
   obj: T,
   fieldManager: string,
@@ -436,8 +423,7 @@ export async function replaceObject<T extends KubeObject = KubeObject>(
  * @returns the patched object
  * @throws Error `patch <plural> <ns>/<name>` with the API error as `cause`
  */
-export async function mergePatch<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export async function mergePatch<T extends KubeObject = KubeObject>(kc: KubeClient,
   ref: ObjectRef,
   patch: unknown,
   fieldManager: string,
@@ -467,8 +453,7 @@ export async function mergePatch<T extends KubeObject = KubeObject>(
  * @returns the object after the write
  * @throws Error `patch status <plural> <ns>/<name>` with the API error as `cause`
  */
-export async function patchStatus<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export async function patchStatus<T extends KubeObject = KubeObject>(kc: KubeClient,
   ref: ObjectRef,
   status: Record<string, unknown>,
   fieldManager: string,
@@ -496,7 +481,7 @@ export async function patchStatus<T extends KubeObject = KubeObject>(
  * @returns true when a patch was sent
  * @throws Error `patch <plural> <ns>/<name>` with the API error as `cause` (409 on a stale read)
  */
-export async function setFinalizer(kc: KubeConfig, ref: ObjectRef, obj: KubeObject, finalizer: string, present: boolean, fieldManager: string): Promise<boolean> {
+export async function setFinalizer(kc: KubeClient, ref: ObjectRef, obj: KubeObject, finalizer: string, present: boolean, fieldManager: string): Promise<boolean> {
   const current = obj.metadata?.finalizers ?? [];
   if (current.includes(finalizer) === present) return false;
   const finalizers = present ? [...current, finalizer] : current.filter((f) => f !== finalizer);
@@ -523,7 +508,7 @@ export interface Scale extends KubeObject {
  * @throws Error `patch scale <plural> <ns>/<name>` with the API error as `cause` (404 when the
  *   object is gone: {@link isNotFound})
  */
-export async function patchScale(kc: KubeConfig, ref: ObjectRef, replicas: number, fieldManager: string): Promise<Scale> {
+export async function patchScale(kc: KubeClient, ref: ObjectRef, replicas: number, fieldManager: string): Promise<Scale> {
   try {
     return await kubeRequest<Scale>(kc, {
       method: "PATCH",
@@ -549,7 +534,7 @@ export interface DeleteOptions {
  * @returns true when the server accepted a delete, false when the object was already gone
  * @throws Error `delete <plural> <ns>/<name>` with the API error as `cause`
  */
-export async function deleteObject(kc: KubeConfig, ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
+export async function deleteObject(kc: KubeClient, ref: ObjectRef, opts: DeleteOptions = {}): Promise<boolean> {
   try {
     await kubeRequest(kc, {
       method: "DELETE",
@@ -592,8 +577,7 @@ export function isSubset(desired: unknown, live: unknown): boolean {
  * @returns the live object after the call and what was done
  * @throws Error `apply <plural> <ns>/<name>` with the API error as `cause`
  */
-export async function applyChild<T extends { metadata?: { name?: string; namespace?: string } } = KubeObject>(
-  kc: KubeConfig,
+export async function applyChild<T extends { metadata?: { name?: string; namespace?: string } } = KubeObject>(kc: KubeClient,
   type: ResourceType,
   desired: T,
   fieldManager: string,
@@ -686,8 +670,7 @@ export interface ApplyOptions {
  *   stale resourceVersion or a field owned by another manager (without `force`), {@link isNotFound}
  *   when applying to a subresource of a missing object
  */
-export async function serverSideApply<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export async function serverSideApply<T extends KubeObject = KubeObject>(kc: KubeClient,
   type: ResourceType,
   obj: KubeObject,
   fieldManager: string,
@@ -726,8 +709,7 @@ export async function serverSideApply<T extends KubeObject = KubeObject>(
  * @returns the object after the write
  * @throws Error `apply status <plural> <ns>/<name>` with the API error as `cause` ({@link isConflict}, {@link isNotFound})
  */
-export function applyStatus<T extends KubeObject = KubeObject>(
-  kc: KubeConfig,
+export function applyStatus<T extends KubeObject = KubeObject>(kc: KubeClient,
   type: ResourceType,
   obj: { metadata: { name: string; namespace?: string; resourceVersion?: string }; status: Record<string, unknown> },
   fieldManager: string,

@@ -3,14 +3,13 @@
  * of tasks in flight, so on scale-down the ReplicaSet controller removes idle pods first (Kubernetes
  * docs, "Pod deletion cost"). Writes are coalesced: at most one patch in flight, the latest value wins.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ANNOTATIONS, FIELD_MANAGERS } from "../api/constants.js";
-import { BUILTIN_TYPES, mergePatch } from "../kube/k8s-client.js";
+import { BUILTIN_TYPES, mergePatch, type KubeClient } from "../kube/k8s-client.js";
 
 /** Patches the annotation whenever the in-flight count changes. */
 export class PodDeletionCost {
-  readonly #kc: KubeConfig;
+  readonly #kc: KubeClient;
   readonly #ref: { group: string; version: string; plural: string; namespace: string; name: string };
   readonly #log: Logger;
   #wanted = 0;
@@ -20,7 +19,7 @@ export class PodDeletionCost {
   /**
    * @param pod the worker's Pod (POD_NAMESPACE / POD_NAME)
    */
-  constructor(kc: KubeConfig, pod: { namespace: string; name: string }, log: Logger) {
+  constructor(kc: KubeClient, pod: { namespace: string; name: string }, log: Logger) {
     this.#kc = kc;
     this.#ref = { ...BUILTIN_TYPES.Pod, ...pod };
     this.#log = log;

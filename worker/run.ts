@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeClient } from "../kube/k8s-client.js";
 import { pino, type Logger } from "pino";
 import { queueNames } from "../api/naming.js";
 import { connectNats } from "../nats/index.js";
@@ -44,20 +44,21 @@ export async function loadTasksModule(spec: string): Promise<ReturnType<typeof c
 /**
  * Cluster access for writing Task status and the pod-deletion-cost annotation: in a pod, its
  * ServiceAccount; elsewhere `KUBECONFIG`. None (client-only mode: status in the results bucket only)
- * when neither is available or `CELERIAC_KUBE_STATUS=false`. The Kubernetes client (slow to load,
- * ~0.7 s) is imported only then, so client-only workers start fast.
+ * when neither is available or `CELERIAC_KUBE_STATUS=false`. Served by the light client
+ * (kube/light-client.ts, ~1 MiB); `@kubernetes/client-node` (~70 MiB of RSS, ~0.7 s to load) is
+ * imported only for a kubeconfig whose user needs it (exec or auth-provider credentials).
  */
 async function kubeSinks(config: WorkerConfig, log: Logger): Promise<{ sink: StatusSink; podCost?: { set(n: number): void } } | undefined> {
   if (process.env.CELERIAC_KUBE_STATUS === "false") return undefined;
   if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) return undefined;
-  const [{ loadKubeConfig }, { TaskResourceSink }, { PodDeletionCost }] = await Promise.all([
-    import("../kube/k8s-client.js"),
+  const [{ lightKubeClient }, { TaskResourceSink }, { PodDeletionCost }] = await Promise.all([
+    import("../kube/light-client.js"),
     import("./task-resource-sink.js"),
     import("./pod-deletion-cost.js"),
   ]);
-  let kc: KubeConfig;
+  let kc: KubeClient;
   try {
-    kc = loadKubeConfig();
+    kc = (await lightKubeClient()) ?? (await import("../kube/kubeconfig.js")).loadKubeConfig();
   } catch (err) {
     log.warn({ err }, "No Kubernetes access: task status is kept in the results bucket only");
     return undefined;

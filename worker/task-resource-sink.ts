@@ -23,14 +23,13 @@
  * answers 409 and is read again.
  */
 import { hostname } from "node:os";
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { API_VERSION, CONDITION_TYPES, FIELD_MANAGERS, isTerminalPhase, MAX_INLINE_RESULT_BYTES, REASONS } from "../api/constants.js";
 import { getCondition, setCondition, type Condition } from "../api/conditions.js";
 import type { TaskRecord } from "../api/message.js";
 import { CELERIAC_TYPES, type Task } from "../api/objects.js";
 import type { TaskStatus } from "../api/task.js";
-import { applyStatus, isConflict, isNotFound, kubeRequest, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { applyStatus, isConflict, isNotFound, kubeRequest, resourcePath, type KubeClient, type KubeObject } from "../kube/k8s-client.js";
 import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
 
@@ -185,7 +184,7 @@ export interface TaskResourceSinkOptions {
 /** Writes task records onto their Task resources. */
 export class TaskResourceSink implements StatusSink {
   readonly name = "task-resource";
-  readonly #kc: KubeConfig;
+  readonly #kc: KubeClient;
   readonly #bucket: string;
   readonly #o: TaskResourceSinkOptions;
   readonly #lastAttempt: boolean;
@@ -197,7 +196,7 @@ export class TaskResourceSink implements StatusSink {
    * @param bucket the queue's results bucket name (for `resultRef`)
    * @param options the worker's namespace and logger
    */
-  constructor(kc: KubeConfig, bucket: string, options: TaskResourceSinkOptions) {
+  constructor(kc: KubeClient, bucket: string, options: TaskResourceSinkOptions) {
     this.#kc = kc;
     this.#bucket = bucket;
     this.#o = options;

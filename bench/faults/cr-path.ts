@@ -16,7 +16,8 @@ import { queueNames } from "../../api/naming.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
 import { COMPACT_PATH } from "../../devcluster/server/http.js";
 import { startPlatform, type Platform } from "../../devcluster/platform/platform.js";
-import { BUILTIN_TYPES, createObject, getObject, kubeRequest, listObjects, loadKubeConfig, resourcePath, type KubeObject } from "../../kube/k8s-client.js";
+import { BUILTIN_TYPES, createObject, getObject, kubeRequest, listObjects, resourcePath, type KubeObject } from "../../kube/k8s-client.js";
+import { loadKubeConfig } from "../../kube/kubeconfig.js";
 import type { FaultRow } from "./report.js";
 import { EXEC_LOG_ENV, FAULT_TASKS_MODULE, FaultLog, analyseExecutions, pollUntil, readExecLog, readResults, scenarioDir, type ExecutionAnalysis, type ExplainSlack } from "./harness.js";
 

@@ -8,9 +8,11 @@
  * version or kind is an error.
  */
 import type { Command } from "commander";
+import type { parseAllDocuments as ParseAllDocumentsFn } from "yaml";
+
+type ParseAllDocuments = typeof ParseAllDocumentsFn;
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parseAllDocuments } from "yaml";
 import { API_VERSION, GROUP, MAX_ARGS_BYTES } from "../../api/constants.js";
 import { DEFAULT_SCHEDULE } from "../../api/defaults.js";
 
@@ -41,7 +43,7 @@ function manifestFiles(path: string): string[] {
 }
 
 /** The objects of one file: every YAML document, or the JSON value (a `List`'s items unpacked). */
-function objectsOf(file: string, text: string): Obj[] {
+function objectsOf(file: string, text: string, parseAllDocuments: ParseAllDocuments): Obj[] {
   let values: unknown[];
   if (file.endsWith(".json")) {
     try {
@@ -93,7 +95,8 @@ async function operatorChecks(kind: string, spec: Obj | undefined): Promise<stri
  * @returns one line per object or bad file, and the counts (a promise)
  */
 export async function validatePaths(paths: string[]): Promise<ValidateReport> {
-  const { checkManifest } = await import("../../api/manifest.js"); // schema validation: loaded only here
+  // schema validation and YAML: loaded only here, so other commands (the worker) do not carry them
+  const [{ checkManifest }, { parseAllDocuments }] = await Promise.all([import("../../api/manifest.js"), import("yaml")]);
   const report: ValidateReport = { lines: [], invalid: 0, valid: 0, skipped: 0, files: 0 };
   const files: string[] = [];
   for (const p of paths) {
@@ -108,7 +111,7 @@ export async function validatePaths(paths: string[]): Promise<ValidateReport> {
     report.files++;
     let objects: Obj[];
     try {
-      objects = objectsOf(file, readFileSync(file, "utf8"));
+      objects = objectsOf(file, readFileSync(file, "utf8"), parseAllDocuments);
     } catch (e) {
       report.invalid++;
       report.lines.push(`${file}: invalid: ${(e as Error).message}`);

@@ -5,6 +5,7 @@
  * through this index.
  */
 export * from "../../kube/k8s-client.js";
+export * from "../../kube/kubeconfig.js";
 export * from "./workqueue.js";
 export * from "./informer.js";
 export * from "./controller.js";

@@ -5,9 +5,10 @@ import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import {
   BUILTIN_TYPES, KubeApiError, applyChild, applyStatus, apiErrorCode, controllerRef, createObject, deleteObject, getObject,
-  isAlreadyExists, isConflict, isGone, isNotFound, isSubset, listObjects, loadKubeConfig, mergePatch, patchStatus,
+  isAlreadyExists, isConflict, isGone, isNotFound, isSubset, listObjects, mergePatch, patchStatus,
   resourcePath,
 } from "../../kube/k8s-client.js";
+import { loadKubeConfig } from "../../kube/kubeconfig.js";
 import type { KubeObject } from "../../kube/k8s-client.js";
 import { QUEUES, TASKS, queueObject, startCluster, taskObject, type TestCluster } from "../operator/runtime/cluster.js";
 

@@ -9,7 +9,8 @@ import { startApiServer, type ApiServer } from "../../devcluster/server/index.js
 import { TASK_CRD } from "../../api/crd.js";
 import { API_VERSION, FIELD_MANAGERS } from "../../api/constants.js";
 import { CELERIAC_TYPES, type Task } from "../../api/objects.js";
-import { BUILTIN_TYPES, applyStatus, createObject, getObject, listObjects, loadKubeConfig, type KubeObject } from "../../kube/k8s-client.js";
+import { BUILTIN_TYPES, applyStatus, createObject, getObject, listObjects, type KubeObject } from "../../kube/k8s-client.js";
+import { loadKubeConfig } from "../../kube/kubeconfig.js";
 
 /** A running in-memory cluster with the Task CRD (generated from api/task.ts, so it is current). */
 export interface TaskCluster {

@@ -6,7 +6,8 @@ import { parse } from "yaml";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { CELERIAC_TYPES } from "../../../api/objects.js";
 import { startApiServer, type ApiServer, type ApiServerOptions } from "../../../devcluster/server/index.js";
-import { BUILTIN_TYPES, createObject, loadKubeConfig } from "../../../kube/k8s-client.js";
+import { BUILTIN_TYPES, createObject } from "../../../kube/k8s-client.js";
+import { loadKubeConfig } from "../../../kube/kubeconfig.js";
 import type { KubeObject, ResourceType } from "../../../kube/k8s-client.js";
 
 /** The Task custom resource type. */
