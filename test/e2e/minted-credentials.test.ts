@@ -7,18 +7,14 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { runTool, waitFor } from "../helpers/k8s-tools.js";
+import { waitFor } from "../helpers/k8s-tools.js";
 import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
+import { checkProducerStaysInItsNamespace, createTenants, credsOf as credsOfSecret, enqueueEcho, runEchoInEachTenant, TEAMS, TENANT_QUEUE as QUEUE } from "./tenants.js";
 
-const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
-const TEAMS = ["team-a", "team-b"] as const;
-const QUEUE = "work";
 const WORKER_SECRET = `${QUEUE}-worker-nats`;
 const PRODUCER_SECRET = "celeriac-producer-nats";
-const CREDS_KEY = "nats.creds";
 const MOUNTED_CREDS = "/var/run/secrets/celeriac.io/nats-creds/nats.creds";
 
 type Pod = {
@@ -35,39 +31,15 @@ describe("when the local platform mints per-tenant NATS credentials", { timeout:
     const t0 = Date.now();
     e = await startE2E({ natsAuth: "minted" });
     figures.platformStartMs = Date.now() - t0;
-    for (const ns of TEAMS) {
-      const c = await e.kubectl(["create", "namespace", ns]);
-      assert.equal(c.code, 0, c.stderr);
-      const a = await e.kubectl(["apply", "-n", ns, "-f", "-"], queueYaml(QUEUE, e.eventsLog, "", "    minReplicas: 1\n    maxReplicas: 1\n"));
-      assert.equal(a.code, 0, a.stderr);
-    }
+    await createTenants(e);
   });
   after(async () => {
     if (Object.keys(figures).length) console.log(`# minted-credentials figures: ${JSON.stringify(figures)}`);
     await e?.stop();
   });
 
-  /** The decoded `nats.creds` of a Secret, or undefined while it does not exist. */
-  async function credsOf(ns: string, secret: string): Promise<string | undefined> {
-    const r = await e.kubectl(["get", "secret", secret, "-n", ns, "-o", "json"]);
-    if (r.code !== 0) return undefined;
-    const data = (JSON.parse(r.stdout) as { data?: Record<string, string> }).data ?? {};
-    return data[CREDS_KEY] ? Buffer.from(data[CREDS_KEY], "base64").toString("utf8") : undefined;
-  }
-
-  /** Writes a namespace's producer credential out of its Secret to a 0600 file, as a user would. */
-  async function producerCredsFile(ns: string): Promise<string> {
-    const creds = (await waitFor(`${ns}/${PRODUCER_SECRET}`, () => credsOf(ns, PRODUCER_SECRET), 60_000, 200)) as string;
-    const file = join(e.dir, `${ns}-producer.creds`);
-    writeFileSync(file, creds, { mode: 0o600 });
-    chmodSync(file, 0o600);
-    return file;
-  }
-
-  const enqueue = (ns: string, env: Record<string, string>, args: string[] = ["[7]"]) =>
-    runTool(process.execPath, [BIN, "enqueue", "e2e.echo", "--namespace", ns, "--queue", QUEUE, "--args", ...args, "--wait", "--timeout", "30", "--nats", e.platform.natsUrl], env, 60_000, {
-      dropEnv: (k) => k.startsWith("CELERIAC_NATS_"),
-    });
+  const credsOf = (ns: string, secret: string) => credsOfSecret(e, ns, secret);
+  const enqueue = (ns: string, env: Record<string, string>, args?: string[]) => enqueueEcho(e, ns, env, args);
 
   it("writes a worker Secret per Queue and a producer Secret per namespace, each a NATS creds file", async () => {
     const t0 = Date.now();
@@ -99,30 +71,11 @@ describe("when the local platform mints per-tenant NATS credentials", { timeout:
   });
 
   it("runs Tasks applied with kubectl to Succeeded in both namespaces", async () => {
-    const t0 = Date.now();
-    for (const ns of TEAMS) {
-      const a = await e.kubectl(["apply", "-n", ns, "-f", "-"], taskYaml(`echo-${ns}`, QUEUE, "e2e.echo", `  args: ["${ns}"]`));
-      assert.equal(a.code, 0, a.stderr);
-    }
-    for (const ns of TEAMS) {
-      const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", `task/echo-${ns}`, "--timeout=50s"]);
-      assert.equal(w.code, 0, `${ns}: ${w.stderr}`);
-      const r = await e.kubectl(["get", "task", `echo-${ns}`, "-n", ns, "-o", "jsonpath={.status.result.args[0]}"]);
-      assert.equal(r.stdout, ns);
-    }
-    figures.tasksSucceededMs = Date.now() - t0;
+    figures.tasksSucceededMs = await runEchoInEachTenant(e, 50);
   });
 
   it("lets celeriac enqueue with a namespace's producer creds run a task there, and refuses it elsewhere", async (t) => {
-    const credsA = await producerCredsFile("team-a");
-    const ok = await enqueue("team-a", { CELERIAC_NATS_CREDS: credsA });
-    assert.equal(ok.code, 0, `enqueue to team-a with team-a's producer creds: ${ok.stderr}`);
-    assert.match(ok.stdout, /7/);
-    const refused = await enqueue("team-b", { CELERIAC_NATS_CREDS: credsA });
-    assert.notEqual(refused.code, 0, `team-a's producer creds must not enqueue to team-b: ${refused.stdout}`);
-    assert.match(refused.stderr, /permission|not authori[sz]ed/i, `a clear error: ${refused.stderr}`);
-    assert.doesNotMatch(refused.stderr, /^\s+at /m, "no stack trace");
-    t.diagnostic(`cross-namespace enqueue refused: ${refused.stderr.trim()}`);
+    await checkProducerStaysInItsNamespace(e, t);
     const anonymous = await enqueue("team-a", {});
     assert.notEqual(anonymous.code, 0, "anonymous clients are refused");
     assert.match(anonymous.stderr, /authori[sz]ation|not authori[sz]ed|permission/i, anonymous.stderr);

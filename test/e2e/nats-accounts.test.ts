@@ -14,7 +14,6 @@ import assert from "node:assert/strict";
 import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { fromSeed } from "@nats-io/jwt";
 import { Kvm } from "@nats-io/kv";
@@ -23,20 +22,16 @@ import { queueNames, type QueueNames } from "../../api/naming.js";
 import { workerInboxPrefix } from "../../api/nats-permissions.js";
 import { credsIdentity, mintUserCreds, type AccountSigner } from "../../nats/credentials.js";
 import { connectNats, natsSettingsFrom } from "../../nats/index.js";
-import { runTool, waitFor } from "../helpers/k8s-tools.js";
+import { waitFor } from "../helpers/k8s-tools.js";
 import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
+import { checkProducerStaysInItsNamespace, createTenants, credsOf as credsOfTenant, runEchoInEachTenant, secretOf as secretOfTenant, TEAMS, TENANT_QUEUE as QUEUE, waitCreds as waitTenantCreds, type Secret } from "./tenants.js";
 
-const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
-const TEAMS = ["team-a", "team-b"] as const;
-const QUEUE = "work";
 const WORKER_SECRET = `${QUEUE}-worker-nats`;
 const PRODUCER_SECRET = "celeriac-producer-nats";
-const CREDS_KEY = "nats.creds";
 /** Where the operator keeps the account seeds: its lease namespace, `default` on the local platform. */
 const OPERATOR_NAMESPACE = "default";
 const accountSecret = (ns: string) => `celeriac-nats-account-${ns}`;
 
-type Secret = { metadata: { name: string; labels?: Record<string, string> }; data?: Record<string, string> };
 
 describe("when the local platform runs one NATS account per namespace", { timeout: 360_000, skip: LOCAL_ONLY }, () => {
   let e: E2E;
@@ -49,12 +44,7 @@ describe("when the local platform runs one NATS account per namespace", { timeou
     const t0 = Date.now();
     e = await startE2E({ natsAuth: "accounts", processRestartBackoffBaseMs: 200 });
     figures.platformStartMs = Date.now() - t0;
-    for (const ns of TEAMS) {
-      const c = await e.kubectl(["create", "namespace", ns]);
-      assert.equal(c.code, 0, c.stderr);
-      const a = await e.kubectl(["apply", "-n", ns, "-f", "-"], queueYaml(QUEUE, e.eventsLog, "", "    minReplicas: 1\n    maxReplicas: 1\n"));
-      assert.equal(a.code, 0, a.stderr);
-    }
+    await createTenants(e);
   });
   after(async () => {
     for (const nc of opened) if (!nc.isClosed()) await nc.close();
@@ -62,18 +52,9 @@ describe("when the local platform runs one NATS account per namespace", { timeou
     await e?.stop();
   });
 
-  async function secretOf(ns: string, name: string): Promise<Secret | undefined> {
-    const r = await e.kubectl(["get", "secret", name, "-n", ns, "-o", "json"]);
-    return r.code === 0 ? (JSON.parse(r.stdout) as Secret) : undefined;
-  }
-
-  /** The decoded `nats.creds` of a Secret, or undefined while it does not exist. */
-  async function credsOf(ns: string, name: string): Promise<string | undefined> {
-    const v = (await secretOf(ns, name))?.data?.[CREDS_KEY];
-    return v ? Buffer.from(v, "base64").toString("utf8") : undefined;
-  }
-
-  const waitCreds = async (ns: string, name: string, timeoutMs = 60_000): Promise<string> => (await waitFor(`${ns}/${name}`, () => credsOf(ns, name), timeoutMs, 200)) as string;
+  const secretOf = (ns: string, name: string) => secretOfTenant(e, ns, name);
+  const credsOf = (ns: string, name: string) => credsOfTenant(e, ns, name);
+  const waitCreds = (ns: string, name: string, timeoutMs?: number) => waitTenantCreds(e, ns, name, timeoutMs);
 
   /** Connects with a creds text (written to a 0600 file), through connectNats (inbox prefix read from the creds). */
   async function connectWith(name: string, creds: string): Promise<NatsConnection> {
@@ -99,18 +80,7 @@ describe("when the local platform runs one NATS account per namespace", { timeou
   }
 
   it("runs Tasks applied with kubectl to Succeeded in both namespaces", async () => {
-    const t0 = Date.now();
-    for (const ns of TEAMS) {
-      const a = await e.kubectl(["apply", "-n", ns, "-f", "-"], taskYaml(`echo-${ns}`, QUEUE, "e2e.echo", `  args: ["${ns}"]`));
-      assert.equal(a.code, 0, a.stderr);
-    }
-    for (const ns of TEAMS) {
-      const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", `task/echo-${ns}`, "--timeout=90s"]);
-      assert.equal(w.code, 0, `${ns}: ${w.stderr}`);
-      const r = await e.kubectl(["get", "task", `echo-${ns}`, "-n", ns, "-o", "jsonpath={.status.result.args[0]}"]);
-      assert.equal(r.stdout, ns);
-    }
-    figures.tasksSucceededMs = Date.now() - t0;
+    figures.tasksSucceededMs = await runEchoInEachTenant(e, 90);
   });
 
   it("issues each namespace's worker and producer creds under its own account, not the platform's Celeriac account", async (t) => {
@@ -142,21 +112,7 @@ describe("when the local platform runs one NATS account per namespace", { timeou
   });
 
   it("lets celeriac enqueue with a namespace's producer creds run a task there, and refuses it elsewhere", async (t) => {
-    const file = join(e.dir, "team-a-producer.creds");
-    writeFileSync(file, await waitCreds("team-a", PRODUCER_SECRET), { mode: 0o600 });
-    chmodSync(file, 0o600);
-    const enqueue = (ns: string, env: Record<string, string>) =>
-      runTool(process.execPath, [BIN, "enqueue", "e2e.echo", "--namespace", ns, "--queue", QUEUE, "--args", "[7]", "--wait", "--timeout", "30", "--nats", e.platform.natsUrl], env, 60_000, {
-        dropEnv: (k) => k.startsWith("CELERIAC_NATS_"),
-      });
-    const ok = await enqueue("team-a", { CELERIAC_NATS_CREDS: file });
-    assert.equal(ok.code, 0, `enqueue to team-a with team-a's producer creds: ${ok.stderr}`);
-    assert.match(ok.stdout, /7/);
-    const refused = await enqueue("team-b", { CELERIAC_NATS_CREDS: file });
-    assert.notEqual(refused.code, 0, `team-a's producer creds must not enqueue to team-b: ${refused.stdout}`);
-    assert.match(refused.stderr, /permission|not authori[sz]ed/i, `a clear error: ${refused.stderr}`);
-    assert.doesNotMatch(refused.stderr, /^\s+at /m, "no stack trace");
-    t.diagnostic(`cross-namespace enqueue refused: ${refused.stderr.trim()}`);
+    await checkProducerStaysInItsNamespace(e, t);
   });
 
   /**
