@@ -42,6 +42,12 @@ export const NATS_CREDS_ANNOTATIONS = {
   issuer: "celeriac.io/nats-creds-issuer",
   /** Public key (`U…`) of the minted user (what `nats server report connections` shows). */
   user: "celeriac.io/nats-user",
+  /**
+   * Accounts mode only: the public key (`A…`) of the namespace's own NATS account the user belongs
+   * to. Its presence tells the operator that a missing `celeriac-nats-account-<namespace>` Secret is
+   * a lost key (refused), not a namespace new to accounts mode.
+   */
+  tenantAccount: "celeriac.io/nats-tenant-account",
 } as const;
 
 /**

@@ -16,7 +16,7 @@ import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
-import { NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
+import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
 import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
@@ -75,6 +75,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   let ownCredential: OperatorCredential | undefined;
   let tenants: TenantNats;
   let accounts: TenantAccounts | undefined;
+  let keyStore: AccountKeyStore | undefined;
   const mint = config.natsMint;
   try {
     if (mint?.mode === "accounts") {
@@ -82,7 +83,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       const operatorSigner = loadOperatorSigner(mint.operatorSigningKeyFile);
       log.info({ accountsNamespace: mint.accountsNamespace, credsTtlSeconds: mint.credsTtlSeconds }, "Loaded NATS operator signing key: one NATS account per namespace");
       nc = await connectNatsWithBackoff(config.nats, log);
-      accounts = new TenantAccounts({ operator: operatorSigner, keys: new AccountKeyStore(kc, mint.accountsNamespace), system: nc, log });
+      // A namespace whose credential Secrets name its own account has lost its key if the seed
+      // Secret is missing (read from the Secret informer, declared below; used only once synced).
+      const existingAccount = (ns: string) => secrets?.list(ns).map((s) => s.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.tenantAccount]).find((a) => a);
+      keyStore = new AccountKeyStore(kc, mint.accountsNamespace, existingAccount);
+      accounts = new TenantAccounts({ operator: operatorSigner, keys: keyStore, system: nc, log });
       tenants = new AccountTenantNats({ settings: config.nats, accounts, credsTtlSeconds: mint.credsTtlSeconds, log });
     } else {
       if (mint) {
@@ -122,7 +127,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const minterOf = accounts ?? (minter ? { minterFor: async () => minter } : undefined);
   const credentials = minterOf && secrets && mint
     ? new QueueCredentials({
-      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events,
+      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events, tenantAccounts: Boolean(accounts),
       getSecret: (ns, name) => secrets.get(ns, name),
       listQueues: (ns) => queues.list(ns),
       listSecrets: () => secrets.list(),
@@ -204,11 +209,17 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   // Minting mode: producer Secrets left in namespaces whose last Queue went while no operator ran
   // are deleted once the caches have synced, then on every resync (no event names them).
   let sweepTimer: NodeJS.Timeout | undefined;
-  const sweepOrphanProducers = () =>
-    credentials?.sweepOrphanProducers(log).then(
+  const sweepOrphanProducers = () => {
+    void credentials?.sweepOrphanProducers(log).then(
       (namespaces) => namespaces.length > 0 && log.info({ namespaces }, "Deleted orphaned producer NATS credential Secrets"),
       (err) => log.warn({ err }, "Failed to delete orphaned producer NATS credential Secrets"),
     );
+    // Accounts mode: an account key Secret deleted by hand is written back from memory.
+    void keyStore?.restoreMissing().then(
+      (tenants) => tenants.length > 0 && log.warn({ namespaces: tenants, accountsNamespace: mint?.mode === "accounts" ? mint.accountsNamespace : undefined }, "Wrote back deleted NATS account key Secrets from memory"),
+      (err) => log.warn({ err }, "Failed to check the NATS account key Secrets"),
+    );
+  };
   const startControllers = async () => {
     startedAt = new Date();
     for (const i of informers) i.start();

@@ -9,6 +9,12 @@
  *
  * Calls: `get` the Secret; on NotFound `create` it; on AlreadyExists (another replica or a racing
  * reconcile won) `get` again. Seeds are held in memory after the first read and never logged.
+ *
+ * A deleted Secret is not taken as "new tenant" when the tenant's minted credentials still belong
+ * to an account: {@link AccountKeyStore.keyOf} then refuses (its error names the account and both
+ * ways out) instead of moving the tenant to a new, empty account and stranding its queued tasks;
+ * and while the operator runs, {@link AccountKeyStore.restoreMissing} writes a deleted Secret back
+ * from the key it holds.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { createAccount, fromSeed } from "@nats-io/nkeys";
@@ -38,14 +44,70 @@ export class AccountKeyStore {
   readonly #kc: KubeConfig;
   readonly #namespace: string;
   readonly #keys = new Map<string, Promise<AccountKey>>();
+  readonly #existingAccount: (tenant: string) => string | undefined;
 
   /**
    * @param kc API access
    * @param namespace where the account seed Secrets are kept (the operator's namespace)
+   * @param existingAccount the account public key the tenant's minted credential Secrets belong
+   *   to, if any (read from the informer cache): a missing seed Secret with such credentials is a
+   *   lost key, not a new tenant
    */
-  constructor(kc: KubeConfig, namespace: string) {
+  constructor(kc: KubeConfig, namespace: string, existingAccount: (tenant: string) => string | undefined = () => undefined) {
     this.#kc = kc;
     this.#namespace = namespace;
+    this.#existingAccount = existingAccount;
+  }
+
+  /**
+   * Writes back, from memory, the seed Secret of every tenant whose key this store holds and whose
+   * Secret is gone (deleted by hand): without it the next operator start could not find the key.
+   * Call periodically (the operator does on each resync).
+   * @returns the tenants whose Secret was written back
+   * @throws Error of the first failed API call (the other tenants are still checked)
+   */
+  async restoreMissing(): Promise<string[]> {
+    const restored: string[] = [];
+    let first: unknown;
+    for (const [tenant, p] of [...this.#keys.entries()]) {
+      const key = await p.catch(() => undefined);
+      if (!key) continue;
+      const ref = { ...BUILTIN_TYPES.Secret, namespace: this.#namespace, name: accountSeedSecretName(tenant) };
+      try {
+        await getObject(this.#kc, ref);
+      } catch (err) {
+        if (!isNotFound(err)) {
+          first ??= err;
+          continue;
+        }
+        try {
+          await createObject(this.#kc, BUILTIN_TYPES.Secret, this.#secret(tenant, key), FIELD_MANAGERS.operator);
+          restored.push(tenant);
+        } catch (e) {
+          if (!isAlreadyExists(e)) first ??= e;
+        }
+      }
+    }
+    if (first) throw new Error(`restore NATS account key Secrets: ${(first as Error).message}`, { cause: first });
+    return restored;
+  }
+
+  #secret(tenant: string, key: AccountKey): SeedSecret {
+    return {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: {
+        name: accountSeedSecretName(tenant),
+        namespace: this.#namespace,
+        labels: { [LABELS.managedBy]: MANAGED_BY, [NATS_ACCOUNT_LABEL]: tenant },
+        annotations: { "celeriac.io/nats-account-public-key": key.publicKey, "celeriac.io/nats-account-signing-key": key.signingPublicKey },
+      },
+      type: "Opaque",
+      data: {
+        [NATS_ACCOUNT_SEED_KEY]: Buffer.from(key.seed, "utf8").toString("base64"),
+        [NATS_ACCOUNT_SIGNING_KEY_KEY]: Buffer.from(key.signingSeed, "utf8").toString("base64"),
+      },
+    };
   }
 
   /**
@@ -78,6 +140,10 @@ export class AccountKeyStore {
     try {
       const found = await read();
       if (found) return found;
+      const previous = this.#existingAccount(tenant);
+      if (previous) {
+        throw new Error(`Secret ${this.#namespace}/${name} is missing, but the NATS credentials in namespace ${tenant} belong to account ${previous}, which holds its streams: restore the Secret from a backup to keep them; or, to start ${tenant} on a new, empty account (its queued tasks and results stay behind in the old one), delete the Secrets labelled celeriac.io/nats-credentials in ${tenant}`);
+      }
       const seedOf = () => {
         const kp = createAccount();
         const out = { seed: new TextDecoder().decode(kp.getSeed()), publicKey: kp.getPublicKey() };
@@ -87,21 +153,7 @@ export class AccountKeyStore {
       const id = seedOf();
       const sk = seedOf();
       const key: AccountKey = { seed: id.seed, publicKey: id.publicKey, signingSeed: sk.seed, signingPublicKey: sk.publicKey };
-      const secret: SeedSecret = {
-        apiVersion: "v1",
-        kind: "Secret",
-        metadata: {
-          name,
-          namespace: this.#namespace,
-          labels: { [LABELS.managedBy]: MANAGED_BY, [NATS_ACCOUNT_LABEL]: tenant },
-          annotations: { "celeriac.io/nats-account-public-key": key.publicKey, "celeriac.io/nats-account-signing-key": key.signingPublicKey },
-        },
-        type: "Opaque",
-        data: {
-          [NATS_ACCOUNT_SEED_KEY]: Buffer.from(key.seed, "utf8").toString("base64"),
-          [NATS_ACCOUNT_SIGNING_KEY_KEY]: Buffer.from(key.signingSeed, "utf8").toString("base64"),
-        },
-      };
+      const secret = this.#secret(tenant, key);
       try {
         await createObject(this.#kc, BUILTIN_TYPES.Secret, secret, FIELD_MANAGERS.operator);
         return key;

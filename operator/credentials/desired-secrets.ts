@@ -77,8 +77,9 @@ export function credsOwnerReferences(spec: CredentialSpec, queues: readonly Queu
 /**
  * The desired Secret for `spec` holding `minted`.
  * @param owners from {@link credsOwnerReferences}
+ * @param o.tenantAccount accounts mode: the namespace's account, recorded in an annotation
  */
-export function desiredCredsSecret(spec: CredentialSpec, minted: MintedCredential, owners: V1OwnerReference[]): CredsSecret {
+export function desiredCredsSecret(spec: CredentialSpec, minted: MintedCredential, owners: V1OwnerReference[], o: { tenantAccount?: string } = {}): CredsSecret {
   return {
     apiVersion: "v1",
     kind: "Secret",
@@ -97,6 +98,7 @@ export function desiredCredsSecret(spec: CredentialSpec, minted: MintedCredentia
         [NATS_CREDS_ANNOTATIONS.permissionsHash]: spec.hash,
         [NATS_CREDS_ANNOTATIONS.issuer]: minted.issuer,
         [NATS_CREDS_ANNOTATIONS.user]: minted.userPublicKey,
+        ...(o.tenantAccount ? { [NATS_CREDS_ANNOTATIONS.tenantAccount]: o.tenantAccount } : {}),
       },
       ownerReferences: owners,
     },

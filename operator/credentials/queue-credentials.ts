@@ -43,6 +43,8 @@ export interface QueueCredentialsDeps {
   /** Every minted Secret in the informer cache, for {@link QueueCredentials.sweepOrphanProducers}. */
   listSecrets?(): CredsSecret[];
   events: EventSink;
+  /** Accounts mode: annotate each Secret with its namespace's account (`celeriac.io/nats-tenant-account`). */
+  tenantAccounts?: boolean;
   now?: () => number;
 }
 
@@ -180,7 +182,7 @@ export class QueueCredentials {
     }
     const reason = decision.action === "mint" ? decision.reason : "Missing";
     const minted = await minter.mint({ name: spec.userName, permissions: spec.permissions, ttlSeconds: this.#d.ttlSeconds, now });
-    const desired = desiredCredsSecret(spec, minted, refs);
+    const desired = desiredCredsSecret(spec, minted, refs, this.#d.tenantAccounts ? { tenantAccount: minter.account } : {});
     const written = await this.#write(desired, live);
     this.#remember(written);
     const renew = new Date(written.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.renewAt] ?? minted.expiresAt.toISOString());
