@@ -33,7 +33,10 @@ type Cause = { reason: string; message: string; field: string };
 
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-const LABEL_NAMES = new Set(["namespaces", "deployments", "services", "statefulsets", "daemonsets", "replicasets", "jobs"]);
+// kube-apiserver: Namespace and Service names are DNS labels; Deployment, ReplicaSet, StatefulSet and
+// DaemonSet names are DNS subdomains (apps validation uses NameIsDNSSubdomain); Jobs are held to 63
+// by their job-name label.
+const LABEL_NAMES = new Set(["namespaces", "services", "jobs"]);
 
 /** Name, label and annotation syntax checks. Returns causes (empty = fine). */
 export function metadataCauses(rt: ResourceType, o: KObject): Cause[] {
