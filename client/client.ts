@@ -331,27 +331,38 @@ export class CeleriacClient {
   async enqueueManySettled(tasks: readonly EnqueueManyTask[]): Promise<EnqueueManyResult[]> {
     if (!Array.isArray(tasks)) throw new TypeError("enqueueMany(tasks): tasks must be an array of { name, args?, kwargs?, options? }");
     const results = new Array<EnqueueManyResult>(tasks.length);
-    const inflight = new Set<Promise<void>>();
+    // a counting window (not Promise.race over the in-flight set, which is O(window) per element)
+    let inflight = 0;
+    let slot: (() => void) | undefined;
+    let drained: (() => void) | undefined;
+    const release = () => {
+      inflight--;
+      const s = slot;
+      slot = undefined;
+      s?.();
+      if (inflight === 0) drained?.();
+    };
     for (let i = 0; i < tasks.length; i++) {
-      const one = (async () => {
-        const el = tasks[i];
-        if (!el || typeof el !== "object" || typeof el.name !== "string" || el.name === "") {
-          throw new TypeError(`enqueueMany: tasks[${i}].name must be a non-empty task name string`);
-        }
-        const options = el.options ?? {};
-        const t = this.#target(options);
-        const q = await this.#queue(t.namespace, t.queue);
-        return this.#publish(q, t, el.name, (el.args ?? []) as unknown[], (el.kwargs ?? {}) as Record<string, unknown>, options);
-      })().then(
+      if (inflight >= ENQUEUE_MANY_WINDOW) await new Promise<void>((r) => (slot = r));
+      inflight++;
+      void this.#enqueueElement(tasks[i], i).then(
         (handle) => void (results[i] = { ok: true, handle }),
         (error: unknown) => void (results[i] = { ok: false, error: error instanceof Error ? error : new Error(String(error)) }),
-      );
-      const p = one.finally(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= ENQUEUE_MANY_WINDOW) await Promise.race(inflight);
+      ).finally(release);
     }
-    await Promise.all(inflight);
+    if (inflight > 0) await new Promise<void>((r) => (drained = r));
     return results;
+  }
+
+  /** One element of `enqueueMany`: checks its shape, then enqueues it as `enqueue` does. */
+  async #enqueueElement(el: EnqueueManyTask | undefined, i: number): Promise<TaskHandle> {
+    if (!el || typeof el !== "object" || typeof el.name !== "string" || el.name === "") {
+      throw new TypeError(`enqueueMany: tasks[${i}].name must be a non-empty task name string`);
+    }
+    const options = el.options ?? {};
+    const t = this.#target(options);
+    const q = await this.#queue(t.namespace, t.queue);
+    return this.#publish(q, t, el.name, (el.args ?? []) as unknown[], (el.kwargs ?? {}) as Record<string, unknown>, options);
   }
 
   /** A handle for an existing task id. */
