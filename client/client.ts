@@ -94,8 +94,8 @@ export interface EnqueueManyTask {
 /** The outcome of one `enqueueMany` element: its handle, or the error `enqueue` would have thrown. */
 export type EnqueueManyResult = { ok: true; handle: TaskHandle } | { ok: false; error: Error };
 
-/** Most `enqueueMany` publishes awaiting JetStream's confirmation at once. */
-export const ENQUEUE_MANY_WINDOW = 4096;
+/** Most `enqueueMany` publishes awaiting JetStream's confirmation at once (4,096 measured no faster than 1,024 here). */
+export const ENQUEUE_MANY_WINDOW = 1024;
 
 /** A task's record, or undefined when the results bucket has none (not started yet, or expired by TTL). */
 export type TaskRecordOrNone = TaskRecord | undefined;
