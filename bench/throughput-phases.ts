@@ -12,7 +12,7 @@ import { pino } from "pino";
 import { buildTaskMessage, connect } from "../client/index.js";
 import { HEADERS } from "../api/message.js";
 import { defineTask, Worker } from "../worker/index.js";
-import { natsConnectionOptions, natsSettingsFrom } from "../nats/index.js";
+import { kvPut, natsConnectionOptions, natsSettingsFrom, PipelinedPublisher } from "../nats/index.js";
 
 /** Longest any phase may run before it fails (ms): keeps every bench bounded. */
 export const PHASE_LIMIT_MS = 60_000;
@@ -47,13 +47,26 @@ export async function withDeadline<T>(what: string, p: Promise<T>): Promise<T> {
 
 /** Calls `publish(i)` for i in [0, n) with at most {@link WINDOW} calls in flight; resolves when all have. */
 export async function publishAll(n: number, publish: (i: number) => Promise<unknown>): Promise<void> {
-  const inflight = new Set<Promise<unknown>>();
-  for (let i = 0; i < n; i++) {
-    const p = publish(i).finally(() => inflight.delete(p));
-    inflight.add(p);
-    if (inflight.size >= WINDOW) await Promise.race(inflight);
+  // a counting window: Promise.race over the in-flight set costs O(WINDOW) per call
+  let inflight = 0;
+  let failed: unknown;
+  let wake: (() => void) | undefined;
+  const done = () => {
+    inflight--;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  for (let i = 0; i < n && failed === undefined; i++) {
+    while (inflight >= WINDOW) await new Promise<void>((r) => (wake = r));
+    inflight++;
+    publish(i).then(done, (err: unknown) => {
+      failed ??= err;
+      done();
+    });
   }
-  await Promise.all(inflight);
+  while (inflight > 0) await new Promise<void>((r) => (wake = r));
+  if (failed !== undefined) throw failed;
 }
 
 /** A task message as an enqueue publishes it: its id (the `Nats-Msg-Id`), JSON body and headers. */
@@ -88,9 +101,11 @@ export const RECORD = JSON.stringify({
 /**
  * Ceiling: publishes every payload to a new work-queue stream `name`, consumes and acks them
  * (with `withKv`, one KV put of {@link RECORD} per message before its ack).
+ * @param pipelined publish and put through {@link PipelinedPublisher} / `kvPut` (what Celeriac
+ *   uses) instead of nats.js's `js.publish` / `kv.put` (one request each)
  * @returns messages per second, from the first publish to the last ack
  */
-export async function ceiling(nc: NatsConnection, name: string, withKv: boolean, payloads: readonly TaskPayload[]): Promise<number> {
+export async function ceiling(nc: NatsConnection, name: string, withKv: boolean, payloads: readonly TaskPayload[], pipelined = false): Promise<number> {
   const count = payloads.length;
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
@@ -106,7 +121,8 @@ export async function ceiling(nc: NatsConnection, name: string, withKv: boolean,
       void (async () => {
         for await (const m of msgs) {
           if (kv) {
-            void kv.put(m.headers?.get("Nats-Msg-Id") ?? `k${m.seq}`, RECORD).then(() => {
+            const key = m.headers?.get("Nats-Msg-Id") ?? `k${m.seq}`;
+            void (pipelined ? kvPut(kv, key, RECORD) : kv.put(key, RECORD)).then(() => {
               m.ack();
               if (++done === count) resolve();
             });
@@ -119,7 +135,12 @@ export async function ceiling(nc: NatsConnection, name: string, withKv: boolean,
     });
     await msgs.close();
   })();
-  await publishAll(count, (i) => js.publish(`${name}.x`, payloads[i]!.data, { msgID: payloads[i]!.id, headers: payloads[i]!.h }));
+  const pub = PipelinedPublisher.for(nc);
+  await publishAll(count, (i) =>
+    pipelined
+      ? pub.publish(`${name}.x`, payloads[i]!.data, { msgID: payloads[i]!.id, headers: payloads[i]!.h })
+      : js.publish(`${name}.x`, payloads[i]!.data, { msgID: payloads[i]!.id, headers: payloads[i]!.h }),
+  );
   await withDeadline(name, consumed);
   return count / ((performance.now() - t0) / 1000);
 }
@@ -190,6 +211,25 @@ export async function celeriac(url: string, queue: string, concurrency: number):
       await wnc.close();
     },
   };
+}
+
+/**
+ * Enqueue rate with no worker: `n` no-op tasks to a new queue `queue`, either with one
+ * `client.enqueueMany` call (`bulk`) or as `client.enqueue` calls with {@link WINDOW} in flight.
+ * @returns tasks per second, from the first enqueue to the last confirmation
+ */
+export async function enqueueRate(url: string, queue: string, n: number, bulk: boolean): Promise<number> {
+  const client = await connect({ servers: url, queue, createQueues: true });
+  try {
+    await client.enqueue("bench.noop", [], {}); // the queue's streams are made and cached first
+    const tasks = Array.from({ length: n }, (_, i) => ({ name: "bench.noop", args: [] as unknown[], options: { taskId: `bulk-${i}-${Math.random().toString(36).slice(2, 8)}` } }));
+    const t0 = performance.now();
+    if (bulk) await withDeadline(`enqueueMany ${n}`, client.enqueueMany(tasks));
+    else await withDeadline(`enqueue ${n}`, publishAll(n, (i) => client.enqueue(tasks[i]!.name, [], {}, tasks[i]!.options)));
+    return n / ((performance.now() - t0) / 1000);
+  } finally {
+    await client.close();
+  }
 }
 
 /** The `p`th percentile (0–100) of `xs`, nearest rank; NaN for an empty list. */

@@ -32,6 +32,27 @@ export class EnqueueError extends Error {
 }
 
 /**
+ * Some elements of `enqueueMany` failed. `results` has one entry per element, in order:
+ * `{ ok: true, handle }` (stored) or `{ ok: false, error }`; `errors` (AggregateError's) holds the
+ * failed elements' errors, in order. Retrying the failed elements with the same `taskId` is safe.
+ */
+export class EnqueueManyError<H = unknown> extends AggregateError {
+  override readonly name = "EnqueueManyError";
+  /** One outcome per element of the call, in order. */
+  readonly results: ReadonlyArray<{ ok: true; handle: H } | { ok: false; error: Error }>;
+  /** Indices (into the call's `tasks`) of the elements that failed. */
+  readonly failed: readonly number[];
+  constructor(results: ReadonlyArray<{ ok: true; handle: H } | { ok: false; error: Error }>) {
+    const failed = results.flatMap((r, i) => (r.ok ? [] : [i]));
+    const errors = failed.map((i) => (results[i] as { error: Error }).error);
+    const first = errors[0];
+    super(errors, `enqueueMany: ${failed.length} of ${results.length} tasks failed (first: tasks[${failed[0]}]: ${first?.message}); the others are stored`);
+    this.results = results;
+    this.failed = failed;
+  }
+}
+
+/**
  * The queue has no streams: no Queue resource declares it (a typo, or a Queue not created yet) and
  * the client was not asked to create queues (`createQueues: true`). Nothing was published.
  */

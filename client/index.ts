@@ -8,5 +8,5 @@
  * await client.close();
  * ```
  */
-export { connect, CeleriacClient, buildTaskMessage, type ConnectOptions, type EnqueueOptions, type TaskHandle, type TaskRecordOrNone } from "./client.js";
-export { TaskFailedError, ResultTimeoutError, EnqueueError, QueueNotFoundError, queueNotFoundMessage } from "./errors.js";
+export { connect, CeleriacClient, buildTaskMessage, type ConnectOptions, type EnqueueOptions, type EnqueueManyTask, type EnqueueManyResult, ENQUEUE_MANY_WINDOW, type TaskHandle, type TaskRecordOrNone } from "./client.js";
+export { TaskFailedError, ResultTimeoutError, EnqueueError, EnqueueManyError, QueueNotFoundError, queueNotFoundMessage } from "./errors.js";

@@ -4,7 +4,8 @@
  *
  * Each worker, and the operator for every Queue it manages, runs one mover on the shared durable `delay-mover` consumer. A message that is not due
  * is naked with the time left (`-NAK {"delay": …}`, server-side timer, so accuracy is well under 1 s);
- * a due one is published to the task subject with `Nats-Msg-Id` = task id and then acked. The work
+ * a due one is published to the task subject with `Nats-Msg-Id` = task id (through the connection's
+ * pipelined publisher, so many moves share one reply subscription) and acked once the work stream confirmed it. The work
  * stream has its own duplicate window, so the id recorded by the delayed stream at enqueue does not
  * drop the move; a move repeated after a crash (publish done, ack lost) is dropped as a duplicate
  * within the window.
@@ -14,6 +15,7 @@ import type { Logger } from "pino";
 import type { QueueNames } from "../api/naming.js";
 import { HEADERS } from "../api/message.js";
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import { publisherOf } from "./task-publish.js";
 
 /** Longest single nak delay, in ms; longer waits are re-naked when redelivered (keeps timers sane). */
 export const MAX_NAK_DELAY_MS = 60 * 60 * 1000;
@@ -73,7 +75,9 @@ export class DelayMover {
       const task = m.headers?.get(HEADERS.task);
       if (task) h.set(HEADERS.task, task);
       h.set(HEADERS.version, m.headers?.get(HEADERS.version) || "1");
-      await this.#js.publish(this.#names.taskSubject, m.data, { headers: h, ...(id ? { msgID: id } : {}) });
+      const pub = publisherOf(this.#js);
+      const o = { headers: h, ...(id ? { msgID: id } : {}) };
+      await (pub ? pub.publish(this.#names.taskSubject, m.data, o) : this.#js.publish(this.#names.taskSubject, m.data, o));
       m.ack();
     } catch (err) {
       this.#log.warn({ err, taskId: id }, "Delayed task move failed; retrying in 1 s");

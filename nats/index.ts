@@ -10,3 +10,5 @@ export * from "./delay-mover.js";
 export * from "./task-publish.js";
 export * from "./credentials.js";
 export * from "./accounts.js";
+export * from "./pipelined-publisher.js";
+export * from "./kv-put.js";

@@ -4,10 +4,11 @@
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { isTerminalPhase } from "../api/constants.js";
 import { HEADERS, MESSAGE_VERSION, REVOKED_BEFORE_START, taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
 import { REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
+import { PipelinedPublisher, PublishInterruptedError } from "./pipelined-publisher.js";
 
 /** Options of `publishTaskMessage`. */
 export interface PublishOptions {
@@ -24,39 +25,24 @@ export interface PublishOptions {
   onError?: (err: unknown) => Promise<void>;
 }
 
+const encoder = new TextEncoder();
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** One reconnect watch per connection: `next` resolves at its next reconnect. */
-const reconnectWatches = new WeakMap<object, { next: Promise<void> }>();
-
-/**
- * A promise of the next reconnect of the connection behind `js` (its `nc`, a public field of the
- * nats.js v3 client implementation), or undefined when it cannot be watched. One status watch per
- * connection, for as long as it lives.
- */
-function nextReconnect(js: JetStreamClient): Promise<void> | undefined {
-  const nc = (js as unknown as { nc?: { status?: () => AsyncIterable<{ type: string }>; isClosed?: () => boolean } }).nc;
-  if (!nc || typeof nc.status !== "function") return undefined;
-  let w = reconnectWatches.get(nc);
-  if (!w) {
-    let fire: () => void = () => undefined;
-    const watch = { next: new Promise<void>((r) => (fire = r)) };
-    reconnectWatches.set(nc, watch);
-    w = watch;
-    void (async () => {
-      for await (const st of nc.status!()) {
-        if (st.type !== "reconnect") continue;
-        const f = fire;
-        watch.next = new Promise<void>((r) => (fire = r));
-        f();
-      }
-    })().catch(() => undefined);
-  }
-  return w.next;
+/** The connection behind `js` (its `nc`, a public field of the nats.js v3 client implementation). */
+function connectionOf(js: JetStreamClient): NatsConnection | undefined {
+  const nc = (js as unknown as { nc?: NatsConnection }).nc;
+  return nc && typeof nc.publish === "function" && typeof nc.subscribe === "function" ? nc : undefined;
 }
 
-/** What `js.publish` lost to: the connection reconnected while it waited for JetStream's ack. */
-const RECONNECTED = Symbol("reconnected");
+/**
+ * The pipelined publisher of the connection behind `js` (shared by every publish on it), or
+ * undefined when `js` is not nats.js's client (then `js.publish` is used).
+ */
+export function publisherOf(js: JetStreamClient): PipelinedPublisher | undefined {
+  const nc = connectionOf(js);
+  return nc ? PipelinedPublisher.for(nc) : undefined;
+}
 
 /** The subject a message goes to: the delay stream's when its eta is in the future, else the work stream's. Pure. */
 export function subjectFor(names: QueueNames, msg: TaskMessage, nowMs: number): string {
@@ -66,7 +52,9 @@ export function subjectFor(names: QueueNames, msg: TaskMessage, nowMs: number): 
 /**
  * Publishes a task message with `Nats-Msg-Id` = task id and waits for JetStream's ack, retrying
  * across reconnects until `timeoutMs` (publishing again at once when the connection reconnects while
- * an ack is awaited: nats.js drops what it had not sent when the connection dropped). A repeat within the stream's duplicate window is dropped by
+ * an ack is awaited: nats.js drops what it had not sent when the connection dropped). Publishes go
+ * through the connection's `PipelinedPublisher` (one reply subscription and one timeout sweep for
+ * all; concurrent calls share socket writes). A repeat within the stream's duplicate window is dropped by
  * JetStream, so retrying (or publishing the same task again) never runs it twice.
  * @throws Error "publish task <id> to <subject>: …" when JetStream did not confirm in time
  */
@@ -76,30 +64,33 @@ export async function publishTaskMessage(js: JetStreamClient, names: QueueNames,
   h.set(HEADERS.task, msg.task);
   h.set(HEADERS.version, String(MESSAGE_VERSION));
   if (msg.trace) h.set(HEADERS.traceparent, msg.trace.traceparent);
-  const data = JSON.stringify(msg);
+  const data = encoder.encode(JSON.stringify(msg));
   const subject = subjectFor(names, msg, now());
   const limit = opts.timeoutMs ?? 30_000;
   const end = now() + limit;
+  const pub = publisherOf(js);
   for (let i = 0; ; i++) {
     try {
+      // each attempt waits at most 5 s and never past the deadline, so the last one ends on time
+      const timeout = Math.max(1, Math.min(5000, end - now()));
+      if (pub) await pub.publish(subject, data, { msgID: msg.id, headers: h, timeoutMs: timeout });
+      else await js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, timeout) });
+      return;
+    } catch (err) {
       // nats.js v3 drops its outbound buffer on every dial (protocol.js prepare() → resetOutbound()),
       // so a publish made while disconnected, or whose ack was due when the connection dropped, is
-      // lost without an error: on the next reconnect, publish again at once (same Nats-Msg-Id, so
-      // JetStream drops a repeat) rather than wait out the attempt's timeout
-      const reconnected = nextReconnect(js);
-      const pub = js.publish(subject, data, { msgID: msg.id, headers: h, timeout: Math.max(1000, Math.min(5000, end - now())) });
-      const won = reconnected ? await Promise.race([pub, reconnected.then(() => RECONNECTED)]) : await pub;
-      if (won !== RECONNECTED) return;
-      pub.catch(() => undefined);
-      if (now() >= end) throw new Error("connection reconnected before JetStream confirmed");
-      i = -1; // a fresh connection: no backoff before this publish
-      continue;
-    } catch (err) {
+      // lost without an error: the publisher rejects it at the reconnect, and it is published again
+      // at once (same Nats-Msg-Id, so JetStream drops a repeat) rather than after the attempt's timeout
+      if (err instanceof PublishInterruptedError && !opts.isClosed?.()) {
+        if (now() >= end) throw new Error(`publish task ${msg.id} to ${subject}: JetStream did not confirm within ${limit} ms (${err.message})`, { cause: err });
+        i = -1; // a fresh connection: no backoff before this publish
+        continue;
+      }
       if (opts.onError) await opts.onError(err);
       if (opts.isClosed?.() || now() >= end) {
         throw new Error(`publish task ${msg.id} to ${subject}: JetStream did not confirm within ${limit} ms (${(err as Error).message})`, { cause: err });
       }
-      await sleep(Math.min(1000, 50 * 2 ** i));
+      await sleep(Math.min(1000, 50 * 2 ** i, Math.max(0, end - now())));
     }
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { TaskRecord } from "../api/message.js";
+import { kvPut } from "../nats/kv-put.js";
 
 /** A place task records are written to. */
 export interface StatusSink {
@@ -19,7 +20,11 @@ export interface StatusSink {
 /** Key prefix of revocation markers and the task id pattern: defined with the other names in api/naming.ts. */
 export { REVOKED_PREFIX, TASK_ID_PATTERN } from "../api/naming.js";
 
-/** The results-bucket sink: the record is the value of key `<task id>` (TTL = the bucket's). */
+/**
+ * The results-bucket sink: the record is the value of key `<task id>` (TTL = the bucket's). The put
+ * is a publish through the connection's pipelined publisher (`kvPut`), resolved by the bucket
+ * stream's PubAck: `write` resolves only once the server stored the record.
+ */
 export class KvStatusSink implements StatusSink {
   readonly name = "kv";
   readonly #kv: KV;
@@ -27,6 +32,6 @@ export class KvStatusSink implements StatusSink {
     this.#kv = kv;
   }
   async write(record: TaskRecord): Promise<void> {
-    await this.#kv.put(record.id, JSON.stringify(record));
+    await kvPut(this.#kv, record.id, JSON.stringify(record));
   }
 }
