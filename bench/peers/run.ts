@@ -294,7 +294,7 @@ async function main(): Promise<number> {
         const r = o.result;
         const fig = o.error
           ? `FAILED ${o.error.slice(0, 300)}`
-          : [r?.throughput ? `${Math.round(r.throughput.perSecond)} tasks/s (enqueued at ${Math.round(r.throughput.n / r.throughput.enqueueSeconds)}/s)` : "", r?.latency ? `p50 ${r.latency.p50Ms.toFixed(2)} p99 ${r.latency.p99Ms.toFixed(2)} ms` : "", r?.bulk ? ("na" in r.bulk ? `bulk n/a (${r.bulk.na})` : `bulk ${Math.round(r.bulk.perSecond)}/s`) : "", o.workers.length ? `HWM ${o.workers.map((m) => (m ? m.hwmMiB.toFixed(0) : "?")).join("+")} MiB` : r?.self ? `proc HWM ${r.self.hwmMiB.toFixed(0)} MiB` : ""].filter(Boolean).join(" · ");
+          : [r?.throughput ? `${Math.round(r.throughput.perSecond)} tasks/s${Number.isFinite(r.throughput.enqueueSeconds) ? ` (enqueued at ${Math.round(r.throughput.n / r.throughput.enqueueSeconds)}/s)` : ""}` : "", r?.latency ? `p50 ${r.latency.p50Ms.toFixed(2)} p99 ${r.latency.p99Ms.toFixed(2)} ms` : "", r?.bulk ? ("na" in r.bulk ? `bulk n/a (${r.bulk.na})` : `bulk ${Math.round(r.bulk.perSecond)}/s`) : "", o.workers.length ? `HWM ${o.workers.map((m) => (m ? m.hwmMiB.toFixed(0) : "?")).join("+")} MiB` : r?.self ? `proc HWM ${r.self.hwmMiB.toFixed(0)} MiB` : ""].filter(Boolean).join(" · ");
         console.log(`round ${round} ${p.row.key.padEnd(14)} ${fig}  [load ${o.loadBefore[0]}→${o.loadAfter[0]}, ${o.wallSeconds.toFixed(1)} s]`);
         if (p.server === "nats" && nc) await wipeNats(nc);
         if (p.server === "redis" && redis) wipeRedis(redis);
