@@ -237,3 +237,59 @@ export function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
+
+/**
+ * Latency of the ceilings (see {@link ceiling}): publishes `payloads` at `rateHz` to a new
+ * work-queue stream `name` (each publish at its due time, not waiting for earlier acks), consumes
+ * and acks them (with `withKv`, one KV put of {@link RECORD} per message before its ack).
+ * @returns each message's latency, ms from just before its publish to its ack (after the KV put
+ *   resolved, with `withKv`)
+ * @throws Error when they are not all acked within {@link PHASE_LIMIT_MS} of the last publish
+ */
+export async function ceilingLatency(nc: NatsConnection, name: string, withKv: boolean, payloads: readonly TaskPayload[], rateHz: number): Promise<number[]> {
+  const count = payloads.length;
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name, subjects: [`${name}.>`], retention: RetentionPolicy.Workqueue });
+  await jsm.consumers.add(name, { durable_name: "c", ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
+  const kv: KV | undefined = withKv ? await new Kvm(js).create(`${name}_KV`, { history: 1 }) : undefined;
+  const consumer = await js.consumers.get(name, "c");
+  const sent = new Map<string, number>();
+  const latencies: number[] = [];
+  const msgs = await consumer.consume({ max_messages: 1000 });
+  const consumed = new Promise<void>((resolve) => {
+    const acked = (id: string) => {
+      const t = sent.get(id);
+      if (t !== undefined) latencies.push(performance.now() - t);
+      if (latencies.length === count) resolve();
+    };
+    void (async () => {
+      for await (const m of msgs) {
+        const id = m.headers?.get("Nats-Msg-Id") ?? `k${m.seq}`;
+        if (kv) {
+          void kv.put(id, RECORD).then(() => {
+            m.ack();
+            acked(id);
+          });
+        } else {
+          m.ack();
+          acked(id);
+        }
+      }
+    })();
+  });
+  const interval = 1000 / rateHz;
+  const t0 = performance.now();
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    const wait = t0 + i * interval - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    const p = payloads[i]!;
+    sent.set(p.id, performance.now());
+    pending.push(js.publish(`${name}.x`, p.data, { msgID: p.id, headers: p.h }));
+  }
+  await Promise.all(pending);
+  await withDeadline(`${name} latency`, consumed);
+  await msgs.close();
+  return latencies;
+}
