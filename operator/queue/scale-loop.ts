@@ -104,14 +104,16 @@ export class DepthBatcher {
 }
 
 /**
- * Milliseconds from `nowMs` to the next instant on the grid of `intervalMs` (multiples of it since the
- * epoch) that is at least half an interval after `lastReadMs`, so reads of every loop with one
- * interval fall together and never come twice in quick succession. Pure.
+ * The next read's instant on the grid of `intervalMs` (multiples of it since the epoch): the first
+ * one after `nowMs` and at least one interval after `lastReadMs` (for a read the timer started, the
+ * grid instant it was for, so a late timer does not skip an instant), so reads of every loop with
+ * one interval fall together and a Queue is never read twice within its interval. Pure.
+ * @returns the instant and the delay to it from `nowMs`, ms
  */
-export function delayToNextGridTick(nowMs: number, intervalMs: number, lastReadMs: number | undefined): number {
-  let next = Math.floor(nowMs / intervalMs) * intervalMs + intervalMs;
-  if (lastReadMs !== undefined && next - lastReadMs < intervalMs / 2) next += intervalMs;
-  return next - nowMs;
+export function nextGridTick(nowMs: number, intervalMs: number, lastReadMs: number | undefined): { at: number; delayMs: number } {
+  const lo = Math.max(nowMs + 1, lastReadMs === undefined ? -Infinity : lastReadMs + intervalMs);
+  const at = Math.ceil(lo / intervalMs) * intervalMs;
+  return { at, delayMs: at - nowMs };
 }
 
 /** The scale loops of every live, valid Queue, keyed by `namespace/name`. */
@@ -185,8 +187,10 @@ class ScaleLoop {
   /** Status values this loop wrote (the cache may not show them yet). */
   #written: Partial<QueueStatus> = {};
   #timer: NodeJS.Timeout | undefined;
-  /** When the last read started (wall clock), ms. */
+  /** When the last read started (wall clock; for a timer's read the grid instant it was for), ms. */
   #lastReadAt: number | undefined;
+  /** The grid instant the pending timer is for, ms. */
+  #tickAt: number | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
@@ -227,7 +231,8 @@ class ScaleLoop {
     }
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#lastReadAt = Date.now();
+    this.#lastReadAt = this.#tickAt ?? Date.now();
+    this.#tickAt = undefined;
     this.#running = this.#tick().finally(() => {
       this.#running = undefined;
       if (this.#stopped) return;
@@ -247,10 +252,12 @@ class ScaleLoop {
 
   #schedule(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    const next = nextGridTick(Date.now(), this.#intervalMs, this.#lastReadAt);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#tickAt = next.at;
       this.kick();
-    }, delayToNextGridTick(Date.now(), this.#intervalMs, this.#lastReadAt));
+    }, next.delayMs);
     this.#timer.unref();
   }
 

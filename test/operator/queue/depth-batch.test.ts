@@ -8,7 +8,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { queueNames, type QueueNames } from "../../../api/naming.js";
 import { SharedTenantNats } from "../../../operator/credentials/tenant-connections.js";
 import { depthKey, JetStreamQueueNats, LIST_THRESHOLD, subjectFilter, TenantQueueNats, type DepthResults, type QueueDepth } from "../../../operator/queue/queue-nats.js";
-import { DepthBatcher, delayToNextGridTick } from "../../../operator/queue/scale-loop.js";
+import { DepthBatcher, nextGridTick } from "../../../operator/queue/scale-loop.js";
 import { ensureQueueResources } from "../../../nats/queue-resources.js";
 import { queueSettings } from "../../../nats/queue-settings.js";
 import { startNatsServer, uniqueQueue, type NatsServer } from "../../helpers/nats-server.js";
@@ -129,13 +129,13 @@ describe("when reads are batched", () => {
 
 describe("when a scale loop schedules its next read", () => {
   const table: Array<[string, number, number, number | undefined, number]> = [
-    ["waits for the next grid instant", 10_300, 2000, 10_000, 1700],
-    ["from a read at the grid instant, one interval later", 10_040, 2000, 10_000, 1960],
-    ["skips a grid instant less than half an interval after an off-grid read", 11_500, 2000, 11_400, 2500],
-    ["takes the next instant after a read more than half an interval before it", 11_000, 2000, 10_900, 1000],
-    ["without a previous read, the next instant", 4_999, 5000, undefined, 1],
+    ["after a timer's read, the next grid instant one interval on, however late the read ran", 10_300, 2000, 10_000, 12_000],
+    ["after a read that took longer than the interval, the next grid instant after now", 12_100, 2000, 10_000, 14_000],
+    ["after an off-grid read (a new Queue, a spec change), the first grid instant an interval or more later", 11_500, 2000, 11_400, 14_000],
+    ["on the grid instant an interval after an off-grid read", 11_000, 2000, 10_000, 12_000],
+    ["without a previous read, the next grid instant", 4_999, 5000, undefined, 5000],
   ];
-  for (const [what, now, interval, last, want] of table) {
-    it(what, () => assert.equal(delayToNextGridTick(now, interval, last), want));
+  for (const [what, now, interval, last, at] of table) {
+    it(what, () => assert.deepEqual(nextGridTick(now, interval, last), { at, delayMs: at - now }));
   }
 });
