@@ -2,7 +2,7 @@
  * Queues at scale on the local platform (in-memory API server + nats-server + the operator as a child
  * process + the process kubelet):
  *
- *   npm run build && node dist/bench/queues-at-scale.bench.js [--queues 300] [--steady 30] [--tasks 0] [--cpu-prof DIR]
+ *   npm run build && node dist/bench/queues-at-scale.bench.js [--queues 300] [--steady 30] [--tasks 0] [--cpu-prof DIR] [--keep]
  *
  * 1. Optionally stores `--tasks` Task objects first (in their own namespace, naming a Queue that does not
  *    exist, so they stay waiting and only load the caches and lists — the "10,000 Tasks stored" case).
@@ -15,7 +15,8 @@
  * The bench starts the operator itself (one replica, no leader election), so that with `--cpu-prof DIR`
  * it runs under `node --cpu-prof` and writes its profile to DIR on exit
  * (the whole run: burst and steady state).
- * Prints one JSON line with `os.loadavg()` beside the figures. Bounded: gives up after 15 min.
+ * `--keep` keeps the temp dir (operator.log, platform logs). Prints one JSON line with `os.loadavg()`
+ * beside the figures. Bounded: gives up after 15 min.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -83,8 +84,9 @@ function memMiB(pid: number): { rss: number; hwm: number } {
 type QueueEvent = { type: string; object: { metadata: { name: string }; status?: { conditions?: Array<{ type: string; status: string }> } } };
 
 /**
- * Watches the Queues of NS from resourceVersion "0"-less (now) and calls `onReady` for each Queue first
- * seen with Ready=True. Returns a stop function.
+ * Watches the Queues of NS from now on and calls `onReady` (name, ms since the epoch) for each Queue
+ * first seen with Ready=True.
+ * @returns a function that ends the watch
  */
 function watchReady(apiUrl: string, onReady: (name: string, at: number) => void): () => void {
   const ac = new AbortController();
@@ -198,7 +200,6 @@ async function main(): Promise<void> {
       steadyMemMiB: memMiB(pid),
       loadavgAfterSteady: loadavg(),
     });
-    // a sample of what the steady state writes: are idle Queues rewritten?
     const q = await kubeRequest<{ items: unknown[] }>(kc, { method: "GET", path: resourcePath(CELERIAC_TYPES.Queue, NS) });
     out.queuesListed = q.items.length;
     console.log(JSON.stringify(out));
