@@ -146,6 +146,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     workerImage: config.workerImage,
     natsMonitoringEndpoint: config.natsMonitoringEndpoint,
     ...(credentials ? { credentials } : {}),
+    // Half the resync period: every resync re-applies each Queue's NATS resources and worker RBAC.
+    recheckMs: config.resyncSeconds * 500,
     onObserved: (ns, q, backlog, desired) => {
       backlogGauge.set({ namespace: ns, queue: q }, backlog);
       desiredGauge.set({ namespace: ns, queue: q }, desired);
@@ -166,7 +168,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const common = { logger: log, registry, recorder, stopInformers: false, resyncPeriodMs: config.resyncSeconds * 1000 };
   const controllers = [
     new Controller({
-      ...common, name: "queue", for: queues, workers: 2,
+      // A Queue reconcile mostly waits on NATS and the API server: 16 in flight so a burst of new Queues is not serialised behind them.
+      ...common, name: "queue", for: queues, workers: 16,
       owns: [{ informer: deployments, ownerKind: RESOURCES.Queue.kind }],
       watches: [
         { informer: pods, map: (p: V1Pod & KubeObject) => queueOfWorkerPod(p) },

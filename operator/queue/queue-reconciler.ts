@@ -10,6 +10,12 @@
  *   mode only) → ensure workers → request the scale loop → status.
  * Each ensure step returns its condition; `queueStatus` builds the status from them. Reading the
  * depth and scaling is the scale loop's job (scale-loop.ts), not the reconcile's.
+ *
+ * Cheap when nothing changed: the NATS resources and the worker RBAC this reconciler applied for a
+ * Queue's uid and generation are not applied again for `recheckMs` (the resync re-applies them, so
+ * one deleted behind the operator's back comes back within a resync interval); the worker Deployment
+ * is compared with the informer cache and written only on a difference; a new Queue's children are
+ * created without a read first.
  */
 import type { KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -23,7 +29,10 @@ import type { QueueCredentials } from "../credentials/queue-credentials.js";
 import type { TenantNats } from "../credentials/tenant-connections.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
-import { applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError, type EventSink, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType } from "../runtime/index.js";
+import {
+  apiVersionOf, applyChild, BUILTIN_TYPES, createObject, isAlreadyExists, isNotFound, isSubset, patchStatus, setFinalizer, TerminalError,
+  type EventSink, type KubeObject, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType,
+} from "../runtime/index.js";
 import { DelayMovers } from "./delay-movers.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, specNamesTasksModule, type WorkerNatsOptions } from "./desired-workers.js";
@@ -68,7 +77,20 @@ export interface QueueReconcilerDeps {
   credentials?: QueueCredentials;
   /** Called by the scale loops with each queue's backlog and desired replicas (metrics). */
   onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
+  /**
+   * How long NATS resources and worker RBAC applied for one uid, generation and desired state are
+   * trusted before a reconcile applies them again, ms. Default 15 000; the operator passes half its
+   * resync period, so every resync re-applies them. 0 re-applies on every reconcile.
+   */
+  recheckMs?: number;
   now?: () => number;
+}
+
+/** What a reconcile last applied for one Queue: its uid, the desired state (JSON) and when, ms. */
+interface Applied {
+  uid: string | undefined;
+  desired: string;
+  at: number;
 }
 
 const SCALED_OBJECT: ResourceType = { group: "keda.sh", version: "v1alpha1", plural: "scaledobjects", kind: "ScaledObject", namespaced: true };
@@ -91,11 +113,17 @@ export class QueueReconciler {
   readonly #nats: QueueNats;
   /** The reconcile's status fields last written per Queue (the cache may not show them yet). */
   readonly #written = new Map<string, { uid: string | undefined; status: QueueStatus }>();
+  /** NATS resources and settings applied per Queue (`namespace/name`). */
+  readonly #appliedNats = new Map<string, Applied>();
+  /** Worker RBAC applied per Queue (`namespace/name`). */
+  readonly #appliedRbac = new Map<string, Applied>();
+  readonly #recheckMs: number;
   #stopping: Promise<void> | undefined;
 
   constructor(deps: QueueReconcilerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+    this.#recheckMs = deps.recheckMs ?? 15_000;
     this.#nats = new TenantQueueNats(deps.tenants);
     this.#loops = new ScaleLoops({
       kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: this.#nats, events: deps.events,
@@ -145,11 +173,13 @@ export class QueueReconciler {
       return this.#invalid(q, ref, `spec.autoscaling.minReplicas (${policy.minReplicas}) must not exceed maxReplicas (${policy.maxReplicas}): lower minReplicas or raise maxReplicas`, now);
     }
 
+    // No worker Deployment in the cache and nothing applied yet: a new Queue, whose children are created without reads first.
+    const isNew = !this.#d.getDeployment(namespace, workerDeploymentName(name)) && this.#appliedRbac.get(`${namespace}/${name}`)?.uid !== q.metadata.uid;
     const stream = await this.#ensureStreams(q, names, log);
     if (stream.status === "True") await this.#movers.ensure(namespace, name, names);
-    await this.#ensureRbac(q);
+    await this.#ensureRbac(q, isNew);
     const creds = await this.#d.credentials?.ensure(q, log);
-    const workers = await this.#ensureWorkers(q, ref, policy, now, log);
+    const workers = await this.#ensureWorkers(q, ref, policy, now, log, isNew);
     if ("invalid" in workers) return this.#invalid(q, ref, workers.invalid, now, workers.workers);
     this.#loops.request(q);
 
@@ -186,15 +216,25 @@ export class QueueReconciler {
    */
   async #ensureStreams(q: Queue, names: QueueNames, log: Logger): Promise<{ status: "True" | "False"; condition: StepCondition }> {
     const type = CONDITION_TYPES.Queue.StreamReady;
+    const ready = { status: "True" as const, condition: { type, status: "True" as const, reason: REASONS.Reconciled, message: `stream ${names.stream} and consumers are in place` } };
+    const key = `${names.namespace}/${names.queue}`;
+    const settings = queueSettingsFromSpec(q.spec);
+    const desired = JSON.stringify([q.metadata.generation, settings]);
+    if (this.#fresh(this.#appliedNats.get(key), q, desired)) return ready;
+    this.#appliedNats.delete(key);
     try {
-      const changes = await this.#nats.ensure(names, queueSettingsFromSpec(q.spec));
+      const changes = await this.#nats.ensure(names, settings);
       await publishQueueSettings((await this.#d.tenants.forNamespace(names.namespace)).js, names, q);
-      for (const c of changes.filter((x) => x.action === "created" || x.action === "updated")) {
-        const what = `${c.action === "created" ? "Created" : "Updated"} ${c.kind} ${c.name}`;
-        this.#d.events.event(q, "Normal", c.action === "created" ? REASONS.StreamCreated : REASONS.StreamUpdated, c.drift.length ? `${what}: ${c.drift.map((d) => d.field).join(", ")} drifted` : what);
-        log.info({ kind: c.kind, resource: c.name, action: c.action, drift: c.drift }, "Applied NATS resource");
+      // One Event per kind of change (a new Queue's six resources are one StreamCreated Event).
+      for (const action of ["created", "updated"] as const) {
+        const done = changes.filter((x) => x.action === action);
+        if (done.length === 0) continue;
+        const what = done.map((c) => `${c.kind} ${c.name}${c.drift.length ? ` (${c.drift.map((d) => d.field).join(", ")} drifted)` : ""}`).join(", ");
+        this.#d.events.event(q, "Normal", action === "created" ? REASONS.StreamCreated : REASONS.StreamUpdated, `${action === "created" ? "Created" : "Updated"} ${what}`);
+        for (const c of done) log.info({ kind: c.kind, resource: c.name, action: c.action, drift: c.drift }, "Applied NATS resource");
       }
-      return { status: "True", condition: { type, status: "True", reason: REASONS.Reconciled, message: `stream ${names.stream} and consumers are in place` } };
+      this.#appliedNats.set(key, { uid: q.metadata.uid, desired, at: this.#now() });
+      return ready;
     } catch (err) {
       const message = (err as Error).message;
       this.#d.events.event(q, "Warning", REASONS.StreamError, message);
@@ -208,12 +248,40 @@ export class QueueReconciler {
    * closed condition vocabulary has no RBAC condition, so a failure throws and is retried.
    * @throws Error on API failures
    */
-  async #ensureRbac(q: Queue): Promise<void> {
-    const kc = this.#d.kc;
+  async #ensureRbac(q: Queue, isNew: boolean): Promise<void> {
     const sa = desiredWorkerServiceAccount(q);
-    if (sa) await applyChild(kc, BUILTIN_TYPES.ServiceAccount, sa, FIELD_MANAGERS.operator);
-    await applyChild(kc, BUILTIN_TYPES.Role, desiredWorkerRole(q), FIELD_MANAGERS.operator);
-    await applyChild(kc, BUILTIN_TYPES.RoleBinding, desiredWorkerRoleBinding(q), FIELD_MANAGERS.operator);
+    const children: Array<[ResourceType, KubeObject]> = [
+      ...(sa ? [[BUILTIN_TYPES.ServiceAccount, sa as unknown as KubeObject] as [ResourceType, KubeObject]] : []),
+      [BUILTIN_TYPES.Role, desiredWorkerRole(q) as unknown as KubeObject],
+      [BUILTIN_TYPES.RoleBinding, desiredWorkerRoleBinding(q) as unknown as KubeObject],
+    ];
+    const key = `${q.metadata.namespace}/${q.metadata.name}`;
+    const desired = JSON.stringify(children.map(([, o]) => o));
+    if (this.#fresh(this.#appliedRbac.get(key), q, desired)) return;
+    this.#appliedRbac.delete(key);
+    await Promise.all(children.map(([type, obj]) => this.#apply(type, obj, isNew)));
+    this.#appliedRbac.set(key, { uid: q.metadata.uid, desired, at: this.#now() });
+  }
+
+  /** True when `applied` is for this Queue's uid and the same desired state, less than `recheckMs` ago. */
+  #fresh(applied: Applied | undefined, q: Queue, desired: string): boolean {
+    return applied !== undefined && applied.uid === q.metadata.uid && applied.desired === desired && this.#now() - applied.at < this.#recheckMs;
+  }
+
+  /**
+   * `applyChild`, or for a child of a new Queue a create straight away (no read first), falling back
+   * to `applyChild` when it exists already.
+   * @throws Error on API failures
+   */
+  async #apply<T extends KubeObject>(type: ResourceType, obj: T, isNew: boolean): Promise<{ object: T; action: "created" | "patched" | "unchanged" }> {
+    if (isNew) {
+      try {
+        return { object: await createObject<T>(this.#d.kc, type, obj, FIELD_MANAGERS.operator), action: "created" };
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    }
+    return applyChild(this.#d.kc, type, obj, FIELD_MANAGERS.operator);
   }
 
   /**
@@ -222,7 +290,7 @@ export class QueueReconciler {
    * @returns WorkersReady from the applied Deployment, and its pod counts; `invalid` with the message
    *   when the worker template cannot produce a valid pod (nothing applied)
    */
-  async #ensureWorkers(q: Queue, ref: ObjectRef, policy: ResolvedAutoscaling, now: Date, log: Logger): Promise<WorkersOutcome | { invalid: string; workers?: StepCondition }> {
+  async #ensureWorkers(q: Queue, ref: ObjectRef, policy: ResolvedAutoscaling, now: Date, log: Logger, isNew: boolean): Promise<WorkersOutcome | { invalid: string; workers?: StepCondition }> {
     const live = this.#d.getDeployment(ref.namespace!, workerDeploymentName(ref.name));
     let deployment: V1Deployment;
     try {
@@ -237,7 +305,10 @@ export class QueueReconciler {
       if (!isInvalidWorkerTemplate(err)) throw err;
       return { invalid: err.message };
     }
-    const applied = await applyChild(this.#d.kc, BUILTIN_TYPES.Deployment, deployment, FIELD_MANAGERS.operator);
+    // The cached Deployment already has every desired field: nothing to write (a change to it raises an event, so the cache is current enough).
+    const applied = live && isSubset(childBody(BUILTIN_TYPES.Deployment, deployment), live)
+      ? { object: live, action: "unchanged" as const }
+      : await this.#apply(BUILTIN_TYPES.Deployment, deployment as unknown as KubeObject, isNew);
     const d = applied.object as V1Deployment;
     const kedaMissing = policy.provider === "keda" && !(await this.#applyScaledObject(q, log));
     const readyReplicas = d.status?.readyReplicas ?? 0;
@@ -319,6 +390,8 @@ export class QueueReconciler {
   /** Stops the Queue's scale loop and delay mover and forgets what was written for it. */
   async #forget(namespace: string, name: string): Promise<void> {
     this.#written.delete(`${namespace}/${name}`);
+    this.#appliedNats.delete(`${namespace}/${name}`);
+    this.#appliedRbac.delete(`${namespace}/${name}`);
     await this.#loops.remove(namespace, name);
     await this.#movers.remove(namespace, name);
   }
@@ -343,4 +416,15 @@ export class QueueReconciler {
 function initialReplicas(policy: ResolvedAutoscaling, suspended: boolean, now: number): number {
   if (policy.provider === "keda") return policy.minReplicas;
   return decideReplicas({ backlog: 0, inFlight: 0, current: 0, policy, suspended, now, history: [] }).desired;
+}
+
+/**
+ * What `applyChild` would send for `desired`: without status and server-owned metadata, with the
+ * type's apiVersion and kind. Pure.
+ */
+function childBody(type: ResourceType, desired: object): KubeObject {
+  const { status: _status, ...rest } = desired as KubeObject & { status?: unknown };
+  const meta: Record<string, unknown> = { ...(rest.metadata ?? {}) };
+  for (const k of ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp"]) delete meta[k];
+  return { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta } as KubeObject;
 }

@@ -8,11 +8,18 @@
  * A loop writes only what it owns: the scale subresource, the `Scaled` Event, the backlog/desired
  * metrics (`onObserved`) and the status fields {@link SCALE_STATUS_FIELDS}, each only when its value
  * changed — an idle Queue's status is not rewritten.
+ *
+ * Reads of many Queues are one pass: each loop's timer fires on the wall-clock grid of its interval
+ * (every 2 s loop at the same instants), and {@link DepthBatcher} gathers the reads that arrive
+ * within {@link BATCH_WINDOW_MS} into one `QueueNats.depthMany` call (one `STREAM.LIST` per NATS
+ * connection, consumer info only for queues with messages). A Queue still reads every
+ * `pollingIntervalSeconds`, at a phase no enqueue can predict, so the wait from a backlog to its
+ * read is as before (uniform over the interval); a new Queue or a spec change reads at once.
  */
 import type { KubeConfig, V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { FIELD_MANAGERS, REASONS } from "../../api/constants.js";
-import { queueNames } from "../../api/naming.js";
+import { queueNames, type QueueNames } from "../../api/naming.js";
 import type { Queue } from "../../api/objects.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
 import type { QueueStatus } from "../../api/queue.js";
@@ -20,7 +27,7 @@ import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
 import { BUILTIN_TYPES, isNotFound, patchScale, patchStatus, type EventSink, type ObjectRef } from "../runtime/index.js";
 import { workerDeploymentName } from "./labels.js";
-import type { QueueNats } from "./queue-nats.js";
+import { depthKey, type DepthResults, type QueueDepth, type QueueNats } from "./queue-nats.js";
 import { rfc3339, statusChanges } from "./queue-status.js";
 
 /** Dependencies of {@link ScaleLoops}. */
@@ -30,7 +37,7 @@ export interface ScaleLoopDeps {
   getQueue(namespace: string, name: string): Queue | undefined;
   /** The worker Deployment from the informer cache. */
   getDeployment(namespace: string, name: string): V1Deployment | undefined;
-  nats: Pick<QueueNats, "depth">;
+  nats: Pick<QueueNats, "depthMany">;
   events: EventSink;
   log: Logger;
   /** Called after each read with the queue's backlog and desired replicas (metrics). */
@@ -38,13 +45,86 @@ export interface ScaleLoopDeps {
   now?: () => number;
 }
 
+/** How long the batcher gathers depth reads before one pass reads them all, ms. */
+export const BATCH_WINDOW_MS = 20;
+
+/**
+ * Gathers depth reads for {@link BATCH_WINDOW_MS} after the first one and reads them in one
+ * `depthMany` pass; two reads of one queue in a window share the result.
+ */
+export class DepthBatcher {
+  readonly #read: (names: QueueNames[]) => Promise<DepthResults>;
+  readonly #windowMs: number;
+  #pending = new Map<string, { names: QueueNames; waiters: Array<{ resolve: (d: QueueDepth) => void; reject: (e: Error) => void }> }>();
+  #timer: NodeJS.Timeout | undefined;
+
+  /**
+   * @param read reads many queues' depths (`QueueNats.depthMany`)
+   * @param windowMs how long to gather reads, ms
+   */
+  constructor(read: (names: QueueNames[]) => Promise<DepthResults>, windowMs = BATCH_WINDOW_MS) {
+    this.#read = read;
+    this.#windowMs = windowMs;
+  }
+
+  /**
+   * The queue's depth from the next pass.
+   * @throws Error the pass reported for this queue (or the pass's own failure)
+   */
+  depth(names: QueueNames): Promise<QueueDepth> {
+    return new Promise((resolve, reject) => {
+      const key = depthKey(names);
+      const entry = this.#pending.get(key) ?? { names, waiters: [] };
+      entry.waiters.push({ resolve, reject });
+      this.#pending.set(key, entry);
+      if (this.#timer === undefined) this.#timer = setTimeout(() => this.#flush(), this.#windowMs);
+    });
+  }
+
+  #flush(): void {
+    this.#timer = undefined;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    this.#read([...batch.values()].map((e) => e.names)).then(
+      (results) => {
+        for (const [key, e] of batch) {
+          const r = results.get(key) ?? new Error(`read depth of ${e.names.stream}: no result`);
+          for (const w of e.waiters) {
+            if (r instanceof Error) w.reject(r);
+            else w.resolve(r);
+          }
+        }
+      },
+      (err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        for (const entry of batch.values()) for (const w of entry.waiters) w.reject(e);
+      },
+    );
+  }
+}
+
+/**
+ * The next read's instant on the grid of `intervalMs` (multiples of it since the epoch): the first
+ * one after `nowMs` and at least one interval after `lastReadMs` (for a read the timer started, the
+ * grid instant it was for, so a late timer does not skip an instant), so reads of every loop with
+ * one interval fall together and a Queue is never read twice within its interval. Pure.
+ * @returns the instant and the delay to it from `nowMs`, ms
+ */
+export function nextGridTick(nowMs: number, intervalMs: number, lastReadMs: number | undefined): { at: number; delayMs: number } {
+  const lo = Math.max(nowMs + 1, lastReadMs === undefined ? -Infinity : lastReadMs + intervalMs);
+  const at = Math.ceil(lo / intervalMs) * intervalMs;
+  return { at, delayMs: at - nowMs };
+}
+
 /** The scale loops of every live, valid Queue, keyed by `namespace/name`. */
 export class ScaleLoops {
   readonly #d: ScaleLoopDeps;
+  readonly #batcher: DepthBatcher;
   readonly #loops = new Map<string, ScaleLoop>();
 
   constructor(deps: ScaleLoopDeps) {
     this.#d = deps;
+    this.#batcher = new DepthBatcher((names) => deps.nats.depthMany(names));
   }
 
   /**
@@ -61,7 +141,7 @@ export class ScaleLoops {
       return;
     }
     loop?.stop();
-    const fresh = new ScaleLoop(this.#d, queue);
+    const fresh = new ScaleLoop(this.#d, this.#batcher, queue);
     this.#loops.set(key, fresh);
     fresh.kick();
   }
@@ -91,6 +171,7 @@ export class ScaleLoops {
 class ScaleLoop {
   readonly uid: string | undefined;
   readonly #d: ScaleLoopDeps;
+  readonly #batcher: DepthBatcher;
   readonly #ns: string;
   readonly #name: string;
   readonly #ref: ObjectRef;
@@ -106,13 +187,18 @@ class ScaleLoop {
   /** Status values this loop wrote (the cache may not show them yet). */
   #written: Partial<QueueStatus> = {};
   #timer: NodeJS.Timeout | undefined;
+  /** When the last read started (wall clock; for a timer's read the grid instant it was for), ms. */
+  #lastReadAt: number | undefined;
+  /** The grid instant the pending timer is for, ms. */
+  #tickAt: number | undefined;
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
   #failing = false;
 
-  constructor(deps: ScaleLoopDeps, queue: Queue) {
+  constructor(deps: ScaleLoopDeps, batcher: DepthBatcher, queue: Queue) {
     this.#d = deps;
+    this.#batcher = batcher;
     this.uid = queue.metadata.uid;
     this.#ns = queue.metadata.namespace ?? "";
     this.#name = queue.metadata.name;
@@ -145,6 +231,8 @@ class ScaleLoop {
     }
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#lastReadAt = this.#tickAt ?? Date.now();
+    this.#tickAt = undefined;
     this.#running = this.#tick().finally(() => {
       this.#running = undefined;
       if (this.#stopped) return;
@@ -164,10 +252,12 @@ class ScaleLoop {
 
   #schedule(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    const next = nextGridTick(Date.now(), this.#intervalMs, this.#lastReadAt);
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#tickAt = next.at;
       this.kick();
-    }, this.#intervalMs);
+    }, next.delayMs);
     this.#timer.unref();
   }
 
@@ -191,7 +281,7 @@ class ScaleLoop {
     if (!q || q.metadata.deletionTimestamp || q.metadata.uid !== this.uid) return;
     const now = (d.now ?? Date.now)();
     const policy = resolveAutoscaling(q.spec);
-    const depth = await d.nats.depth(queueNames(this.#ns, this.#name));
+    const depth = await this.#batcher.depth(queueNames(this.#ns, this.#name));
     if (this.#stopped) return;
     const backlog = depth.pending + depth.inFlight + depth.dueDelayed;
 

@@ -201,6 +201,53 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
     assert.ok(ev.some((e) => e.reason === "StreamDeleted"), "a StreamDeleted Event");
   });
 
+  it("re-applies NATS resources and worker RBAC deleted behind its back once recheckMs has passed, not before", async () => {
+    const name = uniqueQueue("recheck");
+    let clock = Date.now();
+    const local = new QueueReconciler({
+      kc: c.kc, getQueue: (ns, n) => queues.get(ns, n), getDeployment: (ns, n) => deployments.get(ns, n), tenants: new SharedTenantNats(nc, jsm),
+      events: { event: () => undefined }, log, workerNats: { url: nats.url }, workerImage: "worker:test", recheckMs: 10_000, now: () => clock,
+    });
+    try {
+      await createQueue({ autoscaling: { minReplicas: 0, maxReplicas: 2 } }, name);
+      await local.reconcile({ namespace: NS, name }, ctx);
+      const names = queueNames(NS, name);
+      const role = { ...BUILTIN_TYPES.Role, namespace: NS, name: `${name}-worker` };
+      await deleteObject(c.kc, role);
+      await jsm.streams.delete(names.deadLetterStream);
+      await synced(name);
+      clock += 5_000;
+      await local.reconcile({ namespace: NS, name }, ctx);
+      await assert.rejects(getObject(c.kc, role), (err: unknown) => isNotFound(err), "within recheckMs: not applied again");
+      await assert.rejects(jsm.streams.info(names.deadLetterStream));
+      clock += 5_001;
+      await local.reconcile({ namespace: NS, name }, ctx);
+      assert.equal((await getObject(c.kc, role)).metadata?.name, `${name}-worker`, "the Role is back");
+      assert.equal((await jsm.streams.info(names.deadLetterStream)).config.name, names.deadLetterStream, "the dead-letter stream is back");
+    } finally {
+      await local.stop();
+    }
+  });
+
+  it("applies again at once after a spec change", async () => {
+    const name = uniqueQueue("respec2");
+    const local = new QueueReconciler({
+      kc: c.kc, getQueue: (ns, n) => queues.get(ns, n), getDeployment: (ns, n) => deployments.get(ns, n), tenants: new SharedTenantNats(nc, jsm),
+      events: { event: () => undefined }, log, workerNats: { url: nats.url }, workerImage: "worker:test", recheckMs: 3_600_000,
+    });
+    try {
+      await createQueue({ ackWaitSeconds: 30 }, name);
+      await local.reconcile({ namespace: NS, name }, ctx);
+      await mergePatch(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name }, { spec: { ackWaitSeconds: 45 } }, "test");
+      await synced(name);
+      await local.reconcile({ namespace: NS, name }, ctx);
+      const names = queueNames(NS, name);
+      assert.equal((await jsm.consumers.info(names.stream, names.workerConsumer)).config.ack_wait, 45_000_000_000);
+    } finally {
+      await local.stop();
+    }
+  });
+
   it("stops moving delayed tasks and scaling once stopped", async () => {
     const name = uniqueQueue("stop");
     const local = new QueueReconciler({
