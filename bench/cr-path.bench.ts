@@ -98,8 +98,11 @@ async function startBenchEnv(): Promise<CrEnv> {
   };
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- watch event objects are arbitrary JSON
+type J = Record<string, any>;
+
 /** Reads a watch stream line by line until `signal` aborts; calls `fn` per event. */
-async function watchLines(url: string, signal: AbortSignal, fn: (type: string, obj: Record<string, any>) => void): Promise<void> {
+async function watchLines(url: string, signal: AbortSignal, fn: (type: string, obj: J) => void): Promise<void> {
   const res = await fetch(url, { signal });
   if (!res.ok) throw new Error(`watch ${url}: HTTP ${res.status}`);
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -116,7 +119,7 @@ async function watchLines(url: string, signal: AbortSignal, fn: (type: string, o
           const line = buf.slice(0, i);
           buf = buf.slice(i + 1);
           if (!line) continue;
-          const e = JSON.parse(line) as { type: string; object: Record<string, any> };
+          const e = JSON.parse(line) as { type: string; object: J };
           fn(e.type, e.object);
         }
       }
