@@ -10,8 +10,6 @@
  * strategic merge patch (415 on custom resources); here patches are always
  * `application/merge-patch+json` unless a caller asks otherwise.
  */
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
 import { HttpMethod, KubeConfig } from "@kubernetes/client-node";
 import type { Configuration } from "@kubernetes/client-node";
 
@@ -274,30 +272,6 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-/** Per KubeConfig, the keep-alive agent its requests share, and when it was made (ms). */
-const agents = new WeakMap<KubeConfig, { agent: HttpAgent; at: number }>();
-/** How long one agent serves a KubeConfig before a fresh one picks up rotated client certificates, ms. */
-const AGENT_TTL_MS = 5 * 60_000;
-
-/**
- * client-node makes a new http(s) Agent for every request (KubeConfig.createAgent), so every request
- * dialled a new TCP (and TLS) connection — 1.4 % of the operator's self time in `internalConnect`
- * during a 1,000-Task burst. The first plain Agent made for a KubeConfig is kept (with keep-alive)
- * and reused for its requests for {@link AGENT_TTL_MS}; proxy agents are left as made.
- */
-function reuseAgent(kc: KubeConfig, ctx: { getAgent(): HttpAgent | undefined; setAgent(a: HttpAgent): void }): void {
-  const made = ctx.getAgent();
-  if (!made || (made.constructor !== HttpAgent && made.constructor !== HttpsAgent)) return;
-  const now = Date.now();
-  const cached = agents.get(kc);
-  if (cached && now - cached.at < AGENT_TTL_MS) {
-    ctx.setAgent(cached.agent);
-    return;
-  }
-  (made as HttpAgent & { keepAlive: boolean }).keepAlive = true;
-  agents.set(kc, { agent: made, at: now });
-}
-
 /**
  * Sends one request through client-node's transport (auth, TLS, agent from the KubeConfig) and
  * parses the JSON response.
@@ -324,7 +298,6 @@ export async function kubeRequest<T = unknown>(kc: KubeConfig, opts: RequestOpti
   const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
   ctx.setSignal(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
   await cfg.authMethods.default?.applySecurityAuthentication(ctx);
-  reuseAgent(kc, ctx);
   const resp = await cfg.httpApi.send(ctx).toPromise();
   const text = await resp.body.text();
   let parsed: unknown = undefined;
