@@ -317,10 +317,20 @@ export interface ListOptions {
   labelSelector?: string;
   fieldSelector?: string;
   signal?: AbortSignal;
+  /** Objects per page (`limit`; default 500, as kubectl and client-go's pager). */
+  pageSize?: number;
+  /**
+   * Applied to each item as its page arrives (an informer strips fields it never reads, so a large
+   * list never holds them all at once).
+   */
+  transform?: (item: KubeObject) => KubeObject;
 }
 
 /**
- * Lists objects of a type, following `continue` tokens.
+ * Lists objects of a type page by page (`limit` = `pageSize`, following `continue` tokens), as
+ * client-go's pager does: every page is of the first page's resourceVersion. When a `continue`
+ * token has expired (410 — the server compacted past that resourceVersion), it lists again from the
+ * start, once, without paging (client-go's `FullListIfExpired`).
  *
  * @returns items (with `apiVersion`/`kind` filled in, as built-in lists leave them out) and the
  *   list resourceVersion
@@ -330,25 +340,37 @@ export async function listObjects<T extends KubeObject = KubeObject>(kc: KubeCli
   type: ResourceType,
   opts: ListOptions = {},
 ): Promise<ObjectList<T>> {
-  const items: T[] = [];
+  let items: T[] = [];
   let cont: string | undefined;
   let rv = "";
+  let limit: number | undefined = opts.pageSize ?? 500;
   try {
-    do {
-      const page = await kubeRequest<{ metadata?: { resourceVersion?: string; continue?: string }; items?: T[] }>(kc, {
-        method: "GET",
-        path: resourcePath(type, type.namespaced ? opts.namespace : undefined),
-        query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: 500, continue: cont },
-        signal: opts.signal,
-      });
+    for (;;) {
+      let page: { metadata?: { resourceVersion?: string; continue?: string }; items?: T[] };
+      try {
+        page = await kubeRequest<typeof page>(kc, {
+          method: "GET",
+          path: resourcePath(type, type.namespaced ? opts.namespace : undefined),
+          query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit, continue: cont },
+          signal: opts.signal,
+        });
+      } catch (err) {
+        if (cont === undefined || !isGone(err)) throw err;
+        // the token expired: one consistent list again, whole
+        items = [];
+        cont = undefined;
+        limit = undefined;
+        continue;
+      }
       for (const it of page.items ?? []) {
         it.apiVersion ??= apiVersionOf(type);
         it.kind ??= type.kind;
-        items.push(it);
+        items.push((opts.transform ? opts.transform(it) : it) as T);
       }
       rv = page.metadata?.resourceVersion ?? rv;
       cont = page.metadata?.continue || undefined;
-    } while (cont);
+      if (!cont) break;
+    }
   } catch (cause) {
     throw new Error(`list ${type.plural} ${opts.namespace ?? "(all namespaces)"}`, { cause });
   }

@@ -179,7 +179,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       reconcile: (key, ctx) => queueReconciler.reconcile(key, ctx),
     }),
     new Controller({
-      ...common, name: "task", for: tasks, workers: 4,
+      // 16: a reconcile waits on two API writes and a PubAck, so 4 held a burst of new Tasks to ~110/s
+      ...common, name: "task", for: tasks, workers: 16,
       // A new Queue releases the Tasks waiting for it; a deleted one marks the Tasks queued in it.
       watches: [{
         informer: queues,

@@ -16,11 +16,13 @@
  * the first attempt's; `lastAttemptStartTime` is the
  * last one's.
  *
- * The Task is read once per write (GET through /status: the worker's Role allows tasks/status
+ * The Task is read before a write (GET through /status: the worker's Role allows tasks/status
  * only), for three guards: the message must belong to it (origin uid =
  * the live uid, origin namespace = the worker's), a terminal phase is never overwritten, and the
  * apply carries the resourceVersion read, so a Task that changed in between (e.g. turned terminal)
- * answers 409 and is read again.
+ * answers 409 and is read again. After this worker's own write (Running, Retrying) the object that
+ * write returned stands for the read of the next one: the lock on its resourceVersion makes any
+ * change by someone else since a 409, and the Task is then read again.
  */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
@@ -169,6 +171,9 @@ export function taskEvents(record: TaskRecord): TaskEvent[] {
   }
 }
 
+/** How many tasks' last-written Task a sink keeps (tasks in flight in one worker; more only costs a GET). */
+const LAST_WRITTEN_MAX = 4096;
+
 /** What a `TaskResourceSink` needs. */
 export interface TaskResourceSinkOptions {
   /** The worker's namespace: a Task elsewhere is never written. */
@@ -189,6 +194,8 @@ export class TaskResourceSink implements StatusSink {
   readonly #o: TaskResourceSinkOptions;
   readonly #lastAttempt: boolean;
   readonly #instance: string;
+  /** Per task id, the Task as this worker's last (non-terminal) write left it. */
+  readonly #lastWritten = new Map<string, Task>();
   #seq = 0;
 
   /**
@@ -218,13 +225,19 @@ export class TaskResourceSink implements StatusSink {
     const ref = { ...CELERIAC_TYPES.Task, namespace, name: o.name };
     const where = `${namespace}/${o.name}`;
     for (let i = 0; i < 5; i++) {
-      let live: Task;
-      try {
-        // through /status: the worker's Role has get on tasks/status only (it returns the whole Task)
-        live = await kubeRequest<Task>(this.#kc, { method: "GET", path: resourcePath(ref, namespace, o.name, "status") });
-      } catch (err) {
-        if (isNotFound(err)) return;
-        throw new Error(`write status of task ${where}`, { cause: err });
+      // The Task as this worker's last write of the task left it, if any: the apply below is locked on
+      // its resourceVersion, so a Task changed since (or deleted and made again) answers 409 and is
+      // read afresh — the same guards, one GET fewer per write after the first.
+      let live: Task | undefined = i === 0 ? this.#lastWritten.get(record.id) : undefined;
+      this.#lastWritten.delete(record.id);
+      if (!live) {
+        try {
+          // through /status: the worker's Role has get on tasks/status only (it returns the whole Task)
+          live = await kubeRequest<Task>(this.#kc, { method: "GET", path: resourcePath(ref, namespace, o.name, "status") });
+        } catch (err) {
+          if (isNotFound(err)) return;
+          throw new Error(`write status of task ${where}`, { cause: err });
+        }
       }
       const why = refusal(record, live, this.#o.namespace);
       if (why) {
@@ -238,6 +251,7 @@ export class TaskResourceSink implements StatusSink {
         // succeeded) are removed by server-side apply itself, the objects included.
         const rv = live.metadata.resourceVersion;
         const applied = await applyStatus<Task & KubeObject>(this.#kc, CELERIAC_TYPES.Task, { metadata: { name: o.name, namespace, ...(rv ? { resourceVersion: rv } : {}) }, status }, FIELD_MANAGERS.worker, { force: true });
+        if (!isTerminalPhase(record.status.phase)) this.#remember(record.id, applied);
         await this.#recordEvents(record, applied);
         return;
       } catch (err) {
@@ -247,6 +261,12 @@ export class TaskResourceSink implements StatusSink {
       }
     }
     throw new Error(`write status of task ${where}: conflicts on 5 attempts`);
+  }
+
+  /** Keeps `task` as the last write of task `id` left it, for the next write (bounded: oldest dropped). */
+  #remember(id: string, task: Task): void {
+    this.#lastWritten.set(id, task);
+    if (this.#lastWritten.size > LAST_WRITTEN_MAX) this.#lastWritten.delete(this.#lastWritten.keys().next().value as string);
   }
 
   /** Records the record's Events on the Task; best effort (a failure is logged, never thrown). */

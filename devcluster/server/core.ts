@@ -52,6 +52,54 @@ export interface Target {
 
 const SERVER_META = ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] as const;
 
+/** Paging of a list request: its `limit`, `continue` and `resourceVersion` query values. */
+export interface ListPage {
+  limit?: string | null;
+  continue?: string | null;
+  resourceVersion?: string | null;
+}
+
+/** A list's answer: items (as the client's version sees them) and ListMeta fields. */
+export interface ListResult {
+  items: KObject[];
+  resourceVersion: string;
+  /** Token for the next page; absent on the last page. */
+  continue?: string;
+  /** Objects after this page (set only with `continue` and no selectors). */
+  remainingItemCount?: number;
+}
+
+/** `limit`: a non-negative integer (0 = no limit), as kube-apiserver parses ListOptions. @throws ApiError 400 */
+function parseLimit(v: string | null | undefined): number {
+  if (v === undefined || v === null || v === "") return 0;
+  if (!/^-?\d+$/.test(v)) throw badRequest(`limit: Invalid value: "${v}": must be an integer`);
+  const n = Number(v);
+  return n > 0 ? n : 0;
+}
+
+/**
+ * The continue token, as kube-apiserver's storage makes it (`EncodeContinue`): unpadded URL-safe
+ * base64 of `{"v":"meta.k8s.io/v1","rv":<list RV>,"start":"<last key>\u0000"}`. Opaque to clients.
+ */
+function encodeContinue(rv: number, lastKey: string): string {
+  return Buffer.from(JSON.stringify({ v: "meta.k8s.io/v1", rv, start: `${lastKey}\u0000` })).toString("base64url");
+}
+
+/** Decodes a continue token. @throws ApiError 400 `invalid continue token: …` */
+function decodeContinue(token: string): { rv: number; after: string } {
+  const bad = (why: string): ApiError => badRequest(`invalid continue token: continue key is not valid: ${why}`);
+  let t: Json;
+  try {
+    t = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+  } catch {
+    throw bad("illegal base64 data or JSON");
+  }
+  if (!isObject(t) || t.v !== "meta.k8s.io/v1") throw bad("server does not recognize this encoded version");
+  if (typeof t.rv !== "number" || !Number.isInteger(t.rv) || t.rv <= 0) throw bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+  if (typeof t.start !== "string" || !t.start.endsWith("\u0000") || t.start.length < 2) throw bad("encoded start key is empty or malformed");
+  return { rv: t.rv, after: t.start.slice(0, -1) };
+}
+
 /** Verbs over one store and registry. */
 export class Core {
   /** Called after a CRD is created/updated/deleted so dependent caches refresh. */
@@ -124,26 +172,60 @@ export class Core {
 
   /** Reads one object. @throws ApiError 404 */
   get(t: Target): KObject {
-    const o = this.store.get(this.gr(t.rt), t.namespace, t.name);
+    const o = this.store.peek(this.gr(t.rt), t.namespace, t.name);
     if (!o) throw notFound(t.rt, t.name);
     return t.sub === "scale" ? this.toScale(t.rt, o) : this.present(t.rt, o);
   }
 
   /**
-   * Lists objects matching the selectors.
+   * Lists objects matching the selectors, whole or one page at a time as kube-apiserver pages lists
+   * (`limit`/`continue`): a page holds at most `limit` matching items in key order (namespace, then
+   * name); when more may follow, `continue` is an opaque token for the next page and
+   * `remainingItemCount` (only without selectors) counts the objects after the page. Every page of a
+   * paged list shows the store as it was at the first page's resourceVersion, which each page reports.
    * @param namespace undefined = all namespaces
-   * @throws ApiError 400 on a malformed selector
+   * @param page `limit` (0 or absent = no limit), `continue` (a token from a previous page) and the
+   *   list's `resourceVersion` query value
+   * @throws ApiError 400 on a malformed selector, a malformed `limit` or `continue`, or `continue`
+   *   with a `resourceVersion`; 410 Expired when the token's resourceVersion was compacted away
    */
-  list(rt: ResourceType, namespace: string | undefined, labelSelector: string | null, fieldSelector: string | null): { items: KObject[]; resourceVersion: string } {
+  list(rt: ResourceType, namespace: string | undefined, labelSelector: string | null, fieldSelector: string | null, page: ListPage = {}): ListResult {
     const ls = parseLabelSelector(labelSelector);
     const fs = parseFieldSelector(fieldSelector, rt);
-    let objs: KObject[];
-    if (fs.name !== undefined && namespace !== undefined) {
-      const o = this.store.get(this.gr(rt), namespace, fs.name);
-      objs = o ? [o] : [];
-    } else objs = this.store.list(this.gr(rt), namespace);
-    const items = objs.filter((o) => ls.matches(o.metadata?.labels) && fs.matches(o)).map((o) => this.present(rt, o));
-    return { items, resourceVersion: String(this.store.currentRv) };
+    const limit = parseLimit(page.limit);
+    const gr = this.gr(rt);
+    const matches = (o: KObject): boolean => ls.matches(o.metadata?.labels) && fs.matches(o);
+    let rv = this.store.currentRv;
+    let after = "";
+    if (page.continue) {
+      if (page.resourceVersion !== undefined && page.resourceVersion !== null && page.resourceVersion !== "") {
+        throw badRequest("specifying resource version is not allowed when using continue");
+      }
+      ({ rv, after } = decodeContinue(page.continue));
+    } else if (limit === 0 && fs.name !== undefined && namespace !== undefined) {
+      const o = this.store.peek(gr, namespace, fs.name);
+      const items = o && matches(o) ? [this.present(rt, o)] : [];
+      return { items, resourceVersion: String(rv) };
+    }
+    if (!page.continue && limit === 0) {
+      const items = this.store.listRaw(gr, namespace).filter(matches).map((o) => this.present(rt, o));
+      return { items, resourceVersion: String(rv) };
+    }
+    let res;
+    try {
+      res = this.store.listAt(gr, { rv, namespace, after, limit, matches });
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 410) {
+        throw new ApiError(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
+      }
+      throw err;
+    }
+    const out: ListResult = { items: res.items.map((o) => this.present(rt, o)), resourceVersion: String(rv) };
+    if (res.lastKey !== undefined) {
+      out.continue = encodeContinue(rv, res.lastKey);
+      if (!labelSelector && !fieldSelector) out.remainingItemCount = res.remaining;
+    }
+    return out;
   }
 
   private checkNamespace(t: Target): void {
@@ -195,9 +277,10 @@ export class Core {
     if (applyManaged) obj.metadata.managedFields = applyManaged;
     else recordUpdate(undefined, obj, opts.manager, obj.apiVersion, this.listKeys(rt), undefined, this.shape(rt));
     if (opts.dryRun) return { code: 201, body: this.present(rt, obj), warnings };
-    const stored = this.store.create(this.gr(rt), this.toStorage(rt, obj));
+    // obj was built for this request (admitObject copies the body): the store takes it over
+    const stored = this.store.create(this.gr(rt), this.toStorage(rt, obj), true);
     if (rt.resource === "customresourcedefinitions" && rt.group === "apiextensions.k8s.io") {
-      this.reg.setCrd(stored);
+      this.reg.setCrd(clone(stored));
       this.onCrdChange();
     }
     return { code: 201, body: this.present(rt, stored), warnings };
@@ -278,9 +361,10 @@ export class Core {
       const last = this.store.delete(gr, t.namespace, t.name) as KObject;
       return { code: 200, body: this.present(t.rt, last), warnings };
     }
-    const stored = this.store.update(gr, this.toStorage(t.rt, next));
+    // next was built for this request from copies (finishUpdate): the store takes it over
+    const stored = this.store.update(gr, this.toStorage(t.rt, next), true);
     if (t.rt.resource === "customresourcedefinitions" && t.rt.group === "apiextensions.k8s.io") {
-      this.reg.setCrd(stored);
+      this.reg.setCrd(clone(stored));
       this.onCrdChange();
     }
     return { code: 200, body: this.present(t.rt, stored), warnings };

@@ -251,13 +251,21 @@ async function serveResource(deps: RouterDeps, r: ResourceRoute, method: string,
       }
       if (q.get("resourceVersionMatch") === "Exact") throw new ApiError(410, "Expired", "resourceVersionMatch=Exact is not supported by the in-memory API server");
       if (q.get("sendInitialEvents") !== null) throw badRequest("sendInitialEvents is forbidden for list");
-      const { items, resourceVersion } = core.list(rt, rt.namespaced ? r.namespace : undefined, q.get("labelSelector"), q.get("fieldSelector"));
-      if (table) return sendJson(res, 200, renderTable(rt, items, resourceVersion, q.get("includeObject")), TABLE_CONTENT_TYPE);
+      const page = core.list(rt, rt.namespaced ? r.namespace : undefined, q.get("labelSelector"), q.get("fieldSelector"), { limit: q.get("limit"), continue: q.get("continue"), resourceVersion: q.get("resourceVersion") });
+      const { items, resourceVersion } = page;
+      const meta: Json = { resourceVersion };
+      if (page.continue !== undefined) meta.continue = page.continue;
+      if (page.remainingItemCount !== undefined) meta.remainingItemCount = page.remainingItemCount;
+      if (table) {
+        const t = renderTable(rt, items, resourceVersion, q.get("includeObject"));
+        t.metadata = meta;
+        return sendJson(res, 200, t, TABLE_CONTENT_TYPE);
+      }
       if (!rt.custom) for (const i of items) {
         delete i.apiVersion;
         delete i.kind;
       }
-      return sendJson(res, 200, { apiVersion: apiVersionOf(rt.group, rt.version), items, kind: rt.listKind, metadata: { resourceVersion } });
+      return sendJson(res, 200, { apiVersion: apiVersionOf(rt.group, rt.version), items, kind: rt.listKind, metadata: meta });
     }
     if (method === "POST") {
       if (ns === undefined) throw notFoundPath();

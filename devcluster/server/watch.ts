@@ -19,6 +19,13 @@ import { apiVersionOf, storageKey, type Json, type KObject, type ResourceType } 
 /** The ERROR a watch gets when its revision was compacted away (kube-apiserver's etcd3 `interpretWatchError`). */
 const COMPACTED = new ApiError(410, "Expired", "The resourceVersion for the provided watch is too old.");
 
+/**
+ * Watch event lines already encoded, per stored object (objects are never changed in place, and an
+ * event's object is shared by all watchers), per served type (a new ResourceType object after every
+ * CRD change, so defaults added later show up) and per event type: the JSON line.
+ */
+const encoded = new WeakMap<KObject, WeakMap<ResourceType, Map<string, string>>>();
+
 /** Timing knobs of watches. */
 export interface WatchTiming {
   /** Interval between BOOKMARK events when the client allows them (ms). */
@@ -55,7 +62,7 @@ export function serveWatch(core: Core, rt: ResourceType, namespace: string | und
   let expiredErr: ApiError | undefined;
   const startRv = core.store.currentRv;
   if (sendInitial === "true" || rvParam === "" || rvParam === "0") {
-    initial = core.store.list(gr, namespace).filter(matches);
+    initial = core.store.listRaw(gr, namespace).filter(matches);
   } else {
     try {
       replay = core.store.eventsSince(gr, Number(rvParam));
@@ -73,6 +80,17 @@ export function serveWatch(core: Core, rt: ResourceType, namespace: string | und
     res.write(`${JSON.stringify({ type, object: obj })}\n`);
   };
   const sendObj = (type: string, o: KObject): void => {
+    if (!table) {
+      // one encoding per stored object, event type and version, shared by every watcher of it
+      let byRt = encoded.get(o);
+      if (!byRt) encoded.set(o, (byRt = new WeakMap()));
+      let lines = byRt.get(rt);
+      if (!lines) byRt.set(rt, (lines = new Map()));
+      let line = lines.get(type);
+      if (line === undefined) lines.set(type, (line = `${JSON.stringify({ type, object: core.present(rt, o) })}\n`));
+      if (!res.writableEnded) res.write(line);
+      return;
+    }
     const p = core.present(rt, o);
     if (table) {
       send(type, renderTable(rt, [p], p.metadata?.resourceVersion, "Metadata", !sentColumns));

@@ -60,6 +60,22 @@ export interface InformerOptions<T extends KubeObject> {
   maxBackoffMs?: number;
   /** Server-side watch timeout range in seconds, `[min, max)`; default `[300, 600)` like client-go. */
   watchTimeoutSeconds?: [number, number];
+  /**
+   * Applied to every object before it enters the cache (listed or watched), like client-go's
+   * `SetTransform`; it must be idempotent (a listed object may pass through it twice). Default
+   * {@link stripManagedFields}; `null` keeps objects as the server sent them.
+   */
+  transform?: ((obj: T) => T) | null;
+}
+
+/**
+ * The default informer transform: drops `metadata.managedFields` (field ownership, often the
+ * largest part of an object, which no controller here reads — it applies its own intent), as
+ * controller-runtime's `cache.TransformStripManagedFields`. Mutates and returns `obj`.
+ */
+export function stripManagedFields<T extends KubeObject>(obj: T): T {
+  if (obj?.metadata && "managedFields" in obj.metadata) delete (obj.metadata as { managedFields?: unknown }).managedFields;
+  return obj;
 }
 
 /** Handler names. */
@@ -80,14 +96,14 @@ export function objectKey(obj: KubeObject): string {
 export function apiServerSource<T extends KubeObject>(
   kc: KubeConfig,
   type: ResourceType,
-  opts: { namespace?: string; labelSelector?: string; fieldSelector?: string; watchTimeoutSeconds?: [number, number] } = {},
+  opts: { namespace?: string; labelSelector?: string; fieldSelector?: string; watchTimeoutSeconds?: [number, number]; transform?: (obj: T) => T } = {},
 ): ListWatchSource<T> {
   const watcher = new Watch(kc);
   const ns = type.namespaced ? opts.namespace : undefined;
   const [lo, hi] = opts.watchTimeoutSeconds ?? [300, 600];
   return {
     list: (signal) =>
-      listObjects<T>(kc, type, { namespace: ns, labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, signal }),
+      listObjects<T>(kc, type, { namespace: ns, labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, signal, ...(opts.transform ? { transform: opts.transform as unknown as (o: KubeObject) => KubeObject } : {}) }),
     async watch(resourceVersion, onEvent, onDone) {
       const ac = await watcher.watch(
         resourcePath(type, ns),
@@ -143,6 +159,7 @@ export class Informer<T extends KubeObject = KubeObject> implements SharedInform
   /** The watched type. */
   readonly type: ResourceType;
   private readonly source: ListWatchSource<T>;
+  private readonly transform: ((obj: T) => T) | undefined;
   private readonly cache = new Map<string, T>();
   private readonly adds: AddHandler<T>[] = [];
   private readonly updates: UpdateHandler<T>[] = [];
@@ -168,6 +185,7 @@ export class Informer<T extends KubeObject = KubeObject> implements SharedInform
   /** @param opts see {@link InformerOptions} */
   constructor(opts: InformerOptions<T>) {
     this.type = opts.type;
+    this.transform = opts.transform === null ? undefined : (opts.transform ?? stripManagedFields);
     if (opts.source) this.source = opts.source;
     else if (opts.kc) {
       this.source = apiServerSource<T>(opts.kc, opts.type, {
@@ -175,6 +193,7 @@ export class Informer<T extends KubeObject = KubeObject> implements SharedInform
         labelSelector: opts.labelSelector,
         fieldSelector: opts.fieldSelector,
         watchTimeoutSeconds: opts.watchTimeoutSeconds,
+        ...(this.transform ? { transform: this.transform } : {}),
       });
     } else throw new Error(`create informer ${opts.type.plural}: kc or source is required`);
     this.log = opts.logger?.child({ informer: opts.type.plural, ...(opts.namespace ? { namespace: opts.namespace } : {}) });
@@ -358,7 +377,8 @@ export class Informer<T extends KubeObject = KubeObject> implements SharedInform
     });
   }
 
-  private apply(type: WatchEventType, obj: T): void {
+  private apply(type: WatchEventType, raw: T): void {
+    const obj = raw?.metadata && this.transform && type !== "BOOKMARK" ? this.transform(raw) : raw;
     const rv = obj?.metadata?.resourceVersion;
     if (type === "BOOKMARK") {
       if (rv) this.resourceVersion = rv;
@@ -381,7 +401,9 @@ export class Informer<T extends KubeObject = KubeObject> implements SharedInform
 
   private replace(items: T[]): void {
     const seen = new Set<string>();
-    for (const obj of items) {
+    for (const raw of items) {
+      // the API source transformed them page by page already; a test source's items are done here
+      const obj = this.transform ? this.transform(raw) : raw;
       const key = objectKey(obj);
       seen.add(key);
       const old = this.cache.get(key);

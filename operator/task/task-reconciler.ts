@@ -3,9 +3,13 @@
  * the Task is deleted, and deletes finished Tasks after `ttlSecondsAfterFinished`.
  *
  * Order for a new Task (level-triggered, safe to run any number of times):
- *   finalizer → validate what the schema cannot (args size; TerminalError) → Queue exists? (else
- *   Pending/QueueNotFound) → publish intent (annotation PUBLISH_INTENT_ANNOTATION, once) → publish
- *   with Nats-Msg-Id = uid → PubAck → status Queued (locked on resourceVersion).
+ *   validate what the schema cannot (args size; TerminalError) → Queue exists? (else
+ *   Pending/QueueNotFound) → finalizer and publish intent (annotation PUBLISH_INTENT_ANNOTATION) in
+ *   one write locked on resourceVersion → publish with Nats-Msg-Id = uid → PubAck → status Queued
+ *   (locked on resourceVersion). Nothing is published before the finalizer is on the Task, so a
+ *   delete can always revoke; a Task deleted before that held nothing outside the cluster.
+ * API writes of a Task that runs once and succeeds: create, the finalizer+intent patch, Queued
+ * (operator), Running and Succeeded (worker); the finalizer comes off when the Task is deleted.
  * `Queued` therefore always means "the message is in the stream". While NATS cannot be reached the
  * Task stays Pending with Accepted=False reason NatsUnavailable and the error, and is requeued with
  * back-off (publish timeout 2 s, so no controller worker is held).
@@ -159,16 +163,22 @@ export class TaskReconciler implements ObjectReconciler {
     }
   }
 
+  /**
+   * A finished Task. Its finalizer stays until the Task is deleted (then `#finalize` removes it
+   * without revoking): removing it at every finish would be one more write per Task, and the
+   * deletion of any Task needs a running operator anyway (docs/install.md). With
+   * `ttlSecondsAfterFinished` it is removed just before the TTL delete, so that delete is immediate.
+   */
   async #finished({ task, ref, uid, ctx }: Call): Promise<ReconcileResult> {
     this.#published.delete(uid);
     this.#backoff.delete(uid);
-    await this.#removeFinalizer(task, ref);
     const ttl = task.spec.ttlSecondsAfterFinished;
     if (ttl === undefined) return {};
     const finishedAt = Date.parse(task.status?.completionTime ?? task.metadata.creationTimestamp ?? "");
     if (Number.isNaN(finishedAt)) return {};
     const due = finishedAt + ttl * 1000 - this.#now().getTime();
     if (due > 0) return { requeueAfterMs: due };
+    await this.#removeFinalizer(task, ref);
     await deleteObject(this.#d.kc, ref);
     ctx.log.info({ ttlSecondsAfterFinished: ttl }, "Deleted finished task after its TTL");
     return {};
@@ -208,11 +218,8 @@ export class TaskReconciler implements ObjectReconciler {
   }
 
   async #accept({ task, namespace, ref, uid, ctx }: Call): Promise<ReconcileResult> {
-    // 1. finalizer first, so a delete can always revoke what we publish
-    if (await setFinalizer(this.#d.kc, ref, task, FINALIZERS.task, true, FIELD_MANAGERS.operator)) {
-      return {}; // the update event brings us back with the new resourceVersion
-    }
-    // 2. what the schema cannot check: terminal, recorded as phase Failed
+    // 1. what the schema cannot check: terminal, recorded as phase Failed (nothing was published,
+    //    so no finalizer is needed)
     const tooLarge = argsTooLarge(task.spec.args, task.spec.kwargs as Record<string, unknown> | undefined);
     if (tooLarge) {
       await this.#apply(ref, this.#status(task, "Failed", { status: "False", reason: REASONS.ArgsTooLarge, message: tooLarge }, {
@@ -221,7 +228,7 @@ export class TaskReconciler implements ObjectReconciler {
       }));
       throw new TerminalError(tooLarge, { reason: REASONS.ArgsTooLarge });
     }
-    // 3. the queue must exist
+    // 2. the queue must exist (nothing is published while it does not: no finalizer yet either)
     const queue = this.#d.getQueue(namespace, task.spec.queue);
     if (!queue || queue.metadata.deletionTimestamp) {
       const message = `queue "${task.spec.queue}" does not exist in namespace "${namespace}": the task waits until it is applied`;
@@ -231,19 +238,26 @@ export class TaskReconciler implements ObjectReconciler {
       }
       return {}; // the Queue informer re-enqueues waiting tasks when the queue appears (waitingTasks)
     }
-    // 4. the publish intent: when the first attempt started; every attempt sends the message built then
+    // 3. the finalizer (so a delete can always revoke what we publish) and the publish intent (when
+    //    the first attempt started; every attempt sends the message built then), in one write
+    //    locked on the version read, before anything is published
     const intent = Date.parse(task.metadata.annotations?.[PUBLISH_INTENT_ANNOTATION] ?? "");
+    const hasFinalizer = task.metadata.finalizers?.includes(FINALIZERS.task) === true;
     const now = this.#now();
-    if (Number.isNaN(intent)) {
-      const msg = newTaskMessage(taskMessageInput(task, queue.spec), now);
+    if (Number.isNaN(intent) || !hasFinalizer) {
+      const at = Number.isNaN(intent) ? now : new Date(intent);
+      const msg = newTaskMessage(taskMessageInput(task, queue.spec), at);
       if (msg.expires && Date.parse(msg.expires) <= now.getTime()) return this.#expired(task, ref, msg.expires);
-      const patched = await mergePatch<Task>(this.#d.kc, ref, { metadata: { resourceVersion: task.metadata.resourceVersion, annotations: { [PUBLISH_INTENT_ANNOTATION]: now.toISOString() } } }, FIELD_MANAGERS.operator)
+      const metadata: Record<string, unknown> = { resourceVersion: task.metadata.resourceVersion };
+      if (!hasFinalizer) metadata.finalizers = [...(task.metadata.finalizers ?? []), FINALIZERS.task];
+      if (Number.isNaN(intent)) metadata.annotations = { [PUBLISH_INTENT_ANNOTATION]: now.toISOString() };
+      const patched = await mergePatch<Task>(this.#d.kc, ref, { metadata }, FIELD_MANAGERS.operator)
         .catch((err: unknown) => {
           if (isConflict(err)) return undefined;
           throw err;
         });
       if (!patched) return { requeueAfterMs: 0 };
-      return this.#publish({ task: patched, namespace, ref, uid, ctx }, queue, msg, now.getTime());
+      return this.#publish({ task: patched, namespace, ref, uid, ctx }, queue, msg, at.getTime());
     }
     const msg = newTaskMessage(taskMessageInput(task, queue.spec), new Date(intent));
     if (msg.expires && Date.parse(msg.expires) <= this.#now().getTime()) return this.#expired(task, ref, msg.expires);
@@ -288,7 +302,8 @@ export class TaskReconciler implements ObjectReconciler {
       if (isConflict(err)) return { requeueAfterMs: 0 };
       throw err;
     }
-    this.#d.events.event(task, "Normal", REASONS.Queued, `Published task ${task.spec.task} to queue ${task.spec.queue}${msg.eta ? ` (due ${msg.eta})` : ""}`);
+    // No Normal Event per Task for this: the Accepted condition (reason Queued, the queue and any due
+    // time) says it on the Task itself, and one Event per Task was one more API write per Task.
     ctx.log.info({ task: task.spec.task, queue: task.spec.queue, eta: msg.eta }, how);
     return {};
   }

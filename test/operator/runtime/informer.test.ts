@@ -61,6 +61,33 @@ afterEach(async () => {
 });
 
 describe("when the informer lists and watches (fake source)", () => {
+  it("strips managedFields from listed and watched objects by default, and keeps them with transform: null", async () => {
+    const managed = { managedFields: [{ manager: "kubectl", operation: "Update", fieldsV1: { "f:spec": {} } }] };
+    const withManaged = (name: string, rv: string): KubeObject => ({ ...obj(name, rv), metadata: { ...obj(name, rv).metadata, ...managed } });
+    const src = new FakeSource();
+    src.lists.push(() => ({ items: [withManaged("a", "1")], resourceVersion: "5" }));
+    const inf = track(new Informer({ type: THINGS, source: src, initialBackoffMs: 5 }));
+    const added: KubeObject[] = [];
+    inf.on("add", (o) => added.push(o));
+    inf.start();
+    await inf.waitForSync(2000);
+    await eventually(() => src.watches.length === 1);
+    src.current().emit("ADDED", withManaged("b", "6"));
+    await eventually(() => inf.get("ns", "b") !== undefined);
+    for (const n of ["a", "b"]) {
+      assert.equal(inf.get("ns", n)?.metadata?.managedFields, undefined, `${n} stripped in the cache`);
+      assert.equal(inf.get("ns", n)?.metadata?.resourceVersion !== undefined, true, "the rest of metadata kept");
+    }
+    assert.ok(added.every((o) => o.metadata?.managedFields === undefined), "handlers get the stripped object");
+
+    const raw = new FakeSource();
+    raw.lists.push(() => ({ items: [withManaged("a", "1")], resourceVersion: "5" }));
+    const keep = track(new Informer({ type: THINGS, source: raw, initialBackoffMs: 5, transform: null }));
+    keep.start();
+    await keep.waitForSync(2000);
+    assert.deepEqual(keep.get("ns", "a")?.metadata?.managedFields, managed.managedFields);
+  });
+
   it("syncs, applies events, dedupes identical resourceVersions and calls handlers", async () => {
     const src = new FakeSource();
     src.lists.push(() => ({ items: [obj("a", "1")], resourceVersion: "5" }));

@@ -105,6 +105,42 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
     assert.equal(w.streams.messages.size, 1, "no second publish");
   });
 
+  it("writes the finalizer and the publish intent in one write before it publishes, then Queued: two writes in all", async () => {
+    const w = world();
+    const created = await create("two-writes");
+    await w.reconcile("two-writes");
+    const queued = await get("two-writes");
+    assert.equal(Number(queued.metadata.resourceVersion) - Number(created.metadata.resourceVersion), 2, "one metadata patch, one status write");
+    assert.deepEqual(queued.metadata.finalizers, [FINALIZERS.task]);
+    assert.ok(queued.metadata.annotations?.[PUBLISH_INTENT_ANNOTATION]);
+    assert.equal(queued.status?.phase, "Queued");
+    assert.equal(w.streams.publishes, 1);
+    assert.deepEqual(w.events, [], "no Event per queued Task: the Accepted condition says it");
+  });
+
+  it("keeps the finalizer of a finished Task until it is deleted, then lets it go without revoking", async () => {
+    const w = world();
+    await create("finished");
+    await w.reconcile("finished");
+    await patchStatus(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name: "finished" }, { phase: "Succeeded", completionTime: now.toISOString() }, FIELD_MANAGERS.worker);
+    const done = await get("finished");
+    await w.reconcile("finished");
+    assert.equal((await get("finished")).metadata.resourceVersion, done.metadata.resourceVersion, "no write when a Task finishes");
+    await deleteObject(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name: "finished" });
+    await w.reconcile("finished");
+    await assert.rejects(get("finished"), (err: unknown) => isNotFound(err));
+    assert.equal(w.streams.revoked.size, 0, "a finished task is not revoked");
+  });
+
+  it("puts no finalizer on a Task waiting for its Queue, so deleting it is immediate", async () => {
+    const w = world();
+    await create("waits", { queue: "absent" });
+    await w.reconcile("waits");
+    assert.equal((await get("waits")).metadata.finalizers, undefined);
+    await deleteObject(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name: "waits" });
+    await assert.rejects(get("waits"), (err: unknown) => isNotFound(err));
+  });
+
   it("leaves a worker's status alone once the Task runs", async () => {
     const w = world();
     await create("running");
@@ -129,8 +165,8 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
   it("does not overwrite a newer status when it reconciles a stale cached Task (requeues)", async () => {
     const w = world();
     await create("stale");
-    await w.reconcile("stale"); // finalizer
-    const cached = await get("stale");
+    const cached = await get("stale"); // as the cache had it before a worker's write
+
     await patchStatus(c.kc, { ...CELERIAC_TYPES.Task, namespace: NS, name: "stale" }, { phase: "Running", attempts: 1 }, FIELD_MANAGERS.worker);
     assert.deepEqual(await w.reconcile("stale", cached), { requeueAfterMs: 0 });
     assert.equal((await get("stale")).status?.phase, "Running");
@@ -155,7 +191,7 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
   it("fails a Task whose args are too large with a TerminalError, once", async () => {
     const w = world();
     await create("too-large", { args: ["x".repeat(300_000)] });
-    await w.reconcile("too-large");
+    // checked before the finalizer: nothing is published, so the Task never needs one
     await assert.rejects(w.reconcile("too-large"), (err: unknown) => isTerminal(err) && (err as { reason?: string }).reason === "ArgsTooLarge");
     const failed = await get("too-large");
     assert.equal(failed.status?.phase, "Failed");
@@ -194,8 +230,8 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
       const w = world();
       w.streams.down = new Error("not connected to NATS at 127.0.0.1:4222 (reconnecting)");
       await create("nats-down");
-      await w.reconcile("nats-down"); // finalizer
-      const r1 = await w.reconcile("nats-down");
+      await w.reconcile("nats-down"); // finalizer and intent, then the publish fails
+      const r1 = await w.reconcile("nats-down"); // before the back-off is due: nothing attempted
       assert.deepEqual(r1, { requeueAfterMs: 500 }, "first back-off");
       const pending = await get("nats-down");
       assert.equal(pending.status?.phase, "Pending");
