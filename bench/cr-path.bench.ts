@@ -30,7 +30,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { startPlatform } from "../devcluster/platform/platform.js";
-import { loadKubeConfig } from "../kube/k8s-client.js";
+import {  } from "../kube/k8s-client.js";
+import { loadKubeConfig } from "../kube/kubeconfig.js";
 import { applyQueueAndWait, faultQueue, NS, type CrEnv } from "./faults/cr-path.js";
 import { FaultLog, scenarioDir } from "./faults/harness.js";
 

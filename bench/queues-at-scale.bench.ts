@@ -26,7 +26,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { CELERIAC_TYPES } from "../api/objects.js";
 import { freePort } from "../devcluster/platform/nats-process.js";
 import { REPO_ROOT, startPlatform } from "../devcluster/platform/platform.js";
-import { BUILTIN_TYPES, createObject, kubeRequest, loadKubeConfig, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { BUILTIN_TYPES, createObject, kubeRequest, resourcePath, type KubeObject } from "../kube/k8s-client.js";
+import { loadKubeConfig } from "../kube/kubeconfig.js";
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);

@@ -25,6 +25,12 @@ const GC_MANAGER = "generic-garbage-collector";
 /** Runs the in-process controllers off the store's event stream. */
 export class Controllers {
   private scheduled = false;
+  /**
+   * A deletion happened since the last garbage-collection pass. The full pass copies every stored
+   * object, so it runs only then (new dependents of missing owners are caught by collectDangling):
+   * with it on every write, 300 Queues took 128 s to be Ready instead of 18 s (bench/queues-at-scale).
+   */
+  private gcPending = true;
   private readonly pendingOwnerChecks = new Map<string, string>();
   private readonly pendingDeployments = new Set<string>();
   private unsubscribe: () => void = () => undefined;
@@ -56,7 +62,10 @@ export class Controllers {
         this.schedule();
       }
     }
-    if (e.type === "DELETED" || (e.obj.metadata.deletionTimestamp && e.type === "MODIFIED")) this.schedule();
+    if (e.type === "DELETED" || (e.obj.metadata.deletionTimestamp && e.type === "MODIFIED")) {
+      this.gcPending = true;
+      this.schedule();
+    }
     // A dependent written with an ownerReference to an owner that no longer exists (a controller racing
     // its owner's deletion) is garbage too, as the real GC's attemptToDelete finds.
     else if (e.type === "ADDED" && (e.obj.metadata.ownerReferences?.length ?? 0) > 0 && this.switches.garbageCollector) {
@@ -119,7 +128,10 @@ export class Controllers {
     if (this.switches.namespaces) this.syncNamespaces();
     if (this.switches.garbageCollector) {
       this.collectDangling();
-      this.collectGarbage();
+      if (this.gcPending) {
+        this.gcPending = false;
+        this.collectGarbage();
+      }
     }
   }
 

@@ -13,7 +13,8 @@ import { after, before, describe, it } from "node:test";
 import { parse } from "yaml";
 import { COMPACT_PATH } from "../../devcluster/server/http.js";
 import { startApiServer, type ApiServer } from "../../devcluster/server/index.js";
-import { listObjects, loadKubeConfig } from "../../kube/k8s-client.js";
+import { listObjects } from "../../kube/k8s-client.js";
+import { loadKubeConfig } from "../../kube/kubeconfig.js";
 import { K8S_FIXTURES, k8sTools, runTool } from "../helpers/k8s-tools.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are arbitrary JSON
