@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { V1Deployment, V1EnvVar } from "@kubernetes/client-node";
+import { operatorConfigFrom } from "../../operator/config.js";
 import { assertRestricted, CHART_DIR, HELM, makeHelm, podTemplatesOf, type Helm, type K8sObject } from "./chart-helpers.js";
 
 const skip = HELM ? false : "helm 4 not available";
@@ -93,6 +94,14 @@ describe("when the chart runs the operator in accounts mode (natsAuth.accounts)"
     assert.equal(env.get("CELERIAC_NATS_CREDS_TTL_SECONDS")?.value, "3600");
     assert.equal(env.get("CELERIAC_NATS_URL")?.value, "nats://nats.nats.svc:4222");
     for (const other of OTHER_MODES) assert.equal(env.get(other), undefined, `${other} is not rendered in accounts mode`);
+  });
+
+  it("gives the operator settings it parses into accounts mode, the main connection on the system user", () => {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [name, e] of envOf(operatorOf(objs))) env[name] = e.value ?? `from-${name.toLowerCase()}`;
+    const config = operatorConfigFrom({}, env);
+    assert.deepEqual(config.natsMint, { mode: "accounts", operatorSigningKeyFile: `${OPERATOR_KEY_DIR}/seed`, systemCredsFile: `${SYSTEM_CREDS_DIR}/nats.creds`, accountsNamespace: RELEASE_NS, credsTtlSeconds: 3600 });
+    assert.equal(config.nats.credsFile, `${SYSTEM_CREDS_DIR}/nats.creds`);
   });
 
   it("follows the release namespace and defaults the creds lifetime to 86400 s", async () => {

@@ -70,7 +70,7 @@ describe("when the chart mints NATS credentials (nats-mint.yaml)", { skip }, () 
     const env: NodeJS.ProcessEnv = {};
     for (const [name, e] of envOf(operatorOf(objs))) env[name] = e.value ?? `from-${name.toLowerCase()}`;
     const config = operatorConfigFrom({}, env);
-    assert.deepEqual(config.natsMint, { signingKeyFile: "/var/run/secrets/celeriac.io/nats-account/seed", accountPublicKey: ACCOUNT, credsTtlSeconds: 3600 });
+    assert.deepEqual(config.natsMint, { mode: "account", signingKeyFile: "/var/run/secrets/celeriac.io/nats-account/seed", accountPublicKey: ACCOUNT, credsTtlSeconds: 3600 });
     const q = queueWith({}, "emails", "shop");
     const workers = desiredWorkerDeployment(q, { nats: { ...config.workerNats, credsSecret: { name: workerCredsSecretName("emails"), key: NATS_CREDS_SECRET_KEY } }, workerImage: config.workerImage });
     const pod = workers.spec?.template.spec;
