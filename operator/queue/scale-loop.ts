@@ -105,14 +105,17 @@ export class DepthBatcher {
 
 /**
  * The next read's instant on the grid of `intervalMs` (multiples of it since the epoch): the first
- * one after `nowMs` and at least one interval after `lastReadMs` (for a read the timer started, the
- * grid instant it was for, so a late timer does not skip an instant), so reads of every loop with
- * one interval fall together and a Queue is never read twice within its interval. Pure.
+ * one after `nowMs` and after `lastReadMs` (for a read the timer started, the grid instant it was
+ * for, so a late timer does not skip an instant). Reads of every loop with one interval fall
+ * together; an off-grid read (a new Queue, a spec change) is followed by the next grid instant, so
+ * a backlog is never seen later than one interval after it arrived. Pure.
  * @returns the instant and the delay to it from `nowMs`, ms
  */
 export function nextGridTick(nowMs: number, intervalMs: number, lastReadMs: number | undefined): { at: number; delayMs: number } {
-  const lo = Math.max(nowMs + 1, lastReadMs === undefined ? -Infinity : lastReadMs + intervalMs);
-  const at = Math.ceil(lo / intervalMs) * intervalMs;
+  // the first grid instant strictly after the last read (one interval on for a timer's read, sooner
+  // for an off-grid one, so a change is never seen later than one interval after it), and after now
+  const afterLast = lastReadMs === undefined ? -Infinity : (Math.floor(lastReadMs / intervalMs) + 1) * intervalMs;
+  const at = Math.max(afterLast, Math.ceil((nowMs + 1) / intervalMs) * intervalMs);
   return { at, delayMs: at - nowMs };
 }
 

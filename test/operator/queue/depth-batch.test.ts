@@ -131,7 +131,7 @@ describe("when a scale loop schedules its next read", () => {
   const table: Array<[string, number, number, number | undefined, number]> = [
     ["after a timer's read, the next grid instant one interval on, however late the read ran", 10_300, 2000, 10_000, 12_000],
     ["after a read that took longer than the interval, the next grid instant after now", 12_100, 2000, 10_000, 14_000],
-    ["after an off-grid read (a new Queue, a spec change), the first grid instant an interval or more later", 11_500, 2000, 11_400, 14_000],
+    ["after an off-grid read (a new Queue, a spec change), the next grid instant, less than an interval later", 11_500, 2000, 11_400, 12_000],
     ["on the grid instant an interval after an off-grid read", 11_000, 2000, 10_000, 12_000],
     ["without a previous read, the next grid instant", 4_999, 5000, undefined, 5000],
   ];
