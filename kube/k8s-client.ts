@@ -289,7 +289,16 @@ export async function kubeRequest<T = unknown>(kc: KubeClient, opts: RequestOpti
   ctx.setSignal(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
   await cfg.authMethods.default?.applySecurityAuthentication(ctx);
   const resp = await cfg.httpApi.send(ctx).toPromise();
-  const text = await resp.body.text();
+  return apiResponse<T>(resp.httpStatusCode, await resp.body.text());
+}
+
+/**
+ * An API server response as a request helper returns it: the parsed JSON body (the raw text when
+ * it is not JSON, undefined when empty), for every transport.
+ * @param code HTTP status
+ * @throws KubeApiError for a non-2xx `code`, with the parsed `Status` body
+ */
+export function apiResponse<T = unknown>(code: number, text: string): T {
   let parsed: unknown = undefined;
   if (text.length > 0) {
     try {
@@ -298,9 +307,7 @@ export async function kubeRequest<T = unknown>(kc: KubeClient, opts: RequestOpti
       parsed = text;
     }
   }
-  if (resp.httpStatusCode < 200 || resp.httpStatusCode > 299) {
-    throw new KubeApiError(resp.httpStatusCode, parsed as ApiStatus | string | undefined);
-  }
+  if (code < 200 || code > 299) throw new KubeApiError(code, parsed as ApiStatus | string | undefined);
   return parsed as T;
 }
 

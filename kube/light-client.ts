@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { KubeApiError, type ApiStatus, type KubeTransport, type RequestOptions } from "./k8s-client.js";
+import { apiResponse, type KubeTransport, type RequestOptions } from "./k8s-client.js";
 
 /** Where a pod's ServiceAccount credentials are mounted. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -96,18 +96,11 @@ export class LightKubeClient implements KubeTransport {
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("error", reject);
         res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown = undefined;
-          if (text.length > 0) {
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              parsed = text;
-            }
+          try {
+            resolvePromise(apiResponse<T>(res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8")));
+          } catch (err) {
+            reject(err as Error);
           }
-          const code = res.statusCode ?? 0;
-          if (code < 200 || code > 299) reject(new KubeApiError(code, parsed as ApiStatus | string | undefined));
-          else resolvePromise(parsed as T);
         });
       });
       req.on("error", reject);

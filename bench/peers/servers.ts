@@ -6,10 +6,10 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
-import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../devcluster/platform/nats-process.js";
+import { waitForPort } from "../../test/helpers/nats-server.js";
 import type { Child, Children } from "./children.js";
 
 /** A server started for the run. */
@@ -23,26 +23,6 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/**
- * Resolves once something accepts TCP connections on 127.0.0.1:`port`.
- * @throws Error naming `what` after `timeoutMs`
- */
-async function waitForPort(what: string, port: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = netConnect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * Starts `nats-server -js -a 127.0.0.1 -p <free port> -sd <temp dir>`.
@@ -54,7 +34,7 @@ export async function startNats(children: Children): Promise<Server> {
   children.trackDir(dir);
   const child = children.spawn("nats-server", "nats-server", ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir]);
   try {
-    await waitForPort("nats-server", port, 10_000);
+    await waitForPort(port, 10_000, "nats-server");
   } catch (err) {
     await child.stop(0);
     throw new Error(`start nats-server: ${child.output()}`, { cause: err });
@@ -80,7 +60,7 @@ export async function startRedis(children: Children): Promise<Server> {
   children.trackDir(dir);
   const child = children.spawn("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"]);
   try {
-    await waitForPort("redis-server", port, 10_000);
+    await waitForPort(port, 10_000, "redis-server");
   } catch (err) {
     await child.stop(0);
     throw new Error(`start redis-server: ${child.output()}`, { cause: err });

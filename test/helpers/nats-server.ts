@@ -53,7 +53,12 @@ export interface StartNatsServerOptions {
 export { freePort } from "../../devcluster/platform/nats-process.js";
 import { freePort } from "../../devcluster/platform/nats-process.js";
 
-async function waitForPort(port: number, deadlineMs: number): Promise<void> {
+/**
+ * Resolves once something accepts TCP connections on 127.0.0.1:`port`, polling every 25 ms.
+ * @param what names the process in the error
+ * @throws Error "<what> did not listen on 127.0.0.1:<port> within <ms> ms" after `deadlineMs`
+ */
+export async function waitForPort(port: number, deadlineMs: number, what = "nats-server"): Promise<void> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -65,7 +70,7 @@ async function waitForPort(port: number, deadlineMs: number): Promise<void> {
       s.once("error", () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > end) throw new Error(`nats-server did not listen on port ${port} within ${deadlineMs} ms`);
+    if (Date.now() > end) throw new Error(`${what} did not listen on 127.0.0.1:${port} within ${deadlineMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

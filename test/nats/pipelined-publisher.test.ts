@@ -11,7 +11,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jets
 import { Kvm } from "@nats-io/kv";
 import { kvPut, PipelinedPublisher, PublishInterruptedError } from "../../nats/index.js";
 import { isNoResponders } from "../../client/queue-lookup.js";
-import { startNatsServer, uniqueQueue, type NatsServer } from "../helpers/nats-server.js";
+import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
 /** The outcome of a publish, reduced to what callers look at (class, message, API codes, cause chain). */
 async function outcome(p: Promise<unknown>): Promise<Record<string, unknown>> {
@@ -26,13 +26,6 @@ async function outcome(p: Promise<unknown>): Promise<Record<string, unknown>> {
   }
 }
 
-const until = async (what: string, ok: () => boolean, ms = 5000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe("when the pipelined publisher publishes to JetStream", () => {
   let srv: NatsServer;
@@ -195,7 +188,7 @@ describe("when the connection reconnects while PubAcks are pending", () => {
     await nc.flush();
     const pub = PipelinedPublisher.for(nc);
     const pending = outcome(pub.publish("silent.reconnect", "x", { timeoutMs: 60_000 }));
-    await until("publish pending", () => pub.pending === 1);
+    await waitFor("publish pending", () => pub.pending === 1 || undefined);
     await srv.kill();
     await srv.restart();
     const t0 = Date.now();
@@ -216,7 +209,7 @@ describe("when the connection reconnects while PubAcks are pending", () => {
     await nc.flush();
     const pub = PipelinedPublisher.for(nc);
     const pending = outcome(pub.publish("silent.close", "x", { timeoutMs: 60_000 }));
-    await until("publish pending", () => pub.pending === 1);
+    await waitFor("publish pending", () => pub.pending === 1 || undefined);
     await nc.close();
     const r = await pending;
     assert.equal(r.class, "ClosedConnectionError");
