@@ -596,6 +596,17 @@ export function isSubset(desired: unknown, live: unknown): boolean {
 }
 
 /**
+ * What {@link applyChild} sends for `desired`: the object without `status` and server-owned
+ * metadata, with the type's apiVersion and kind. Pure.
+ */
+export function childBody(type: ResourceType, desired: object): KubeObject {
+  const { status: _status, ...rest } = desired as KubeObject & { status?: unknown };
+  const meta: Record<string, unknown> = { ...(rest.metadata ?? {}) };
+  for (const k of ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp"]) delete meta[k];
+  return { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta } as KubeObject;
+}
+
+/**
  * Create-or-patch of a child object (Deployment, ServiceAccount, Role, …): creates it when absent,
  * otherwise merge-patches the desired fields (everything but `status` and server-owned metadata)
  * when they differ from the live object, and does nothing when they already match. Fields the
@@ -603,6 +614,10 @@ export function isSubset(desired: unknown, live: unknown): boolean {
  *
  * @param desired full desired object with `metadata.name` (and namespace when namespaced); give it
  *   a controller ownerReference so garbage collection removes it with its owner
+ * @param opts.live what the caller already knows of the live object, to save the read: `null` =
+ *   known absent (create first; read only on AlreadyExists); an object (e.g. from an informer
+ *   cache) = nothing is sent when it already has every desired field, else the live object is read
+ *   as without it; undefined = read it first
  * @returns the live object after the call and what was done
  * @throws Error `apply <plural> <ns>/<name>` with the API error as `cause`
  */
@@ -610,23 +625,22 @@ export async function applyChild<T extends { metadata?: { name?: string; namespa
   type: ResourceType,
   desired: T,
   fieldManager: string,
+  opts: { live?: T | null } = {},
 ): Promise<{ object: T; action: ApplyAction }> {
   const name = desired.metadata?.name;
   if (!name) throw new Error(`apply ${type.plural}: metadata.name is required`);
   const namespace = type.namespaced ? desired.metadata?.namespace : undefined;
   const ref: ObjectRef = { group: type.group, version: type.version, plural: type.plural, namespace, name };
-  const { status: _status, ...rest } = desired as KubeObject;
-  const meta = { ...(rest.metadata ?? {}) };
-  for (const k of ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp"]) {
-    delete meta[k];
-  }
-  const body: KubeObject = { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta };
+  const body = childBody(type, desired);
+  if (opts.live && isSubset(body, opts.live)) return { object: opts.live, action: "unchanged" };
   try {
     let live: T | undefined;
-    try {
-      live = await kubeRequest<T>(kc, { method: "GET", path: resourcePath(ref, namespace, name) });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    if (opts.live !== null) {
+      try {
+        live = await kubeRequest<T>(kc, { method: "GET", path: resourcePath(ref, namespace, name) });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
     }
     if (!live) {
       try {

@@ -30,7 +30,7 @@ import type { TenantNats } from "../credentials/tenant-connections.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
 import {
-  apiVersionOf, applyChild, BUILTIN_TYPES, createObject, isAlreadyExists, isNotFound, isSubset, patchStatus, setFinalizer, TerminalError,
+  applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError,
   type EventSink, type KubeObject, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType,
 } from "../runtime/index.js";
 import { DelayMovers } from "./delay-movers.js";
@@ -259,29 +259,14 @@ export class QueueReconciler {
     const desired = JSON.stringify(children.map(([, o]) => o));
     if (this.#fresh(this.#appliedRbac.get(key), q, desired)) return;
     this.#appliedRbac.delete(key);
-    await Promise.all(children.map(([type, obj]) => this.#apply(type, obj, isNew)));
+    // A new Queue's children are created straight away, without a read first.
+    await Promise.all(children.map(([type, obj]) => applyChild(this.#d.kc, type, obj, FIELD_MANAGERS.operator, isNew ? { live: null } : {})));
     this.#appliedRbac.set(key, { uid: q.metadata.uid, desired, at: this.#now() });
   }
 
   /** True when `applied` is for this Queue's uid and the same desired state, less than `recheckMs` ago. */
   #fresh(applied: Applied | undefined, q: Queue, desired: string): boolean {
     return applied !== undefined && applied.uid === q.metadata.uid && applied.desired === desired && this.#now() - applied.at < this.#recheckMs;
-  }
-
-  /**
-   * `applyChild`, or for a child of a new Queue a create straight away (no read first), falling back
-   * to `applyChild` when it exists already.
-   * @throws Error on API failures
-   */
-  async #apply<T extends KubeObject>(type: ResourceType, obj: T, isNew: boolean): Promise<{ object: T; action: "created" | "patched" | "unchanged" }> {
-    if (isNew) {
-      try {
-        return { object: await createObject<T>(this.#d.kc, type, obj, FIELD_MANAGERS.operator), action: "created" };
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-      }
-    }
-    return applyChild(this.#d.kc, type, obj, FIELD_MANAGERS.operator);
   }
 
   /**
@@ -305,10 +290,9 @@ export class QueueReconciler {
       if (!isInvalidWorkerTemplate(err)) throw err;
       return { invalid: err.message };
     }
-    // The cached Deployment already has every desired field: nothing to write (a change to it raises an event, so the cache is current enough).
-    const applied = live && isSubset(childBody(BUILTIN_TYPES.Deployment, deployment), live)
-      ? { object: live, action: "unchanged" as const }
-      : await this.#apply(BUILTIN_TYPES.Deployment, deployment as unknown as KubeObject, isNew);
+    // The cached Deployment saves the read: nothing is written when it already has every desired
+    // field (a change to it raises an event, so the cache is current enough); a new Queue's is created at once.
+    const applied = await applyChild(this.#d.kc, BUILTIN_TYPES.Deployment, deployment, FIELD_MANAGERS.operator, live ? { live } : isNew ? { live: null } : {});
     const d = applied.object as V1Deployment;
     const kedaMissing = policy.provider === "keda" && !(await this.#applyScaledObject(q, log));
     const readyReplicas = d.status?.readyReplicas ?? 0;
@@ -416,15 +400,4 @@ export class QueueReconciler {
 function initialReplicas(policy: ResolvedAutoscaling, suspended: boolean, now: number): number {
   if (policy.provider === "keda") return policy.minReplicas;
   return decideReplicas({ backlog: 0, inFlight: 0, current: 0, policy, suspended, now, history: [] }).desired;
-}
-
-/**
- * What `applyChild` would send for `desired`: without status and server-owned metadata, with the
- * type's apiVersion and kind. Pure.
- */
-function childBody(type: ResourceType, desired: object): KubeObject {
-  const { status: _status, ...rest } = desired as KubeObject & { status?: unknown };
-  const meta: Record<string, unknown> = { ...(rest.metadata ?? {}) };
-  for (const k of ["resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "deletionTimestamp"]) delete meta[k];
-  return { ...rest, apiVersion: apiVersionOf(type), kind: type.kind, metadata: meta } as KubeObject;
 }

@@ -166,6 +166,15 @@ describe("when talking to the in-memory API server", () => {
     const third = await applyChild(c.kc, BUILTIN_TYPES.Deployment, scaled, "celeriac-operator");
     assert.equal(third.action, "patched");
     assert.equal((third.object.spec as { replicas: number }).replicas, 3);
+    // with what the caller knows of the live object: a matching one sends nothing, a stale one is read again
+    const known = await applyChild(c.kc, BUILTIN_TYPES.Deployment, scaled, "celeriac-operator", { live: third.object });
+    assert.equal(known.action, "unchanged");
+    const stale = await applyChild(c.kc, BUILTIN_TYPES.Deployment, desired, "celeriac-operator", { live: third.object });
+    assert.equal(stale.action, "patched");
+    assert.equal((stale.object.spec as { replicas: number }).replicas, 1);
+    // known absent: created without a read, and an existing one is still patched after AlreadyExists
+    const again = await applyChild(c.kc, BUILTIN_TYPES.Deployment, scaled, "celeriac-operator", { live: null });
+    assert.equal(again.action, "patched");
     const list = await listObjects(c.kc, BUILTIN_TYPES.Deployment, { namespace: "default" });
     const item = list.items.find((d) => d.metadata?.name === "owner-1-workers");
     assert.equal(item?.kind, "Deployment", "built-in list items get their kind filled in");
