@@ -19,5 +19,6 @@ export * from "./task-message.js";
 export * from "./hints.js";
 export * from "./cel.js";
 export * from "./queue-settings.js";
+export * from "./flow.js";
 export * from "./nats-permissions.js";
 export * from "./nats-creds-secrets.js";

@@ -7,6 +7,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TaskStatusSchema, type TaskError, type TaskStatus } from "./task.js";
+import { MessageFlowSchema } from "./flow.js";
 import { AnyJson, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
 import { validateValue, type JSONSchemaProps } from "./validation.js";
 
@@ -83,6 +84,7 @@ export const TaskMessageSchema = Type.Object(
     trace: Type.Optional(
       Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) }, { description: "W3C trace context." }),
     ),
+    flow: Type.Optional(MessageFlowSchema),
     createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
   },
   { description: "Task message envelope v1." },

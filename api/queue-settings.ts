@@ -6,6 +6,7 @@
  * (`celeriac/client`, `celeriac enqueue`) read them from there. Versioned; see docs/protocol.md.
  */
 import { Type, type Static } from "@sinclair/typebox";
+import { ProducerFlowSchema } from "./flow.js";
 import { MessageRetrySchema } from "./message.js";
 import type { QueueSpec } from "./queue.js";
 import { QUEUE_NAME_PATTERN } from "./task.js";
@@ -23,6 +24,7 @@ export const QueueProducerSettingsSchema = Type.Object(
     generation: Type.Optional(Type.Integer({ minimum: 0, description: "The Queue's metadata.generation these settings were derived from." })),
     timeoutSeconds: Type.Integer({ minimum: 1, description: "Default handler time limit, seconds (Queue.spec.timeoutSeconds)." }),
     retry: MessageRetrySchema,
+    flow: Type.Optional(ProducerFlowSchema),
   },
   { description: "A Queue's producer settings (results-bucket key queue.settings), version 1. Unknown fields are ignored." },
 );

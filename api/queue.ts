@@ -12,6 +12,7 @@ import {
   DEFAULT_RESULTS_TTL_SECONDS,
   DEFAULT_TIMEOUT_SECONDS,
 } from "./defaults.js";
+import { QUEUE_FLOW_FIELDS, QueueFlowStatusSchema } from "./flow.js";
 import { retryPolicySchema } from "./policies.js";
 import { Conditions, Duration, FreeObject, Quantity, StringEnum, StringMap, Timestamp } from "./schema-helpers.js";
 
@@ -120,6 +121,7 @@ export const QueueSpecSchema = Type.Object(
         },
       ),
     ),
+    ...QUEUE_FLOW_FIELDS,
     suspend: Type.Optional(Type.Boolean({ default: false, description: "Stop dispatching: workers scale to zero and enqueued tasks wait in the stream." })),
     deletionPolicy: Type.Optional(
       StringEnum(["Retain", "Delete"] as const, { default: "Retain", description: "What deleting the Queue does to its streams and results: Retain keeps them (and their tasks) in NATS; Delete removes them." }),
@@ -144,6 +146,7 @@ export const QueueStatusSchema = Type.Object(
     readyReplicas: Type.Optional(Type.Integer({ minimum: 0, description: "Worker pods ready." })),
     desiredReplicas: Type.Optional(Type.Integer({ minimum: 0, description: "Worker pods the autoscaler wants." })),
     lastScaleTime: Type.Optional(Timestamp({ description: "When the worker count last changed." })),
+    flow: Type.Optional(QueueFlowStatusSchema),
   },
   { description: "Observed state of the queue." },
 );
@@ -157,6 +160,8 @@ export const QUEUE_PRINTER_COLUMNS = [
   { name: "In-Flight", type: "integer", jsonPath: ".status.inFlight", description: "Tasks running." },
   { name: "Workers", type: "integer", jsonPath: ".status.replicas", description: "Worker pods." },
   { name: "Desired", type: "integer", jsonPath: ".status.desiredReplicas", description: "Worker pods wanted." },
+  { name: "Held", type: "integer", jsonPath: ".status.flow.held", priority: 1, description: "Tasks held back by flow control (rate, key limits, priorities)." },
+  { name: "Rate-Limited", type: "boolean", jsonPath: ".status.flow.rateLimited", priority: 1, description: "A rate limit is holding tasks back now." },
   { name: "Dead", type: "integer", jsonPath: ".status.deadLetters", priority: 1, description: "Dead letters." },
   { name: "Suspended", type: "boolean", jsonPath: ".spec.suspend", priority: 1 },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },

@@ -6,6 +6,7 @@
  */
 import { MAX_ARGS_BYTES } from "./constants.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
+import type { MessageFlow } from "./flow.js";
 import { MESSAGE_VERSION, type TaskMessage } from "./message.js";
 import { TASK_ID_PATTERN } from "./naming.js";
 import type { Task } from "./objects.js";
@@ -43,6 +44,11 @@ export interface NewTaskMessageInput {
   queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry">;
   /** W3C traceparent to propagate. */
   traceparent?: string;
+  /**
+   * Flow control of the task on a flow-controlled queue (priority level, concurrency key), as
+   * resolved by `messageFlow` (api/flow.ts); absent on other queues.
+   */
+  flow?: MessageFlow;
 }
 
 /** A task message input that breaks a rule; `field` names the input field. */
@@ -138,6 +144,7 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
     timeoutSeconds: input.timeoutSeconds ?? input.queueSpec?.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
     retry: resolveRetryPolicy(input.retry, input.queueSpec?.retry),
     ...(input.traceparent ? { trace: { traceparent: input.traceparent } } : {}),
+    ...(input.flow ? { flow: input.flow } : {}),
     createdAt: now.toISOString(),
   };
 }

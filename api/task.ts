@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { TASK_PHASES } from "./constants.js";
+import { TASK_FLOW_FIELDS, WaitingSchema } from "./flow.js";
 import { retryPolicySchema } from "./policies.js";
 import { AnyJson, Conditions, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
 
@@ -69,6 +70,7 @@ export function taskSpecSchema(description: string, extraRules: ReadonlyArray<{ 
         Type.Integer({ minimum: 1, maximum: 604800, description: "Handler time limit in seconds; the handler's AbortSignal fires at the deadline. Default: the Queue's timeoutSeconds (3600)." }),
       ),
       retry: Type.Optional(retryPolicySchema(false)),
+      ...TASK_FLOW_FIELDS,
       ttlSecondsAfterFinished: Type.Optional(
         Type.Integer({ minimum: 0, description: "Delete the Task this many seconds after it reaches a terminal phase (Job semantics). Unset: keep it." }),
       ),
@@ -115,6 +117,7 @@ export const TaskStatusSchema = Type.Object(
     completionTime: Type.Optional(Timestamp({ description: "When the task reached a terminal phase." })),
     duration: Type.Optional(Type.String({ description: "completionTime − startTime as a Go-style duration (e.g. 1.5s, 2m3s), written when the task finishes; what kubectl's DURATION column shows, as for a Job." })),
     nextRetryTime: Type.Optional(Timestamp({ description: "When the next attempt is due (phase Retrying)." })),
+    waiting: Type.Optional(WaitingSchema),
     worker: Type.Optional(Type.String({ description: "Worker (pod name or host/pid) that ran the last attempt." })),
     result: Type.Optional(AnyJson({ description: "The handler's return value (JSON, null included), when at most 8 KiB; larger results are in resultRef." })),
     resultRef: Type.Optional(
@@ -144,6 +147,7 @@ export const TASK_PRINTER_COLUMNS = [
   { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Lifecycle phase." },
   { name: "Attempts", type: "integer", jsonPath: ".status.attempts", description: "Attempts started." },
   { name: "Duration", type: "string", jsonPath: ".status.duration", description: "First attempt's start to completion (written when the task finishes)." },
+  { name: "Waiting", type: "string", jsonPath: ".status.waiting.reason", priority: 1, description: "Why a queued task is held back by flow control." },
   { name: "Worker", type: "string", jsonPath: ".status.worker", priority: 1, description: "Worker of the last attempt." },
   { name: "Error", type: "string", jsonPath: ".status.error.message", priority: 1, description: "Error of the last failed attempt." },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
