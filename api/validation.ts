@@ -9,6 +9,7 @@
  * (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/).
  * Pure except for an internal cache of compiled schemas.
  */
+import { jsonCopy } from "./json-copy.js";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { durationHint, scheduleHint } from "./hints.js";
@@ -223,9 +224,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-function clone<T>(v: T): T {
-  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
-}
+const clone = jsonCopy;
 
 function defaultInto(schema: JSONSchemaProps | undefined, value: unknown): void {
   if (!schema) return;

@@ -2,11 +2,12 @@
  * Small pure helpers: deep copy and equality, timestamps, uids, dotted-path access.
  */
 import { randomUUID, randomBytes } from "node:crypto";
+import { jsonCopy } from "../../api/json-copy.js";
 import type { Json } from "./types.js";
 
-/** Deep copy of a JSON value. */
+/** Deep copy of a JSON value: `jsonCopy` (api/json-copy.ts). `undefined` is returned as is. */
 export function clone<T>(v: T): T {
-  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
+  return jsonCopy(v);
 }
 
 /** Structural equality of two JSON values (object key order ignored). */
