@@ -391,6 +391,8 @@ export class FlowState<R = unknown> {
   #lowSeq = 0;
   #tie = 0;
   #guardCredit = 0;
+  /** The age heaps are kept (the starvation guard can apply: levels > 1 and a guard > 0). */
+  #ageOn = false;
   #nowMs: number;
   /**
    * Heap items of groups all of whose task names were out of tokens, per the name whose token comes
@@ -448,6 +450,14 @@ export class FlowState<R = unknown> {
     this.#policy = policy;
     this.#unparkRates(Infinity);
     if (policy.starvationGuardPercent <= 0) this.#guardCredit = 0;
+    const ageOn = policy.levels > 1 && policy.starvationGuardPercent > 0;
+    if (ageOn !== this.#ageOn) {
+      this.#ageOn = ageOn;
+      for (const lv of this.#levels) {
+        lv.age.filter(() => false);
+        if (ageOn) for (const g of lv.groups.values()) if (this.#eligible(g)) this.#agePush(g);
+      }
+    }
     for (const info of this.#keys.values()) this.#refreshKey(info);
   }
 
@@ -514,7 +524,7 @@ export class FlowState<R = unknown> {
         break;
       }
       let viaFair = true;
-      if (guard > 0 && top > 0 && this.#lowerReleasable(top, nowMs, blockedNames, asideFair)) {
+      if (this.#ageOn && top > 0 && this.#lowerReleasable(top, nowMs, blockedNames, asideFair)) {
         this.#guardCredit += guard;
         if (this.#guardCredit >= 100) {
           this.#guardCredit -= 100;
@@ -769,15 +779,20 @@ export class FlowState<R = unknown> {
     if (!this.#eligible(g)) return;
     const lv = g.level;
     lv.fair.push({ g, ver: g.ver, a: g.pass, b: g.tie });
+    if (this.#ageOn) this.#agePush(g);
+    const bound = 2 * lv.groups.size + 64;
+    if (lv.fair.size > bound) lv.fair.filter((it) => this.#valid(it));
+    if (lv.age.size > bound) lv.age.filter((it) => this.#valid(it));
+  }
+
+  /** Enters an eligible group in its level's age heap by its oldest held task, at its current version. */
+  #agePush(g: Group<R>): void {
     let oldest: Entry<R> | undefined;
     for (const f of g.byName.values()) {
       const e = f.peek();
       if (e && (!oldest || e.t.heldAtMs < oldest.t.heldAtMs || (e.t.heldAtMs === oldest.t.heldAtMs && e.seq < oldest.seq))) oldest = e;
     }
-    if (oldest) lv.age.push({ g, ver: g.ver, a: oldest.t.heldAtMs, b: oldest.seq });
-    const bound = 2 * lv.groups.size + 64;
-    if (lv.fair.size > bound) lv.fair.filter((it) => this.#valid(it));
-    if (lv.age.size > bound) lv.age.filter((it) => this.#valid(it));
+    if (oldest) g.level.age.push({ g, ver: g.ver, a: oldest.t.heldAtMs, b: oldest.seq });
   }
 
   #insert(t: HeldTask<R>, seq: number, atHead: boolean, reported: boolean): void {

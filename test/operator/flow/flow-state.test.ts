@@ -568,6 +568,17 @@ describe("when the policy changes", () => {
     assert.deepEqual(fs.next(T0 + 700, 5).release.map((t) => t.id), ["a3"], "no rate limit any more");
   });
 
+  it("starts the starvation guard for tasks already held when priorities are added", () => {
+    const fs = state({ concurrencyKeys: { limit: 100 } });
+    for (let i = 0; i < 10; i++) fs.hold(task({ id: `low${i}`, priority: 0, heldAtMs: T0 + i }));
+    for (let i = 0; i < 10; i++) fs.hold(task({ id: `high${i}`, priority: 2, heldAtMs: T0 + 100 + i }));
+    assert.deepEqual(fs.next(T0 + 200, 4).release.map((t) => t.id), ["high0", "high1", "high2", "high3"], "one level in the policy: no guard");
+    fs.setPolicy(flowPolicy({ concurrencyKeys: { limit: 100 }, priorities: { levels: 3, starvationGuardPercent: 50 } }), T0 + 200);
+    assert.deepEqual(fs.next(T0 + 200, 4).release.map((t) => t.id), ["high4", "low0", "high5", "low1"]);
+    fs.setPolicy(flowPolicy({ concurrencyKeys: { limit: 100 }, priorities: { levels: 3, starvationGuardPercent: 0 } }), T0 + 200);
+    assert.deepEqual(fs.next(T0 + 200, 5).release.map((t) => t.id), ["high6", "high7", "high8", "high9", "low2"]);
+  });
+
   it("applies new weights to the keys already held", () => {
     const fs = state({ concurrencyKeys: { limit: 10_000 } });
     for (let i = 0; i < 500; i++) {
