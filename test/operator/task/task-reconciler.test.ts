@@ -34,6 +34,9 @@ class FakeStreams implements TaskPublisher {
     this.revoked.add(id);
     return Promise.resolve();
   }
+  claimUnique(): Promise<{ outcome: "claimed" }> {
+    return Promise.resolve({ outcome: "claimed" });
+  }
 }
 
 describe("when the Task reconciler runs against the in-memory API server", () => {
