@@ -7,7 +7,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TaskStatusSchema, type TaskError, type TaskStatus } from "./task.js";
-import { MessageFlowSchema } from "./flow.js";
+import { FLOW_KEY_PATTERN, MessageFlowSchema, UNIQUE_POLICIES, UniqueSchema } from "./flow.js";
 import { AnyJson, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
 import { validateValue, type JSONSchemaProps } from "./validation.js";
 
@@ -58,6 +58,39 @@ export const MessageRetrySchema = Type.Object({
   }),
 });
 
+/**
+ * Schema of the `unique` field of a task message: the task's singleton key and its policy, resolved
+ * by the producer (policy default Reject, as `UniqueSchema`'s). The producer claims the key's lock
+ * (nats/unique.ts `claimUnique`) before it publishes; the worker runs the task only while the lock
+ * names it, and its final settle releases the lock.
+ */
+export const MessageUniqueSchema = Type.Object(
+  {
+    key: UniqueSchema.properties.key,
+    policy: StringEnum(UNIQUE_POLICIES, { description: "Reject, Replace or Wait: what the producer did when the key was held (see Task spec.unique.policy)." }),
+  },
+  { description: "Singleton (unique-while-active): at most one task of the queue with this key runs at a time." },
+);
+/** A message's `unique` field. */
+export type MessageUnique = Static<typeof MessageUniqueSchema>;
+
+/**
+ * What is wrong with a `unique` value, or undefined when it is valid: a key of 1–128 characters
+ * matching FLOW_KEY_PATTERN (no control characters, no space at either end) and a policy of
+ * UNIQUE_POLICIES. Pure; never throws.
+ * @returns `{field, message}` naming `unique.key` or `unique.policy` and the fix
+ */
+export function uniqueProblem(u: { key: unknown; policy: unknown }): { field: string; message: string } | undefined {
+  const { key, policy } = u;
+  if (typeof key !== "string" || key.length < 1 || key.length > 128 || !new RegExp(FLOW_KEY_PATTERN).test(key)) {
+    return { field: "unique.key", message: `unique.key ${JSON.stringify(key)} is invalid: use 1-128 printable characters with no space at either end` };
+  }
+  if (typeof policy !== "string" || !(UNIQUE_POLICIES as readonly string[]).includes(policy)) {
+    return { field: "unique.policy", message: `unique.policy ${JSON.stringify(policy)} is invalid: use one of ${UNIQUE_POLICIES.join(", ")}` };
+  }
+  return undefined;
+}
+
 /** Schema of the task message envelope, version 1. */
 export const TaskMessageSchema = Type.Object(
   {
@@ -85,6 +118,7 @@ export const TaskMessageSchema = Type.Object(
       Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) }, { description: "W3C trace context." }),
     ),
     flow: Type.Optional(MessageFlowSchema),
+    unique: Type.Optional(MessageUniqueSchema),
     createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
   },
   { description: "Task message envelope v1." },

@@ -7,7 +7,7 @@
 import { MAX_ARGS_BYTES } from "./constants.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
 import { messageFlow, producerFlow, type MessageFlow, type QueueFlowSpec } from "./flow.js";
-import { MESSAGE_VERSION, type TaskMessage } from "./message.js";
+import { MESSAGE_VERSION, uniqueProblem, type MessageUnique, type TaskMessage } from "./message.js";
 import { TASK_ID_PATTERN } from "./naming.js";
 import type { Task } from "./objects.js";
 import { resolveRetryPolicy, type RetryPolicySpec } from "./policies.js";
@@ -49,6 +49,8 @@ export interface NewTaskMessageInput {
    * resolved by `messageFlow` (api/flow.ts); absent on other queues.
    */
   flow?: MessageFlow;
+  /** Singleton key and policy (the message's `unique`); the producer claims its lock (nats/unique.ts) before publishing. */
+  unique?: MessageUnique;
 }
 
 /** A task message input that breaks a rule; `field` names the input field. */
@@ -105,7 +107,8 @@ function toDate(v: Date | string, field: string): Date {
  * @param now the producer's clock: the client's enqueue time or the operator's acceptance time
  *   (the Task's `queuedTime`); also `createdAt`
  * @throws InvalidTaskMessageError (a TypeError) naming the field: args not an array, kwargs not an
- *   object, args too large, a bad id, countdown with eta, a negative countdown, an unparseable date
+ *   object, args too large, a bad id, countdown with eta, a negative countdown, an unparseable date,
+ *   a bad `unique` key or policy
  */
 export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessage {
   const args = input.args ?? [];
@@ -123,6 +126,8 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
   if (input.countdownSeconds !== undefined && !(input.countdownSeconds >= 0)) {
     throw new InvalidTaskMessageError("countdownSeconds", `countdownSeconds must be ≥ 0, got ${input.countdownSeconds}`);
   }
+  const badUnique = input.unique && uniqueProblem(input.unique);
+  if (badUnique) throw new InvalidTaskMessageError(badUnique.field, badUnique.message);
   let eta: string | undefined;
   if (input.eta !== undefined) eta = toDate(input.eta, "eta").toISOString();
   else if (input.countdownSeconds !== undefined && input.countdownSeconds > 0) eta = new Date(now.getTime() + input.countdownSeconds * 1000).toISOString();
@@ -145,6 +150,7 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
     retry: resolveRetryPolicy(input.retry, input.queueSpec?.retry),
     ...(input.traceparent ? { trace: { traceparent: input.traceparent } } : {}),
     ...(input.flow ? { flow: input.flow } : {}),
+    ...(input.unique ? { unique: { key: input.unique.key, policy: input.unique.policy } } : {}),
     createdAt: now.toISOString(),
   };
 }

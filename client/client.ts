@@ -14,7 +14,7 @@ import type { QueueSpec } from "../api/queue.js";
 import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
-import { claimUnique } from "../nats/unique.js";
+import { claimUnique, confirmUnique } from "../nats/unique.js";
 import { isTaskDefinition, type SignatureOf, type TaskDefinition, type TaskSignature } from "../worker/define-task.js";
 import { resolveEnqueueFlow, type DefinitionFlowDefaults } from "./enqueue-flow.js";
 import { EnqueueError, EnqueueManyError, QueueNotFoundError, ResultTimeoutError, TaskFailedError, UniqueKeyHeldError } from "./errors.js";
@@ -341,6 +341,11 @@ export class CeleriacClient {
           `retrying with taskId "${msg.id}" is safe (deduplicated within the duplicate window)`,
         { cause: err },
       );
+    }
+    if (msg.unique) {
+      // the lock now names a task known to be in a stream (else it is taken as never published
+      // after the grace); the task is stored either way, so a failure here is a warning, not an error
+      await confirmUnique(q.kv, msg).catch((err: unknown) => process.emitWarning(`enqueue ${task} (${msg.id}): ${(err as Error).message}`, "UniqueLockWarning"));
     }
     return this.#handle<R>(msg.id, t);
   }

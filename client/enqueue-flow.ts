@@ -5,7 +5,8 @@
  * `priority` and `concurrencyKey` (defineTask options) are the defaults of what the enqueue leaves
  * out. Pure (the definition's key function is the caller's code).
  */
-import { FLOW_KEY_PATTERN, UNIQUE_POLICIES, messageFlow, type MessageFlow, type ProducerFlow, type UniquePolicy, type UniqueSpec } from "../api/flow.js";
+import { FLOW_KEY_PATTERN, messageFlow, type MessageFlow, type ProducerFlow, type UniquePolicy, type UniqueSpec } from "../api/flow.js";
+import { uniqueProblem } from "../api/message.js";
 import { InvalidTaskMessageError } from "../api/task-message.js";
 
 /** The flow-control options of one enqueue, as the caller gave them. */
@@ -105,12 +106,10 @@ function checkUnique(u: unknown): { key: string; policy: UniquePolicy } {
   if (u === null || typeof u !== "object" || Array.isArray(u)) {
     throw new InvalidTaskMessageError("unique", `unique must be an object { key, policy? }, e.g. { key: "report-2026-11", policy: "Reject" } (got ${shown(u)})`);
   }
-  const { key, policy } = u as { key?: unknown; policy?: unknown };
-  if (!isKey(key)) throw new InvalidTaskMessageError("unique.key", `unique.key: ${shown(key)} is invalid: ${KEY_RULE}`);
-  if (policy !== undefined && !(UNIQUE_POLICIES as readonly unknown[]).includes(policy)) {
-    throw new InvalidTaskMessageError("unique.policy", `unique.policy: ${shown(policy)} is not a policy: use one of ${UNIQUE_POLICIES.join(", ")} (default Reject)`);
-  }
-  return { key, policy: (policy as UniquePolicy | undefined) ?? "Reject" };
+  const { key, policy = "Reject" } = u as { key?: unknown; policy?: unknown };
+  const problem = uniqueProblem({ key, policy });
+  if (problem) throw new InvalidTaskMessageError(problem.field, problem.message);
+  return { key: key as string, policy: policy as UniquePolicy };
 }
 
 /** The definition's concurrency key for these arguments. */

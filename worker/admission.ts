@@ -2,7 +2,8 @@
  * Admission: what happens to a delivered message before any handler runs. `admit` is pure, like
  * `classifyOutcome` after the handler: it either admits the message to run, or returns the ending
  * to settle at once (revoked, expired, unknown task, attempts exhausted, invalid message), or the
- * replay of a final record an earlier delivery already wrote.
+ * replay of a final record an earlier delivery already wrote. A message with a unique key is then
+ * checked against its lock (`admitUnique`): it runs only while the lock names it, else it waits.
  */
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -10,10 +11,11 @@ import { REVOKED_BEFORE_START, type ParseResult, type TaskMessage } from "../api
 import { TASK_ID_PATTERN } from "../api/naming.js";
 import { resolveRetryPolicy, type ResolvedRetryPolicy } from "../api/policies.js";
 import { isTerminalPhase } from "../api/constants.js";
+import { checkUnique, type CheckUniqueOptions } from "../nats/unique.js";
 import type { TaskDefinition } from "./define-task.js";
 import { UnknownTaskError, WorkerLostError } from "./errors.js";
 import { attributeDelivery, MAX_UNCOUNTED_WORKER_LOSSES, MAX_WAITING_WORKER_LOSSES, uncountedLosses, type Attribution, type DeliveryTrace, type TracedRecord } from "./attribution.js";
-import type { Settlement } from "./settle.js";
+import type { Ending, Settlement } from "./settle.js";
 
 /** A message admitted to run: its envelope, its handler, the retry policy in force and how to run it. */
 export interface Admitted {
@@ -98,9 +100,10 @@ export function admit(input: AdmissionInput): Admission {
     return { settle: { outcome: { action: "deadLetter", reason: "InvalidMessage" }, identity: undefined, task: msg.task, attempts: attempt, detail } };
   }
   const prev = input.previous;
-  if (prev && isTerminalPhase(prev.status.phase)) return { settle: { replay: prev } };
+  const unique = msg.unique ? { unique: msg.unique } : {};
+  if (prev && isTerminalPhase(prev.status.phase)) return { settle: { replay: prev, ...unique } };
   const at = attributeDelivery(attempt, prev);
-  const base = { identity: msg, task: msg.task, attempts: at.attempt, queuedTime: msg.createdAt, trace: at.trace };
+  const base = { identity: msg, task: msg.task, attempts: at.attempt, queuedTime: msg.createdAt, trace: at.trace, ...unique };
   if (input.isRevoked(msg.id)) return { settle: { ...base, outcome: { action: "cancel", phase: "Cancelled" }, error: { ...REVOKED_BEFORE_START } } };
   if (msg.expires && Date.parse(msg.expires) < input.nowMs) {
     return { settle: { ...base, outcome: { action: "expire", phase: "Expired" }, error: { type: "ExpiredError", message: `not started before it expired at ${msg.expires}` } } };
@@ -133,6 +136,75 @@ function workerLostText(at: Attribution, maxAttempts: number): string {
     return `its worker was lost ${workerLost} times (${at.trace.workerLostWaiting} before it started, while it waited to run alone; more than ${MAX_WAITING_WORKER_LOSSES}) after ${made} counted attempts: worker processes keep dying for a reason no task explains`;
   }
   return `attempt ${made} of ${maxAttempts} did not finish: its worker was lost`;
+}
+
+/** First delay of a delivery waiting for its unique key, ms (1 s). */
+export const UNIQUE_WAIT_MIN_MS = 1000;
+/** Longest delay of a delivery waiting for its unique key, ms (5 s). */
+export const UNIQUE_WAIT_MAX_MS = 5000;
+
+/**
+ * The nak delay of a delivery waiting for its unique key. Its cap is the time waited so far, between
+ * 1 s and 5 s — 1 s, 1 s, 2 s, 4 s, then 5 s: doubling to 5 s with nothing to count but `since` —
+ * and the delay is uniform between 1 s and the cap (jitter, so tasks enqueued together and waiting on
+ * one key do not all come back at the same instant, one taking the key and the rest waiting a whole
+ * cap again: measured, 10 such tasks ran ~4.8 s apart without it). Pure.
+ * @param sinceMs when the task started waiting (its `status.waiting.since`), ms since the epoch
+ * @param nowMs now, ms since the epoch
+ * @param random a source of [0, 1) numbers (Math.random in production)
+ * @returns the delay, ms
+ */
+export function uniqueWaitDelayMs(sinceMs: number, nowMs: number, random: () => number = Math.random): number {
+  const waited = Number.isFinite(sinceMs) ? nowMs - sinceMs : 0;
+  const cap = Math.min(UNIQUE_WAIT_MAX_MS, Math.max(UNIQUE_WAIT_MIN_MS, waited));
+  return Math.round(UNIQUE_WAIT_MIN_MS + random() * (cap - UNIQUE_WAIT_MIN_MS));
+}
+
+/**
+ * The ending of an admitted delivery whose unique key is held by another task: `wait` — record
+ * `Queued` with `status.waiting` {reason UniqueKeyHeld, message, since} (since kept from the
+ * previous record's UniqueKeyHeld waiting) and `attempts` = the attempts made so far, then nak with
+ * `uniqueWaitDelayMs`. Not an attempt: attribution.ts counts the next delivery as this attempt
+ * again. Pure; never throws.
+ * @param a the admitted delivery (its message has `unique`)
+ * @param holder the task id holding the key
+ * @param previous the task's latest record, when it was read
+ * @param nowMs now, ms since the epoch
+ * @param random jitter source of the delay (`uniqueWaitDelayMs`)
+ */
+export function uniqueWaiting(a: Admitted, holder: string, previous: TracedRecord | undefined, nowMs: number, random: () => number = Math.random): Ending {
+  const msg = a.message;
+  const key = msg.unique?.key ?? "";
+  const prev = previous?.status.waiting;
+  const since = prev?.reason === "UniqueKeyHeld" ? prev.since : new Date(nowMs).toISOString();
+  return {
+    outcome: { action: "wait", phase: "Queued", delayMs: uniqueWaitDelayMs(Date.parse(since), nowMs, random) },
+    identity: msg,
+    task: msg.task,
+    attempts: a.attempt - 1,
+    queuedTime: msg.createdAt,
+    trace: a.trace,
+    ...(msg.unique ? { unique: msg.unique } : {}),
+    waiting: { reason: "UniqueKeyHeld", message: `unique key ${key} is held by task ${holder}`, since },
+  };
+}
+
+/**
+ * The unique-key step of an admitted delivery, before its gate and its handler: undefined
+ * when it may run — the lock names it now (nats/unique.ts `checkUnique`), and `writeRunning` wrote
+ * its `Running` record before the lock write that let it run — else the `wait` ending to settle
+ * (`uniqueWaiting`). A message without `unique` runs with no I/O.
+ * @param kv the queue's results bucket
+ * @param a the admitted delivery
+ * @param previous the task's latest record, when it was read
+ * @param writeRunning writes the attempt's `Running` record (Settler.writeRunning)
+ * @param opts the lock's stale grace and clock (tests), and the delay's jitter source
+ * @throws Error from the lock or from `writeRunning`: the message is left for redelivery
+ */
+export async function admitUnique(kv: KV, a: Admitted, previous: TracedRecord | undefined, writeRunning: () => Promise<void>, opts: CheckUniqueOptions & { random?: () => number } = {}): Promise<Ending | undefined> {
+  if (!a.message.unique) return undefined;
+  const r = await checkUnique(kv, a.message, { ...opts, beforeTake: writeRunning });
+  return r.run ? undefined : uniqueWaiting(a, r.holder, previous, (opts.now ?? Date.now)(), opts.random);
 }
 
 /**

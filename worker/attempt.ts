@@ -163,7 +163,7 @@ export class Attempts {
     }
     const outcome = classifyOutcome(error, attempt, policy, this.#o.random);
     if (runningWrite) await runningWrite;
-    const ending: Ending = { outcome, identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace };
+    const ending: Ending = { outcome, identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}) };
     return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
   }
 

@@ -19,6 +19,15 @@
  * The evidence is in the task's record in the results bucket: every record the worker writes carries
  * a `delivery` trace (`DeliveryTrace`): the delivery count that wrote it, whether that delivery ran
  * alone, and the losses so far.
+ *
+ * A delivery that may not start yet (its unique key is held by another task: worker/admission.ts
+ * `uniqueWaiting`) is naked with a delay and recorded `Queued` with `status.waiting`, its trace, and
+ * `attempts` = the attempts made so far. Such a record counts like a `Retrying` one whose attempt was
+ * not made: the next delivery is the same attempt again (not counted), alone only if this one was
+ * to. A unique task records `Running` before its handler can start (admission.ts `admitUnique`), so
+ * deliveries lost after a waiting one recorded nothing because they never started: they count as
+ * losses before the start (`workerLostWaiting`), no reason to run alone. So waiting for a unique key
+ * never uses up `maxAttempts`, however many deliveries it takes.
  */
 import type { DeliveryTraceRecord, TaskRecord } from "../api/message.js";
 
@@ -85,7 +94,10 @@ export function uncountedLosses(t: DeliveryTrace): number {
  *   count), which is no evidence of a lost worker: the record's attempt again (k + 1 after a
  *   `Retrying`), alone only if it ran alone;
  * - a `Running`/`Retrying` record with no trace (written by an older worker): the delivery count is
- *   the attempt, shared (the old rule); any other phase (e.g. a producer's `Queued`): as none.
+ *   the attempt, shared (the old rule); any other phase (e.g. a producer's `Queued`): as none;
+ * - a `Queued` record with a trace (a delivery that waited for its unique key and was naked
+ *   unstarted; its `attempts` = attempts made): attempt k + 1 (not counted), alone when that
+ *   delivery was to run alone; deliveries lost after it never started (`workerLostWaiting`).
  * @param count the JetStream delivery count, 1-based
  * @param record the task's latest record when it was read and is not final (undefined: none, or not read)
  */
@@ -93,7 +105,9 @@ export function attributeDelivery(count: number, record: TracedRecord | undefine
   const phase = record?.status.phase;
   const t = record?.delivery;
   const k = record?.status.attempts ?? 0;
-  const traced = phase === "Running" || phase === "Retrying";
+  // a worker's Queued record with a trace: a delivery that waited (unique key held), naked unstarted
+  const waited = phase === "Queued" && t !== undefined;
+  const traced = phase === "Running" || phase === "Retrying" || waited;
   const zero = { workerLost: 0, workerLostAlone: 0, workerLostWaiting: 0 };
   if (!record || !traced) {
     if (count <= 1) return { attempt: 1, alone: false, lost: "none", trace: { count, alone: false, ...zero } };
@@ -105,10 +119,15 @@ export function attributeDelivery(count: number, record: TracedRecord | undefine
   const waiting = t.workerLostWaiting ?? 0;
   if (count <= t.count) {
     const alone = t.alone;
-    return { attempt: phase === "Retrying" ? k + 1 : Math.max(1, k), alone, lost: "none", trace: { count, alone, workerLost, workerLostAlone, workerLostWaiting: waiting } };
+    return { attempt: phase === "Retrying" || waited ? k + 1 : Math.max(1, k), alone, lost: "none", trace: { count, alone, workerLost, workerLostAlone, workerLostWaiting: waiting } };
   }
   // deliveries between the record's and this one were lost before recording anything
   const untraced = count - t.count - 1;
+  if (waited) {
+    // a unique task records Running before its handler can start: those lost since never started
+    const lost = untraced > 0 ? "beside" : "none";
+    return { attempt: k + 1, alone: t.alone, lost, trace: { count, alone: t.alone, workerLost: workerLost + untraced, workerLostAlone, workerLostWaiting: waiting + untraced } };
+  }
   if (phase === "Retrying") {
     // the delivery after a Retrying runs shared (may have started); those after it ran alone: waited
     const alone = untraced > 0;

@@ -37,14 +37,17 @@ export const STATUS_WRITE_BACKOFF: Pick<ResolvedRetryPolicy, "backoff"> = Object
  * - `cancel`: record `Cancelled` (revoked), ack;
  * - `expire`: record `Expired` (not started before `expires`), ack;
  * - `retry`: record `Retrying`, nak with `delayMs` (milliseconds, ≥ 0);
- * - `deadLetter`: publish to the dead-letter stream with `reason`, record `Failed`, term.
+ * - `deadLetter`: publish to the dead-letter stream with `reason`, record `Failed`, term;
+ * - `wait`: the task may not start yet (its unique key is held by another task): record `Queued` with
+ *   `status.waiting`, nak with `delayMs` (ms). Not an attempt, not an outcome: decided at admission.
  */
 export type Outcome =
   | { action: "succeed"; phase: "Succeeded" }
   | { action: "cancel"; phase: "Cancelled" }
   | { action: "expire"; phase: "Expired" }
   | { action: "retry"; delayMs: number }
-  | { action: "deadLetter"; reason: DeadLetterReason };
+  | { action: "deadLetter"; reason: DeadLetterReason }
+  | { action: "wait"; phase: "Queued"; delayMs: number };
 
 /**
  * Classifies the end of an attempt (the handler ran). Never returns `expire`: expiry is decided at

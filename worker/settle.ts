@@ -4,15 +4,23 @@
  * record → every sink → ack / nak / term → metric → log. Acking only after every sink succeeded is
  * what makes a lost ack harmless: the redelivery finds the final record and only writes it again.
  *
+ * A task with a unique key (`message.unique`) releases the key's lock at its final settle (a terminal
+ * outcome or the replay of one, never a retry or a wait), after its record is stored and before the
+ * ack: a crash in between leaves a lock whose holder's record is terminal, which is stale and taken
+ * over by the next claim or check (nats/unique.ts).
+ *
  * (The other `nak` in the worker is `handBack` in consumer.ts: a message handed back unsettled at
  * shutdown, with no outcome and no record, so another worker runs it.)
  */
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { HEADERS, taskRecord, type DeadLetterReason, type TaskIdentity, type TaskRecord } from "../api/message.js";
+import { HEADERS, taskRecord, type DeadLetterReason, type MessageUnique, type TaskIdentity, type TaskRecord } from "../api/message.js";
 import type { QueueNames } from "../api/naming.js";
+import type { Waiting } from "../api/flow.js";
 import type { TaskError, TaskStatus } from "../api/task.js";
+import { releaseUnique } from "../nats/unique.js";
 import { TimeoutError } from "./errors.js";
 import type { QueueMetrics } from "./metrics.js";
 import { backoffDelay, STATUS_WRITE_BACKOFF, type Outcome } from "./outcome.js";
@@ -50,12 +58,18 @@ export interface Ending {
   readonly detail?: string;
   /** The delivery trace written with the record (attribution.ts); none for a message with no usable envelope. */
   readonly trace?: DeliveryTrace;
+  /** The message's unique key and policy: its lock is released at a final settle. */
+  readonly unique?: MessageUnique;
+  /** Why it may not start yet (`wait`): recorded as `status.waiting`. */
+  readonly waiting?: Waiting;
 }
 
 /** A redelivered message whose final record already exists: only its ack was lost. */
 export interface Replay {
   /** The final record found in the results bucket, written again through every sink as is. */
   readonly replay: TaskRecord;
+  /** The message's unique key and policy: its lock is released (again) after the replay. */
+  readonly unique?: MessageUnique;
 }
 
 /** What `settle` acts on: a new outcome, or the replay of a recorded one. */
@@ -63,8 +77,8 @@ export type Settlement = Ending | Replay;
 
 /**
  * The status recorded for an ending, by outcome: `Succeeded` (result), `Cancelled`, `Expired`,
- * `Retrying` (`nextRetryTime` = now + delay) or `Failed` (`deadLettered: true`); all but `Retrying`
- * get `completionTime` = now. Pure; never throws.
+ * `Retrying` (`nextRetryTime` = now + delay), `Failed` (`deadLettered: true`) or `Queued` with
+ * `waiting` (a `wait`); all but `Retrying` and `Queued` get `completionTime` = now. Pure; never throws.
  * @param e the ending
  * @param worker the worker name recorded in `status.worker`
  * @param now the time of the record
@@ -75,7 +89,9 @@ export function endingStatus(e: Ending, worker: string, now: Date): TaskStatus {
   status.phase = o.action === "retry" ? "Retrying" : o.action === "deadLetter" ? "Failed" : o.phase;
   if (e.startTime !== undefined) status.startTime = e.startTime;
   if (o.action === "retry") status.nextRetryTime = new Date(now.getTime() + o.delayMs).toISOString();
-  else status.completionTime = now.toISOString();
+  else if (o.action === "wait") {
+    if (e.waiting) status.waiting = e.waiting;
+  } else status.completionTime = now.toISOString();
   if (o.action === "succeed") status.result = e.result === undefined ? null : e.result;
   else if (e.error) status.error = e.error;
   if (o.action === "deadLetter") status.deadLettered = true;
@@ -105,6 +121,8 @@ export interface SettlerOptions {
   readonly metrics: QueueMetrics;
   /** The worker's logger. */
   readonly log: Logger;
+  /** The results bucket, for releasing unique locks; without it a unique task's lock is left to go stale. */
+  readonly uniqueKv?: KV;
 }
 
 /** Records outcomes and settles task messages; see the module header. */
@@ -154,8 +172,9 @@ export class Settler {
 
   /**
    * Settles one message: records the ending (a `deadLetter` is first published to the dead-letter
-   * stream with its reason), writes the record through every sink, then acks (`succeed`, `cancel`,
-   * `expire`, a replay), naks with the delay (`retry`) or terms (`deadLetter`); then counts it in
+   * stream with its reason), writes the record through every sink, releases a unique task's lock at
+   * a final outcome (a failed release is logged: the lock is then stale), then acks (`succeed`,
+   * `cancel`, `expire`, a replay), naks with the delay (`retry`, `wait`) or terms (`deadLetter`); then counts it in
    * `celeriac_tasks_total` (and the run time in `celeriac_task_duration_seconds`) and logs it.
    * The only place a message is settled.
    * @param m the message
@@ -171,11 +190,24 @@ export class Settler {
     const o = e?.outcome;
     if (e?.outcome.action === "deadLetter") await this.#publishDeadLetter(m, e, e.outcome.reason, detail);
     if (record) await this.write(record);
-    if (o?.action === "retry") m.nak(o.delayMs);
+    if (s.unique && o?.action !== "retry" && o?.action !== "wait") await this.#release("replay" in s ? s.replay.id : s.identity?.id, s.unique);
+    if (o?.action === "retry" || o?.action === "wait") m.nak(o.delayMs);
     else if (o?.action === "deadLetter") m.term();
     else m.ack(); // succeed, cancel, expire, or a replay
     if ("replay" in s) this.#o.log.info({ taskId: s.replay.id, phase: s.replay.status.phase }, "Redelivered task already finished; acked");
     else this.#report(s, detail);
+  }
+
+  /** Releases the unique lock held by task `id` (nats/unique.ts `releaseUnique`); never throws. */
+  async #release(id: string | undefined, unique: MessageUnique): Promise<void> {
+    const kv = this.#o.uniqueKv;
+    if (!kv || id === undefined) return;
+    try {
+      const done = await releaseUnique(kv, { id, unique });
+      if (done !== "notHeld" && this.#o.log.isLevelEnabled("debug")) this.#o.log.debug({ taskId: id, uniqueKey: unique.key, release: done }, "Released unique key");
+    } catch (err) {
+      this.#o.log.warn({ err, taskId: id, uniqueKey: unique.key }, "Unique key release failed; the lock is stale and will be taken over");
+    }
   }
 
   /** The metric and log steps of `settle` for a new outcome. */
@@ -200,6 +232,9 @@ export class Settler {
       case "retry":
         metrics.count(task, e.cause instanceof TimeoutError ? "timed_out" : "retried");
         log.info({ ...fields, err: e.cause, delayMs: o.delayMs }, "Task failed; retry scheduled");
+        break;
+      case "wait":
+        if (log.isLevelEnabled("debug")) log.debug({ ...fields, reason: e.waiting?.reason, message: e.waiting?.message, delayMs: o.delayMs }, "Task waiting; naked");
         break;
       case "deadLetter":
         // one outcome per delivery: a handler's final failure is `failed`, a message refused at admission `dead_lettered`

@@ -36,7 +36,7 @@ import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
 
 /** Status fields the worker owns, copied from the record when present. */
-const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "error", "deadLettered"] as const;
+const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "error", "deadLettered", "waiting"] as const;
 
 /** The condition types the worker owns on a Task; `Accepted` is the operator's. */
 export const WORKER_CONDITION_TYPES: readonly string[] = [CONDITION_TYPES.Task.Running, CONDITION_TYPES.Task.Succeeded, CONDITION_TYPES.Task.Failed];

@@ -15,7 +15,7 @@ import { HEADERS, parseTaskMessage } from "../api/message.js";
 import { DEFAULT_NAMESPACE, TASK_ID_PATTERN, queueNames, type QueueNames } from "../api/naming.js";
 import { ensureQueueResources, queueSettings, type QueueSettings } from "../nats/index.js";
 import { DelayMover } from "../nats/delay-mover.js";
-import { admit, previousRecord } from "./admission.js";
+import { admit, admitUnique, previousRecord } from "./admission.js";
 import { AloneGate } from "./alone-gate.js";
 import { Attempts } from "./attempt.js";
 import { TaskConsumer, handBack, type InFlight } from "./consumer.js";
@@ -98,7 +98,7 @@ export class Worker {
     const kv = (this.#kv = await new Kvm(this.#js).open(this.names.resultsBucket));
     await publishTaskDefaults(kv, this.names.resultsBucket, this.tasks, this.#log);
     const sinks: StatusSink[] = o.sinks ?? [new KvStatusSink(kv), ...(o.extraSinks ?? [])];
-    const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log }));
+    const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log, uniqueKv: kv }));
     const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random }));
     const info = await jsm.consumers.info(this.names.stream, this.names.workerConsumer);
     // heartbeat at a third of the ack wait: comfortably below half
@@ -116,7 +116,7 @@ export class Worker {
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: o.concurrency, heartbeatMs }, "Worker started");
   }
 
-  /** One delivered message: admission → (gate: shared, or alone) → (attempt) → settle. */
+  /** One delivered message: admission → (unique key) → (gate: shared, or alone) → (attempt) → settle. */
   async #process(m: JsMsg, f: InFlight): Promise<void> {
     const parsed = parseTaskMessage(m.data);
     const attempt = m.info.deliveryCount;
@@ -138,6 +138,12 @@ export class Worker {
       nowMs: Date.now(),
     });
     if ("settle" in a) return this.#settler!.settle(m, a.settle);
+    // a unique task runs only while its key's lock names it, else it waits (recorded Queued, naked):
+    // checked before the gate, so a waiting delivery never holds it. The Running record written
+    // before the lock is taken says shared: a loss while waiting at the gate is not the task's
+    const r = a.run;
+    const waiting = await admitUnique(this.#kv!, r, previous, () => this.#settler!.writeRunning(r.message, r.attempt, r.message.createdAt, new Date().toISOString(), r.alone ? { ...r.trace, alone: false } : r.trace), { random: this.#o.random });
+    if (waiting) return this.#settler!.settle(m, waiting);
     // held through settle: the next attempt beside an alone one starts only once its outcome is recorded
     const g = this.#gate;
     if (a.run.alone) this.#log.info({ taskId: a.run.message.id, attempt: a.run.attempt, workerLost: a.run.trace.workerLost }, "Redelivered task lost its worker; running it alone");

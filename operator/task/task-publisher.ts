@@ -11,7 +11,7 @@ import type { TaskMessage } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
 import { publishTaskMessage, revokeTask } from "../../nats/task-publish.js";
 import { isStreamNotFound } from "../../nats/queue-resources.js";
-import { claimUnique } from "../../nats/unique.js";
+import { claimUnique, confirmUnique } from "../../nats/unique.js";
 import type { TaskPublisher, UniqueClaim, UniqueClaimSpec } from "./task-reconciler.js";
 import type { TenantConnection, TenantNats } from "../credentials/tenant-connections.js";
 
@@ -124,6 +124,14 @@ export class JetStreamTaskPublisher implements TaskPublisher {
     return claimUnique(await this.#bucket(queueNames(msg.namespace, msg.queue).resultsBucket), msg, unique);
   }
 
+  /**
+   * Marks `msg` published in its unique lock (`confirmUnique`, nats/unique.ts), after its PubAck.
+   * @throws Error when the bucket cannot be read or written
+   */
+  async confirmUnique(msg: TaskMessage): Promise<void> {
+    await confirmUnique(await this.#bucket(queueNames(msg.namespace, msg.queue).resultsBucket), msg);
+  }
+
   #bucket(bucket: string): Promise<KV> {
     let kv = this.#buckets.get(bucket);
     if (!kv) {
@@ -198,6 +206,11 @@ export class TenantTaskPublisher implements TaskPublisher {
   /** As {@link JetStreamTaskPublisher.revoke}; also throws when the namespace's connection cannot be opened. */
   async revoke(namespace: string, queue: string, id: string): Promise<void> {
     return (await this.#for(namespace)).revoke(namespace, queue, id);
+  }
+
+  /** As {@link JetStreamTaskPublisher.confirmUnique}; also throws when the namespace's connection cannot be opened. */
+  async confirmUnique(msg: TaskMessage): Promise<void> {
+    return (await this.#for(msg.namespace)).confirmUnique(msg);
   }
 
   /** As {@link JetStreamTaskPublisher.claimUnique}; also throws when the namespace's connection cannot be opened. */

@@ -57,6 +57,8 @@ export interface TaskPublisher {
    * (`claimUnique` of nats/unique.ts): claimed, or the holder and what the policy made of it.
    */
   claimUnique(msg: TaskMessage, unique: UniqueClaimSpec): Promise<UniqueClaim>;
+  /** After the PubAck of a task with `unique`: marks it published in its lock (`confirmUnique` of nats/unique.ts). */
+  confirmUnique(msg: TaskMessage): Promise<void>;
 }
 
 /** A singleton lock request: the message's `unique` (key, policy resolved; default Reject). */
@@ -356,6 +358,8 @@ export class TaskReconciler implements ObjectReconciler {
           else {
             if (claim && claim.outcome !== "claimed") ctx.log.info({ outcome: claim.outcome, holder: claim.holder, key: msg.unique?.key }, "Unique key was held");
             await this.#d.publisher.publish(msg);
+            // the task is stored: a failed confirm is logged, never a reason to publish again
+            if (msg.unique) await this.#d.publisher.confirmUnique(msg).catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, "Failed to confirm the unique lock of a published task"));
           }
         }
       } catch (err) {

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { parseTaskMessage, taskRecord, TaskRecordSchema, type TaskMessage } from "../../api/message.js";
+import { newTaskMessage } from "../../api/task-message.js";
 import { validateValue, type JSONSchemaProps } from "../../api/validation.js";
 import { queueNames } from "../../api/naming.js";
 import { setCondition } from "../../api/conditions.js";
@@ -81,5 +82,30 @@ describe("when a retry policy is resolved", () => {
     assert.deepEqual(resolveRetryPolicy({ maxAttempts: 5 }, { maxAttempts: 2, backoff: { factor: 3 } }), {
       maxAttempts: 5, backoff: { initialSeconds: 1, factor: 3, maxSeconds: 600, jitter: true },
     });
+  });
+});
+
+describe("when a task message carries a unique key", () => {
+  const input = { id: "u1", task: "reports.generate", queue: "default", namespace: "default", origin: { kind: "Client" as const } };
+  it("passes it through newTaskMessage and validates it in parseTaskMessage", () => {
+    const m = newTaskMessage({ ...input, unique: { key: "report:2026-11", policy: "Wait" } }, new Date("2026-11-23T10:00:00Z"));
+    assert.deepEqual(m.unique, { key: "report:2026-11", policy: "Wait" });
+    assert.equal(parseTaskMessage(JSON.stringify(m)).ok, true);
+    assert.equal(newTaskMessage(input, new Date()).unique, undefined);
+  });
+  it("refuses a bad key or policy, naming the field", () => {
+    const bad: [unknown, string][] = [
+      [{ key: "", policy: "Reject" }, "unique.key"],
+      [{ key: " padded ", policy: "Reject" }, "unique.key"],
+      [{ key: "x".repeat(129), policy: "Reject" }, "unique.key"],
+      [{ key: "ok", policy: "Sometimes" }, "unique.policy"],
+    ];
+    for (const [unique, field] of bad) {
+      assert.throws(() => newTaskMessage({ ...input, unique } as Parameters<typeof newTaskMessage>[0], new Date()), (err: Error & { field?: string }) => err.field === field, JSON.stringify(unique));
+    }
+    const r = parseTaskMessage(JSON.stringify({ ...good, unique: { key: "k", policy: "Sometimes" } }));
+    assert.ok(!r.ok && r.reason.includes("unique.policy"), !r.ok ? r.reason : "accepted");
+    const noPolicy = parseTaskMessage(JSON.stringify({ ...good, unique: { key: "k" } }));
+    assert.equal(noPolicy.ok, false, "a unique without its resolved policy was accepted");
   });
 });

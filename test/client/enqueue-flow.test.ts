@@ -53,8 +53,8 @@ describe("resolveEnqueueFlow", () => {
     ["a key with a trailing space", FLOW, { concurrencyKey: "a " }, "concurrencyKey", /^concurrencyKey: "a " is invalid/],
     ["a key too long", FLOW, { concurrencyKey: "k".repeat(129) }, "concurrencyKey", /^concurrencyKey: "k+\.\.\." is invalid/],
     ["unique that is not an object", undefined, { unique: "x" as never }, "unique", /^unique must be an object \{ key, policy\? \}/],
-    ["unique without a key", undefined, { unique: {} as never }, "unique.key", /^unique\.key: "undefined" is invalid/],
-    ["an unknown unique policy", undefined, { unique: { key: "k", policy: "Skip" as never } }, "unique.policy", /^unique\.policy: "Skip" is not a policy: use one of Reject, Replace, Wait/],
+    ["unique without a key", undefined, { unique: {} as never }, "unique.key", /^unique\.key undefined is invalid: use 1-128 printable characters/],
+    ["an unknown unique policy", undefined, { unique: { key: "k", policy: "Skip" as never } }, "unique.policy", /^unique\.policy "Skip" is invalid: use one of Reject, Replace, Wait/],
   ];
   for (const [what, flow, o, field, message] of table) it(`refuses ${what}, naming ${field}`, () => refuses(() => resolveEnqueueFlow("q", flow, o, [], {}), field, message));
 

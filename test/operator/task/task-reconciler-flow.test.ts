@@ -31,6 +31,12 @@ class FakeStreams implements TaskPublisher {
     this.revoked.add(id);
     return Promise.resolve();
   }
+  /** Tasks marked published in their lock. */
+  readonly confirmed = new Set<string>();
+  confirmUnique(msg: TaskMessage): Promise<void> {
+    this.confirmed.add(msg.id);
+    return Promise.resolve();
+  }
   claimUnique(msg: TaskMessage, unique: UniqueClaimSpec): Promise<UniqueClaim> {
     const holder = this.locks.get(unique.key);
     if (holder === undefined || holder === msg.id) {
@@ -143,6 +149,7 @@ describe("when the Task reconciler publishes to flow-controlled Queues", () => {
     await w.reconcile("unique-1");
     assert.equal((await get("unique-1")).status?.phase, "Queued");
     assert.deepEqual(w.streams.messages.get(first.metadata.uid!)?.unique, { key: "nightly", policy: "Reject" });
+    assert.ok(w.streams.confirmed.has(first.metadata.uid!), "marked published in its lock after the PubAck");
     await w.reconcile("unique-1"); // again: its own lock, no change
     await w.reconcile("unique-2");
     await w.reconcile("unique-2");

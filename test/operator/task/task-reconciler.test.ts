@@ -37,6 +37,9 @@ class FakeStreams implements TaskPublisher {
   claimUnique(): Promise<{ outcome: "claimed" }> {
     return Promise.resolve({ outcome: "claimed" });
   }
+  confirmUnique(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 describe("when the Task reconciler runs against the in-memory API server", () => {
