@@ -286,6 +286,71 @@ export function messageFlow(queue: string, flow: ProducerFlow | undefined, opts:
   return { priority: opts.priority ?? flow.defaultPriority, ...(key !== undefined ? { key } : {}) };
 }
 
+/**
+ * Task condition reasons of flow control (Accepted=False with phase Failed, and `status.error.type`),
+ * written by the operator for a Task it refuses to publish.
+ */
+export const FLOW_TASK_REASONS = {
+  /** The Task's spec.priority or spec.concurrencyKey is one its Queue cannot honour (see `messageFlow`). */
+  InvalidFlowOptions: "InvalidFlowOptions",
+  /** spec.unique with policy Reject: another live task holds the key. */
+  UniqueKeyHeld: "UniqueKeyHeld",
+} as const;
+
+/** Prefix of the results-bucket keys where workers publish their tasks' code defaults. */
+export const TASK_DEFAULTS_KEY_PREFIX = "task-defaults.";
+/** Version of a task-defaults value. */
+export const TASK_DEFAULTS_VERSION = 1;
+
+/**
+ * Results-bucket key of a task name's code defaults: `task-defaults.<base64url(name)>` (base64url
+ * without padding keeps any task name within the KV key alphabet). Pure.
+ */
+export function taskDefaultsKey(task: string): string {
+  return `${TASK_DEFAULTS_KEY_PREFIX}${Buffer.from(task, "utf8").toString("base64url")}`;
+}
+
+/**
+ * Schema of a task-defaults value, version 1: the code defaults of one task name that the queue's
+ * dispatcher enforces, written by every worker defining the task (`defineTask(name, handler,
+ * { rateLimit })`) at start. The Queue's spec.rateLimits[name] wins over `rateLimit`.
+ */
+export const TaskDefaultsSchema = Type.Object(
+  {
+    v: Type.Integer({ minimum: 1, maximum: 1, description: "Version (1)." }),
+    task: Type.String({ minLength: 1, description: "Task name." }),
+    rateLimit: Type.String({ pattern: RATE_PATTERN, description: 'The task\'s rate limit across all workers, Celery\'s syntax ("10/s").' }),
+  },
+  { description: "A task name's code defaults (results-bucket key task-defaults.<base64url(name)>), version 1. Unknown fields are ignored." },
+);
+/** A task-defaults value (version 1). */
+export type TaskDefaults = Static<typeof TaskDefaultsSchema>;
+
+/**
+ * Parses a task-defaults value. Never throws.
+ * @returns the value, or `{error}` naming the field when it is not JSON, of another version, or
+ *   breaks the schema (a rate that `parseRate` refuses included)
+ */
+export function parseTaskDefaults(data: Uint8Array | string): { defaults: TaskDefaults } | { error: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
+  } catch (err) {
+    return { error: `not JSON: ${(err as Error).message}` };
+  }
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return { error: "not a JSON object" };
+  const o = v as Record<string, unknown>;
+  if (o.v !== TASK_DEFAULTS_VERSION) return { error: `v: Unsupported value: ${JSON.stringify(o.v)}: supported values: ${TASK_DEFAULTS_VERSION}` };
+  if (typeof o.task !== "string" || o.task === "") return { error: "task: must be a non-empty string" };
+  if (typeof o.rateLimit !== "string") return { error: "rateLimit: must be a string such as \"10/s\"" };
+  try {
+    parseRate(o.rateLimit, "rateLimit");
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+  return { defaults: { v: TASK_DEFAULTS_VERSION, task: o.task, rateLimit: o.rateLimit } };
+}
+
 /** Why a held task has not started (`status.waiting.reason`, like a container's `state.waiting`). */
 export const WAITING_REASONS = ["RateLimited", "ConcurrencyLimited", "Priority", "UniqueKeyHeld", "DispatcherUnavailable"] as const;
 /** A waiting reason. */

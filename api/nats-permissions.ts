@@ -23,6 +23,7 @@
  *   ordered consumer there. Its deliver subject is not in the request subject, so permissions
  *   cannot pin it to the caller's inbox; the data it can deliver is the caller's own bucket.
  */
+import { heldNames } from "./flow.js";
 import { queueNames, type QueueNames } from "./naming.js";
 
 /** Publish and subscribe permissions of one NATS user (the `pub` / `sub` of a user JWT). */
@@ -82,7 +83,8 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * `workers` consumer; run the delay mover (pull/ack on the delayed stream's `delay-mover` consumer,
  * publish due tasks to the task subject); publish dead letters (and delayed tasks); read the stream
  * and consumer info of its own streams (the start-up check of `ensureQueueResources`); read, watch
- * and write task records in its results bucket (keys are task ids: one token, `$KV.<bucket>.*`).
+ * and write task records in its results bucket (keys are task ids: one token, `$KV.<bucket>.*`);
+ * write its tasks' code defaults (`$KV.<bucket>.task-defaults.*`, flow control).
  * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
  * Subscribe: only its inbox, {@link workerInboxPrefix}.
  * @throws Error when the namespace or queue is not a DNS-1123 label
@@ -107,6 +109,7 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
         n.deadLetterSubject,
         ...bucketReadSubjects(n),
         `$KV.${n.resultsBucket}.*`,
+        `$KV.${n.resultsBucket}.task-defaults.*`,
       ],
     },
     sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`] },
@@ -115,7 +118,8 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
 
 /**
  * Permissions of the producer user of `namespace` (clients and `celeriac enqueue`), for the listed
- * queues: publish tasks and delayed tasks; check that a queue exists (its work stream's info); read
+ * queues: publish tasks, delayed tasks and (flow-controlled queues) held tasks; take singleton
+ * locks (`$KV.<bucket>.unique.*`); check that a queue exists (its work stream's info); read
  * and watch results and `queue.settings`; read the info of its queues' streams and consumers (so a
  * client with `createQueues` verifies an existing queue, and gets `OperatorCreatesResourcesError`
  * for a missing one); revoke, i.e. write `revoked.<id>` markers and — because
@@ -134,6 +138,7 @@ export function producerPermissions(namespace: string, queues: readonly string[]
     allow.push(
       n.taskSubject,
       n.delayedSubject,
+      `${heldNames(n).subjectPrefix}.*`,
       // the queue check (work stream), and the read-only pass of ensureQueueResources (`createQueues`)
       `${API}.STREAM.INFO.${n.stream}`,
       `${API}.STREAM.INFO.${n.delayedStream}`,
@@ -143,6 +148,7 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       ...bucketReadSubjects(n),
       `$KV.${n.resultsBucket}.*`,
       `$KV.${n.resultsBucket}.revoked.*`,
+      `$KV.${n.resultsBucket}.unique.*`,
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };

@@ -6,7 +6,7 @@
  */
 import { MAX_ARGS_BYTES } from "./constants.js";
 import { DEFAULT_TIMEOUT_SECONDS } from "./defaults.js";
-import type { MessageFlow } from "./flow.js";
+import { messageFlow, producerFlow, type MessageFlow, type QueueFlowSpec } from "./flow.js";
 import { MESSAGE_VERSION, uniqueProblem, type MessageUnique, type TaskMessage } from "./message.js";
 import { TASK_ID_PATTERN } from "./naming.js";
 import type { Task } from "./objects.js";
@@ -157,15 +157,32 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
 
 /**
  * The message input for a Task resource: id = the Task's uid (so a republish is dropped as a
- * duplicate by Nats-Msg-Id), origin = the Task, timing and overrides from its spec. Pure.
+ * duplicate by Nats-Msg-Id), origin = the Task, timing and overrides from its spec; and, when the
+ * Queue is flow-controlled, `flow` = `messageFlow` of the Queue spec and the Task's
+ * `spec.priority` / `spec.concurrencyKey` (absent otherwise); `unique` = `spec.unique` with its
+ * policy resolved (default Reject). Pure.
  * @param task the Task as read from the API server (spec defaults applied)
- * @param queueSpec the Queue's spec, or undefined when unknown
+ * @param queueSpec the Queue's spec, or undefined when unknown (then no `flow` is resolved and the
+ *   Task's flow fields are not checked)
  * @throws Error when the Task has no namespace or uid (it was not read from the API server)
+ * @throws InvalidTaskMessageError with `field` `priority` or `concurrencyKey` (message
+ *   "spec.priority: …" naming the fix) when the Task sets one its Queue cannot honour (see
+ *   `messageFlow`): the Task is never published without it
  */
-export function taskMessageInput(task: Task, queueSpec?: NewTaskMessageInput["queueSpec"]): NewTaskMessageInput {
+export function taskMessageInput(task: Task, queueSpec?: NewTaskMessageInput["queueSpec"] & QueueFlowSpec): NewTaskMessageInput {
   const { name, namespace, uid } = task.metadata;
   if (!namespace || !uid) throw new Error(`build task message for Task ${name}: metadata.namespace and metadata.uid are required`);
   const s = task.spec;
+  let flow: MessageFlow | undefined;
+  if (queueSpec) {
+    try {
+      flow = messageFlow(s.queue, producerFlow(queueSpec), { priority: s.priority, concurrencyKey: s.concurrencyKey }, s.args ?? [], (s.kwargs ?? {}) as Record<string, unknown>);
+    } catch (err) {
+      const message = (err as Error).message;
+      const field = message.startsWith("concurrencyKey:") ? "concurrencyKey" : "priority";
+      throw new InvalidTaskMessageError(field, `spec.${message}`);
+    }
+  }
   return {
     id: uid,
     task: s.task,
@@ -181,5 +198,7 @@ export function taskMessageInput(task: Task, queueSpec?: NewTaskMessageInput["qu
     ...(s.timeoutSeconds !== undefined ? { timeoutSeconds: s.timeoutSeconds } : {}),
     ...(s.retry !== undefined ? { retry: s.retry } : {}),
     ...(queueSpec ? { queueSpec } : {}),
+    ...(flow ? { flow } : {}),
+    ...(s.unique ? { unique: { key: s.unique.key, policy: s.unique.policy ?? "Reject" } } : {}),
   };
 }

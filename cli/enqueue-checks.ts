@@ -4,6 +4,7 @@
  * NATS: a task name the worker would refuse would otherwise be dead-lettered as InvalidMessage.
  * Pure: values in, an Error naming the flag and the fix out.
  */
+import { FLOW_KEY_PATTERN, MAX_PRIORITY_LEVELS, UNIQUE_POLICIES, type UniquePolicy } from "../api/flow.js";
 import { TASK_ID_PATTERN } from "../api/naming.js";
 import { TASK_NAME_PATTERN } from "../api/task.js";
 
@@ -43,4 +44,84 @@ export function checkEnqueueInput(i: EnqueueInput): void {
   if (i.taskId !== undefined && !TASK_ID_PATTERN.test(i.taskId)) {
     throw new Error(`--task-id ${shown(i.taskId)} is invalid: use 1-256 of A-Z a-z 0-9 _ = - (no dots or spaces)`);
   }
+}
+
+/** The flow-control flags of `celeriac enqueue` (raw strings, as commander gives them). */
+export interface EnqueueFlowFlags {
+  priority?: string | undefined;
+  concurrencyKey?: string | undefined;
+  uniqueKey?: string | undefined;
+  uniquePolicy?: string | undefined;
+}
+
+/** What the flow-control flags give the client's enqueue options. */
+export interface EnqueueFlowFlagOptions {
+  priority?: number;
+  concurrencyKey?: string;
+  unique?: { key: string; policy: UniquePolicy };
+}
+
+const FLOW_KEY = new RegExp(FLOW_KEY_PATTERN);
+
+function keyFlag(flag: string, v: string): string {
+  if (v.length < 1 || v.length > 128 || !FLOW_KEY.test(v)) {
+    throw new Error(`${flag}: ${shown(v)} is invalid: use 1–128 characters without control characters, not starting or ending with a space`);
+  }
+  return v;
+}
+
+/**
+ * Parses `--priority`, `--concurrency-key`, `--unique-key` and `--unique-policy` (whether the
+ * Queue honours them is checked by the client against its producer settings: see
+ * {@link flagOfOption} for its errors).
+ * @throws Error naming the flag, the value and the fix: a priority that is not an integer 0–9, a
+ *   malformed key, an unknown policy, `--unique-policy` without `--unique-key`
+ */
+export function parseEnqueueFlowFlags(f: EnqueueFlowFlags): EnqueueFlowFlagOptions {
+  const out: EnqueueFlowFlagOptions = {};
+  if (f.priority !== undefined) {
+    const n = Number(f.priority);
+    if (!/^\s*\d+\s*$/.test(f.priority) || !Number.isInteger(n) || n > MAX_PRIORITY_LEVELS - 1) {
+      throw new Error(`--priority: must be an integer 0–${MAX_PRIORITY_LEVELS - 1} below the Queue's spec.priorities.levels (got ${shown(f.priority)}); higher starts first`);
+    }
+    out.priority = n;
+  }
+  if (f.concurrencyKey !== undefined) out.concurrencyKey = keyFlag("--concurrency-key", f.concurrencyKey);
+  if (f.uniquePolicy !== undefined && f.uniqueKey === undefined) throw new Error("--unique-policy needs --unique-key: give the singleton key, e.g. --unique-key report-2026-11 --unique-policy Wait");
+  if (f.uniqueKey !== undefined) {
+    const key = keyFlag("--unique-key", f.uniqueKey);
+    const policy = f.uniquePolicy ?? "Reject";
+    if (!(UNIQUE_POLICIES as readonly string[]).includes(policy)) throw new Error(`--unique-policy: ${shown(policy)} is not a policy: use ${UNIQUE_POLICIES.join(", ")} (default Reject)`);
+    out.unique = { key, policy: policy as UniquePolicy };
+  }
+  return out;
+}
+
+/** The `celeriac enqueue` flag of each client option named by an InvalidTaskMessageError's `field`. */
+const FLAG_OF_OPTION: Record<string, string> = {
+  priority: "--priority",
+  concurrencyKey: "--concurrency-key",
+  unique: "--unique-key",
+  "unique.key": "--unique-key",
+  "unique.policy": "--unique-policy",
+  countdownSeconds: "--countdown",
+  eta: "--eta",
+  expires: "--expires",
+  taskId: "--task-id",
+  args: "--args",
+  kwargs: "--kwargs",
+};
+
+/**
+ * The client's error for a bad option (a TypeError with `field`, message "<field>: …") in the words
+ * of the command line: "--priority: 5 is not a level of queue …". Any other error is returned as is.
+ * Pure.
+ */
+export function flagOfOption(err: unknown): unknown {
+  const field = err instanceof TypeError ? (err as TypeError & { field?: unknown }).field : undefined;
+  const flag = typeof field === "string" ? FLAG_OF_OPTION[field] : undefined;
+  if (!flag) return err;
+  const prefix = `${field as string}: `;
+  const rest = err instanceof Error && err.message.startsWith(prefix) ? err.message.slice(prefix.length) : (err as Error).message;
+  return new Error(`${flag}: ${rest}`, { cause: err });
 }

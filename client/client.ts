@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { ProducerFlow, UniqueSpec } from "../api/flow.js";
 import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
 import type { RetryPolicySpec } from "../api/policies.js";
@@ -13,8 +14,10 @@ import type { QueueSpec } from "../api/queue.js";
 import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
-import type { SignatureOf } from "../worker/define-task.js";
-import { EnqueueError, EnqueueManyError, QueueNotFoundError, ResultTimeoutError, TaskFailedError } from "./errors.js";
+import { claimUnique, confirmUnique } from "../nats/unique.js";
+import { isTaskDefinition, type SignatureOf, type TaskDefinition, type TaskSignature } from "../worker/define-task.js";
+import { resolveEnqueueFlow, type DefinitionFlowDefaults } from "./enqueue-flow.js";
+import { EnqueueError, EnqueueManyError, QueueNotFoundError, ResultTimeoutError, TaskFailedError, UniqueKeyHeldError } from "./errors.js";
 import { isNoResponders, listQueues, queueStreamExists } from "./queue-lookup.js";
 import { DEFAULT_SETTINGS_REFRESH_MS, ProducerSettings } from "./producer-settings.js";
 import { ResultWatcher } from "./result-watcher.js";
@@ -77,12 +80,32 @@ export interface EnqueueOptions {
   retry?: RetryPolicySpec;
   /** W3C traceparent to propagate. */
   traceparent?: string;
+  /**
+   * Priority level on a flow-controlled Queue: an integer 0 … `spec.priorities.levels` - 1, higher
+   * starts first. Default: the task definition's `priority` (when enqueued through one), else the
+   * Queue's `priorities.default`. A priority on a queue without priorities is refused (TypeError).
+   */
+  priority?: number;
+  /**
+   * Concurrency key (tenant, account, …; 1–128 characters) on a Queue with `spec.concurrencyKeys`:
+   * at most its limit of tasks with this key run at once. Default: the task definition's
+   * `concurrencyKey(args, kwargs)`, else the Queue's `concurrencyKeys.from`. A key on a queue
+   * without concurrencyKeys is refused (TypeError).
+   */
+  concurrencyKey?: string;
+  /**
+   * Singleton: at most one Queued-or-Running task of the queue holds `key`. When another live task
+   * holds it, `policy` Reject (default) rejects with `UniqueKeyHeldError`; Replace revokes the holder
+   * if it has not started (else the new task waits for it); Wait publishes the task, which starts
+   * once the holder finished.
+   */
+  unique?: UniqueSpec;
 }
 
 /** One element of `enqueueMany`: what `enqueue(name, args, kwargs, options)` takes. */
 export interface EnqueueManyTask {
-  /** The task name. */
-  name: string;
+  /** The task name, or its definition (whose `priority` / `concurrencyKey` are then the defaults). */
+  name: string | TaskDefinition;
   /** Positional arguments (default none). */
   args?: unknown[];
   /** Keyword arguments (default none). */
@@ -134,17 +157,22 @@ interface QueueCtx {
 /**
  * Builds a task message for `enqueue` (pure apart from `now` and `newId`), with
  * `newTaskMessage` from `celeriac/api`: a numeric `expires` is seconds from `now`; `queueSpec` (the
- * Queue's producer settings) gives the defaults of what the options leave out.
- * @throws TypeError naming the bad option
+ * Queue's producer settings) gives the defaults of what the options leave out; `flow` (the Queue's
+ * producer flow settings, when it is flow-controlled) and the options' `priority` /
+ * `concurrencyKey` (else the definition's `defaults`) give the message's `flow`
+ * (`resolveEnqueueFlow`); `unique` is checked and set with its policy resolved (default Reject).
+ * @throws TypeError (InvalidTaskMessageError, with `field`) naming the bad option and the fix,
+ *   including a priority or key the queue cannot honour
  */
 export function buildTaskMessage(
   task: string,
   args: unknown[],
   kwargs: Record<string, unknown>,
-  o: EnqueueOptions & { queue: string; namespace: string; queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry"> },
+  o: EnqueueOptions & { queue: string; namespace: string; queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry">; flow?: ProducerFlow; defaults?: DefinitionFlowDefaults },
   now: Date,
   newId: () => string = randomUUID,
 ): TaskMessage {
+  const resolved = resolveEnqueueFlow(o.queue, o.flow, o, args, kwargs, o.defaults);
   return newTaskMessage(
     {
       id: o.taskId ?? newId(),
@@ -161,6 +189,8 @@ export function buildTaskMessage(
       ...(o.retry !== undefined ? { retry: o.retry } : {}),
       ...(o.traceparent ? { traceparent: o.traceparent } : {}),
       ...(o.queueSpec ? { queueSpec: o.queueSpec } : {}),
+      ...(resolved.flow ? { flow: resolved.flow } : {}),
+      ...(resolved.unique ? { unique: resolved.unique } : {}),
     },
     now,
   );
@@ -266,26 +296,37 @@ export class CeleriacClient {
    * Enqueues a task. Resolves once JetStream has stored it (retrying across reconnects with the same
    * `Nats-Msg-Id`, so no duplicate). Many concurrent calls pipeline their publish acks.
    * @returns a handle on the task
-   * @throws TypeError on invalid arguments or options (naming the field)
+   * @param task the task name, or its definition (`defineTask(…)`): then the definition's
+   *   `priority` and `concurrencyKey(args, kwargs)` are the defaults of the options
+   * @throws TypeError on invalid arguments or options (naming the field), including a `priority` or
+   *   `concurrencyKey` the queue cannot honour
    * @throws QueueNotFoundError when the queue has no streams (not with `createQueues`); checked
    *   once per queue per client, and again when a publish finds no stream listening
+   * @throws UniqueKeyHeldError (an EnqueueError) when `unique` (policy Reject) is held by another
+   *   live task: nothing was published
    * @throws EnqueueError when JetStream did not confirm within `enqueueTimeoutMs`
    */
-  async enqueue<N extends string>(
-    task: N,
-    args: SignatureOf<N>["args"] = [] as unknown as SignatureOf<N>["args"],
-    kwargs: SignatureOf<N>["kwargs"] = {} as SignatureOf<N>["kwargs"],
-    options: EnqueueOptions = {},
-  ): Promise<TaskHandle<SignatureOf<N>["result"]>> {
+  enqueue<N extends string, S extends TaskSignature>(task: TaskDefinition<N, S>, args?: S["args"], kwargs?: S["kwargs"], options?: EnqueueOptions): Promise<TaskHandle<S["result"]>>;
+  enqueue<N extends string>(task: N, args?: SignatureOf<N>["args"], kwargs?: SignatureOf<N>["kwargs"], options?: EnqueueOptions): Promise<TaskHandle<SignatureOf<N>["result"]>>;
+  async enqueue(task: string | TaskDefinition, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: EnqueueOptions = {}): Promise<TaskHandle> {
     const t = this.#target(options);
     const q = await this.#queue(t.namespace, t.queue);
-    return this.#publish<SignatureOf<N>["result"]>(q, t, task, args as unknown[], kwargs as Record<string, unknown>, options);
+    return this.#publish(q, t, task, args, kwargs, options);
   }
 
-  /** Builds one task's message (throws TypeError on a bad option) and publishes it; see `enqueue`. */
-  async #publish<R>(q: QueueCtx, t: { queue: string; namespace: string }, task: string, args: unknown[], kwargs: Record<string, unknown>, options: EnqueueOptions): Promise<TaskHandle<R>> {
+  /**
+   * Builds one task's message (throws TypeError on a bad option), takes its singleton lock when it
+   * has `unique`, and publishes it; see `enqueue`.
+   */
+  async #publish<R>(q: QueueCtx, t: { queue: string; namespace: string }, def: string | TaskDefinition, args: unknown[], kwargs: Record<string, unknown>, options: EnqueueOptions): Promise<TaskHandle<R>> {
+    const task = typeof def === "string" ? def : def.name;
+    const defaults: DefinitionFlowDefaults | undefined = isTaskDefinition(def)
+      ? { task, ...(def.options.priority !== undefined ? { priority: def.options.priority } : {}), ...(def.options.concurrencyKey ? { concurrencyKey: def.options.concurrencyKey } : {}) }
+      : undefined;
     const queueSpec = q.settings.queueSpec();
-    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t, ...(queueSpec ? { queueSpec } : {}) }, new Date());
+    const flow = q.settings.flow();
+    const msg = buildTaskMessage(task, args, kwargs, { ...options, ...t, ...(queueSpec ? { queueSpec } : {}), ...(flow ? { flow } : {}), ...(defaults ? { defaults } : {}) }, new Date());
+    if (msg.unique) await this.#claim(q, t, msg, msg.unique);
     const limit = this.#o.enqueueTimeoutMs ?? 30_000;
     try {
       await publishTaskMessage(this.#js, q.names, msg, {
@@ -301,7 +342,29 @@ export class CeleriacClient {
         { cause: err },
       );
     }
+    if (msg.unique) {
+      // the lock now names a task known to be in a stream (else it is taken as never published
+      // after the grace); the task is stored either way, so a failure here is a warning, not an error
+      await confirmUnique(q.kv, msg).catch((err: unknown) => process.emitWarning(`enqueue ${task} (${msg.id}): ${(err as Error).message}`, "UniqueLockWarning"));
+    }
     return this.#handle<R>(msg.id, t);
+  }
+
+  /**
+   * Takes the singleton lock of `msg` (claimUnique, nats/unique.ts). Claimed, Wait and Replace
+   * publish; Reject with another holder throws. A lock already held by this very task id (a retried
+   * enqueue) counts as claimed.
+   * @throws UniqueKeyHeldError naming the holder and the policy
+   * @throws EnqueueError when the results bucket cannot be read or written
+   */
+  async #claim(q: QueueCtx, t: { queue: string; namespace: string }, msg: TaskMessage, unique: NonNullable<TaskMessage["unique"]>): Promise<void> {
+    let claim: Awaited<ReturnType<typeof claimUnique>>;
+    try {
+      claim = await claimUnique(q.kv, msg, unique);
+    } catch (err) {
+      throw new EnqueueError(`enqueue ${msg.task} (${msg.id}) on queue ${t.namespace}/${t.queue}: take unique key "${unique.key}": ${(err as Error).message}; nothing was published, retrying is safe`, { cause: err });
+    }
+    if (claim.outcome === "rejected" && claim.holder !== msg.id) throw new UniqueKeyHeldError(msg, t, unique.key, claim.holder);
   }
 
   /**
@@ -356,8 +419,8 @@ export class CeleriacClient {
 
   /** One element of `enqueueMany`: checks its shape, then enqueues it as `enqueue` does. */
   async #enqueueElement(el: EnqueueManyTask | undefined, i: number): Promise<TaskHandle> {
-    if (!el || typeof el !== "object" || typeof el.name !== "string" || el.name === "") {
-      throw new TypeError(`enqueueMany: tasks[${i}].name must be a non-empty task name string`);
+    if (!el || typeof el !== "object" || !((typeof el.name === "string" && el.name !== "") || isTaskDefinition(el.name))) {
+      throw new TypeError(`enqueueMany: tasks[${i}].name must be a non-empty task name string or a task definition (defineTask)`);
     }
     const options = el.options ?? {};
     const t = this.#target(options);

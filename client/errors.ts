@@ -1,7 +1,7 @@
 /**
  * Errors the client rejects with.
  */
-import type { TaskRecord } from "../api/message.js";
+import type { TaskMessage, TaskRecord } from "../api/message.js";
 
 /** `result()` found the task ended Failed, Cancelled or Expired; carries the task's recorded error. */
 export class TaskFailedError extends Error {
@@ -28,7 +28,33 @@ export class ResultTimeoutError extends Error {
 
 /** The enqueue was not confirmed by JetStream in time (NATS unreachable); retrying with the same taskId is safe. */
 export class EnqueueError extends Error {
-  override readonly name = "EnqueueError";
+  override readonly name: string = "EnqueueError";
+}
+
+/**
+ * The enqueue's `unique` key (policy Reject) is held by another Queued-or-Running task of the queue:
+ * nothing was published. Enqueue again once the holder finished, or use policy Wait (run after it)
+ * or Replace (revoke it if it has not started).
+ */
+export class UniqueKeyHeldError extends EnqueueError {
+  override readonly name = "UniqueKeyHeldError";
+  /** The refused task's id. */
+  readonly taskId: string;
+  /** The singleton key. */
+  readonly key: string;
+  /** The id of the task holding the key. */
+  readonly holder: string;
+  /** The policy that refused it: always Reject. */
+  readonly policy = "Reject" as const;
+  constructor(msg: Pick<TaskMessage, "id" | "task">, t: { queue: string; namespace: string }, key: string, holder: string) {
+    super(
+      `enqueue ${msg.task} (${msg.id}) on queue ${t.namespace}/${t.queue}: unique key "${key}" is held by task ${holder} (policy Reject): not published; ` +
+        `enqueue again once that task finished, or pass unique.policy "Wait" (run after it) or "Replace" (revoke it if it has not started)`,
+    );
+    this.taskId = msg.id;
+    this.key = key;
+    this.holder = holder;
+  }
 }
 
 /**

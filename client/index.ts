@@ -9,4 +9,5 @@
  * ```
  */
 export { connect, CeleriacClient, buildTaskMessage, type ConnectOptions, type EnqueueOptions, type EnqueueManyTask, type EnqueueManyResult, ENQUEUE_MANY_WINDOW, type TaskHandle, type TaskRecordOrNone } from "./client.js";
-export { TaskFailedError, ResultTimeoutError, EnqueueError, EnqueueManyError, QueueNotFoundError, queueNotFoundMessage } from "./errors.js";
+export { TaskFailedError, ResultTimeoutError, EnqueueError, EnqueueManyError, QueueNotFoundError, UniqueKeyHeldError, queueNotFoundMessage } from "./errors.js";
+export { resolveEnqueueFlow, type EnqueueFlowOptions, type ResolvedEnqueueFlow } from "./enqueue-flow.js";

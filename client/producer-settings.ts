@@ -3,9 +3,10 @@
  * queue's results bucket (written by the operator) once, on the queue's first use, then used from
  * memory and re-read in the background when older than the refresh interval (a TTL, not a watch:
  * no server-side consumer per client and queue, and the enqueue never waits for the re-read).
- * No key (a standalone queue) means the built-in defaults.
+ * No key (a standalone queue) means the built-in defaults and no flow control.
  */
 import type { KV } from "@nats-io/kv";
+import type { ProducerFlow } from "../api/flow.js";
 import { QUEUE_SETTINGS_KEY } from "../api/naming.js";
 import { parseQueueProducerSettings, producerQueueSpec } from "../api/queue-settings.js";
 import type { QueueSpec } from "../api/queue.js";
@@ -19,6 +20,7 @@ export class ProducerSettings {
   readonly #refreshMs: number;
   readonly #now: () => number;
   #spec: Pick<QueueSpec, "timeoutSeconds" | "retry"> | undefined;
+  #flow: ProducerFlow | undefined;
   #readAt = 0;
   #reading: Promise<void> | undefined;
 
@@ -47,6 +49,7 @@ export class ProducerSettings {
     const parsed = parseQueueProducerSettings(e.value);
     // a value this client cannot read (another version) leaves the defaults: never fail an enqueue on it
     this.#spec = "settings" in parsed ? producerQueueSpec(parsed.settings) : undefined;
+    this.#flow = "settings" in parsed ? parsed.settings.flow : undefined;
   }
 
   /**
@@ -60,5 +63,16 @@ export class ProducerSettings {
         .finally(() => (this.#reading = undefined));
     }
     return this.#spec;
+  }
+
+  /**
+   * The Queue's flow settings (`producerFlow` of its spec: priority levels, default priority, key
+   * source), or undefined when the queue is not flow-controlled (or has no settings). As fresh as
+   * the last read: a Queue that turned flow-controlled is seen within the refresh interval.
+   * Starts a background re-read as `queueSpec()` does.
+   */
+  flow(): ProducerFlow | undefined {
+    this.queueSpec();
+    return this.#flow;
   }
 }

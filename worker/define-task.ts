@@ -3,6 +3,7 @@
  * exports include values returned by `defineTask`; the worker registers every such export.
  */
 import type { Logger } from "pino";
+import { MAX_PRIORITY_LEVELS, parseRate } from "../api/flow.js";
 import type { RetryPolicySpec } from "../api/policies.js";
 
 /**
@@ -75,14 +76,38 @@ export type TaskHandler<S extends TaskSignature = TaskSignature> = (
   ctx: TaskContext,
 ) => S["result"] | Promise<S["result"]>;
 
-/** Per-handler options; where set they override what the message carries. */
-export interface TaskOptions {
+/**
+ * Per-handler options; where set they override what the message carries. The flow-control ones
+ * (`rateLimit`, `priority`, `concurrencyKey`) matter on a flow-controlled Queue only (one that sets
+ * spec.rateLimit, rateLimits, concurrencyKeys or priorities; docs/flow-control.md).
+ */
+export interface TaskOptions<S extends TaskSignature = TaskSignature> {
   /** Handler time limit, in seconds (overrides the message's `timeoutSeconds`). */
   timeoutSeconds?: number;
   /** Retry policy fields (each overrides the message's resolved value). */
   retry?: RetryPolicySpec;
   /** One-line description, shown in logs at startup. */
   description?: string;
+  /**
+   * Start rate of this task name across all workers of the queue together, in Celery's syntax
+   * (`"10/s"`, `"100/m"`, `"1000/h"`, a bare number = per second; Celery's Task.rate_limit, but
+   * global instead of per worker). The worker publishes it at start (results-bucket key
+   * `task-defaults.<base64url(name)>`) for the queue's dispatcher; the Queue's
+   * `spec.rateLimits[name]` wins over it.
+   */
+  rateLimit?: string | number;
+  /**
+   * Default priority (an integer 0–9, below the Queue's `spec.priorities.levels`; higher starts
+   * first) of this task when it is enqueued through its definition (`client.enqueue(definition, …)`);
+   * an enqueue's own `priority` wins.
+   */
+  priority?: number;
+  /**
+   * Default concurrency key of this task when it is enqueued through its definition, computed from
+   * its arguments (e.g. `(args, kwargs) => kwargs.tenant`); undefined: no key of its own (the
+   * Queue's `concurrencyKeys.from` applies). An enqueue's own `concurrencyKey` wins.
+   */
+  concurrencyKey?: (args: S["args"], kwargs: S["kwargs"]) => string | undefined;
 }
 
 const TASK_MARK: unique symbol = Symbol.for("celeriac.task");
@@ -92,7 +117,7 @@ export interface TaskDefinition<N extends string = string, S extends TaskSignatu
   readonly [TASK_MARK]: true;
   readonly name: N;
   readonly handler: TaskHandler<S>;
-  readonly options: Readonly<TaskOptions>;
+  readonly options: Readonly<TaskOptions<S>>;
 }
 
 const TASK_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]*$/;
@@ -101,19 +126,43 @@ const TASK_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]*$/;
  * Defines a task.
  * @param name registered name, e.g. `reports.generate` (letters, digits, `_ . : -`; starts with a letter or `_`)
  * @param handler `(args, kwargs, ctx) => result`; a throw is a failed attempt (see errors.ts)
- * @param options per-handler timeout / retry overrides
- * @throws TypeError when the name is invalid or the handler is not a function
+ * @param options per-handler timeout / retry overrides, and the flow-control defaults (rateLimit,
+ *   priority, concurrencyKey)
+ * @throws TypeError when the name is invalid, the handler is not a function, `rateLimit` is not a
+ *   Celery rate, `priority` is not an integer 0–9, or `concurrencyKey` is not a function
  */
 export function defineTask<N extends string, S extends TaskSignature = SignatureOf<N>>(
   name: N,
   handler: TaskHandler<S>,
-  options: TaskOptions = {},
+  options: TaskOptions<S> = {},
 ): TaskDefinition<N, S> {
   if (!TASK_NAME.test(name) || name.length > 200) {
     throw new TypeError(`task name "${name}" is invalid: use letters, digits and _ . : - (starting with a letter or _), at most 200`);
   }
   if (typeof handler !== "function") throw new TypeError(`task "${name}": handler must be a function`);
+  checkFlowOptions(name, options);
   return Object.freeze({ [TASK_MARK]: true as const, name, handler, options: Object.freeze({ ...options }) });
+}
+
+/**
+ * Checks the flow-control options of `defineTask`.
+ * @throws TypeError naming the task, the option and the fix
+ */
+function checkFlowOptions(name: string, o: TaskOptions<never>): void {
+  if (o.rateLimit !== undefined) {
+    try {
+      parseRate(o.rateLimit, `task "${name}": rateLimit`);
+    } catch (err) {
+      throw new TypeError((err as Error).message, { cause: err });
+    }
+  }
+  const maxPriority = MAX_PRIORITY_LEVELS - 1;
+  if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= 0 && o.priority <= maxPriority)) {
+    throw new TypeError(`task "${name}": priority ${String(o.priority)} is invalid: use an integer 0 … ${maxPriority} (below the Queue's spec.priorities.levels; higher starts first)`);
+  }
+  if (o.concurrencyKey !== undefined && typeof o.concurrencyKey !== "function") {
+    throw new TypeError(`task "${name}": concurrencyKey must be a function (args, kwargs) => string | undefined, e.g. (args, kwargs) => kwargs.tenant`);
+  }
 }
 
 /** True when `v` was made by `defineTask`. */

@@ -24,6 +24,7 @@ import { createWorkerMetrics, QueueMetrics, type WorkerMetrics } from "./metrics
 import { ConnectionEpoch, mayBeRedelivery } from "./redelivery.js";
 import { RevocationWatcher } from "./revocations.js";
 import { Settler } from "./settle.js";
+import { publishTaskDefaults } from "./task-defaults.js";
 import { KvStatusSink, type StatusSink } from "./status-sink.js";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options.js";
 
@@ -80,9 +81,10 @@ export class Worker {
   }
 
   /**
-   * Ensures the queue's NATS resources (unless disabled), starts the revocation watch and the delay
-   * mover, and begins pulling tasks.
-   * @throws Error when NATS resources cannot be created or opened
+   * Ensures the queue's NATS resources (unless disabled), publishes its tasks' code defaults
+   * (rate limits, task-defaults.ts), starts the revocation watch and the delay mover, and begins
+   * pulling tasks.
+   * @throws Error when NATS resources cannot be created or opened, or the task defaults written
    */
   async start(): Promise<void> {
     if (this.#started) return;
@@ -94,6 +96,7 @@ export class Worker {
       for (const r of report) if (r.action !== "unchanged") this.#log.info({ resource: r.name, kind: r.kind, action: r.action, drift: r.drift }, "Ensured queue resource");
     }
     const kv = (this.#kv = await new Kvm(this.#js).open(this.names.resultsBucket));
+    await publishTaskDefaults(kv, this.names.resultsBucket, this.tasks, this.#log);
     const sinks: StatusSink[] = o.sinks ?? [new KvStatusSink(kv), ...(o.extraSinks ?? [])];
     const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log, uniqueKv: kv }));
     const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random }));

@@ -3,7 +3,7 @@
  */
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
-import { checkEnqueueInput } from "../enqueue-checks.js";
+import { checkEnqueueInput, flagOfOption, parseEnqueueFlowFlags } from "../enqueue-checks.js";
 
 /** Raw `celeriac enqueue` flags. */
 export interface EnqueueFlags {
@@ -22,6 +22,10 @@ export interface EnqueueFlags {
   timeoutSeconds?: string;
   maxAttempts?: string;
   devDir?: string;
+  priority?: string;
+  concurrencyKey?: string;
+  uniqueKey?: string;
+  uniquePolicy?: string;
 }
 
 /** A value for messages: at most 60 characters of it. */
@@ -101,6 +105,10 @@ export function register(program: Command): void {
     .option("--eta <iso>", "run no earlier than this time (RFC 3339)")
     .option("--expires <iso>", "do not run if not started by this time (RFC 3339)")
     .option("--task-id <id>", "task id (same id twice within the duplicate window runs once)")
+    .option("--priority <n>", "priority level 0-9 on a Queue with spec.priorities, below its levels; higher starts first (default: the Queue's priorities.default)")
+    .option("--concurrency-key <key>", "concurrency key on a Queue with spec.concurrencyKeys (default: the Queue's concurrencyKeys.from)")
+    .option("--unique-key <key>", "singleton key: at most one queued-or-running task of the queue holds it")
+    .option("--unique-policy <policy>", "with --unique-key, when the key is held: Reject (default: fail, exit 1), Replace (revoke the holder if not started) or Wait (run after it)")
     .option("--wait", "wait for the result and print it (exit 1 if the task failed)")
     .option("--timeout <s>", "with --wait: give up after this many seconds (default: wait forever)")
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
@@ -116,6 +124,7 @@ export function register(program: Command): void {
       const timeoutSeconds = positiveIntFlag("--timeout-seconds", f.timeoutSeconds, 604_800);
       const maxAttempts = positiveIntFlag("--max-attempts", f.maxAttempts, 1000);
       const timeout = seconds("--timeout", f.timeout);
+      const flow = parseEnqueueFlowFlags(f);
       const { connect, TaskFailedError } = await import("../../client/index.js");
       const { natsConnectError, natsTarget } = await import("../nats-target.js");
       const target = await natsTarget(f.nats, process.env, f.devDir);
@@ -130,6 +139,9 @@ export function register(program: Command): void {
           ...(f.expires ? { expires: f.expires } : {}),
           ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
           ...(maxAttempts !== undefined ? { retry: { maxAttempts } } : {}),
+          ...flow,
+        }).catch((err: unknown) => {
+          throw flagOfOption(err);
         });
         if (!f.wait) {
           console.log(h.id);

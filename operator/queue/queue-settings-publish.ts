@@ -7,6 +7,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { DEFAULT_TIMEOUT_SECONDS } from "../../api/defaults.js";
+import { producerFlow } from "../../api/flow.js";
 import { QUEUE_SETTINGS_KEY, type QueueNames } from "../../api/naming.js";
 import type { Queue } from "../../api/objects.js";
 import { resolveRetryPolicy } from "../../api/policies.js";
@@ -15,11 +16,13 @@ import { queueSettingsFromSpec } from "./queue-settings.js";
 
 /**
  * The producer settings of a Queue: its timeout and its retry policy resolved against the built-in
- * defaults, i.e. exactly what `taskMessageInput(task, queue.spec)` gives a Task that sets neither.
- * Pure.
+ * defaults, i.e. exactly what `taskMessageInput(task, queue.spec)` gives a Task that sets neither;
+ * and `flow` (`producerFlow(queue.spec)`: priority levels, default priority, key source) when the
+ * Queue is flow-controlled, absent otherwise. Pure.
  */
 export function queueProducerSettings(queue: Queue): QueueProducerSettings {
   const { name, namespace, generation } = queue.metadata;
+  const flow = producerFlow(queue.spec);
   return {
     v: QUEUE_SETTINGS_VERSION,
     namespace: namespace ?? "",
@@ -27,6 +30,7 @@ export function queueProducerSettings(queue: Queue): QueueProducerSettings {
     ...(generation !== undefined ? { generation } : {}),
     timeoutSeconds: queue.spec.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
     retry: resolveRetryPolicy(undefined, queue.spec.retry),
+    ...(flow ? { flow } : {}),
   };
 }
 

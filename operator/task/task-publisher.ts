@@ -6,11 +6,13 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { heldNames } from "../../api/flow.js";
 import type { TaskMessage } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
 import { publishTaskMessage, revokeTask } from "../../nats/task-publish.js";
 import { isStreamNotFound } from "../../nats/queue-resources.js";
-import type { TaskPublisher } from "./task-reconciler.js";
+import { claimUnique, confirmUnique } from "../../nats/unique.js";
+import type { TaskPublisher, UniqueClaim, UniqueClaimSpec } from "./task-reconciler.js";
 import type { TenantConnection, TenantNats } from "../credentials/tenant-connections.js";
 
 /** Default publish timeout, ms: short, so a NATS outage never holds a controller worker for long. */
@@ -84,7 +86,8 @@ export class JetStreamTaskPublisher implements TaskPublisher {
 
   /**
    * True when the task is known to NATS: a record in its results bucket (a worker has seen it), or a
-   * message with `Nats-Msg-Id` = the task id in the work or delay stream. Each stream's message ids are
+   * message with `Nats-Msg-Id` = the task id in the work, delay or held stream (the held stream of
+   * a flow-controlled queue: published, not yet released by the dispatcher). Each stream's message ids are
    * read once (incrementally, by sequence), so repeated checks cost only the messages added since.
    * @throws NatsDisconnectedError at once while the connection is down, so an outage never holds a
    *   controller worker for a request timeout (found by the fault suite's nats-outage-cr scenario:
@@ -100,7 +103,7 @@ export class JetStreamTaskPublisher implements TaskPublisher {
     } catch (err) {
       if (!isStreamNotFound(err)) throw new Error(`read results bucket ${names.resultsBucket}`, { cause: err });
     }
-    for (const stream of [names.stream, names.delayedStream]) {
+    for (const stream of [names.stream, names.delayedStream, heldNames(names).stream]) {
       if (await this.#inStream(stream, msg.id)) return true;
     }
     return false;
@@ -109,6 +112,24 @@ export class JetStreamTaskPublisher implements TaskPublisher {
   /** @throws Error when the results bucket cannot be opened or written */
   async revoke(namespace: string, queue: string, id: string): Promise<void> {
     await revokeTask(await this.#bucket(queueNames(namespace, queue).resultsBucket), { namespace, queue }, id);
+  }
+
+  /**
+   * Takes the singleton lock `msg.unique` in the task's results bucket (`claimUnique`, nats/unique.ts).
+   * @throws NatsDisconnectedError at once while the connection is down
+   * @throws Error when the bucket cannot be read or written (the caller retries)
+   */
+  async claimUnique(msg: TaskMessage, unique: UniqueClaimSpec): Promise<UniqueClaim> {
+    if (!this.#connected || this.#nc?.isClosed()) throw new NatsDisconnectedError(this.#nc?.getServer() ?? "?");
+    return claimUnique(await this.#bucket(queueNames(msg.namespace, msg.queue).resultsBucket), msg, unique);
+  }
+
+  /**
+   * Marks `msg` published in its unique lock (`confirmUnique`, nats/unique.ts), after its PubAck.
+   * @throws Error when the bucket cannot be read or written
+   */
+  async confirmUnique(msg: TaskMessage): Promise<void> {
+    await confirmUnique(await this.#bucket(queueNames(msg.namespace, msg.queue).resultsBucket), msg);
   }
 
   #bucket(bucket: string): Promise<KV> {
@@ -185,6 +206,16 @@ export class TenantTaskPublisher implements TaskPublisher {
   /** As {@link JetStreamTaskPublisher.revoke}; also throws when the namespace's connection cannot be opened. */
   async revoke(namespace: string, queue: string, id: string): Promise<void> {
     return (await this.#for(namespace)).revoke(namespace, queue, id);
+  }
+
+  /** As {@link JetStreamTaskPublisher.confirmUnique}; also throws when the namespace's connection cannot be opened. */
+  async confirmUnique(msg: TaskMessage): Promise<void> {
+    return (await this.#for(msg.namespace)).confirmUnique(msg);
+  }
+
+  /** As {@link JetStreamTaskPublisher.claimUnique}; also throws when the namespace's connection cannot be opened. */
+  async claimUnique(msg: TaskMessage, unique: UniqueClaimSpec): Promise<UniqueClaim> {
+    return (await this.#for(msg.namespace)).claimUnique(msg, unique);
   }
 
   async #for(namespace: string): Promise<JetStreamTaskPublisher> {

@@ -4,8 +4,10 @@
  *
  * Order for a new Task (level-triggered, safe to run any number of times):
  *   validate what the schema cannot (args size; TerminalError) → Queue exists? (else
- *   Pending/QueueNotFound) → finalizer and publish intent (annotation PUBLISH_INTENT_ANNOTATION) in
- *   one write locked on resourceVersion → publish with Nats-Msg-Id = uid → PubAck → status Queued
+ *   Pending/QueueNotFound) → flow options the Queue can honour? (else Failed/InvalidFlowOptions;
+ *   TerminalError) → finalizer and publish intent (annotation PUBLISH_INTENT_ANNOTATION) in
+ *   one write locked on resourceVersion → singleton lock when spec.unique is set (Reject and held:
+ *   Failed/UniqueKeyHeld) → publish with Nats-Msg-Id = uid → PubAck → status Queued
  *   (locked on resourceVersion). Nothing is published before the finalizer is on the Task, so a
  *   delete can always revoke; a Task deleted before that held nothing outside the cluster.
  * API writes of a Task that runs once and succeeds: create, the finalizer+intent patch, Queued
@@ -27,10 +29,12 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, PUBLISH_INTENT_ANNOTATION, REASONS, isTerminalPhase } from "../../api/constants.js";
 import { DEFAULT_DUPLICATE_WINDOW } from "../../api/defaults.js";
 import { getCondition, setCondition } from "../../api/conditions.js";
+import { FLOW_TASK_REASONS, type UniqueSpec } from "../../api/flow.js";
 import type { TaskMessage } from "../../api/message.js";
 import { CELERIAC_TYPES, type Queue, type Task } from "../../api/objects.js";
 import type { TaskStatus } from "../../api/task.js";
-import { argsTooLarge, newTaskMessage, taskMessageInput } from "../../api/task-message.js";
+import { InvalidTaskMessageError, argsTooLarge, newTaskMessage, taskMessageInput, type NewTaskMessageInput } from "../../api/task-message.js";
+import type { claimUnique } from "../../nats/unique.js";
 import { parseGoDuration } from "../../nats/queue-settings.js";
 import {
   TerminalError, applyStatus, deleteObject, isConflict, isNotFound, mergePatch, setFinalizer,
@@ -48,7 +52,20 @@ export interface TaskPublisher {
   isStored(msg: TaskMessage): Promise<boolean>;
   /** Marks task `id` revoked: it never starts, and a running attempt is aborted. */
   revoke(namespace: string, queue: string, id: string): Promise<void>;
+  /**
+   * Takes the singleton lock of `msg.unique` for task `msg.id` in its queue's results bucket
+   * (`claimUnique` of nats/unique.ts): claimed, or the holder and what the policy made of it.
+   */
+  claimUnique(msg: TaskMessage, unique: UniqueClaimSpec): Promise<UniqueClaim>;
+  /** After the PubAck of a task with `unique`: marks it published in its lock (`confirmUnique` of nats/unique.ts). */
+  confirmUnique(msg: TaskMessage): Promise<void>;
 }
+
+/** A singleton lock request: the message's `unique` (key, policy resolved; default Reject). */
+export type UniqueClaimSpec = Required<UniqueSpec>;
+/** The outcome of a singleton lock claim (nats/unique.ts). */
+export type UniqueClaim = Awaited<ReturnType<typeof claimUnique>>;
+
 
 /** Dependencies of the Task reconciler. */
 export interface TaskReconcilerDeps {
@@ -238,6 +255,15 @@ export class TaskReconciler implements ObjectReconciler {
       }
       return {}; // the Queue informer re-enqueues waiting tasks when the queue appears (waitingTasks)
     }
+    // 2b. flow options the Queue cannot honour (a priority beyond its levels, a key on a queue
+    //     without concurrencyKeys): terminal, recorded as phase Failed; never published without them
+    let input: NewTaskMessageInput;
+    try {
+      input = taskMessageInput(task, queue.spec);
+    } catch (err) {
+      if (!(err instanceof InvalidTaskMessageError)) throw err;
+      return this.#invalidFlow({ task, namespace, ref, uid, ctx }, err);
+    }
     // 3. the finalizer (so a delete can always revoke what we publish) and the publish intent (when
     //    the first attempt started; every attempt sends the message built then), in one write
     //    locked on the version read, before anything is published
@@ -246,7 +272,7 @@ export class TaskReconciler implements ObjectReconciler {
     const now = this.#now();
     if (Number.isNaN(intent) || !hasFinalizer) {
       const at = Number.isNaN(intent) ? now : new Date(intent);
-      const msg = newTaskMessage(taskMessageInput(task, queue.spec), at);
+      const msg = newTaskMessage(input, at);
       if (msg.expires && Date.parse(msg.expires) <= now.getTime()) return this.#expired(task, ref, msg.expires);
       const metadata: Record<string, unknown> = { resourceVersion: task.metadata.resourceVersion };
       if (!hasFinalizer) metadata.finalizers = [...(task.metadata.finalizers ?? []), FINALIZERS.task];
@@ -259,9 +285,48 @@ export class TaskReconciler implements ObjectReconciler {
       if (!patched) return { requeueAfterMs: 0 };
       return this.#publish({ task: patched, namespace, ref, uid, ctx }, queue, msg, at.getTime());
     }
-    const msg = newTaskMessage(taskMessageInput(task, queue.spec), new Date(intent));
+    const msg = newTaskMessage(input, new Date(intent));
     if (msg.expires && Date.parse(msg.expires) <= this.#now().getTime()) return this.#expired(task, ref, msg.expires);
     return this.#publish({ task, namespace, ref, uid, ctx }, queue, msg, intent);
+  }
+
+  /**
+   * A Task whose flow options its Queue cannot honour: phase Failed, Accepted=False reason
+   * InvalidFlowOptions with the error (naming spec.priority or spec.concurrencyKey and the fix),
+   * then a TerminalError (a Warning Event; not retried). A Task with a publish intent may already be
+   * in NATS (published under an earlier Queue spec): it is revoked first.
+   * @throws TerminalError InvalidFlowOptions
+   */
+  async #invalidFlow({ task, namespace, ref, uid, ctx }: Call, err: InvalidTaskMessageError): Promise<never> {
+    const reason = FLOW_TASK_REASONS.InvalidFlowOptions;
+    if (task.metadata.annotations?.[PUBLISH_INTENT_ANNOTATION] !== undefined) await this.#d.publisher.revoke(namespace, task.spec.queue, uid);
+    await this.#apply(ref, this.#status(task, "Failed", { status: "False", reason, message: err.message }, {
+      completionTime: this.#now().toISOString(),
+      error: { type: reason, message: err.message },
+    }));
+    ctx.log.warn({ field: err.field, err: err.message }, "Refused task with flow options its queue cannot honour");
+    throw new TerminalError(err.message, { reason });
+  }
+
+  /**
+   * A Task whose singleton key is held by another live task under policy Reject: phase Failed,
+   * Accepted=False reason UniqueKeyHeld naming the holder; nothing was published. A Warning Event.
+   */
+  async #uniqueHeld(task: Task, ref: ObjectRef, holder: string, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const reason = FLOW_TASK_REASONS.UniqueKeyHeld;
+    const message = `unique key "${task.spec.unique?.key}" is held by task ${holder} (policy Reject): not published; delete this Task and create it again once that task finished, or use policy Wait or Replace`;
+    try {
+      await this.#apply(ref, this.#status(task, "Failed", { status: "False", reason, message }, {
+        completionTime: this.#now().toISOString(),
+        error: { type: reason, message },
+      }), task.metadata.resourceVersion);
+    } catch (err) {
+      if (isConflict(err)) return { requeueAfterMs: 0 };
+      throw err;
+    }
+    this.#d.events.event(task, "Warning", reason, message);
+    ctx.log.info({ holder, key: task.spec.unique?.key }, "Refused task whose unique key is held");
+    return {};
   }
 
   async #expired(task: Task, ref: ObjectRef, expires: string): Promise<ReconcileResult> {
@@ -282,15 +347,25 @@ export class TaskReconciler implements ObjectReconciler {
     if (b && b.nextAt > nowMs) return { requeueAfterMs: b.nextAt - nowMs };
     let how = "Published task";
     if (!this.#published.has(uid)) {
+      let heldBy: string | undefined;
       try {
         if (nowMs - intent >= blindRepublishMs(queue) && (await this.#d.publisher.isStored(msg))) {
           how = "Confirmed task already in NATS beyond the duplicate window; not published again";
         } else {
-          await this.#d.publisher.publish(msg);
+          // the singleton lock first (a retried publish finds its own id as the holder)
+          const claim = msg.unique ? await this.#d.publisher.claimUnique(msg, msg.unique) : undefined;
+          if (claim?.outcome === "rejected" && claim.holder !== msg.id) heldBy = claim.holder;
+          else {
+            if (claim && claim.outcome !== "claimed") ctx.log.info({ outcome: claim.outcome, holder: claim.holder, key: msg.unique?.key }, "Unique key was held");
+            await this.#d.publisher.publish(msg);
+            // the task is stored: a failed confirm is logged, never a reason to publish again
+            if (msg.unique) await this.#d.publisher.confirmUnique(msg).catch((err: unknown) => ctx.log.warn({ err: (err as Error).message }, "Failed to confirm the unique lock of a published task"));
+          }
         }
       } catch (err) {
         return this.#natsUnavailable(task, ref, uid, err as Error, ctx);
       }
+      if (heldBy !== undefined) return this.#uniqueHeld(task, ref, heldBy, ctx);
       this.#published.add(uid);
       this.#backoff.delete(uid);
     }

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { checkEnqueueInput, type EnqueueInput } from "../../cli/enqueue-checks.js";
+import { InvalidTaskMessageError } from "../../api/task-message.js";
+import { checkEnqueueInput, flagOfOption, parseEnqueueFlowFlags, type EnqueueFlowFlags, type EnqueueInput } from "../../cli/enqueue-checks.js";
 
 describe("when celeriac enqueue is given a bad task name or flag", () => {
   const cases: Array<[string, EnqueueInput, RegExp]> = [
@@ -15,5 +16,35 @@ describe("when celeriac enqueue is given a bad task name or flag", () => {
   for (const [name, input, want] of cases) it(`refuses ${name}`, () => assert.throws(() => checkEnqueueInput(input), { message: want }));
   it("accepts good values", () => {
     assert.doesNotThrow(() => checkEnqueueInput({ task: "reports.generate", eta: "2026-01-02T15:04:05+01:00", expires: "2026-01-02T16:04:05.5Z", taskId: "abc_1-2=" }));
+  });
+});
+
+describe("when celeriac enqueue is given flow-control flags", () => {
+  it("parses --priority, --concurrency-key, --unique-key and --unique-policy", () => {
+    assert.deepEqual(parseEnqueueFlowFlags({}), {});
+    assert.deepEqual(parseEnqueueFlowFlags({ priority: "0" }), { priority: 0 });
+    assert.deepEqual(parseEnqueueFlowFlags({ priority: "9", concurrencyKey: "tenant a" }), { priority: 9, concurrencyKey: "tenant a" });
+    assert.deepEqual(parseEnqueueFlowFlags({ uniqueKey: "nightly" }), { unique: { key: "nightly", policy: "Reject" } });
+    assert.deepEqual(parseEnqueueFlowFlags({ uniqueKey: "nightly", uniquePolicy: "Wait" }), { unique: { key: "nightly", policy: "Wait" } });
+  });
+  const cases: Array<[string, EnqueueFlowFlags, RegExp]> = [
+    ["a word as --priority", { priority: "high" }, /^--priority: must be an integer 0–9 below the Queue's spec\.priorities\.levels \(got "high"\)/],
+    ["a negative --priority", { priority: "-1" }, /^--priority: must be an integer 0–9/],
+    ["--priority 10", { priority: "10" }, /^--priority: must be an integer 0–9 .*\(got "10"\)/],
+    ["a fractional --priority", { priority: "1.5" }, /^--priority: must be an integer/],
+    ["an empty --concurrency-key", { concurrencyKey: "" }, /^--concurrency-key: "" is invalid: use 1–128 characters/],
+    ["a --unique-key with a leading space", { uniqueKey: " k" }, /^--unique-key: " k" is invalid/],
+    ["--unique-policy without --unique-key", { uniquePolicy: "Wait" }, /^--unique-policy needs --unique-key/],
+    ["an unknown --unique-policy", { uniqueKey: "k", uniquePolicy: "wait" }, /^--unique-policy: "wait" is not a policy: use Reject, Replace, Wait \(default Reject\)$/],
+  ];
+  for (const [name, flags, want] of cases) it(`refuses ${name}`, () => assert.throws(() => parseEnqueueFlowFlags(flags), { message: want }));
+
+  it("words the client's option errors as flags", () => {
+    const e = flagOfOption(new InvalidTaskMessageError("priority", 'priority: 7 is not a level of queue "reports": use an integer 0 … 3'));
+    assert.ok(e instanceof Error);
+    assert.equal(e.message, '--priority: 7 is not a level of queue "reports": use an integer 0 … 3');
+    assert.equal((flagOfOption(new InvalidTaskMessageError("concurrencyKey", "concurrencyKey: queue \"q\" has no spec.concurrencyKeys")) as Error).message, '--concurrency-key: queue "q" has no spec.concurrencyKeys');
+    const other = new Error("unrelated");
+    assert.equal(flagOfOption(other), other);
   });
 });

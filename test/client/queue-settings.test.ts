@@ -41,6 +41,13 @@ describe("queueProducerSettings", () => {
       assert.deepEqual(parseQueueProducerSettings(JSON.stringify(s)), { settings: s });
     });
   }
+  it("adds the producer flow settings of a flow-controlled Queue, and none otherwise", () => {
+    assert.equal("flow" in queueProducerSettings(queueWith({}, "plain", "shop")), false);
+    const s = queueProducerSettings(queueWith({ priorities: { levels: 5, default: 2 }, concurrencyKeys: { from: "kwargs.tenant", limit: 3 } }, "flow", "shop"));
+    assert.deepEqual(s.flow, { levels: 5, defaultPriority: 2, keyFrom: "kwargs.tenant", keys: true });
+    assert.deepEqual(queueProducerSettings(queueWith({ rateLimit: { rate: "10/s" } }, "rated", "shop")).flow, { levels: 1, defaultPriority: 0, keys: false });
+    assert.deepEqual(parseQueueProducerSettings(JSON.stringify(s)), { settings: s });
+  });
   it("refuses another version and names bad fields", () => {
     assert.deepEqual(parseQueueProducerSettings('{"v":2}'), { error: "v: Unsupported value: 2: supported values: 1" });
     assert.match((parseQueueProducerSettings('{"v":1,"namespace":"a","queue":"b","retry":{"maxAttempts":1,"backoff":{"initialSeconds":1,"factor":2,"maxSeconds":1,"jitter":true}}}') as { error: string }).error, /timeoutSeconds/);

@@ -34,6 +34,12 @@ class FakeStreams implements TaskPublisher {
     this.revoked.add(id);
     return Promise.resolve();
   }
+  claimUnique(): Promise<{ outcome: "claimed" }> {
+    return Promise.resolve({ outcome: "claimed" });
+  }
+  confirmUnique(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 describe("when the Task reconciler runs against the in-memory API server", () => {
