@@ -23,6 +23,7 @@
  *   ordered consumer there. Its deliver subject is not in the request subject, so permissions
  *   cannot pin it to the caller's inbox; the data it can deliver is the caller's own bucket.
  */
+import { heldNames } from "./flow.js";
 import { queueNames, type QueueNames } from "./naming.js";
 
 /** Publish and subscribe permissions of one NATS user (the `pub` / `sub` of a user JWT). */
@@ -80,9 +81,9 @@ function bucketReadSubjects(n: QueueNames): string[] {
 /**
  * Permissions of the worker user of Queue `queue` in `namespace`: pull from and ack on its queue's
  * `workers` consumer; run the delay mover (pull/ack on the delayed stream's `delay-mover` consumer,
- * publish due tasks to the task subject); publish dead letters (and delayed tasks); read the stream
- * and consumer info of its own streams (the start-up check of `ensureQueueResources`); read, watch
- * and write task records in its results bucket (keys are task ids: one token, `$KV.<bucket>.*`).
+ * publish due tasks to the task subject, or a flow-controlled queue's to its held subjects); publish
+ * dead letters (and delayed tasks); read the stream and consumer info of its own streams (the
+ * start-up check of `ensureQueueResources`); read, watch and write task records in its results bucket (keys are task ids: one token, `$KV.<bucket>.*`).
  * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
  * Subscribe: only its inbox, {@link workerInboxPrefix}.
  * @throws Error when the namespace or queue is not a DNS-1123 label
@@ -104,6 +105,8 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
         `$JS.ACK.${n.delayedStream}.${n.delayConsumer}.>`,
         n.taskSubject,
         n.delayedSubject,
+        // flow control: the delay mover moves a due flow-controlled task to the held stream
+        `${heldNames(n).subjectPrefix}.*`,
         n.deadLetterSubject,
         ...bucketReadSubjects(n),
         `$KV.${n.resultsBucket}.*`,
@@ -115,9 +118,9 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
 
 /**
  * Permissions of the producer user of `namespace` (clients and `celeriac enqueue`), for the listed
- * queues: publish tasks and delayed tasks; check that a queue exists (its work stream's info); read
- * and watch results and `queue.settings`; read the info of its queues' streams and consumers (so a
- * client with `createQueues` verifies an existing queue, and gets `OperatorCreatesResourcesError`
+ * queues: publish tasks and delayed tasks (and a flow-controlled queue's due tasks to its held
+ * subjects); check that a queue exists (its work stream's info); read and watch results and
+ * `queue.settings`; read the info of its queues' streams and consumers (so a client with `createQueues` verifies an existing queue, and gets `OperatorCreatesResourcesError`
  * for a missing one); revoke, i.e. write `revoked.<id>` markers and — because
  * `revokeTask` (nats/task-publish.ts) records a not-yet-started task `Cancelled` with a
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
@@ -134,6 +137,8 @@ export function producerPermissions(namespace: string, queues: readonly string[]
     allow.push(
       n.taskSubject,
       n.delayedSubject,
+      // flow control: a flow-controlled queue's due tasks go to its held stream (one subject per level)
+      `${heldNames(n).subjectPrefix}.*`,
       // the queue check (work stream), and the read-only pass of ensureQueueResources (`createQueues`)
       `${API}.STREAM.INFO.${n.stream}`,
       `${API}.STREAM.INFO.${n.delayedStream}`,
