@@ -25,11 +25,16 @@ export const SCALE_STATUS_FIELDS = ["backlog", "inFlight", "delayed", "deadLette
 
 /**
  * The `flow` part of the scale loop's status: the dispatcher's snapshot on a flow-controlled Queue
- * (absent until its first snapshot); `null` (a merge patch that removes it) when the Queue is no
- * longer flow-controlled but its status still shows one; else nothing. Pure.
+ * (absent until its first snapshot; `keys: null` when the snapshot has no keys but the status
+ * still lists some); `null` (a merge patch that removes it) when the Queue is no longer
+ * flow-controlled but its status still shows one; else nothing. Pure.
  */
 export function flowStatusField(flowControlled: boolean, snapshot: QueueFlowStatus | undefined, current: QueueStatus | undefined): { flow?: QueueFlowStatus } {
-  if (flowControlled) return snapshot ? { flow: snapshot } : {};
+  if (flowControlled) {
+    if (!snapshot) return {};
+    // a merge patch keeps what it leaves out: `keys` gone from the snapshot is removed with null
+    return { flow: snapshot.keys === undefined && current?.flow?.keys !== undefined ? { ...snapshot, keys: null as unknown as undefined } : snapshot };
+  }
   return current?.flow ? { flow: null as unknown as QueueFlowStatus } : {};
 }
 

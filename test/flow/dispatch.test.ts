@@ -68,6 +68,8 @@ describe("when routing a task message", () => {
     assert.equal(scaleBacklog({ pending: 3, inFlight: 2, dueDelayed: 1 }, undefined), 6);
     assert.deepEqual(flowStatusField(true, flow, undefined), { flow });
     assert.deepEqual(flowStatusField(true, undefined, { flow }), {});
+    const keyed = { ...flow, keys: [{ key: "a", held: 1, running: 0, limit: 1 }] };
+    assert.deepEqual(flowStatusField(true, flow, { flow: keyed }), { flow: { ...flow, keys: null } }, "keys gone: removed with null");
     assert.deepEqual(flowStatusField(false, undefined, { flow }), { flow: null });
     assert.deepEqual(flowStatusField(false, undefined, {}), {});
   });
