@@ -33,7 +33,7 @@ import type { TenantNats } from "../credentials/tenant-connections.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
 import {
-  applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError,
+  applyChild, BUILTIN_TYPES, getObject, isConflict, isNotFound, patchStatus, setFinalizer, TerminalError,
   type EventSink, type KubeObject, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType,
 } from "../runtime/index.js";
 import { Dispatchers } from "../flow/dispatchers.js";
@@ -416,7 +416,14 @@ export class QueueReconciler {
       this.#d.events.event(q, "Normal", REASONS.StreamDeleted, `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream}${isFlowControlled(q.spec) ? `, ${heldNames(names).stream}` : ""} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
       log.info("Deleted NATS resources of deleted queue");
     }
-    await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, false, FIELD_MANAGERS.operator);
+    try {
+      await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, false, FIELD_MANAGERS.operator);
+    } catch (err) {
+      // a status write of the scale loop (stopped just before) can make the cached Queue stale:
+      // the cleanup is done, so release it from the live object
+      if (!isConflict((err as Error).cause ?? err)) throw err;
+      await setFinalizer(this.#d.kc, ref, await getObject<Queue & KubeObject>(this.#d.kc, ref), FINALIZERS.queue, false, FIELD_MANAGERS.operator);
+    }
   }
 }
 
