@@ -81,10 +81,12 @@ function bucketReadSubjects(n: QueueNames): string[] {
 /**
  * Permissions of the worker user of Queue `queue` in `namespace`: pull from and ack on its queue's
  * `workers` consumer; run the delay mover (pull/ack on the delayed stream's `delay-mover` consumer,
- * publish due tasks to the task subject); publish dead letters (and delayed tasks); read the stream
- * and consumer info of its own streams (the start-up check of `ensureQueueResources`); read, watch
- * and write task records in its results bucket (keys are task ids: one token, `$KV.<bucket>.*`);
- * write its tasks' code defaults (`$KV.<bucket>.task-defaults.*`, flow control).
+ * publish due tasks to the task subject, or a flow-controlled queue's to its held subjects); publish
+ * dead letters (and delayed tasks); read the stream and consumer info of its own streams (the
+ * start-up check of `ensureQueueResources`); read, watch and write task records in its results
+ * bucket (keys are task ids: one token, `$KV.<bucket>.*`); write its tasks' code defaults
+ * (`$KV.<bucket>.task-defaults.*`, flow control); take, hand on and release singleton locks
+ * (`$KV.<bucket>.unique.*`).
  * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
  * Subscribe: only its inbox, {@link workerInboxPrefix}.
  * @throws Error when the namespace or queue is not a DNS-1123 label
@@ -106,10 +108,13 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
         `$JS.ACK.${n.delayedStream}.${n.delayConsumer}.>`,
         n.taskSubject,
         n.delayedSubject,
+        // flow control: the delay mover moves a due flow-controlled task to the held stream
+        `${heldNames(n).subjectPrefix}.*`,
         n.deadLetterSubject,
         ...bucketReadSubjects(n),
         `$KV.${n.resultsBucket}.*`,
         `$KV.${n.resultsBucket}.task-defaults.*`,
+        `$KV.${n.resultsBucket}.unique.*`,
       ],
     },
     sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`] },
@@ -138,6 +143,7 @@ export function producerPermissions(namespace: string, queues: readonly string[]
     allow.push(
       n.taskSubject,
       n.delayedSubject,
+      // flow control: a flow-controlled queue's due tasks go to its held stream (one subject per level)
       `${heldNames(n).subjectPrefix}.*`,
       // the queue check (work stream), and the read-only pass of ensureQueueResources (`createQueues`)
       `${API}.STREAM.INFO.${n.stream}`,

@@ -9,9 +9,14 @@
  * stream has its own duplicate window, so the id recorded by the delayed stream at enqueue does not
  * drop the move; a move repeated after a crash (publish done, ack lost) is dropped as a duplicate
  * within the window.
+ *
+ * A due message whose body has `flow` (a flow-controlled queue's task, api/flow.ts) goes to the held
+ * stream's subject of its priority level instead (`dueSubject`), from which the operator's
+ * dispatcher releases it to the work stream; the held stream has its own duplicate window too.
  */
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
+import { heldSubject } from "../api/flow.js";
 import type { QueueNames } from "../api/naming.js";
 import { HEADERS } from "../api/message.js";
 import { headers as natsHeaders } from "@nats-io/transport-node";
@@ -35,7 +40,22 @@ export function msUntilDue(body: Uint8Array, nowMs: number): number {
   }
 }
 
-/** Moves due tasks from the delayed stream to the work stream. */
+/**
+ * Where a due delayed message goes: `heldSubject(names, flow.priority)` when its body has a `flow`
+ * with an integer priority ≥ 0, else the work subject (also for a body that is not JSON: the worker
+ * dead-letters it). Pure; never throws.
+ */
+export function dueSubject(names: QueueNames, body: Uint8Array): string {
+  try {
+    const flow = (JSON.parse(new TextDecoder().decode(body)) as { flow?: { priority?: unknown } }).flow;
+    const p = flow?.priority;
+    return typeof p === "number" && Number.isInteger(p) && p >= 0 ? heldSubject(names, p) : names.taskSubject;
+  } catch {
+    return names.taskSubject;
+  }
+}
+
+/** Moves due tasks from the delayed stream to the work stream (or, with `flow`, the held stream). */
 export class DelayMover {
   readonly #js: JetStreamClient;
   readonly #names: QueueNames;
@@ -77,7 +97,8 @@ export class DelayMover {
       h.set(HEADERS.version, m.headers?.get(HEADERS.version) || "1");
       const pub = publisherOf(this.#js);
       const o = { headers: h, ...(id ? { msgID: id } : {}) };
-      await (pub ? pub.publish(this.#names.taskSubject, m.data, o) : this.#js.publish(this.#names.taskSubject, m.data, o));
+      const subject = dueSubject(this.#names, m.data);
+      await (pub ? pub.publish(subject, m.data, o) : this.#js.publish(subject, m.data, o));
       m.ack();
     } catch (err) {
       this.#log.warn({ err, taskId: id }, "Delayed task move failed; retrying in 1 s");

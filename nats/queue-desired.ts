@@ -8,9 +8,13 @@
  * - delayed stream (WorkQueue retention) with the durable `delay-mover` consumer, which naks each
  *   message with the time left until due and moves it to the work stream when due;
  * - dead-letter stream (limits retention, max age);
- * - results bucket (KV, history 1, TTL = results TTL), also holding `revoked.<id>` markers.
+ * - results bucket (KV, history 1, TTL = results TTL), also holding `revoked.<id>` markers;
+ * - flow-controlled queues only (`settings.flow`, api/flow.ts): the held stream (WorkQueue
+ *   retention, subjects `celeriac.<ns>.<q>.held.*`) with one durable `dispatch-<level>` pull
+ *   consumer per priority level, read by the operator's dispatcher (operator/flow/dispatcher.ts).
  */
 import { AckPolicy, DeliverPolicy, DiscardPolicy, ReplayPolicy, RetentionPolicy, StorageType, type ConsumerConfig, type StreamConfig } from "@nats-io/jetstream";
+import { heldNames, heldSubject } from "../api/flow.js";
 import type { QueueNames } from "../api/naming.js";
 import { parseGoDuration, type QueueSettings } from "./queue-settings.js";
 
@@ -108,6 +112,47 @@ export function desiredDelayConsumerConfig(names: QueueNames, _s: QueueSettings)
     max_deliver: -1,
     max_ack_pending: -1,
     filter_subject: names.delayedSubject,
+    deliver_policy: DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    max_waiting: 512,
+  };
+}
+
+/** Ack wait of the dispatch consumers, in seconds: the dispatcher heartbeats (`working`) what it holds longer. */
+export const HELD_ACK_WAIT_SECONDS = 300;
+
+/**
+ * The dispatcher's read-ahead window per priority level: `max_ack_pending` of each dispatch
+ * consumer, i.e. the most held tasks of one level the dispatcher keeps in memory (unacked) at once.
+ * Priority order and fairness between keys hold among the tasks inside the window; a level with
+ * more held tasks than this releases the rest in stream order as the window moves on.
+ */
+export const FLOW_WINDOW = 10_000;
+
+/**
+ * Held stream of a flow-controlled queue: as the work stream (WorkQueue retention, same storage,
+ * replicas and duplicate window of its own, so the dispatcher's release to the work stream under
+ * the task id is not dropped as a duplicate of the enqueue), on subjects `<held prefix>.*` (one per
+ * priority level).
+ */
+export function desiredHeldStreamConfig(names: QueueNames, s: QueueSettings): ManagedStreamConfig {
+  const held = heldNames(names);
+  return { ...desiredStreamConfig(names, s), name: held.stream, subjects: [`${held.subjectPrefix}.*`] };
+}
+
+/**
+ * The dispatcher's durable pull consumer of priority `level` (`dispatch-<level>`, filter
+ * `<held prefix>.<level>`): explicit acks (the dispatcher acks a held task once the work stream has
+ * it), ack wait {@link HELD_ACK_WAIT_SECONDS}, unlimited deliveries, {@link FLOW_WINDOW} ack-pending.
+ */
+export function desiredHeldConsumerConfig(names: QueueNames, level: number): ManagedConsumerConfig {
+  return {
+    durable_name: `${heldNames(names).consumerPrefix}${level}`,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: HELD_ACK_WAIT_SECONDS * S,
+    max_deliver: -1,
+    max_ack_pending: FLOW_WINDOW,
+    filter_subject: heldSubject(names, level),
     deliver_policy: DeliverPolicy.All,
     replay_policy: ReplayPolicy.Instant,
     max_waiting: 512,

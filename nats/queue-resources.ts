@@ -9,12 +9,15 @@ import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type St
 import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import { heldNames } from "../api/flow.js";
 import type { QueueNames } from "../api/naming.js";
 import {
   configDrift,
   desiredDeadLetterStreamConfig,
   desiredDelayConsumerConfig,
   desiredDelayedStreamConfig,
+  desiredHeldConsumerConfig,
+  desiredHeldStreamConfig,
   desiredResultsBucket,
   desiredStreamConfig,
   desiredWorkerConsumerConfig,
@@ -192,7 +195,8 @@ async function ensureBucket(js: JetStreamClient, jsm: JetStreamManager, names: Q
 
 /**
  * Ensures every NATS resource of one queue exists (and, with `updateOnDrift`, matches the desired
- * config). Idempotent and safe to run concurrently from several processes.
+ * config); with `settings.flow` also the held stream and its dispatch consumers (without, those are
+ * neither created nor removed). Idempotent and safe to run concurrently from several processes.
  * @param jsm a JetStream manager (its `jetstream()` client creates the KV bucket)
  * @param names the queue's names from `queueNames(namespace, queue)`
  * @param settings the queue settings
@@ -236,5 +240,11 @@ async function ensureOnce(jsm: JetStreamManager, names: QueueNames, settings: Qu
   out.push(await ensureConsumer(jsm, names.stream, desiredWorkerConsumerConfig(names, settings), opts));
   out.push(await ensureConsumer(jsm, names.delayedStream, desiredDelayConsumerConfig(names, settings), opts));
   out.push(await ensureBucket(jsm.jetstream(), jsm, names, settings, opts));
+  if (settings.flow) {
+    // flow-controlled: the held stream and one dispatch consumer per priority level
+    const held = heldNames(names).stream;
+    out.push(await ensureStream(jsm, desiredHeldStreamConfig(names, settings), opts));
+    for (let level = 0; level < settings.flow.levels; level++) out.push(await ensureConsumer(jsm, held, desiredHeldConsumerConfig(names, level), opts));
+  }
   return out;
 }

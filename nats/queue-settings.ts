@@ -25,6 +25,12 @@ export interface QueueSettings {
   readonly replicas: number;
   /** Storage of streams and bucket. */
   readonly storage: "file" | "memory";
+  /**
+   * Flow control (api/flow.ts): set when the Queue is flow-controlled, then the queue also has a
+   * held stream with one `dispatch-<level>` consumer per priority level (`levels`: 1 when the
+   * Queue has no priorities). Undefined: no held stream (the queue is as before flow control).
+   */
+  readonly flow?: { readonly levels: number } | undefined;
 }
 
 /** Default most-unacked messages on the worker consumer. */
@@ -39,6 +45,7 @@ export const DEFAULT_QUEUE_SETTINGS: QueueSettings = Object.freeze({
   deadLetterMaxAge: DEFAULT_DEAD_LETTER_MAX_AGE,
   replicas: 1,
   storage: "file",
+  flow: undefined,
 });
 
 /** Settings with every absent field taken from `DEFAULT_QUEUE_SETTINGS`; frozen. */

@@ -6,6 +6,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { isTerminalPhase } from "../api/constants.js";
+import { heldSubject } from "../api/flow.js";
 import { HEADERS, MESSAGE_VERSION, REVOKED_BEFORE_START, taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
 import { REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
 import { PipelinedPublisher, PublishInterruptedError } from "./pipelined-publisher.js";
@@ -44,9 +45,15 @@ export function publisherOf(js: JetStreamClient): PipelinedPublisher | undefined
   return nc ? PipelinedPublisher.for(nc) : undefined;
 }
 
-/** The subject a message goes to: the delay stream's when its eta is in the future, else the work stream's. Pure. */
+/**
+ * The subject a message goes to: the delay stream's when its eta is in the future; else, when the
+ * message has `flow` (a flow-controlled queue's task, api/flow.ts), the held stream's subject of its
+ * priority level (`heldSubject`), from which the operator's dispatcher releases it; else the work
+ * stream's. Pure.
+ */
 export function subjectFor(names: QueueNames, msg: TaskMessage, nowMs: number): string {
-  return msg.eta !== undefined && Date.parse(msg.eta) > nowMs ? names.delayedSubject : names.taskSubject;
+  if (msg.eta !== undefined && Date.parse(msg.eta) > nowMs) return names.delayedSubject;
+  return msg.flow ? heldSubject(names, msg.flow.priority) : names.taskSubject;
 }
 
 /**

@@ -11,6 +11,7 @@
  * nothing in flight, and an empty delay stream nothing due: an idle queue costs no request of its own.
  */
 import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import { heldNames } from "../../api/flow.js";
 import type { QueueNames } from "../../api/naming.js";
 import type { TenantNats } from "../credentials/tenant-connections.js";
 import { ensureQueueResources, isConsumerNotFound, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
@@ -55,7 +56,7 @@ export interface QueueNats {
    * @returns a depth or an Error for every queue of `names`
    */
   depthMany(names: readonly QueueNames[]): Promise<DepthResults>;
-  /** Deletes the queue's streams and results bucket (deletionPolicy Delete). */
+  /** Deletes the queue's streams (the held stream of flow control too) and results bucket (deletionPolicy Delete). */
   remove(names: QueueNames): Promise<void>;
 }
 
@@ -154,11 +155,12 @@ export class JetStreamQueueNats implements QueueNats {
   }
 
   /**
-   * Deletes the work, delay and dead-letter streams and the results bucket. Missing ones are fine.
+   * Deletes the work, delay, dead-letter and held (flow control) streams and the results bucket.
+   * Missing ones are fine.
    * @throws Error "delete stream X: …" on other failures
    */
   async remove(names: QueueNames): Promise<void> {
-    for (const stream of [names.stream, names.delayedStream, names.deadLetterStream, `KV_${names.resultsBucket}`]) {
+    for (const stream of [names.stream, names.delayedStream, names.deadLetterStream, heldNames(names).stream, `KV_${names.resultsBucket}`]) {
       try {
         await this.#jsm.streams.delete(stream);
       } catch (err) {

@@ -2,12 +2,14 @@
  * Queue reconciler: turns a Queue into its NATS resources (stream, consumers, dead-letter stream,
  * results bucket — applied only on drift), the workers' ServiceAccount/Role/RoleBinding and the
  * worker Deployment (or a KEDA ScaledObject), and keeps one scale loop and one delay mover per live
- * Queue. It runs on Queue and Deployment changes and on the controller's resync (JetStream raises
- * no Kubernetes events, so the resync is what repairs NATS drift).
+ * Queue, and one flow-control dispatcher per flow-controlled Queue (operator/flow/dispatchers.ts).
+ * It runs on Queue and Deployment changes and on the controller's resync (JetStream raises no
+ * Kubernetes events, so the resync is what repairs NATS drift).
  *
  * Fixed order, one status write at the end (KEDA's ScaledObject controller):
- *   finalizer/deletion → validate → ensure streams → ensure RBAC → ensure NATS credentials (minting
- *   mode only) → ensure workers → request the scale loop → status.
+ *   finalizer/deletion → validate (autoscaling bounds, the flow-control policy) → ensure streams →
+ *   delay mover and flow-control dispatcher → ensure RBAC → ensure NATS credentials (minting mode
+ *   only) → ensure workers → request the scale loop → status.
  * Each ensure step returns its condition; `queueStatus` builds the status from them. Reading the
  * depth and scaling is the scale loop's job (scale-loop.ts), not the reconcile's.
  *
@@ -20,6 +22,7 @@
 import type { KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS } from "../../api/constants.js";
+import { heldNames, isFlowControlled } from "../../api/flow.js";
 import { NATS_CREDS_SECRET_KEY, workerCredsSecretName } from "../../api/nats-creds-secrets.js";
 import { queueNames, type QueueNames } from "../../api/naming.js";
 import { CELERIAC_TYPES, type Queue } from "../../api/objects.js";
@@ -30,9 +33,11 @@ import type { TenantNats } from "../credentials/tenant-connections.js";
 import { desiredScaledObject } from "../autoscale/keda.js";
 import { resolveAutoscaling, type ResolvedAutoscaling } from "../autoscale/policy.js";
 import {
-  applyChild, BUILTIN_TYPES, isNotFound, patchStatus, setFinalizer, TerminalError,
+  applyChild, BUILTIN_TYPES, getObject, isConflict, isNotFound, patchStatus, setFinalizer, TerminalError,
   type EventSink, type KubeObject, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult, type ResourceType,
 } from "../runtime/index.js";
+import { Dispatchers } from "../flow/dispatchers.js";
+import { flowPolicy } from "../flow/flow-state.js";
 import { DelayMovers } from "./delay-movers.js";
 import { desiredWorkerRole, desiredWorkerRoleBinding, desiredWorkerServiceAccount } from "./desired-rbac.js";
 import { desiredWorkerDeployment, isInvalidWorkerTemplate, specNamesTasksModule, type WorkerNatsOptions } from "./desired-workers.js";
@@ -110,6 +115,7 @@ export class QueueReconciler {
   readonly #now: () => number;
   readonly #loops: ScaleLoops;
   readonly #movers: DelayMovers;
+  readonly #dispatchers: Dispatchers;
   readonly #nats: QueueNats;
   /** The reconcile's status fields last written per Queue (the cache may not show them yet). */
   readonly #written = new Map<string, { uid: string | undefined; status: QueueStatus }>();
@@ -125,11 +131,14 @@ export class QueueReconciler {
     this.#now = deps.now ?? Date.now;
     this.#recheckMs = deps.recheckMs ?? 15_000;
     this.#nats = new TenantQueueNats(deps.tenants);
+    const jsFor = async (ns: string) => (await deps.tenants.forNamespace(ns)).js;
+    this.#dispatchers = new Dispatchers(jsFor, deps.log.child({ controller: "queue" }));
     this.#loops = new ScaleLoops({
       kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: this.#nats, events: deps.events,
       log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}),
+      flow: (ns, name) => this.#dispatchers.status(ns, name),
     });
-    this.#movers = new DelayMovers(async (ns) => (await deps.tenants.forNamespace(ns)).js, deps.log.child({ controller: "queue" }));
+    this.#movers = new DelayMovers(jsFor, deps.log.child({ controller: "queue" }));
   }
 
   /**
@@ -173,10 +182,29 @@ export class QueueReconciler {
       return this.#invalid(q, ref, `spec.autoscaling.minReplicas (${policy.minReplicas}) must not exceed maxReplicas (${policy.maxReplicas}): lower minReplicas or raise maxReplicas`, now);
     }
 
+    if (isFlowControlled(q.spec)) {
+      try {
+        flowPolicy(q.spec);
+      } catch (err) {
+        return this.#invalid(q, ref, `${(err as Error).message}: fix the Queue's flow control fields`, now);
+      }
+    }
+
     // No worker Deployment in the cache and nothing applied yet: a new Queue, whose children are created without reads first.
     const isNew = !this.#d.getDeployment(namespace, workerDeploymentName(name)) && this.#appliedRbac.get(`${namespace}/${name}`)?.uid !== q.metadata.uid;
     const stream = await this.#ensureStreams(q, names, log);
     if (stream.status === "True") await this.#movers.ensure(namespace, name, names);
+    // flow control: start, update, restart or drain the Queue's dispatcher (a failure is retried
+    // at the next polling interval; the rest of the reconcile goes on)
+    let dispatcherFailed = false;
+    if (stream.status === "True") {
+      try {
+        await this.#dispatchers.ensure(q, names);
+      } catch (err) {
+        dispatcherFailed = true;
+        log.warn({ err }, "Failed to start the flow-control dispatcher");
+      }
+    }
     await this.#ensureRbac(q, isNew);
     const creds = await this.#d.credentials?.ensure(q, log);
     const workers = await this.#ensureWorkers(q, ref, policy, now, log, isNew);
@@ -189,17 +217,17 @@ export class QueueReconciler {
       ...(workers.lastScaleTime !== undefined ? { lastScaleTime: workers.lastScaleTime } : {}),
     }));
     // JetStream raises no event when it recovers: retry the streams once per polling interval.
-    const retryMs = stream.status === "True" ? undefined : policy.pollingIntervalSeconds * 1000;
+    const retryMs = stream.status === "True" && !dispatcherFailed ? undefined : policy.pollingIntervalSeconds * 1000;
     // Come back when a credential falls due (a little after, so the decision sees it due).
     const renewMs = creds ? Math.max(1000, creds.renewAt.getTime() - this.#now() + 100) : undefined;
     const after = Math.min(retryMs ?? Infinity, renewMs ?? Infinity);
     return Number.isFinite(after) ? { requeueAfterMs: after } : undefined;
   }
 
-  /** Stops every scale loop and delay mover (memoised). Reconciles must have stopped first. */
+  /** Stops every scale loop, delay mover and dispatcher (memoised). Reconciles must have stopped first. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      for (const [what, step] of [["scale loops", () => this.#loops.stop()], ["delay movers", () => this.#movers.stop()]] as const) {
+      for (const [what, step] of [["scale loops", () => this.#loops.stop()], ["delay movers", () => this.#movers.stop()], ["dispatchers", () => this.#dispatchers.stop()]] as const) {
         try {
           await step();
         } catch (err) {
@@ -371,23 +399,31 @@ export class QueueReconciler {
     this.#written.set(key, { uid: q.metadata.uid, status: { ...(mine && mine.uid === q.metadata.uid ? mine.status : {}), ...patch } });
   }
 
-  /** Stops the Queue's scale loop and delay mover and forgets what was written for it. */
+  /** Stops the Queue's scale loop, delay mover and dispatcher and forgets what was written for it. */
   async #forget(namespace: string, name: string): Promise<void> {
     this.#written.delete(`${namespace}/${name}`);
     this.#appliedNats.delete(`${namespace}/${name}`);
     this.#appliedRbac.delete(`${namespace}/${name}`);
     await this.#loops.remove(namespace, name);
     await this.#movers.remove(namespace, name);
+    await this.#dispatchers.remove(namespace, name);
   }
 
   async #finalize(q: Queue, ref: ObjectRef, names: QueueNames, log: Logger): Promise<void> {
     if (!q.metadata.finalizers?.includes(FINALIZERS.queue)) return;
     if (q.spec.deletionPolicy === "Delete") {
       await this.#nats.remove(names);
-      this.#d.events.event(q, "Normal", REASONS.StreamDeleted, `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
+      this.#d.events.event(q, "Normal", REASONS.StreamDeleted, `Deleted streams ${names.stream}, ${names.delayedStream}, ${names.deadLetterStream}${isFlowControlled(q.spec) ? `, ${heldNames(names).stream}` : ""} and bucket ${names.resultsBucket} (deletionPolicy Delete)`);
       log.info("Deleted NATS resources of deleted queue");
     }
-    await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, false, FIELD_MANAGERS.operator);
+    try {
+      await setFinalizer(this.#d.kc, ref, q, FINALIZERS.queue, false, FIELD_MANAGERS.operator);
+    } catch (err) {
+      // a status write of the scale loop (stopped just before) can make the cached Queue stale:
+      // the cleanup is done, so release it from the live object
+      if (!isConflict((err as Error).cause ?? err)) throw err;
+      await setFinalizer(this.#d.kc, ref, await getObject<Queue & KubeObject>(this.#d.kc, ref), FINALIZERS.queue, false, FIELD_MANAGERS.operator);
+    }
   }
 }
 

@@ -5,12 +5,14 @@
  *   streamName and the Deployment's replicas/readyReplicas (and lastScaleTime when it creates the
  *   Deployment);
  * - the scale loop writes {@link SCALE_STATUS_FIELDS}: backlog, inFlight, delayed, deadLetters,
- *   desiredReplicas and lastScaleTime.
+ *   desiredReplicas and lastScaleTime, and on a flow-controlled Queue `flow` (the dispatcher's
+ *   snapshot, {@link flowStatusField}).
  * Each writes only the fields whose values changed ({@link statusChanges}), so an idle Queue's status
  * is not rewritten.
  */
 import { CONDITION_TYPES, REASONS } from "../../api/constants.js";
 import { setCondition, type Condition, type ConditionInput } from "../../api/conditions.js";
+import type { QueueFlowStatus } from "../../api/flow.js";
 import type { QueueStatus } from "../../api/queue.js";
 
 /** A condition a sub-step reports, before the generation and transition time are added. */
@@ -19,7 +21,31 @@ export type StepCondition = Omit<ConditionInput, "observedGeneration">;
 /** Status fields the Queue reconcile writes. */
 export const RECONCILE_STATUS_FIELDS = ["conditions", "observedGeneration", "streamName", "replicas", "readyReplicas", "lastScaleTime"] as const;
 /** Status fields the scale loop writes. */
-export const SCALE_STATUS_FIELDS = ["backlog", "inFlight", "delayed", "deadLetters", "desiredReplicas", "lastScaleTime"] as const;
+export const SCALE_STATUS_FIELDS = ["backlog", "inFlight", "delayed", "deadLetters", "desiredReplicas", "lastScaleTime", "flow"] as const;
+
+/**
+ * The `flow` part of the scale loop's status: the dispatcher's snapshot on a flow-controlled Queue
+ * (absent until its first snapshot; `keys: null` when the snapshot has no keys but the status
+ * still lists some); `null` (a merge patch that removes it) when the Queue is no longer
+ * flow-controlled but its status still shows one; else nothing. Pure.
+ */
+export function flowStatusField(flowControlled: boolean, snapshot: QueueFlowStatus | undefined, current: QueueStatus | undefined): { flow?: QueueFlowStatus } {
+  if (flowControlled) {
+    if (!snapshot) return {};
+    // a merge patch keeps what it leaves out: `keys` gone from the snapshot is removed with null
+    return { flow: snapshot.keys === undefined && current?.flow?.keys !== undefined ? { ...snapshot, keys: null as unknown as undefined } : snapshot };
+  }
+  return current?.flow ? { flow: null as unknown as QueueFlowStatus } : {};
+}
+
+/**
+ * The backlog autoscaling counts: the work stream's pending and in-flight messages, the due delayed
+ * ones and, on a flow-controlled Queue, the held tasks no limit holds back (`flow.runnable`) —
+ * never the raw held count, so work held back by a rate or key limit does not scale workers up. Pure.
+ */
+export function scaleBacklog(depth: { pending: number; inFlight: number; dueDelayed: number }, flow: QueueFlowStatus | undefined): number {
+  return depth.pending + depth.inFlight + depth.dueDelayed + (flow?.runnable ?? 0);
+}
 
 /** WorkersReady message of a `provider: keda` Queue on a cluster without KEDA's CRD. */
 export const KEDA_MISSING_MESSAGE =

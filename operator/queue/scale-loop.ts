@@ -15,6 +15,10 @@
  * connection, consumer info only for queues with messages). A Queue still reads every
  * `pollingIntervalSeconds`, at a phase no enqueue can predict, so the wait from a backlog to its
  * read is as before (uniform over the interval); a new Queue or a spec change reads at once.
+ *
+ * On a flow-controlled Queue the backlog also counts the dispatcher's runnable held tasks, and the
+ * loop writes the dispatcher's snapshot as `status.flow` (queue-status.ts `scaleBacklog`,
+ * `flowStatusField`).
  */
 import type { KubeConfig, V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -22,13 +26,14 @@ import { FIELD_MANAGERS, REASONS } from "../../api/constants.js";
 import { queueNames, type QueueNames } from "../../api/naming.js";
 import type { Queue } from "../../api/objects.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
+import { isFlowControlled, type QueueFlowStatus } from "../../api/flow.js";
 import type { QueueStatus } from "../../api/queue.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
 import { BUILTIN_TYPES, isNotFound, patchScale, patchStatus, type EventSink, type ObjectRef } from "../runtime/index.js";
 import { workerDeploymentName } from "./labels.js";
 import { depthKey, type DepthResults, type QueueDepth, type QueueNats } from "./queue-nats.js";
-import { rfc3339, statusChanges } from "./queue-status.js";
+import { flowStatusField, rfc3339, scaleBacklog, statusChanges } from "./queue-status.js";
 
 /** Dependencies of {@link ScaleLoops}. */
 export interface ScaleLoopDeps {
@@ -40,6 +45,11 @@ export interface ScaleLoopDeps {
   nats: Pick<QueueNats, "depthMany">;
   events: EventSink;
   log: Logger;
+  /**
+   * The flow status of a flow-controlled Queue from its dispatcher (operator/flow/dispatchers.ts):
+   * its `runnable` is added to the backlog, and it is written as `status.flow`.
+   */
+  flow?(namespace: string, name: string): QueueFlowStatus | undefined;
   /** Called after each read with the queue's backlog and desired replicas (metrics). */
   onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
   now?: () => number;
@@ -286,7 +296,9 @@ class ScaleLoop {
     const policy = resolveAutoscaling(q.spec);
     const depth = await this.#batcher.depth(queueNames(this.#ns, this.#name));
     if (this.#stopped) return;
-    const backlog = depth.pending + depth.inFlight + depth.dueDelayed;
+    const flowControlled = isFlowControlled(q.spec);
+    const flow = flowControlled ? d.flow?.(this.#ns, this.#name) : undefined;
+    const backlog = scaleBacklog(depth, flow);
 
     const deployName = workerDeploymentName(this.#name);
     const live = d.getDeployment(this.#ns, deployName);
@@ -323,6 +335,7 @@ class ScaleLoop {
       deadLetters: depth.deadLetters,
       ...(desired !== undefined ? { desiredReplicas: desired } : {}),
       ...(lastScaleTime !== undefined ? { lastScaleTime } : {}),
+      ...flowStatusField(flowControlled, flow, { ...q.status, ...this.#written }),
     };
     const patch = statusChanges({ ...q.status, ...this.#written }, status);
     if (!patch || this.#stopped) return;

@@ -36,8 +36,10 @@ describe("when building NATS permissions", () => {
       // wildcards only after the names: `*`/`>` never as the stream, consumer or bucket token
       const tokens = s.split(".");
       const firstWild = tokens.findIndex((t) => t === "*" || t === ">");
-      if (firstWild >= 0) assert.ok(tokens.slice(0, firstWild).some((t) => t.includes("team-a_emails")), s);
+      // (or after the queue's own subject prefix: the held subjects, one per priority level)
+      if (firstWild >= 0) assert.ok(tokens.slice(0, firstWild).some((t) => t.includes("team-a_emails")) || s.startsWith("celeriac.team-a.emails.held."), s);
     }
+    assert.ok(p.pub.allow.includes("celeriac.team-a.emails.held.*"), "the delay mover moves flow-controlled tasks to the held stream");
     assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a_emails.>"]);
     const joined = p.pub.allow.join(" ");
     for (const refused of ["STREAM.CREATE", "STREAM.UPDATE", "STREAM.DELETE", "STREAM.PURGE", "STREAM.NAMES", "STREAM.LIST", "CONSUMER.CREATE.CELERIAC_", "CONSUMER.DURABLE", "revoked", "queue.settings"]) {
@@ -52,6 +54,7 @@ describe("when building NATS permissions", () => {
       const n = queueNames("team-a", q);
       assert.ok(p.pub.allow.includes(n.taskSubject) && p.pub.allow.includes(n.delayedSubject));
       assert.ok(p.pub.allow.includes(`$KV.${n.resultsBucket}.revoked.*`));
+      assert.ok(p.pub.allow.includes(`celeriac.team-a.${q}.held.*`), "a flow-controlled queue's due tasks go to its held stream");
       assert.ok(!p.pub.allow.includes(n.deadLetterSubject));
     }
     assert.ok(!p.pub.allow.some((s) => /MSG\.NEXT|\$JS\.ACK|STREAM\.(CREATE|UPDATE|DELETE|PURGE|NAMES|LIST)/.test(s)));

@@ -7,9 +7,12 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { pino } from "pino";
+import { heldNames } from "../../../api/flow.js";
 import { queueNames } from "../../../api/naming.js";
 import { CELERIAC_TYPES, type Queue } from "../../../api/objects.js";
 import type { QueueSpec } from "../../../api/queue.js";
+import { newTaskMessage } from "../../../api/task-message.js";
+import { publishTaskMessage } from "../../../nats/task-publish.js";
 import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, listObjects, mergePatch, type KubeObject } from "../../../kube/k8s-client.js";
 import { SharedTenantNats } from "../../../operator/credentials/tenant-connections.js";
 import { QueueReconciler } from "../../../operator/queue/queue-reconciler.js";
@@ -201,6 +204,43 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
     await eventually(async () => (await get(name).catch((err: unknown) => (isNotFound(err) ? "gone" : undefined))) === "gone", 5000, "the Queue released");
     const ev = await events(name);
     assert.ok(ev.some((e) => e.reason === "StreamDeleted"), "a StreamDeleted Event");
+  });
+
+  it("runs a flow-controlled Queue's dispatcher: status.flow, no scale-up for held-back work, a drain when flow control is turned off", async () => {
+    const name = uniqueQueue("flow");
+    await createQueue({ deletionPolicy: "Delete", concurrencyKeys: { limit: 1 }, autoscaling: { minReplicas: 0, maxReplicas: 5, targetBacklogPerReplica: 1, pollingIntervalSeconds: 1 } }, name);
+    await rec.reconcile({ namespace: NS, name }, ctx);
+    const names = queueNames(NS, name);
+    const held = heldNames(names);
+    assert.equal((await jsm.consumers.info(held.stream, "dispatch-0")).name, "dispatch-0");
+    for (let i = 0; i < 5; i++) {
+      const m = newTaskMessage({ id: `f${i}`, task: "t", queue: name, namespace: NS, origin: { kind: "Client" }, flow: { priority: 0, key: "k" } }, new Date());
+      await publishTaskMessage(js, names, m);
+    }
+    // key k runs one at a time (no worker finishes it here): one released, four held back
+    const q = (await eventually(async () => {
+      const live = await get(name);
+      return live.status?.flow?.held === 4 && live.status.backlog === 1 ? live : undefined;
+    }, 5000, "status.flow shows the held tasks"))!;
+    assert.equal(q.status?.flow?.runnable, 0);
+    assert.deepEqual(q.status?.flow?.keys, [{ key: "k", held: 4, running: 1, limit: 1 }]);
+    assert.equal((await jsm.streams.info(names.stream)).state.messages, 1);
+    await eventually(async () => (await getDeployment(name)).spec?.replicas === 1, 3000, "one worker for the released task");
+    await new Promise((r) => setTimeout(r, 1500)); // another polling interval
+    assert.equal((await getDeployment(name)).spec?.replicas, 1, "work held back by a key limit does not scale workers up (target 1 per replica)");
+
+    // flow control off: what is held goes to the work stream, and status.flow goes away
+    await mergePatch(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name }, { spec: { concurrencyKeys: null } }, "test");
+    await synced(name);
+    await rec.reconcile({ namespace: NS, name }, ctx);
+    await eventually(async () => (await jsm.streams.info(names.stream)).state.messages === 5 && (await jsm.streams.info(held.stream)).state.messages === 0, 5000, "the held tasks released");
+    assert.equal(new Set((await Promise.all([1, 2, 3, 4, 5].map((seq) => jsm.streams.getMessage(names.stream, { seq })))).map((m) => m?.json<{ id: string }>().id)).size, 5, "each task once");
+    await eventually(async () => (await get(name)).status?.flow === undefined, 5000, "status.flow removed");
+
+    await deleteObject(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name });
+    await eventually(() => queues.get(NS, name)?.metadata.deletionTimestamp, 5000, "deletion seen");
+    await rec.reconcile({ namespace: NS, name }, ctx);
+    await assert.rejects(jsm.streams.info(held.stream), "the held stream is deleted with the queue");
   });
 
   it("re-applies NATS resources and worker RBAC deleted behind its back once recheckMs has passed, not before", async () => {
