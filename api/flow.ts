@@ -12,7 +12,7 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import type { QueueNames } from "./naming.js";
-import { StringEnum, Timestamp } from "./schema-helpers.js";
+import { MapOf, StringEnum, Timestamp } from "./schema-helpers.js";
 
 /**
  * Celery's rate syntax: `"<n>/s"`, `"<n>/m"`, `"<n>/h"`, or a bare number (per second), where n is a
@@ -75,7 +75,7 @@ export const ConcurrencyKeysSchema = Type.Object(
     ),
     limit: Type.Integer({ minimum: 1, maximum: 100000, description: "Most tasks of one key running at once, across all workers. A task waiting for its retry keeps its key's slot." }),
     overrides: Type.Optional(
-      Type.Record(Type.String(), Type.Integer({ minimum: 0, maximum: 100000 }), {
+      MapOf(Type.Integer({ minimum: 0, maximum: 100000 }), {
         description: 'Per-key limits that replace limit, e.g. {"tenant-big": 10}; 0 pauses a key (its tasks are held until the override changes).',
       }),
     ),
@@ -86,7 +86,7 @@ export const ConcurrencyKeysSchema = Type.Object(
       }),
     ),
     weights: Type.Optional(
-      Type.Record(Type.String(), Type.Integer({ minimum: 1, maximum: 1000 }), { description: "Weighted fairness: a key's share of starts relative to the others (default 1)." }),
+      MapOf(Type.Integer({ minimum: 1, maximum: 1000 }), { description: "Weighted fairness: a key's share of starts relative to the others (default 1)." }),
     ),
   },
   { description: "Per-key concurrency (per tenant, per account, …): a limit on tasks running at once per key across every worker, with fair dispatch between keys." },
@@ -122,7 +122,7 @@ export const PrioritiesSchema = Type.Object(
 export type Priorities = Static<typeof PrioritiesSchema>;
 
 /** Schema of `Queue.spec.rateLimits`: per task name. */
-export const TaskRateLimitsSchema = Type.Record(Type.String(), Type.String({ pattern: RATE_PATTERN }), {
+export const TaskRateLimitsSchema = MapOf(Type.String({ pattern: RATE_PATTERN }), {
   description: 'Rate limits per task name, all workers together, in Celery\'s syntax: {"emails.send": "100/m"}. Each is a token bucket of capacity 1; a task is started only when both its name\'s and the queue\'s limits allow.',
 });
 

@@ -6,7 +6,7 @@
  * Rules follow the Kubernetes docs, "Specifying a structural schema"
  * (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#specifying-a-structural-schema).
  */
-import { Type, type SchemaOptions, type TSchema, type TUnsafe } from "@sinclair/typebox";
+import { Type, type SchemaOptions, type Static, type TSchema, type TUnsafe } from "@sinclair/typebox";
 
 /**
  * A string enum: `{type: "string", enum: [...]}`.
@@ -31,6 +31,15 @@ export function Duration(options: SchemaOptions = {}): TUnsafe<string> {
 /** A map of string to string (`additionalProperties: {type: string}`), e.g. labels, nodeSelector. */
 export function StringMap(options: SchemaOptions = {}): TUnsafe<Record<string, string>> {
   return Type.Unsafe<Record<string, string>>({ ...options, type: "object", additionalProperties: { type: "string" } });
+}
+
+/**
+ * A map of string to `value` (`additionalProperties: <value>`), for CRD fields: a structural schema
+ * cannot use `patternProperties` (what TypeBox's `Type.Record` emits), and kube-apiserver refuses
+ * such a CRD and prunes such fields (CRD docs, "Specifying a structural schema").
+ */
+export function MapOf<T extends TSchema>(value: T, options: SchemaOptions = {}): TUnsafe<Record<string, Static<T>>> {
+  return Type.Unsafe<Record<string, Static<T>>>({ ...options, type: "object", additionalProperties: value });
 }
 
 /**

@@ -303,6 +303,9 @@ export function prune<T>(schema: JSONSchemaProps, value: T): { value: T; unknown
   return { value: out, unknownFields: removed };
 }
 
+/** Schema keywords kube-apiserver refuses in a CRD (`patternProperties is not supported`, …). */
+const UNSUPPORTED_IN_CRD = ["patternProperties", "additionalItems", "dependencies", "$ref", "definitions"];
+
 const STRUCTURAL_FORBIDDEN_IN_JUNCTORS = ["description", "type", "default", "additionalProperties", "nullable"];
 
 function checkNode(node: JSONSchemaProps, path: string, causes: FieldCause[], inJunctor: boolean): void {
@@ -319,6 +322,10 @@ function checkNode(node: JSONSchemaProps, path: string, causes: FieldCause[], in
   }
   if (node.properties && node.additionalProperties !== undefined && node.additionalProperties !== false) {
     causes.push({ reason: "FieldValueForbidden", field: `${path}.additionalProperties`, message: "Forbidden: additionalProperties and properties are mutual exclusive" });
+  }
+  // kube-apiserver's ValidateCustomResourceDefinitionOpenAPISchema: keywords a CRD schema may not use
+  for (const k of UNSUPPORTED_IN_CRD) {
+    if (k in node) causes.push({ reason: "FieldValueForbidden", field: `${path}.${k}`, message: `Forbidden: ${k} is not supported` });
   }
   if (node.type === "array" && !node.items) {
     causes.push({ reason: "FieldValueRequired", field: `${path}.items`, message: "Required value: must be specified" });

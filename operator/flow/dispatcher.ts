@@ -39,7 +39,7 @@ import { headers as natsHeaders, type MsgHdrs, type QueuedIterator } from "@nats
 import type { Logger } from "pino";
 import { isTerminalPhase } from "../../api/constants.js";
 import { DEFAULT_ACK_WAIT_SECONDS } from "../../api/defaults.js";
-import { heldNames, parseRate, type QueueFlowStatus, type Waiting } from "../../api/flow.js";
+import { heldNames, parseRate, parseTaskDefaults, TASK_DEFAULTS_KEY_PREFIX, type QueueFlowStatus, type Waiting } from "../../api/flow.js";
 import { HEADERS, taskRecord, type TaskIdentity, type TaskRecord } from "../../api/message.js";
 import { REVOKED_PREFIX, type QueueNames } from "../../api/naming.js";
 import type { QueueSpec } from "../../api/queue.js";
@@ -49,7 +49,8 @@ import { publisherOf } from "../../nats/task-publish.js";
 import { FlowState, flowPolicy, type HeldTask } from "./flow-state.js";
 
 /** Key prefix of the task defaults workers publish in the results bucket: `task-defaults.<base64url(task name)>`. */
-export const TASK_DEFAULTS_PREFIX = "task-defaults.";
+/** Prefix of the results-bucket keys of workers' task code defaults (`TASK_DEFAULTS_KEY_PREFIX`, api/flow.ts). */
+export const TASK_DEFAULTS_PREFIX = TASK_DEFAULTS_KEY_PREFIX;
 /** How often the snapshot and waiting records are refreshed, ms. */
 export const STATUS_INTERVAL_MS = 1000;
 /** A task held this long gets a waiting record, ms. */
@@ -274,13 +275,9 @@ export class Dispatcher {
     for (const k of keys) {
       const e = await kv.get(k);
       if (!e || e.operation !== "PUT") continue;
-      try {
-        const v = e.json<{ task?: unknown; rateLimit?: unknown }>();
-        if (typeof v.task !== "string" || (typeof v.rateLimit !== "string" && typeof v.rateLimit !== "number")) throw new Error(`${k}: needs "task" and "rateLimit"`);
-        out.set(v.task, parseRate(v.rateLimit, `${k} rateLimit`));
-      } catch (err) {
-        this.#log.warn({ err, key: k }, "Ignored a malformed task default");
-      }
+      const p = parseTaskDefaults(e.value);
+      if ("error" in p) this.#log.warn({ key: k, error: p.error }, "Ignored a malformed task default");
+      else out.set(p.defaults.task, parseRate(p.defaults.rateLimit, `${k} rateLimit`));
     }
     return out;
   }

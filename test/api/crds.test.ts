@@ -26,6 +26,12 @@ describe("when the CRDs are generated from the schemas", () => {
       assert.equal(readFileSync(join(root, rel), "utf8"), content, `${rel} is stale: run npm run generate`);
     }
   });
+  it("refuses, as kube-apiserver does, schema keywords a CRD cannot use (patternProperties: what TypeBox's Type.Record emits)", () => {
+    const schema = { type: "object", properties: { spec: { type: "object", properties: { weights: { type: "object", patternProperties: { "^.*$": { type: "integer" } } } } } } } as unknown as JSONSchemaProps;
+    assert.deepEqual(checkStructural(schema, "s"), [
+      { reason: "FieldValueForbidden", field: "s.properties[spec].properties[weights].patternProperties", message: "Forbidden: patternProperties is not supported" },
+    ]);
+  });
   for (const { crd } of ALL_CRDS) {
     const v = crd.spec.versions[0]!;
     it(`gives ${crd.spec.names.kind} a structural schema`, () => {
