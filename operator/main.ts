@@ -10,6 +10,7 @@
  * a connection of that account (credentials/tenant-connections.ts). Shutdown is memoised and ordered: stop controllers, informers and reconcilers, release
  * the Lease, drain NATS, close the health server.
  */
+import { markTaskWaiting } from "./task/task-waiting.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
@@ -148,6 +149,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     ...(credentials ? { credentials } : {}),
     // Half the resync period: every resync re-applies each Queue's NATS resources and worker RBAC.
     recheckMs: config.resyncSeconds * 500,
+    onTaskWaiting: (identity, waiting) => void markTaskWaiting(kc, (ns, name) => tasks.get(ns, name), identity, waiting, log),
     onObserved: (ns, q, backlog, desired) => {
       backlogGauge.set({ namespace: ns, queue: q }, backlog);
       desiredGauge.set({ namespace: ns, queue: q }, desired);

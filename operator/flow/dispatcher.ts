@@ -91,6 +91,12 @@ export interface DispatcherOptions {
   log: Logger;
   /** Clock, ms (tests). */
   now?: () => number;
+  /**
+   * Called (not awaited; it handles its own errors) after a waiting record was written for a task
+   * published for a Task resource (`identity.origin.kind === "Task"`), so the operator puts
+   * `status.waiting` on the Task too.
+   */
+  onTaskWaiting?: (identity: TaskIdentity, waiting: Waiting) => void;
 }
 
 /** What became of one release: published, only acked (its task started / finished before), or failed. */
@@ -170,12 +176,15 @@ export class Dispatcher {
   #broken: string | undefined;
   #stopping: Promise<void> | undefined;
 
+  readonly #onTaskWaiting: DispatcherOptions["onTaskWaiting"];
+
   constructor(o: DispatcherOptions) {
     this.#js = o.js;
     this.names = o.names;
     this.#spec = o.spec;
     this.#log = o.log;
     this.#now = o.now ?? Date.now;
+    this.#onTaskWaiting = o.onTaskWaiting;
   }
 
   /** The last snapshot (`Queue.status.flow`), refreshed every {@link STATUS_INTERVAL_MS}; undefined before the first. */
@@ -614,6 +623,7 @@ export class Dispatcher {
       if (this.#stopped || !this.#held.has(w.id)) return;
       await this.#writeWaiting(w.id, w.ref, w.waiting);
       this.#waitingWritten.set(w.id, w.waiting.reason);
+      if (w.ref.identity?.origin.kind === "Task") this.#onTaskWaiting?.(w.ref.identity, w.waiting);
     });
   }
 

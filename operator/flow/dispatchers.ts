@@ -15,7 +15,7 @@ import { heldNames, isFlowControlled, type QueueFlowStatus } from "../../api/flo
 import type { QueueNames } from "../../api/naming.js";
 import type { Queue } from "../../api/objects.js";
 import { isStreamNotFound } from "../../nats/queue-resources.js";
-import { Dispatcher } from "./dispatcher.js";
+import { Dispatcher, type DispatcherOptions } from "./dispatcher.js";
 
 interface Entry {
   dispatcher: Dispatcher;
@@ -33,6 +33,7 @@ export const DEFAULTS_REFRESH_MS = 10_000;
 export class Dispatchers {
   readonly #jsFor: (namespace: string) => Promise<JetStreamClient>;
   readonly #log: Logger;
+  readonly #onTaskWaiting: DispatcherOptions["onTaskWaiting"];
   readonly #running = new Map<string, Entry>();
   /** Dispatchers draining a Queue that is no longer flow-controlled. */
   readonly #draining = new Map<string, { dispatcher: Dispatcher; done: Promise<void> }>();
@@ -43,10 +44,13 @@ export class Dispatchers {
    * @param jsFor the JetStream client a namespace's dispatchers use (accounts mode: the namespace's
    *   own account), as for the delay movers
    * @param log base logger; each dispatcher logs with `{namespace, name, component: "dispatcher"}`
+   * @param onTaskWaiting what each dispatcher calls when a Task's task is held ≥ 1 s (the operator
+   *   writes `status.waiting` on the Task)
    */
-  constructor(jsFor: (namespace: string) => Promise<JetStreamClient>, log: Logger) {
+  constructor(jsFor: (namespace: string) => Promise<JetStreamClient>, log: Logger, onTaskWaiting?: DispatcherOptions["onTaskWaiting"]) {
     this.#jsFor = jsFor;
     this.#log = log;
+    this.#onTaskWaiting = onTaskWaiting;
   }
 
   /**
@@ -91,7 +95,7 @@ export class Dispatchers {
     const draining = this.#draining.get(key);
     await draining?.dispatcher.stop();
     await draining?.done;
-    const d = new Dispatcher({ js: await this.#jsFor(names.namespace), names, spec: queue.spec, log: this.#log.child({ namespace: names.namespace, name: names.queue, component: "dispatcher" }) });
+    const d = new Dispatcher({ js: await this.#jsFor(names.namespace), names, spec: queue.spec, ...(this.#onTaskWaiting ? { onTaskWaiting: this.#onTaskWaiting } : {}), log: this.#log.child({ namespace: names.namespace, name: names.queue, component: "dispatcher" }) });
     await d.start();
     this.#running.set(key, { dispatcher: d, uid: queue.metadata.uid, levels, generation: queue.metadata.generation, refreshedAt: Date.now() });
   }

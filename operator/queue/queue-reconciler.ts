@@ -19,6 +19,8 @@
  * is compared with the informer cache and written only on a difference; a new Queue's children are
  * created without a read first.
  */
+import type { Waiting } from "../../api/flow.js";
+import type { TaskIdentity } from "../../api/message.js";
 import type { KubeConfig, V1Deployment, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, REASONS } from "../../api/constants.js";
@@ -83,6 +85,11 @@ export interface QueueReconcilerDeps {
   /** Called by the scale loops with each queue's backlog and desired replicas (metrics). */
   onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
   /**
+   * Called when a flow-controlled Queue's dispatcher has held a Task's task ≥ 1 s (not awaited):
+   * the operator puts `status.waiting` on the Task (operator/task/task-waiting.ts).
+   */
+  onTaskWaiting?: (identity: TaskIdentity, waiting: Waiting) => void;
+  /**
    * How long NATS resources and worker RBAC applied for one uid, generation and desired state are
    * trusted before a reconcile applies them again, ms. Default 15 000; the operator passes half its
    * resync period, so every resync re-applies them. 0 re-applies on every reconcile.
@@ -132,7 +139,7 @@ export class QueueReconciler {
     this.#recheckMs = deps.recheckMs ?? 15_000;
     this.#nats = new TenantQueueNats(deps.tenants);
     const jsFor = async (ns: string) => (await deps.tenants.forNamespace(ns)).js;
-    this.#dispatchers = new Dispatchers(jsFor, deps.log.child({ controller: "queue" }));
+    this.#dispatchers = new Dispatchers(jsFor, deps.log.child({ controller: "queue" }), deps.onTaskWaiting);
     this.#loops = new ScaleLoops({
       kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: this.#nats, events: deps.events,
       log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}),

@@ -25,6 +25,7 @@
  * The operator writes its part of the status (phase until Queued, the Accepted condition) with
  * server-side apply as FIELD_MANAGERS.operator; workers write every later status themselves.
  */
+import { clearTaskWaiting, hasStaleWaiting } from "./task-waiting.js";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, PUBLISH_INTENT_ANNOTATION, REASONS, isTerminalPhase } from "../../api/constants.js";
 import { DEFAULT_DUPLICATE_WINDOW } from "../../api/defaults.js";
@@ -151,6 +152,8 @@ export class TaskReconciler implements ObjectReconciler {
     const c: Call = { task, namespace: key.namespace, ref: { ...CELERIAC_TYPES.Task, namespace: key.namespace, name: key.name }, uid: task.metadata.uid ?? "", ctx };
     if (task.metadata.deletionTimestamp) return this.#finalize(c);
     const phase = task.status?.phase;
+    // a Task the flow-control dispatcher held says so in status.waiting until it starts (task-waiting.ts)
+    if (hasStaleWaiting(task)) await clearTaskWaiting(this.#d.kc, task);
     if (isTerminalPhase(phase)) return this.#finished(c);
     if (phase === "Queued" || phase === "Running" || phase === "Retrying") return this.#inFlight(c);
     return this.#accept(c);
