@@ -16,9 +16,9 @@ import { MapOf, StringEnum, Timestamp } from "./schema-helpers.js";
 
 /**
  * Celery's rate syntax: `"<n>/s"`, `"<n>/m"`, `"<n>/h"`, or a bare number (per second), where n is a
- * positive number (`"0.5/s"`, `"100/m"`). Celery docs: Task.rate_limit.
+ * positive number (`"0.5/s"`, `"100/m"`; zero is refused at apply). Celery docs: Task.rate_limit.
  */
-export const RATE_PATTERN = "^([0-9]+(\\.[0-9]+)?)(/[smh])?$";
+export const RATE_PATTERN = "^([0-9]*[1-9][0-9]*(\\.[0-9]+)?|[0-9]+\\.[0-9]*[1-9][0-9]*)(/[smh])?$";
 
 /**
  * Parses a rate in Celery's syntax (`"10/s"`, `"100/m"`, `"1000/h"`, `"5"` = per second).

@@ -118,6 +118,10 @@ const FLAG_OF_OPTION: Record<string, string> = {
  * Pure.
  */
 export function flagOfOption(err: unknown): unknown {
+  // a held Reject key: the client's advice names its option (unique.policy); a shell user needs the flag
+  if (err instanceof Error && err.name === "UniqueKeyHeldError") {
+    return new Error(err.message.replace('pass unique.policy "Wait"', "pass --unique-policy Wait").replace('or "Replace"', "or Replace"), { cause: err });
+  }
   const field = err instanceof TypeError ? (err as TypeError & { field?: unknown }).field : undefined;
   const flag = typeof field === "string" ? FLAG_OF_OPTION[field] : undefined;
   if (!flag) return err;

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { InvalidTaskMessageError } from "../../api/task-message.js";
+import { UniqueKeyHeldError } from "../../client/errors.js";
 import { checkEnqueueInput, flagOfOption, parseEnqueueFlowFlags, type EnqueueFlowFlags, type EnqueueInput } from "../../cli/enqueue-checks.js";
 
 describe("when celeriac enqueue is given a bad task name or flag", () => {
@@ -46,5 +47,13 @@ describe("when celeriac enqueue is given flow-control flags", () => {
     assert.equal((flagOfOption(new InvalidTaskMessageError("concurrencyKey", "concurrencyKey: queue \"q\" has no spec.concurrencyKeys")) as Error).message, '--concurrency-key: queue "q" has no spec.concurrencyKeys');
     const other = new Error("unrelated");
     assert.equal(flagOfOption(other), other);
+  });
+
+  it("gives a held Reject key's advice as the --unique-policy flag", () => {
+    const held = new UniqueKeyHeldError({ id: "t2", task: "reports.build" }, { queue: "q", namespace: "default" }, "nightly", "t1");
+    const e = flagOfOption(held) as Error;
+    assert.match(e.message, /unique key "nightly" is held by task t1/);
+    assert.match(e.message, /pass --unique-policy Wait \(run after it\) or Replace/);
+    assert.doesNotMatch(e.message, /unique\.policy/);
   });
 });
