@@ -13,6 +13,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import type { QueueNames } from "./naming.js";
 import { MapOf, StringEnum, Timestamp } from "./schema-helpers.js";
+import { parseVersionedJson } from "./versioned-json.js";
 
 /**
  * Celery's rate syntax: `"<n>/s"`, `"<n>/m"`, `"<n>/h"`, or a bare number (per second), where n is a
@@ -332,12 +333,9 @@ export type TaskDefaults = Static<typeof TaskDefaultsSchema>;
  *   breaks the schema (a rate that `parseRate` refuses included)
  */
 export function parseTaskDefaults(data: Uint8Array | string): { defaults: TaskDefaults } | { error: string } {
-  let v: unknown;
-  try {
-    v = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
-  } catch (err) {
-    return { error: `not JSON: ${(err as Error).message}` };
-  }
+  const parsed = parseVersionedJson(data, TASK_DEFAULTS_VERSION);
+  if ("error" in parsed) return parsed;
+  const v = parsed.value;
   if (v === null || typeof v !== "object" || Array.isArray(v)) return { error: "not a JSON object" };
   const o = v as Record<string, unknown>;
   if (o.v !== TASK_DEFAULTS_VERSION) return { error: `v: Unsupported value: ${JSON.stringify(o.v)}: supported values: ${TASK_DEFAULTS_VERSION}` };

@@ -11,6 +11,7 @@ import { MessageRetrySchema } from "./message.js";
 import type { QueueSpec } from "./queue.js";
 import { QUEUE_NAME_PATTERN } from "./task.js";
 import { validateValue, type JSONSchemaProps } from "./validation.js";
+import { parseVersionedJson } from "./versioned-json.js";
 
 /** Version of the settings value; bumped only on an incompatible change (new fields keep v1). */
 export const QUEUE_SETTINGS_VERSION = 1;
@@ -37,15 +38,9 @@ export type QueueProducerSettings = Static<typeof QueueProducerSettingsSchema>;
  *   version, or breaks the schema
  */
 export function parseQueueProducerSettings(data: Uint8Array | string): { settings: QueueProducerSettings } | { error: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
-  } catch (err) {
-    return { error: `not JSON: ${(err as Error).message}` };
-  }
-  if (value !== null && typeof value === "object" && "v" in value && (value as { v: unknown }).v !== QUEUE_SETTINGS_VERSION) {
-    return { error: `v: Unsupported value: ${JSON.stringify((value as { v: unknown }).v)}: supported values: ${QUEUE_SETTINGS_VERSION}` };
-  }
+  const parsed = parseVersionedJson(data, QUEUE_SETTINGS_VERSION);
+  if ("error" in parsed) return parsed;
+  const value = parsed.value;
   const causes = validateValue(QueueProducerSettingsSchema as unknown as JSONSchemaProps, value);
   if (causes.length > 0) return { error: causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)).join("; ") };
   return { settings: value as QueueProducerSettings };
