@@ -25,19 +25,32 @@ import { publisherOf } from "./task-publish.js";
 /** Longest single nak delay, in ms; longer waits are re-naked when redelivered (keeps timers sane). */
 export const MAX_NAK_DELAY_MS = 60 * 60 * 1000;
 
+/** The parsed body of a delayed message (`undefined` when it is not JSON). */
+function bodyOf(body: Uint8Array): { eta?: unknown; flow?: { priority?: unknown } } | undefined {
+  try {
+    return JSON.parse(new TextDecoder().decode(body)) as { eta?: unknown; flow?: { priority?: unknown } };
+  } catch {
+    return undefined;
+  }
+}
+
+function msUntil(v: ReturnType<typeof bodyOf>, nowMs: number): number {
+  if (typeof v?.eta !== "string") return 0;
+  const t = Date.parse(v.eta);
+  return Number.isFinite(t) ? Math.max(0, t - nowMs) : 0;
+}
+
+function subjectOf(names: QueueNames, v: ReturnType<typeof bodyOf>): string {
+  const p = v?.flow?.priority;
+  return typeof p === "number" && Number.isInteger(p) && p >= 0 ? heldSubject(names, p) : names.taskSubject;
+}
+
 /**
  * Milliseconds until a delayed message is due: `eta - now`, at least 0; 0 when the body has no
  * parseable eta (move it now and let the worker judge it). Pure.
  */
 export function msUntilDue(body: Uint8Array, nowMs: number): number {
-  try {
-    const eta = (JSON.parse(new TextDecoder().decode(body)) as { eta?: unknown }).eta;
-    if (typeof eta !== "string") return 0;
-    const t = Date.parse(eta);
-    return Number.isFinite(t) ? Math.max(0, t - nowMs) : 0;
-  } catch {
-    return 0;
-  }
+  return msUntil(bodyOf(body), nowMs);
 }
 
 /**
@@ -46,13 +59,7 @@ export function msUntilDue(body: Uint8Array, nowMs: number): number {
  * dead-letters it). Pure; never throws.
  */
 export function dueSubject(names: QueueNames, body: Uint8Array): string {
-  try {
-    const flow = (JSON.parse(new TextDecoder().decode(body)) as { flow?: { priority?: unknown } }).flow;
-    const p = flow?.priority;
-    return typeof p === "number" && Number.isInteger(p) && p >= 0 ? heldSubject(names, p) : names.taskSubject;
-  } catch {
-    return names.taskSubject;
-  }
+  return subjectOf(names, bodyOf(body));
 }
 
 /** Moves due tasks from the delayed stream to the work stream (or, with `flow`, the held stream). */
@@ -84,7 +91,8 @@ export class DelayMover {
   }
 
   async #handle(m: JsMsg): Promise<void> {
-    const wait = msUntilDue(m.data, Date.now());
+    const body = bodyOf(m.data); // parsed once for the due time and the subject
+    const wait = msUntil(body, Date.now());
     if (wait > 0) {
       m.nak(Math.min(wait, MAX_NAK_DELAY_MS));
       return;
@@ -97,7 +105,7 @@ export class DelayMover {
       h.set(HEADERS.version, m.headers?.get(HEADERS.version) || "1");
       const pub = publisherOf(this.#js);
       const o = { headers: h, ...(id ? { msgID: id } : {}) };
-      const subject = dueSubject(this.#names, m.data);
+      const subject = subjectOf(this.#names, body);
       await (pub ? pub.publish(subject, m.data, o) : this.#js.publish(subject, m.data, o));
       m.ack();
     } catch (err) {
