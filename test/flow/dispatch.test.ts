@@ -171,7 +171,8 @@ describe("when a flow-controlled queue runs on a real server", () => {
     const d = await dispatcher(n, spec);
     await publish(n, "w2", { priority: 0, key: "x" });
     await waitFor("w2 held", () => d.heldCount === 1);
-    await new Promise((r) => setTimeout(r, 300)); // give it the chance to break the limit
+    // the dispatcher has counted w1's slot and holds w2 for it (its snapshot says so), not released it
+    await waitFor("key x: 1 running, 1 held", () => d.status?.keys?.some((k) => k.key === "x" && k.running === 1 && k.held === 1) === true, 5000);
     assert.equal(await inWork(n), 1, "the key's one slot is w1's");
     const rec: TaskRecord = taskRecord({ id: "w1", task: "t", queue: n.queue, namespace: n.namespace, origin: { kind: "Client" } }, { phase: "Succeeded" });
     await kv.put("w1", JSON.stringify(rec));
