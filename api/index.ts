@@ -22,3 +22,4 @@ export * from "./queue-settings.js";
 export * from "./flow.js";
 export * from "./nats-permissions.js";
 export * from "./nats-creds-secrets.js";
+export * from "./canvas.js";

@@ -8,6 +8,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TaskStatusSchema, type TaskError, type TaskStatus } from "./task.js";
 import { FLOW_KEY_PATTERN, MessageFlowSchema, UNIQUE_POLICIES, UniqueSchema } from "./flow.js";
+import { MessageCanvasSchema, type MessageCanvas } from "./canvas.js";
 import { AnyJson, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
 import { validateValue, type JSONSchemaProps } from "./validation.js";
 
@@ -119,12 +120,13 @@ export const TaskMessageSchema = Type.Object(
     ),
     flow: Type.Optional(MessageFlowSchema),
     unique: Type.Optional(MessageUniqueSchema),
+    canvas: Type.Optional(MessageCanvasSchema),
     createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
   },
   { description: "Task message envelope v1." },
 );
 /** A task message (envelope v1). */
-export type TaskMessage = Static<typeof TaskMessageSchema>;
+export type TaskMessage = Omit<Static<typeof TaskMessageSchema>, "canvas"> & { canvas?: MessageCanvas };
 
 /** Result of parsing a message body. */
 export type ParseResult = { ok: true; message: TaskMessage } | { ok: false; reason: string };

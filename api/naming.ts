@@ -87,3 +87,8 @@ export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;
  * so it cannot collide with a task record.
  */
 export const QUEUE_SETTINGS_KEY = "queue.settings";
+
+/** Pattern of a registered task (handler) name, e.g. `reports.generate`, `emails:send`. */
+export const TASK_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.:-]*$";
+/** Pattern of a queue name (DNS-1123 label). */
+export const QUEUE_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";

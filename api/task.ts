@@ -2,16 +2,16 @@
  * The `Task` resource (celeriac.io/v1alpha1): one background task to run on a queue, Celery's
  * `apply_async` as a Kubernetes object. Spec and status schemas; the TypeScript types derive from them.
  */
+import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN } from "./naming.js";
+import { CanvasStatusSchema } from "./canvas.js";
 import { Type, type Static } from "@sinclair/typebox";
 import { TASK_PHASES } from "./constants.js";
 import { TASK_FLOW_FIELDS, WaitingSchema } from "./flow.js";
 import { retryPolicySchema } from "./policies.js";
 import { AnyJson, Conditions, FreeObject, StringEnum, Timestamp } from "./schema-helpers.js";
 
-/** Pattern of a registered task (handler) name, e.g. `reports.generate`, `emails:send`. */
-export const TASK_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.:-]*$";
-/** Pattern of a queue name (DNS-1123 label). */
-export const QUEUE_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+export { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN };
+
 
 /** Message of the rule that makes a Task's spec immutable. */
 export const TASK_SPEC_IMMUTABLE_MESSAGE = "spec is immutable after creation: delete and recreate the Task";
@@ -132,6 +132,7 @@ export const TaskStatusSchema = Type.Object(
     ),
     error: Type.Optional(TaskErrorSchema),
     deadLettered: Type.Optional(Type.Boolean({ description: "True when the task's message was moved to the queue's dead-letter stream." })),
+    canvas: Type.Optional(CanvasStatusSchema),
     conditions: Type.Optional(Conditions("Accepted, Running, Succeeded and Failed conditions (metav1.Condition).")),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: "The .metadata.generation the operator last acted on." })),
   },
