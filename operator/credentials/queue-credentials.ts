@@ -21,7 +21,7 @@ import { BUILTIN_TYPES, createObject, deleteObject, isAlreadyExists, isNotFound,
 import { producerCredentialSpec, workerCredentialSpec, type CredentialSpec } from "./credential-spec.js";
 import { credsOwnerReferences, desiredCredsSecret, isMintedCredsSecret, liveCredential, type CredsSecret } from "./desired-secrets.js";
 import type { CredentialMinter } from "./minter.js";
-import { rotationDecision } from "./rotation.js";
+import { renewAt, rotationDecision } from "./rotation.js";
 import { orphanProducerNamespaces } from "./orphan-producers.js";
 import { NATS_CREDS_ANNOTATIONS } from "../../api/nats-creds-secrets.js";
 
@@ -185,7 +185,8 @@ export class QueueCredentials {
     const desired = desiredCredsSecret(spec, minted, refs, this.#d.tenantAccounts ? { tenantAccount: minter.account } : {});
     const written = await this.#write(desired, live);
     this.#remember(written);
-    const renew = new Date(written.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.renewAt] ?? minted.expiresAt.toISOString());
+    // From the JWT's own times, as the keep path computes it (the annotation is cut to whole seconds).
+    const renew = renewAt(minted.issuedAt, minted.expiresAt);
     log.info({ secret: spec.secretName, role: spec.role, reason, user: minted.userPublicKey, expiresAt: minted.expiresAt.toISOString(), renewAt: renew.toISOString() }, "Minted NATS credential");
     if (about) this.#d.events.event(about, "Normal", REASONS.NatsCredentialsIssued, `Minted NATS ${spec.role} credential into Secret ${spec.secretName} (${reason}), expires ${minted.expiresAt.toISOString()}`);
     return renew;
