@@ -321,7 +321,7 @@ export const MessageCanvasSchema = Type.Object(
     step: Type.Integer({ minimum: 0, description: "Index of this task in its parent composite (chain step or group member)." }),
     then: Type.Optional(Type.Array(AnyJson(), { description: "FrozenNodes to run after this task succeeded, in order (the rest of its chain)." })),
     join: Type.Optional(
-      Type.Object({ id: Type.String(), index: Type.Integer({ minimum: 0 }) }, { description: "The join slot this branch fills once `then` is done." }),
+      Type.Object({ id: Type.String({ description: "Join id (the group's node id)." }), index: Type.Integer({ minimum: 0, description: "Slot index (the member's position in the group)." }) }, { description: "The join slot this branch fills once `then` is done." }),
     ),
     link: Type.Optional(Type.Array(AnyJson(), { description: "FrozenNodes run after this task succeeded." })),
     linkError: Type.Optional(Type.Array(AnyJson(), { description: "FrozenNodes run once after this task failed." })),
@@ -353,7 +353,7 @@ export const CanvasStatusSchema = Type.Object(
     parent: Type.Optional(Type.String({ description: "Id of the task or join whose result it received." })),
     step: Type.Integer({ minimum: 0, description: "Index in its parent composite." }),
     failedStep: Type.Optional(
-      Type.Object({ id: Type.String(), task: Type.String() }, { description: "Set on a task that never ran because this earlier step failed or was revoked (phase Cancelled)." }),
+      Type.Object({ id: Type.String({ description: "Id of the step that failed or was revoked." }), task: Type.String({ description: "Task name of that step." }) }, { description: "Set on a task that never ran because this earlier step failed or was revoked (phase Cancelled)." }),
     ),
   },
   { description: "Canvas membership of the task (chain, group, chord; docs/canvas.md)." },
