@@ -179,6 +179,36 @@ describe("when workers run a chord", () => {
   });
 });
 
+describe("when workers run nested groups, chunks and empty maps", () => {
+  it("fills an outer slot with a nested group's list, runs chunks per argument list, fires a group's link with its results", async (tc) => {
+    const s = await setup(tc, 1, 8);
+    await s.run(
+      {
+        kind: "chord",
+        header: [
+          { kind: "group", members: [t("sq", [2]), t("sq", [3])] },
+          { kind: "chain", steps: [t("add", [1, 1]), t("mul", [5])] },
+          { kind: "chunks", task: t("add"), items: [[1, 2], [3, 4], [5, 6]], n: 2 },
+        ],
+        body: t("count"),
+      },
+      "ns1",
+    );
+    const body = await s.final("ns1-b");
+    assert.deepEqual(body.status.result, [[[4, 9], 10, [[3, 7], [11]]]]);
+    assert.equal(calls.get("ns1-b"), 1);
+
+    await s.run({ kind: "group", members: [t("sq", [4]), t("sq", [5])], link: [t("count")] }, "ns2");
+    assert.deepEqual((await s.final("ns2-l0")).status.result, [[16, 25]]);
+  });
+
+  it("continues an empty map's join at once with an empty list", async (tc) => {
+    const s = await setup(tc);
+    await s.run({ kind: "chain", steps: [{ kind: "map", task: t("sq"), items: [] }, t("count", ["after"])] }, "em1");
+    assert.deepEqual((await s.final("em1-1")).status.result, [[], "after"]);
+  });
+});
+
 describe("when a canvas task's final message is redelivered", () => {
   it("replays its continuation without running the next step (or a chord body) twice", async (tc) => {
     const s = await setup(tc);
