@@ -303,7 +303,7 @@ export class CanvasRuntime {
    * record is stored, before the ack; idempotent, so a replay (`o.replay`: the final record was
    * already there) runs it again safely. Succeeded: links, then the next step or the join slot.
    * Failed / Expired / Cancelled: linkError (Failed only), Cancelled records for every task of
-   * `then` (with `status.canvas.failedStep`), and the join's failure.
+   * its links and `then` (with `status.canvas.failedStep`), and the join's failure.
    * Does nothing for a message with no `canvas` or a record that is not final.
    * @throws Error when a KV write or a publish fails: the caller naks, and the replay continues
    */
@@ -362,13 +362,13 @@ export class CanvasRuntime {
     await this.#bits.mutate(kv, r.id, (cur) => (cur.continued ? undefined : { ...cur, continued: true }));
   }
 
-  /** Failure of a task (or, recursively, of a join): linkError, Cancelled records for `then`, the join's failure. */
-  async #failed(c: Pick<MessageCanvas, "root" | "home" | "then" | "join">, f: Failure, linkError: readonly FrozenNode[], replay: boolean): Promise<void> {
+  /** Failure of a task (or, recursively, of a join): linkError, Cancelled records for its links and `then`, the join's failure. */
+  async #failed(c: Pick<MessageCanvas, "root" | "home" | "then" | "join" | "link">, f: Failure, linkError: readonly FrozenNode[], replay: boolean): Promise<void> {
     if (f.fires) {
       const input: LaunchInput = { kind: "error", taskId: f.step.id, error: { type: f.error.type, message: f.error.message, ...(f.error.stack ? { stack: f.error.stack } : {}) } };
       for (const [k, le] of linkError.entries()) await this.#execute(planLaunch(le, input, { root: c.root, home: c.home, queue: c.home, parent: f.step.id, step: k }), c.home, replay);
     }
-    await this.#cancel(c.root, c.then ?? [], f, c.home, linkError.map((n) => n.id));
+    await this.#cancel(c.root, [...(c.link ?? []), ...(c.then ?? [])], f, c.home, linkError.map((n) => n.id));
     if (c.join) await this.#failJoin(c.home, c.join.id, f, replay);
   }
 
@@ -382,7 +382,7 @@ export class CanvasRuntime {
     }
     const mine = wrote || (replay && record.failed?.id === f.step.id && !record.continued);
     if (!mine) return;
-    await this.#failed({ root: record.root, home: record.home, then: record.then, ...(record.join ? { join: record.join } : {}) }, f, record.linkError ?? [], replay);
+    await this.#failed({ root: record.root, home: record.home, then: record.then, ...(record.join ? { join: record.join } : {}), ...(record.link ? { link: record.link } : {}) }, f, record.linkError ?? [], replay);
     await this.#bits.mutate(kv, id, (cur) => (cur.continued ? undefined : { ...cur, continued: true }));
   }
 
