@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { describe, it, type TestContext } from "node:test";
 import { jetstream } from "@nats-io/jetstream";
+import { connect as natsConnect } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { freezeCanvas, joinKey, type CanvasNode, type JoinRecord, type TaskNode } from "../../api/canvas.js";
 import type { TaskMessage, TaskRecord } from "../../api/message.js";
@@ -67,6 +68,7 @@ const tasks = [
 const t = (task: string, args?: unknown[], extra: Partial<TaskNode> = {}): TaskNode => ({ kind: "task", task, ...(args ? { args } : {}), ...extra });
 
 interface Setup {
+  url: string;
   f: Fixture;
   kv: KV;
   runtime: CanvasRuntime;
@@ -95,6 +97,7 @@ async function setup(t: TestContext, n = 1, concurrency = 4): Promise<Setup> {
     return e?.operation === "PUT" ? e.json<TaskRecord>() : undefined;
   };
   return {
+    url: srv.url,
     f,
     kv,
     runtime,
@@ -255,6 +258,38 @@ describe("when a canvas task's final message is redelivered", () => {
     const head = await s.record("rp-1-0");
     assert.equal(head?.status.attempts, 1, "the replay did not run the handler again");
   });
+});
+
+describe("when a worker's connection dies in the middle of a chord header member's settle", () => {
+  for (const when of ["before", "after"] as const) {
+    it(`another worker's replay continues the chord exactly once (died ${when} the continuation)`, async (tc) => {
+      const s = await setup(tc, 0);
+      const nc = await natsConnect({ servers: s.url });
+      const a = await s.f.startWorker({ nc, concurrency: 4, shutdownGraceSeconds: 1 });
+      const real = a.canvas.afterFinal.bind(a.canvas);
+      let hung: string | undefined;
+      // the first header member this worker settles: its record is stored, then the process "dies"
+      a.canvas.afterFinal = async (msg: TaskMessage, record: TaskRecord, o?: { replay?: boolean }) => {
+        if (hung === undefined && msg.canvas?.join) {
+          hung = msg.id;
+          if (when === "after") await real(msg, record, o);
+          await new Promise(() => undefined);
+        }
+        return real(msg, record, o);
+      };
+      const root = `dc-${when}`;
+      await s.run({ kind: "chord", header: Array.from({ length: 6 }, (_, i) => t("sq", [i], { immutable: true })), body: t("count") }, root);
+      await waitFor("a member hung", () => hung);
+      await nc.close();
+      await s.f.startWorker({ concurrency: 4 });
+      const body = await s.final(`${root}-b`, 20_000);
+      assert.deepEqual(body.status.result, [[0, 1, 4, 9, 16, 25]]);
+      assert.equal(calls.get(`${root}-b`), 1);
+      const j = (await s.kv.get(joinKey(root)))!.json<JoinRecord>();
+      assert.equal(j.count, 6);
+      assert.equal(j.continued, true);
+    });
+  }
 });
 
 describe("when measuring the canvas runtime", () => {
