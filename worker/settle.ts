@@ -9,6 +9,11 @@
  * ack: a crash in between leaves a lock whose holder's record is terminal, which is stale and taken
  * over by the next claim or check (nats/unique.ts).
  *
+ * A canvas task (`message.canvas`) continues its canvas at its final settle, after the record and the
+ * unique release and before the ack (`afterFinal`, canvas/runtime.ts): its next step, join slot,
+ * callbacks or cancellations are written first, so a lost ack only replays an idempotent
+ * continuation. When the continuation fails the message is naked instead of acked.
+ *
  * (The other `nak` in the worker is `handBack` in consumer.ts: a message handed back unsettled at
  * shutdown, with no outcome and no record, so another worker runs it.)
  */

@@ -6,7 +6,8 @@
  * Data flow, one file per step: consumer (consumer.ts: fetch of exactly the free slots, one ticker
  * for heartbeats) → admission (admission.ts: run it, or an `Outcome` now) → attempt (attempt.ts:
  * time limit, revoke, `TaskContext`) → handler → `classifyOutcome` → settle (settle.ts: status
- * write → ack/nak/term → metric → log). This file wires them together.
+ * write → canvas continuation → ack/nak/term → metric → log). This file wires them together, with
+ * one CanvasRuntime (canvas/runtime.ts) per worker for canvas tasks.
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
