@@ -548,13 +548,17 @@ export class CanvasRuntime {
    * join's list.
    * @param home the queue whose results bucket holds the join
    * @param joinId the join (group) id
-   * @throws CanvasResultMissingError when the join record, a slot or a referenced record is missing
+   * @throws CanvasResultMissingError when the join record, a slot or a referenced record is
+   *   missing, or the join failed (the message names the failed step); read it once the join's
+   *   `count` equals its `size`
    */
   async readJoinResults(home: string, joinId: string): Promise<unknown[]> {
     const kv = await this.#d.bucket(home);
     const j = await kv.get(joinKey(joinId));
     if (j?.operation !== "PUT") throw new CanvasResultMissingError(`join ${joinId} is not in the results bucket of queue ${home}`);
-    const size = j.json<JoinRecord>().size;
+    const jr = j.json<JoinRecord>();
+    if (jr.failed) throw new CanvasResultMissingError(`join ${joinId} has no results: its step ${jr.failed.id} (${jr.failed.task}) failed: ${jr.failed.error.type}: ${jr.failed.error.message}`);
+    const size = jr.size;
     const out: unknown[] = new Array(size);
     await eachLimited(Array.from({ length: size }, (_, i) => i), IO_CONCURRENCY, async (i) => {
       this.stats.slotReads++;
