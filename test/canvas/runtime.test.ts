@@ -157,6 +157,14 @@ describe("when a worker runs a chain", () => {
     assert.deepEqual((await s.final("iv2-2")).status.canvas?.failedStep, { id: "iv2-1", task: "add" });
   });
 
+  it("counts a step's countdown from when its parent finished", async (tc) => {
+    const s = await setup(tc);
+    await s.run({ kind: "chain", steps: [t("add", [1]), t("add", [2], { options: { countdownSeconds: 1 } })] }, "cdn");
+    const [a, b] = [await s.final("cdn-0"), await s.final("cdn-1")];
+    assert.equal(b.status.result, 3);
+    assert.ok(Date.parse(b.status.startTime!) - Date.parse(a.status.completionTime!) >= 900, "started a countdown after its parent");
+  });
+
   it("passes a result above 256 KiB by reference", async (tc) => {
     const s = await setup(tc);
     await s.run({ kind: "chain", steps: [t("big"), t("len")] }, "ch3");
