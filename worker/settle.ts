@@ -224,7 +224,9 @@ export class Settler {
     else if (o?.action === "retry" || o?.action === "wait") m.nak(o.delayMs);
     else if (o?.action === "deadLetter") m.term();
     else m.ack(); // succeed, cancel, expire, or a replay
-    if ("replay" in s) this.#o.log.info({ taskId: s.replay.id, phase: s.replay.status.phase }, "Redelivered task already finished; acked");
+    if ("replay" in s) {
+      if (continued) this.#o.log.info({ taskId: s.replay.id, phase: s.replay.status.phase }, "Redelivered task already finished; acked");
+    }
     else this.#report(s, detail);
   }
 
