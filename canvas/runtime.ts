@@ -1,0 +1,539 @@
+/**
+ * The canvas runtime: the I/O shell around the planner (plan.ts). The client calls `start` to
+ * publish a canvas's first tasks; every worker calls `afterFinal` from its settle step (after the
+ * final record is stored, before the ack) to continue the canvas, and `resolveArgs` before a
+ * handler whose args hold a reference. No polling task: a canvas moves on only when a step ends.
+ *
+ * Exactly once, with at-least-once delivery underneath:
+ * - every publish uses `Nats-Msg-Id` = the target task id, so a replayed `afterFinal` (a redelivered
+ *   final message, or a retry after this step threw) is dropped by JetStream's duplicate window;
+ *   a replay also skips a target that already has a record;
+ * - join records (`join.<id>` in the home results bucket) are created (KV create, never
+ *   overwritten) before their members are published; each finishing member writes its slot
+ *   (`join.<id>.<i>`), then sets its bit by compare-and-set on the record's revision, retried on
+ *   conflict; only the write that makes `count == size` continues the join, then marks it
+ *   `continued`. Concurrent completions of one join in this process share one CAS (`JoinBits`).
+ * - a failure writes `failed` on the join by CAS once: that writer fires the join's linkError and
+ *   cancels what would have run after it.
+ */
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import { joinKey, joinSlotKey, type FrozenNode, type JoinRecord, type JoinSlot, type MessageCanvas } from "../api/canvas.js";
+import { isTerminalPhase } from "../api/constants.js";
+import type { ProducerFlow } from "../api/flow.js";
+import { taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
+import { QUEUE_SETTINGS_KEY, queueNames } from "../api/naming.js";
+import { parseQueueProducerSettings, producerQueueSpec } from "../api/queue-settings.js";
+import type { QueueSpec } from "../api/queue.js";
+import type { TaskError } from "../api/task.js";
+import { newTaskMessage } from "../api/task-message.js";
+import { resolveEnqueueFlow } from "../client/enqueue-flow.js";
+import { kvPut } from "../nats/kv-put.js";
+import { publishTaskMessage } from "../nats/task-publish.js";
+import { UnrecoverableError } from "../worker/errors.js";
+import { cancelledBy, jsonBytes, planLaunch, setJoinBits, stepOf, type LaunchInput, type Plan, type PlannedMessage } from "./plan.js";
+
+export { canvasTaskIds, resultTarget } from "./plan.js";
+
+/** A queue's producer settings, for building the messages of its steps. */
+export interface CanvasProducerSettings {
+  /** The Queue's defaults (`newTaskMessage`'s `queueSpec`). */
+  queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry">;
+  /** The Queue's producer flow settings, when it is flow-controlled. */
+  flow?: ProducerFlow;
+}
+
+/** What a `CanvasRuntime` needs. */
+export interface CanvasRuntimeDeps {
+  /** JetStream client (publishes). */
+  js: JetStreamClient;
+  /** The namespace the canvas runs in (all its queues are in it). */
+  namespace: string;
+  /** The results bucket (KV) of a queue in this namespace. */
+  bucket(queue: string): Promise<KV>;
+  /** Producer settings of a queue; default: read `queue.settings` from its bucket (cached 30 s). */
+  settings?(queue: string): Promise<CanvasProducerSettings | undefined>;
+  /** Where warnings go. */
+  log?: Logger;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
+/**
+ * A canvas step's args reference a result that is not there (the parent's record or a join slot is
+ * missing or not Succeeded, e.g. expired from the results bucket): the step fails at once.
+ */
+export class CanvasResultMissingError extends UnrecoverableError {
+  override readonly name: string = "CanvasResultMissingError";
+}
+
+/** A join slot above this many bytes of JSON holds a reference to the member's record instead of the value (16 KiB). */
+export const MAX_SLOT_VALUE_BYTES = 16 * 1024;
+/** How many KV reads or writes one runtime call runs at once. */
+const IO_CONCURRENCY = 256;
+/** How long a queue's producer settings are cached, ms. */
+const SETTINGS_TTL_MS = 30_000;
+
+/** True for JetStream's compare-and-set failure (wrong last subject sequence). */
+function isConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+/** Runs `f` over `items`, at most `n` at once. */
+async function eachLimited<T>(items: readonly T[], n: number, f: (t: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await f(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, run));
+}
+
+interface Versioned {
+  record: JoinRecord;
+  revision: number;
+}
+
+interface BitWaiter {
+  index: number;
+  resolve: (r: { record: JoinRecord; complete: boolean }) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Sets join bits by compare-and-set, batching: while one CAS of a join is in flight, the
+ * completions of that join arriving meanwhile wait and go in the next CAS together. The last
+ * revision this process wrote is remembered, so a batch usually costs one `update` and no `get`.
+ */
+class JoinBits {
+  readonly #kvIds = new WeakMap<KV, number>();
+  #nextKvId = 0;
+  #k(kv: KV, id: string): string {
+    let n = this.#kvIds.get(kv);
+    if (n === undefined) this.#kvIds.set(kv, (n = this.#nextKvId++));
+    return `${n}/${id}`;
+  }
+  readonly #queues = new Map<string, { kv: KV; id: string; waiting: BitWaiter[]; running: boolean }>();
+  readonly #cache = new Map<string, Versioned>();
+  /** KV operations done (for measurement). */
+  ops = 0;
+
+  /** The cached version of join `id` in bucket `kv`, if any. */
+  cached(kv: KV, id: string): Versioned | undefined {
+    return this.#cache.get(this.#k(kv, id));
+  }
+
+  remember(kv: KV, id: string, v: Versioned): void {
+    const k = this.#k(kv, id);
+    this.#cache.delete(k);
+    this.#cache.set(k, v);
+    if (this.#cache.size > 4096) this.#cache.delete(this.#cache.keys().next().value as string);
+  }
+
+  forget(kv: KV, id: string): void {
+    this.#cache.delete(this.#k(kv, id));
+  }
+
+  /** Reads join `id` (undefined when missing). */
+  async read(kv: KV, id: string): Promise<Versioned | undefined> {
+    this.ops++;
+    const e = await kv.get(joinKey(id));
+    if (!e || e.operation !== "PUT") return undefined;
+    const v = { record: e.json<JoinRecord>(), revision: e.revision };
+    this.remember(kv, id, v);
+    return v;
+  }
+
+  /**
+   * Sets bit `index` of join `id`.
+   * @returns the record after the write and whether this call's write completed the join (exactly
+   *   one call ever gets `complete`); undefined record when the join does not exist
+   */
+  set(kv: KV, id: string, index: number): Promise<{ record: JoinRecord; complete: boolean }> {
+    const k = this.#k(kv, id);
+    let q = this.#queues.get(k);
+    if (!q) this.#queues.set(k, (q = { kv, id, waiting: [], running: false }));
+    const entry = q;
+    return new Promise((resolve, reject) => {
+      entry.waiting.push({ index, resolve, reject });
+      if (!entry.running) void this.#drain(k, entry);
+    });
+  }
+
+  async #drain(k: string, q: { kv: KV; id: string; waiting: BitWaiter[]; running: boolean }): Promise<void> {
+    q.running = true;
+    try {
+      while (q.waiting.length > 0) {
+        const batch = q.waiting.splice(0);
+        try {
+          const r = await this.#cas(q.kv, q.id, batch.map((b) => b.index));
+          batch.forEach((b, i) => b.resolve({ record: r.record, complete: r.complete && i === 0 }));
+        } catch (err) {
+          batch.forEach((b) => b.reject(err));
+        }
+      }
+    } finally {
+      q.running = false;
+      this.#queues.delete(k);
+    }
+  }
+
+  async #cas(kv: KV, id: string, indices: number[]): Promise<{ record: JoinRecord; complete: boolean }> {
+    let cur = this.cached(kv, id);
+    let fresh = false;
+    if (!cur) {
+      cur = await this.read(kv, id);
+      fresh = true;
+    }
+    for (;;) {
+      if (!cur) throw new JoinMissingError(`join ${id} is missing from its home results bucket`);
+      const { record, added, complete } = setJoinBits(cur.record, indices);
+      if (added === 0) {
+        // all already set (a replay): confirm with a fresh read, the cache may predate another writer
+        if (!fresh) {
+          cur = await this.read(kv, id);
+          fresh = true;
+          continue;
+        }
+        return { record: cur.record, complete: false };
+      }
+      try {
+        this.ops++;
+        const revision = await kv.update(joinKey(id), JSON.stringify(record), cur.revision);
+        this.remember(kv, id, { record, revision });
+        return { record, complete };
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        cur = await this.read(kv, id);
+        fresh = true;
+      }
+    }
+  }
+
+  /**
+   * Changes join `id` by compare-and-set: `f` returns the new record, or undefined for no write.
+   * @returns the record as stored after the call (undefined when missing), and whether `f` wrote
+   */
+  async mutate(kv: KV, id: string, f: (r: JoinRecord) => JoinRecord | undefined): Promise<{ record: JoinRecord | undefined; wrote: boolean }> {
+    let cur = this.cached(kv, id) ?? (await this.read(kv, id));
+    let fresh = false;
+    for (;;) {
+      if (!cur) return { record: undefined, wrote: false };
+      const next = f(cur.record);
+      if (!next) {
+        if (!fresh) {
+          cur = await this.read(kv, id);
+          fresh = true;
+          continue;
+        }
+        return { record: cur.record, wrote: false };
+      }
+      try {
+        this.ops++;
+        const revision = await kv.update(joinKey(id), JSON.stringify(next), cur.revision);
+        this.remember(kv, id, { record: next, revision });
+        return { record: next, wrote: true };
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        cur = await this.read(kv, id);
+        fresh = true;
+      }
+    }
+  }
+}
+
+/** A join record the runtime needs is not in the home bucket (expired, deleted, or never created). */
+export class JoinMissingError extends Error {
+  override readonly name: string = "JoinMissingError";
+}
+
+/** How a step ended badly, for what it cancels. */
+interface Failure {
+  /** The step that failed (or was revoked / expired). */
+  readonly step: { id: string; task: string };
+  readonly error: TaskError;
+  /** True when it Failed (linkError callbacks fire); false when Cancelled or Expired. */
+  readonly fires: boolean;
+  /** Past-tense verb for the cancelled tasks' reason. */
+  readonly verb: string;
+}
+
+/** Runs canvases: see the module header. One per process side (a client, a worker). */
+export class CanvasRuntime {
+  readonly #d: CanvasRuntimeDeps;
+  readonly #bits = new JoinBits();
+  readonly #settings = new Map<string, { at: number; value: Promise<CanvasProducerSettings | undefined> }>();
+  /** KV operations on join records and slots, and task publishes, done by this runtime (for measurement). */
+  readonly stats = { slotWrites: 0, slotReads: 0, publishes: 0, recordWrites: 0, recordReads: 0 };
+
+  /** @param deps JetStream, namespace, buckets and (optionally) settings, logger and clock */
+  constructor(deps: CanvasRuntimeDeps) {
+    this.#d = deps;
+  }
+
+  /** KV operations on join records (gets and updates) done by this runtime so far. */
+  get joinOps(): number {
+    return this.#bits.ops;
+  }
+
+  #now(): Date {
+    return this.#d.now?.() ?? new Date();
+  }
+
+  /**
+   * Publishes the canvas's first tasks (and creates the join records they fill, first).
+   * @param frozen the frozen canvas (`freezeCanvas`)
+   * @param o `root` = canvas id; `home` = the queue whose results bucket holds its join records;
+   *   `queue` = the queue of steps whose options name none
+   * @throws InvalidTaskMessageError (a TypeError, with `field`) when a step's options are invalid
+   *   for its queue (nothing after the failing message is published)
+   * @throws Error when a join record cannot be created or a publish is not confirmed in 30 s;
+   *   calling `start` again with the same canvas is safe (creates and publishes are idempotent)
+   */
+  async start(frozen: FrozenNode, o: { root: string; home: string; queue: string }): Promise<void> {
+    await this.#execute(planLaunch(frozen, undefined, { root: o.root, home: o.home, queue: o.queue, step: 0 }), o.home, false);
+  }
+
+  /**
+   * Continues the canvas after a task's final record: called by the worker's settle step after the
+   * record is stored, before the ack; idempotent, so a replay (`o.replay`: the final record was
+   * already there) runs it again safely. Succeeded: links, then the next step or the join slot.
+   * Failed / Expired / Cancelled: linkError (Failed only), Cancelled records for every task of
+   * `then` (with `status.canvas.failedStep`), and the join's failure.
+   * Does nothing for a message with no `canvas` or a record that is not final.
+   * @throws Error when a KV write or a publish fails: the caller naks, and the replay continues
+   */
+  async afterFinal(msg: TaskMessage, record: TaskRecord, o: { replay?: boolean } = {}): Promise<void> {
+    const c = msg.canvas;
+    const phase = record.status.phase;
+    if (!c || !phase || !isTerminalPhase(phase)) return;
+    const replay = o.replay === true;
+    if (phase === "Succeeded") {
+      const input: LaunchInput = { kind: "value", value: record.status.result ?? null, from: { id: msg.id, queue: msg.queue } };
+      await this.#succeeded(msg.id, c, input, record.status.result ?? null, msg.queue, replay);
+      return;
+    }
+    const error = record.status.error ?? { type: `${phase}Error`, message: `task ${msg.id} ended ${phase}` };
+    const verb = phase === "Failed" ? "failed" : phase === "Expired" ? "expired" : "was revoked";
+    await this.#failed(c, { step: { id: msg.id, task: msg.task }, error, fires: phase === "Failed", verb }, c.linkError ?? [], replay);
+  }
+
+  /** Links, then `then[0]` or the join slot, of a succeeded task (or of a completed join: `input` kind join). */
+  async #succeeded(id: string, c: Pick<MessageCanvas, "root" | "home" | "then" | "join" | "link">, input: LaunchInput, value: unknown, queue: string, replay: boolean): Promise<void> {
+    const base = { root: c.root, home: c.home, queue: c.home, parent: id };
+    const plans: Plan[] = (c.link ?? []).map((l, k) => planLaunch(l, input, { ...base, step: k }));
+    const [next, ...rest] = c.then ?? [];
+    if (next) plans.push(planLaunch(next, input, { ...base, then: rest, ...(c.join ? { join: c.join } : {}) }));
+    for (const p of plans) await this.#execute(p, c.home, replay);
+    if (!next && c.join) {
+      const slot: JoinSlot = input.kind === "join" ? { v: 1, join: input.id } : jsonBytes(value) > MAX_SLOT_VALUE_BYTES ? { v: 1, ref: { queue, id } } : { v: 1, value };
+      await this.#fill(c.home, c.join, slot, replay);
+    }
+  }
+
+  /** Writes a member's slot, sets its bit, and continues the join when this write completed it. */
+  async #fill(home: string, join: { id: string; index: number }, slot: JoinSlot, replay: boolean): Promise<void> {
+    const kv = await this.#d.bucket(home);
+    this.stats.slotWrites++;
+    await kvPut(kv, joinSlotKey(join.id, join.index), JSON.stringify(slot));
+    let r: { record: JoinRecord; complete: boolean };
+    try {
+      r = await this.#bits.set(kv, join.id, join.index);
+    } catch (err) {
+      if (err instanceof JoinMissingError) {
+        this.#d.log?.error({ joinId: join.id, home }, "Join record missing; the canvas cannot continue past it");
+        return;
+      }
+      throw err;
+    }
+    const rec = r.record;
+    // a replay (or a retry after a crash between the completing write and `continued`) continues again: publishes dedupe
+    if (r.complete || (replay && rec.count >= rec.size && !rec.continued && !rec.failed)) await this.#continueJoin(kv, rec, replay || !r.complete);
+  }
+
+  /** Runs a complete join's links and `then` (or fills its outer slot), then marks it continued. */
+  async #continueJoin(kv: KV, r: JoinRecord, replay: boolean): Promise<void> {
+    if (r.failed) return;
+    await this.#succeeded(r.id, { root: r.root, home: r.home, then: r.then, ...(r.join ? { join: r.join } : {}), ...(r.link ? { link: r.link } : {}) }, { kind: "join", id: r.id }, undefined, r.home, replay);
+    await this.#bits.mutate(kv, r.id, (cur) => (cur.continued ? undefined : { ...cur, continued: true }));
+  }
+
+  /** Failure of a task (or, recursively, of a join): linkError, Cancelled records for `then`, the join's failure. */
+  async #failed(c: Pick<MessageCanvas, "root" | "home" | "then" | "join">, f: Failure, linkError: readonly FrozenNode[], replay: boolean): Promise<void> {
+    if (f.fires) {
+      const input: LaunchInput = { kind: "error", taskId: f.step.id, error: { type: f.error.type, message: f.error.message, ...(f.error.stack ? { stack: f.error.stack } : {}) } };
+      for (const [k, le] of linkError.entries()) await this.#execute(planLaunch(le, input, { root: c.root, home: c.home, queue: c.home, parent: f.step.id, step: k }), c.home, replay);
+    }
+    await this.#cancel(c.root, c.then ?? [], f, c.home, linkError.map((n) => n.id));
+    if (c.join) await this.#failJoin(c.home, c.join.id, f, replay);
+  }
+
+  /** Sets `failed` on join `id` once; the writer (or a replay of it) fires the join's linkError and cancels what follows. */
+  async #failJoin(home: string, id: string, f: Failure, replay: boolean): Promise<void> {
+    const kv = await this.#d.bucket(home);
+    const { record, wrote } = await this.#bits.mutate(kv, id, (cur) => (cur.failed || cur.continued ? undefined : { ...cur, failed: { id: f.step.id, task: f.step.task, error: f.error } }));
+    if (!record) {
+      this.#d.log?.error({ joinId: id, home }, "Join record missing; its failure cannot be propagated");
+      return;
+    }
+    const mine = wrote || (replay && record.failed?.id === f.step.id && !record.continued);
+    if (!mine) return;
+    await this.#failed({ root: record.root, home: record.home, then: record.then, ...(record.join ? { join: record.join } : {}) }, f, record.linkError ?? [], replay);
+    await this.#bits.mutate(kv, id, (cur) => (cur.continued ? undefined : { ...cur, continued: true }));
+  }
+
+  /** Writes a Cancelled record (KV create: a record that exists is kept) for every task `nodes` would have run. */
+  async #cancel(root: string, nodes: readonly FrozenNode[], f: Failure, defaultQueue: string, except: readonly string[]): Promise<void> {
+    const targets = cancelledBy(nodes, defaultQueue, except);
+    if (targets.length === 0) return;
+    const now = this.#now();
+    await eachLimited(targets, IO_CONCURRENCY, async (t) => {
+      const kv = await this.#d.bucket(t.queue);
+      const rec = taskRecord(
+        { id: t.id, task: t.task, queue: t.queue, namespace: this.#d.namespace, origin: { kind: "Client" } },
+        {
+          phase: "Cancelled",
+          attempts: 0,
+          completionTime: now.toISOString(),
+          error: { type: "CancelledError", message: `not run: canvas step ${f.step.id} (${f.step.task}) ${f.verb}` },
+          canvas: { root, step: stepOf(t.id), failedStep: { id: f.step.id, task: f.step.task } },
+        },
+        now,
+      );
+      try {
+        this.stats.recordWrites++;
+        await kv.create(t.id, JSON.stringify(rec));
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+      }
+    });
+  }
+
+  /** Creates the plan's joins, publishes its messages (a replay skips targets with a record), continues empty joins. */
+  async #execute(plan: Plan, home: string, replay: boolean): Promise<void> {
+    if (plan.joins.length > 0) {
+      const kv = await this.#d.bucket(home);
+      const createdAt = this.#now().toISOString();
+      await eachLimited(plan.joins, IO_CONCURRENCY, async (j) => {
+        try {
+          this.#bits.ops++;
+          const revision = await kv.create(joinKey(j.id), JSON.stringify({ ...j, createdAt }));
+          this.#bits.remember(kv, j.id, { record: { ...j, createdAt }, revision });
+        } catch (err) {
+          if (!isConflict(err)) throw err; // exists: a replay, or start() called again
+          this.#bits.forget(kv, j.id);
+        }
+      });
+    }
+    const now = this.#now();
+    await eachLimited(plan.messages, IO_CONCURRENCY, async (pm) => {
+      if (replay && (await this.#hasRecord(pm))) return;
+      const msg = await this.#message(pm, now);
+      this.stats.publishes++;
+      await publishTaskMessage(this.#d.js, queueNames(this.#d.namespace, pm.queue), msg, { timeoutMs: 30_000 });
+    });
+    for (const id of plan.ready) {
+      const kv = await this.#d.bucket(home);
+      const v = await this.#bits.read(kv, id);
+      if (v && !v.record.continued) await this.#continueJoin(kv, v.record, replay);
+    }
+  }
+
+  async #hasRecord(pm: PlannedMessage): Promise<boolean> {
+    const kv = await this.#d.bucket(pm.queue);
+    this.stats.recordReads++;
+    const e = await kv.get(pm.id);
+    return e?.operation === "PUT";
+  }
+
+  /** The task message of a planned step: options resolved against its queue's producer settings. */
+  async #message(pm: PlannedMessage, now: Date): Promise<TaskMessage> {
+    const s = await this.#queueSettings(pm.queue);
+    const o = pm.options;
+    const flow = resolveEnqueueFlow(pm.queue, s?.flow, { ...(o.priority !== undefined ? { priority: o.priority } : {}), ...(o.concurrencyKey !== undefined ? { concurrencyKey: o.concurrencyKey } : {}), ...(o.unique ? { unique: o.unique } : {}) }, pm.args, pm.kwargs);
+    const msg = newTaskMessage(
+      {
+        id: pm.id,
+        task: pm.task,
+        args: pm.args,
+        kwargs: pm.kwargs,
+        queue: pm.queue,
+        namespace: this.#d.namespace,
+        origin: { kind: "Client" },
+        ...(o.countdownSeconds !== undefined ? { countdownSeconds: o.countdownSeconds } : {}),
+        ...(o.eta !== undefined ? { eta: o.eta } : {}),
+        ...(typeof o.expires === "number" ? { expiresSeconds: o.expires } : o.expires !== undefined ? { expires: o.expires } : {}),
+        ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
+        ...(o.retry !== undefined ? { retry: o.retry } : {}),
+        ...(s?.queueSpec ? { queueSpec: s.queueSpec } : {}),
+        ...(flow.flow ? { flow: flow.flow } : {}),
+        ...(flow.unique ? { unique: flow.unique } : {}),
+      },
+      now,
+    );
+    return { ...msg, canvas: pm.canvas };
+  }
+
+  async #queueSettings(queue: string): Promise<CanvasProducerSettings | undefined> {
+    if (this.#d.settings) return this.#d.settings(queue);
+    const hit = this.#settings.get(queue);
+    if (hit && Date.now() - hit.at < SETTINGS_TTL_MS) return hit.value;
+    const value = (async () => {
+      const e = await (await this.#d.bucket(queue)).get(QUEUE_SETTINGS_KEY);
+      if (e?.operation !== "PUT") return undefined;
+      const parsed = parseQueueProducerSettings(e.value);
+      return "settings" in parsed ? { queueSpec: producerQueueSpec(parsed.settings), ...(parsed.settings.flow ? { flow: parsed.settings.flow } : {}) } : undefined;
+    })();
+    value.catch(() => this.#settings.delete(queue));
+    this.#settings.set(queue, { at: Date.now(), value });
+    return value;
+  }
+
+  /**
+   * The handler's args of a message whose `canvas.argsRef` is set: args[0] replaced by the
+   * referenced result (kind task: that task's record's result; kind join: the join's list of
+   * results, `readJoinResults`). A message without `argsRef` gets its args as they are.
+   * @throws CanvasResultMissingError (an UnrecoverableError) when the result is not there
+   */
+  async resolveArgs(msg: TaskMessage): Promise<unknown[]> {
+    const ref = msg.canvas?.argsRef;
+    if (!ref) return msg.args;
+    const value = ref.kind === "task" ? await this.#result(ref.queue ?? msg.queue, ref.id) : await this.readJoinResults(msg.canvas?.home ?? msg.queue, ref.id);
+    return [value, ...msg.args.slice(1)];
+  }
+
+  async #result(queue: string, id: string): Promise<unknown> {
+    const e = await (await this.#d.bucket(queue)).get(id);
+    this.stats.recordReads++;
+    const rec = e?.operation === "PUT" ? e.json<TaskRecord>() : undefined;
+    if (rec?.status.phase !== "Succeeded") throw new CanvasResultMissingError(`the result of task ${id} (queue ${queue}) is not in its results bucket${rec ? ` (phase ${rec.status.phase})` : ""}`);
+    return rec.status.result ?? null;
+  }
+
+  /**
+   * A join's results, in member order: each slot's value, the result it references, or a nested
+   * join's list.
+   * @param home the queue whose results bucket holds the join
+   * @param joinId the join (group) id
+   * @throws CanvasResultMissingError when the join record, a slot or a referenced record is missing
+   */
+  async readJoinResults(home: string, joinId: string): Promise<unknown[]> {
+    const kv = await this.#d.bucket(home);
+    const j = await kv.get(joinKey(joinId));
+    if (j?.operation !== "PUT") throw new CanvasResultMissingError(`join ${joinId} is not in the results bucket of queue ${home}`);
+    const size = j.json<JoinRecord>().size;
+    const out: unknown[] = new Array(size);
+    await eachLimited(Array.from({ length: size }, (_, i) => i), IO_CONCURRENCY, async (i) => {
+      this.stats.slotReads++;
+      const e = await kv.get(joinSlotKey(joinId, i));
+      if (e?.operation !== "PUT") throw new CanvasResultMissingError(`result ${i} of join ${joinId} is not in the results bucket of queue ${home}`);
+      const slot = e.json<JoinSlot>();
+      out[i] = "value" in slot ? slot.value : "ref" in slot ? await this.#result(slot.ref.queue, slot.ref.id) : await this.readJoinResults(home, slot.join);
+    });
+    return out;
+  }
+}
