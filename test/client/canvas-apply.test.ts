@@ -1,0 +1,126 @@
+// client.apply against a real nats-server and a real Worker: chains, groups, chords, failures,
+// revoke, and the handle's children.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Kvm } from "@nats-io/kv";
+import { pino } from "pino";
+import { canvasKey, InvalidCanvasError, type CanvasRecord } from "../../api/canvas.js";
+import { queueNames } from "../../api/naming.js";
+import { chain, chord, connect, group, map, signature, TaskFailedError, type CeleriacClient } from "../../client/index.js";
+import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
+import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
+
+type Two = { args: [a: number, b: number]; kwargs: Record<string, never>; result: number };
+const add = defineTask<"math.add", Two>("math.add", ([a, b]) => a + b);
+const mul = defineTask<"math.mul", Two>("math.mul", ([a, b]) => a * b);
+const tsum = defineTask<"math.tsum", { args: [xs: number[]]; kwargs: Record<string, never>; result: number }>("math.tsum", ([xs]) => xs.reduce((s, x) => s + x, 0));
+const boom = defineTask("math.boom", () => {
+  throw new UnrecoverableError("boom: no such number");
+});
+/** Runs until its signal aborts (revoke), at most 60 s. */
+const hang = defineTask("test.hang", (_a, _k, ctx) => new Promise((resolve, reject) => {
+  const t = setTimeout(() => resolve("woke"), 60_000);
+  ctx.signal.addEventListener("abort", () => {
+    clearTimeout(t);
+    reject(ctx.signal.reason as Error);
+  });
+}));
+
+describe("when applying a canvas with client.apply", () => {
+  let srv: NatsServer;
+  let client: CeleriacClient;
+  let worker: Worker;
+  const queue = uniqueQueue("cv");
+  before(async () => {
+    srv = await startNatsServer();
+    client = await connect({ servers: srv.url, queue, createQueues: true });
+    worker = new Worker({ nc: client.connection, tasks: [add, mul, tsum, boom, hang], queue, concurrency: 16, logger: pino({ level: "silent" }) });
+    await worker.start();
+  });
+  after(async () => {
+    await worker?.close();
+    await client?.close();
+    await srv?.cleanup();
+  });
+
+  it("runs chain(add.s([2, 2]), mul.s([4])) as mul(add(2, 2), 4): 16", async () => {
+    const h = await client.apply(chain(add.s([2, 2]), mul.s([4])));
+    assert.equal(await h.result({ timeoutMs: 15_000 }), 16);
+    const kids = await h.children();
+    assert.deepEqual(
+      kids.map((k) => [k.id, k.task, k.state?.phase]),
+      [
+        [`${h.id}-0`, "math.add", "Succeeded"],
+        [`${h.id}-1`, "math.mul", "Succeeded"],
+      ],
+    );
+    assert.deepEqual(kids[1]?.state?.canvas?.root, h.id);
+  });
+
+  it("writes the canvas record with its frozen tree before anything runs", async () => {
+    const h = await client.apply(chain(add.s([1, 1]), mul.s([3])), { taskId: `rec-${Date.now()}` });
+    const kv = await new Kvm(client.connection).open(queueNames("default", queue).resultsBucket);
+    const rec = (await kv.get(canvasKey(h.id)))?.json<CanvasRecord>();
+    assert.equal(rec?.id, h.id);
+    assert.equal(rec?.queue, queue);
+    assert.deepEqual(rec?.tree, h.tree);
+    assert.deepEqual((await client.getCanvasRecord(h.id))?.tree, h.tree);
+    assert.equal(await client.canvas(h.id, rec!.tree!).result({ timeoutMs: 15_000 }), 6);
+  });
+
+  it("gives a group's results as a list in order", async () => {
+    const h = await client.apply(group(add.s([1, 1]), mul.s([3, 3]), add.s([0, 5])));
+    assert.deepEqual(await h.result({ timeoutMs: 15_000 }), [2, 9, 5]);
+    const big = await client.apply(group(Array.from({ length: 40 }, (_, i) => add.s([i, 0]))));
+    assert.deepEqual(await big.result({ timeoutMs: 20_000 }), Array.from({ length: 40 }, (_, i) => i));
+  });
+
+  it("runs a chord's body once with the header's results: tsum([2, 4, 6]) = 12", async () => {
+    const h = await client.apply(chord([add.s([1, 1]), add.s([2, 2]), add.s([3, 3])], tsum.s()));
+    assert.equal(await h.result({ timeoutMs: 15_000 }), 12);
+    const byGroup = await client.apply(chord(group(add.s([5, 5]), add.s([1, 0])), tsum.s()));
+    assert.equal(await byGroup.result({ timeoutMs: 15_000 }), 11);
+  });
+
+  it("nests: a chain of a map then a chord body, and a group of chains", async () => {
+    const h = await client.apply(chain(map(mul.s([10]), [1, 2, 3]), tsum.s()));
+    assert.equal(await h.result({ timeoutMs: 15_000 }), 60);
+    const g = await client.apply(group(chain(add.s([1, 1]), mul.s([10])), chain(add.s([2, 2]), mul.s([10]))));
+    assert.deepEqual(await g.result({ timeoutMs: 15_000 }), [20, 40]);
+  });
+
+  it("rejects result() with the failing step's TaskFailedError and cancels the steps after it", async () => {
+    const h = await client.apply(chain(add.s([1, 1]), signature("math.boom"), mul.s([2])));
+    await assert.rejects(h.result({ timeoutMs: 15_000 }), (e: unknown) => e instanceof TaskFailedError && e.record.id === `${h.id}-1` && e.phase === "Failed" && /boom: no such number/.test(e.message));
+    const kids = await waitFor("the last step cancelled", async () => {
+      const k = await h.children();
+      return k[2]?.state?.phase === "Cancelled" ? k : undefined;
+    });
+    assert.deepEqual(kids.map((k) => k.state?.phase), ["Succeeded", "Failed", "Cancelled"]);
+    assert.deepEqual(kids[2]?.state?.canvas?.failedStep, { id: `${h.id}-1`, task: "math.boom" });
+  });
+
+  it("revokes every unfinished step: the running one is aborted, the rest never run", async () => {
+    const h = await client.apply(chain(signature("test.hang"), add.s([1]), mul.s([2])));
+    await waitFor("the first step running", async () => (await h.children())[0]?.state?.phase === "Running", 10_000);
+    await h.revoke();
+    const kids = await waitFor(
+      "every step cancelled",
+      async () => {
+        const k = await h.children();
+        return k.every((c) => c.state?.phase === "Cancelled") ? k : undefined;
+      },
+      15_000,
+    );
+    assert.equal(kids.length, 3);
+    await assert.rejects(h.result({ timeoutMs: 5000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Cancelled" && e.record.id === `${h.id}-0`);
+  });
+
+  it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
+    const taskId = `bad-${Date.now()}`;
+    await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
+    await assert.rejects(client.apply(add.s([1, 1]), { taskId: "has.dots" }), InvalidCanvasError);
+    assert.equal(await client.getCanvasRecord(taskId), undefined);
+    assert.equal(await client.get(`${taskId}-0`).status(), undefined);
+  });
+});
