@@ -197,14 +197,18 @@ export type TaskIdentity = Pick<TaskMessage, "id" | "task" | "queue" | "namespac
  * Builds a results-bucket record: the identity's five fields, `status` as given and `updatedAt`.
  * The one place a `TaskRecord` is put together (worker outcomes, `Running` records, and revoking a
  * task that has not started). Pure; never throws.
- * @param identity id, task, queue, namespace and origin of the task
- * @param status the task's status (`Task.status` shape), stored as given
+ * @param identity id, task, queue, namespace and origin of the task; when it carries a message's
+ *   `canvas`, `status.canvas` is set to its {root, parent, step} (a `failedStep` in `status` kept)
+ * @param status the task's status (`Task.status` shape), stored as given (but for `canvas`)
  * @param updatedAt when the record is written (RFC 3339 string or Date); default now
  * @returns `{id, task, queue, namespace, origin, status, updatedAt}`
  */
-export function taskRecord(identity: TaskIdentity, status: TaskStatus, updatedAt: Date | string = new Date()): TaskRecord {
-  const { id, task, queue, namespace, origin } = identity;
-  return { id, task, queue, namespace, origin, status, updatedAt: typeof updatedAt === "string" ? updatedAt : updatedAt.toISOString() };
+export function taskRecord(identity: TaskIdentity & { canvas?: MessageCanvas }, status: TaskStatus, updatedAt: Date | string = new Date()): TaskRecord {
+  const { id, task, queue, namespace, origin, canvas } = identity;
+  const st: TaskStatus = canvas
+    ? { ...status, canvas: { root: canvas.root, ...(canvas.parent !== undefined ? { parent: canvas.parent } : {}), step: canvas.step, ...(status.canvas?.failedStep ? { failedStep: status.canvas.failedStep } : {}) } }
+    : status;
+  return { id, task, queue, namespace, origin, status: st, updatedAt: typeof updatedAt === "string" ? updatedAt : updatedAt.toISOString() };
 }
 
 /**

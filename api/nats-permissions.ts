@@ -86,7 +86,10 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * start-up check of `ensureQueueResources`); read, watch and write task records in its results
  * bucket (keys are task ids: one token, `$KV.<bucket>.*`); write its tasks' code defaults
  * (`$KV.<bucket>.task-defaults.*`, flow control); take, hand on and release singleton locks
- * (`$KV.<bucket>.unique.*`).
+ * (`$KV.<bucket>.unique.*`); create and update canvas join records and their slots
+ * (`$KV.<bucket>.join.>`: `join.<id>` and `join.<id>.<index>`, canvas/runtime.ts). A canvas step on
+ * another queue is published, and its records read, with this queue's credential only when it is
+ * open: a minted credential reaches its own queue alone (docs/canvas.md).
  * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
  * Subscribe: only its inbox, {@link workerInboxPrefix}.
  * @throws Error when the namespace or queue is not a DNS-1123 label
@@ -115,6 +118,7 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
         `$KV.${n.resultsBucket}.*`,
         `$KV.${n.resultsBucket}.task-defaults.*`,
         `$KV.${n.resultsBucket}.unique.*`,
+        `$KV.${n.resultsBucket}.join.>`,
       ],
     },
     sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`] },
@@ -124,7 +128,8 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
 /**
  * Permissions of the producer user of `namespace` (clients and `celeriac enqueue`), for the listed
  * queues: publish tasks, delayed tasks and (flow-controlled queues) held tasks; take singleton
- * locks (`$KV.<bucket>.unique.*`); check that a queue exists (its work stream's info); read
+ * locks (`$KV.<bucket>.unique.*`); start canvases (`client.apply`): write canvas records
+ * (`$KV.<bucket>.canvas.*`) and create join records and slots (`$KV.<bucket>.join.>`); check that a queue exists (its work stream's info); read
  * and watch results and `queue.settings`; read the info of its queues' streams and consumers (so a
  * client with `createQueues` verifies an existing queue, and gets `OperatorCreatesResourcesError`
  * for a missing one); revoke, i.e. write `revoked.<id>` markers and — because
@@ -155,6 +160,8 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       `$KV.${n.resultsBucket}.*`,
       `$KV.${n.resultsBucket}.revoked.*`,
       `$KV.${n.resultsBucket}.unique.*`,
+      `$KV.${n.resultsBucket}.canvas.*`,
+      `$KV.${n.resultsBucket}.join.>`,
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };

@@ -101,9 +101,9 @@ export function admit(input: AdmissionInput): Admission {
   }
   const prev = input.previous;
   const unique = msg.unique ? { unique: msg.unique } : {};
-  if (prev && isTerminalPhase(prev.status.phase)) return { settle: { replay: prev, ...unique } };
+  if (prev && isTerminalPhase(prev.status.phase)) return { settle: { replay: prev, message: msg, ...unique } };
   const at = attributeDelivery(attempt, prev);
-  const base = { identity: msg, task: msg.task, attempts: at.attempt, queuedTime: msg.createdAt, trace: at.trace, ...unique };
+  const base = { identity: msg, message: msg, task: msg.task, attempts: at.attempt, queuedTime: msg.createdAt, trace: at.trace, ...unique };
   if (input.isRevoked(msg.id)) return { settle: { ...base, outcome: { action: "cancel", phase: "Cancelled" }, error: { ...REVOKED_BEFORE_START } } };
   if (msg.expires && Date.parse(msg.expires) < input.nowMs) {
     return { settle: { ...base, outcome: { action: "expire", phase: "Expired" }, error: { type: "ExpiredError", message: `not started before it expired at ${msg.expires}` } } };

@@ -5,6 +5,7 @@
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
+import type { TaskMessage } from "../api/message.js";
 import type { TaskContext } from "./define-task.js";
 import { CancelledError, RetryError, TimeoutError, UnrecoverableError, WorkerShutdownError } from "./errors.js";
 import { classifyOutcome, describeError } from "./outcome.js";
@@ -65,6 +66,11 @@ export interface AttemptsOptions {
   readonly runningRecordDelayMs: number;
   /** Jitter source for the retry backoff. */
   readonly random: () => number;
+  /**
+   * The handler's args of a canvas message whose `canvas.argsRef` is set (CanvasRuntime.resolveArgs),
+   * called before the handler, inside the attempt (its throw is the attempt's error).
+   */
+  readonly resolveArgs?: (msg: TaskMessage) => Promise<unknown[]>;
 }
 
 /** Runs attempts and keeps the set of those running (by task id). */
@@ -79,7 +85,9 @@ export class Attempts {
 
   /**
    * Runs one attempt of an admitted message: arms the time limit and the delayed `Running` record on
-   * its in-flight entry (checked by the consumer's ticker), calls the handler with its context, and
+   * its in-flight entry (checked by the consumer's ticker), resolves a canvas message's referenced
+   * args (`resolveArgs`), calls the handler with its context — a chunks task (`canvas.chunk`: args
+   * is a list of argument lists) once per list in turn, its result the list of results — and
    * classifies the end (a result that is not JSON-encodable ends it with `UnrecoverableError`).
    * @param m the message
    * @param f its in-flight entry (heartbeated while the worker holds the message)
@@ -137,11 +145,24 @@ export class Attempts {
         throw new RetryError(opts.message ?? "retry requested", opts.countdownSeconds === undefined ? {} : { countdownSeconds: opts.countdownSeconds });
       },
     };
+    const kwargs = msg.kwargs as Record<string, unknown>;
+    const resolve = this.#o.resolveArgs;
+    const call = async (): Promise<unknown> => {
+      const args = msg.canvas?.argsRef && resolve ? await resolve(msg) : msg.args;
+      if (!msg.canvas?.chunk) return def.handler(args, kwargs, ctx);
+      const results: unknown[] = [];
+      for (const [i, list] of args.entries()) {
+        if (!Array.isArray(list)) throw new UnrecoverableError(`chunk item ${i} is not an argument list: a chunks task's args are lists of arguments`);
+        if (ac.aborted) throw ac.reason;
+        results.push(await def.handler(list, kwargs, ctx));
+      }
+      return results;
+    };
     const t0 = performance.now();
     let result: unknown;
     let error: unknown;
     try {
-      result = await Promise.race([Promise.resolve().then(() => def.handler(msg.args, msg.kwargs as Record<string, unknown>, ctx)), abandoned]);
+      result = await Promise.race([Promise.resolve().then(call), abandoned]);
       if (ac.aborted) error = ac.reason;
     } catch (err) {
       error = ac.aborted ? ac.reason : err;
@@ -163,7 +184,7 @@ export class Attempts {
     }
     const outcome = classifyOutcome(error, attempt, policy, this.#o.random);
     if (runningWrite) await runningWrite;
-    const ending: Ending = { outcome, identity: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}) };
+    const ending: Ending = { outcome, identity: msg, message: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}) };
     return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
   }
 

@@ -16,7 +16,7 @@ import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { HEADERS, taskRecord, type DeadLetterReason, type MessageUnique, type TaskIdentity, type TaskRecord } from "../api/message.js";
+import { HEADERS, taskRecord, type DeadLetterReason, type MessageUnique, type TaskIdentity, type TaskMessage, type TaskRecord } from "../api/message.js";
 import type { QueueNames } from "../api/naming.js";
 import type { Waiting } from "../api/flow.js";
 import type { TaskError, TaskStatus } from "../api/task.js";
@@ -62,6 +62,8 @@ export interface Ending {
   readonly unique?: MessageUnique;
   /** Why it may not start yet (`wait`): recorded as `status.waiting`. */
   readonly waiting?: Waiting;
+  /** The validated message, when there is one: a canvas task's final settle continues its canvas (`afterFinal`). */
+  readonly message?: TaskMessage;
 }
 
 /** A redelivered message whose final record already exists: only its ack was lost. */
@@ -70,6 +72,8 @@ export interface Replay {
   readonly replay: TaskRecord;
   /** The message's unique key and policy: its lock is released (again) after the replay. */
   readonly unique?: MessageUnique;
+  /** The validated message: a canvas task's replay continues its canvas again (`afterFinal`, idempotent). */
+  readonly message?: TaskMessage;
 }
 
 /** What `settle` acts on: a new outcome, or the replay of a recorded one. */
@@ -123,7 +127,16 @@ export interface SettlerOptions {
   readonly log: Logger;
   /** The results bucket, for releasing unique locks; without it a unique task's lock is left to go stale. */
   readonly uniqueKv?: KV;
+  /**
+   * Continues a canvas after a canvas task's final record (CanvasRuntime.afterFinal): called after
+   * the record is stored and the unique lock released, before the ack; when it throws, the message
+   * is naked (`CANVAS_RETRY_DELAY_MS`) instead, and its redelivery (a replay) calls it again.
+   */
+  readonly afterFinal?: (msg: TaskMessage, record: TaskRecord, o: { replay: boolean }) => Promise<void>;
 }
+
+/** Nak delay of a canvas task whose continuation (`afterFinal`) failed, ms: its replay continues it. */
+export const CANVAS_RETRY_DELAY_MS = 1000;
 
 /** Records outcomes and settles task messages; see the module header. */
 export class Settler {
@@ -174,7 +187,9 @@ export class Settler {
    * Settles one message: records the ending (a `deadLetter` is first published to the dead-letter
    * stream with its reason), writes the record through every sink, releases a unique task's lock at
    * a final outcome (a failed release is logged: the lock is then stale), then acks (`succeed`,
-   * `cancel`, `expire`, a replay), naks with the delay (`retry`, `wait`) or terms (`deadLetter`); then counts it in
+   * `cancel`, `expire`, a replay), naks with the delay (`retry`, `wait`) or terms (`deadLetter`) — a
+   * canvas task's final settle first continues its canvas (`afterFinal`), and is naked when that
+   * fails, so the redelivery replays it; then counts it in
    * `celeriac_tasks_total` (and the run time in `celeriac_task_duration_seconds`) and logs it.
    * The only place a message is settled.
    * @param m the message
@@ -190,12 +205,27 @@ export class Settler {
     const o = e?.outcome;
     if (e?.outcome.action === "deadLetter") await this.#publishDeadLetter(m, e, e.outcome.reason, detail);
     if (record) await this.write(record);
-    if (s.unique && o?.action !== "retry" && o?.action !== "wait") await this.#release("replay" in s ? s.replay.id : s.identity?.id, s.unique);
-    if (o?.action === "retry" || o?.action === "wait") m.nak(o.delayMs);
+    const final = o?.action !== "retry" && o?.action !== "wait";
+    if (s.unique && final) await this.#release("replay" in s ? s.replay.id : s.identity?.id, s.unique);
+    const continued = final && record && s.message?.canvas ? await this.#continueCanvas(s.message, record, "replay" in s) : true;
+    if (!continued) m.nak(CANVAS_RETRY_DELAY_MS);
+    else if (o?.action === "retry" || o?.action === "wait") m.nak(o.delayMs);
     else if (o?.action === "deadLetter") m.term();
     else m.ack(); // succeed, cancel, expire, or a replay
     if ("replay" in s) this.#o.log.info({ taskId: s.replay.id, phase: s.replay.status.phase }, "Redelivered task already finished; acked");
     else this.#report(s, detail);
+  }
+
+  /** Runs `afterFinal` for a canvas task's final record; false (logged) when it threw. Never throws. */
+  async #continueCanvas(msg: TaskMessage, record: TaskRecord, replay: boolean): Promise<boolean> {
+    if (!this.#o.afterFinal) return true;
+    try {
+      await this.#o.afterFinal(msg, record, { replay });
+      return true;
+    } catch (err) {
+      this.#o.log.warn({ err, taskId: msg.id, canvas: msg.canvas?.root }, "Canvas continuation failed; naked for a replay");
+      return false;
+    }
   }
 
   /** Releases the unique lock held by task `id` (nats/unique.ts `releaseUnique`); never throws. */

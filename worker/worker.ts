@@ -15,6 +15,7 @@ import { HEADERS, parseTaskMessage } from "../api/message.js";
 import { DEFAULT_NAMESPACE, TASK_ID_PATTERN, queueNames, type QueueNames } from "../api/naming.js";
 import { ensureQueueResources, queueSettings, type QueueSettings } from "../nats/index.js";
 import { DelayMover } from "../nats/delay-mover.js";
+import { CanvasRuntime } from "../canvas/runtime.js";
 import { admit, admitUnique, previousRecord } from "./admission.js";
 import { AloneGate } from "./alone-gate.js";
 import { Attempts } from "./attempt.js";
@@ -57,6 +58,8 @@ export class Worker {
   readonly #gate = new AloneGate(() => this.#consumer?.resumePulls());
   #started = false;
   #closing: Promise<void> | undefined;
+  readonly #canvas: CanvasRuntime;
+  readonly #buckets = new Map<string, Promise<KV>>();
 
   /** @throws Error when the queue/namespace is invalid, `concurrency` is not a positive integer, or `tasks` holds no task */
   constructor(options: WorkerOptions) {
@@ -68,6 +71,28 @@ export class Worker {
     this.#log = (options.logger ?? pino({ level: "info" })).child({ queue: options.queue, namespace: options.namespace ?? DEFAULT_NAMESPACE, worker: this.#o.workerName });
     this.#js = jetstream(options.nc);
     this.#settings = queueSettings(options.settings);
+    const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+    this.#canvas = new CanvasRuntime({ js: this.#js, namespace, bucket: (q) => this.#bucket(q), log: this.#log });
+  }
+
+  /**
+   * The worker's canvas runtime (one per worker): its settle step continues canvases with it, and
+   * its attempts resolve referenced args with it. Usable before `start()` (buckets open on demand).
+   */
+  get canvas(): CanvasRuntime {
+    return this.#canvas;
+  }
+
+  /** The results bucket of `queue` in this worker's namespace (its own once started; others opened once, on first use). */
+  #bucket(queue: string): Promise<KV> {
+    if (queue === this.#o.queue && this.#kv) return Promise.resolve(this.#kv);
+    let p = this.#buckets.get(queue);
+    if (!p) {
+      p = new Kvm(this.#js).open(queueNames(this.names.namespace, queue).resultsBucket);
+      p.catch(() => this.#buckets.delete(queue));
+      this.#buckets.set(queue, p);
+    }
+    return p;
   }
 
   /** Handlers running now. */
@@ -98,8 +123,8 @@ export class Worker {
     const kv = (this.#kv = await new Kvm(this.#js).open(this.names.resultsBucket));
     await publishTaskDefaults(kv, this.names.resultsBucket, this.tasks, this.#log);
     const sinks: StatusSink[] = o.sinks ?? [new KvStatusSink(kv), ...(o.extraSinks ?? [])];
-    const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log, uniqueKv: kv }));
-    const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random }));
+    const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log, uniqueKv: kv, afterFinal: (msg, record, x) => this.#canvas.afterFinal(msg, record, x) }));
+    const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random, resolveArgs: (msg) => this.#canvas.resolveArgs(msg) }));
     const info = await jsm.consumers.info(this.names.stream, this.names.workerConsumer);
     // heartbeat at a third of the ack wait: comfortably below half
     const heartbeatMs = Math.max(100, Math.floor((info.config.ack_wait ?? 30e9) / 1e6 / 3));

@@ -63,4 +63,15 @@ describe("when building NATS permissions", () => {
     assert.equal(new Set(p.pub.allow).size, p.pub.allow.length);
     assert.deepEqual(producerPermissions("team-a", ["a", "b"]), p);
   });
+
+  it("lets workers and producers write canvas join records and slots, and producers canvas records, in their own buckets only", () => {
+    const n = queueNames("team-a", "emails");
+    const w = workerPermissions("team-a", "emails").pub.allow;
+    const p = producerPermissions("team-a", ["emails"]).pub.allow;
+    assert.ok(w.includes(`$KV.${n.resultsBucket}.join.>`), "join.<id> and join.<id>.<index>");
+    assert.ok(p.includes(`$KV.${n.resultsBucket}.join.>`));
+    assert.ok(p.includes(`$KV.${n.resultsBucket}.canvas.*`));
+    assert.ok(!w.some((s) => s.includes(".canvas.")), "a worker never writes canvas records");
+    for (const s of [...w, ...p].filter((x) => x.includes(".join.") || x.includes(".canvas."))) assert.ok(s.startsWith(`$KV.${n.resultsBucket}.`), s);
+  });
 });
