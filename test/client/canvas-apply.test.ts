@@ -6,7 +6,7 @@ import { Kvm } from "@nats-io/kv";
 import { pino } from "pino";
 import { canvasKey, InvalidCanvasError, type CanvasRecord } from "../../api/canvas.js";
 import { queueNames } from "../../api/naming.js";
-import { chain, chord, connect, group, map, signature, TaskFailedError, type CeleriacClient } from "../../client/index.js";
+import { chain, chord, chunks, connect, group, map, signature, TaskFailedError, type CeleriacClient } from "../../client/index.js";
 import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
@@ -26,6 +26,13 @@ const hang = defineTask("test.hang", (_a, _k, ctx) => new Promise((resolve, reje
   });
 }));
 
+/** Args each `test.record` call got (link / linkError callbacks). */
+const recorded: unknown[][] = [];
+const record = defineTask("test.record", (args) => {
+  recorded.push(args);
+  return args.length;
+});
+
 describe("when applying a canvas with client.apply", () => {
   let srv: NatsServer;
   let client: CeleriacClient;
@@ -34,7 +41,7 @@ describe("when applying a canvas with client.apply", () => {
   before(async () => {
     srv = await startNatsServer();
     client = await connect({ servers: srv.url, queue, createQueues: true });
-    worker = new Worker({ nc: client.connection, tasks: [add, mul, tsum, boom, hang], queue, concurrency: 16, logger: pino({ level: "silent" }) });
+    worker = new Worker({ nc: client.connection, tasks: [add, mul, tsum, boom, hang, record], queue, concurrency: 16, logger: pino({ level: "silent" }) });
     await worker.start();
   });
   after(async () => {
@@ -87,6 +94,21 @@ describe("when applying a canvas with client.apply", () => {
     assert.equal(await h.result({ timeoutMs: 15_000 }), 60);
     const g = await client.apply(group(chain(add.s([1, 1]), mul.s([10])), chain(add.s([2, 2]), mul.s([10]))));
     assert.deepEqual(await g.result({ timeoutMs: 15_000 }), [20, 40]);
+  });
+
+  it("runs chunks: [[1, 2], [3, 4], [5, 6]] by 2 gives [[3, 7], [11]]", async () => {
+    const h = await client.apply(chunks(add.s(), [[1, 2], [3, 4], [5, 6]], 2));
+    assert.deepEqual(await h.result({ timeoutMs: 15_000 }), [[3, 7], [11]]);
+  });
+
+  it("runs link callbacks with the result, linkError ones with the failed task's id and error", async () => {
+    const ok = await client.apply(chain(add.s([2, 3]), mul.s([2])).link(signature("test.record", ["ok"])));
+    assert.equal(await ok.result({ timeoutMs: 15_000 }), 10);
+    await waitFor("the link ran", () => recorded.some((a) => a[0] === 10 && a[1] === "ok"));
+    const bad = await client.apply(chord([add.s([1, 1]), signature("math.boom")], tsum.s()).linkError(signature("test.record", ["err"])));
+    await assert.rejects(bad.result({ timeoutMs: 15_000 }), (e: unknown) => e instanceof TaskFailedError && e.record.id === `${bad.id}-1`);
+    const call = await waitFor("the linkError ran", () => recorded.find((a) => a[0] === `${bad.id}-1`));
+    assert.deepEqual([call[2], (call[1] as { type: string }).type], ["err", "UnrecoverableError"]);
   });
 
   it("rejects result() with the failing step's TaskFailedError and cancels the steps after it", async () => {
