@@ -138,6 +138,17 @@ describe("when applying a canvas with client.apply", () => {
     await assert.rejects(h.result({ timeoutMs: 5000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Cancelled" && e.record.id === `${h.id}-0`);
   });
 
+  it("runs a canvas applied twice with the same taskId once", async () => {
+    const taskId = `twice-${Date.now()}`;
+    const c = () => chain(add.s([20, 1]), signature("test.record", ["twice"]));
+    const [a, b] = [await client.apply(c(), { taskId }), await client.apply(c(), { taskId })];
+    assert.equal(await a.result({ timeoutMs: 15_000 }), 2);
+    assert.equal(await b.result({ timeoutMs: 15_000 }), 2);
+    // a duplicate run (same two steps) would most likely have recorded by the time a later canvas of two steps finished
+    assert.equal(await (await client.apply(chain(add.s([1, 1]), signature("test.record", ["later"])))).result({ timeoutMs: 15_000 }), 2);
+    assert.equal(recorded.filter((r) => r[1] === "twice").length, 1);
+  });
+
   it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
     const taskId = `bad-${Date.now()}`;
     await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
