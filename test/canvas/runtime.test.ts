@@ -12,9 +12,19 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { freezeCanvas, joinKey, type CanvasNode, type JoinRecord, type TaskNode } from "../../api/canvas.js";
 import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { pino } from "pino";
+import { QUEUE_SETTINGS_KEY } from "../../api/naming.js";
+import { producerPermissions, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
+import { resolveRetryPolicy } from "../../api/policies.js";
+import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
 import { CanvasRuntime } from "../../canvas/runtime.js";
-import { defineTask, UnrecoverableError, type Worker } from "../../worker/index.js";
-import { startNatsServer, waitFor } from "../helpers/nats-server.js";
+import { connectNats, ensureQueueResources, mintUserCreds, natsSettingsFrom, queueSettings } from "../../nats/index.js";
+import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
+import { startNatsServer, uniqueQueue, waitFor } from "../helpers/nats-server.js";
 import { fixture, type Fixture } from "../worker/fixture.js";
 
 const calls = new Map<string, number>();
@@ -179,6 +189,36 @@ describe("when workers run a chord", () => {
   });
 });
 
+describe("when workers run nested groups, chunks and empty maps", () => {
+  it("fills an outer slot with a nested group's list, runs chunks per argument list, fires a group's link with its results", async (tc) => {
+    const s = await setup(tc, 1, 8);
+    await s.run(
+      {
+        kind: "chord",
+        header: [
+          { kind: "group", members: [t("sq", [2]), t("sq", [3])] },
+          { kind: "chain", steps: [t("add", [1, 1]), t("mul", [5])] },
+          { kind: "chunks", task: t("add"), items: [[1, 2], [3, 4], [5, 6]], n: 2 },
+        ],
+        body: t("count"),
+      },
+      "ns1",
+    );
+    const body = await s.final("ns1-b");
+    assert.deepEqual(body.status.result, [[[4, 9], 10, [[3, 7], [11]]]]);
+    assert.equal(calls.get("ns1-b"), 1);
+
+    await s.run({ kind: "group", members: [t("sq", [4]), t("sq", [5])], link: [t("count")] }, "ns2");
+    assert.deepEqual((await s.final("ns2-l0")).status.result, [[16, 25]]);
+  });
+
+  it("continues an empty map's join at once with an empty list", async (tc) => {
+    const s = await setup(tc);
+    await s.run({ kind: "chain", steps: [{ kind: "map", task: t("sq"), items: [] }, t("count", ["after"])] }, "em1");
+    assert.deepEqual((await s.final("em1-1")).status.result, [[], "after"]);
+  });
+});
+
 describe("when a canvas task's final message is redelivered", () => {
   it("replays its continuation without running the next step (or a chord body) twice", async (tc) => {
     const s = await setup(tc);
@@ -232,5 +272,54 @@ describe("when measuring the canvas runtime", () => {
     tc.diagnostic(`chain of ${steps}: ${chainMs.toFixed(0)} ms, ${(chainMs / steps).toFixed(2)} ms per step (one task alone end to end: ${singleMs.toFixed(1)} ms)`);
     tc.diagnostic(`chord of ${size} on 2 workers: ${chordMs.toFixed(0)} ms; header KV ops ${joinOps} join gets/updates + ${slotWrites} slot puts = ${perTask.toFixed(2)} per task (plus the producer's 1 create)`);
     assert.ok(perTask < 4, `KV ops per header task: ${perTask}`);
+  });
+});
+
+describe("when a minted worker and producer run a canvas (operator mode)", () => {
+  it("creates joins, continues a chord and cancels after a failure with no permission violation", async (tc) => {
+    const srv = await startNatsServer({ operatorMode: true });
+    const dir = mkdtempSync(join(tmpdir(), "celeriac-canvas-"));
+    const opened: Array<{ close(): Promise<void> }> = [];
+    tc.after(async () => {
+      for (const c of opened.reverse()) await c.close().catch(() => undefined);
+      await srv.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const connectAs = async (name: string, permissions?: NatsPermissions) => {
+      const m = await mintUserCreds(srv.operator!.signer, { name, ttlSeconds: 600, ...(permissions ? { permissions } : {}) });
+      const file = join(dir, `${name}.creds`);
+      writeFileSync(file, m.creds, { mode: 0o600 });
+      const nc = await connectNats(natsSettingsFrom({ url: srv.url, name }, { CELERIAC_NATS_CREDS: file }));
+      opened.push(nc);
+      return nc;
+    };
+    const ns = "team-a";
+    const q = uniqueQueue("qc");
+    const names = queueNames(ns, q);
+    const admin = await connectNats(natsSettingsFrom({ url: srv.url, name: "admin" }, { CELERIAC_NATS_CREDS: srv.operator!.adminCredsFile }));
+    opened.push(admin);
+    await ensureQueueResources(await jetstreamManager(admin), names, queueSettings({ ackWaitSeconds: 5 }));
+    const retry = resolveRetryPolicy({ maxAttempts: 1 });
+    await (await new Kvm(jetstream(admin)).open(names.resultsBucket)).put(QUEUE_SETTINGS_KEY, JSON.stringify({ v: QUEUE_SETTINGS_VERSION, namespace: ns, queue: q, timeoutSeconds: 30, retry }));
+    const before = srv.log().split("\n").filter((l) => /Violation/.test(l)).length;
+    const worker = new Worker({ nc: await connectAs("w", workerPermissions(ns, q)), tasks, queue: q, namespace: ns, concurrency: 4, logger: pino({ level: "silent" }) });
+    await worker.start();
+    opened.push({ close: () => worker.close() });
+    const pnc = await connectAs("p", producerPermissions(ns, [q]));
+    const js = jetstream(pnc);
+    const kvm = new Kvm(js);
+    const kv = await kvm.open(names.resultsBucket);
+    const runtime = new CanvasRuntime({ js, namespace: ns, bucket: (x) => kvm.open(queueNames(ns, x).resultsBucket) });
+    const final = (id: string) =>
+      waitFor(`final ${id}`, async () => {
+        const e = await kv.get(id);
+        const r = e?.operation === "PUT" ? e.json<TaskRecord>() : undefined;
+        return r && ["Succeeded", "Failed", "Cancelled"].includes(r.status.phase ?? "") ? r : undefined;
+      }, 15_000);
+    await runtime.start(freezeCanvas({ kind: "chain", steps: [{ kind: "chord", header: [t("sq", [2]), { kind: "group", members: [t("sq", [3])] }], body: t("count") }, t("count")] }, "op1"), { root: "op1", home: q, queue: q });
+    assert.deepEqual((await final("op1-1")).status.result, [[[4, [9]]]]);
+    await runtime.start(freezeCanvas({ kind: "chain", steps: [t("fatal"), t("add")] }, "op2"), { root: "op2", home: q, queue: q });
+    assert.equal((await final("op2-1")).status.phase, "Cancelled");
+    assert.deepEqual(srv.log().split("\n").filter((l) => /Violation/.test(l)).slice(before), []);
   });
 });
