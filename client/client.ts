@@ -459,7 +459,8 @@ export class CeleriacClient {
    * @throws InvalidCanvasError (a TypeError) naming the path of a malformed node or an invalid `taskId`
    * @throws TypeError on an invalid step option (naming the field), or when no queue is given
    * @throws QueueNotFoundError when the canvas's queue or a step's queue has no streams (not with `createQueues`)
-   * @throws EnqueueError when JetStream did not confirm a publish in time (applying again with the same `taskId` is safe)
+   * @throws EnqueueError when the canvas record could not be written or JetStream did not confirm a
+   *   publish in time (applying again with the same `taskId` is safe)
    */
   async apply<R>(canvas: Canvas<R> | CanvasNode, options: ApplyOptions = {}): Promise<CanvasHandle<R>> {
     const node: unknown = isCanvas(canvas) ? canvas.toJSON() : canvas;
@@ -471,8 +472,8 @@ export class CeleriacClient {
     // every queue a step runs on must exist (or is created, standalone) before anything is published
     const queues = new Set(canvasTaskIds(frozen, t.queue).map((s) => s.queue));
     await Promise.all([...queues].map((name) => this.#queue(t.namespace, name)));
-    await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
     try {
+      await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
       await this.#runtime(t.namespace).start(frozen, { root: id, home: t.queue, queue: t.queue });
     } catch (err) {
       if (err instanceof TypeError || err instanceof QueueNotFoundError) throw err;
