@@ -143,6 +143,17 @@ describe("when a worker runs a chain", () => {
     assert.equal((args[1] as { type: string }).type, "UnrecoverableError");
   });
 
+  it("refuses a first task its queue cannot honour before writing anything, and fails a later one when it is due", async (tc) => {
+    const s = await setup(tc);
+    await assert.rejects(s.run({ kind: "group", members: [t("add"), t("add", [], { options: { priority: 5 } })] }, "iv1"), (e: unknown) => e instanceof TypeError && (e as { field?: string }).field === "priority");
+    assert.equal(await s.record("iv1-0"), undefined, "nothing was published");
+    await s.run({ kind: "chain", steps: [t("add", [1]), t("add", [], { options: { priority: 5 } }), t("add")] }, "iv2");
+    const bad = await s.final("iv2-1");
+    assert.equal(bad.status.phase, "Failed");
+    assert.equal(bad.status.error?.type, "InvalidTaskMessage");
+    assert.deepEqual((await s.final("iv2-2")).status.canvas?.failedStep, { id: "iv2-1", task: "add" });
+  });
+
   it("passes a result above 256 KiB by reference", async (tc) => {
     const s = await setup(tc);
     await s.run({ kind: "chain", steps: [t("big"), t("len")] }, "ch3");
