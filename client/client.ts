@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { canvasKey, checkCanvas, freezeCanvas, type CanvasNode, type CanvasRecord, type FrozenNode } from "../api/canvas.js";
 import type { ProducerFlow, UniqueSpec } from "../api/flow.js";
 import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
@@ -15,7 +16,10 @@ import { newTaskMessage } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import { claimUnique, confirmUnique } from "../nats/unique.js";
+import { isCanvas, type Canvas } from "../canvas/build.js";
+import { CanvasRuntime, canvasTaskIds } from "../canvas/runtime.js";
 import { isTaskDefinition, type SignatureOf, type TaskDefinition, type TaskSignature } from "../worker/define-task.js";
+import { canvasHandle, type CanvasHandle } from "./canvas-handle.js";
 import { resolveEnqueueFlow, type DefinitionFlowDefaults } from "./enqueue-flow.js";
 import { EnqueueError, EnqueueManyError, QueueNotFoundError, ResultTimeoutError, TaskFailedError, UniqueKeyHeldError } from "./errors.js";
 import { isNoResponders, listQueues, queueStreamExists } from "./queue-lookup.js";
@@ -101,6 +105,22 @@ export interface EnqueueOptions {
    */
   unique?: UniqueSpec;
 }
+
+/** Options of `client.apply` (a canvas's per-step options go on its signatures: `sig.set({...})`). */
+export interface ApplyOptions {
+  /** The canvas's queue: steps without their own `queue` option run there, and its results bucket holds the canvas's joins. Default: the client's. */
+  queue?: string;
+  /** Namespace of every step. Default: the client's. */
+  namespace?: string;
+  /**
+   * The canvas id (1-200 of `A-Z a-z 0-9 _ = -`): every step's id derives from it, so applying the
+   * same canvas with the same id again within the duplicate window runs it once. Default a UUID.
+   */
+  taskId?: string;
+}
+
+/** Largest frozen tree kept in the canvas record (`canvas.<id>`), in bytes of JSON (512 KiB). */
+const MAX_CANVAS_RECORD_TREE_BYTES = 512 * 1024;
 
 /** One element of `enqueueMany`: what `enqueue(name, args, kwargs, options)` takes. */
 export interface EnqueueManyTask {
@@ -205,6 +225,7 @@ export class CeleriacClient {
   readonly #queues = new Map<string, Promise<QueueCtx>>();
   #jsmP: Promise<JetStreamManager> | undefined;
   readonly #rechecks = new Map<string, Promise<boolean>>();
+  readonly #runtimes = new Map<string, CanvasRuntime>();
 
   /** @internal use `connect()` */
   constructor(nc: NatsConnection, ownsConnection: boolean, o: ConnectOptions) {
@@ -428,6 +449,79 @@ export class CeleriacClient {
     return this.#publish(q, t, el.name, (el.args ?? []) as unknown[], (el.kwargs ?? {}) as Record<string, unknown>, options);
   }
 
+  /**
+   * Launches a canvas (Celery's `canvas.apply_async()`): checks it (`checkCanvas`), freezes it
+   * (every step's id derived from the canvas id), writes its record `canvas.<id>` (CanvasRecord,
+   * api/canvas.ts) in the results bucket of its queue, and publishes its first tasks (and the join
+   * records of its groups); workers run the rest, each finished step continuing the canvas.
+   * @param canvas a builder (`chain(...)`, `group(...)`, `add.s(...)`, …) or a node in wire form
+   * @returns a handle: `id`, `result()`, `children()`, `revoke()`
+   * @throws InvalidCanvasError (a TypeError) naming the path of a malformed node or an invalid `taskId`
+   * @throws TypeError on an invalid step option (naming the field), or when no queue is given
+   * @throws QueueNotFoundError when the canvas's queue or a step's queue has no streams (not with `createQueues`)
+   * @throws EnqueueError when the canvas record could not be written or JetStream did not confirm a
+   *   publish in time (applying again with the same `taskId` is safe)
+   */
+  async apply<R>(canvas: Canvas<R> | CanvasNode, options: ApplyOptions = {}): Promise<CanvasHandle<R>> {
+    const node: unknown = isCanvas(canvas) ? canvas.toJSON() : canvas;
+    checkCanvas(node);
+    const t = this.#target(options);
+    const id = options.taskId ?? randomUUID();
+    const frozen = freezeCanvas(node, id);
+    const q = await this.#queue(t.namespace, t.queue);
+    // every queue a step runs on must exist (or is created, standalone) before anything is published
+    const queues = new Set(canvasTaskIds(frozen, t.queue).map((s) => s.queue));
+    await Promise.all([...queues].map((name) => this.#queue(t.namespace, name)));
+    try {
+      await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
+      await this.#runtime(t.namespace).start(frozen, { root: id, home: t.queue, queue: t.queue });
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof QueueNotFoundError) throw err;
+      throw new EnqueueError(`apply canvas ${id} on queue ${t.namespace}/${t.queue}: ${(err as Error).message}; applying again with taskId "${id}" is safe (deduplicated within the duplicate window)`, { cause: err });
+    }
+    return this.canvas<R>(id, frozen, t);
+  }
+
+  /** The canvas runtime of a namespace (one per client and namespace: its settings cache is shared). */
+  #runtime(namespace: string): CanvasRuntime {
+    let r = this.#runtimes.get(namespace);
+    if (!r) {
+      r = new CanvasRuntime({
+        js: this.#js,
+        namespace,
+        bucket: async (name) => (await this.#queue(namespace, name)).kv,
+        settings: async (name) => {
+          const s = (await this.#queue(namespace, name)).settings;
+          const queueSpec = s.queueSpec();
+          const flow = s.flow();
+          return { ...(queueSpec ? { queueSpec } : {}), ...(flow ? { flow } : {}) };
+        },
+      });
+      this.#runtimes.set(namespace, r);
+    }
+    return r;
+  }
+
+  /**
+   * A handle on a canvas already applied, from its frozen tree (e.g. `(await getCanvasRecord(id)).tree`).
+   * @param o the canvas's queue and namespace (default: the client's)
+   */
+  canvas<R = unknown>(id: string, tree: FrozenNode, o: { queue?: string; namespace?: string } = {}): CanvasHandle<R> {
+    const t = this.#target(o);
+    return canvasHandle<R>({ id, queue: t.queue, namespace: t.namespace, tree, get: (taskId, queue) => this.#handle(taskId, { queue, namespace: t.namespace }) });
+  }
+
+  /**
+   * Reads a canvas's record (`canvas.<id>` in its queue's results bucket), written by `apply`.
+   * @returns the record, or undefined when there is none (never applied, or expired by the bucket's TTL)
+   * @throws QueueNotFoundError when the queue has no streams
+   */
+  async getCanvasRecord(id: string, o: { queue?: string; namespace?: string } = {}): Promise<CanvasRecord | undefined> {
+    const t = this.#target(o);
+    const e = await (await this.#queue(t.namespace, t.queue)).kv.get(canvasKey(id));
+    return e?.operation === "PUT" ? e.json<CanvasRecord>() : undefined;
+  }
+
   /** A handle for an existing task id. */
   get<R = unknown>(id: string, o: { queue?: string; namespace?: string } = {}): TaskHandle<R> {
     return this.#handle<R>(id, this.#target(o));
@@ -469,6 +563,12 @@ export class CeleriacClient {
     }
     if (this.#ownsConnection && !this.#nc.isClosed()) await this.#nc.drain();
   }
+}
+
+/** The record `apply` writes: the tree is left out when its JSON exceeds 512 KiB. */
+function canvasRecord(tree: FrozenNode, id: string, t: { queue: string; namespace: string }, now: Date): CanvasRecord {
+  const rec: CanvasRecord = { v: 1, id, namespace: t.namespace, queue: t.queue, createdAt: now.toISOString() };
+  return Buffer.byteLength(JSON.stringify(tree)) <= MAX_CANVAS_RECORD_TREE_BYTES ? { ...rec, tree } : rec;
 }
 
 /**

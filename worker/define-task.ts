@@ -4,7 +4,9 @@
  */
 import type { Logger } from "pino";
 import { MAX_PRIORITY_LEVELS, parseRate } from "../api/flow.js";
+import type { SignatureOptions } from "../api/canvas.js";
 import type { RetryPolicySpec } from "../api/policies.js";
+import { immutableSignature, signature, type ArgsSuffix, type Signature } from "../canvas/build.js";
 
 /**
  * Registry of task signatures, for typed handlers and typed `client.enqueue`. Extend it by
@@ -118,6 +120,22 @@ export interface TaskDefinition<N extends string = string, S extends TaskSignatu
   readonly name: N;
   readonly handler: TaskHandler<S>;
   readonly options: Readonly<TaskOptions<S>>;
+  /**
+   * A signature of this task for a canvas (Celery's `task.s(...)`): `add.s([2, 2])`. In a chain
+   * (or as a chord body or a callback) the parent's result is prepended to `args`, so `args` may be
+   * any tail of the handler's arguments: `chain(add.s([2, 2]), mul.s([4]))` runs `mul(4, 4)`.
+   * @param args positional args, an array (default none)
+   * @param kwargs keyword args (default none)
+   * @param options per-step options (queue, countdownSeconds, eta, expires, timeoutSeconds, retry, priority, concurrencyKey, unique)
+   * @throws InvalidCanvasError (a TypeError) naming the field when args, kwargs or options are malformed
+   */
+  s(args?: ArgsSuffix<S["args"]>, kwargs?: S["kwargs"], options?: SignatureOptions): Signature<S["result"]>;
+  /**
+   * An immutable signature (Celery's `task.si(...)`): the parent's result is not prepended, so
+   * `args` are the complete arguments: `chain(a.s(), notify.si(["done"]))`.
+   * @throws InvalidCanvasError (a TypeError) naming the field when args, kwargs or options are malformed
+   */
+  si(args?: S["args"], kwargs?: S["kwargs"], options?: SignatureOptions): Signature<S["result"]>;
 }
 
 const TASK_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]*$/;
@@ -141,7 +159,15 @@ export function defineTask<N extends string, S extends TaskSignature = Signature
   }
   if (typeof handler !== "function") throw new TypeError(`task "${name}": handler must be a function`);
   checkFlowOptions(name, options);
-  return Object.freeze({ [TASK_MARK]: true as const, name, handler, options: Object.freeze({ ...options }) });
+  const def: TaskDefinition<N, S> = Object.freeze({
+    [TASK_MARK]: true as const,
+    name,
+    handler,
+    options: Object.freeze({ ...options }),
+    s: (args?: ArgsSuffix<S["args"]>, kwargs?: S["kwargs"], o?: SignatureOptions) => signature(def, args, kwargs, o),
+    si: (args?: S["args"], kwargs?: S["kwargs"], o?: SignatureOptions) => immutableSignature(def, args, kwargs, o),
+  });
+  return def;
 }
 
 /**

@@ -8,3 +8,4 @@ export { KvStatusSink, REVOKED_PREFIX, TASK_ID_PATTERN, type StatusSink } from "
 export { Worker, WorkerShutdownError, defaultWorkerName, type WorkerOptions } from "./worker.js";
 export { createWorkerMetrics, type WorkerMetrics, type TaskOutcomeLabel } from "./metrics.js";
 export { msUntilDue } from "../nats/delay-mover.js";
+export { signature, immutableSignature, chain, group, chord, map, starmap, chunks, isCanvas, toCanvasNode, Canvas, Signature, Chain, Group, Chord, MapCanvas, Chunks, type CanvasLike, type ResultOf, type ResultsOf, type ArgsSuffix } from "../canvas/build.js";

@@ -1,8 +1,11 @@
 /**
- * `celeriac enqueue <task>`: enqueue one task from the shell, optionally waiting for its result.
+ * `celeriac enqueue <task>`: enqueue one task from the shell, optionally waiting for its result;
+ * `celeriac enqueue --canvas @file.json`: launch a canvas (chain, group, chord, …) in its wire form.
  */
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
+import { CANVAS_VERSION, checkCanvas, InvalidCanvasError, type CanvasNode } from "../../api/canvas.js";
+import { TASK_ID_PATTERN } from "../../api/naming.js";
 import { checkEnqueueInput, flagOfOption, parseEnqueueFlowFlags } from "../enqueue-checks.js";
 
 /** Raw `celeriac enqueue` flags. */
@@ -26,7 +29,23 @@ export interface EnqueueFlags {
   concurrencyKey?: string;
   uniqueKey?: string;
   uniquePolicy?: string;
+  canvas?: string;
 }
+
+/** Flags that describe one task, refused with `--canvas` (a canvas sets them per step). */
+const TASK_ONLY_FLAGS: ReadonlyArray<[keyof EnqueueFlags, string]> = [
+  ["args", "--args"],
+  ["kwargs", "--kwargs"],
+  ["countdown", "--countdown"],
+  ["eta", "--eta"],
+  ["expires", "--expires"],
+  ["timeoutSeconds", "--timeout-seconds"],
+  ["maxAttempts", "--max-attempts"],
+  ["priority", "--priority"],
+  ["concurrencyKey", "--concurrency-key"],
+  ["uniqueKey", "--unique-key"],
+  ["uniquePolicy", "--unique-policy"],
+];
 
 /** A value for messages: at most 60 characters of it. */
 function shown(text: string): string {
@@ -83,6 +102,50 @@ export function positiveIntFlag(flag: string, v: string | undefined, max: number
   return n;
 }
 
+/**
+ * Reads and checks `--canvas`: `@path` (a file), `-` or `@-` (standard input), or the JSON itself;
+ * a canvas document `{"v": 1, "canvas": node}` or a bare node (api/canvas.ts, docs/protocol.md).
+ * @param readFile reads a path, or `-` for standard input (tests)
+ * @returns the canvas node in wire form, checked by `checkCanvas`
+ * @throws InvalidCanvasError "--canvas (<source>): canvas.steps[1].task: …" naming the path of a
+ *   malformed node; Error naming the flag for unreadable input, bad JSON or a bad document
+ */
+export function parseCanvasFlag(value: string, readFile: (path: string) => string = (p) => readFileSync(p === "-" ? 0 : p, "utf8")): CanvasNode {
+  const path = value === "-" ? "-" : value.startsWith("@") ? value.slice(1) : undefined;
+  if (path === "") throw new Error('--canvas: "@" needs a file, e.g. --canvas @canvas.json, or --canvas - for standard input');
+  const from = path === undefined ? shown(value) : path === "-" ? "standard input" : `file ${path}`;
+  let text = value;
+  if (path !== undefined) {
+    try {
+      text = readFile(path);
+    } catch (err) {
+      throw new Error(`--canvas: cannot read ${from}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`--canvas: ${from} is not valid JSON (${(err as Error).message}); fix the JSON`, { cause: err });
+  }
+  let node: unknown = doc;
+  if (doc !== null && typeof doc === "object" && !Array.isArray(doc) && !("kind" in doc)) {
+    const d = doc as Record<string, unknown>;
+    if (d.v !== CANVAS_VERSION) throw new Error(`--canvas (${from}): "v" must be ${CANVAS_VERSION} (the canvas wire version), got ${JSON.stringify(d.v) ?? "none"}: give {"v": 1, "canvas": {...}} or a bare node {"kind": ...}`);
+    const extra = Object.keys(d).filter((k) => k !== "v" && k !== "canvas");
+    if (extra.length) throw new Error(`--canvas (${from}): unknown field ${JSON.stringify(extra[0])} of a canvas document: it has v and canvas`);
+    if (!("canvas" in d)) throw new Error(`--canvas (${from}): the document has no "canvas": give {"v": 1, "canvas": {"kind": "chain", "steps": [...]}}`);
+    node = d.canvas;
+  }
+  try {
+    checkCanvas(node, "canvas");
+  } catch (err) {
+    if (err instanceof InvalidCanvasError) throw new InvalidCanvasError(err.path, `--canvas (${from}): ${err.message}`);
+    throw err;
+  }
+  return node;
+}
+
 function seconds(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -93,8 +156,8 @@ function seconds(flag: string, v: string | undefined): number | undefined {
 /** Registers `celeriac enqueue`. */
 export function register(program: Command): void {
   program
-    .command("enqueue <task>")
-    .description("enqueue a task; prints its id, or with --wait its result as JSON")
+    .command("enqueue [task]")
+    .description("enqueue a task (or with --canvas a canvas); prints its id, or with --wait its result as JSON")
     .option("--queue <q>", "queue [CELERIAC_QUEUE]")
     .option("--namespace <ns>", "namespace (default: default) [CELERIAC_NAMESPACE]")
     .option("--args <json>", "positional arguments, a JSON array; @file reads a file, @- standard input", undefined)
@@ -109,12 +172,15 @@ export function register(program: Command): void {
     .option("--concurrency-key <key>", "concurrency key on a Queue with spec.concurrencyKeys (default: the Queue's concurrencyKeys.from)")
     .option("--unique-key <key>", "singleton key: at most one queued-or-running task of the queue holds it")
     .option("--unique-policy <policy>", "with --unique-key, when the key is held: Reject (default: fail, exit 1), Replace (revoke the holder if not started) or Wait (run after it)")
+    .option("--canvas <json>", 'instead of a task: a canvas (chain, group, chord, map, starmap, chunks) as JSON, {"v":1,"canvas":node} or a bare node; @file reads a file, - (or @-) standard input; with --task-id the canvas id')
     .option("--wait", "wait for the result and print it (exit 1 if the task failed)")
     .option("--timeout <s>", "with --wait: give up after this many seconds (default: wait forever)")
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
     .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
     .option("--create-queue", "standalone (no operator): create the queue's streams if missing, instead of failing on an unknown queue")
-    .action(async (task: string, f: EnqueueFlags) => {
+    .action(async (task: string | undefined, f: EnqueueFlags) => {
+      if (f.canvas !== undefined) return enqueueCanvas(task, f);
+      if (task === undefined) throw new Error("give a task name (celeriac enqueue reports.generate --queue q), or a canvas with --canvas @canvas.json");
       checkEnqueueInput({ task, countdown: f.countdown, eta: f.eta, expires: f.expires, taskId: f.taskId });
       const args = parseJsonFlag("--args", f.args) as unknown[];
       const kwargs = parseJsonFlag("--kwargs", f.kwargs) as Record<string, unknown>;
@@ -162,4 +228,50 @@ export function register(program: Command): void {
         await client.close();
       }
     });
+}
+
+/**
+ * `celeriac enqueue --canvas …`: checks the flags and the canvas before connecting, applies it,
+ * prints the canvas id, or with `--wait` its result as JSON (exit 1 when a step failed).
+ * @throws Error naming the flag: a task name or a task-only flag given with --canvas, a bad
+ *   --task-id or --timeout; InvalidCanvasError naming the path of a malformed node
+ */
+async function enqueueCanvas(task: string | undefined, f: EnqueueFlags): Promise<void> {
+  if (task !== undefined) throw new Error(`give either a task name (${shown(task)}) or --canvas, not both: a canvas names its tasks in its signatures`);
+  for (const [key, flag] of TASK_ONLY_FLAGS) {
+    if (f[key] !== undefined) throw new Error(`${flag} cannot be used with --canvas: set it per step, in the canvas's signatures ("args", "kwargs", "options": {"countdownSeconds", "eta", "expires", "timeoutSeconds", "retry", "priority", "concurrencyKey", "unique"})`);
+  }
+  if (f.taskId !== undefined && (!TASK_ID_PATTERN.test(f.taskId) || f.taskId.length > 200)) {
+    throw new Error(`--task-id ${shown(f.taskId)} is invalid for a canvas: use 1-200 of A-Z a-z 0-9 _ = - (step ids derive from it)`);
+  }
+  const node = parseCanvasFlag(f.canvas as string);
+  const queue = f.queue ?? process.env.CELERIAC_QUEUE;
+  if (!queue) throw new Error("--queue (or CELERIAC_QUEUE) is required");
+  const timeout = seconds("--timeout", f.timeout);
+  const { connect, TaskFailedError } = await import("../../client/index.js");
+  const { natsConnectError, natsTarget } = await import("../nats-target.js");
+  const target = await natsTarget(f.nats, process.env, f.devDir);
+  const client = await connect({ servers: target.url, queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true }).catch((err: unknown) => {
+    throw natsConnectError(target, err);
+  });
+  try {
+    const h = await client.apply(node, f.taskId ? { taskId: f.taskId } : {});
+    if (!f.wait) {
+      console.log(h.id);
+      return;
+    }
+    try {
+      const result = await h.result(timeout === undefined ? {} : { timeoutMs: timeout * 1000 });
+      console.log(JSON.stringify(result));
+    } catch (err) {
+      if (err instanceof TaskFailedError) {
+        console.error(err.message);
+        process.exitCode = 1;
+        return;
+      }
+      throw err;
+    }
+  } finally {
+    await client.close();
+  }
 }
