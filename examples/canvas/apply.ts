@@ -1,5 +1,3 @@
-// eslint-disable-next-line @typescript-eslint/ban-ts-comment
-// @ts-nocheck -- until the canvas builders and client.apply land (canvas/build.ts); then delete these two lines
 /**
  * Applies a chain, a group and a chord with `celeriac/client` and prints their results; then a
  * chord whose header fails, to show the failure path (docs/canvas.md). Start a worker first:
