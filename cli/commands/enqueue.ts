@@ -267,11 +267,32 @@ async function enqueueCanvas(task: string | undefined, f: EnqueueFlags): Promise
       if (err instanceof TaskFailedError) {
         console.error(err.message);
         process.exitCode = 1;
-        return;
-      }
-      throw err;
+      } else throw err;
     }
+    // the steps' status.canvas, for people (stdout stays the result alone, for scripts)
+    console.error(canvasStepsTable(await h.children()));
   } finally {
     await client.close();
   }
+}
+
+/** Most steps `--canvas --wait` lists (a 10,000-task group lists the first ones and a count). */
+export const CANVAS_STEPS_SHOWN = 20;
+
+/**
+ * The step table `celeriac enqueue --canvas --wait` prints to stderr after the result: per task
+ * id, name, phase and its `status.canvas` (parent, step, failed step), kubectl-style columns; at
+ * most CANVAS_STEPS_SHOWN rows, then how many more.
+ * @param steps the canvas's children (CanvasHandle.children()), in tree order
+ */
+export function canvasStepsTable(steps: ReadonlyArray<{ id: string; task: string; state: { phase?: string; canvas?: { parent?: string; step: number; failedStep?: { id: string } } } | undefined }>): string {
+  const rows = [["STEP", "TASK", "PHASE", "PARENT", "INDEX", "FAILED-STEP"]];
+  for (const s of steps.slice(0, CANVAS_STEPS_SHOWN)) {
+    const c = s.state?.canvas;
+    rows.push([s.id, s.task, s.state?.phase ?? "-", c?.parent ?? "-", c ? String(c.step) : "-", c?.failedStep?.id ?? "-"]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = rows.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]! + 3))).join(""));
+  if (steps.length > CANVAS_STEPS_SHOWN) lines.push(`… and ${steps.length - CANVAS_STEPS_SHOWN} more steps`);
+  return lines.join("\n");
 }

@@ -112,6 +112,12 @@ describe("when celeriac enqueue --canvas runs against a worker", () => {
     const r = await celeriac(["enqueue", "--canvas", `@${file}`, "--wait", "--timeout", "20", ...flags()]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), "16");
+    // the steps' status.canvas on stderr: both steps Succeeded, the second's parent the first
+    const rows = r.stderr.trim().split("\n").map((l) => l.split(/\s{3,}/));
+    assert.deepEqual(rows[0], ["STEP", "TASK", "PHASE", "PARENT", "INDEX", "FAILED-STEP"]);
+    assert.equal(rows.length, 3, r.stderr);
+    assert.deepEqual(rows[1]!.slice(1, 5), ["math.add", "Succeeded", "-", "0"]);
+    assert.deepEqual(rows[2]!.slice(1, 5), ["math.mul", "Succeeded", rows[1]![0], "1"]);
   });
 
   it("reads a bare node from standard input with -, and prints the canvas id without --wait", async () => {
@@ -126,6 +132,7 @@ describe("when celeriac enqueue --canvas runs against a worker", () => {
     const r = await celeriac(["enqueue", "--canvas", JSON.stringify({ kind: "chain", steps: [{ kind: "task", task: "math.boom" }, { kind: "task", task: "math.add", args: [1] }] }), "--wait", "--timeout", "20", ...flags()]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /-0 \(math\.boom\) failed: UnrecoverableError: boom/);
+    assert.match(r.stderr, /-0\s+math\.boom\s+Failed\s/);
   });
 
   it("exits 1 naming the path of a malformed node, and refuses task flags with --canvas", async () => {
