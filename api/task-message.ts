@@ -100,6 +100,32 @@ function toDate(v: Date | string, field: string): Date {
   return d;
 }
 
+/** The timing and policy options an enqueue and a canvas signature share (times in seconds or RFC 3339 / Date). */
+export interface TaskTimingOptions {
+  countdownSeconds?: number;
+  eta?: Date | string;
+  /** RFC 3339 / Date, or seconds from when the message is built. */
+  expires?: Date | string | number;
+  timeoutSeconds?: number;
+  retry?: RetryPolicySpec;
+}
+
+/**
+ * `o` as NewTaskMessageInput fields, the ones given only: a numeric `expires` becomes
+ * `expiresSeconds` (seconds from `now` of `newTaskMessage`). Used by `client.enqueue` and the canvas
+ * runtime, so a signature's options mean exactly what an enqueue's do. Pure; checks nothing
+ * (`newTaskMessage` does).
+ */
+export function taskTimingFields(o: TaskTimingOptions): Pick<NewTaskMessageInput, "countdownSeconds" | "eta" | "expires" | "expiresSeconds" | "timeoutSeconds" | "retry"> {
+  return {
+    ...(o.countdownSeconds !== undefined ? { countdownSeconds: o.countdownSeconds } : {}),
+    ...(o.eta !== undefined ? { eta: o.eta } : {}),
+    ...(typeof o.expires === "number" ? { expiresSeconds: o.expires } : o.expires !== undefined ? { expires: o.expires } : {}),
+    ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
+    ...(o.retry !== undefined ? { retry: o.retry } : {}),
+  };
+}
+
 /**
  * Builds a task message (envelope v1). `countdownSeconds` > 0 becomes `eta = now + countdown`;
  * `expires` and `expiresSeconds` become one absolute `expires`, the earlier of the two. Pure.

@@ -28,7 +28,7 @@ import { QUEUE_SETTINGS_KEY, queueNames } from "../api/naming.js";
 import { parseQueueProducerSettings, producerQueueSpec } from "../api/queue-settings.js";
 import type { QueueSpec } from "../api/queue.js";
 import type { TaskError } from "../api/task.js";
-import { InvalidTaskMessageError, newTaskMessage } from "../api/task-message.js";
+import { InvalidTaskMessageError, newTaskMessage, taskTimingFields } from "../api/task-message.js";
 import { resolveEnqueueFlow } from "../client/enqueue-flow.js";
 import { kvPut } from "../nats/kv-put.js";
 import { publishTaskMessage } from "../nats/task-publish.js";
@@ -493,11 +493,7 @@ export class CanvasRuntime {
         queue: pm.queue,
         namespace: this.#d.namespace,
         origin: { kind: "Client" },
-        ...(o.countdownSeconds !== undefined ? { countdownSeconds: o.countdownSeconds } : {}),
-        ...(o.eta !== undefined ? { eta: o.eta } : {}),
-        ...(typeof o.expires === "number" ? { expiresSeconds: o.expires } : o.expires !== undefined ? { expires: o.expires } : {}),
-        ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
-        ...(o.retry !== undefined ? { retry: o.retry } : {}),
+        ...taskTimingFields(o),
         ...(s?.queueSpec ? { queueSpec: s.queueSpec } : {}),
         ...(flow.flow ? { flow: flow.flow } : {}),
         ...(flow.unique ? { unique: flow.unique } : {}),

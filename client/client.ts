@@ -12,7 +12,7 @@ import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
 import type { RetryPolicySpec } from "../api/policies.js";
 import type { QueueSpec } from "../api/queue.js";
-import { newTaskMessage } from "../api/task-message.js";
+import { newTaskMessage, taskTimingFields } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import { claimUnique, confirmUnique } from "../nats/unique.js";
@@ -202,11 +202,7 @@ export function buildTaskMessage(
       queue: o.queue,
       namespace: o.namespace,
       origin: { kind: "Client" },
-      ...(o.countdownSeconds !== undefined ? { countdownSeconds: o.countdownSeconds } : {}),
-      ...(o.eta !== undefined ? { eta: o.eta } : {}),
-      ...(typeof o.expires === "number" ? { expiresSeconds: o.expires } : o.expires !== undefined ? { expires: o.expires } : {}),
-      ...(o.timeoutSeconds !== undefined ? { timeoutSeconds: o.timeoutSeconds } : {}),
-      ...(o.retry !== undefined ? { retry: o.retry } : {}),
+      ...taskTimingFields(o),
       ...(o.traceparent ? { traceparent: o.traceparent } : {}),
       ...(o.queueSpec ? { queueSpec: o.queueSpec } : {}),
       ...(resolved.flow ? { flow: resolved.flow } : {}),

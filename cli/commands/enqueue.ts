@@ -213,17 +213,7 @@ export function register(program: Command): void {
           console.log(h.id);
           return;
         }
-        try {
-          const result = await h.result(timeout === undefined ? {} : { timeoutMs: timeout * 1000 });
-          console.log(JSON.stringify(result));
-        } catch (err) {
-          if (err instanceof TaskFailedError) {
-            console.error(err.message);
-            process.exitCode = 1;
-            return;
-          }
-          throw err;
-        }
+        await printResult(h, timeout, TaskFailedError);
       } finally {
         await client.close();
       }
@@ -260,15 +250,7 @@ async function enqueueCanvas(task: string | undefined, f: EnqueueFlags): Promise
       console.log(h.id);
       return;
     }
-    try {
-      const result = await h.result(timeout === undefined ? {} : { timeoutMs: timeout * 1000 });
-      console.log(JSON.stringify(result));
-    } catch (err) {
-      if (err instanceof TaskFailedError) {
-        console.error(err.message);
-        process.exitCode = 1;
-      } else throw err;
-    }
+    await printResult(h, timeout, TaskFailedError);
     // the steps' status.canvas, for people (stdout stays the result alone, for scripts)
     console.error(canvasStepsTable(await h.children()));
   } finally {
@@ -295,4 +277,19 @@ export function canvasStepsTable(steps: ReadonlyArray<{ id: string; task: string
   const lines = rows.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]! + 3))).join(""));
   if (steps.length > CANVAS_STEPS_SHOWN) lines.push(`… and ${steps.length - CANVAS_STEPS_SHOWN} more steps`);
   return lines.join("\n");
+}
+
+/**
+ * `--wait`: prints the result as JSON on stdout, or the failure on stderr with exit code 1.
+ * @param timeout seconds, or undefined to wait forever
+ * @throws what `result()` throws other than TaskFailedError (e.g. ResultTimeoutError)
+ */
+async function printResult(h: { result(o?: { timeoutMs?: number }): Promise<unknown> }, timeout: number | undefined, failed: new (...a: never[]) => Error): Promise<void> {
+  try {
+    console.log(JSON.stringify(await h.result(timeout === undefined ? {} : { timeoutMs: timeout * 1000 })));
+  } catch (err) {
+    if (!(err instanceof failed)) throw err;
+    console.error(err.message);
+    process.exitCode = 1;
+  }
 }
