@@ -191,12 +191,7 @@ export function register(program: Command): void {
       const maxAttempts = positiveIntFlag("--max-attempts", f.maxAttempts, 1000);
       const timeout = seconds("--timeout", f.timeout);
       const flow = parseEnqueueFlowFlags(f);
-      const { connect, TaskFailedError } = await import("../../client/index.js");
-      const { natsConnectError, natsTarget } = await import("../nats-target.js");
-      const target = await natsTarget(f.nats, process.env, f.devDir);
-      const client = await connect({ servers: target.url, queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true }).catch((err: unknown) => {
-        throw natsConnectError(target, err);
-      });
+      const { client, TaskFailedError } = await connectFor(f, queue);
       try {
         const h = await client.enqueue(task, args, kwargs, {
           ...(f.taskId ? { taskId: f.taskId } : {}),
@@ -238,12 +233,7 @@ async function enqueueCanvas(task: string | undefined, f: EnqueueFlags): Promise
   const queue = f.queue ?? process.env.CELERIAC_QUEUE;
   if (!queue) throw new Error("--queue (or CELERIAC_QUEUE) is required");
   const timeout = seconds("--timeout", f.timeout);
-  const { connect, TaskFailedError } = await import("../../client/index.js");
-  const { natsConnectError, natsTarget } = await import("../nats-target.js");
-  const target = await natsTarget(f.nats, process.env, f.devDir);
-  const client = await connect({ servers: target.url, queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true }).catch((err: unknown) => {
-    throw natsConnectError(target, err);
-  });
+  const { client, TaskFailedError } = await connectFor(f, queue);
   try {
     const h = await client.apply(node, f.taskId ? { taskId: f.taskId } : {});
     if (!f.wait) {
@@ -292,4 +282,19 @@ async function printResult(h: { result(o?: { timeoutMs?: number }): Promise<unkn
     console.error(err.message);
     process.exitCode = 1;
   }
+}
+
+/**
+ * Connects a client for `enqueue`'s flags (--nats, --dev-dir, --namespace, --create-queue), loading
+ * the client module only now (so flag errors come before any import).
+ * @throws Error naming the NATS target when it cannot be reached
+ */
+async function connectFor(f: EnqueueFlags, queue: string) {
+  const { connect, TaskFailedError } = await import("../../client/index.js");
+  const { natsConnectError, natsTarget } = await import("../nats-target.js");
+  const target = await natsTarget(f.nats, process.env, f.devDir);
+  const client = await connect({ servers: target.url, queue, namespace: f.namespace ?? process.env.CELERIAC_NAMESPACE, createQueues: f.createQueue === true }).catch((err: unknown) => {
+    throw natsConnectError(target, err);
+  });
+  return { client, TaskFailedError };
 }
