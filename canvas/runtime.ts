@@ -73,6 +73,8 @@ export class CanvasResultMissingError extends UnrecoverableError {
 export const MAX_SLOT_VALUE_BYTES = 16 * 1024;
 /** How many KV reads or writes one runtime call runs at once. */
 const IO_CONCURRENCY = 256;
+/** How many task publishes one runtime call awaits at once: ENQUEUE_MANY_WINDOW's 1,024, as client.enqueueMany. */
+const PUBLISH_WINDOW = 1024;
 /** How long a queue's producer settings are cached, ms. */
 const SETTINGS_TTL_MS = 30_000;
 
@@ -442,7 +444,7 @@ export class CanvasRuntime {
         }
       });
     }
-    await eachLimited(built, IO_CONCURRENCY, async ({ pm, msg }) => {
+    await eachLimited(built, PUBLISH_WINDOW, async ({ pm, msg }) => {
       if (replay && (await this.#hasRecord(pm))) return;
       this.stats.publishes++;
       await publishTaskMessage(this.#d.js, queueNames(this.#d.namespace, pm.queue), msg, { timeoutMs: 30_000 });
