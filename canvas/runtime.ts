@@ -32,6 +32,7 @@ import { InvalidTaskMessageError, newTaskMessage, taskTimingFields } from "../ap
 import { resolveEnqueueFlow } from "../client/enqueue-flow.js";
 import { kvPut } from "../nats/kv-put.js";
 import { publishTaskMessage } from "../nats/task-publish.js";
+import { claimUnique, confirmUnique } from "../nats/unique.js";
 import { UnrecoverableError } from "../worker/errors.js";
 import { cancelledBy, jsonBytes, planLaunch, setJoinBits, stepOf, type LaunchInput, type Plan, type PlannedMessage } from "./plan.js";
 
@@ -444,13 +445,36 @@ export class CanvasRuntime {
         }
       });
     }
-    await eachLimited(built, PUBLISH_WINDOW, async ({ pm, msg }) => {
-      if (replay && (await this.#hasRecord(pm))) return;
+    // singleton keys (`unique`) are claimed before their step is published, as client.enqueue does:
+    // a step whose key another live task holds under policy Reject is not published (start() throws,
+    // a later step is recorded Failed with reason UniqueKeyHeld); Replace revokes the holder first
+    const held: Array<{ pm: PlannedMessage; err: InvalidTaskMessageError }> = [];
+    const publish = built.filter((b) => !b.msg.unique);
+    await eachLimited(
+      built.filter((b) => b.msg.unique),
+      IO_CONCURRENCY,
+      async (b) => {
+        if (replay && (await this.#hasRecord(b.pm))) return;
+        const unique = b.msg.unique!;
+        const claim = await claimUnique(await this.#d.bucket(b.pm.queue), b.msg, unique);
+        if (claim.outcome === "rejected" && claim.holder !== b.msg.id) {
+          held.push({ pm: b.pm, err: new InvalidTaskMessageError("unique", `canvas step ${b.pm.id} (${b.pm.task}): unique key ${JSON.stringify(unique.key)} is held by task ${claim.holder} (policy Reject): the step was not published; use policy Wait to run it after the holder, or Replace`) });
+        } else publish.push(b);
+      },
+    );
+    if (strict && held.length > 0) throw held[0]!.err;
+    await eachLimited(publish, PUBLISH_WINDOW, async ({ pm, msg }) => {
+      if (replay && !msg.unique && (await this.#hasRecord(pm))) return;
       this.stats.publishes++;
       await publishTaskMessage(this.#d.js, queueNames(this.#d.namespace, pm.queue), msg, { timeoutMs: 30_000 });
+      if (msg.unique) {
+        // the lock now names a stored task (else it is taken as never published after the grace)
+        await confirmUnique(await this.#d.bucket(pm.queue), msg).catch((err: unknown) => this.#d.log?.warn({ taskId: pm.id, err }, "Could not confirm the canvas step's unique lock"));
+      }
     });
     // a step whose options its queue cannot honour fails (recorded Failed), as if it had run and failed
     for (const { pm, err } of invalid) await this.#invalidStep(pm, err, replay);
+    for (const { pm, err } of held) await this.#invalidStep(pm, err, replay, "UniqueKeyHeld");
     for (const id of plan.ready) {
       const kv = await this.#d.bucket(home);
       const v = await this.#bits.read(kv, id);
@@ -458,9 +482,9 @@ export class CanvasRuntime {
     }
   }
 
-  /** Records step `pm` Failed with an `InvalidTaskMessage` error and runs its failure path (linkError, cancels, join). */
-  async #invalidStep(pm: PlannedMessage, err: InvalidTaskMessageError, replay: boolean): Promise<void> {
-    const error = { type: "InvalidTaskMessage", message: `${err.field}: ${err.message}` };
+  /** Records step `pm` Failed with error `type` (InvalidTaskMessage, or UniqueKeyHeld for a held Reject key) and runs its failure path (linkError, cancels, join). */
+  async #invalidStep(pm: PlannedMessage, err: InvalidTaskMessageError, replay: boolean, type = "InvalidTaskMessage"): Promise<void> {
+    const error = { type, message: type === "InvalidTaskMessage" ? `${err.field}: ${err.message}` : err.message };
     this.#d.log?.warn({ taskId: pm.id, canvas: pm.canvas.root, field: err.field, err }, "Canvas step has invalid options; recorded Failed");
     const now = this.#now();
     const rec = taskRecord({ id: pm.id, task: pm.task, queue: pm.queue, namespace: this.#d.namespace, origin: { kind: "Client" }, canvas: pm.canvas }, { phase: "Failed", attempts: 0, completionTime: now.toISOString(), error }, now);

@@ -155,6 +155,26 @@ describe("when applying a canvas with client.apply", () => {
     assert.equal(recorded.filter((r) => r[1] === "twice").length, 1);
   });
 
+  it("claims a step's unique key as enqueue does: a held Reject key fails that step (UniqueKeyHeld), Wait runs it after the holder", async () => {
+    const key = `uk-${Date.now()}`;
+    const holder = await client.enqueue("test.hang", [], {}, { unique: { key } });
+    await waitFor("the holder running", async () => (await holder.status())?.phase === "Running", 10_000);
+    // the first task held: apply refuses, nothing published
+    const first = `ukf-${Date.now()}`;
+    await assert.rejects(client.apply(chain(add.s([1, 1]).set({ unique: { key } }), mul.s([2])), { taskId: first }), (e: unknown) => e instanceof TypeError && /is held by task/.test(e.message) && new RegExp(holder.id).test(e.message));
+    assert.equal(await client.get(`${first}-0`).status(), undefined);
+    // a later step held (policy Reject): Failed with reason UniqueKeyHeld, the rest Cancelled
+    const h = await client.apply(chain(add.s([1, 1]), mul.s([2]).set({ unique: { key, policy: "Reject" } }), add.s([1])));
+    await assert.rejects(h.result({ timeoutMs: 15_000 }), (e: unknown) => e instanceof TaskFailedError && e.record.id === `${h.id}-1` && e.record.status.error?.type === "UniqueKeyHeld");
+    await waitFor("the last step cancelled", async () => (await h.children())[2]?.state?.phase === "Cancelled");
+    // policy Wait: the step runs once the holder ended
+    const w = await client.apply(chain(add.s([1, 1]), mul.s([3]).set({ unique: { key, policy: "Wait" } })));
+    await waitFor("the waiting step queued", async () => (await h.children()).length === 3 && (await w.children())[0]?.state?.phase === "Succeeded");
+    assert.notEqual((await w.children())[1]?.state?.phase, "Succeeded");
+    await holder.revoke();
+    assert.equal(await w.result({ timeoutMs: 15_000 }), 6);
+  });
+
   it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
     const taskId = `bad-${Date.now()}`;
     await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
