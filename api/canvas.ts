@@ -13,7 +13,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TASK_ID_PATTERN } from "./naming.js";
 import { AnyJson } from "./schema-helpers.js";
-import type { RetryPolicySpec } from "./policies.js";
+import { MAX_TIMEOUT_SECONDS, retryProblem, type RetryPolicySpec } from "./policies.js";
 import type { UniqueSpec } from "./flow.js";
 
 /** Version of the canvas wire form (`{"v": 1, "canvas": …}` documents and the message's `canvas` field). */
@@ -223,12 +223,27 @@ function checkOptions(o: unknown, path: string, fail: (p: string, m: string) => 
     if (!OPTION_KEYS.has(k)) fail(`${path}.${k}`, `unknown signature option: use ${[...OPTION_KEYS].join(", ")}${k === "taskId" ? " (ids are derived from the canvas id: give taskId to client.apply)" : ""}`);
   }
   if (v.queue !== undefined && (typeof v.queue !== "string" || !new RegExp(QUEUE_NAME_PATTERN).test(v.queue))) fail(`${path}.queue`, `${JSON.stringify(v.queue)} is not a queue name (a DNS-1123 label)`);
-  for (const k of ["countdownSeconds", "timeoutSeconds", "priority"]) if (v[k] !== undefined && typeof v[k] !== "number") fail(`${path}.${k}`, "must be a number");
-  if (v.eta !== undefined && typeof v.eta !== "string") fail(`${path}.eta`, "must be an RFC 3339 string");
-  if (v.expires !== undefined && typeof v.expires !== "string" && typeof v.expires !== "number") fail(`${path}.expires`, "must be an RFC 3339 string or seconds");
+  for (const k of ["countdownSeconds", "timeoutSeconds", "priority"]) if (v[k] !== undefined && (typeof v[k] !== "number" || !Number.isFinite(v[k]))) fail(`${path}.${k}`, "must be a number");
+  if (v.countdownSeconds !== undefined && (v.countdownSeconds as number) < 0) fail(`${path}.countdownSeconds`, `must be ≥ 0 (seconds after the step is published), got ${String(v.countdownSeconds)}`);
+  if (v.countdownSeconds !== undefined && v.eta !== undefined) fail(`${path}.eta`, "countdownSeconds and eta are exclusive: give one");
+  if (v.timeoutSeconds !== undefined && (!Number.isInteger(v.timeoutSeconds) || (v.timeoutSeconds as number) < 1 || (v.timeoutSeconds as number) > MAX_TIMEOUT_SECONDS)) {
+    fail(`${path}.timeoutSeconds`, `${String(v.timeoutSeconds)} is not an integer from 1 to ${MAX_TIMEOUT_SECONDS} (the handler's time limit in seconds)`);
+  }
+  if (v.priority !== undefined && !Number.isInteger(v.priority)) fail(`${path}.priority`, `${String(v.priority)} is not an integer priority level such as 0 or 5`);
+  const isDate = (x: unknown) => typeof x === "string" && !Number.isNaN(new Date(x).getTime());
+  if (v.eta !== undefined && !isDate(v.eta)) fail(`${path}.eta`, `${JSON.stringify(v.eta)} is not an RFC 3339 time like 2026-01-02T15:04:05Z`);
+  if (v.expires !== undefined && !isDate(v.expires) && !(typeof v.expires === "number" && Number.isFinite(v.expires) && v.expires >= 0)) {
+    fail(`${path}.expires`, `${JSON.stringify(v.expires)} is neither an RFC 3339 time nor seconds ≥ 0 from when the step is published`);
+  }
   if (v.concurrencyKey !== undefined && typeof v.concurrencyKey !== "string") fail(`${path}.concurrencyKey`, "must be a string");
-  if (v.retry !== undefined && !isObject(v.retry)) fail(`${path}.retry`, "must be an object");
-  if (v.unique !== undefined && !isObject(v.unique)) fail(`${path}.unique`, 'must be an object like {"key": "…"}');
+  if (v.retry !== undefined) {
+    const p = retryProblem(v.retry, `${path}.retry`);
+    if (p) throw new InvalidCanvasError(p.field, p.message);
+  }
+  if (v.unique !== undefined) {
+    if (!isObject(v.unique)) fail(`${path}.unique`, 'must be an object like {"key": "report-2026-11", "policy": "Wait"}');
+    for (const k of Object.keys(v.unique as object)) if (k !== "key" && k !== "policy") fail(`${path}.unique.${k}`, "unknown field of unique: it has key and policy (Reject, Replace or Wait)");
+  }
 }
 
 /**

@@ -78,3 +78,37 @@ export function resolveRetryPolicy(task?: RetryPolicySpec, queue?: RetryPolicySp
     },
   };
 }
+
+/**
+ * Problems of a retry policy as given (an enqueue's `retry`, a signature's `options.retry`): unknown
+ * fields (a typo is refused, not ignored), and values outside the message schema's bounds
+ * (MessageRetrySchema: maxAttempts an integer 1–1000, initialSeconds ≥ 0, factor ≥ 1,
+ * maxSeconds ≥ 0, jitter a boolean). Pure.
+ * @param r the policy as given
+ * @param field its name in messages, e.g. `retry` or `canvas.steps[1].options.retry`
+ * @returns `{field, message}` naming the sub-field and the fix, or undefined when valid
+ */
+export function retryProblem(r: unknown, field = "retry"): { field: string; message: string } | undefined {
+  const bad = (f: string, m: string) => ({ field: f, message: `${f}: ${m}` });
+  if (r === null || typeof r !== "object" || Array.isArray(r)) return bad(field, 'must be an object like {"maxAttempts": 5, "backoff": {"initialSeconds": 1}}');
+  const o = r as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (k !== "maxAttempts" && k !== "backoff") return bad(`${field}.${k}`, "unknown field of a retry policy: it has maxAttempts and backoff");
+  if (o.maxAttempts !== undefined && (!Number.isInteger(o.maxAttempts) || (o.maxAttempts as number) < 1 || (o.maxAttempts as number) > 1000)) {
+    return bad(`${field}.maxAttempts`, `${JSON.stringify(o.maxAttempts)} is not an integer from 1 to 1000 (attempts in all, the first included)`);
+  }
+  if (o.backoff === undefined) return undefined;
+  if (o.backoff === null || typeof o.backoff !== "object" || Array.isArray(o.backoff)) return bad(`${field}.backoff`, 'must be an object like {"initialSeconds": 1, "factor": 2, "maxSeconds": 60, "jitter": true}');
+  const b = o.backoff as Record<string, unknown>;
+  const min: Record<string, number> = { initialSeconds: 0, factor: 1, maxSeconds: 0 };
+  for (const k of Object.keys(b)) {
+    if (k === "jitter") {
+      if (typeof b.jitter !== "boolean") return bad(`${field}.backoff.jitter`, "must be true or false");
+    } else if (k in min) {
+      if (typeof b[k] !== "number" || !Number.isFinite(b[k]) || (b[k] as number) < min[k]!) return bad(`${field}.backoff.${k}`, `${JSON.stringify(b[k])} is not a number ≥ ${min[k]}`);
+    } else return bad(`${field}.backoff.${k}`, "unknown field of a backoff: it has initialSeconds, factor, maxSeconds and jitter");
+  }
+  return undefined;
+}
+
+/** Longest handler time limit, in seconds (7 days: the Queue's `timeoutSeconds` maximum). */
+export const MAX_TIMEOUT_SECONDS = 604_800;

@@ -10,7 +10,7 @@ import { messageFlow, producerFlow, type MessageFlow, type QueueFlowSpec } from 
 import { MESSAGE_VERSION, uniqueProblem, type MessageUnique, type TaskMessage } from "./message.js";
 import { TASK_ID_PATTERN } from "./naming.js";
 import type { Task } from "./objects.js";
-import { resolveRetryPolicy, type RetryPolicySpec } from "./policies.js";
+import { MAX_TIMEOUT_SECONDS, resolveRetryPolicy, retryProblem, type RetryPolicySpec } from "./policies.js";
 import type { QueueSpec } from "./queue.js";
 
 /** What a task message is built from. Times are Dates or RFC 3339 strings; durations are seconds. */
@@ -152,6 +152,14 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
   if (input.countdownSeconds !== undefined && !(input.countdownSeconds >= 0)) {
     throw new InvalidTaskMessageError("countdownSeconds", `countdownSeconds must be ≥ 0, got ${input.countdownSeconds}`);
   }
+  if (input.timeoutSeconds !== undefined && (!Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 1 || input.timeoutSeconds > MAX_TIMEOUT_SECONDS)) {
+    throw new InvalidTaskMessageError("timeoutSeconds", `timeoutSeconds: ${JSON.stringify(input.timeoutSeconds)} is not an integer from 1 to ${MAX_TIMEOUT_SECONDS} (the handler's time limit in seconds)`);
+  }
+  if (input.expiresSeconds !== undefined && !(Number.isFinite(input.expiresSeconds) && input.expiresSeconds >= 0)) {
+    throw new InvalidTaskMessageError("expires", `expires: ${JSON.stringify(input.expiresSeconds)} seconds is not a number ≥ 0`);
+  }
+  const badRetry = input.retry !== undefined ? retryProblem(input.retry) : undefined;
+  if (badRetry) throw new InvalidTaskMessageError(badRetry.field, badRetry.message);
   const badUnique = input.unique && uniqueProblem(input.unique);
   if (badUnique) throw new InvalidTaskMessageError(badUnique.field, badUnique.message);
   let eta: string | undefined;

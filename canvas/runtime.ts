@@ -427,7 +427,9 @@ export class CanvasRuntime {
       try {
         built.push({ pm, msg: await this.#message(pm, now) });
       } catch (err) {
-        if (strict || !(err instanceof InvalidTaskMessageError)) throw err;
+        if (!(err instanceof InvalidTaskMessageError)) throw err;
+        // which step: in a 100-step canvas "eta: …" alone does not say
+        if (strict) throw new InvalidTaskMessageError(err.field, `canvas step ${pm.id} (${pm.task}): options.${err.message}`);
         invalid.push({ pm, err });
       }
     }

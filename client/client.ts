@@ -472,7 +472,11 @@ export class CeleriacClient {
       await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
       await this.#runtime(t.namespace).start(frozen, { root: id, home: t.queue, queue: t.queue });
     } catch (err) {
-      if (err instanceof TypeError || err instanceof QueueNotFoundError) throw err;
+      if (err instanceof TypeError || err instanceof QueueNotFoundError) {
+        // refused before anything was published (start() builds every first message first): no record of a canvas that never ran
+        await q.kv.purge(canvasKey(id)).catch(() => undefined);
+        throw err;
+      }
       throw new EnqueueError(`apply canvas ${id} on queue ${t.namespace}/${t.queue}: ${(err as Error).message}; applying again with taskId "${id}" is safe (deduplicated within the duplicate window)`, { cause: err });
     }
     return this.canvas<R>(id, frozen, t);

@@ -5,9 +5,11 @@
  * `priority` and `concurrencyKey` (defineTask options) are the defaults of what the enqueue leaves
  * out. Pure (the definition's key function is the caller's code).
  */
-import { FLOW_KEY_PATTERN, messageFlow, type MessageFlow, type ProducerFlow, type UniquePolicy, type UniqueSpec } from "../api/flow.js";
+import { FLOW_KEY_PATTERN, messageFlow, UNIQUE_POLICIES, type MessageFlow, type ProducerFlow, type UniquePolicy, type UniqueSpec } from "../api/flow.js";
 import { uniqueProblem } from "../api/message.js";
 import { InvalidTaskMessageError } from "../api/task-message.js";
+
+const UNIQUE_POLICY_NAMES = UNIQUE_POLICIES.join(", ");
 
 /** The flow-control options of one enqueue, as the caller gave them. */
 export interface EnqueueFlowOptions {
@@ -105,6 +107,9 @@ export function resolveEnqueueFlow(
 function checkUnique(u: unknown): { key: string; policy: UniquePolicy } {
   if (u === null || typeof u !== "object" || Array.isArray(u)) {
     throw new InvalidTaskMessageError("unique", `unique must be an object { key, policy? }, e.g. { key: "report-2026-11", policy: "Reject" } (got ${shown(u)})`);
+  }
+  for (const k of Object.keys(u)) {
+    if (k !== "key" && k !== "policy") throw new InvalidTaskMessageError(`unique.${k}`, `unique.${k}: unknown field of unique: it has key and policy (${UNIQUE_POLICY_NAMES})`);
   }
   const { key, policy = "Reject" } = u as { key?: unknown; policy?: unknown };
   const problem = uniqueProblem({ key, policy });

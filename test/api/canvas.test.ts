@@ -72,6 +72,32 @@ describe("when a canvas is checked", () => {
     }
   });
 
+  it("refuses step options a worker would refuse, and typos inside retry and unique, naming the path", () => {
+    const opt = (options: unknown) => refusal({ kind: "chain", steps: [t("a"), { kind: "task", task: "b", options }] });
+    const cases: Array<[unknown, string, RegExp]> = [
+      [{ timeoutSeconds: 0 }, "canvas.steps[1].options.timeoutSeconds", /integer from 1 to 604800/],
+      [{ timeoutSeconds: 1.5 }, "canvas.steps[1].options.timeoutSeconds", /integer/],
+      [{ retry: { maxAttempts: 0 } }, "canvas.steps[1].options.retry.maxAttempts", /integer from 1 to 1000/],
+      [{ retry: { maxAtempts: 5 } }, "canvas.steps[1].options.retry.maxAtempts", /unknown field of a retry policy/],
+      [{ retry: { backof: { initialSeconds: 1 } } }, "canvas.steps[1].options.retry.backof", /unknown field/],
+      [{ retry: { backoff: { initalSeconds: 7 } } }, "canvas.steps[1].options.retry.backoff.initalSeconds", /unknown field of a backoff/],
+      [{ retry: { backoff: { factor: 0.5 } } }, "canvas.steps[1].options.retry.backoff.factor", /≥ 1/],
+      [{ unique: { key: "k", polcy: "Wait" } }, "canvas.steps[1].options.unique.polcy", /unknown field of unique/],
+      [{ eta: "tomorrow" }, "canvas.steps[1].options.eta", /RFC 3339/],
+      [{ countdownSeconds: 5, eta: "2030-01-01T00:00:00Z" }, "canvas.steps[1].options.eta", /exclusive/],
+      [{ countdownSeconds: -1 }, "canvas.steps[1].options.countdownSeconds", /≥ 0/],
+      [{ expires: "soon" }, "canvas.steps[1].options.expires", /RFC 3339/],
+      [{ priority: 1.5 }, "canvas.steps[1].options.priority", /integer/],
+    ];
+    for (const [o, path, msg] of cases) {
+      const e = opt(o);
+      assert.equal(e.path, path, JSON.stringify(o));
+      assert.match(e.message, msg, JSON.stringify(o));
+      assert.ok(e.message.startsWith(`${path}: `), e.message);
+    }
+    checkCanvas({ kind: "task", task: "a", options: { timeoutSeconds: 60, retry: { maxAttempts: 3, backoff: { initialSeconds: 1, factor: 2, maxSeconds: 10, jitter: false } }, unique: { key: "k", policy: "Wait" }, eta: "2030-01-01T00:00:00Z", expires: 30 } });
+  });
+
   it("refuses nesting deeper than 32 levels", () => {
     let n: CanvasNode = t("a");
     for (let i = 0; i < 40; i++) n = { kind: "chain", steps: [n] };

@@ -109,3 +109,23 @@ describe("when a task message carries a unique key", () => {
     assert.equal(noPolicy.ok, false, "a unique without its resolved policy was accepted");
   });
 });
+
+describe("when newTaskMessage is given options a worker would refuse", () => {
+  const input = { id: "o1", task: "reports.generate", queue: "default", namespace: "default", origin: { kind: "Client" as const } };
+  it("refuses them, naming the field, instead of publishing a message the worker dead-letters", () => {
+    const bad: [Partial<Parameters<typeof newTaskMessage>[0]>, string][] = [
+      [{ timeoutSeconds: 0 }, "timeoutSeconds"],
+      [{ timeoutSeconds: 2.5 }, "timeoutSeconds"],
+      [{ retry: { maxAttempts: 0 } }, "retry.maxAttempts"],
+      [{ retry: { maxAtempts: 5 } as never }, "retry.maxAtempts"],
+      [{ retry: { backoff: { initalSeconds: 1 } } as never }, "retry.backoff.initalSeconds"],
+      [{ expiresSeconds: -1 }, "expires"],
+    ];
+    for (const [o, field] of bad) {
+      assert.throws(() => newTaskMessage({ ...input, ...o }, new Date()), (err: Error & { field?: string }) => err.field === field && err.message.startsWith(`${field}: `), JSON.stringify(o));
+    }
+    // what it builds, the worker's parse accepts
+    const m = newTaskMessage({ ...input, timeoutSeconds: 1, retry: { maxAttempts: 1000, backoff: { initialSeconds: 0, factor: 1, maxSeconds: 0, jitter: false } } }, new Date());
+    assert.equal(parseTaskMessage(JSON.stringify(m)).ok, true);
+  });
+});

@@ -180,7 +180,9 @@ describe("when applying a canvas with client.apply", () => {
     await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
     await assert.rejects(client.apply(add.s([1, 1]), { taskId: "has.dots" }), InvalidCanvasError);
     assert.equal(await client.getCanvasRecord(taskId), undefined);
-    await assert.rejects(client.apply(add.s([1, 1]).set({ eta: "tomorrow" })), (e: unknown) => e instanceof TypeError && /eta/.test(e.message));
+    // a bad option is refused where it is set, before anything connects
+    assert.throws(() => add.s([1, 1]).set({ eta: "tomorrow" }), (e: unknown) => e instanceof InvalidCanvasError && /options\.eta: "tomorrow" is not an RFC 3339 time/.test(e.message));
+    await assert.rejects(client.apply({ kind: "task", task: "math.add", options: { timeoutSeconds: 0 } }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.options.timeoutSeconds");
     assert.equal(await client.get(`${taskId}-0`).status(), undefined);
   });
 });

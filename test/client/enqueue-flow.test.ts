@@ -55,6 +55,7 @@ describe("resolveEnqueueFlow", () => {
     ["unique that is not an object", undefined, { unique: "x" as never }, "unique", /^unique must be an object \{ key, policy\? \}/],
     ["unique without a key", undefined, { unique: {} as never }, "unique.key", /^unique\.key undefined is invalid: use 1-128 printable characters/],
     ["an unknown unique policy", undefined, { unique: { key: "k", policy: "Skip" as never } }, "unique.policy", /^unique\.policy "Skip" is invalid: use one of Reject, Replace, Wait/],
+    ["a misspelt unique field", undefined, { unique: { key: "k", polcy: "Wait" } as never }, "unique.polcy", /^unique\.polcy: unknown field of unique: it has key and policy \(Reject, Replace, Wait\)/],
   ];
   for (const [what, flow, o, field, message] of table) it(`refuses ${what}, naming ${field}`, () => refuses(() => resolveEnqueueFlow("q", flow, o, [], {}), field, message));
 
