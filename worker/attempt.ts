@@ -7,7 +7,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { TaskMessage } from "../api/message.js";
 import type { TaskContext } from "./define-task.js";
-import { CancelledError, RetryError, TimeoutError, UnrecoverableError, WorkerShutdownError } from "./errors.js";
+import { CancelledError, ResultTooLargeError, RetryError, TimeoutError, UnrecoverableError, WorkerShutdownError } from "./errors.js";
 import { classifyOutcome, describeError } from "./outcome.js";
 import type { Admitted } from "./admission.js";
 import type { InFlight } from "./consumer.js";
@@ -71,6 +71,11 @@ export interface AttemptsOptions {
    * called before the handler, inside the attempt (its throw is the attempt's error).
    */
   readonly resolveArgs?: (msg: TaskMessage) => Promise<unknown[]>;
+  /**
+   * Most bytes of JSON a result may have (read at each attempt's end: the server's max_payload less
+   * the rest of the record); a larger one fails the attempt with ResultTooLargeError. Unset: no limit.
+   */
+  readonly maxResultBytes?: () => number;
 }
 
 /** Runs attempts and keeps the set of those running (by task id). */
@@ -177,7 +182,15 @@ export class Attempts {
     let encoded: unknown = null;
     if (error === undefined) {
       try {
-        encoded = result === undefined ? null : JSON.parse(JSON.stringify(result));
+        const json = result === undefined ? "null" : JSON.stringify(result);
+        encoded = JSON.parse(json);
+        const max = this.#o.maxResultBytes?.();
+        // a UTF-16 length is at most the UTF-8 byte length, which is at most 3 times it
+        if (max !== undefined && json.length * 3 > max && Buffer.byteLength(json) > max) {
+          error = new ResultTooLargeError(
+            `result is ${Buffer.byteLength(json)} bytes of JSON; a task's record holds at most ${max} (the NATS server's max_payload less room for the record): store a large result elsewhere (an object store) and return its key`,
+          );
+        }
       } catch (err) {
         error = new UnrecoverableError(`result is not JSON-serialisable: ${(err as Error).message}`);
       }

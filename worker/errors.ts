@@ -10,6 +10,16 @@ export class UnrecoverableError extends Error {
 }
 
 /**
+ * A handler's result too large for its task's record: the record is one results-bucket value, which
+ * NATS limits to the server's `max_payload` (1 MiB by default). The task ends Failed at once (no
+ * retry: the same input would give the same result); return a reference (an object-store key)
+ * to a large result instead.
+ */
+export class ResultTooLargeError extends UnrecoverableError {
+  override readonly name: string = "ResultTooLargeError";
+}
+
+/**
  * Thrown by a handler (or by `ctx.retry()`) to ask for another attempt after `countdownSeconds`
  * instead of the computed backoff (Celery's `self.retry(countdown=…)`). It still uses up an
  * attempt: when none is left the task is dead-lettered with reason `MaxAttemptsExceeded`.

@@ -2,7 +2,7 @@
  * `celeriac/worker`: define tasks and run workers.
  */
 export { defineTask, isTaskDefinition, collectTasks, type TaskRegistry, type TaskSignature, type SignatureOf, type TaskContext, type TaskHandler, type TaskOptions, type TaskDefinition } from "./define-task.js";
-export { UnrecoverableError, RetryError, TimeoutError, CancelledError, UnknownTaskError, WorkerLostError } from "./errors.js";
+export { UnrecoverableError, ResultTooLargeError, RetryError, TimeoutError, CancelledError, UnknownTaskError, WorkerLostError } from "./errors.js";
 export { backoffDelay, classifyOutcome, describeError, type Outcome } from "./outcome.js";
 export { KvStatusSink, REVOKED_PREFIX, TASK_ID_PATTERN, type StatusSink } from "./status-sink.js";
 export { Worker, WorkerShutdownError, defaultWorkerName, type WorkerOptions } from "./worker.js";

@@ -11,6 +11,7 @@
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { pino, type Logger } from "pino";
 import { HEADERS, parseTaskMessage } from "../api/message.js";
 import { DEFAULT_NAMESPACE, TASK_ID_PATTERN, queueNames, type QueueNames } from "../api/naming.js";
@@ -125,7 +126,7 @@ export class Worker {
     await publishTaskDefaults(kv, this.names.resultsBucket, this.tasks, this.#log);
     const sinks: StatusSink[] = o.sinks ?? [new KvStatusSink(kv), ...(o.extraSinks ?? [])];
     const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log, uniqueKv: kv, afterFinal: (msg, record, x) => this.#canvas.afterFinal(msg, record, x) }));
-    const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random, resolveArgs: (msg) => this.#canvas.resolveArgs(msg) }));
+    const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random, resolveArgs: (msg) => this.#canvas.resolveArgs(msg), maxResultBytes: () => maxResultBytes(o.nc) }));
     const info = await jsm.consumers.info(this.names.stream, this.names.workerConsumer);
     // heartbeat at a third of the ack wait: comfortably below half
     const heartbeatMs = Math.max(100, Math.floor((info.config.ack_wait ?? 30e9) / 1e6 / 3));
@@ -241,4 +242,12 @@ export class Worker {
     }
     this.#log.info("Worker stopped");
   }
+}
+
+/** Room in a task's record for everything but the result (status, error, trace, canvas), in bytes. */
+export const RECORD_HEADROOM_BYTES = 64 * 1024;
+
+/** Most bytes of JSON a result may have on `nc`'s server: its max_payload (1 MiB if unknown) less RECORD_HEADROOM_BYTES. */
+function maxResultBytes(nc: NatsConnection): number {
+  return Math.max(RECORD_HEADROOM_BYTES, (nc.info?.max_payload ?? 1024 * 1024) - RECORD_HEADROOM_BYTES);
 }

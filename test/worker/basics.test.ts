@@ -26,6 +26,10 @@ const tasks = [
     bump(ctx.taskId);
     throw new UnrecoverableError("bad input");
   }),
+  defineTask("huge.result", (_a, _k, ctx) => {
+    bump(ctx.taskId);
+    return "x".repeat(1200 * 1024);
+  }),
   defineTask("retry.later", (_a, _k, ctx) => {
     bump(ctx.taskId);
     if (ctx.attempt === 1) ctx.retry({ countdownSeconds: 0.5 });
@@ -100,6 +104,16 @@ describe("when a worker runs tasks from a queue", () => {
     await waitFor("dead letter", async () => (await deadLetters(f)).find((d) => d.reason === "Unrecoverable"));
   });
 
+  it("fails a result too large for its record at once (ResultTooLargeError), and goes on with other tasks", async () => {
+    const h = await f.client.enqueue("huge.result", [], {}, { retry: { maxAttempts: 5 } });
+    const err = await h.result({ timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof TaskFailedError, String(err));
+    assert.equal(err.type, "ResultTooLargeError");
+    assert.match(err.message, /result is 1228802 bytes of JSON; a task's record holds at most \d+ .*max_payload/);
+    assert.equal(calls.get(h.id), 1);
+    assert.equal(await (await f.client.enqueue("math.add", [2, 3])).result({ timeoutMs: 5000 }), 5);
+  });
+
   it("retries after the countdown a handler asks for with ctx.retry()", async () => {
     const t0 = Date.now();
     const h = await f.client.enqueue("retry.later", [], {}, { retry: { maxAttempts: 3, backoff: { initialSeconds: 30 } } });
@@ -112,7 +126,7 @@ describe("when a worker runs tasks from a queue", () => {
     const h = await f.client.enqueue("nobody.home", [1]);
     const err = await h.result({ timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof TaskFailedError);
-    const expected = `no handler registered for "nobody.home" on queue "${f.queue}"; registered: always.fails, fatal, flaky, math.add, retry.later`;
+    const expected = `no handler registered for "nobody.home" on queue "${f.queue}"; registered: always.fails, fatal, flaky, huge.result, math.add, retry.later`;
     assert.equal(err.record.status.error?.message, expected);
     const dl = await waitFor("dead letter", async () => (await deadLetters(f)).find((d) => d.reason === "UnknownTask"));
     assert.equal(dl.detail, expected);
