@@ -60,6 +60,8 @@ export interface CanvasRuntimeDeps {
   log?: Logger;
   /** Clock (tests). */
   now?: () => Date;
+  /** The server's max_payload in bytes (`nc.info.max_payload`); a step message larger than it is refused when built. Unset: 1 MiB. */
+  maxPayload?: () => number | undefined;
 }
 
 /**
@@ -429,7 +431,7 @@ export class CanvasRuntime {
       } catch (err) {
         if (!(err instanceof InvalidTaskMessageError)) throw err;
         // which step: in a 100-step canvas "eta: …" alone does not say
-        if (strict) throw new InvalidTaskMessageError(err.field, `canvas step ${pm.id} (${pm.task}): options.${err.message}`);
+        if (strict) throw new InvalidTaskMessageError(err.field, `canvas step ${pm.id} (${pm.task}): ${err.field === "canvas" ? "" : "options."}${err.message}`);
         invalid.push({ pm, err });
       }
     }
@@ -528,7 +530,17 @@ export class CanvasRuntime {
       },
       now,
     );
-    return { ...msg, canvas: pm.canvas };
+    const out = { ...msg, canvas: pm.canvas };
+    const max = this.#d.maxPayload?.() ?? 1024 * 1024;
+    const bytes = Buffer.byteLength(JSON.stringify(out));
+    if (bytes > max) {
+      // deterministic: publishing it again can never help
+      throw new InvalidTaskMessageError(
+        "canvas",
+        `canvas: the step's message is ${bytes} bytes, over the NATS server's max_payload of ${max}: the rest of a chain travels in each step's message (docs/canvas.md, Limitations); split the chain, or pass large args by reference (a key to an object store)`,
+      );
+    }
+    return out;
   }
 
   async #queueSettings(queue: string): Promise<CanvasProducerSettings | undefined> {

@@ -489,6 +489,7 @@ export class CeleriacClient {
       r = new CanvasRuntime({
         js: this.#js,
         namespace,
+        maxPayload: () => this.#nc.info?.max_payload,
         bucket: async (name) => (await this.#queue(namespace, name)).kv,
         settings: async (name) => {
           const s = (await this.#queue(namespace, name)).settings;

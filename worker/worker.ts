@@ -74,7 +74,7 @@ export class Worker {
     this.#js = jetstream(options.nc);
     this.#settings = queueSettings(options.settings);
     const namespace = options.namespace ?? DEFAULT_NAMESPACE;
-    this.#canvas = new CanvasRuntime({ js: this.#js, namespace, bucket: (q) => this.#bucket(q), log: this.#log });
+    this.#canvas = new CanvasRuntime({ js: this.#js, namespace, bucket: (q) => this.#bucket(q), log: this.#log, maxPayload: () => options.nc.info?.max_payload });
   }
 
   /**

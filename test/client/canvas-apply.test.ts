@@ -175,6 +175,19 @@ describe("when applying a canvas with client.apply", () => {
     assert.equal(await w.result({ timeoutMs: 15_000 }), 6);
   });
 
+  it("refuses at once a chain whose first message would exceed the server's max_payload, naming the step", async () => {
+    const taskId = `long-${Date.now()}`;
+    const big = "z".repeat(100 * 1024);
+    const t0 = Date.now();
+    await assert.rejects(
+      client.apply(chain(...Array.from({ length: 12 }, () => signature("test.record", [big]))), { taskId }),
+      (e: unknown) => e instanceof TypeError && new RegExp(`canvas step ${taskId}-0 \\(test\\.record\\): canvas: the step's message is \\d+ bytes, over the NATS server's max_payload of 1048576`).test(e.message),
+    );
+    assert.ok(Date.now() - t0 < 5000, "not refused at once");
+    assert.equal(await client.getCanvasRecord(taskId), undefined);
+    assert.equal(await client.get(`${taskId}-0`).status(), undefined);
+  });
+
   it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
     const taskId = `bad-${Date.now()}`;
     await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
