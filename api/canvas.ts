@@ -434,5 +434,7 @@ export interface CanvasRecord {
   namespace: string;
   queue: string;
   createdAt: string;
+  /** SHA-256 (hex) of the frozen tree's JSON: tells a re-apply of the same canvas from another canvas given the same id. */
+  treeHash?: string;
   tree?: FrozenNode;
 }

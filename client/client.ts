@@ -2,11 +2,11 @@
  * `celeriac/client`: enqueue tasks, await results, check status and revoke — Celery's `delay()`,
  * `apply_async()` and `AsyncResult`, on NATS JetStream.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { canvasKey, checkCanvas, freezeCanvas, type CanvasNode, type CanvasRecord, type FrozenNode } from "../api/canvas.js";
+import { canvasKey, checkCanvas, freezeCanvas, InvalidCanvasError, type CanvasNode, type CanvasRecord, type FrozenNode } from "../api/canvas.js";
 import type { ProducerFlow, UniqueSpec } from "../api/flow.js";
 import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
@@ -468,18 +468,42 @@ export class CeleriacClient {
     // every queue a step runs on must exist (or is created, standalone) before anything is published
     const queues = new Set(canvasTaskIds(frozen, t.queue).map((s) => s.queue));
     await Promise.all([...queues].map((name) => this.#queue(t.namespace, name)));
+    let created = false;
     try {
-      await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
+      created = await this.#writeCanvasRecord(q.kv, canvasRecord(frozen, id, t, new Date()));
       await this.#runtime(t.namespace).start(frozen, { root: id, home: t.queue, queue: t.queue });
     } catch (err) {
       if (err instanceof TypeError || err instanceof QueueNotFoundError) {
         // refused before anything was published (start() builds every first message first): no record of a canvas that never ran
-        await q.kv.purge(canvasKey(id)).catch(() => undefined);
+        if (created) await q.kv.purge(canvasKey(id)).catch(() => undefined);
         throw err;
       }
       throw new EnqueueError(`apply canvas ${id} on queue ${t.namespace}/${t.queue}: ${(err as Error).message}; applying again with taskId "${id}" is safe (deduplicated within the duplicate window)`, { cause: err });
     }
     return this.canvas<R>(id, frozen, t);
+  }
+
+  /**
+   * Creates the canvas record; when one exists (the id was applied before), the same tree is a
+   * re-apply (its steps are deduplicated by id) and another tree is refused: its steps would share
+   * ids with the first canvas's and mix their results.
+   * @returns true when this call created it
+   * @throws InvalidCanvasError (path `taskId`) when the id holds another canvas
+   */
+  async #writeCanvasRecord(kv: KV, rec: CanvasRecord): Promise<boolean> {
+    try {
+      await kv.create(canvasKey(rec.id), JSON.stringify(rec));
+      return true;
+    } catch (err) {
+      const e = await kv.get(canvasKey(rec.id));
+      if (e?.operation !== "PUT") throw err;
+      const old = e.json<CanvasRecord>();
+      const same = old.treeHash !== undefined ? old.treeHash === rec.treeHash : old.tree !== undefined && JSON.stringify(old.tree) === JSON.stringify(rec.tree);
+      if (!same) {
+        throw new InvalidCanvasError("taskId", `taskId: canvas id "${rec.id}" is already used by another canvas (applied ${old.createdAt} on queue ${old.queue}); its steps would share ids with that one's: give a new taskId`);
+      }
+      return false;
+    }
   }
 
   /** The canvas runtime of a namespace (one per client and namespace: its settings cache is shared). */
@@ -568,8 +592,9 @@ export class CeleriacClient {
 
 /** The record `apply` writes: the tree is left out when its JSON exceeds 512 KiB. */
 function canvasRecord(tree: FrozenNode, id: string, t: { queue: string; namespace: string }, now: Date): CanvasRecord {
-  const rec: CanvasRecord = { v: 1, id, namespace: t.namespace, queue: t.queue, createdAt: now.toISOString() };
-  return Buffer.byteLength(JSON.stringify(tree)) <= MAX_CANVAS_RECORD_TREE_BYTES ? { ...rec, tree } : rec;
+  const json = JSON.stringify(tree);
+  const rec: CanvasRecord = { v: 1, id, namespace: t.namespace, queue: t.queue, createdAt: now.toISOString(), treeHash: createHash("sha256").update(json).digest("hex") };
+  return Buffer.byteLength(json) <= MAX_CANVAS_RECORD_TREE_BYTES ? { ...rec, tree } : rec;
 }
 
 /**
