@@ -466,8 +466,15 @@ export class CeleriacClient {
     const frozen = freezeCanvas(node, id);
     const q = await this.#queue(t.namespace, t.queue);
     // every queue a step runs on must exist (or is created, standalone) before anything is published
-    const queues = new Set(canvasTaskIds(frozen, t.queue).map((s) => s.queue));
-    await Promise.all([...queues].map((name) => this.#queue(t.namespace, name)));
+    const steps = canvasTaskIds(frozen, t.queue);
+    const byQueue = new Map<string, string[]>();
+    for (const s of steps) {
+      const ids = byQueue.get(s.queue);
+      if (ids) ids.push(s.id);
+      else byQueue.set(s.queue, [s.id]);
+    }
+    // the result watches start before anything is published, so the handle's result() needs no read per step
+    await Promise.all([...byQueue].map(async ([name, ids]) => (await this.#queue(t.namespace, name)).watcher.expect(ids)));
     let created = false;
     try {
       created = await this.#writeCanvasRecord(q.kv, canvasRecord(frozen, id, t, new Date()));
