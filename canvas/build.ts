@@ -292,11 +292,15 @@ export function immutableSignature(task: TaskRef, args?: readonly unknown[], kwa
 /**
  * Steps run one after the other; each step's result is prepended to the next one's args, so
  * `chain(add.s([2, 2]), mul.s([4]))` runs `add(2, 2)` then `mul(4, 4)`: 16. A failing step stops
- * the rest (they end Cancelled, naming it). Result: the last step's.
+ * the rest (they end Cancelled, naming it). Result: the last step's. `chain(a, b)` or
+ * `chain([a, b])` (both, as in Celery).
  * @throws TypeError when no step is given or a step is not a canvas
  */
-export function chain<T extends readonly CanvasLike[]>(...steps: T): Chain<ResultOf<LastOf<T>>> {
-  return new Chain(steps);
+export function chain<T extends readonly CanvasLike[]>(steps: T): Chain<ResultOf<LastOf<T>>>;
+export function chain<T extends readonly CanvasLike[]>(...steps: T): Chain<ResultOf<LastOf<T>>>;
+export function chain(...steps: unknown[]): Chain {
+  // chain(a, b) or chain([a, b]), as Celery's chain takes both
+  return new Chain(steps.length === 1 && Array.isArray(steps[0]) ? (steps[0] as CanvasLike[]) : (steps as CanvasLike[]));
 }
 
 /**
@@ -336,6 +340,7 @@ export function chord<B extends CanvasLike>(header: Group<unknown[]> | readonly 
  */
 export function map<R>(sig: Signature<R>, items: readonly unknown[]): MapCanvas<R> {
   if (!(sig instanceof Signature)) throw new TypeError("map(): the first argument must be a signature, e.g. map(square.s(), [1, 2, 3])");
+  if (!Array.isArray(items)) throw new TypeError(`map(): items must be an array, e.g. map(square.s(), [1, 2, 3]); got ${JSON.stringify(items) ?? typeof items}`);
   return new MapCanvas("map", sig, items);
 }
 
@@ -346,6 +351,7 @@ export function map<R>(sig: Signature<R>, items: readonly unknown[]): MapCanvas<
  */
 export function starmap<R>(sig: Signature<R>, items: readonly (readonly unknown[])[]): MapCanvas<R> {
   if (!(sig instanceof Signature)) throw new TypeError("starmap(): the first argument must be a signature, e.g. starmap(add.s(), [[1, 2], [3, 4]])");
+  if (!Array.isArray(items)) throw new TypeError(`starmap(): items must be an array of argument lists, e.g. starmap(add.s(), [[1, 2], [3, 4]]); got ${JSON.stringify(items) ?? typeof items}`);
   return new MapCanvas("starmap", sig, items);
 }
 
@@ -359,6 +365,7 @@ export function starmap<R>(sig: Signature<R>, items: readonly (readonly unknown[
  */
 export function chunks<R>(sig: Signature<R>, items: readonly (readonly unknown[])[], n: number): Chunks<R> {
   if (!(sig instanceof Signature)) throw new TypeError("chunks(): the first argument must be a signature, e.g. chunks(add.s(), [[1, 2], [3, 4]], 10)");
+  if (!Array.isArray(items)) throw new TypeError(`chunks(): items must be an array of argument lists, e.g. chunks(add.s(), [[1, 2], [3, 4]], 10); got ${JSON.stringify(items) ?? typeof items}`);
   return new Chunks(sig, items, n);
 }
 

@@ -240,9 +240,13 @@ async function enqueueCanvas(task: string | undefined, f: EnqueueFlags): Promise
       console.log(h.id);
       return;
     }
-    await printResult(h, timeout, TaskFailedError);
-    // the steps' status.canvas, for people (stdout stays the result alone, for scripts)
-    console.error(canvasStepsTable(await h.children()));
+    try {
+      await printResult(h, timeout, TaskFailedError);
+    } finally {
+      // the steps' status.canvas, for people (stdout stays the result alone, for scripts); on a
+      // --timeout too, where it shows which step is still pending
+      console.error(canvasStepsTable(await h.children()));
+    }
   } finally {
     await client.close();
   }

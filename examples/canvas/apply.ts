@@ -33,8 +33,11 @@ try {
     await bad.result({ timeoutMs: 30_000 });
   } catch (err) {
     if (!(err instanceof TaskFailedError)) throw err;
-    console.log("chord failed", err.type, err.message); // UnrecoverableError division by zero
+    console.log("chord failed", err.type, err.message); // UnrecoverableError task <id>-1 (arith.div) failed: UnrecoverableError: division by zero
   }
+  // the body's Cancelled record and the linkError run follow the failed record within milliseconds
+  const body = (await bad.children()).find((s) => s.id === `${bad.id}-b`)!;
+  await body.result({ timeoutMs: 5000 }).catch(() => undefined);
   for (const step of await bad.children()) console.log(" ", step.id, (await step.status())?.phase);
 } finally {
   await client.close();

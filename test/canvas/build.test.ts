@@ -94,6 +94,10 @@ describe("when composing", () => {
     assert.deepEqual(wire(group(Array.from({ length: 3 }, (_, i) => add.s([i, i])))).kind, "group");
   });
 
+  it("takes a chain's steps as arguments or as one array, as Celery's chain does", () => {
+    assert.deepEqual(wire(chain([add.s([1, 1]), mul.s([3])])), wire(chain(add.s([1, 1]), mul.s([3]))));
+  });
+
   it("takes a chord's header as a group or as an array", () => {
     const expected = { kind: "chord", header: [{ kind: "task", task: "math.add", args: [1, 1] }, { kind: "task", task: "math.add", args: [2, 2] }], body: { kind: "task", task: "math.tsum" } };
     assert.deepEqual(wire(chord(group(add.s([1, 1]), add.s([2, 2])), tsum.s())), expected);
@@ -161,6 +165,7 @@ describe("when a builder is given bad input", () => {
     ["a step that is not a canvas", () => chain(add.s(), 5 as never), /chain: step 1: 5 is not a canvas/],
     ["a member that is not a canvas", () => group(add.s(), null as never), /group: member 1: null is not a canvas/],
     ["a map of a non-signature", () => map(chain(add.s()) as never, [1]), /map\(\): the first argument must be a signature/],
+    ["map items that are not an array", () => map(add.s(), 5 as never), /map\(\): items must be an array, e\.g\. map\(square\.s\(\), \[1, 2, 3\]\); got 5/],
     ["starmap items that are not argument lists", () => starmap(add.s(), [1 as never]), /starmap\.items\[0\]: must be an argument list/],
     ["chunks with n = 0", () => chunks(add.s(), [[1, 2]], 0), /chunks\.n: must be a positive integer/],
     ["a link that is not a canvas", () => add.s().link("x" as never), /link: "x" is not a canvas/],
