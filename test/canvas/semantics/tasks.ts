@@ -40,20 +40,38 @@ export const collect = defineTask<"sem.collect", { args: unknown[]; kwargs: Kw; 
   return { n: xs.length, sum: xs.reduce<number>((s, x) => s + (typeof x === "number" ? x : 0), 0) };
 });
 
-/** Returns a string of `kwargs.bytes` characters (a repeating, position-dependent pattern). */
+/** A string of `n` characters, a repeating position-dependent pattern (what `sem.big` returns). Pure. */
+export function bigString(n: number): string {
+  const parts: string[] = [];
+  let len = 0;
+  for (let i = 0; len < n; i++) {
+    const p = `${i.toString(36)}|`;
+    parts.push(p);
+    len += p.length;
+  }
+  return parts.join("").slice(0, n);
+}
+
+/** Returns `bigString(kwargs.bytes)`. */
 export const big = defineTask<"sem.big", { args: unknown[]; kwargs: Kw; result: string }>("sem.big", (_args, kwargs, ctx) => {
   note(ctx, "start");
-  const n = kwargs.bytes ?? 0;
-  let s = "";
-  for (let i = 0; s.length < n; i++) s += `${i.toString(36)}|`;
+  const s = bigString(kwargs.bytes ?? 0);
   note(ctx, "done");
-  return s.slice(0, n);
+  return s;
 });
 
-/** Logs (and returns) the type, length and sha256 of what it received (`args[0]`). */
+/** Type, length (of a string, else -1) and sha256 (of a string, else of its JSON) of `v`. */
+function digest(v: unknown): { type: string; length: number; sha256: string } {
+  return { type: typeof v, length: typeof v === "string" ? v.length : -1, sha256: createHash("sha256").update(typeof v === "string" ? v : JSON.stringify(v ?? null)).digest("hex") };
+}
+
+/**
+ * Logs (and returns) the digest (type, length, sha256) of what it received (`args[0]`); for a list,
+ * the digest of each element.
+ */
 export const measure = defineTask<"sem.measure", { args: unknown[]; kwargs: Kw; result: unknown }>("sem.measure", (args, _kwargs, ctx) => {
   const v = args[0];
-  const out = { type: typeof v, length: typeof v === "string" ? v.length : -1, sha256: createHash("sha256").update(typeof v === "string" ? v : JSON.stringify(v ?? null)).digest("hex") };
+  const out = Array.isArray(v) ? v.map(digest) : digest(v);
   note(ctx, "start", out);
   note(ctx, "done");
   return out;
