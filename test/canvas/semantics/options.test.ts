@@ -1,0 +1,149 @@
+/**
+ * Semantics 6 (countdown / eta / expires / priority / rate limits on any signature behave as on a
+ * single task), against a real nats-server and real worker processes, from the per-execution log
+ * and the records. Timing counts from when the step is published, i.e. when its parent finished
+ * (Celery's semantics): a step with countdownSeconds 1 starts ≥ 1 s after its parent's end; a
+ * step's eta holds it until then; a relative `expires` counts from its publish, an absolute one that
+ * passed before the step could run ends it Expired and the rest Cancelled naming it. On
+ * flow-controlled queues (their dispatcher driven directly, as test/flow/harness.ts does; the steps
+ * published by the client and by the workers alike): priority on signatures lets a later canvas
+ * overtake a low-priority backlog, and the queue's rate limit paces a canvas's steps.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { QueueSpec } from "../../../api/queue.js";
+import { chain, group, signature, TaskFailedError } from "../../../client/index.js";
+import { waitFor } from "../../helpers/nats-server.js";
+import { byId, queueDrained, runsOf, startSemHarness, type HarnessQueue, type Run, type SemHarness } from "./harness.js";
+
+const first = (runs: readonly Run[], id: string, event: Run["event"]): Run => {
+  const r = runsOf(runs, id, event)[0];
+  assert.ok(r, `${id} has a ${event} line`);
+  return r;
+};
+
+describe("when canvas signatures carry timing options", () => {
+  let h: SemHarness;
+  let q: HarnessQueue;
+  before(async () => {
+    h = await startSemHarness();
+    q = await h.queue({ ackWaitSeconds: 30, concurrency: 4 }, "timing");
+    await h.startWorker(q, 4);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it("starts a countdownSeconds 1 step ≥ 1 s after its parent finished, and an eta step no earlier than its eta", { timeout: 30_000 }, async (t) => {
+    const eta = new Date(Date.now() + 1500);
+    const [cd, at] = await Promise.all([
+      h.client.apply(chain(signature("sem.echo", ["p"], { sleepMs: 500 }), signature("sem.echo", [], {}, { countdownSeconds: 1 })), { queue: q.name }),
+      h.client.apply(chain(signature("sem.echo", ["p"]), signature("sem.echo", [], {}, { eta: eta.toISOString() })), { queue: q.name }),
+    ]);
+    assert.equal(await cd.result({ timeoutMs: 20_000 }), "p");
+    assert.equal(await at.result({ timeoutMs: 20_000 }), "p");
+    const runs = h.runs();
+    const gap = first(runs, `${cd.id}-1`, "start").at - first(runs, `${cd.id}-0`, "done").at;
+    assert.ok(gap >= 1000, `the countdown step started ${gap} ms after its parent finished`);
+    const early = eta.getTime() - first(runs, `${at.id}-1`, "start").at;
+    assert.ok(early <= 0, `the eta step started ${early} ms before its eta`);
+    assert.ok(first(runs, `${at.id}-0`, "done").at < eta.getTime() - 500, "the eta step's parent finished well before the eta (else the test proves nothing)");
+    t.diagnostic(`countdown step: ${gap} ms after its parent; eta step: ${-early} ms after its eta`);
+  });
+
+  it("counts a relative expires from the step's publish, and ends a step whose absolute expires passed Expired, the rest Cancelled", { timeout: 30_000 }, async () => {
+    // parent 1.5 s; expires 1 s counted from the publish (when the parent finished): runs
+    const relative = await h.client.apply(chain(signature("sem.echo", ["r"], { sleepMs: 1500 }), signature("sem.echo", [], {}, { expires: 1 })), { queue: q.name });
+    // parent 1.5 s; expires at apply + 0.5 s: passed when the step is published
+    const expires = new Date(Date.now() + 500).toISOString();
+    const absolute = await h.client.apply(chain(signature("sem.echo", ["a"], { sleepMs: 1500 }), signature("sem.echo", [], {}, { expires }), signature("sem.echo")), { queue: q.name });
+    assert.equal(await relative.result({ timeoutMs: 20_000 }), "r");
+    const expired = `${absolute.id}-1`;
+    await assert.rejects(absolute.result({ timeoutMs: 20_000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Expired" && e.record.id === expired);
+    const rest = await waitFor("the last step Cancelled", async () => {
+      const s = await h.client.get(`${absolute.id}-2`, { queue: q.name }).status();
+      return s?.phase === "Cancelled" ? s : undefined;
+    }, 10_000);
+    assert.deepEqual(rest.canvas?.failedStep, { id: expired, task: "sem.echo" });
+    assert.match(rest.error?.message ?? "", new RegExp(`${expired} \\(sem\\.echo\\) expired`));
+    await queueDrained(h, q);
+    const runs = h.runs();
+    assert.equal(runsOf(runs, `${absolute.id}-0`, "done").length, 1);
+    assert.equal(runsOf(runs, expired).length, 0, "the expired step never ran");
+    assert.equal(runsOf(runs, `${absolute.id}-2`).length, 0, "the step after it never ran");
+  });
+});
+
+describe("when canvas signatures carry priorities on a flow-controlled queue", () => {
+  let h: SemHarness;
+  let q: HarnessQueue;
+  before(async () => {
+    h = await startSemHarness();
+    const spec: QueueSpec = { ackWaitSeconds: 30, concurrency: 1, priorities: { levels: 3, default: 0, starvationGuardPercent: 10 } };
+    q = await h.queue(spec, "prio");
+    await h.startWorker(q, 1);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it("starts a priority-2 canvas's steps before the low-priority backlog", { timeout: 45_000 }, async (t) => {
+    const LOW = 80;
+    const low = await h.client.apply(group(Array.from({ length: LOW }, (_, i) => signature("sem.echo", [i], { sleepMs: 10 }, { priority: 0 }))), { queue: q.name });
+    const lowIds = Array.from({ length: LOW }, (_, i) => `${low.id}-${i}`);
+    await waitFor("the low backlog running and held", () => q.dispatcher!.heldCount >= 40 && lowIds.some((id) => runsOf(h.runs(), id, "start").length > 0), 20_000);
+    const tHigh = Date.now();
+    // the first step is published by the client, the group after it by the worker that ran it
+    const high = await h.client.apply(chain(signature("sem.echo", ["h"], {}, { priority: 2 }), group(Array.from({ length: 10 }, () => signature("sem.echo", [], {}, { priority: 2 })))), { queue: q.name });
+    assert.deepEqual(await high.result({ timeoutMs: 30_000 }), Array.from({ length: 10 }, () => "h"));
+    const by = byId(h.runs());
+    const start = (id: string) => by.get(id)?.find((r) => r.event === "start")?.at ?? Infinity;
+    const highIds = [`${high.id}-0`, ...Array.from({ length: 10 }, (_, i) => `${high.id}-1-${i}`)];
+    const lastHigh = Math.max(...highIds.map(start));
+    const groupPublished = by.get(`${high.id}-0`)!.find((r) => r.event === "done")!.at;
+    const lowIn = (from: number, to: number) => lowIds.filter((id) => start(id) > from && start(id) <= to).length;
+    // each hop (the client's publish of the first step; the worker's publish of the group after it)
+    // waits behind at most what the dispatcher had already released: the work stream's ready target
+    // (16) and the slot, plus the starvation guard's share
+    const hop1 = lowIn(tHigh, start(`${high.id}-0`));
+    const hop2 = lowIn(groupPublished, lastHigh);
+    const lowAfter = lowIds.filter((id) => start(id) > lastHigh).length;
+    t.diagnostic(`low tasks started before the high canvas's first step: ${hop1}; between its publish of the group and the group's last start: ${hop2}; after: ${lowAfter}`);
+    assert.ok(hop1 <= 20, `${hop1} low tasks started between the high canvas's apply and its first step`);
+    assert.ok(hop2 <= 20, `${hop2} low tasks started between the publish of the high group and its last member`);
+    assert.ok(lowAfter >= 20, `only ${lowAfter} low tasks were left after the high canvas: the test proves nothing`);
+    await low.result({ timeoutMs: 30_000 });
+  });
+});
+
+describe("when a canvas runs on a rate-limited queue", () => {
+  const RATE = 20;
+  const N = 30;
+  let h: SemHarness;
+  let q: HarnessQueue;
+  before(async () => {
+    h = await startSemHarness();
+    q = await h.queue({ ackWaitSeconds: 30, concurrency: 4, rateLimit: { rate: `${RATE}/s`, burst: 1 } }, "rate");
+    await Promise.all([h.startWorker(q, 4), h.startWorker(q, 4)]);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it("starts its steps at the queue's rate, whoever publishes them", { timeout: 30_000 }, async (t) => {
+    // the group is published by the worker that ran the first step
+    const handle = await h.client.apply(chain(signature("sem.echo", ["r"]), group(Array.from({ length: N }, () => signature("sem.echo")))), { queue: q.name });
+    assert.equal(((await handle.result({ timeoutMs: 25_000 })) as unknown[]).length, N);
+    const by = byId(h.runs());
+    const starts = Array.from({ length: N }, (_, i) => by.get(`${handle.id}-1-${i}`)!.find((r) => r.event === "start")!.at).sort((x, y) => x - y);
+    const rate = (N - 1) / ((starts.at(-1)! - starts[0]!) / 1000);
+    let worst = 0;
+    for (let i = 0, j = 0; i < starts.length; i++) {
+      while (j < starts.length && starts[j]! < starts[i]! + 1000) j++;
+      worst = Math.max(worst, j - i);
+    }
+    t.diagnostic(`group start rate ${rate.toFixed(1)}/s (limit ${RATE}/s); busiest 1 s window ${worst} starts`);
+    assert.ok(rate <= RATE * 1.15, `the group's steps started at ${rate.toFixed(1)}/s, above the queue's ${RATE}/s`);
+    assert.ok(worst <= RATE + 2, `a 1 s window held ${worst} starts (limit ${RATE}/s, burst 1)`);
+  });
+});
