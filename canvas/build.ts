@@ -37,11 +37,21 @@ export type ResultsOf<T extends readonly unknown[]> = { -readonly [K in keyof T]
 
 type LastOf<T extends readonly unknown[]> = T extends readonly [...unknown[], infer L] ? L : T[number];
 
+/**
+ * Checks that `c` is a child a builder takes (a builder, or an object with a `kind`; a wire node is
+ * checked in full by `checkCanvas` when applied).
+ * @throws TypeError naming `where`
+ */
+function checkChild(c: unknown, where: string): asserts c is CanvasLike {
+  if (c instanceof Canvas) return;
+  if (c !== null && typeof c === "object" && !Array.isArray(c) && typeof (c as { kind?: unknown }).kind === "string") return;
+  throw new TypeError(`${where}: ${describe(c)} is not a canvas: pass a signature (task.s(...), signature(...)), chain, group, chord, map, starmap or chunks`);
+}
+
 /** The wire form of a child: a builder's `toJSON()`, or the node itself. */
 function nodeOf(c: CanvasLike, where: string): CanvasNode {
-  if (c instanceof Canvas) return c.toJSON();
-  if (c !== null && typeof c === "object" && !Array.isArray(c) && typeof (c as { kind?: unknown }).kind === "string") return c;
-  throw new TypeError(`${where}: ${describe(c)} is not a canvas: pass a signature (task.s(...), signature(...)), chain, group, chord, map, starmap or chunks`);
+  checkChild(c, where);
+  return c instanceof Canvas ? c.toJSON() : c;
 }
 
 function describe(v: unknown): string {
@@ -70,7 +80,7 @@ export abstract class Canvas<R = unknown> {
    * @throws TypeError when `callback` is not a canvas
    */
   link(callback: CanvasLike): this {
-    nodeOf(callback, "link");
+    checkChild(callback, "link");
     this.#link.push(callback);
     return this;
   }
@@ -83,7 +93,7 @@ export abstract class Canvas<R = unknown> {
    * @throws TypeError when `callback` is not a canvas
    */
   linkError(callback: CanvasLike): this {
-    nodeOf(callback, "linkError");
+    checkChild(callback, "linkError");
     this.#linkError.push(callback);
     return this;
   }
@@ -169,7 +179,7 @@ export class Chain<R = unknown> extends Canvas<R> {
   constructor(steps: readonly CanvasLike[]) {
     super();
     if (steps.length === 0) throw new TypeError("chain(): give at least one step, e.g. chain(add.s([2, 2]), mul.s([4]))");
-    steps.forEach((s, i) => nodeOf(s, `chain: step ${i}`));
+    steps.forEach((s, i) => checkChild(s, `chain: step ${i}`));
     this.steps = [...steps];
   }
   protected body(): CanvasNode {
@@ -184,7 +194,7 @@ export class Group<R extends unknown[] = unknown[]> extends Canvas<R> {
   constructor(members: readonly CanvasLike[]) {
     super();
     if (members.length === 0) throw new TypeError("group(): give at least one member, e.g. group(add.s([1, 1]), add.s([2, 2])) or group([...])");
-    members.forEach((s, i) => nodeOf(s, `group: member ${i}`));
+    members.forEach((s, i) => checkChild(s, `group: member ${i}`));
     this.members = [...members];
   }
   protected body(): CanvasNode {
@@ -200,8 +210,8 @@ export class Chord<R = unknown> extends Canvas<R> {
   constructor(header: readonly CanvasLike[], body: CanvasLike) {
     super();
     if (header.length === 0) throw new TypeError("chord(): the header needs at least one signature, e.g. chord([add.s([1, 1]), add.s([2, 2])], tsum.s())");
-    header.forEach((s, i) => nodeOf(s, `chord: header ${i}`));
-    nodeOf(body, "chord: body");
+    header.forEach((s, i) => checkChild(s, `chord: header ${i}`));
+    checkChild(body, "chord: body");
     this.header = [...header];
     this.bodyNode = body;
   }
@@ -310,7 +320,8 @@ export function group(...members: unknown[]): Group {
  */
 export function chord<B extends CanvasLike>(header: Group<unknown[]> | readonly CanvasLike[], body: B): Chord<ResultOf<B>> {
   if (header instanceof Group) {
-    if (header.toJSON().link || header.toJSON().linkError) throw new TypeError("chord(): the header group has link/linkError callbacks: put them on the chord, or on the header's members");
+    const h = header.toJSON();
+    if (h.link || h.linkError) throw new TypeError("chord(): the header group has link/linkError callbacks: put them on the chord, or on the header's members");
     return new Chord(header.members, body);
   }
   if (!Array.isArray(header)) throw new TypeError("chord(): the header must be a group(...) or an array of signatures");

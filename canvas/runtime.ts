@@ -28,7 +28,7 @@ import { QUEUE_SETTINGS_KEY, queueNames } from "../api/naming.js";
 import { parseQueueProducerSettings, producerQueueSpec } from "../api/queue-settings.js";
 import type { QueueSpec } from "../api/queue.js";
 import type { TaskError } from "../api/task.js";
-import { newTaskMessage } from "../api/task-message.js";
+import { InvalidTaskMessageError, newTaskMessage } from "../api/task-message.js";
 import { resolveEnqueueFlow } from "../client/enqueue-flow.js";
 import { kvPut } from "../nats/kv-put.js";
 import { publishTaskMessage } from "../nats/task-publish.js";
@@ -289,13 +289,14 @@ export class CanvasRuntime {
    * @param frozen the frozen canvas (`freezeCanvas`)
    * @param o `root` = canvas id; `home` = the queue whose results bucket holds its join records;
    *   `queue` = the queue of steps whose options name none
-   * @throws InvalidTaskMessageError (a TypeError, with `field`) when a step's options are invalid
-   *   for its queue (nothing after the failing message is published)
+   * @throws InvalidTaskMessageError (a TypeError, with `field`) when a first task's options are
+   *   invalid for its queue: every message is built before anything is written, so nothing is.
+   *   (A later step with invalid options is recorded Failed when it is due, and fails the canvas.)
    * @throws Error when a join record cannot be created or a publish is not confirmed in 30 s;
    *   calling `start` again with the same canvas is safe (creates and publishes are idempotent)
    */
   async start(frozen: FrozenNode, o: { root: string; home: string; queue: string }): Promise<void> {
-    await this.#execute(planLaunch(frozen, undefined, { root: o.root, home: o.home, queue: o.queue, step: 0 }), o.home, false);
+    await this.#execute(planLaunch(frozen, undefined, { root: o.root, home: o.home, queue: o.queue, step: 0 }), o.home, false, true);
   }
 
   /**
@@ -303,7 +304,7 @@ export class CanvasRuntime {
    * record is stored, before the ack; idempotent, so a replay (`o.replay`: the final record was
    * already there) runs it again safely. Succeeded: links, then the next step or the join slot.
    * Failed / Expired / Cancelled: linkError (Failed only), Cancelled records for every task of
-   * `then` (with `status.canvas.failedStep`), and the join's failure.
+   * its links and `then` (with `status.canvas.failedStep`), and the join's failure.
    * Does nothing for a message with no `canvas` or a record that is not final.
    * @throws Error when a KV write or a publish fails: the caller naks, and the replay continues
    */
@@ -362,13 +363,13 @@ export class CanvasRuntime {
     await this.#bits.mutate(kv, r.id, (cur) => (cur.continued ? undefined : { ...cur, continued: true }));
   }
 
-  /** Failure of a task (or, recursively, of a join): linkError, Cancelled records for `then`, the join's failure. */
-  async #failed(c: Pick<MessageCanvas, "root" | "home" | "then" | "join">, f: Failure, linkError: readonly FrozenNode[], replay: boolean): Promise<void> {
+  /** Failure of a task (or, recursively, of a join): linkError, Cancelled records for its links and `then`, the join's failure. */
+  async #failed(c: Pick<MessageCanvas, "root" | "home" | "then" | "join" | "link">, f: Failure, linkError: readonly FrozenNode[], replay: boolean): Promise<void> {
     if (f.fires) {
       const input: LaunchInput = { kind: "error", taskId: f.step.id, error: { type: f.error.type, message: f.error.message, ...(f.error.stack ? { stack: f.error.stack } : {}) } };
       for (const [k, le] of linkError.entries()) await this.#execute(planLaunch(le, input, { root: c.root, home: c.home, queue: c.home, parent: f.step.id, step: k }), c.home, replay);
     }
-    await this.#cancel(c.root, c.then ?? [], f, c.home, linkError.map((n) => n.id));
+    await this.#cancel(c.root, [...(c.link ?? []), ...(c.then ?? [])], f, c.home, linkError.map((n) => n.id));
     if (c.join) await this.#failJoin(c.home, c.join.id, f, replay);
   }
 
@@ -382,7 +383,7 @@ export class CanvasRuntime {
     }
     const mine = wrote || (replay && record.failed?.id === f.step.id && !record.continued);
     if (!mine) return;
-    await this.#failed({ root: record.root, home: record.home, then: record.then, ...(record.join ? { join: record.join } : {}) }, f, record.linkError ?? [], replay);
+    await this.#failed({ root: record.root, home: record.home, then: record.then, ...(record.join ? { join: record.join } : {}), ...(record.link ? { link: record.link } : {}) }, f, record.linkError ?? [], replay);
     await this.#bits.mutate(kv, id, (cur) => (cur.continued ? undefined : { ...cur, continued: true }));
   }
 
@@ -414,7 +415,19 @@ export class CanvasRuntime {
   }
 
   /** Creates the plan's joins, publishes its messages (a replay skips targets with a record), continues empty joins. */
-  async #execute(plan: Plan, home: string, replay: boolean): Promise<void> {
+  async #execute(plan: Plan, home: string, replay: boolean, strict = false): Promise<void> {
+    // every message is built (its options checked against its queue) before anything is written
+    const now = this.#now();
+    const built: Array<{ pm: PlannedMessage; msg: TaskMessage }> = [];
+    const invalid: Array<{ pm: PlannedMessage; err: InvalidTaskMessageError }> = [];
+    for (const pm of plan.messages) {
+      try {
+        built.push({ pm, msg: await this.#message(pm, now) });
+      } catch (err) {
+        if (strict || !(err instanceof InvalidTaskMessageError)) throw err;
+        invalid.push({ pm, err });
+      }
+    }
     if (plan.joins.length > 0) {
       const kv = await this.#d.bucket(home);
       const createdAt = this.#now().toISOString();
@@ -429,18 +442,34 @@ export class CanvasRuntime {
         }
       });
     }
-    const now = this.#now();
-    await eachLimited(plan.messages, IO_CONCURRENCY, async (pm) => {
+    await eachLimited(built, IO_CONCURRENCY, async ({ pm, msg }) => {
       if (replay && (await this.#hasRecord(pm))) return;
-      const msg = await this.#message(pm, now);
       this.stats.publishes++;
       await publishTaskMessage(this.#d.js, queueNames(this.#d.namespace, pm.queue), msg, { timeoutMs: 30_000 });
     });
+    // a step whose options its queue cannot honour fails (recorded Failed), as if it had run and failed
+    for (const { pm, err } of invalid) await this.#invalidStep(pm, err, replay);
     for (const id of plan.ready) {
       const kv = await this.#d.bucket(home);
       const v = await this.#bits.read(kv, id);
       if (v && !v.record.continued) await this.#continueJoin(kv, v.record, replay);
     }
+  }
+
+  /** Records step `pm` Failed with an `InvalidTaskMessage` error and runs its failure path (linkError, cancels, join). */
+  async #invalidStep(pm: PlannedMessage, err: InvalidTaskMessageError, replay: boolean): Promise<void> {
+    const error = { type: "InvalidTaskMessage", message: `${err.field}: ${err.message}` };
+    this.#d.log?.warn({ taskId: pm.id, canvas: pm.canvas.root, field: err.field, err }, "Canvas step has invalid options; recorded Failed");
+    const now = this.#now();
+    const rec = taskRecord({ id: pm.id, task: pm.task, queue: pm.queue, namespace: this.#d.namespace, origin: { kind: "Client" }, canvas: pm.canvas }, { phase: "Failed", attempts: 0, completionTime: now.toISOString(), error }, now);
+    const kv = await this.#d.bucket(pm.queue);
+    try {
+      this.stats.recordWrites++;
+      await kv.create(pm.id, JSON.stringify(rec));
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+    }
+    await this.#failed(pm.canvas, { step: { id: pm.id, task: pm.task }, error, fires: true, verb: "failed" }, pm.canvas.linkError ?? [], replay);
   }
 
   async #hasRecord(pm: PlannedMessage): Promise<boolean> {

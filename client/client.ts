@@ -225,6 +225,7 @@ export class CeleriacClient {
   readonly #queues = new Map<string, Promise<QueueCtx>>();
   #jsmP: Promise<JetStreamManager> | undefined;
   readonly #rechecks = new Map<string, Promise<boolean>>();
+  readonly #runtimes = new Map<string, CanvasRuntime>();
 
   /** @internal use `connect()` */
   constructor(nc: NatsConnection, ownsConnection: boolean, o: ConnectOptions) {
@@ -458,7 +459,8 @@ export class CeleriacClient {
    * @throws InvalidCanvasError (a TypeError) naming the path of a malformed node or an invalid `taskId`
    * @throws TypeError on an invalid step option (naming the field), or when no queue is given
    * @throws QueueNotFoundError when the canvas's queue or a step's queue has no streams (not with `createQueues`)
-   * @throws EnqueueError when JetStream did not confirm a publish in time (applying again with the same `taskId` is safe)
+   * @throws EnqueueError when the canvas record could not be written or JetStream did not confirm a
+   *   publish in time (applying again with the same `taskId` is safe)
    */
   async apply<R>(canvas: Canvas<R> | CanvasNode, options: ApplyOptions = {}): Promise<CanvasHandle<R>> {
     const node: unknown = isCanvas(canvas) ? canvas.toJSON() : canvas;
@@ -470,20 +472,34 @@ export class CeleriacClient {
     // every queue a step runs on must exist (or is created, standalone) before anything is published
     const queues = new Set(canvasTaskIds(frozen, t.queue).map((s) => s.queue));
     await Promise.all([...queues].map((name) => this.#queue(t.namespace, name)));
-    await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
-    const runtime = new CanvasRuntime({
-      js: this.#js,
-      namespace: t.namespace,
-      bucket: async (name) => (await this.#queue(t.namespace, name)).kv,
-      settings: async (name) => {
-        const s = (await this.#queue(t.namespace, name)).settings;
-        const queueSpec = s.queueSpec();
-        const flow = s.flow();
-        return { ...(queueSpec ? { queueSpec } : {}), ...(flow ? { flow } : {}) };
-      },
-    });
-    await runtime.start(frozen, { root: id, home: t.queue, queue: t.queue });
+    try {
+      await q.kv.put(canvasKey(id), JSON.stringify(canvasRecord(frozen, id, t, new Date())));
+      await this.#runtime(t.namespace).start(frozen, { root: id, home: t.queue, queue: t.queue });
+    } catch (err) {
+      if (err instanceof TypeError || err instanceof QueueNotFoundError) throw err;
+      throw new EnqueueError(`apply canvas ${id} on queue ${t.namespace}/${t.queue}: ${(err as Error).message}; applying again with taskId "${id}" is safe (deduplicated within the duplicate window)`, { cause: err });
+    }
     return this.canvas<R>(id, frozen, t);
+  }
+
+  /** The canvas runtime of a namespace (one per client and namespace: its settings cache is shared). */
+  #runtime(namespace: string): CanvasRuntime {
+    let r = this.#runtimes.get(namespace);
+    if (!r) {
+      r = new CanvasRuntime({
+        js: this.#js,
+        namespace,
+        bucket: async (name) => (await this.#queue(namespace, name)).kv,
+        settings: async (name) => {
+          const s = (await this.#queue(namespace, name)).settings;
+          const queueSpec = s.queueSpec();
+          const flow = s.flow();
+          return { ...(queueSpec ? { queueSpec } : {}), ...(flow ? { flow } : {}) };
+        },
+      });
+      this.#runtimes.set(namespace, r);
+    }
+    return r;
   }
 
   /**

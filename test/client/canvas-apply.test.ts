@@ -2,10 +2,16 @@
 // revoke, and the handle's children.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { pino } from "pino";
 import { canvasKey, InvalidCanvasError, type CanvasRecord } from "../../api/canvas.js";
 import { queueNames } from "../../api/naming.js";
+import { producerPermissions, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
+import { connectNats, ensureQueueResources, mintUserCreds, natsSettingsFrom, queueSettings } from "../../nats/index.js";
 import { chain, chord, chunks, connect, group, map, signature, TaskFailedError, type CeleriacClient } from "../../client/index.js";
 import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
@@ -138,11 +144,68 @@ describe("when applying a canvas with client.apply", () => {
     await assert.rejects(h.result({ timeoutMs: 5000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Cancelled" && e.record.id === `${h.id}-0`);
   });
 
+  it("runs a canvas applied twice with the same taskId once", async () => {
+    const taskId = `twice-${Date.now()}`;
+    const c = () => chain(add.s([20, 1]), signature("test.record", ["twice"]));
+    const [a, b] = [await client.apply(c(), { taskId }), await client.apply(c(), { taskId })];
+    assert.equal(await a.result({ timeoutMs: 15_000 }), 2);
+    assert.equal(await b.result({ timeoutMs: 15_000 }), 2);
+    // a duplicate run (same two steps) would most likely have recorded by the time a later canvas of two steps finished
+    assert.equal(await (await client.apply(chain(add.s([1, 1]), signature("test.record", ["later"])))).result({ timeoutMs: 15_000 }), 2);
+    assert.equal(recorded.filter((r) => r[1] === "twice").length, 1);
+  });
+
   it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
     const taskId = `bad-${Date.now()}`;
     await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
     await assert.rejects(client.apply(add.s([1, 1]), { taskId: "has.dots" }), InvalidCanvasError);
     assert.equal(await client.getCanvasRecord(taskId), undefined);
+    await assert.rejects(client.apply(add.s([1, 1]).set({ eta: "tomorrow" })), (e: unknown) => e instanceof TypeError && /eta/.test(e.message));
     assert.equal(await client.get(`${taskId}-0`).status(), undefined);
+  });
+});
+
+describe("when a minted producer applies a canvas (operator mode)", () => {
+  it("applies, awaits, lists and revokes with no permission violation", async (tc) => {
+    const srv = await startNatsServer({ operatorMode: true });
+    const dir = mkdtempSync(join(tmpdir(), "celeriac-apply-"));
+    const opened: Array<{ close(): Promise<void> }> = [];
+    tc.after(async () => {
+      for (const c of opened.reverse()) await c.close().catch(() => undefined);
+      await srv.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const connectAs = async (name: string, permissions: NatsPermissions) => {
+      const m = await mintUserCreds(srv.operator!.signer, { name, ttlSeconds: 600, permissions });
+      const file = join(dir, `${name}.creds`);
+      writeFileSync(file, m.creds, { mode: 0o600 });
+      return connectNats(natsSettingsFrom({ url: srv.url, name }, { CELERIAC_NATS_CREDS: file }));
+    };
+    const ns = "team-a";
+    const q = uniqueQueue("qa");
+    const admin = await connectNats(natsSettingsFrom({ url: srv.url, name: "admin" }, { CELERIAC_NATS_CREDS: srv.operator!.adminCredsFile }));
+    opened.push(admin);
+    await ensureQueueResources(await jetstreamManager(admin), queueNames(ns, q), queueSettings());
+    const wnc = await connectAs("w", workerPermissions(ns, q));
+    opened.push(wnc);
+    const worker = new Worker({ nc: wnc, tasks: [add, mul, tsum, hang], queue: q, namespace: ns, concurrency: 4, logger: pino({ level: "silent" }) });
+    await worker.start();
+    opened.push({ close: () => worker.close() });
+    const pnc = await connectAs("p", producerPermissions(ns, [q]));
+    opened.push(pnc);
+    const producer = await connect({ nc: pnc, queue: q, namespace: ns });
+    opened.push(producer);
+    const violations = () => srv.log().split("\n").filter((l) => /Violation/.test(l));
+    const before = violations().length;
+
+    const h = await producer.apply(chord([chain(add.s([2, 2]), mul.s([4])), add.s([1, 1])], tsum.s()));
+    assert.equal(await h.result({ timeoutMs: 15_000 }), 18);
+    assert.ok((await h.children()).every((c) => c.state?.phase === "Succeeded"));
+    assert.equal((await producer.getCanvasRecord(h.id))?.id, h.id);
+    const r = await producer.apply(chain(signature("test.hang"), add.s([1])));
+    await waitFor("the first step running", async () => (await r.children())[0]?.state?.phase === "Running", 10_000);
+    await r.revoke();
+    await assert.rejects(r.result({ timeoutMs: 15_000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Cancelled");
+    assert.deepEqual(violations().slice(before), []);
   });
 });
