@@ -118,7 +118,7 @@ describe("when canvas signatures carry priorities on a flow-controlled queue", (
 
 describe("when a canvas runs on a rate-limited queue", () => {
   const RATE = 20;
-  const N = 30;
+  const N = 40;
   let h: SemHarness;
   let q: HarnessQueue;
   before(async () => {
@@ -144,6 +144,9 @@ describe("when a canvas runs on a rate-limited queue", () => {
     }
     t.diagnostic(`group start rate ${rate.toFixed(1)}/s (limit ${RATE}/s); busiest 1 s window ${worst} starts`);
     assert.ok(rate <= RATE * 1.15, `the group's steps started at ${rate.toFixed(1)}/s, above the queue's ${RATE}/s`);
-    assert.ok(worst <= RATE + 2, `a 1 s window held ${worst} starts (limit ${RATE}/s, burst 1)`);
+    // tokens are taken at release; a handler's start lags its release by a variable few ms, so a
+    // window of starts may hold a little more than rate + burst (test/flow/rate.test.ts allows none
+    // over, with 500 tasks and no canvas hop); unlimited, all 40 start within one window
+    assert.ok(worst <= RATE + 3, `a 1 s window held ${worst} starts (limit ${RATE}/s, burst 1)`);
   });
 });
