@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
@@ -216,4 +217,51 @@ export async function queueDrained(h: SemHarness, q: HarnessQueue, timeoutMs = 2
     const i = await h.jsm.consumers.info(q.names.stream, q.names.workerConsumer);
     return i.num_pending === 0 && i.num_ack_pending === 0;
   }, timeoutMs, 50);
+}
+
+/** Options of {@link killWorkersRandomly}. */
+export interface KillOptions {
+  /** Slots of each replacement worker. */
+  concurrency: number;
+  /** Most kills. */
+  maxKills: number;
+  /** Stop once this returns true (checked before each kill). */
+  until: () => boolean;
+  /** Stop after this long, ms. */
+  forMs: number;
+  /** Gap between kills: uniformly random in [minGapMs, maxGapMs], ms (default 200–400). */
+  minGapMs?: number;
+  maxGapMs?: number;
+}
+
+/**
+ * The killer: every 200–400 ms, SIGKILLs a random worker process of queue `q` that has started (a
+ * crash: whatever it held is redelivered after the ack wait) and spawns a replacement at once, until
+ * `until()`, `maxKills` or `forMs`.
+ * @returns the kills, with their times (ms) and pids
+ */
+export async function killWorkersRandomly(h: SemHarness, q: HarnessQueue, o: KillOptions): Promise<Array<{ at: number; pid: number }>> {
+  const end = Date.now() + o.forMs;
+  const kills: Array<{ at: number; pid: number }> = [];
+  const live = (): WorkerProcess[] => h.workers.filter((w) => w.queue === q.name && w.alive());
+  const ready = new Set<WorkerProcess>(live());
+  const min = o.minGapMs ?? 200;
+  const max = o.maxGapMs ?? 400;
+  while (kills.length < o.maxKills && Date.now() < end) {
+    await sleep(min + Math.random() * (max - min));
+    if (o.until()) break;
+    const candidates = live().filter((w) => ready.has(w));
+    if (candidates.length === 0) continue;
+    const victim = candidates[Math.floor(Math.random() * candidates.length)]!;
+    kills.push({ at: Date.now(), pid: victim.pid });
+    await victim.kill();
+    const next = h.spawnWorker(q, o.concurrency);
+    next.started.then(() => ready.add(next), () => undefined);
+  }
+  return kills;
+}
+
+/** How many times the worker processes of queue `q` logged `msg` (dead ones included). */
+export function countLogged(h: SemHarness, q: HarnessQueue, msg: string): number {
+  return h.workers.filter((w) => w.queue === q.name).reduce((n, w) => n + w.output().split(`"msg":${JSON.stringify(msg)}`).length - 1, 0);
 }

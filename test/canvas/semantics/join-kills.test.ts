@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chord, signature, type CanvasHandle } from "../../../client/index.js";
-import { byId, queueDrained, startSemHarness, type HarnessQueue, type SemHarness, type WorkerProcess } from "./harness.js";
+import { byId, countLogged, killWorkersRandomly, queueDrained, startSemHarness, type HarnessQueue, type SemHarness } from "./harness.js";
 
 const CHORDS = 200;
 const HEADER = 20;
@@ -75,20 +75,7 @@ describe("when header workers are SIGKILLed while 200 chords of 20 run", () => {
       const done = new Set(h.runs().filter((r) => r.event === "done").map((r) => r.id));
       return headerIds().every((id) => done.has(id));
     };
-    const kills: Array<{ at: number; pid: number }> = [];
-    const live = (): WorkerProcess[] => h.workers.filter((w) => w.queue === a.name && w.alive());
-    const ready = new Set<WorkerProcess>();
-    for (const w of live()) ready.add(w);
-    while (!headersDone() && kills.length < MAX_KILLS && Date.now() - started < 60_000) {
-      await sleep(200 + Math.random() * 200);
-      const candidates = live().filter((w) => ready.has(w));
-      if (candidates.length === 0) continue;
-      const victim = candidates[Math.floor(Math.random() * candidates.length)]!;
-      kills.push({ at: Date.now(), pid: victim.pid });
-      await victim.kill();
-      const next = h.spawnWorker(a, 8);
-      next.started.then(() => ready.add(next), () => undefined);
-    }
+    const kills = await killWorkersRandomly(h, a, { concurrency: 8, maxKills: MAX_KILLS, until: headersDone, forMs: 60_000 });
     await applying;
 
     const results = await Promise.all(handles.map((hd) => hd.result({ timeoutMs: Math.max(1000, 80_000 - (Date.now() - started)) })));
@@ -104,7 +91,7 @@ describe("when header workers are SIGKILLed while 200 chords of 20 run", () => {
     const rerun = headerIds().filter((id) => (by.get(id) ?? []).filter((r) => r.event === "start").length > 1).length;
     // a delivery whose final record was already written (its worker died mid-settle: after the
     // record, before the ack — around the join write) is replayed: the worker logs this
-    const replays = h.workers.filter((w) => w.queue === a.name).reduce((n, w) => n + w.output().split('"msg":"Redelivered task already finished; acked"').length - 1, 0);
+    const replays = countLogged(h, a, "Redelivered task already finished; acked");
     t.diagnostic(`${CHORDS} chords resolved in ${resolvedMs} ms; ${kills.length} kills (${killsMidHeader} before the last header task finished); ${rerun} header tasks started more than once; ${replays} replays of a finished task`);
 
     assert.ok(killsMidHeader >= MIN_KILLS, `only ${killsMidHeader} kills happened while header tasks ran: the test proves nothing`);
