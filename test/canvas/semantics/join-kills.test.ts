@@ -10,12 +10,14 @@
  * From the per-execution log and the records: every body ran exactly once, with its 20 header
  * results in order; every chord's result() resolved to that list; every header task finished
  * (Succeeded); and the kills did hit work in flight (some header task started more than once, and
- * some finished one was redelivered and replayed).
+ * some finished one was redelivered and replayed). Then the same for 60 nested canvases — a chord
+ * whose header is a chord, a group and a chain ending in a group — whose inner joins fill the outer
+ * join's slots: every inner and outer body ran once, with the nested results in order.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { chord, signature, type CanvasHandle } from "../../../client/index.js";
+import { chain, chord, group, signature, type CanvasHandle } from "../../../client/index.js";
 import { byId, countLogged, killWorkersRandomly, queueDrained, startSemHarness, type HarnessQueue, type SemHarness } from "./harness.js";
 
 const CHORDS = 200;
@@ -32,7 +34,7 @@ const MAX_KILLS = 10;
  */
 const HEADER_RETRY = { maxAttempts: 20 };
 
-describe("when header workers are SIGKILLed while 200 chords of 20 run", () => {
+describe("when header workers are SIGKILLed while chords run", () => {
   let h: SemHarness;
   let a: HarnessQueue;
   let b: HarnessQueue;
@@ -109,5 +111,47 @@ describe("when header workers are SIGKILLed while 200 chords of 20 run", () => {
     assert.deepEqual(phases.filter((p) => p !== "Succeeded"), [], "every header task's record is Succeeded");
     const bodyWorkers = h.workers.filter((w) => w.queue === b.name);
     assert.ok(bodyWorkers.length === 1 && bodyWorkers[0]!.alive(), "the body worker was never killed");
+  });
+
+  it("continues nested joins exactly once: a chord of (chord, group, chain ending in a group)", { timeout: 90_000 }, async (t) => {
+    const N = 60;
+    const t0 = Date.now();
+    const echo = (v?: string) => signature("sem.echo", v === undefined ? [] : [v], { sleepMs: Math.floor(Math.random() * 31) }, { retry: HEADER_RETRY });
+    const expected = (c: number) => [Array.from({ length: 5 }, (_, i) => `${c}.a${i}`), Array.from({ length: 5 }, (_, i) => `${c}.g${i}`), [`${c}.s`, `${c}.s`, `${c}.s`]];
+    const handles: CanvasHandle<unknown>[] = [];
+    let applied = false;
+    const applying = (async () => {
+      for (let c0 = 0; c0 < N; c0 += 5) {
+        const batch = await Promise.all(
+          Array.from({ length: 5 }, (_, k) => {
+            const c = c0 + k;
+            const [a5, g5] = expected(c);
+            const inner = [chord(a5!.map(echo), signature("sem.collect")), group(g5!.map(echo)), chain(echo(`${c}.s`), group(echo(), echo(), echo()))];
+            return h.client.apply(chord(inner, signature("sem.collect", [], {}, { queue: b.name })), { queue: a.name, taskId: `n${c}-${t0.toString(36)}` });
+          }),
+        );
+        handles.push(...batch);
+        await sleep(250);
+      }
+    })().finally(() => (applied = true));
+    const bodiesStarted = () => applied && handles.every((hd) => h.runs().some((r) => r.id === `${hd.id}-b` && r.event === "start"));
+    const kills = await killWorkersRandomly(h, a, { concurrency: 8, maxKills: MAX_KILLS, until: bodiesStarted, forMs: 60_000 });
+    await applying;
+    const results = await Promise.all(handles.map((hd) => hd.result({ timeoutMs: Math.max(1000, 80_000 - (Date.now() - t0)) })));
+    await queueDrained(h, a, 20_000);
+    await queueDrained(h, b, 20_000);
+    const by = byId(h.runs());
+    const lastBody = Math.max(...handles.map((hd) => by.get(`${hd.id}-b`)?.[0]?.at ?? 0));
+    const killsMid = kills.filter((k) => k.at < lastBody).length;
+    t.diagnostic(`${N} nested canvases resolved in ${Date.now() - t0} ms; ${kills.length} kills (${killsMid} before the last outer body started)`);
+    assert.ok(killsMid >= MIN_KILLS, `only ${killsMid} kills happened while the canvases ran: the test proves nothing`);
+    for (const [c, hd] of handles.entries()) {
+      assert.deepEqual(results[c], expected(c), `canvas ${c}'s result()`);
+      for (const body of [`${hd.id}-b`, `${hd.id}-0-b`]) {
+        const starts = (by.get(body) ?? []).filter((r) => r.event === "start");
+        assert.equal(starts.length, 1, `${body} ran ${starts.length} times`);
+      }
+      assert.deepEqual(by.get(`${hd.id}-b`)![0]!.data, expected(c), `canvas ${c}'s outer body got the nested results in order`);
+    }
   });
 });
