@@ -7,12 +7,14 @@
  * passed before the step could run ends it Expired and the rest Cancelled naming it. On
  * flow-controlled queues (their dispatcher driven directly, as test/flow/harness.ts does; the steps
  * published by the client and by the workers alike): priority on signatures lets a later canvas
- * overtake a low-priority backlog, and the queue's rate limit paces a canvas's steps.
+ * overtake a low-priority backlog, the queue's rate limit paces a canvas's steps, and a signature's
+ * concurrency key limits its steps like a task's. Also: an expired chord header task fails the chord
+ * (body Cancelled, no linkError: it did not fail); a step's timeoutSeconds aborts it.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { QueueSpec } from "../../../api/queue.js";
-import { chain, group, signature, TaskFailedError } from "../../../client/index.js";
+import { chain, chord, group, immutableSignature, signature, TaskFailedError } from "../../../client/index.js";
 import { waitFor } from "../../helpers/nats-server.js";
 import { byId, queueDrained, runsOf, startSemHarness, type HarnessQueue, type Run, type SemHarness } from "./harness.js";
 
@@ -71,6 +73,35 @@ describe("when canvas signatures carry timing options", () => {
     assert.equal(runsOf(runs, `${absolute.id}-0`, "done").length, 1);
     assert.equal(runsOf(runs, expired).length, 0, "the expired step never ran");
     assert.equal(runsOf(runs, `${absolute.id}-2`).length, 0, "the step after it never ran");
+  });
+  it("ends a chord whose header task expired before it could run: body Cancelled naming it, no linkError (it did not fail)", { timeout: 30_000 }, async () => {
+    // due 2 s after the publish, expired 1 s after it
+    const late = signature("sem.echo", ["late"], {}, { countdownSeconds: 2, expires: 1 });
+    const handle = await h.client.apply(chord([signature("sem.echo", ["ok"]), late], signature("sem.collect")).linkError(signature("sem.errback")), { queue: q.name });
+    const expired = `${handle.id}-1`;
+    await assert.rejects(handle.result({ timeoutMs: 20_000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Expired" && e.record.id === expired);
+    const body = await waitFor("the body Cancelled", async () => {
+      const st = await h.client.get(`${handle.id}-b`, { queue: q.name }).status();
+      return st?.phase === "Cancelled" ? st : undefined;
+    }, 10_000);
+    assert.deepEqual(body.canvas?.failedStep, { id: expired, task: "sem.echo" });
+    await queueDrained(h, q);
+    const runs = h.runs();
+    assert.equal(runsOf(runs, expired).length, 0, "the expired header task never ran");
+    assert.equal(runsOf(runs, `${handle.id}-b`).length, 0, "the body never ran");
+    assert.equal(runsOf(runs, `${handle.id}-e0`).length, 0, "linkError runs on a failure only");
+  });
+
+  it("applies a step's timeoutSeconds: the step is aborted after 1 s and fails, the rest Cancelled", { timeout: 30_000 }, async (t) => {
+    const handle = await h.client.apply(chain(signature("sem.echo", ["x"]), signature("sem.hang", [], {}, { timeoutSeconds: 1, retry: { maxAttempts: 1 } }), signature("sem.echo")), { queue: q.name });
+    const timed = `${handle.id}-1`;
+    await assert.rejects(handle.result({ timeoutMs: 20_000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Failed" && e.record.id === timed);
+    await waitFor("the last step Cancelled", async () => (await h.client.get(`${handle.id}-2`, { queue: q.name }).status())?.phase === "Cancelled", 10_000);
+    const runs = h.runs();
+    const ran = first(runs, timed, "abort").at - first(runs, timed, "start").at;
+    t.diagnostic(`the step was aborted ${ran} ms after it started`);
+    assert.ok(ran >= 900 && ran < 5000, `the step was aborted ${ran} ms after it started (timeout 1 s)`);
+    assert.equal(runsOf(runs, `${handle.id}-2`).length, 0, "the step after it never ran");
   });
 });
 
@@ -148,5 +179,47 @@ describe("when a canvas runs on a rate-limited queue", () => {
     // window of starts may hold a little more than rate + burst (test/flow/rate.test.ts allows none
     // over, with 500 tasks and no canvas hop); unlimited, all 40 start within one window
     assert.ok(worst <= RATE + 3, `a 1 s window held ${worst} starts (limit ${RATE}/s, burst 1)`);
+  });
+});
+
+describe("when canvas signatures carry concurrency keys", () => {
+  let h: SemHarness;
+  let q: HarnessQueue;
+  before(async () => {
+    h = await startSemHarness();
+    q = await h.queue({ ackWaitSeconds: 30, concurrency: 4, concurrencyKeys: { limit: 1 } }, "keys");
+    await Promise.all([h.startWorker(q, 4), h.startWorker(q, 4)]);
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  it("runs at most one step of a key at once, keys side by side", { timeout: 30_000 }, async (t) => {
+    const keyed = (k: string) => Array.from({ length: 5 }, () => immutableSignature("sem.echo", [k], { sleepMs: 100 }, { concurrencyKey: k }));
+    // the group is published by the worker that ran the first step
+    const handle = await h.client.apply(chain(signature("sem.echo", ["go"]), group(...keyed("a"), ...keyed("b"))), { queue: q.name });
+    assert.deepEqual(await handle.result({ timeoutMs: 25_000 }), [..."aaaaa", ..."bbbbb"]);
+    const by = byId(h.runs());
+    const events: Array<{ at: number; key: string; d: number }> = [];
+    for (let i = 0; i < 10; i++) {
+      const r = by.get(`${handle.id}-1-${i}`)!;
+      const key = i < 5 ? "a" : "b";
+      events.push({ at: r.find((x) => x.event === "start")!.at, key, d: 1 }, { at: r.find((x) => x.event === "done")!.at, key, d: -1 });
+    }
+    events.sort((x, y) => x.at - y.at || x.d - y.d);
+    const now = new Map<string, number>();
+    const peak = new Map<string, number>();
+    let all = 0;
+    let peakAll = 0;
+    for (const e of events) {
+      now.set(e.key, (now.get(e.key) ?? 0) + e.d);
+      peak.set(e.key, Math.max(peak.get(e.key) ?? 0, now.get(e.key)!));
+      all += e.d;
+      peakAll = Math.max(peakAll, all);
+    }
+    t.diagnostic(`peak running: key a ${peak.get("a")}, key b ${peak.get("b")}, both ${peakAll}`);
+    assert.equal(peak.get("a"), 1, "key a ran more than one step at once");
+    assert.equal(peak.get("b"), 1, "key b ran more than one step at once");
+    assert.equal(peakAll, 2, "the two keys did not run side by side");
   });
 });
