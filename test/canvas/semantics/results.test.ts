@@ -4,13 +4,15 @@
  * chain step returning 100 KiB – 600 KiB (MAX_ARGS_BYTES is 256 KiB: a message carrying it by value
  * could not be built) hands the next step the whole value; chord header results above the join
  * slot's value size reach the body whole; and a chord of 10,000 no-op header tasks (each returning
- * its index) gives its body the list 0..9999, in order, exactly once. From the per-execution log.
+ * its index) gives its body the list 0..9999, in order, exactly once. References are read from the
+ * queue of the task that made the result (steps and header tasks on another queue); an empty map
+ * gives [] on. From the per-execution log.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { MAX_ARGS_BYTES } from "../../../api/constants.js";
-import { chain, chord, signature } from "../../../client/index.js";
+import { chain, chord, map, signature } from "../../../client/index.js";
 import { queueDrained, byId, runsOf, startSemHarness, type HarnessQueue, type SemHarness } from "./harness.js";
 import { bigString } from "./tasks.js";
 
@@ -20,10 +22,12 @@ const digest = (s: string) => ({ type: "string", length: s.length, sha256: creat
 describe("when canvas steps pass results on", () => {
   let h: SemHarness;
   let q: HarnessQueue;
+  let other: HarnessQueue;
   before(async () => {
     h = await startSemHarness();
     q = await h.queue({ ackWaitSeconds: 30, concurrency: 256 }, "res");
-    await Promise.all([h.startWorker(q, 256), h.startWorker(q, 256)]);
+    other = await h.queue({ ackWaitSeconds: 30, concurrency: 8 }, "other");
+    await Promise.all([h.startWorker(q, 256), h.startWorker(q, 256), h.startWorker(other, 8)]);
   });
   after(async () => {
     await h?.close();
@@ -45,6 +49,25 @@ describe("when canvas steps pass results on", () => {
     const handle = await h.client.apply(chord(header, signature("sem.measure")), { queue: q.name });
     const want = sizes.map((n) => digest(bigString(n)));
     assert.deepEqual(await handle.result({ timeoutMs: 20_000 }), want);
+  });
+
+  it("reads a reference from the queue of the task that produced it", { timeout: 30_000 }, async () => {
+    const on = { queue: other.name };
+    // a chain step after a large result made on the other queue, and back
+    const there = await h.client.apply(chain(signature("sem.big", [], { bytes: 300 * KiB }, on), signature("sem.measure"), signature("sem.big", [], { bytes: 290 * KiB }), signature("sem.measure", [], {}, on)), { queue: q.name });
+    assert.deepEqual(await there.result({ timeoutMs: 20_000 }), digest(bigString(290 * KiB)));
+    assert.deepEqual(runsOf(h.runs(), `${there.id}-1`, "start")[0]?.data, digest(bigString(300 * KiB)));
+    // chord header results above the slot value size, made on the other queue (slot refs), body on it too
+    const sizes = [40 * KiB, 5, 300 * KiB];
+    const c = await h.client.apply(chord(sizes.map((bytes, i) => signature("sem.big", [], { bytes }, i === 1 ? {} : on)), signature("sem.measure", [], {}, on)), { queue: q.name });
+    assert.deepEqual(await c.result({ timeoutMs: 20_000 }), sizes.map((n) => digest(bigString(n))));
+  });
+
+  it("gives an empty map's chord body [] and a chain continues past an empty map", { timeout: 30_000 }, async () => {
+    const empty = await h.client.apply(chain(map(signature("sem.echo"), []), signature("sem.collect")), { queue: q.name });
+    assert.deepEqual(await empty.result({ timeoutMs: 15_000 }), []);
+    const past = await h.client.apply(chain(signature("sem.echo", ["x"]), map(signature("sem.echo"), []), signature("sem.collect")), { queue: q.name });
+    assert.deepEqual(await past.result({ timeoutMs: 15_000 }), []);
   });
 
   it("gives a 10,000-task chord's body all 10,000 results in order, once", { timeout: 60_000 }, async (t) => {
