@@ -42,6 +42,11 @@ describe("when a chord's two header tasks finish at the same instant on two work
       const [d0, d1] = ids.map((id) => runsOf(runs, id, "done")[0]!);
       assert.notEqual(d0!.pid, d1!.pid, `round ${round}: the header tasks ran on two processes`);
       skews.push(Math.abs(d0!.at - d1!.at));
+      if (round === 0) {
+        // status.canvas on every record: the canvas, the parent whose result it received, the step
+        const st = await Promise.all([...ids, `${handle.id}-b`].map((id) => h.client.get(id, { queue: q.name }).status()));
+        assert.deepEqual(st.map((x) => x?.canvas), [{ root: handle.id, step: 0 }, { root: handle.id, step: 1 }, { root: handle.id, parent: handle.id, step: 0 }]);
+      }
       bodies.push(`${handle.id}-b`);
     }
     await queueDrained(h, q);
