@@ -102,15 +102,27 @@ export interface SemHarness {
 
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "warn" });
 
-/** Starts nats-server, a client and an empty log; queues and workers are added by the test. */
+/**
+ * Starts nats-server, a client and an empty log; queues and workers are added by the test.
+ * @throws Error when the server does not start or cannot be connected to (what was started is stopped)
+ */
 export async function startSemHarness(): Promise<SemHarness> {
   const srv = await startNatsServer();
   const dir = mkdtempSync(join(tmpdir(), "celeriac-canvas-sem-"));
   const logFile = join(dir, "runs.log");
-  const nc = await natsConnect({ servers: srv.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  let nc: NatsConnection | undefined;
+  let client: CeleriacClient;
+  try {
+    nc = await natsConnect({ servers: srv.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    client = await connect({ servers: srv.url, createQueues: false });
+  } catch (err) {
+    await nc?.close().catch(() => undefined);
+    await srv.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const client = await connect({ servers: srv.url, createQueues: false });
   const queues: HarnessQueue[] = [];
   const workers: WorkerProcess[] = [];
 
