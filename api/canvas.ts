@@ -93,7 +93,7 @@ export interface StarmapNode extends CanvasCallbacks<CanvasNode> {
   task: TaskNode;
   items: unknown[][];
 }
-/** `items` (argument lists) split into tasks of `n`; each runs `task(...item)` for its items in turn; result: list of lists. */
+/** `items` (argument lists) split into tasks of `n`; each runs `task(...item, ...task.args)` for its items in turn; result: list of lists. */
 export interface ChunksNode extends CanvasCallbacks<CanvasNode> {
   kind: "chunks";
   task: TaskNode;
@@ -249,7 +249,8 @@ function checkOptions(o: unknown, path: string, fail: (p: string, m: string) => 
 /**
  * Freezes a checked canvas: assigns every node its id (module header), expands map/starmap/chunks
  * into groups of tasks (`map`: args `[item, ...task.args]`; `starmap`: `[...item, ...task.args]`;
- * `chunks`: FrozenTasks with `chunk: true` and args = their slice of items), and pushes composite
+ * `chunks`: FrozenTasks with `chunk: true` and args = their slice of items, each followed by
+ * `task.args`), and pushes composite
  * callbacks down to where they fire (a callback keeps its one id wherever it is copied, so it can
  * only ever run once):
  * - chain.link → its last step's link; chain.linkError → every step's linkError;
@@ -298,7 +299,9 @@ function freeze(node: CanvasNode, id: string): FrozenNode {
       const t = node.task;
       const members: FrozenNode[] = [];
       for (let i = 0, k = 0; i < node.items.length; i += node.n, k++) {
-        const f = freeze({ ...t, args: node.items.slice(i, i + node.n) }, `${id}-${k}`) as FrozenTask;
+        // as starmap: each item's call gets the signature's static args after the item's own
+        const calls = t.args && t.args.length > 0 ? node.items.slice(i, i + node.n).map((it) => [...it, ...(t.args ?? [])]) : node.items.slice(i, i + node.n);
+        const f = freeze({ ...t, args: calls }, `${id}-${k}`) as FrozenTask;
         members.push({ ...f, chunk: true });
       }
       out = { kind: "group", id, members };

@@ -537,8 +537,12 @@ export class CeleriacClient {
   /**
    * A handle on a canvas already applied, from its frozen tree (e.g. `(await getCanvasRecord(id)).tree`).
    * @param o the canvas's queue and namespace (default: the client's)
+   * @throws TypeError when `tree` is missing (a record whose tree was over 512 KiB keeps none)
    */
   canvas<R = unknown>(id: string, tree: FrozenNode, o: { queue?: string; namespace?: string } = {}): CanvasHandle<R> {
+    if (tree === undefined || tree === null || typeof tree !== "object") {
+      throw new TypeError(`canvas(${JSON.stringify(id)}): no frozen tree given; a canvas record keeps its tree only up to 512 KiB (getCanvasRecord(id).tree is then undefined): keep the handle client.apply returned, or its tree (handle.tree)`);
+    }
     const t = this.#target(o);
     return canvasHandle<R>({ id, queue: t.queue, namespace: t.namespace, tree, get: (taskId, queue) => this.#handle(taskId, { queue, namespace: t.namespace }) });
   }

@@ -123,6 +123,9 @@ describe("when a canvas is frozen", () => {
     assert.deepEqual(tasks(s).map((n) => n.kind === "task" && n.args), [[1, 2], [3, 4]]);
     const c = freezeCanvas({ kind: "chunks", task: t("add"), items: [[1, 1], [2, 2], [3, 3]], n: 2 }, "C");
     assert.deepEqual(tasks(c).map((n) => n.kind === "task" && [n.id, n.args, n.chunk]), [["C-0", [[1, 1], [2, 2]], true], ["C-1", [[3, 3]], true]]);
+    // a chunks signature's static args follow each item, as starmap's do
+    const cs = freezeCanvas({ kind: "chunks", task: t("echo", ["STATIC"]), items: [[1], [2], [3]], n: 2 }, "CS");
+    assert.deepEqual(tasks(cs).map((n) => n.kind === "task" && n.args), [[[1, "STATIC"], [2, "STATIC"]], [[3, "STATIC"]]]);
   });
 
   it("pushes a chain's link to its last step and its linkError to every step, keeping one id", () => {

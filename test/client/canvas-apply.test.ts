@@ -33,6 +33,7 @@ const hang = defineTask("test.hang", (_a, _k, ctx) => new Promise((resolve, reje
 }));
 
 /** Args each `test.record` call got (link / linkError callbacks). */
+const big = defineTask("test.big", ([n]: unknown[]) => "y".repeat(Number(n)));
 const recorded: unknown[][] = [];
 const record = defineTask("test.record", (args) => {
   recorded.push(args);
@@ -47,7 +48,7 @@ describe("when applying a canvas with client.apply", () => {
   before(async () => {
     srv = await startNatsServer();
     client = await connect({ servers: srv.url, queue, createQueues: true });
-    worker = new Worker({ nc: client.connection, tasks: [add, mul, tsum, boom, hang, record], queue, concurrency: 16, logger: pino({ level: "silent" }) });
+    worker = new Worker({ nc: client.connection, tasks: [add, mul, tsum, boom, hang, record, big], queue, concurrency: 16, logger: pino({ level: "silent" }) });
     await worker.start();
   });
   after(async () => {
@@ -190,6 +191,10 @@ describe("when applying a canvas with client.apply", () => {
     assert.ok(Date.now() - t0 < 5000, "not refused at once");
     assert.equal(await client.getCanvasRecord(taskId), undefined);
     assert.equal(await client.get(`${taskId}-0`).status(), undefined);
+    // a later step that grows too large (its parent's result by value on top of the rest of the
+    // chain) is recorded Failed by the worker, and the canvas fails instead of retrying forever
+    const grown = await client.apply(chain(signature("test.big", [126 * 1024]), signature("test.record", ["grown"]), ...Array.from({ length: 9 }, () => signature("test.record", ["z".repeat(100 * 1024)]))));
+    await assert.rejects(grown.result({ timeoutMs: 15_000 }), (e: unknown) => e instanceof TaskFailedError && e.record.id === `${grown.id}-1` && /max_payload/.test(e.message));
   });
 
   it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
