@@ -144,8 +144,9 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
     assert.ok(Date.now() - t0 <= 1500, `decided within one polling interval (${Date.now() - t0} ms)`);
     const q = (await eventually(async () => {
       const live = await get(name);
-      return live.status?.desiredReplicas === 3 ? live : undefined;
-    }, 3000, "desiredReplicas 3 in status"))!;
+      // a poll may land while the 25 are still being published (backlog 21-24 also gives 3 replicas)
+      return live.status?.desiredReplicas === 3 && live.status?.backlog === 25 ? live : undefined;
+    }, 3000, "desiredReplicas 3 and backlog 25 in status"))!;
     assert.equal(q.status?.backlog, 25);
     // A poll may land while the 25 are still being published (then an earlier "from 0 to 2" Event
     // comes first): the Event of the decision for the whole backlog is the one to check.
