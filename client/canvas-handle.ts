@@ -61,7 +61,7 @@ export interface CanvasHandleDeps {
   namespace: string;
   tree: FrozenNode;
   /** A TaskHandle of task `id` in `queue` (the client's `get`). */
-  get(id: string, queue: string): TaskHandle;
+  get(id: string, queue: string, task?: string): TaskHandle;
 }
 
 /** Most record reads or revocations in flight at once (children, revoke). */
@@ -135,13 +135,13 @@ export function canvasHandle<R = unknown>(d: CanvasHandleDeps): CanvasHandle<R> 
 
   const children = (): Promise<CanvasChild[]> =>
     mapLimited(steps, async (s) => {
-      const h = d.get(s.id, s.queue);
+      const h = d.get(s.id, s.queue, s.task);
       return { ...h, task: s.task, state: await h.status() };
     });
 
   const revoke = async (): Promise<void> => {
     await mapLimited(steps, async (s) => {
-      const h = d.get(s.id, s.queue);
+      const h = d.get(s.id, s.queue, s.task);
       const st = await h.status();
       if (!isTerminalPhase(st?.phase)) await h.revoke();
     });

@@ -544,7 +544,7 @@ export class CeleriacClient {
       throw new TypeError(`canvas(${JSON.stringify(id)}): no frozen tree given; a canvas record keeps its tree only up to 512 KiB (getCanvasRecord(id).tree is then undefined): keep the handle client.apply returned, or its tree (handle.tree)`);
     }
     const t = this.#target(o);
-    return canvasHandle<R>({ id, queue: t.queue, namespace: t.namespace, tree, get: (taskId, queue) => this.#handle(taskId, { queue, namespace: t.namespace }) });
+    return canvasHandle<R>({ id, queue: t.queue, namespace: t.namespace, tree, get: (taskId, queue, task) => this.#handle(taskId, { queue, namespace: t.namespace, ...(task ? { task } : {}) }) });
   }
 
   /**
@@ -563,7 +563,7 @@ export class CeleriacClient {
     return this.#handle<R>(id, this.#target(o));
   }
 
-  #handle<R>(id: string, t: { queue: string; namespace: string }): TaskHandle<R> {
+  #handle<R>(id: string, t: { queue: string; namespace: string; task?: string }): TaskHandle<R> {
     const record = async (): Promise<TaskRecordOrNone> => {
       const q = await this.#queue(t.namespace, t.queue);
       const e = await q.kv.get(id);
@@ -583,7 +583,7 @@ export class CeleriacClient {
       },
       revoke: async () => {
         const q = await this.#queue(t.namespace, t.queue);
-        await revokeTask(q.kv, t, id);
+        await revokeTask(q.kv, t, id, t.task);
       },
     };
   }

@@ -108,16 +108,17 @@ export async function publishTaskMessage(js: JetStreamClient, names: QueueNames,
  * started, records it Cancelled at once (compare-and-set, so a worker's concurrent write wins).
  * @param kv the queue's results bucket
  * @param t the task's queue and namespace (for a record that does not exist yet)
+ * @param task the task name, when known, for a record that does not exist yet (a canvas step not published yet)
  * @throws Error from the KV put of the marker
  */
-export async function revokeTask(kv: KV, t: { queue: string; namespace: string }, id: string): Promise<void> {
+export async function revokeTask(kv: KV, t: { queue: string; namespace: string }, id: string, task?: string): Promise<void> {
   const now = () => new Date().toISOString();
   await kv.put(`${REVOKED_PREFIX}${id}`, JSON.stringify({ id, revokedAt: now() }));
   const e = await kv.get(id);
   const cancelled = (base: TaskRecord | undefined): string =>
     JSON.stringify(
       taskRecord(
-        { id, task: base?.task ?? "", queue: t.queue, namespace: t.namespace, origin: base?.origin ?? { kind: "Client" } },
+        { id, task: base?.task ?? task ?? "", queue: t.queue, namespace: t.namespace, origin: base?.origin ?? { kind: "Client" } },
         { ...(base?.status ?? {}), phase: "Cancelled", completionTime: now(), error: { ...REVOKED_BEFORE_START } },
         now(),
       ),

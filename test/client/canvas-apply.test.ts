@@ -142,6 +142,8 @@ describe("when applying a canvas with client.apply", () => {
       15_000,
     );
     assert.equal(kids.length, 3);
+    // every record names its task, also those of steps revoked before they were published
+    assert.deepEqual(await Promise.all(kids.map(async (k) => (await k.record())?.task)), ["test.hang", "math.add", "math.mul"]);
     await assert.rejects(h.result({ timeoutMs: 5000 }), (e: unknown) => e instanceof TaskFailedError && e.phase === "Cancelled" && e.record.id === `${h.id}-0`);
   });
 
