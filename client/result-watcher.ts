@@ -16,6 +16,8 @@ const IDLE_STOP_MS = 5000;
 export const EXPECT_TTL_MS = 10 * 60_000;
 /** Most tasks expected at once per bucket; beyond, `expect` does nothing (waits read the record). */
 export const MAX_EXPECTED = 200_000;
+/** A record larger than this (bytes) is not kept for an expected task: its wait reads it. */
+export const MAX_KEPT_RECORD_BYTES = 16 * 1024;
 
 function decode(e: KvEntry | null): TaskRecord | undefined {
   if (!e || e.operation !== "PUT") return undefined;
@@ -54,8 +56,11 @@ export class ResultWatcher {
           const set = this.#waiters.get(e.key);
           if (!set) {
             if (this.#expected.get(e.key) === null) {
-              const rec = decode(e);
-              if (rec && isTerminalPhase(rec.status.phase)) this.#expected.set(e.key, rec);
+              if (e.length > MAX_KEPT_RECORD_BYTES) this.#expected.delete(e.key); // large: its wait reads it
+              else {
+                const rec = decode(e);
+                if (rec && isTerminalPhase(rec.status.phase)) this.#expected.set(e.key, rec);
+              }
             }
             continue;
           }
@@ -93,7 +98,8 @@ export class ResultWatcher {
    * Announces tasks about to be published (a canvas's steps): the watch is started (and awaited)
    * now, and their terminal records are kept as it sees them, so a later `wait` for one needs no
    * read of the bucket (10,000 reads took 1–3 s here). Kept EXPECT_TTL_MS at most; ignored when
-   * more than MAX_EXPECTED would be expected.
+   * more than MAX_EXPECTED would be expected; a record over MAX_KEPT_RECORD_BYTES is not kept (its
+   * wait reads it), so memory stays bounded by about MAX_EXPECTED × 16 KiB.
    * @param ids task ids, not yet published
    * @throws Error when the watch cannot be started
    */
