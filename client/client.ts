@@ -473,11 +473,13 @@ export class CeleriacClient {
       if (ids) ids.push(s.id);
       else byQueue.set(s.queue, [s.id]);
     }
-    // the result watches start before anything is published, so the handle's result() needs no read per step
-    await Promise.all([...byQueue].map(async ([name, ids]) => (await this.#queue(t.namespace, name)).watcher.expect(ids)));
+    const queues = await Promise.all([...byQueue].map(async ([name, ids]) => ({ ctx: await this.#queue(t.namespace, name), ids })));
     let created = false;
     try {
       created = await this.#writeCanvasRecord(q.kv, canvasRecord(frozen, id, t, new Date()));
+      // a new canvas: the result watches start before anything is published, so the handle's
+      // result() needs no read per step (a re-apply's steps may be finished already: they are read)
+      if (created) await Promise.all(queues.map(({ ctx, ids }) => ctx.watcher.expect(ids)));
       await this.#runtime(t.namespace).start(frozen, { root: id, home: t.queue, queue: t.queue });
     } catch (err) {
       if (err instanceof TypeError || err instanceof QueueNotFoundError) {

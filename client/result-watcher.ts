@@ -16,6 +16,8 @@ const IDLE_STOP_MS = 5000;
 export const EXPECT_TTL_MS = 10 * 60_000;
 /** Most tasks expected at once per bucket; beyond, `expect` does nothing (waits read the record). */
 export const MAX_EXPECTED = 200_000;
+/** A wait for an expected task not seen yet reads its record after this many ms all the same. */
+export const EXPECTED_READ_AFTER_MS = 3000;
 /** A record larger than this (bytes) is not kept for an expected task: its wait reads it. */
 export const MAX_KEPT_RECORD_BYTES = 16 * 1024;
 
@@ -148,11 +150,13 @@ export class ResultWatcher {
   wait(id: string, timeoutMs: number | undefined, onTimeout: () => Error): Promise<TaskRecord> {
     return new Promise<TaskRecord>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      let late: NodeJS.Timeout | undefined;
       let done = false;
       const finish = (fn: () => void) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        clearTimeout(late);
         this.#remove(id, w);
         fn();
       };
@@ -165,7 +169,23 @@ export class ResultWatcher {
         // announced before it was published, on the watch still running: it saw every write
         const seen = this.#expected.get(id);
         this.#expected.delete(id);
-        if (seen) w(seen);
+        if (seen) {
+          w(seen);
+          return;
+        }
+        // not seen yet: the watch brings it; a read after EXPECTED_READ_AFTER_MS still covers a
+        // record that was there before the announcement (an id that was taken already)
+        late = setTimeout(() => {
+          if (done) return;
+          this.#kv
+            .get(id)
+            .then((e) => {
+              const rec = decode(e);
+              if (rec && isTerminalPhase(rec.status.phase)) w(rec);
+            })
+            .catch(() => undefined);
+        }, EXPECTED_READ_AFTER_MS);
+        late.unref();
         return;
       }
       // watch first, then read the current value, so nothing written in between is missed

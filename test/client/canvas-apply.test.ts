@@ -156,6 +156,12 @@ describe("when applying a canvas with client.apply", () => {
     // a duplicate run (same two steps) would most likely have recorded by the time a later canvas of two steps finished
     assert.equal(await (await client.apply(chain(add.s([1, 1]), signature("test.record", ["later"])))).result({ timeoutMs: 15_000 }), 2);
     assert.equal(recorded.filter((r) => r[1] === "twice").length, 1);
+    // applied again once it finished (the recovery the docs advise): the result at once, nothing run again
+    const t0 = Date.now();
+    assert.equal(await (await client.apply(c(), { taskId })).result({ timeoutMs: 10_000 }), 2);
+    assert.ok(Date.now() - t0 < 2000, `a re-apply's result took ${Date.now() - t0} ms`);
+    assert.equal(await client.get(`${taskId}-0`).result({ timeoutMs: 2000 }), 21);
+    assert.equal(recorded.filter((r) => r[1] === "twice").length, 1);
     // another canvas under the same id would share its step ids (and results): refused, nothing published
     await assert.rejects(client.apply(group(add.s([5, 5]), add.s([6, 6]), add.s([7, 7])), { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "taskId" && /already used by another canvas/.test(e.message));
     assert.equal(await client.get(`${taskId}-2`).status(), undefined);

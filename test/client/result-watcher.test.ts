@@ -76,6 +76,19 @@ describe("when results are awaited through a ResultWatcher", () => {
     w.stop();
   });
 
+  it("still resolves an expected task whose record was there before it was announced (an id taken already), by a late read", async () => {
+    const c = counted(kv);
+    const w = new ResultWatcher(c.kv);
+    await kv.put("taken-1", JSON.stringify(rec("taken-1", "Succeeded")));
+    await w.expect(["taken-1"]);
+    const t0 = Date.now();
+    const r = await w.wait("taken-1", 10_000, () => new Error("timeout"));
+    assert.equal(r.status.phase, "Succeeded");
+    assert.ok(Date.now() - t0 >= 2000, "read before the watch had its chance");
+    assert.equal(c.gets(), 1);
+    w.stop();
+  });
+
   it("falls back to reading the record once the watch an id was announced on has stopped", async () => {
     const c = counted(kv);
     const w = new ResultWatcher(c.kv);
