@@ -12,7 +12,6 @@
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { QUEUE_NAME_PATTERN, TASK_NAME_PATTERN, TASK_ID_PATTERN } from "./naming.js";
-import { AnyJson } from "./schema-helpers.js";
 import { MAX_TIMEOUT_SECONDS, retryProblem, type RetryPolicySpec } from "./policies.js";
 import type { UniqueSpec } from "./flow.js";
 
@@ -331,18 +330,35 @@ function pushLinkError(n: FrozenNode, cb: FrozenNode): void {
  * Schema of the `canvas` field of a task message (envelope v1 extension; docs/protocol.md): where
  * the task sits in its canvas and what runs after it. Set on every task a canvas publishes.
  */
+/**
+ * A frozen node in a message or join record, checked at its top: `kind` one of the frozen kinds and
+ * its `id` (the rest is kept as is), so a hand-built continuation with a bad node is refused with the
+ * message (dead-lettered, reason InvalidMessage) instead of silently not continuing.
+ */
+const FrozenNodeRef = (description: string) =>
+  Type.Unsafe<FrozenNode>({
+    type: "object",
+    "x-kubernetes-preserve-unknown-fields": true,
+    required: ["kind", "id"],
+    properties: {
+      kind: { type: "string", enum: ["task", "chain", "group", "chord"], description: "Frozen node kind (map, starmap and chunks are expanded to groups when frozen)." },
+      id: { type: "string", minLength: 1, maxLength: 256, description: "The node's derived id." },
+    },
+    description,
+  });
+
 export const MessageCanvasSchema = Type.Object(
   {
     root: Type.String({ minLength: 1, maxLength: 256, description: "The canvas id." }),
     home: Type.String({ pattern: QUEUE_NAME_PATTERN, description: "Queue (same namespace) whose results bucket holds the canvas's join records." }),
     parent: Type.Optional(Type.String({ description: "Id of the task (or join) whose result this task received: the previous chain step, or the header's join." })),
     step: Type.Integer({ minimum: 0, description: "Index of this task in its parent composite (chain step or group member)." }),
-    then: Type.Optional(Type.Array(AnyJson(), { description: "FrozenNodes to run after this task succeeded, in order (the rest of its chain)." })),
+    then: Type.Optional(Type.Array(FrozenNodeRef("A FrozenNode."), { description: "FrozenNodes to run after this task succeeded, in order (the rest of its chain)." })),
     join: Type.Optional(
       Type.Object({ id: Type.String({ description: "Join id (the group's node id)." }), index: Type.Integer({ minimum: 0, description: "Slot index (the member's position in the group)." }) }, { description: "The join slot this branch fills once `then` is done." }),
     ),
-    link: Type.Optional(Type.Array(AnyJson(), { description: "FrozenNodes run after this task succeeded." })),
-    linkError: Type.Optional(Type.Array(AnyJson(), { description: "FrozenNodes run once after this task failed." })),
+    link: Type.Optional(Type.Array(FrozenNodeRef("A FrozenNode."), { description: "FrozenNodes run after this task succeeded." })),
+    linkError: Type.Optional(Type.Array(FrozenNodeRef("A FrozenNode."), { description: "FrozenNodes run once after this task failed." })),
     chunk: Type.Optional(Type.Boolean({ description: "True for a chunks task: args is a list of argument lists; the handler runs once per list; the result is the list of results." })),
     argsRef: Type.Optional(
       Type.Object(

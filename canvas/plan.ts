@@ -177,6 +177,32 @@ export function jsonBytes(v: unknown): number {
 }
 
 /**
+ * Every task node of a frozen tree once (by id), in tree order, callbacks included. Pure.
+ * @param frozen a frozen tree
+ */
+export function frozenTasks(frozen: FrozenNode): FrozenTask[] {
+  const out: FrozenTask[] = [];
+  const seen = new Set<string>();
+  const walk = (n: FrozenNode): void => {
+    if (n.kind === "task") {
+      if (!seen.has(n.id)) {
+        seen.add(n.id);
+        out.push(n);
+      }
+    } else if (n.kind === "chain") n.steps.forEach(walk);
+    else if (n.kind === "group") n.members.forEach(walk);
+    else {
+      n.header.forEach(walk);
+      walk(n.body);
+    }
+    for (const c of n.link ?? []) walk(c);
+    for (const c of n.linkError ?? []) walk(c);
+  };
+  walk(frozen);
+  return out;
+}
+
+/**
  * Every task of a frozen tree, in launch order (depth first: a chain's steps, a group's members,
  * a chord's header then body; each node's link then linkError callbacks after it), once per id
  * (callbacks pushed down to several places keep one id), with its queue.

@@ -12,12 +12,13 @@ import type { TaskMessage, TaskRecord } from "../api/message.js";
 import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js";
 import type { RetryPolicySpec } from "../api/policies.js";
 import type { QueueSpec } from "../api/queue.js";
-import { newTaskMessage, taskTimingFields } from "../api/task-message.js";
+import { InvalidTaskMessageError, newTaskMessage, taskTimingFields } from "../api/task-message.js";
 import type { TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import { claimUnique, confirmUnique } from "../nats/unique.js";
 import { isCanvas, type Canvas } from "../canvas/build.js";
 import { CanvasRuntime, canvasTaskIds } from "../canvas/runtime.js";
+import { frozenTasks } from "../canvas/plan.js";
 import { isTaskDefinition, type SignatureOf, type TaskDefinition, type TaskSignature } from "../worker/define-task.js";
 import { canvasHandle, type CanvasHandle } from "./canvas-handle.js";
 import { resolveEnqueueFlow, type DefinitionFlowDefaults } from "./enqueue-flow.js";
@@ -474,6 +475,7 @@ export class CeleriacClient {
       else byQueue.set(s.queue, [s.id]);
     }
     const queues = await Promise.all([...byQueue].map(async ([name, ids]) => ({ ctx: await this.#queue(t.namespace, name), ids })));
+    await this.#checkStepFlow(frozen, t);
     let created = false;
     try {
       created = await this.#writeCanvasRecord(q.kv, canvasRecord(frozen, id, t, new Date()));
@@ -490,6 +492,28 @@ export class CeleriacClient {
       throw new EnqueueError(`apply canvas ${id} on queue ${t.namespace}/${t.queue}: ${(err as Error).message}; applying again with taskId "${id}" is safe (deduplicated within the duplicate window)`, { cause: err });
     }
     return this.canvas<R>(id, frozen, t);
+  }
+
+  /**
+   * Checks every step's explicit `priority` / `concurrencyKey` against its Queue before anything
+   * runs: a later step its Queue cannot honour would otherwise fail only after the steps before it
+   * ran. (The first tasks are checked again when their messages are built.)
+   * @throws InvalidTaskMessageError "canvas step <id> (<task>): options.priority: …"
+   */
+  async #checkStepFlow(frozen: FrozenNode, t: { queue: string; namespace: string }): Promise<void> {
+    for (const ft of frozenTasks(frozen)) {
+      const o = ft.options;
+      if (!o || (o.priority === undefined && o.concurrencyKey === undefined)) continue;
+      const queue = o.queue ?? t.queue;
+      const flow = (await this.#queue(t.namespace, queue)).settings.flow();
+      const given = { ...(o.priority !== undefined ? { priority: o.priority } : {}), ...(o.concurrencyKey !== undefined ? { concurrencyKey: o.concurrencyKey } : {}) };
+      try {
+        resolveEnqueueFlow(queue, flow, given, ft.args ?? [], ft.kwargs ?? {});
+      } catch (err) {
+        // only what the step gave: a key read from args (concurrencyKeys.from) depends on the parent's result
+        if (err instanceof InvalidTaskMessageError && err.field in given) throw new InvalidTaskMessageError(err.field, `canvas step ${ft.id} (${ft.task}): options.${err.message}`);
+      }
+    }
   }
 
   /**

@@ -172,4 +172,10 @@ describe("when a task message carries a canvas field", () => {
     assert.equal(r.ok, false);
     assert.match(!r.ok ? r.reason : "", /canvas\.home/);
   });
+  it("refuses a continuation node of an unknown kind or without its id, naming the field", () => {
+    const bogus = parseTaskMessage(JSON.stringify({ ...base, canvas: { root: "R", home: "q", step: 0, then: [{ kind: "bogus", id: "R-1", task: "b" }] } }));
+    assert.match(!bogus.ok ? bogus.reason : "accepted", /canvas\.then\[0\]\.kind/);
+    const noId = parseTaskMessage(JSON.stringify({ ...base, canvas: { root: "R", home: "q", step: 0, linkError: [{ kind: "task", task: "b" }] } }));
+    assert.match(!noId.ok ? noId.reason : "accepted", /canvas\.linkError\[0\]\.id/);
+  });
 });

@@ -205,6 +205,16 @@ describe("when applying a canvas with client.apply", () => {
     await assert.rejects(grown.result({ timeoutMs: 15_000 }), (e: unknown) => e instanceof TaskFailedError && e.record.id === `${grown.id}-1` && /max_payload/.test(e.message));
   });
 
+  it("refuses at apply a later step whose priority its queue cannot honour, before any step runs", async () => {
+    const taskId = `prio-${Date.now()}`;
+    await assert.rejects(
+      client.apply(chain(signature("test.record", ["prio"]), mul.s([2]).set({ priority: 3 })), { taskId }),
+      (e: unknown) => e instanceof TypeError && new RegExp(`^canvas step ${taskId}-1 \\(math\\.mul\\): options\\.priority: .*has no spec\\.priorities`).test((e as Error).message),
+    );
+    assert.equal(await client.get(`${taskId}-0`).status(), undefined);
+    assert.equal(recorded.filter((r) => r[0] === "prio").length, 0);
+  });
+
   it("refuses a malformed canvas with InvalidCanvasError naming its path, publishing nothing", async () => {
     const taskId = `bad-${Date.now()}`;
     await assert.rejects(client.apply({ kind: "chain", steps: [{ kind: "task", task: "math.add" }, { kind: "task", task: "bad name" }] }, { taskId }), (e: unknown) => e instanceof InvalidCanvasError && e.path === "canvas.steps[1].task");
