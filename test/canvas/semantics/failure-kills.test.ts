@@ -23,10 +23,14 @@ const RETRY_MANY = { maxAttempts: 20 };
 describe("when workers are SIGKILLed while failing chords and chains run", () => {
   let h: SemHarness;
   let q: HarnessQueue;
+  let cb: HarnessQueue;
   before(async () => {
     h = await startSemHarness();
     q = await h.queue({ ackWaitSeconds: 2, concurrency: 8 }, "failk");
-    await Promise.all(Array.from({ length: 3 }, () => h.startWorker(q, 8)));
+    // the linkError callbacks run on a queue whose worker is never killed: a kill during a
+    // callback's own run would (rightly) run it again, which is not what is counted here
+    cb = await h.queue({ ackWaitSeconds: 30, concurrency: 16 }, "errback");
+    await Promise.all([...Array.from({ length: 3 }, () => h.startWorker(q, 8)), h.startWorker(cb, 16)]);
   });
   after(async () => {
     await h?.close();
@@ -46,10 +50,10 @@ describe("when workers are SIGKILLed while failing chords and chains run", () =>
             const c = c0 + k;
             const at = Math.floor(Math.random() * HEADER);
             const header = Array.from({ length: HEADER }, (_, i) => (i === at ? boom(`chord ${c}`) : echo()));
-            const ch = await h.client.apply(chord(header, signature("sem.collect")).linkError(signature("sem.errback", [`chord ${c}`])), { queue: q.name });
+            const ch = await h.client.apply(chord(header, signature("sem.collect")).linkError(signature("sem.errback", [`chord ${c}`], {}, { queue: cb.name })), { queue: q.name });
             chords.push({ handle: ch, failed: `${ch.id}-${at}`, label: `chord ${c}` });
             const steps = [echo(), echo(), boom(`chain ${c}`), echo(), echo()];
-            const cn = await h.client.apply(chain(...steps).linkError(signature("sem.errback", [`chain ${c}`])), { queue: q.name });
+            const cn = await h.client.apply(chain(...steps).linkError(signature("sem.errback", [`chain ${c}`], {}, { queue: cb.name })), { queue: q.name });
             chains.push({ handle: cn, failed: `${cn.id}-2`, label: `chain ${c}` });
           }),
         );
@@ -74,6 +78,7 @@ describe("when workers are SIGKILLed while failing chords and chains run", () =>
     const cancelled = [...chords.map((x) => `${x.handle.id}-b`), ...chains.flatMap((x) => [`${x.handle.id}-3`, `${x.handle.id}-4`])];
     const status = (id: string) => h.client.get(id, { queue: q.name }).status();
     await queueDrained(h, q, Math.max(1000, 85_000 - (Date.now() - t0)));
+    await queueDrained(h, cb, Math.max(1000, 86_000 - (Date.now() - t0)));
     const runs = h.runs();
     const by = byId(runs);
     const lastFail = Math.max(...failedIds().flatMap((id) => (by.get(id) ?? []).map((r) => r.at)));
