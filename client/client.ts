@@ -474,7 +474,20 @@ export class CeleriacClient {
       if (ids) ids.push(s.id);
       else byQueue.set(s.queue, [s.id]);
     }
-    const queues = await Promise.all([...byQueue].map(async ([name, ids]) => ({ ctx: await this.#queue(t.namespace, name), ids })));
+    const queues = await Promise.all(
+      [...byQueue].map(async ([name, ids]) => {
+        try {
+          return { ctx: await this.#queue(t.namespace, name), ids };
+        } catch (err) {
+          // which step asked for it: in a 100-step canvas the queue's name alone does not say
+          if (err instanceof QueueNotFoundError && name !== t.queue) {
+            const first = steps.find((s) => s.queue === name)!;
+            err.message = `canvas step ${first.id} (${first.task}): options.queue: ${err.message}`;
+          }
+          throw err;
+        }
+      }),
+    );
     await this.#checkStepFlow(frozen, t);
     let created = false;
     try {

@@ -235,7 +235,11 @@ async function enqueueCanvas(task: string | undefined, f: EnqueueFlags): Promise
   const timeout = seconds("--timeout", f.timeout);
   const { client, TaskFailedError } = await connectFor(f, queue);
   try {
-    const h = await client.apply(node, f.taskId ? { taskId: f.taskId } : {});
+    const h = await client.apply(node, f.taskId ? { taskId: f.taskId } : {}).catch((err: unknown) => {
+      // the flag's name, not the client option's
+      if (err instanceof InvalidCanvasError && err.path === "taskId") throw new InvalidCanvasError("--task-id", err.message.replace(/^taskId: /, "--task-id: ").replace("give a new taskId", "give a new --task-id"));
+      throw err;
+    });
     if (!f.wait) {
       console.log(h.id);
       return;

@@ -126,6 +126,10 @@ describe("when celeriac enqueue --canvas runs against a worker", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), id);
     assert.deepEqual(await client.canvas(id, (await client.getCanvasRecord(id))!.tree!).result({ timeoutMs: 20_000 }), [16, 3]);
+    // another canvas under the same id: refused, naming the flag
+    const again = await celeriac(["enqueue", "--canvas", JSON.stringify(CHAIN), "--task-id", id, ...flags()]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`--task-id: canvas id "${id}" is already used by another canvas .*give a new --task-id`));
   });
 
   it("exits 1 with the failing step's error when a step failed", async () => {
@@ -133,6 +137,14 @@ describe("when celeriac enqueue --canvas runs against a worker", () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /-0 \(math\.boom\) failed: UnrecoverableError: boom/);
     assert.match(r.stderr, /-0\s+math\.boom\s+Failed\s/);
+  });
+
+  it("exits 1 naming the step whose queue does not exist, publishing nothing", async () => {
+    const id = `nq-${Date.now()}`;
+    const r = await celeriac(["enqueue", "--canvas", JSON.stringify({ kind: "chain", steps: [{ kind: "task", task: "math.add", args: [1, 1] }, { kind: "task", task: "math.mul", args: [2], options: { queue: "nosuchq" } }] }), "--task-id", id, ...flags()]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`canvas step ${id}-1 \\(math\\.mul\\): options\\.queue: queue "nosuchq" does not exist in namespace "default"; existing queues: .*${queue}`));
+    assert.equal(await client.get(`${id}-0`).status(), undefined);
   });
 
   it("exits 1 naming the path of a malformed node, and refuses task flags with --canvas", async () => {
