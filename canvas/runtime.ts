@@ -192,35 +192,14 @@ class JoinBits {
   }
 
   async #cas(kv: KV, id: string, indices: number[]): Promise<{ record: JoinRecord; complete: boolean }> {
-    let cur = this.cached(kv, id);
-    let fresh = false;
-    if (!cur) {
-      cur = await this.read(kv, id);
-      fresh = true;
-    }
-    for (;;) {
-      if (!cur) throw new JoinMissingError(`join ${id} is missing from its home results bucket`);
-      const { record, added, complete } = setJoinBits(cur.record, indices);
-      if (added === 0) {
-        // all already set (a replay): confirm with a fresh read, the cache may predate another writer
-        if (!fresh) {
-          cur = await this.read(kv, id);
-          fresh = true;
-          continue;
-        }
-        return { record: cur.record, complete: false };
-      }
-      try {
-        this.ops++;
-        const revision = await kv.update(joinKey(id), JSON.stringify(record), cur.revision);
-        this.remember(kv, id, { record, revision });
-        return { record, complete };
-      } catch (err) {
-        if (!isConflict(err)) throw err;
-        cur = await this.read(kv, id);
-        fresh = true;
-      }
-    }
+    let complete = false;
+    const r = await this.mutate(kv, id, (cur) => {
+      const next = setJoinBits(cur, indices);
+      complete = next.complete;
+      return next.added === 0 ? undefined : next.record; // all already set: a replay
+    });
+    if (!r.record) throw new JoinMissingError(`join ${id} is missing from its home results bucket`);
+    return { record: r.record, complete: r.wrote && complete };
   }
 
   /**
@@ -228,12 +207,17 @@ class JoinBits {
    * @returns the record as stored after the call (undefined when missing), and whether `f` wrote
    */
   async mutate(kv: KV, id: string, f: (r: JoinRecord) => JoinRecord | undefined): Promise<{ record: JoinRecord | undefined; wrote: boolean }> {
-    let cur = this.cached(kv, id) ?? (await this.read(kv, id));
+    let cur = this.cached(kv, id);
     let fresh = false;
+    if (!cur) {
+      cur = await this.read(kv, id);
+      fresh = true;
+    }
     for (;;) {
       if (!cur) return { record: undefined, wrote: false };
       const next = f(cur.record);
       if (!next) {
+        // nothing to write: confirm with a fresh read, the cache may predate another writer
         if (!fresh) {
           cur = await this.read(kv, id);
           fresh = true;
