@@ -520,6 +520,11 @@ export class CanvasRuntime {
       now,
     );
     const out = { ...msg, canvas: pm.canvas };
+    // only the nodes a message carries (the rest of a chain, callbacks) can make it grow past the
+    // limit: args are at most MAX_ARGS_BYTES (checked by newTaskMessage), so a message without
+    // nodes is not encoded an extra time here (a 10,000-member group's are not)
+    const c = pm.canvas;
+    if ((c.then?.length ?? 0) + (c.link?.length ?? 0) + (c.linkError?.length ?? 0) === 0) return out;
     const max = this.#d.maxPayload?.() ?? 1024 * 1024;
     const bytes = Buffer.byteLength(JSON.stringify(out));
     if (bytes > max) {
