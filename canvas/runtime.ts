@@ -476,8 +476,8 @@ export class CanvasRuntime {
 
   /** Records step `pm` Failed with error `type` (InvalidTaskMessage, or UniqueKeyHeld for a held Reject key) and runs its failure path (linkError, cancels, join). */
   async #invalidStep(pm: PlannedMessage, err: InvalidTaskMessageError, replay: boolean, type = "InvalidTaskMessage"): Promise<void> {
-    const named = err.message.startsWith(`${err.field}:`) || err.message.startsWith(`${err.field} `);
-    const error = { type, message: type === "InvalidTaskMessage" && !named ? `${err.field}: ${err.message}` : err.message };
+    // InvalidTaskMessageError messages begin with their field already ("priority: …", "args and kwargs hold …")
+    const error = { type, message: err.message };
     this.#d.log?.warn({ taskId: pm.id, canvas: pm.canvas.root, field: err.field, err }, "Canvas step has invalid options; recorded Failed");
     const now = this.#now();
     const rec = taskRecord({ id: pm.id, task: pm.task, queue: pm.queue, namespace: this.#d.namespace, origin: { kind: "Client" }, canvas: pm.canvas }, { phase: "Failed", attempts: 0, completionTime: now.toISOString(), error }, now);
