@@ -29,6 +29,7 @@ import { releaseUnique } from "../nats/unique.js";
 import { TimeoutError } from "./errors.js";
 import type { QueueMetrics } from "./metrics.js";
 import { backoffDelay, STATUS_WRITE_BACKOFF, type Outcome } from "./outcome.js";
+import type { ResolvedRetryPolicy } from "../api/policies.js";
 import type { StatusSink } from "./status-sink.js";
 import type { DeliveryTrace, TracedRecord } from "./attribution.js";
 
@@ -135,20 +136,17 @@ export interface SettlerOptions {
   /**
    * Continues a canvas after a canvas task's final record (CanvasRuntime.afterFinal): called after
    * the record is stored and the unique lock released, before the ack; when it throws, the message
-   * is naked (`canvasRetryDelayMs`) instead, and its redelivery (a replay) calls it again.
+   * is naked (CANVAS_CONTINUE_BACKOFF) instead, and its redelivery (a replay) calls it again.
    */
   readonly afterFinal?: (msg: TaskMessage, record: TaskRecord, o: { replay: boolean }) => Promise<void>;
 }
 
 /**
- * Nak delay of a canvas task whose continuation (`afterFinal`) failed, ms: its replay continues it.
- * 1 s doubling per delivery to 60 s, never giving up (a canvas is not dropped for a passing outage
- * or a permission fixed later). Pure.
- * @param deliveryCount the JetStream delivery count of the message, 1-based
+ * Nak backoff of a canvas task whose continuation (`afterFinal`) failed, by delivery count
+ * (`backoffDelay`): its replay continues it. 1 s doubling to 60 s, never giving up (a canvas is not
+ * dropped for a passing outage or a permission fixed later).
  */
-export function canvasRetryDelayMs(deliveryCount: number): number {
-  return Math.min(60_000, 1000 * 2 ** Math.min(6, Math.max(0, deliveryCount - 1)));
-}
+export const CANVAS_CONTINUE_BACKOFF: Pick<ResolvedRetryPolicy, "backoff"> = Object.freeze({ backoff: Object.freeze({ initialSeconds: 1, factor: 2, maxSeconds: 60, jitter: false }) });
 
 /** Records outcomes and settles task messages; see the module header. */
 export class Settler {
@@ -220,7 +218,7 @@ export class Settler {
     const final = o?.action !== "retry" && o?.action !== "wait";
     if (s.unique && final) await this.#release("replay" in s ? s.replay.id : s.identity?.id, s.unique);
     const continued = final && record && s.message?.canvas ? await this.#continueCanvas(s.message, record, "replay" in s) : true;
-    if (!continued) m.nak(canvasRetryDelayMs(m.info?.deliveryCount ?? 1));
+    if (!continued) m.nak(backoffDelay(m.info?.deliveryCount ?? 1, CANVAS_CONTINUE_BACKOFF));
     else if (o?.action === "retry" || o?.action === "wait") m.nak(o.delayMs);
     else if (o?.action === "deadLetter") m.term();
     else m.ack(); // succeed, cancel, expire, or a replay
