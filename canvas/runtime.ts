@@ -30,6 +30,7 @@ import type { QueueSpec } from "../api/queue.js";
 import type { TaskError } from "../api/task.js";
 import { InvalidTaskMessageError, newTaskMessage, taskTimingFields } from "../api/task-message.js";
 import { resolveEnqueueFlow } from "../client/enqueue-flow.js";
+import { eachLimited } from "../api/limited.js";
 import { kvPut } from "../nats/kv-put.js";
 import { publishTaskMessage } from "../nats/task-publish.js";
 import { claimUnique, confirmUnique } from "../nats/unique.js";
@@ -88,18 +89,6 @@ const SETTINGS_TTL_MS = 30_000;
 /** True for JetStream's compare-and-set failure (wrong last subject sequence). */
 function isConflict(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
-}
-
-/** Runs `f` over `items`, at most `n` at once. */
-async function eachLimited<T>(items: readonly T[], n: number, f: (t: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const run = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await f(items[i] as T, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, run));
 }
 
 interface Versioned {

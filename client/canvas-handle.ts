@@ -5,6 +5,7 @@
  */
 import type { FrozenNode, FrozenTask } from "../api/canvas.js";
 import { isTerminalPhase } from "../api/constants.js";
+import { eachLimited, mapLimited } from "../api/limited.js";
 import type { TaskStatus } from "../api/task.js";
 import { canvasTaskIds } from "../canvas/runtime.js";
 import type { TaskHandle } from "./client.js";
@@ -67,20 +68,6 @@ export interface CanvasHandleDeps {
 /** Most record reads or revocations in flight at once (children, revoke). */
 const PARALLEL = 256;
 
-/** Runs `f` over `items` with at most PARALLEL in flight; results in order. */
-async function mapLimited<T, U>(items: readonly T[], f: (t: T) => Promise<U>): Promise<U[]> {
-  const out = new Array<U>(items.length);
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await f(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, lane));
-  return out;
-}
-
 /**
  * Makes the handle of a launched (or already running) canvas.
  * @param d the canvas id, queue, namespace, frozen tree and the client's `get`
@@ -134,13 +121,13 @@ export function canvasHandle<R = unknown>(d: CanvasHandleDeps): CanvasHandle<R> 
   };
 
   const children = (): Promise<CanvasChild[]> =>
-    mapLimited(steps, async (s) => {
+    mapLimited(steps, PARALLEL, async (s) => {
       const h = d.get(s.id, s.queue, s.task);
       return { ...h, task: s.task, state: await h.status() };
     });
 
   const revoke = async (): Promise<void> => {
-    await mapLimited(steps, async (s) => {
+    await eachLimited(steps, PARALLEL, async (s) => {
       const h = d.get(s.id, s.queue, s.task);
       const st = await h.status();
       if (!isTerminalPhase(st?.phase)) await h.revoke();

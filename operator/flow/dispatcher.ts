@@ -38,6 +38,7 @@ import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from "@nats-io/kv";
 import { headers as natsHeaders, type MsgHdrs, type QueuedIterator } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { isTerminalPhase } from "../../api/constants.js";
+import { eachLimited } from "../../api/limited.js";
 import { DEFAULT_ACK_WAIT_SECONDS } from "../../api/defaults.js";
 import { heldNames, parseRate, parseTaskDefaults, TASK_DEFAULTS_KEY_PREFIX, type QueueFlowStatus, type Waiting } from "../../api/flow.js";
 import { HEADERS, taskRecord, type TaskIdentity, type TaskRecord } from "../../api/message.js";
@@ -131,14 +132,6 @@ export function bodyFacts(data: Uint8Array): BodyFacts | undefined {
 /** The most tasks the work stream may hold undelivered: max(16, 2 × spec.concurrency). Pure. */
 export function readyTarget(spec: Pick<QueueSpec, "concurrency">): number {
   return Math.max(16, 2 * (spec.concurrency ?? 4));
-}
-
-/** Runs `fn` over `items` with at most `limit` at once. */
-async function pool<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
 }
 
 /** One flow-controlled Queue's dispatcher. `start()`, then `update(spec)` on spec changes, `stop()` at the end. */
@@ -616,7 +609,7 @@ export class Dispatcher {
       if (this.#waitingWritten.get(w.id) !== w.waiting.reason) this.#waitingQueue.push(w);
     }
     const todo = this.#waitingQueue.splice(0, WAITING_PER_TICK);
-    await pool(todo, 32, async (w) => {
+    await eachLimited(todo, 32, async (w) => {
       if (this.#stopped || !this.#held.has(w.id)) return;
       await this.#writeWaiting(w.id, w.ref, w.waiting);
       this.#waitingWritten.set(w.id, w.waiting.reason);
@@ -647,7 +640,7 @@ export class Dispatcher {
   /** Slots whose record has not turned terminal within the ack wait: read the record (lost watch events, restarts). */
   async #recheck(): Promise<void> {
     const ids = this.#state!.unfinishedOlderThan(this.#now(), this.#ackWaitMs()).slice(0, RECHECKS_PER_TICK);
-    await pool(ids, 32, async (id) => {
+    await eachLimited(ids, 32, async (id) => {
       try {
         const e = await this.#kv!.get(id);
         if (e && e.operation === "PUT" && isTerminalPhase(e.json<TaskRecord>().status?.phase)) this.#finish(id);
