@@ -359,6 +359,12 @@ export const MessageCanvasSchema = Type.Object(
     ),
     link: Type.Optional(Type.Array(FrozenNodeRef("A FrozenNode."), { description: "FrozenNodes run after this task succeeded." })),
     linkError: Type.Optional(Type.Array(FrozenNodeRef("A FrozenNode."), { description: "FrozenNodes run once after this task failed." })),
+    workflow: Type.Optional(
+      Type.Object(
+        { name: Type.String({ description: "The Workflow's name." }), uid: Type.String({ minLength: 1, maxLength: 64, description: "The Workflow's metadata.uid (the prefix of its task ids)." }) },
+        { description: "Set on a step task of a Workflow resource: when it ends, the worker writes the step-end notice `wf.<uid>.<task id>` (api/workflow.ts) to its queue's results bucket." },
+      ),
+    ),
     chunk: Type.Optional(Type.Boolean({ description: "True for a chunks task: args is a list of argument lists; the handler runs once per list; the result is the list of results." })),
     argsRef: Type.Optional(
       Type.Object(

@@ -16,6 +16,7 @@ export const RESOURCES = {
   Queue: { kind: "Queue", plural: "queues", singular: "queue", listKind: "QueueList", shortNames: ["cq"] },
   Task: { kind: "Task", plural: "tasks", singular: "task", listKind: "TaskList", shortNames: ["ct"] },
   Schedule: { kind: "Schedule", plural: "schedules", singular: "schedule", listKind: "ScheduleList", shortNames: ["csch"] },
+  Workflow: { kind: "Workflow", plural: "workflows", singular: "workflow", listKind: "WorkflowList", shortNames: ["cwf"] },
 } as const;
 
 /** `kubectl get celeriac` lists every resource in this category. */
@@ -25,7 +26,7 @@ export const CATEGORY = "celeriac";
 export const LABELS = {
   /** On worker Deployments and Pods: the Queue name. */
   queue: "celeriac.io/queue",
-  /** On Tasks created by a Schedule: the Schedule name. */
+  /** On Tasks and Workflows created by a Schedule: the Schedule name. */
   schedule: "celeriac.io/schedule",
   /** Standard app labels on everything the operator renders. */
   managedBy: "app.kubernetes.io/managed-by",
@@ -41,6 +42,12 @@ export const MANAGED_BY = "celeriac-operator";
 export const ANNOTATIONS = {
   /** On Tasks created by a Schedule: the nominal run time (RFC 3339). */
   scheduledAt: "celeriac.io/scheduled-at",
+  /**
+   * On a Workflow: set it (to any new value; `celeriac workflow retry` writes the time) to re-run a
+   * Failed or Cancelled Workflow from its failed steps: the failed and never-run steps run again
+   * (new task ids, `_g<n>`), the succeeded ones keep their results (Argo's `retry`).
+   */
+  retry: "celeriac.io/retry",
   /** ReplicaSet victim selection hint, kept equal to a worker's in-flight count (Kubernetes docs: pod-deletion-cost). */
   podDeletionCost: "controller.kubernetes.io/pod-deletion-cost",
 } as const;
@@ -51,6 +58,8 @@ export const FINALIZERS = {
   queue: "celeriac.io/queue-cleanup",
   /** On Tasks: the operator revokes the task in NATS before the Task disappears. */
   task: "celeriac.io/task-revoke",
+  /** On Workflows: the operator revokes the unfinished steps' tasks before the Workflow disappears. */
+  workflow: "celeriac.io/workflow-revoke",
 } as const;
 
 /** Server-side field managers, distinct per writer so ownership shows in managedFields. */
@@ -65,6 +74,7 @@ export const CONDITION_TYPES = {
   Queue: { Ready: "Ready", StreamReady: "StreamReady", WorkersReady: "WorkersReady" },
   Task: { Accepted: "Accepted", Running: "Running", Succeeded: "Succeeded", Failed: "Failed" },
   Schedule: { Ready: "Ready" },
+  Workflow: { Succeeded: "Succeeded", Failed: "Failed" },
 } as const;
 
 /** Condition reasons (CamelCase, as Kubernetes requires). */
@@ -104,6 +114,17 @@ export const REASONS = {
   Failed: "Failed",
   DeadLettered: "DeadLettered",
   Cancelled: "Cancelled",
+  // Workflow (conditions and Events)
+  /** Workflow Event: its first steps were published. */
+  WorkflowStarted: "WorkflowStarted",
+  /** Workflow Event (Warning): a step failed after its retries (the message names it). */
+  StepFailed: "StepFailed",
+  /** Workflow condition Succeeded=True and Event. */
+  Succeeded: "Succeeded",
+  /** Workflow condition: not finished yet (Succeeded and Failed are False with this reason). */
+  Running: "Running",
+  /** Workflow Event: retry-from-failed re-ran the failed and never-run steps. */
+  RetryStarted: "RetryStarted",
   /** Task Accepted=False: the operator cannot publish to NATS now; it retries with back-off. */
   NatsUnavailable: "NatsUnavailable",
   /** Task condition and Warning Event: the Task's Queue was deleted while the Task waited in it. */

@@ -1,5 +1,5 @@
 /**
- * Builds the three CustomResourceDefinitions from the TypeBox schemas in this folder — the schemas
+ * Builds the four CustomResourceDefinitions from the TypeBox schemas in this folder — the schemas
  * are the one owner of the API; `crds/*.yaml` and `docs/api.md` are generated from them by
  * `npm run generate` (scripts/generate.ts), and `npm test` fails when the generated files are stale.
  */
@@ -7,6 +7,7 @@ import { API_VERSION, CATEGORY, GROUP, RESOURCES, VERSION } from "./constants.js
 import { QUEUE_PRINTER_COLUMNS, QueueSpecSchema, QueueStatusSchema } from "./queue.js";
 import { SCHEDULE_PRINTER_COLUMNS, ScheduleSpecSchema, ScheduleStatusSchema } from "./schedule.js";
 import { TASK_PRINTER_COLUMNS, TaskSpecSchema, TaskStatusSchema } from "./task.js";
+import { WORKFLOW_PRINTER_COLUMNS, WorkflowSpecSchema, WorkflowStatusSchema } from "./workflow.js";
 import type { JSONSchemaProps } from "./validation.js";
 
 /** A printer column of a CRD version (`additionalPrinterColumns` item). */
@@ -122,16 +123,26 @@ export const SCHEDULE_CRD = crd(
   SCHEDULE_PRINTER_COLUMNS,
 );
 
+/** The Workflow CRD (`workflows.celeriac.io`). */
+export const WORKFLOW_CRD = crd(
+  RESOURCES.Workflow,
+  "Workflow is a DAG of tasks: steps with dependencies (dependsOn), fan-outs (forEach) and hooks (onFailure, onExit), run by the Queues' workers with no pod per step. Each step's result is passed to its dependents by name; status shows every step's phase and counts, and the final result.",
+  WorkflowSpecSchema,
+  WorkflowStatusSchema,
+  WORKFLOW_PRINTER_COLUMNS,
+);
+
 /** Every CRD, in install order, with the file name `crds/` stores it under. */
 export const ALL_CRDS: ReadonlyArray<{ file: string; crd: CustomResourceDefinition }> = [
   { file: "celeriac.io_queues.yaml", crd: QUEUE_CRD },
   { file: "celeriac.io_tasks.yaml", crd: TASK_CRD },
   { file: "celeriac.io_schedules.yaml", crd: SCHEDULE_CRD },
+  { file: "celeriac.io_workflows.yaml", crd: WORKFLOW_CRD },
 ];
 
 /**
  * The openAPIV3Schema for a Celeriac kind.
- * @param kind Queue, Task or Schedule
+ * @param kind Queue, Task, Schedule or Workflow
  * @throws Error for any other kind
  */
 export function schemaForKind(kind: string): JSONSchemaProps {

@@ -28,7 +28,7 @@ export const CELERIAC_KINDS: readonly string[] = ALL_CRDS.map((c) => c.crd.spec.
 
 /**
  * Checks one manifest object.
- * @param obj a parsed manifest with apiVersion `celeriac.io/v1alpha1` and kind Queue, Task or Schedule
+ * @param obj a parsed manifest with apiVersion `celeriac.io/v1alpha1` and kind Queue, Task, Schedule or Workflow
  * @throws Error naming the field when apiVersion or kind is not a Celeriac one
  */
 export function checkManifest(obj: Record<string, unknown>): ManifestCheck {

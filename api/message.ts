@@ -104,7 +104,7 @@ export const TaskMessageSchema = Type.Object(
     namespace: Type.String({ pattern: QUEUE_NAME_PATTERN, description: "Kubernetes namespace of the queue." }),
     origin: Type.Object(
       {
-        kind: StringEnum(["Task", "Client"] as const, { description: "Task: published by the operator for a Task resource; Client: by celeriac/client or `celeriac enqueue`." }),
+        kind: StringEnum(["Task", "Client", "Workflow"] as const, { description: "Task: published by the operator for a Task resource; Client: by celeriac/client or `celeriac enqueue`; Workflow: by the operator for a step of a Workflow resource (the operator writes its status)." }),
         namespace: Type.Optional(Type.String()),
         name: Type.Optional(Type.String()),
         uid: Type.Optional(Type.String()),

@@ -1,8 +1,8 @@
 /**
  * The Celeriac custom resources as whole objects — `{apiVersion, kind, metadata, spec, status?}` —
- * typed once, from the schemas in `queue.ts`, `task.ts` and `schedule.ts` (kubebuilder's
+ * typed once, from the schemas in `queue.ts`, `task.ts`, `schedule.ts` and `workflow.ts` (kubebuilder's
  * `api/v1/*_types.go`). Operator, worker, client, CLI and tests use these types; nobody declares
- * a local shape of a Queue, Task or Schedule.
+ * a local shape of a Queue, Task, Schedule or Workflow.
  *
  * Also the resource types (group, version, plural, kind) of each kind, declared once.
  */
@@ -10,6 +10,7 @@ import { GROUP, RESOURCES, VERSION } from "./constants.js";
 import type { QueueSpec, QueueStatus } from "./queue.js";
 import type { ScheduleSpec, ScheduleStatus } from "./schedule.js";
 import type { TaskSpec, TaskStatus } from "./task.js";
+import type { WorkflowSpec, WorkflowStatus } from "./workflow.js";
 
 /** `metav1.OwnerReference`. */
 export type OwnerReference = {
@@ -57,6 +58,8 @@ export type Queue = CeleriacObject<"Queue", QueueSpec, QueueStatus>;
 export type Task = CeleriacObject<"Task", TaskSpec, TaskStatus>;
 /** A `Schedule` (`celeriac.io/v1alpha1`): periodic Tasks from a template. */
 export type Schedule = CeleriacObject<"Schedule", ScheduleSpec, ScheduleStatus>;
+/** A `Workflow` (`celeriac.io/v1alpha1`): a DAG of steps run as tasks. */
+export type Workflow = CeleriacObject<"Workflow", WorkflowSpec, WorkflowStatus>;
 
 /** A resource type as the API's URL layout needs it (same shape as the runtime's `ResourceType`). */
 export type CeleriacResourceType = {
@@ -72,4 +75,5 @@ export const CELERIAC_TYPES = {
   Queue: { group: GROUP, version: VERSION, plural: RESOURCES.Queue.plural, kind: RESOURCES.Queue.kind, namespaced: true },
   Task: { group: GROUP, version: VERSION, plural: RESOURCES.Task.plural, kind: RESOURCES.Task.kind, namespaced: true },
   Schedule: { group: GROUP, version: VERSION, plural: RESOURCES.Schedule.plural, kind: RESOURCES.Schedule.kind, namespaced: true },
+  Workflow: { group: GROUP, version: VERSION, plural: RESOURCES.Workflow.plural, kind: RESOURCES.Workflow.kind, namespaced: true },
 } as const satisfies Record<keyof typeof RESOURCES, CeleriacResourceType>;

@@ -22,6 +22,7 @@ import { KvWatchInclude, type KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { joinKey, joinSlotKey, type FrozenNode, type JoinRecord, type JoinSlot, type MessageCanvas } from "../api/canvas.js";
 import { isTerminalPhase } from "../api/constants.js";
+import { workflowEventKey, type WorkflowStepEvent } from "../api/workflow.js";
 import type { ProducerFlow } from "../api/flow.js";
 import { taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
 import { QUEUE_SETTINGS_KEY, queueNames } from "../api/naming.js";
@@ -295,6 +296,7 @@ export class CanvasRuntime {
     const phase = record.status.phase;
     if (!c || !phase || !isTerminalPhase(phase)) return;
     const replay = o.replay === true;
+    if (c.workflow) await this.#notifyWorkflow(msg, record, c.workflow.uid);
     if (phase === "Succeeded") {
       const input: LaunchInput = { kind: "value", value: record.status.result ?? null, from: { id: msg.id, queue: msg.queue } };
       await this.#succeeded(msg.id, c, input, record.status.result ?? null, msg.queue, replay);
@@ -303,6 +305,21 @@ export class CanvasRuntime {
     const error = record.status.error ?? { type: `${phase}Error`, message: `task ${msg.id} ended ${phase}` };
     const verb = phase === "Failed" ? "failed" : phase === "Expired" ? "expired" : "was revoked";
     await this.#failed(c, { step: { id: msg.id, task: msg.task }, error, fires: phase === "Failed", verb }, c.linkError ?? [], replay);
+  }
+
+  /** Writes the step-end notice of a Workflow's step task (api/workflow.ts `WorkflowStepEvent`), which the operator watches. */
+  async #notifyWorkflow(msg: TaskMessage, record: TaskRecord, uid: string): Promise<void> {
+    const st = record.status;
+    const notice: WorkflowStepEvent = {
+      v: 1,
+      id: msg.id,
+      phase: st.phase as WorkflowStepEvent["phase"],
+      ...(st.attempts !== undefined ? { attempts: st.attempts } : {}),
+      ...(st.startTime ? { startTime: st.startTime } : {}),
+      ...(st.completionTime ? { completionTime: st.completionTime } : {}),
+      ...(st.error ? { error: { type: st.error.type, message: st.error.message } } : {}),
+    };
+    await kvPut(await this.#d.bucket(msg.queue), workflowEventKey(uid, msg.id), JSON.stringify(notice));
   }
 
   /** Links, then `then[0]` or the join slot, of a succeeded task (or of a completed join: `input` kind join). */
