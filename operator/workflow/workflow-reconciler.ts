@@ -90,6 +90,8 @@ function observation(r: TaskRecord): TaskObservation {
 export class WorkflowReconciler implements ObjectReconciler {
   readonly #d: WorkflowReconcilerDeps;
   readonly #runs = new Map<string, Run>();
+  /** The uid of each Workflow (namespace/name) this process has a run of. */
+  readonly #uidByKey = new Map<string, string>();
   readonly #now: () => Date;
   /** Called with the Workflow to reconcile when a notice of one of its tasks arrives (main wires the controller's enqueue). */
   onChange: (key: ReconcileKey) => void = () => {};
@@ -124,8 +126,18 @@ export class WorkflowReconciler implements ObjectReconciler {
    */
   async reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult> {
     let wf = this.#d.getWorkflow(key.namespace, key.name);
-    if (!wf) return {};
+    const k = `${key.namespace}/${key.name}`;
+    if (!wf) {
+      // gone: forget its run
+      const old = this.#uidByKey.get(k);
+      if (old !== undefined) this.#runs.delete(old);
+      this.#uidByKey.delete(k);
+      return {};
+    }
     const uid = wf.metadata.uid ?? "";
+    const was = this.#uidByKey.get(k);
+    if (was !== undefined && was !== uid) this.#runs.delete(was);
+    this.#uidByKey.set(k, uid);
     const ref: ObjectRef = { ...CELERIAC_TYPES.Workflow, namespace: key.namespace, name: key.name };
     let run = this.#runs.get(uid);
     if (!run) this.#runs.set(uid, (run = { key, tasks: new Map(), published: new Set(), items: new Map(), adopted: false, lastRead: 0, finalizer: false }));
@@ -364,6 +376,7 @@ export class WorkflowReconciler implements ObjectReconciler {
 
   /** A finished Workflow: forget its run; delete it after ttlSecondsAfterFinished. */
   async #finished(wf: Workflow, ref: ObjectRef, run: Run, ctx: ReconcileContext): Promise<ReconcileResult> {
+    // only the last status is kept (an informer event older than it must not make it plan again)
     run.tasks.clear();
     run.published.clear();
     run.items.clear();
@@ -388,7 +401,8 @@ export class WorkflowReconciler implements ObjectReconciler {
       // every task the plan counts as ready (published or not) and not known finished
       const plan = planWorkflow(wf, { now: this.#now(), tasks: run.tasks, published: run.published, items: run.items, queueExists: () => true });
       const queueOf = this.#taskQueues(wf);
-      const ids = plan.ready.filter((id) => !isTerminalPhase(run.tasks.get(id)?.phase));
+      // what this process published, or (before it looked) everything that may have been
+      const ids = plan.ready.filter((id) => !isTerminalPhase(run.tasks.get(id)?.phase) && (!run.adopted || run.published.has(id)));
       await eachLimited(ids, IO_CONCURRENCY, async (id) => {
         const queue = queueOf(id);
         if (!this.#d.getQueue(ns, queue)) return;
