@@ -10,7 +10,8 @@
  * first time this process plans a Workflow it looks every ready task up in NATS (a results-bucket
  * record, or the message in a stream: `TaskPublisher.isStored`) before publishing anything; after
  * that it publishes only tasks that became ready while it watched, which no earlier process can
- * have published (readiness only grows, and everything ready at adoption was looked up).
+ * have published (readiness only grows, and everything ready at adoption was looked up). A Workflow
+ * created after this process took the Lease is not looked up: no earlier process saw it.
  *
  * This process is the only writer of a Workflow's status, so it plans from the status it last
  * wrote rather than from the informer's copy, which can lag behind it.
@@ -44,6 +45,12 @@ export interface WorkflowReconcilerDeps {
   /** Starts the step-end notice watch of a queue's results bucket (idempotent). */
   watchQueue(namespace: string, queue: string): void;
   events: EventSink;
+  /**
+   * When this process started reconciling (it took the leader Lease): a Workflow created more than
+   * a second later (creationTimestamp has 1 s resolution) was never seen by an earlier process, so
+   * its tasks are not looked up in NATS before their first publish. Unset: every Workflow is.
+   */
+  startedAt?: () => Date;
   now?: () => Date;
 }
 
@@ -209,6 +216,13 @@ export class WorkflowReconciler implements ObjectReconciler {
     };
     const obs = () => ({ now: this.#now(), tasks: run.tasks, published: run.published, items: run.items, queueExists });
     let plan = planWorkflow(wf, obs());
+    if (!run.adopted && !wf.status?.startTime && this.#d.startedAt) {
+      const created = Date.parse(wf.metadata.creationTimestamp ?? "");
+      if (created > this.#d.startedAt().getTime() + 1000) {
+        run.adopted = true;
+        run.lastRead = this.#now().getTime();
+      }
+    }
     for (let round = 0; round < 4; round++) {
       const nowMs = this.#now().getTime();
       const adopting = !run.adopted;
