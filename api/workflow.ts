@@ -80,20 +80,32 @@ function runFields() {
   };
 }
 
-/** Per-step CEL rules (on `spec.steps[i]`), each naming the step. */
+/**
+ * Per-step CEL rules (on `spec.steps[i]`), each naming the step; `fieldPath` points kubectl's error at
+ * the field to fix (`spec.steps[1].forEach.fromStep: Invalid value: "object": step "each": …`).
+ */
 export const WORKFLOW_STEP_RULES = [
   {
     rule: "!has(self.dependsOn) || !(self.name in self.dependsOn)",
     messageExpression: "'step \"' + self.name + '\" depends on itself: remove it from its own dependsOn'",
+    fieldPath: ".dependsOn",
+  },
+  {
+    rule: "!has(self.forEach) || has(self.forEach.items) != has(self.forEach.fromStep)",
+    messageExpression:
+      "'step \"' + self.name + '\": forEach needs exactly one of items (a literal list) or fromStep (a dependency whose result is a list)' + (has(self.forEach.items) ? ', not both' : '')",
+    fieldPath: ".forEach",
   },
   {
     rule: "!has(self.forEach) || !has(self.forEach.fromStep) || (has(self.dependsOn) && self.forEach.fromStep in self.dependsOn)",
-    messageExpression: "'step \"' + self.name + '\": forEach.fromStep \"' + self.forEach.fromStep + '\" is not one of its dependencies: add it to dependsOn'",
+    messageExpression: "'step \"' + self.name + '\": forEach.fromStep \"' + self.forEach.fromStep + '\" is not one of its dependencies: add \"' + self.forEach.fromStep + '\" to dependsOn'",
+    fieldPath: ".forEach.fromStep",
   },
   {
     rule: "!has(self.kwargs) || !has(self.dependsOn) || !self.dependsOn.exists(d, d in self.kwargs)",
     messageExpression:
       "'step \"' + self.name + '\": kwargs.' + self.dependsOn.filter(d, d in self.kwargs)[0] + ' is where the result of dependency \"' + self.dependsOn.filter(d, d in self.kwargs)[0] + '\" goes: rename the kwarg'",
+    fieldPath: ".kwargs",
   },
 ];
 
@@ -101,17 +113,17 @@ export const WORKFLOW_STEP_RULES = [
 export const WORKFLOW_STEPS_RULES = [
   {
     rule: "self.all(s, self.exists_one(t, t.name == s.name))",
-    messageExpression: "'step name \"' + self.filter(s, !self.exists_one(t, t.name == s.name))[0].name + '\" is used more than once: step names must be unique'",
+    messageExpression: "'step name \"' + self.filter(s, !self.exists_one(t, t.name == s.name))[0].name + '\" is used more than once: step names must be unique, rename one'",
   },
   {
     rule: "self.all(s, !has(s.dependsOn) || s.dependsOn.all(d, self.exists(t, t.name == d)))",
     messageExpression:
-      "self.filter(s, has(s.dependsOn) && s.dependsOn.exists(d, !self.exists(t, t.name == d))).map(s, 'step \"' + s.name + '\" dependsOn \"' + s.dependsOn.filter(d, !self.exists(t, t.name == d))[0] + '\", which is not a step of this Workflow')[0]",
+      "self.filter(s, has(s.dependsOn) && s.dependsOn.exists(d, !self.exists(t, t.name == d))).map(s, 'step \"' + s.name + '\" dependsOn \"' + s.dependsOn.filter(d, !self.exists(t, t.name == d))[0] + '\", which is not a step of this Workflow: fix the name or add that step')[0]",
   },
   {
-    rule: "self.all(a, !has(a.dependsOn) || a.dependsOn.all(b, !self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn)))",
+    rule: "self.all(a, !has(a.dependsOn) || a.dependsOn.all(b, b == a.name || !self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn)))",
     messageExpression:
-      "self.filter(a, has(a.dependsOn) && a.dependsOn.exists(b, self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn))).map(a, 'steps \"' + a.name + '\" and \"' + a.dependsOn.filter(b, self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn))[0] + '\" depend on each other (a cycle): a Workflow is a DAG')[0]",
+      "self.filter(a, has(a.dependsOn) && a.dependsOn.exists(b, b != a.name && self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn))).map(a, 'steps \"' + a.name + '\" and \"' + a.dependsOn.filter(b, b != a.name && self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn))[0] + '\" depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies')[0]",
   },
 ];
 
@@ -137,7 +149,6 @@ export const WorkflowStepSchema = Type.Object(
         },
         {
           description: `Fan out: one task per item (at most ${MAX_FOR_EACH_ITEMS}), each called (item, ...args); the step succeeds when every task did, and its result is the list of their results, in item order. Give items or fromStep, not both. An empty list succeeds at once with [].`,
-          "x-kubernetes-validations": [{ rule: "has(self.items) != has(self.fromStep)", message: "forEach needs exactly one of items (a literal list) or fromStep (a dependency whose result is a list)" }],
         },
       ),
     ),
