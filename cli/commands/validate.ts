@@ -2,7 +2,9 @@
  * `celeriac validate <file|dir>...`: checks Celeriac manifests (YAML, multi-document, or JSON, a `List`
  * included) offline, with the errors `kubectl apply` would give — names, schema, the CRDs' CEL rules — and
  * the checks the operator would make later: the cron expression and time zone of a Schedule (what would
- * turn Ready=False/InvalidSchedule) and the 256 KiB limit on a Task's args and kwargs. Every file is
+ * turn Ready=False/InvalidSchedule), the 256 KiB limit on a Task's args and kwargs, and a Workflow's DAG
+ * (api/workflow-check.ts: cycles of any length, which CEL cannot see past two steps, and what would make
+ * the operator fail it with reason InvalidSpec). Every file is
  * reported, a bad one does not stop the rest; the summary counts them and the exit code is non-zero when
  * anything is invalid. Other API groups are skipped and listed; a `celeriac.io` object of an unknown
  * version or kind is an error.
@@ -69,7 +71,7 @@ function objectsOf(file: string, text: string, parseAllDocuments: ParseAllDocume
   return out;
 }
 
-/** Checks beyond the CRD schema that the operator would make: schedule syntax and zone, args size. */
+/** Checks beyond the CRD schema that the operator would make: schedule syntax and zone, args size, a Workflow's DAG. */
 async function operatorChecks(kind: string, spec: Obj | undefined): Promise<string[]> {
   if (!spec) return [];
   const problems: string[] = [];
@@ -78,6 +80,14 @@ async function operatorChecks(kind: string, spec: Obj | undefined): Promise<stri
     const parsed = parseSchedule(spec.schedule, typeof spec.timeZone === "string" ? spec.timeZone : DEFAULT_SCHEDULE.timeZone);
     // parseSchedule's message already carries the hint (api/hints.ts scheduleHint, timeZoneHint).
     if (!parsed.ok) problems.push(`${parsed.message} (the Schedule would be Ready=False, reason InvalidSchedule)`);
+  }
+  const workflowSpec = kind === "Workflow" ? spec : kind === "Schedule" ? ((spec.workflowTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
+  if (workflowSpec) {
+    const { checkWorkflowSpec } = await import("../../api/workflow-check.js");
+    const prefix = kind === "Workflow" ? "spec" : "spec.workflowTemplate.spec";
+    for (const p of checkWorkflowSpec(workflowSpec)) {
+      problems.push(`${prefix}${p.field.slice("spec".length)}: ${p.message} (kubectl apply accepts this; the operator would fail the Workflow, reason InvalidSpec)`);
+    }
   }
   const taskSpec = kind === "Task" ? spec : kind === "Schedule" ? ((spec.taskTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
   if (taskSpec) {
@@ -163,7 +173,7 @@ export function summary(r: ValidateReport): string {
 export function register(program: Command): void {
   program
     .command("validate")
-    .description("check Celeriac manifests (Queue, Task, Schedule; YAML or JSON) against the CRD schemas and CEL rules, offline")
+    .description("check Celeriac manifests (Queue, Task, Schedule, Workflow; YAML or JSON) against the CRD schemas and CEL rules, offline")
     .argument("<paths...>", "YAML/JSON files or directories")
     .action(async (paths: string[]) => {
       const r = await validatePaths(paths);

@@ -1,6 +1,7 @@
 /**
  * `celeriac validate` run as a user runs it: every file reported, YAML and JSON, offline checks of names,
- * CEL rules, cron and time zone, the args size limit, and a summary with a non-zero exit.
+ * CEL rules, cron and time zone, the args size limit, a Workflow's DAG (cycles of any length), and a
+ * summary with a non-zero exit.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -60,5 +61,55 @@ describe("when celeriac validate checks a folder", () => {
   });
   it("checks the 256 KiB limit on args and kwargs", () => {
     assert.match(block("g-big.yaml"), /at most 262144 \(256 KiB\) are allowed/);
+  });
+});
+
+describe("when celeriac validate checks Workflows", () => {
+  let dir: string;
+  let run: ToolRun;
+  const step = (name: string, dependsOn?: string[], extra: Record<string, unknown> = {}) => ({ name, task: "demo.step", ...(dependsOn ? { dependsOn } : {}), ...extra });
+  const workflow = (name: string, steps: unknown[]): string => `apiVersion: celeriac.io/v1alpha1\nkind: Workflow\nmetadata: {name: ${name}}\nspec:\n  queue: default\n  steps: ${JSON.stringify(steps)}\n`;
+  /** The lines of the block about `file`: its header and the indented problems under it. */
+  const block = (file: string): string[] => {
+    const lines = run.stdout.split("\n");
+    const i = lines.findIndex((l) => l.includes(`/${file}: `));
+    assert.ok(i >= 0, `${file} not reported:\n${run.stdout}`);
+    const out = [lines[i]!];
+    for (let j = i + 1; j < lines.length && lines[j]!.startsWith("  "); j++) out.push(lines[j]!.trim());
+    return out;
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "celeriac-validate-wf-"));
+    writeFileSync(join(dir, "diamond.yaml"), workflow("diamond", [step("a"), step("b", ["a"]), step("c", ["a"]), step("d", ["b", "c"], { forEach: { fromStep: "b" } })]));
+    writeFileSync(join(dir, "ring.yaml"), workflow("ring", [step("start"), step("a", ["start", "c"]), step("b", ["a"]), step("c", ["b"])]));
+    writeFileSync(join(dir, "typo.yaml"), workflow("typo", [step("fetch"), step("parse", ["fecth"])]));
+    writeFileSync(join(dir, "each.yaml"), workflow("each", [step("list"), step("each", [], { forEach: { fromStep: "list" } })]));
+    writeFileSync(join(dir, "mutual.yaml"), workflow("mutual", [step("x", ["y"]), step("y", ["x"])]));
+    writeFileSync(join(dir, "bad-name.yaml"), workflow("bad-name", [step("Fetch_1")]));
+    run = await celeriac("validate", dir);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("accepts a diamond with a forEach over a dependency, and counts the rest invalid", () => {
+    assert.deepEqual(block("diamond.yaml"), [`${join(dir, "diamond.yaml")}: Workflow/diamond: valid`]);
+    assert.equal(run.code, 1);
+    assert.equal(run.stderr.trim(), "6 files: 1 valid, 5 invalid, 0 skipped");
+  });
+  it("refuses a cycle of three steps offline, which kubectl apply would accept, naming the path and the fix", () => {
+    assert.deepEqual(block("ring.yaml"), [
+      `${join(dir, "ring.yaml")}: Workflow/ring: invalid:`,
+      "spec.steps[1].dependsOn[1]: steps form a dependency cycle a → c → b → a (each depends on the next): a Workflow is a DAG, remove one of these dependsOn entries (kubectl apply accepts this; the operator would fail the Workflow, reason InvalidSpec)",
+    ]);
+  });
+  it("gives kubectl apply's CEL messages, naming the step and the fix", () => {
+    assert.deepEqual(block("typo.yaml").slice(1), ['spec.steps: Invalid value: "array": step "parse" dependsOn "fecth", which is not a step of this Workflow: fix the name or add that step']);
+    assert.deepEqual(block("each.yaml").slice(1), ['spec.steps[1].forEach.fromStep: Invalid value: "object": step "each": forEach.fromStep "list" is not one of its dependencies: add "list" to dependsOn']);
+    assert.deepEqual(block("mutual.yaml").slice(1), ['spec.steps: Invalid value: "array": steps "x" and "y" depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies']);
+  });
+  it("checks step names against their pattern", () => {
+    const b = block("bad-name.yaml");
+    assert.match(b[0]!, /bad-name\.yaml: Workflow\/bad-name: invalid:$/);
+    assert.ok(b.some((l) => l.startsWith('spec.steps[0].name: Invalid value: "Fetch_1": spec.steps[0].name in body should match')), b.join("\n"));
   });
 });
