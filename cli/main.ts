@@ -13,6 +13,7 @@ import { register as registerDevApiserver } from "./commands/dev-apiserver.js";
 import { register as registerDevLogs } from "./commands/dev-logs.js";
 import { register as registerDevPlatform } from "./commands/dev-platform.js";
 import { register as registerOperator } from "./commands/operator.js";
+import { register as registerWorkflow } from "./commands/workflow.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerDevLogs(program);
   registerDevPlatform(program);
   registerOperator(program);
+  registerWorkflow(program);
   return program;
 }
 
