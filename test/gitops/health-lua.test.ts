@@ -63,7 +63,7 @@ describe("when lua5.4 runs the harness", () => {
 });
 
 describe("when the scripts are checked for Argo CD's Lua 5.1 dialect", () => {
-  for (const kind of ["Task", "Queue", "Schedule"]) {
+  for (const kind of ["Task", "Queue", "Schedule", "Workflow"]) {
     it(`${kind}/health.lua uses no Lua 5.2+ syntax (goto, //, bitwise operators, attributes)`, () => {
       const code = readFileSync(scriptPath(kind), "utf8")
         .replace(/--[^\n]*/g, "")
@@ -150,5 +150,35 @@ describe("when a Schedule's health is assessed", () => {
   });
   it("only ever returns statuses Argo CD knows", () => {
     for (const [, object] of table) assert.ok(ARGO_STATUSES.includes(health("Schedule", object).status));
+  });
+});
+
+describe("when a Workflow's health is assessed", () => {
+  const step = (name: string, phase: string, extra: Record<string, unknown> = {}) => ({ name, phase, tasks: { total: 1, succeeded: phase === "Succeeded" ? 1 : 0, failed: phase === "Failed" ? 1 : 0, running: phase === "Running" ? 1 : 0 }, ...extra });
+  const failedCond = (message: string) => [cond("Succeeded", "False", "Failed"), cond("Failed", "True", "StepFailed", message)];
+  const table: Array<[string, unknown, string, RegExp]> = [
+    ["no status yet", { metadata: meta() }, "Progressing", /^Waiting for the operator to start the Workflow$/],
+    ["an empty status", { metadata: meta(), status: {} }, "Progressing", /^Waiting for the operator/],
+    ["Pending on its Queue", { metadata: meta(), status: { phase: "Pending", progress: "0/4", message: 'step "a": Queue "etl" not found' } }, "Progressing", /^Pending \(0\/4 steps\): step "a": Queue "etl" not found$/],
+    ["Running", { metadata: meta(), status: { phase: "Running", progress: "7/12", conditions: [cond("Succeeded", "False", "Running"), cond("Failed", "False", "Running")] } }, "Progressing", /^Running \(7\/12 steps\)$/],
+    ["Running again after a retry", { metadata: meta(), status: { phase: "Running", progress: "2/4", retries: 1 } }, "Progressing", /^Running \(2\/4 steps\), retry 1$/],
+    ["Succeeded", { metadata: meta(), status: { phase: "Succeeded", progress: "4/4", duration: "1.5s", conditions: [cond("Succeeded", "True", "Succeeded")] } }, "Healthy", /^Succeeded \(4\/4 steps\) in 1\.5s$/],
+    ["Failed with status.message", { metadata: meta(), status: { phase: "Failed", progress: "2/4", message: 'step "load" failed: ValueError: boom', conditions: failedCond("other") } }, "Degraded", /^Failed: step "load" failed: ValueError: boom \(2\/4 steps\)$/],
+    ["Failed as InvalidSpec (a cycle)", { metadata: meta(), status: { phase: "Failed", message: "steps form a dependency cycle a → c → b → a (each depends on the next)" } }, "Degraded", /^Failed: steps form a dependency cycle a → c → b → a/],
+    ["Failed with only the Failed condition", { metadata: meta(), status: { phase: "Failed", conditions: failedCond('step "b" failed') } }, "Degraded", /^Failed: step "b" failed$/],
+    ["Failed with only a failed step", { metadata: meta(), status: { phase: "Failed", steps: [step("a", "Succeeded"), step("b", "Failed", { error: { type: "TimeoutError", message: "took longer than 30 s", taskId: "u_b" } }), step("c", "Cancelled")] } }, "Degraded", /^Failed: step "b" failed: TimeoutError: took longer than 30 s$/],
+    ["Failed with nothing said", { metadata: meta(), status: { phase: "Failed" } }, "Degraded", /^Failed$/],
+    ["Cancelled", { metadata: meta(), status: { phase: "Cancelled", progress: "1/3", message: 'step "b": task revoked' } }, "Degraded", /^Cancelled: step "b": task revoked \(1\/3 steps\)$/],
+    ["in a phase it does not know", { metadata: meta(), status: { phase: "Paused" } }, "Unknown", /^Unknown phase Paused$/],
+  ];
+  for (const [name, object, status, message] of table) {
+    it(`reports ${status} when ${name}`, () => {
+      const hs = health("Workflow", object);
+      assert.equal(hs.status, status, hs.message);
+      assert.match(hs.message, message);
+    });
+  }
+  it("only ever returns statuses Argo CD knows", () => {
+    for (const [, object] of table) assert.ok(ARGO_STATUSES.includes(health("Workflow", object).status));
   });
 });
