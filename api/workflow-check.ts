@@ -19,8 +19,42 @@ export interface StepNode {
   dependsOn?: readonly string[] | undefined;
 }
 
+/**
+ * Why a Workflow spec is invalid (CamelCase, for conditions and tests):
+ * - `InvalidSpec`: the spec is not an object, or its steps not a list;
+ * - `DuplicateStepName`, `UnknownDependency`, `SelfDependency`: the names;
+ * - `DependencyCycle`: two or more steps that depend on each other in a ring (`cycle` holds the path);
+ * - `ForEachItemsOrFromStep`: forEach has neither or both of items and fromStep;
+ * - `ForEachNotDependency`: forEach.fromStep is not in dependsOn;
+ * - `KwargIsDependency`: a kwargs key is the name of a dependency.
+ */
+export type WorkflowProblemReason =
+  | "InvalidSpec"
+  | "DuplicateStepName"
+  | "UnknownDependency"
+  | "SelfDependency"
+  | "DependencyCycle"
+  | "ForEachItemsOrFromStep"
+  | "ForEachNotDependency"
+  | "KwargIsDependency";
+
+/**
+ * Whether `kubectl apply` already refuses a problem (a CEL rule or the schema of the CRD checks it):
+ * every reason but a cycle of three or more steps and a kwarg in a dependency's place, which only the
+ * operator (phase Failed, reason InvalidSpec) and `celeriac validate` find.
+ */
+export function refusedAtApply(p: WorkflowProblem): boolean {
+  if (p.reason === "KwargIsDependency") return false;
+  if (p.reason === "DependencyCycle") return (p.cycle?.length ?? 0) <= 3;
+  return true;
+}
+
 /** One problem in a Workflow spec, found by {@link checkWorkflowSpec}. */
 export interface WorkflowProblem {
+  /** What kind of problem it is. */
+  reason: WorkflowProblemReason;
+  /** For `DependencyCycle`: the cycle as step names in dependsOn order, closed (`["a", "c", "b", "a"]`). */
+  cycle?: string[];
   /** Field path as kube-apiserver writes it, e.g. `spec.steps[2].dependsOn[0]`, `spec.steps[1].forEach.fromStep`. */
   field: string;
   /** The step at fault (its name), when the problem belongs to one. */
@@ -184,12 +218,12 @@ export function topologicalOrder(steps: readonly StepNode[]): string[] {
   const index = new Map<string, number>();
   const problems: WorkflowProblem[] = [];
   steps.forEach((s, i) => {
-    if (index.has(s.name)) problems.push({ field: `spec.steps[${i}].name`, step: s.name, message: duplicateMessage(s.name, index.get(s.name)!, i) });
+    if (index.has(s.name)) problems.push({ reason: "DuplicateStepName", field: `spec.steps[${i}].name`, step: s.name, message: duplicateMessage(s.name, index.get(s.name)!, i) });
     else index.set(s.name, i);
   });
   steps.forEach((s, i) =>
     (s.dependsOn ?? []).forEach((d, k) => {
-      if (!index.has(d)) problems.push({ field: `spec.steps[${i}].dependsOn[${k}]`, step: s.name, message: unknownMessage(s.name, d, [...index.keys()]) });
+      if (!index.has(d)) problems.push({ reason: "UnknownDependency", field: `spec.steps[${i}].dependsOn[${k}]`, step: s.name, message: unknownMessage(s.name, d, [...index.keys()]) });
     }),
   );
   if (problems.length > 0) throw new InvalidWorkflowGraphError(problems);
@@ -239,9 +273,11 @@ function cycleProblem(steps: readonly StepNode[], path: readonly string[]): Work
   const i = steps.findIndex((s) => s.name === first);
   const k = (steps[i]?.dependsOn ?? []).indexOf(second);
   if (first === second) {
-    return { field: `spec.steps[${i}].dependsOn[${k}]`, step: first, message: `step ${q(first)} depends on itself: remove it from its own dependsOn` };
+    return { reason: "SelfDependency", field: `spec.steps[${i}].dependsOn[${k}]`, step: first, message: `step ${q(first)} depends on itself: remove it from its own dependsOn` };
   }
   return {
+    reason: "DependencyCycle",
+    cycle: [...path],
     field: `spec.steps[${i}].dependsOn[${k}]`,
     step: first,
     message: `steps form a dependency cycle ${formatCycle(path)} (each depends on the next): a Workflow is a DAG, remove one of these dependsOn entries`,
@@ -262,10 +298,11 @@ function cycleProblem(steps: readonly StepNode[], path: readonly string[]): Work
  *     (`spec.steps[i].kwargs.<key>`);
  *   - each dependency cycle of two or more steps, one per set of steps that reach each other, at the
  *     dependsOn entry of its earliest step that continues it; the message names the path `a → b → c → a`.
+ *   Each problem has a `reason`; {@link refusedAtApply} tells which ones `kubectl apply` already refuses.
  */
 export function checkWorkflowSpec(spec: unknown): WorkflowProblem[] {
-  if (!isObj(spec)) return [{ field: "spec", message: "spec must be an object with queue and steps" }];
-  if (!Array.isArray(spec.steps)) return [{ field: "spec.steps", message: "spec.steps must be a list of steps" }];
+  if (!isObj(spec)) return [{ reason: "InvalidSpec", field: "spec", message: "spec must be an object with queue and steps" }];
+  if (!Array.isArray(spec.steps)) return [{ reason: "InvalidSpec", field: "spec.steps", message: "spec.steps must be a list of steps" }];
   const steps = spec.steps.map((s) => (isObj(s) ? s : {}));
   const names = steps.map((s) => (typeof s.name === "string" ? s.name : undefined));
   const known = [...new Set(names.filter((n): n is string => n !== undefined))];
@@ -277,20 +314,21 @@ export function checkWorkflowSpec(spec: unknown): WorkflowProblem[] {
     const step = name !== undefined ? { step: name } : {};
     const label = name ?? `#${i}`;
     if (name !== undefined) {
-      if (firstIndex.has(name)) problems.push({ field: `${at}.name`, ...step, message: duplicateMessage(name, firstIndex.get(name)!, i) });
+      if (firstIndex.has(name)) problems.push({ reason: "DuplicateStepName", field: `${at}.name`, ...step, message: duplicateMessage(name, firstIndex.get(name)!, i) });
       else firstIndex.set(name, i);
     }
     const deps = depsOf(s);
     (Array.isArray(s.dependsOn) ? s.dependsOn : []).forEach((d, k) => {
       if (typeof d !== "string") return;
-      if (d === name) problems.push({ field: `${at}.dependsOn[${k}]`, ...step, message: `step ${q(label)} depends on itself: remove it from its own dependsOn` });
-      else if (!known.includes(d)) problems.push({ field: `${at}.dependsOn[${k}]`, ...step, message: unknownMessage(label, d, known) });
+      if (d === name) problems.push({ reason: "SelfDependency", field: `${at}.dependsOn[${k}]`, ...step, message: `step ${q(label)} depends on itself: remove it from its own dependsOn` });
+      else if (!known.includes(d)) problems.push({ reason: "UnknownDependency", field: `${at}.dependsOn[${k}]`, ...step, message: unknownMessage(label, d, known) });
     });
     if (isObj(s.forEach)) {
       const hasItems = s.forEach.items !== undefined;
       const from = s.forEach.fromStep;
       if (hasItems === (from !== undefined)) {
         problems.push({
+          reason: "ForEachItemsOrFromStep",
           field: `${at}.forEach`,
           ...step,
           message: `step ${q(label)}: forEach needs exactly one of items (a literal list) or fromStep (a dependency whose result is a list)${hasItems ? ", not both" : ""}`,
@@ -298,13 +336,13 @@ export function checkWorkflowSpec(spec: unknown): WorkflowProblem[] {
       }
       if (typeof from === "string" && !deps.includes(from)) {
         const fix = from === name ? "name one of its dependencies" : !known.includes(from) ? `it is not a step of this Workflow: name one of its dependencies${deps.length > 0 ? ` (${deps.join(", ")})` : ""}` : `add ${q(from)} to dependsOn`;
-        problems.push({ field: `${at}.forEach.fromStep`, ...step, message: `step ${q(label)}: forEach.fromStep ${q(from)} is not one of its dependencies: ${fix}` });
+        problems.push({ reason: "ForEachNotDependency", field: `${at}.forEach.fromStep`, ...step, message: `step ${q(label)}: forEach.fromStep ${q(from)} is not one of its dependencies: ${fix}` });
       }
     }
     if (isObj(s.kwargs)) {
       for (const d of new Set(deps)) {
         if (Object.hasOwn(s.kwargs, d)) {
-          problems.push({ field: `${at}.kwargs.${d}`, ...step, message: `step ${q(label)}: kwargs.${d} is where the result of dependency ${q(d)} goes: rename the kwarg` });
+          problems.push({ reason: "KwargIsDependency", field: `${at}.kwargs.${d}`, ...step, message: `step ${q(label)}: kwargs.${d} is where the result of dependency ${q(d)} goes: rename the kwarg` });
         }
       }
     }

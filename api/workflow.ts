@@ -83,6 +83,12 @@ function runFields() {
 /**
  * Per-step CEL rules (on `spec.steps[i]`), each naming the step; `fieldPath` points kubectl's error at
  * the field to fix (`spec.steps[1].forEach.fromStep: Invalid value: "object": step "each": …`).
+ *
+ * What kube-apiserver's CEL cannot see is checked by the operator (phase Failed, reason InvalidSpec) and
+ * `celeriac validate` (api/workflow-check.ts), not here: the keys of `kwargs` and the presence of
+ * `forEach.items` are untyped JSON (x-kubernetes-preserve-unknown-fields), which CEL does not expose, so a
+ * rule naming them would not compile on a real cluster (`forEach` takes exactly one of its two fields by
+ * minProperties/maxProperties instead).
  */
 export const WORKFLOW_STEP_RULES = [
   {
@@ -91,39 +97,42 @@ export const WORKFLOW_STEP_RULES = [
     fieldPath: ".dependsOn",
   },
   {
-    rule: "!has(self.forEach) || has(self.forEach.items) != has(self.forEach.fromStep)",
-    messageExpression:
-      "'step \"' + self.name + '\": forEach needs exactly one of items (a literal list) or fromStep (a dependency whose result is a list)' + (has(self.forEach.items) ? ', not both' : '')",
-    fieldPath: ".forEach",
-  },
-  {
     rule: "!has(self.forEach) || !has(self.forEach.fromStep) || (has(self.dependsOn) && self.forEach.fromStep in self.dependsOn)",
     messageExpression: "'step \"' + self.name + '\": forEach.fromStep \"' + self.forEach.fromStep + '\" is not one of its dependencies: add \"' + self.forEach.fromStep + '\" to dependsOn'",
     fieldPath: ".forEach.fromStep",
   },
-  {
-    rule: "!has(self.kwargs) || !has(self.dependsOn) || !self.dependsOn.exists(d, d in self.kwargs)",
-    messageExpression:
-      "'step \"' + self.name + '\": kwargs.' + self.dependsOn.filter(d, d in self.kwargs)[0] + ' is where the result of dependency \"' + self.dependsOn.filter(d, d in self.kwargs)[0] + '\" goes: rename the kwarg'",
-    fieldPath: ".kwargs",
-  },
 ];
 
-/** CEL rules on `spec.steps` (the list), each naming the step at fault. Cycles longer than two steps are found by the operator and `celeriac validate` (CEL has no recursion). */
+/**
+ * CEL rules on `spec.steps` (the list), each naming the step at fault. Cycles longer than two steps are
+ * found by the operator and `celeriac validate` (CEL has no recursion).
+ *
+ * Written for kube-apiserver's static cost limit (10,000,000 per expression, estimated from maxItems and
+ * maxLength: 200 steps of 32 dependencies each): no rule nests a search
+ * of the steps inside a loop over the dependencies (200 × 32 × 200 string comparisons is over the limit),
+ * and each message is built in a `map` over `self`, so every string in it has a known maximum length (a
+ * field of an element picked out of `filter(...)[0]` has none, and its concatenation would be costed as
+ * unbounded). Hand estimates: about 0.6, 2 and 3.7 million for the rules, the same for their messages.
+ */
 export const WORKFLOW_STEPS_RULES = [
   {
     rule: "self.all(s, self.exists_one(t, t.name == s.name))",
-    messageExpression: "'step name \"' + self.filter(s, !self.exists_one(t, t.name == s.name))[0].name + '\" is used more than once: step names must be unique, rename one'",
+    messageExpression: "self.map(s, self.exists_one(t, t.name == s.name) ? '' : 'step name \"' + s.name + '\" is used more than once: step names must be unique, rename one').filter(m, m != '')[0]",
+    message: "a step name is used more than once: step names must be unique",
   },
   {
-    rule: "self.all(s, !has(s.dependsOn) || s.dependsOn.all(d, self.exists(t, t.name == d)))",
+    // dependsOn is a set (x-kubernetes-list-type) and names are unique (the rule above), so the steps
+    // named in it are as many as its entries exactly when every entry names a step
+    rule: "self.all(s, !has(s.dependsOn) || size(self.filter(t, t.name in s.dependsOn)) >= size(s.dependsOn))",
     messageExpression:
-      "self.filter(s, has(s.dependsOn) && s.dependsOn.exists(d, !self.exists(t, t.name == d))).map(s, 'step \"' + s.name + '\" dependsOn \"' + s.dependsOn.filter(d, !self.exists(t, t.name == d))[0] + '\", which is not a step of this Workflow: fix the name or add that step')[0]",
+      "self.map(s, has(s.dependsOn) && size(self.filter(t, t.name in s.dependsOn)) < size(s.dependsOn) ? 'step \"' + s.name + '\" dependsOn a name that is not a step of this Workflow: fix the name or add that step (celeriac validate names the entry)' : '').filter(m, m != '')[0]",
+    message: "a dependsOn entry is not a step of this Workflow: fix the name or add that step (celeriac validate names it)",
   },
   {
-    rule: "self.all(a, !has(a.dependsOn) || a.dependsOn.all(b, b == a.name || !self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn)))",
+    rule: "self.all(a, !has(a.dependsOn) || self.all(t, t.name == a.name || !has(t.dependsOn) || !(t.name in a.dependsOn) || !(a.name in t.dependsOn)))",
     messageExpression:
-      "self.filter(a, has(a.dependsOn) && a.dependsOn.exists(b, b != a.name && self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn))).map(a, 'steps \"' + a.name + '\" and \"' + a.dependsOn.filter(b, b != a.name && self.exists(t, t.name == b && has(t.dependsOn) && a.name in t.dependsOn))[0] + '\" depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies')[0]",
+      "self.map(a, has(a.dependsOn) && self.exists(t, t.name != a.name && has(t.dependsOn) && t.name in a.dependsOn && a.name in t.dependsOn) ? 'step \"' + a.name + '\" and a step in its dependsOn depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies' : '').filter(m, m != '')[0]",
+    message: "two steps depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies",
   },
 ];
 
@@ -149,6 +158,8 @@ export const WorkflowStepSchema = Type.Object(
         },
         {
           description: `Fan out: one task per item (at most ${MAX_FOR_EACH_ITEMS}), each called (item, ...args); the step succeeds when every task did, and its result is the list of their results, in item order. Give items or fromStep, not both. An empty list succeeds at once with [].`,
+          minProperties: 1,
+          maxProperties: 1,
         },
       ),
     ),

@@ -71,7 +71,7 @@ function objectsOf(file: string, text: string, parseAllDocuments: ParseAllDocume
   return out;
 }
 
-/** Checks beyond the CRD schema that the operator would make: schedule syntax and zone, args size, a Workflow's DAG. */
+/** Checks beyond the CRD schema that the operator would make: schedule syntax and zone, args size. */
 async function operatorChecks(kind: string, spec: Obj | undefined): Promise<string[]> {
   if (!spec) return [];
   const problems: string[] = [];
@@ -81,14 +81,6 @@ async function operatorChecks(kind: string, spec: Obj | undefined): Promise<stri
     // parseSchedule's message already carries the hint (api/hints.ts scheduleHint, timeZoneHint).
     if (!parsed.ok) problems.push(`${parsed.message} (the Schedule would be Ready=False, reason InvalidSchedule)`);
   }
-  const workflowSpec = kind === "Workflow" ? spec : kind === "Schedule" ? ((spec.workflowTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
-  if (workflowSpec) {
-    const { checkWorkflowSpec } = await import("../../api/workflow-check.js");
-    const prefix = kind === "Workflow" ? "spec" : "spec.workflowTemplate.spec";
-    for (const p of checkWorkflowSpec(workflowSpec)) {
-      problems.push(`${prefix}${p.field.slice("spec".length)}: ${p.message} (kubectl apply accepts this; the operator would fail the Workflow, reason InvalidSpec)`);
-    }
-  }
   const taskSpec = kind === "Task" ? spec : kind === "Schedule" ? ((spec.taskTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
   if (taskSpec) {
     const size = Buffer.byteLength(JSON.stringify(taskSpec.args ?? [])) + Buffer.byteLength(JSON.stringify(taskSpec.kwargs ?? {}));
@@ -96,6 +88,30 @@ async function operatorChecks(kind: string, spec: Obj | undefined): Promise<stri
     if (size > MAX_ARGS_BYTES) problems.push(`${field}.args: args and kwargs hold ${size} bytes of JSON; at most ${MAX_ARGS_BYTES} (256 KiB) are allowed: pass a reference (an object-store key, a URL) instead of the data`);
   }
   return problems;
+}
+
+/** Problems kubectl's CEL message states only for the step list as a whole, not naming the entry. */
+const LIST_LEVEL_REASONS: readonly string[] = ["DuplicateStepName", "UnknownDependency", "DependencyCycle"];
+
+/**
+ * The DAG checks of a Workflow (or a Schedule's workflowTemplate), api/workflow-check.ts. A problem the
+ * CRD's rules already refused is not repeated, except to name the entry a rule on the whole step list
+ * cannot (`spec.steps[1].dependsOn[0]: step "b" dependsOn "fecth", …`); one that kubectl apply would
+ * accept (a cycle of three or more steps, a kwarg in a dependency's place) says so.
+ * @param applyRefused whether the schema or the CEL rules refused the object already
+ */
+async function workflowChecks(kind: string, spec: Obj | undefined, applyRefused: boolean): Promise<string[]> {
+  const workflowSpec = kind === "Workflow" ? spec : kind === "Schedule" ? ((spec?.workflowTemplate as Obj | undefined)?.spec as Obj | undefined) : undefined;
+  if (!workflowSpec) return [];
+  const { checkWorkflowSpec, refusedAtApply } = await import("../../api/workflow-check.js");
+  const prefix = kind === "Workflow" ? "spec" : "spec.workflowTemplate.spec";
+  const lines: string[] = [];
+  for (const p of checkWorkflowSpec(workflowSpec)) {
+    const line = `${prefix}${p.field.slice("spec".length)}: ${p.message}`;
+    if (!refusedAtApply(p)) lines.push(`${line} (kubectl apply accepts this; the operator would fail the Workflow, reason InvalidSpec)`);
+    else if (!applyRefused || LIST_LEVEL_REASONS.includes(p.reason)) lines.push(line);
+  }
+  return lines;
 }
 
 /**
@@ -147,7 +163,9 @@ export async function validatePaths(paths: string[]): Promise<ValidateReport> {
             ...r.unknownFields.map((f) => `${f}: unknown field (remove it, or check its spelling with kubectl explain)`),
             ...r.causes.map((c) => `${c.field}: ${c.message}`),
           ];
-          if (problems.length === 0) problems = await operatorChecks(r.kind, r.object.spec as Obj | undefined);
+          const refused = problems.length > 0;
+          problems.push(...(await workflowChecks(r.kind, r.object.spec as Obj | undefined, refused)));
+          if (!refused) problems.push(...(await operatorChecks(r.kind, r.object.spec as Obj | undefined)));
         } catch (e) {
           problems = [(e as Error).message];
         }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { checkWorkflowSpec, findCycle, formatCycle, InvalidWorkflowGraphError, isInvalidWorkflowGraph, topologicalOrder, type StepNode } from "../../api/workflow-check.js";
+import { checkWorkflowSpec, findCycle, formatCycle, InvalidWorkflowGraphError, isInvalidWorkflowGraph, refusedAtApply, topologicalOrder, type StepNode, type WorkflowProblemReason } from "../../api/workflow-check.js";
 
 type Step = Record<string, unknown>;
 const step = (name: string, dependsOn?: string[], extra: Step = {}): Step => ({ name, task: "a.b", ...(dependsOn ? { dependsOn } : {}), ...extra });
@@ -64,7 +64,7 @@ describe("when a Workflow spec has a problem", () => {
   });
   it("skips values of the wrong type instead of throwing (the schema reports them)", () => {
     assert.deepEqual(checkWorkflowSpec({ queue: "q", steps: [null, { name: 3, dependsOn: "a" }, { name: "x", dependsOn: [1, "x"], forEach: "no", kwargs: [] }] }), [
-      { field: "spec.steps[2].dependsOn[1]", step: "x", message: 'step "x" depends on itself: remove it from its own dependsOn' },
+      { reason: "SelfDependency", field: "spec.steps[2].dependsOn[1]", step: "x", message: 'step "x" depends on itself: remove it from its own dependsOn' },
     ]);
   });
   it("handles the largest Workflow (200 steps in a chain) quickly", () => {
@@ -120,5 +120,27 @@ describe("when topologicalOrder orders steps", () => {
     assert.throws(() => topologicalOrder(nodes([["a"], ["b", ["ghost"]]])), /^InvalidWorkflowGraphError: step "b" dependsOn "ghost", which is not a step/);
     assert.throws(() => topologicalOrder(nodes([["a"], ["a"]])), /step name "a" is used more than once/);
     assert.throws(() => topologicalOrder(nodes([["a", ["a"]]])), /step "a" depends on itself/);
+  });
+});
+
+describe("when a problem is classified", () => {
+  const reasonsOf = (input: unknown): WorkflowProblemReason[] => checkWorkflowSpec(input).map((p) => p.reason);
+  it("gives each problem its reason, and a cycle its path", () => {
+    assert.deepEqual(reasonsOf(spec(step("a"), step("a"))), ["DuplicateStepName"]);
+    assert.deepEqual(reasonsOf(spec(step("a", ["zz"]))), ["UnknownDependency"]);
+    assert.deepEqual(reasonsOf(spec(step("a", ["a"]))), ["SelfDependency"]);
+    assert.deepEqual(reasonsOf(spec(step("e", [], { forEach: {} }))), ["ForEachItemsOrFromStep"]);
+    assert.deepEqual(reasonsOf(spec(step("l"), step("e", [], { forEach: { fromStep: "l" } }))), ["ForEachNotDependency"]);
+    assert.deepEqual(reasonsOf(spec(step("l"), step("e", ["l"], { kwargs: { l: 1 } }))), ["KwargIsDependency"]);
+    assert.deepEqual(reasonsOf(null), ["InvalidSpec"]);
+    const [ring] = checkWorkflowSpec(spec(step("a", ["c"]), step("b", ["a"]), step("c", ["b"])));
+    assert.deepEqual([ring!.reason, ring!.cycle], ["DependencyCycle", ["a", "c", "b", "a"]]);
+  });
+  it("tells the problems kubectl apply refuses from those only the operator and celeriac validate find", () => {
+    const atApply = (input: unknown): boolean[] => checkWorkflowSpec(input).map(refusedAtApply);
+    assert.deepEqual(atApply(spec(step("a", ["b"]), step("b", ["a"]))), [true]);
+    assert.deepEqual(atApply(spec(step("a", ["c"]), step("b", ["a"]), step("c", ["b"]))), [false]);
+    assert.deepEqual(atApply(spec(step("l"), step("e", ["l"], { kwargs: { l: 1 } }))), [false]);
+    assert.deepEqual(atApply(spec(step("a"), step("a", ["zz"]))), [true, true]);
   });
 });

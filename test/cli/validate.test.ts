@@ -87,6 +87,7 @@ describe("when celeriac validate checks Workflows", () => {
     writeFileSync(join(dir, "each.yaml"), workflow("each", [step("list"), step("each", [], { forEach: { fromStep: "list" } })]));
     writeFileSync(join(dir, "mutual.yaml"), workflow("mutual", [step("x", ["y"]), step("y", ["x"])]));
     writeFileSync(join(dir, "bad-name.yaml"), workflow("bad-name", [step("Fetch_1")]));
+    writeFileSync(join(dir, "kwarg.yaml"), workflow("kwarg", [step("fetch"), step("parse", ["fetch"], { kwargs: { fetch: "https://x" } })]));
     run = await celeriac("validate", dir);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,7 +95,7 @@ describe("when celeriac validate checks Workflows", () => {
   it("accepts a diamond with a forEach over a dependency, and counts the rest invalid", () => {
     assert.deepEqual(block("diamond.yaml"), [`${join(dir, "diamond.yaml")}: Workflow/diamond: valid`]);
     assert.equal(run.code, 1);
-    assert.equal(run.stderr.trim(), "6 files: 1 valid, 5 invalid, 0 skipped");
+    assert.equal(run.stderr.trim(), "7 files: 1 valid, 6 invalid, 0 skipped");
   });
   it("refuses a cycle of three steps offline, which kubectl apply would accept, naming the path and the fix", () => {
     assert.deepEqual(block("ring.yaml"), [
@@ -102,10 +103,23 @@ describe("when celeriac validate checks Workflows", () => {
       "spec.steps[1].dependsOn[1]: steps form a dependency cycle a → c → b → a (each depends on the next): a Workflow is a DAG, remove one of these dependsOn entries (kubectl apply accepts this; the operator would fail the Workflow, reason InvalidSpec)",
     ]);
   });
-  it("gives kubectl apply's CEL messages, naming the step and the fix", () => {
-    assert.deepEqual(block("typo.yaml").slice(1), ['spec.steps: Invalid value: "array": step "parse" dependsOn "fecth", which is not a step of this Workflow: fix the name or add that step']);
+  it("refuses a kwarg in a dependency's place, which kubectl apply would accept", () => {
+    assert.deepEqual(block("kwarg.yaml").slice(1), [
+      'spec.steps[1].kwargs.fetch: step "parse": kwargs.fetch is where the result of dependency "fetch" goes: rename the kwarg (kubectl apply accepts this; the operator would fail the Workflow, reason InvalidSpec)',
+    ]);
+  });
+  it("gives kubectl apply's CEL message, then names the entry a rule on the whole list cannot", () => {
+    assert.deepEqual(block("typo.yaml").slice(1), [
+      'spec.steps: Invalid value: "array": step "parse" dependsOn a name that is not a step of this Workflow: fix the name or add that step (celeriac validate names the entry)',
+      'spec.steps[1].dependsOn[0]: step "parse" dependsOn "fecth", which is not a step of this Workflow: use one of fetch',
+    ]);
+    assert.deepEqual(block("mutual.yaml").slice(1), [
+      'spec.steps: Invalid value: "array": step "x" and a step in its dependsOn depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies',
+      "spec.steps[0].dependsOn[0]: steps form a dependency cycle x → y → x (each depends on the next): a Workflow is a DAG, remove one of these dependsOn entries",
+    ]);
+  });
+  it("does not repeat a step's own rule, whose CEL message names the step and the fix", () => {
     assert.deepEqual(block("each.yaml").slice(1), ['spec.steps[1].forEach.fromStep: Invalid value: "object": step "each": forEach.fromStep "list" is not one of its dependencies: add "list" to dependsOn']);
-    assert.deepEqual(block("mutual.yaml").slice(1), ['spec.steps: Invalid value: "array": steps "x" and "y" depend on each other (a cycle): a Workflow is a DAG, remove one of the two dependencies']);
   });
   it("checks step names against their pattern", () => {
     const b = block("bad-name.yaml");
