@@ -62,6 +62,15 @@ describe("when kubectl applies Workflows to the in-memory API server", () => {
     assert.equal(WORKFLOW_STEPS_RULES.length, 3);
   });
 
+  it("names in its rules no field kube-apiserver's CEL cannot see (untyped JSON: args, kwargs, forEach.items)", () => {
+    // kube-apiserver leaves x-kubernetes-preserve-unknown-fields data out of the CEL types
+    // (SchemaDeclType), so a rule naming it does not compile on a real cluster, while the in-memory
+    // server's evaluator (untyped) would accept it.
+    for (const r of [...WORKFLOW_STEP_RULES, ...WORKFLOW_STEPS_RULES]) {
+      for (const text of [r.rule, r.messageExpression]) assert.doesNotMatch(text, /\.(args|kwargs|items)\b/, text);
+    }
+  });
+
   describe("when a step breaks a rule of its own", () => {
     it("refuses a self-dependency, naming the step at its dependsOn", async () => {
       const err = await refused("self-dep", [step("a"), step("b", ["a", "b"])]);
