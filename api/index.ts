@@ -23,3 +23,5 @@ export * from "./flow.js";
 export * from "./nats-permissions.js";
 export * from "./nats-creds-secrets.js";
 export * from "./canvas.js";
+export * from "./workflow.js";
+export * from "./workflow-check.js";

@@ -15,9 +15,10 @@ import type { TaskPhase } from "../../api/constants.js";
 import { CONDITION_TYPES, REASONS, isTerminalPhase } from "../../api/constants.js";
 import { setCondition } from "../../api/conditions.js";
 import type { Workflow } from "../../api/objects.js";
+import { checkWorkflowSpec, topologicalOrder } from "../../api/workflow-check.js";
 import {
   STEP_TASK_IDS_SHOWN, workflowTaskId,
-  type StepStatus, type WorkflowHook, type WorkflowHookName, type WorkflowPhase, type WorkflowStatus, type WorkflowStep,
+  type StepStatus, type WorkflowHook, type WorkflowHookName, type WorkflowPhase, type WorkflowSpec, type WorkflowStatus,
 } from "../../api/workflow.js";
 
 /** What is known of one task: its record's (or step-end notice's) phase and times. */
@@ -135,7 +136,7 @@ function countTasks(ids: readonly string[], obs: WorkflowObservation) {
  * @param wf the Workflow (uid, namespace and name set)
  * @param obs what is known of its tasks (see WorkflowObservation)
  * @returns the desired status, the tasks to publish, what to load first, the Events
- * @throws Error when the spec has a cycle (check with `findCycle` first; the reconciler does)
+ * @throws InvalidWorkflowGraphError when the spec has a cycle (check with `specProblem` first; the reconciler does)
  */
 export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPlan {
   const uid = wf.metadata.uid ?? "";
@@ -143,7 +144,6 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
   const prev = wf.status ?? {};
   const prevSteps = new Map((prev.steps ?? []).map((s) => [s.name, s]));
   const order = topologicalOrder(spec.steps);
-  if (!order) throw new Error(`workflow ${wf.metadata.name}: dependsOn has a cycle`);
   const byName = new Map(spec.steps.map((s, i) => [s.name, { step: s, index: i }]));
   const queueOf = (r: { queue?: string }) => r.queue ?? spec.queue;
   const nowIso = obs.now.toISOString();
@@ -421,52 +421,14 @@ export function retryStatus(wf: Workflow, request: string): WorkflowStatus {
   };
 }
 
-/** The spec's problem that the CRD's CEL rules cannot catch (a cycle of 3 or more steps), as a message; undefined when the DAG is sound. */
-export function specProblem(steps: readonly WorkflowStep[]): string | undefined {
-  const cycle = findCycle(steps);
-  return cycle ? `spec.steps: dependsOn has a cycle: ${cycle.join(" → ")}: a Workflow is a DAG; remove one of these dependencies` : undefined;
-}
-
 /**
- * The step names in dependency order (Kahn's algorithm; ties in spec order), or undefined when
- * dependsOn has a cycle. Unknown dependency names are ignored (the CRD refuses them).
+ * The spec's problems that `kubectl apply` lets through (api/workflow-check.ts: a cycle of three or
+ * more steps, a kwarg named like a dependency — the CRD's CEL rules cannot see them), as one
+ * message naming the steps and the fix; undefined when the spec is sound. Pure.
  */
-export function topologicalOrder(steps: readonly WorkflowStep[]): string[] | undefined {
-  const names = new Set(steps.map((s) => s.name));
-  const indeg = new Map(steps.map((s) => [s.name, (s.dependsOn ?? []).filter((d) => names.has(d)).length]));
-  const out: string[] = [];
-  const done = new Set<string>();
-  while (out.length < steps.length) {
-    const next = steps.find((s) => !done.has(s.name) && indeg.get(s.name) === 0);
-    if (!next) return undefined;
-    done.add(next.name);
-    out.push(next.name);
-    for (const s of steps) if ((s.dependsOn ?? []).includes(next.name)) indeg.set(s.name, indeg.get(s.name)! - 1);
-  }
-  return out;
+export function specProblem(spec: WorkflowSpec): string | undefined {
+  const problems = checkWorkflowSpec(spec);
+  if (problems.length === 0) return undefined;
+  return problems.map((p) => p.message).join("; ");
 }
 
-/** A cycle of dependsOn as a path that ends where it starts (`[a, b, c, a]`), or undefined. */
-export function findCycle(steps: readonly WorkflowStep[]): string[] | undefined {
-  const deps = new Map(steps.map((s) => [s.name, s.dependsOn ?? []]));
-  const state = new Map<string, 1 | 2>();
-  const path: string[] = [];
-  const visit = (n: string): string[] | undefined => {
-    if (state.get(n) === 2 || !deps.has(n)) return undefined;
-    if (state.get(n) === 1) return [...path.slice(path.indexOf(n)), n];
-    state.set(n, 1);
-    path.push(n);
-    for (const d of deps.get(n)!) {
-      const c = visit(d);
-      if (c) return c;
-    }
-    path.pop();
-    state.set(n, 2);
-    return undefined;
-  };
-  for (const s of steps) {
-    const c = visit(s.name);
-    if (c) return c.reverse();
-  }
-  return undefined;
-}

@@ -156,7 +156,7 @@ export class WorkflowReconciler implements ObjectReconciler {
     }
     run.finalizer = true;
     const phase = wf.status?.phase;
-    const problem = specProblem(wf.spec.steps);
+    const problem = specProblem(wf.spec);
     if (problem) {
       if (phase !== "Failed") {
         const status: WorkflowStatus = { phase: "Failed", message: problem, progress: `0/${wf.spec.steps.length}`, completionTime: this.#now().toISOString(), observedGeneration: wf.metadata.generation ?? 0 };
@@ -426,7 +426,7 @@ export class WorkflowReconciler implements ObjectReconciler {
     if (!wf.metadata.finalizers?.includes(FINALIZERS.workflow)) return {};
     const ns = wf.metadata.namespace ?? "";
     const phase = wf.status?.phase;
-    if (phase !== "Succeeded" && phase !== "Failed" && phase !== "Cancelled" && !specProblem(wf.spec.steps)) {
+    if (phase !== "Succeeded" && phase !== "Failed" && phase !== "Cancelled" && !specProblem(wf.spec)) {
       // every task the plan counts as ready (published or not) and not known finished
       const plan = planWorkflow(wf, { now: this.#now(), tasks: run.tasks, published: run.published, items: run.items, queueExists: () => true });
       const queueOf = this.#taskQueues(wf);
