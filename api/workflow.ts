@@ -212,7 +212,7 @@ export const StepStatusSchema = Type.Object(
     taskIds: Type.Optional(Type.Array(Type.String(), { maxItems: STEP_TASK_IDS_SHOWN, description: `The first ${STEP_TASK_IDS_SHOWN} task ids (all of them for a plain step): look them up with celeriac or the results bucket.` })),
     attempts: Type.Optional(Type.Integer({ minimum: 0, description: "Attempts started, summed over the step's finished tasks." })),
     generation: Type.Optional(Type.Integer({ minimum: 0, description: "How many times retry-from-failed re-ran this step (its task ids carry _g<n>)." })),
-    startTime: Type.Optional(Timestamp({ description: "When the step's first task was published." })),
+    startTime: Type.Optional(Timestamp({ description: "When the step's first task started (when it was published, until a worker reports)." })),
     completionTime: Type.Optional(Timestamp({ description: "When the step finished." })),
     message: Type.Optional(Type.String({ description: "Why the step is Pending, Failed or Cancelled." })),
     error: Type.Optional(
@@ -241,7 +241,7 @@ export const WorkflowStatusSchema = Type.Object(
       Type.Object(
         {
           queue: Type.String({ description: "Queue whose results bucket holds it." }),
-          taskId: Type.String({ description: "Task id (the key in the results bucket)." }),
+          taskId: Type.String({ description: "Key in the results bucket: the final step's task id, or wfresult.<uid> (a JSON object {v: 1, result}) for a result combined from several tasks (a fan-out, several final steps)." }),
           sizeBytes: Type.Integer({ minimum: 0, description: "Size of the encoded result, in bytes." }),
         },
         { description: "Where a final result too large for status is kept (the results bucket, until its TTL)." },
@@ -278,6 +278,9 @@ export const WORKFLOW_PRINTER_COLUMNS = [
 export function workflowTaskId(uid: string, step: string, generation = 0, item?: number): string {
   return `${uid}_${step}${generation > 0 ? `_g${generation}` : ""}${item !== undefined ? `_${item}` : ""}`;
 }
+
+/** Results-bucket key (in spec.queue's bucket) of a final result combined from several tasks and too large for status: `{v: 1, result}`. */
+export const workflowResultKey = (uid: string): string => `wfresult.${uid}`;
 
 /** Results-bucket key prefix of step-end notices: `wf.<workflow uid>.<task id>`. */
 export const WORKFLOW_EVENT_PREFIX = "wf.";

@@ -18,7 +18,9 @@ import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
 import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
-import { CELERIAC_TYPES, type Queue, type Schedule, type Task } from "../api/objects.js";
+import { CELERIAC_TYPES, type Queue, type Schedule, type Task, type Workflow } from "../api/objects.js";
+import { queueNames } from "../api/naming.js";
+import { Kvm, type KV } from "@nats-io/kv";
 import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
 import {
@@ -35,6 +37,7 @@ import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { TenantTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
 import { tasksWaitingOnNats, waitingTasks } from "./task/waiting-tasks.js";
+import { StepNotices, WorkflowReconciler } from "./workflow/index.js";
 
 /** The Queues named by a Secret's ownerReferences (controller or not), as reconcile keys. */
 function queueOwnersOf(s: CredsSecret): Array<{ namespace: string; name: string }> {
@@ -120,6 +123,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const queues = informer<Queue>(CELERIAC_TYPES.Queue);
   const tasks = informer<Task>(CELERIAC_TYPES.Task);
   const schedules = informer<Schedule>(CELERIAC_TYPES.Schedule);
+  const workflows = informer<Workflow>(CELERIAC_TYPES.Workflow);
   const deployments = informer<V1Deployment & KubeObject>(BUILTIN_TYPES.Deployment, `${LABELS.managedBy}=${MANAGED_BY}`);
   // Worker Pods: their container states say why workers do not run (WorkersReady).
   const pods = informer<V1Pod & KubeObject>(BUILTIN_TYPES.Pod, `${LABELS.managedBy}=${MANAGED_BY}`);
@@ -157,9 +161,28 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   });
   // On a NATS reconnect, Tasks waiting on NATS publish at once instead of at their next back-off.
   let onNatsReconnect = () => {};
+  const publisher = new TenantTaskPublisher(tenants, { onReconnect: () => onNatsReconnect() });
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher: new TenantTaskPublisher(tenants, { onReconnect: () => onNatsReconnect() }), events,
+    publisher, events,
+  });
+  // Workflows: results buckets opened once per namespace connection and queue
+  const buckets = new Map<string, Promise<KV>>();
+  const bucket = async (ns: string, queue: string): Promise<KV> => {
+    const t = await tenants.forNamespace(ns);
+    const k = `${ns}/${queue}`;
+    let kv = buckets.get(k);
+    if (!kv) {
+      kv = new Kvm(t.js).open(queueNames(ns, queue).resultsBucket);
+      kv.catch(() => buckets.delete(k));
+      buckets.set(k, kv);
+    }
+    return kv;
+  };
+  const stepNotices: StepNotices = new StepNotices({ bucket, log, onNotice: (ns, uid, n) => workflowReconciler.notice(ns, uid, n) });
+  const workflowReconciler: WorkflowReconciler = new WorkflowReconciler({
+    kc, getWorkflow: (ns, name) => workflows.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
+    publisher, bucket, watchQueue: (ns, q) => stepNotices.watch(ns, q), events,
   });
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
@@ -191,6 +214,13 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       reconcile: (key, ctx) => taskReconciler.reconcile(key, ctx),
     }),
     new Controller({
+      // Workflows: a reconcile publishes a step's tasks and writes status; 8 run distinct Workflows at once
+      ...common, name: "workflow", for: workflows, workers: 8,
+      // a Queue that appears releases the Workflows waiting for it
+      watches: [{ informer: queues, map: (q: Queue) => workflows.list(q.metadata.namespace ?? "").filter((w) => w.status?.phase === "Pending" || w.status?.phase === "Running").map((w) => ({ namespace: w.metadata.namespace ?? "", name: w.metadata.name })) }],
+      reconcile: (key, ctx) => workflowReconciler.reconcile(key, ctx),
+    }),
+    new Controller({
       ...common, name: "schedule", for: schedules, workers: 8,
       owns: [{ informer: tasks, ownerKind: RESOURCES.Schedule.kind }],
       reconcile: (key, ctx) => scheduleReconciler.reconcile(key, ctx),
@@ -198,6 +228,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   ];
 
   const taskController = controllers[1]!;
+  const workflowController = controllers[2]!;
+  workflowReconciler.onChange = (key) => workflowController.enqueue(key);
   onNatsReconnect = () => {
     taskReconciler.resetBackoff();
     for (const key of tasksWaitingOnNats(tasks.list())) taskController.enqueue(key);
@@ -252,6 +284,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         ["stop the orphaned-Secret sweep", async () => clearInterval(sweepTimer)],
         ["stop controllers", () => Promise.all(controllers.map((c) => c.stop()))],
         ["stop informers", () => Promise.all(informers.map((i) => i.stop()))],
+        ["stop the workflow step-notice watches", async () => stepNotices.stop()],
         ["stop the queue reconciler", () => queueReconciler.stop()],
         ["release lease", async () => elector?.stop({ release: true })],
         ["drain the tenants' NATS connections", () => tenants.close()],

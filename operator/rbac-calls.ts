@@ -66,6 +66,8 @@ export const OPERATOR_API_CALLS: readonly OperatorApiCall[] = Object.freeze([
   { group: "celeriac.io", resource: "schedules/status", verbs: ["patch"], scope: "watched", why: "schedule-reconciler.ts: status write" },
   { group: "celeriac.io", resource: "tasks", verbs: ["create", "delete", "list", "patch", "watch"], scope: "watched", why: "main.ts: Task informer; task-reconciler.ts: finalizer patch, ttlSecondsAfterFinished delete; schedule-reconciler.ts: creates and prunes runs" },
   { group: "celeriac.io", resource: "tasks/status", verbs: ["patch"], scope: "watched", why: "task-reconciler.ts: Pending/Queued status (server-side apply with a resourceVersion precondition)" },
+  { group: "celeriac.io", resource: "workflows", verbs: ["create", "delete", "list", "patch", "watch"], scope: "watched", why: "main.ts: Workflow informer; workflow-reconciler.ts: finalizer patch, ttlSecondsAfterFinished delete; schedule-reconciler.ts: creates and prunes runs of a workflowTemplate" },
+  { group: "celeriac.io", resource: "workflows/status", verbs: ["patch"], scope: "watched", why: "workflow-reconciler.ts: status (server-side apply)" },
   { group: "coordination.k8s.io", resource: "leases", verbs: ["create", "get", "update"], scope: "lease", why: "runtime/leader-election.ts: reads, creates and replaces (renew, take over, release) the Lease" },
   { group: "keda.sh", resource: "scaledobjects", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the ScaledObject of a Queue with autoscaling.provider keda" },
   { group: "rbac.authorization.k8s.io", resource: "rolebindings", verbs: ["create", "get", "patch"], scope: "watched", why: "queue-reconciler.ts: applyChild of the workers' RoleBinding" },

@@ -148,10 +148,11 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
       return live.status?.desiredReplicas === 3 && live.status?.backlog === 25 ? live : undefined;
     }, 3000, "desiredReplicas 3 and backlog 25 in status"))!;
     assert.equal(q.status?.backlog, 25);
-    // A poll may land while the 25 are still being published (then an earlier "from 0 to 2" Event
-    // comes first): the Event of the decision for the whole backlog is the one to check.
+    // A poll may land while the 25 are still being published: an earlier "from 0 to 2" Event may come
+    // first, and the decision to 3 may be taken at a backlog of 21-24 already (CI saw "backlog 22"),
+    // after which the full 25 changes nothing and writes no Event.
     const ev = (await eventually(async () => (await events(name)).find((e) => e.reason === "Scaled" && / to 3: /.test(e.message ?? "")), 3000, "a Scaled Event to 3"))!;
-    assert.match(ev.message ?? "", /^Scaled workers from [0-2] to 3: backlog 25$/);
+    assert.match(ev.message ?? "", /^Scaled workers from [0-2] to 3: backlog 2[1-5]$/);
   });
 
   it("reads at once after a spec change instead of waiting for the next polling interval", async () => {
