@@ -277,6 +277,33 @@ describe("when a Workflow is applied with kubectl", { timeout: 180_000, skip: LO
     assert.match(changed.stderr, /spec is immutable/);
   });
 
+  it("fails a Workflow whose dependsOn has a cycle of three steps as InvalidSpec, naming the cycle, and runs nothing", async () => {
+    const r = await e.apply(
+      workflowYaml(
+        "cyclic",
+        `  steps:
+    - {name: a, task: wf.node, dependsOn: [c]}
+    - {name: b, task: wf.node, dependsOn: [a]}
+    - {name: c, task: wf.node, dependsOn: [b]}
+    - {name: free, task: wf.node}
+`,
+      ),
+    );
+    assert.equal(r.code, 0, `CEL cannot see a 3-cycle, so kubectl accepts it: ${r.stderr}`);
+    const wf = await waitCondition(e, "cyclic", "Failed");
+    assert.equal(condition(wf, "Failed")?.reason, "InvalidSpec");
+    assert.match(wf.status?.message ?? "", /cycle: (a → b → c → a|b → c → a → b|c → a → b → c)/);
+    assert.equal(runsOf(e, wf.metadata.uid).size, 0, "no step ran, not even the free one");
+  });
+
+  it("deletes a finished Workflow after ttlSecondsAfterFinished", async () => {
+    assert.equal((await e.apply(workflowYaml("short-lived", "  ttlSecondsAfterFinished: 1\n  steps:\n    - {name: only, task: wf.node}\n"))).code, 0);
+    const wf = await waitCondition(e, "short-lived", "Succeeded");
+    const done = Date.parse(wf.status?.completionTime ?? "");
+    await waitFor("short-lived deleted", async () => (await e.kubectl(["get", "workflow", "short-lived"])).code !== 0, 15_000, 100);
+    assert.ok(Date.now() - done >= 1000, "not before its TTL");
+  });
+
   it("revokes a running step's task when its Workflow is deleted", async () => {
     assert.equal((await e.apply(workflowYaml("doomed", "  steps:\n    - {name: long, task: wf.sleep, kwargs: {ms: 60000}}\n"))).code, 0);
     const uid = (await get(e, "doomed")).metadata.uid;
