@@ -87,7 +87,8 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * bucket (keys are task ids: one token, `$KV.<bucket>.*`); write its tasks' code defaults
  * (`$KV.<bucket>.task-defaults.*`, flow control); take, hand on and release singleton locks
  * (`$KV.<bucket>.unique.*`); create and update canvas join records and their slots
- * (`$KV.<bucket>.join.>`: `join.<id>` and `join.<id>.<index>`, canvas/runtime.ts). A canvas step on
+ * (`$KV.<bucket>.join.>`: `join.<id>` and `join.<id>.<index>`, canvas/runtime.ts); write the
+ * step-end notices of Workflow steps (`$KV.<bucket>.wf.>`: `wf.<uid>.<task id>`). A canvas step on
  * another queue is published, and its records read, with this queue's credential only when it is
  * open: a minted credential reaches its own queue alone (docs/canvas.md).
  * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
@@ -119,6 +120,7 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
         `$KV.${n.resultsBucket}.task-defaults.*`,
         `$KV.${n.resultsBucket}.unique.*`,
         `$KV.${n.resultsBucket}.join.>`,
+        `$KV.${n.resultsBucket}.wf.>`,
       ],
     },
     sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`] },

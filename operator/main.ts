@@ -182,7 +182,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const stepNotices: StepNotices = new StepNotices({ bucket, log, onNotice: (ns, uid, n) => workflowReconciler.notice(ns, uid, n) });
   const workflowReconciler: WorkflowReconciler = new WorkflowReconciler({
     kc, getWorkflow: (ns, name) => workflows.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher, bucket, watchQueue: (ns, q) => stepNotices.watch(ns, q), events,
+    publisher, bucket, watchQueue: (ns, q) => stepNotices.watch(ns, q), events, startedAt: () => startedAt,
   });
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),

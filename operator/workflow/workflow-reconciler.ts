@@ -10,7 +10,8 @@
  * first time this process plans a Workflow it looks every ready task up in NATS (a results-bucket
  * record, or the message in a stream: `TaskPublisher.isStored`) before publishing anything; after
  * that it publishes only tasks that became ready while it watched, which no earlier process can
- * have published (readiness only grows, and everything ready at adoption was looked up).
+ * have published (readiness only grows, and everything ready at adoption was looked up). A Workflow
+ * created after this process took the Lease is not looked up: no earlier process saw it.
  *
  * This process is the only writer of a Workflow's status, so it plans from the status it last
  * wrote rather than from the informer's copy, which can lag behind it.
@@ -44,6 +45,12 @@ export interface WorkflowReconcilerDeps {
   /** Starts the step-end notice watch of a queue's results bucket (idempotent). */
   watchQueue(namespace: string, queue: string): void;
   events: EventSink;
+  /**
+   * When this process started reconciling (it took the leader Lease): a Workflow created more than
+   * a second later (creationTimestamp has 1 s resolution) was never seen by an earlier process, so
+   * its tasks are not looked up in NATS before their first publish. Unset: every Workflow is.
+   */
+  startedAt?: () => Date;
   now?: () => Date;
 }
 
@@ -90,6 +97,8 @@ function observation(r: TaskRecord): TaskObservation {
 export class WorkflowReconciler implements ObjectReconciler {
   readonly #d: WorkflowReconcilerDeps;
   readonly #runs = new Map<string, Run>();
+  /** The uid of each Workflow (namespace/name) this process has a run of. */
+  readonly #uidByKey = new Map<string, string>();
   readonly #now: () => Date;
   /** Called with the Workflow to reconcile when a notice of one of its tasks arrives (main wires the controller's enqueue). */
   onChange: (key: ReconcileKey) => void = () => {};
@@ -124,8 +133,18 @@ export class WorkflowReconciler implements ObjectReconciler {
    */
   async reconcile(key: ReconcileKey, ctx: ReconcileContext): Promise<ReconcileResult> {
     let wf = this.#d.getWorkflow(key.namespace, key.name);
-    if (!wf) return {};
+    const k = `${key.namespace}/${key.name}`;
+    if (!wf) {
+      // gone: forget its run
+      const old = this.#uidByKey.get(k);
+      if (old !== undefined) this.#runs.delete(old);
+      this.#uidByKey.delete(k);
+      return {};
+    }
     const uid = wf.metadata.uid ?? "";
+    const was = this.#uidByKey.get(k);
+    if (was !== undefined && was !== uid) this.#runs.delete(was);
+    this.#uidByKey.set(k, uid);
     const ref: ObjectRef = { ...CELERIAC_TYPES.Workflow, namespace: key.namespace, name: key.name };
     let run = this.#runs.get(uid);
     if (!run) this.#runs.set(uid, (run = { key, tasks: new Map(), published: new Set(), items: new Map(), adopted: false, lastRead: 0, finalizer: false }));
@@ -197,6 +216,13 @@ export class WorkflowReconciler implements ObjectReconciler {
     };
     const obs = () => ({ now: this.#now(), tasks: run.tasks, published: run.published, items: run.items, queueExists });
     let plan = planWorkflow(wf, obs());
+    if (!run.adopted && !wf.status?.startTime && this.#d.startedAt) {
+      const created = Date.parse(wf.metadata.creationTimestamp ?? "");
+      if (created > this.#d.startedAt().getTime() + 1000) {
+        run.adopted = true;
+        run.lastRead = this.#now().getTime();
+      }
+    }
     for (let round = 0; round < 4; round++) {
       const nowMs = this.#now().getTime();
       const adopting = !run.adopted;
@@ -364,6 +390,7 @@ export class WorkflowReconciler implements ObjectReconciler {
 
   /** A finished Workflow: forget its run; delete it after ttlSecondsAfterFinished. */
   async #finished(wf: Workflow, ref: ObjectRef, run: Run, ctx: ReconcileContext): Promise<ReconcileResult> {
+    // only the last status is kept (an informer event older than it must not make it plan again)
     run.tasks.clear();
     run.published.clear();
     run.items.clear();
@@ -388,7 +415,8 @@ export class WorkflowReconciler implements ObjectReconciler {
       // every task the plan counts as ready (published or not) and not known finished
       const plan = planWorkflow(wf, { now: this.#now(), tasks: run.tasks, published: run.published, items: run.items, queueExists: () => true });
       const queueOf = this.#taskQueues(wf);
-      const ids = plan.ready.filter((id) => !isTerminalPhase(run.tasks.get(id)?.phase));
+      // what this process published, or (before it looked) everything that may have been
+      const ids = plan.ready.filter((id) => !isTerminalPhase(run.tasks.get(id)?.phase) && (!run.adopted || run.published.has(id)));
       await eachLimited(ids, IO_CONCURRENCY, async (id) => {
         const queue = queueOf(id);
         if (!this.#d.getQueue(ns, queue)) return;

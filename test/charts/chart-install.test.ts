@@ -56,7 +56,7 @@ describe("when the chart is installed on a cluster", { skip: HELM && KUBECTL ? f
     const d = await json<{ spec: { replicas: number; template: { spec: { containers: Array<{ args: string[] }> } } } }>("get", "deployment", "celeriac", "-n", "celeriac");
     assert.equal(d.spec.replicas, 1);
     assert.deepEqual(d.spec.template.spec.containers[0]?.args, ["operator", "--leader-elect"]);
-    for (const crd of ["queues.celeriac.io", "tasks.celeriac.io", "schedules.celeriac.io"]) {
+    for (const crd of ["queues.celeriac.io", "tasks.celeriac.io", "schedules.celeriac.io", "workflows.celeriac.io"]) {
       assert.equal(await ok(kubectl("get", "crd", crd, "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}")), "True", `${crd} established`);
     }
   });
@@ -92,7 +92,7 @@ describe("when the chart is installed on a cluster", { skip: HELM && KUBECTL ? f
     assert.deepEqual(await names("statefulsets", "celeriac"), []);
     assert.ok(!(await names("clusterroles")).some((n) => n.startsWith("celeriac")));
     assert.ok(!(await names("clusterrolebindings")).includes("celeriac"));
-    assert.deepEqual((await names("crd")).filter((n) => n.endsWith(".celeriac.io")), ["queues.celeriac.io", "schedules.celeriac.io", "tasks.celeriac.io"]);
+    assert.deepEqual((await names("crd")).filter((n) => n.endsWith(".celeriac.io")), ["queues.celeriac.io", "schedules.celeriac.io", "tasks.celeriac.io", "workflows.celeriac.io"]);
     assert.deepEqual(await names("tasks", "default"), ["monthly-report"]);
   });
 

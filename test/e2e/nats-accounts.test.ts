@@ -83,6 +83,31 @@ describe("when the local platform runs one NATS account per namespace", { timeou
     figures.tasksSucceededMs = await runEchoInEachTenant(e, 90);
   });
 
+  it("runs a two-step Workflow in a tenant namespace: the worker's minted creds write the step-end notice the operator watches through that namespace's account", async () => {
+    const ns = TEAMS[0];
+    const r = await e.kubectl(["apply", "-n", ns, "-f", "-"], `apiVersion: celeriac.io/v1alpha1
+kind: Workflow
+metadata:
+  name: tenant-dag
+spec:
+  queue: ${QUEUE}
+  steps:
+    - name: first
+      task: e2e.echo
+      args: [1]
+    - name: second
+      task: e2e.echo
+      dependsOn: [first]
+`);
+    assert.equal(r.code, 0, r.stderr);
+    const t0 = Date.now();
+    const w = await e.kubectl(["wait", "-n", ns, "--for=condition=Succeeded", "workflow/tenant-dag", "--timeout=90s"]);
+    assert.equal(w.code, 0, `${w.stderr} ${(await e.kubectl(["get", "-n", ns, "workflow/tenant-dag", "-o", "yaml"])).stdout}`);
+    figures.workflowSucceededMs = Date.now() - t0;
+    const st = JSON.parse((await e.kubectl(["get", "-n", ns, "workflow/tenant-dag", "-o", "json"])).stdout) as { status: { result: { kwargs: { first: { args: number[] } } } } };
+    assert.deepEqual(st.status.result.kwargs.first.args, [1], "the second step got the first one's result by name");
+  });
+
   it("issues each namespace's worker and producer creds under its own account, not the platform's Celeriac account", async (t) => {
     const celeriac = e.platform.natsAuth?.accountPublicKey;
     assert.ok(celeriac?.startsWith("A"), `the platform reports its Celeriac account: ${String(celeriac)}`);
