@@ -8,8 +8,9 @@
  * - fan-out: a Workflow `gen` (wfb.range(--items)) → `fan` (forEach over gen's result, wfb.noop per
  *   item) → `total` (wfb.count of fan's list). Measured: create → Succeeded (50 ms polls), the fan
  *   step's items/s (its status startTime → completionTime), the fan-in's start after the last item
- *   finished (records), and the object's size at the end as `kubectl get -o json` prints it
- *   (4-space indent; target < 100 KiB) and compact;
+ *   finished (records), and the object's size at the end: the bytes `kubectl get -o json` prints
+ *   (the real kubectl when test/helpers/k8s-tools.ts finds one, else the same JSON with 4-space
+ *   indent and no managedFields; target < 100 KiB) and compact;
  * - chains: `--chains` Workflows of `--steps` wfb.noop steps, each depending on the one before,
  *   one at a time. Step start latency = the step task's record `startTime` − its dependency's
  *   record `completionTime` (results bucket, ms precision; target p50 ≤ 50 ms), split into the
@@ -36,6 +37,7 @@ import { createObject, getObject, type KubeObject } from "../kube/k8s-client.js"
 import { loadKubeConfig } from "../kube/kubeconfig.js";
 import { workerPods } from "./faults/cr-path.js";
 import { pollUntil } from "./faults/harness.js";
+import { k8sTools, runTool } from "../test/helpers/k8s-tools.js";
 import { numberArg as arg } from "./throughput-phases.js";
 
 const ITEMS = arg("items", 1000);
@@ -114,7 +116,7 @@ async function main(): Promise<void> {
     const fanOuts: FanOut[] = [];
     const chains: Chains[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      const f = await fanOut(run, kv);
+      const f = await fanOut(run, kv, platform.kubeconfigPath);
       fanOuts.push(f);
       const c: Chains = { startLatencyMs: [], publishLatencyMs: [], pickupLatencyMs: [], totalMs: [] };
       for (let i = 0; i < CHAINS; i++) {
@@ -210,7 +212,19 @@ async function record(kv: KV, id: string): Promise<TaskRecord> {
   return e.json<TaskRecord>();
 }
 
-async function fanOut(run: (spec: Omit<WorkflowSpec, "queue">) => Promise<{ wf: Wf; totalMs: number }>, kv: KV): Promise<FanOut> {
+/** Bytes of `kubectl get workflow <name> -o json` (kubectl hides managedFields), or its equivalent without kubectl. */
+async function kubectlJsonBytes(kubeconfig: string, wf: Wf): Promise<number> {
+  const tools = k8sTools();
+  const bin = tools.kubectl132 ?? tools.kubectl134;
+  if (bin) {
+    const r = await runTool(bin, ["get", "workflow", wf.metadata.name, "-n", NS, "-o", "json"], { KUBECONFIG: kubeconfig });
+    if (r.code === 0) return Buffer.byteLength(r.stdout);
+  }
+  const { managedFields: _hidden, ...metadata } = wf.metadata as Wf["metadata"] & { managedFields?: unknown };
+  return Buffer.byteLength(JSON.stringify({ ...wf, metadata }, null, 4) + "\n");
+}
+
+async function fanOut(run: (spec: Omit<WorkflowSpec, "queue">) => Promise<{ wf: Wf; totalMs: number }>, kv: KV, kubeconfig: string): Promise<FanOut> {
   const { wf, totalMs } = await run(fanOutSpec(ITEMS));
   if (wf.status?.result !== ITEMS) throw new Error(`fan-in counted ${JSON.stringify(wf.status?.result)}, not ${ITEMS}`);
   const fan = wf.status?.steps?.find((s) => s.name === "fan");
@@ -222,7 +236,7 @@ async function fanOut(run: (spec: Omit<WorkflowSpec, "queue">) => Promise<{ wf: 
     totalMs,
     itemsPerSecond: ITEMS / ((ms(fan?.completionTime) - ms(fan?.startTime)) / 1000),
     fanInDelayMs: ms(totalRec.status.startTime) - lastItem,
-    kubectlJsonBytes: Buffer.byteLength(JSON.stringify(wf, null, 4)),
+    kubectlJsonBytes: await kubectlJsonBytes(kubeconfig, wf),
     compactJsonBytes: Buffer.byteLength(JSON.stringify(wf)),
   };
 }
