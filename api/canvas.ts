@@ -365,6 +365,30 @@ export const MessageCanvasSchema = Type.Object(
         { description: "Set on a step task of a Workflow resource: when it ends, the worker writes the step-end notice `wf.<uid>.<task id>` (api/workflow.ts) to its queue's results bucket." },
       ),
     ),
+    kwargsRefs: Type.Optional(
+      Type.Unsafe<Record<string, KwargsRef>>({
+        type: "object",
+        additionalProperties: {
+          type: "object",
+          required: ["queue"],
+          properties: {
+            queue: { type: "string", pattern: QUEUE_NAME_PATTERN, description: "Queue (same namespace) whose results bucket holds the record(s)." },
+            id: { type: "string", minLength: 1, maxLength: 256, description: "One task's result: the record of this task id." },
+            each: {
+              type: "object",
+              required: ["prefix", "count"],
+              properties: {
+                prefix: { type: "string", minLength: 1, maxLength: 256, description: "Task ids `<prefix><i>`." },
+                count: { type: "integer", minimum: 0, description: "How many: i = 0 … count − 1." },
+              },
+              description: "The list of the results of tasks <prefix>0 … <prefix><count − 1>, in order (a Workflow's forEach step).",
+            },
+          },
+          description: "Give id or each.",
+        },
+        description: "kwargs filled by the worker before the handler runs: each key gets the referenced result(s), read from the results bucket (a Workflow step's dependencies on its own queue); a record missing or not Succeeded fails the task (CanvasResultMissingError).",
+      }),
+    ),
     chunk: Type.Optional(Type.Boolean({ description: "True for a chunks task: args is a list of argument lists; the handler runs once per list; the result is the list of results." })),
     argsRef: Type.Optional(
       Type.Object(
@@ -400,6 +424,9 @@ export const CanvasStatusSchema = Type.Object(
 );
 /** `status.canvas`. */
 export type CanvasStatus = Static<typeof CanvasStatusSchema>;
+
+/** A kwarg the worker fills from the results bucket (MessageCanvasSchema `kwargsRefs`): one task's result, or the list of results of `<prefix>0 … <prefix><count − 1>`. */
+export type KwargsRef = { queue: string; id: string; each?: undefined } | { queue: string; each: { prefix: string; count: number }; id?: undefined };
 
 /** A result too large to pass by value, or a join's list of results: see MessageCanvasSchema `argsRef`. */
 export type ResultRef = { kind: "task"; id: string; queue: string } | { kind: "join"; id: string };

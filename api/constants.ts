@@ -125,6 +125,8 @@ export const REASONS = {
   Running: "Running",
   /** Workflow Event: retry-from-failed re-ran the failed and never-run steps. */
   RetryStarted: "RetryStarted",
+  /** Workflow Event (Warning): a retry request on a Workflow that is not Failed or Cancelled was ignored. */
+  RetryIgnored: "RetryIgnored",
   /** Task Accepted=False: the operator cannot publish to NATS now; it retries with back-off. */
   NatsUnavailable: "NatsUnavailable",
   /** Task condition and Warning Event: the Task's Queue was deleted while the Task waited in it. */

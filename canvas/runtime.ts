@@ -571,6 +571,30 @@ export class CanvasRuntime {
     return [value, ...msg.args.slice(1)];
   }
 
+  /**
+   * The handler's kwargs of a message whose `canvas.kwargsRefs` is set (a Workflow step's
+   * dependencies on its own queue): each referenced key set to the result it names — one task's
+   * (`id`), or the list of `<prefix>0 … <prefix><count − 1>`'s (`each`). Other kwargs as they are.
+   * @throws CanvasResultMissingError (an UnrecoverableError) when a record is missing or not Succeeded
+   */
+  async resolveKwargs(msg: TaskMessage): Promise<Record<string, unknown>> {
+    const refs = msg.canvas?.kwargsRefs;
+    const kwargs = { ...(msg.kwargs as Record<string, unknown>) };
+    if (!refs) return kwargs;
+    for (const [name, ref] of Object.entries(refs)) {
+      if (ref.id !== undefined) kwargs[name] = await this.#result(ref.queue, ref.id);
+      else if (ref.each) {
+        const { prefix, count } = ref.each;
+        const out = new Array<unknown>(count);
+        await eachLimited(Array.from({ length: count }, (_, i) => i), IO_CONCURRENCY, async (i) => {
+          out[i] = await this.#result(ref.queue, `${prefix}${i}`);
+        });
+        kwargs[name] = out;
+      }
+    }
+    return kwargs;
+  }
+
   async #result(queue: string, id: string): Promise<unknown> {
     const e = await (await this.#d.bucket(queue)).get(id);
     this.stats.recordReads++;

@@ -71,6 +71,8 @@ export interface AttemptsOptions {
    * called before the handler, inside the attempt (its throw is the attempt's error).
    */
   readonly resolveArgs?: (msg: TaskMessage) => Promise<unknown[]>;
+  /** The handler's kwargs of a message whose `canvas.kwargsRefs` is set (CanvasRuntime.resolveKwargs): the referenced results filled in. */
+  readonly resolveKwargs?: (msg: TaskMessage) => Promise<Record<string, unknown>>;
   /**
    * Most bytes of JSON a result may have (read at each attempt's end: the server's max_payload less
    * the rest of the record); a larger one fails the attempt with ResultTooLargeError. Unset: no limit.
@@ -150,10 +152,11 @@ export class Attempts {
         throw new RetryError(opts.message ?? "retry requested", opts.countdownSeconds === undefined ? {} : { countdownSeconds: opts.countdownSeconds });
       },
     };
-    const kwargs = msg.kwargs as Record<string, unknown>;
     const resolve = this.#o.resolveArgs;
+    const resolveKwargs = this.#o.resolveKwargs;
     const call = async (): Promise<unknown> => {
       const args = msg.canvas?.argsRef && resolve ? await resolve(msg) : msg.args;
+      const kwargs = msg.canvas?.kwargsRefs && resolveKwargs ? await resolveKwargs(msg) : (msg.kwargs as Record<string, unknown>);
       if (!msg.canvas?.chunk) return def.handler(args, kwargs, ctx);
       const results: unknown[] = [];
       for (const [i, list] of args.entries()) {

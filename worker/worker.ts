@@ -126,7 +126,7 @@ export class Worker {
     await publishTaskDefaults(kv, this.names.resultsBucket, this.tasks, this.#log);
     const sinks: StatusSink[] = o.sinks ?? [new KvStatusSink(kv), ...(o.extraSinks ?? [])];
     const settler = (this.#settler = new Settler({ js: this.#js, names: this.names, sinks, workerName: o.workerName, statusWriteTimeoutMs: o.statusWriteTimeoutMs, isClosed: () => o.nc.isClosed(), metrics: this.#queueMetrics, log: this.#log, uniqueKv: kv, afterFinal: (msg, record, x) => this.#canvas.afterFinal(msg, record, x) }));
-    const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random, resolveArgs: (msg) => this.#canvas.resolveArgs(msg), maxResultBytes: () => maxResultBytes(o.nc) }));
+    const attempts = (this.#attempts = new Attempts({ settler, log: this.#log, abortGraceSeconds: o.abortGraceSeconds, runningRecordDelayMs: o.runningRecordDelayMs, random: o.random, resolveArgs: (msg) => this.#canvas.resolveArgs(msg), resolveKwargs: (msg) => this.#canvas.resolveKwargs(msg), maxResultBytes: () => maxResultBytes(o.nc) }));
     const info = await jsm.consumers.info(this.names.stream, this.names.workerConsumer);
     // heartbeat at a third of the ack wait: comfortably below half
     const heartbeatMs = Math.max(100, Math.floor((info.config.ack_wait ?? 30e9) / 1e6 / 3));

@@ -190,7 +190,8 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
     }
     if (ids && ids.length > 0) base.taskIds = ids.slice(0, STEP_TASK_IDS_SHOWN);
     const touched = c !== undefined && c.succeeded + c.failed + c.running > 0;
-    if (touched) base.startTime = p?.startTime && p.generation === base.generation ? p.startTime : (c?.firstStart ?? nowIso);
+    // a task recorded Failed without running (its message could not be built) has no start: its end stands for it
+    if (touched) base.startTime = p?.startTime && p.generation === base.generation ? p.startTime : (c?.firstStart ?? c?.lastEnd ?? nowIso);
     if (itemsError) {
       base.phase = "Failed";
       base.message = itemsError;

@@ -22,10 +22,11 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { ANNOTATIONS, FIELD_MANAGERS, FINALIZERS, REASONS, isTerminalPhase } from "../../api/constants.js";
 import { eachLimited } from "../../api/limited.js";
 import { taskRecord, type TaskMessage, type TaskRecord } from "../../api/message.js";
+import type { KwargsRef } from "../../api/canvas.js";
 import { CELERIAC_TYPES, type Queue, type Task, type Workflow } from "../../api/objects.js";
 import { InvalidTaskMessageError, newTaskMessage, taskMessageInput } from "../../api/task-message.js";
 import { kvPut } from "../../nats/kv-put.js";
-import { MAX_WORKFLOW_INLINE_RESULT_BYTES, workflowResultKey, type WorkflowStatus, type WorkflowStepEvent } from "../../api/workflow.js";
+import { MAX_FOR_EACH_ITEMS, MAX_WORKFLOW_INLINE_RESULT_BYTES, workflowResultKey, type WorkflowStatus, type WorkflowStepEvent } from "../../api/workflow.js";
 import {
   applyStatus, deleteObject, isNotFound, setFinalizer,
   type EventSink, type ObjectReconciler, type ObjectRef, type ReconcileContext, type ReconcileKey, type ReconcileResult,
@@ -177,7 +178,7 @@ export class WorkflowReconciler implements ObjectReconciler {
         ctx.log.info({ retries: status.retries, steps: again }, "Retrying workflow from its failed steps");
         return { requeueAfterMs: 0 };
       }
-      this.#d.events.event(wf, "Warning", REASONS.RetryStarted, `Retry request ${request} ignored: the Workflow is ${phase ?? "Pending"}; only a Failed or Cancelled Workflow is retried`);
+      this.#d.events.event(wf, "Warning", REASONS.RetryIgnored, `Retry request ${request} ignored: the Workflow is ${phase ?? "Pending"}; only a Failed or Cancelled Workflow is retried`);
       await this.#write(ref, run, { ...(wf.status ?? {}), retryRequest: request });
       if (wf.status) wf = { ...wf, status: { ...wf.status, retryRequest: request } };
     }
@@ -259,7 +260,12 @@ export class WorkflowReconciler implements ObjectReconciler {
           const value = await this.#result(ns, src);
           for (const s of wf.spec.steps) {
             if (s.forEach?.fromStep !== src.name) continue;
-            run.items.set(s.name, Array.isArray(value) ? value : { error: `forEach.fromStep ${src.name}: its result is ${value === null ? "null" : typeof value}, not a JSON list` });
+            run.items.set(
+              s.name,
+              !Array.isArray(value) ? { error: `forEach.fromStep ${src.name}: its result is ${value === null ? "null" : typeof value}, not a JSON list` }
+              : value.length > MAX_FOR_EACH_ITEMS ? { error: `forEach.fromStep ${src.name}: its result lists ${value.length} items; a forEach fans out to at most ${MAX_FOR_EACH_ITEMS}: split the list, or make each item a batch` }
+              : value,
+            );
           }
           if (step) changed = true;
         }
@@ -346,7 +352,15 @@ export class WorkflowReconciler implements ObjectReconciler {
   async #message(wf: Workflow, t: PlannedTask, results: Map<string, unknown>, now: Date): Promise<TaskMessage> {
     const ns = wf.metadata.namespace ?? "";
     const kwargs: Record<string, unknown> = { ...((t.run.kwargs ?? {}) as Record<string, unknown>) };
-    for (const src of t.inputs) kwargs[src.name] = await this.#result(ns, src, results);
+    // a dependency on the step's own queue travels by reference (its worker reads the records: no
+    // size limit, and the operator reads nothing); one on another queue by value (the step's
+    // worker may not read that bucket), within the message's 256 KiB of args and kwargs
+    const kwargsRefs: Record<string, KwargsRef> = {};
+    for (const src of t.inputs) {
+      if (src.queue !== t.queue || (src.list && src.ids.length === 0)) kwargs[src.name] = await this.#result(ns, src, results);
+      else if (!src.list) kwargsRefs[src.name] = { queue: src.queue, id: src.ids[0]! };
+      else kwargsRefs[src.name] = { queue: src.queue, each: { prefix: src.ids[0]!.slice(0, src.ids[0]!.lastIndexOf("_") + 1), count: src.ids.length } };
+    }
     if (t.workflowArg) kwargs.workflow = t.workflowArg;
     const args = t.item ? [t.item.value, ...(t.run.args ?? [])] : (t.run.args ?? []);
     const queue = this.#d.getQueue(ns, t.queue);
@@ -361,7 +375,8 @@ export class WorkflowReconciler implements ObjectReconciler {
     } as unknown as Task;
     const input = taskMessageInput(asTask, queue?.spec);
     const msg = newTaskMessage({ ...input, origin: { kind: "Workflow", namespace: ns, name: wf.metadata.name, uid: wf.metadata.uid ?? "" } }, now);
-    return { ...msg, canvas: { root: wf.metadata.uid ?? "", home: t.queue, step: t.index, workflow: { name: wf.metadata.name, uid: wf.metadata.uid ?? "" } } };
+    const refs = Object.keys(kwargsRefs).length > 0 ? { kwargsRefs } : {};
+    return { ...msg, canvas: { root: wf.metadata.uid ?? "", home: t.queue, step: t.index, workflow: { name: wf.metadata.name, uid: wf.metadata.uid ?? "" }, ...refs } };
   }
 
   /** Records task `t` Failed without publishing it (its message cannot be built, or an input is gone). */
