@@ -75,8 +75,8 @@ function executions(e: E2E): Execution[] {
 }
 
 /** The queue's worker processes run the workflow tasks module instead of the generic e2e one. */
-function workflowQueueYaml(e: E2E): string {
-  return queueYaml(QUEUE, e.eventsLog, "  concurrency: 32\n").replace("/fixtures/e2e/tasks.js", "/fixtures/e2e/workflow-tasks.js");
+function workflowQueueYaml(e: E2E, name = QUEUE): string {
+  return queueYaml(name, e.eventsLog, "  concurrency: 32\n").replace("/fixtures/e2e/tasks.js", "/fixtures/e2e/workflow-tasks.js");
 }
 
 const DIAMOND = workflowYaml(
@@ -93,7 +93,7 @@ describe("when a Workflow is applied with kubectl", { timeout: 180_000, skip: LO
   let e: E2E;
   before(async () => {
     e = await startE2E();
-    const r = await e.apply(workflowQueueYaml(e));
+    const r = await e.apply(`${workflowQueueYaml(e)}\n---\n${workflowQueueYaml(e, `${QUEUE}-other`)}`);
     assert.equal(r.code, 0, r.stderr);
   });
   after(() => e?.stop());
@@ -149,6 +149,41 @@ describe("when a Workflow is applied with kubectl", { timeout: 180_000, skip: LO
     assert.deepEqual([...runs.values()].filter((n) => n !== 1), [], "every task ran once");
     const size = (await e.kubectl(["get", "workflow", "fanout", "-o", "json"])).stdout.length;
     assert.ok(size < 100 * 1024, `kubectl get -o json is ${size} bytes`);
+  });
+
+  it("gives a fan-in the list of results by reference, past the 256 KiB a message's kwargs may hold", async () => {
+    const pad = "p".repeat(300);
+    const r = await e.apply(
+      workflowYaml(
+        "bigfanin",
+        `  steps:
+    - {name: gen, task: wf.range, args: [1000]}
+    - {name: wide, task: wf.node, dependsOn: [gen], forEach: {fromStep: gen}, kwargs: {pad: ${pad}}}
+    - {name: total, task: wf.collect, args: [wide], dependsOn: [wide]}
+`,
+      ),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const wf = await waitCondition(e, "bigfanin", "Succeeded", 120);
+    const item = (i: number) => ({ step: i, inputs: { pad } });
+    assert.ok(1000 * JSON.stringify(item(999)).length > 256 * 1024, "the list is larger than a message's kwargs may be");
+    assert.deepEqual(wf.status?.result, { length: 1000, sum: 0, first: item(0), last: item(999) });
+  });
+
+  it("passes a result from a step on another Queue by value", async () => {
+    const r = await e.apply(
+      workflowYaml(
+        "crossqueue",
+        `  steps:
+    - {name: here, task: wf.node, args: [here]}
+    - {name: there, task: wf.node, args: [there], queue: ${QUEUE}-other, dependsOn: [here]}
+    - {name: back, task: wf.node, args: [back], dependsOn: [there]}
+`,
+      ),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const wf = await waitCondition(e, "crossqueue", "Succeeded", 90);
+    assert.deepEqual(wf.status?.result, { step: "back", inputs: { there: { step: "there", inputs: { here: { step: "here", inputs: {} } } } } });
   });
 
   let marker = "";
