@@ -13,6 +13,12 @@ declare module "../worker/index.js" {
     "emails.send": { args: [to: string, subject: string]; kwargs: { body?: string }; result: { messageId: string } };
     "demo.flaky": { args: []; kwargs: Record<string, never>; result: { succeededOnAttempt: number } };
     "demo.always_fails": { args: []; kwargs: Record<string, never>; result: never };
+    "etl.fetch": { args: [source: string]; kwargs: Record<string, never>; result: Sale[] };
+    "etl.clean": { args: []; kwargs: { fetch: Sale[] }; result: Sale[] };
+    "etl.stats": { args: []; kwargs: { fetch: Sale[] }; result: { rows: number; total: number; mean: number } };
+    "etl.report": { args: []; kwargs: { clean: Sale[]; stats: { rows: number; total: number; mean: number } }; result: { rowsIn: number; rowsKept: number; total: number; keptTotal: number; top: Sale | null } };
+    "reports.months": { args: [from: string, count: number]; kwargs: Record<string, never>; result: string[] };
+    "reports.summarize": { args: []; kwargs: { reports: Array<{ month: string; rows: number; url: string }> }; result: { months: number; rows: number; urls: string[] } };
   }
 }
 
@@ -46,3 +52,54 @@ export const flaky = defineTask("demo.flaky", (_a, _k, ctx) => {
 export const alwaysFails = defineTask("demo.always_fails", () => {
   throw new Error("this task always fails");
 }, { retry: { maxAttempts: 2, backoff: { initialSeconds: 0.2 } } });
+
+/** One sale row of the ETL example Workflow (examples/workflows/diamond.yaml). */
+export interface Sale {
+  id: number;
+  region: string;
+  amount: number;
+}
+
+/**
+ * Step `fetch` of the diamond Workflow: "downloads" 20 sales rows from `source` (simulated,
+ * deterministic: rows 7 and 13 have invalid negative amounts for `clean` to drop).
+ */
+export const etlFetch = defineTask("etl.fetch", async ([source], _kwargs, ctx) => {
+  await sleep(50, undefined, { signal: ctx.signal });
+  const regions = ["north", "south", "east", "west"];
+  const rows = Array.from({ length: 20 }, (_, i) => ({ id: i + 1, region: regions[i % 4]!, amount: i === 6 || i === 12 ? -1 : ((i * 37) % 100) + 10 }));
+  ctx.log.info({ source, rows: rows.length }, "Fetched sales");
+  return rows;
+});
+
+/** Step `clean`: keeps the rows with a valid amount. Gets fetch's result as `kwargs.fetch`. */
+export const etlClean = defineTask("etl.clean", (_args, { fetch }) => fetch.filter((r) => r.amount >= 0));
+
+/** Step `stats`: counts and totals the raw rows (runs beside `clean`). Gets fetch's result as `kwargs.fetch`. */
+export const etlStats = defineTask("etl.stats", (_args, { fetch }) => {
+  const total = fetch.reduce((sum, r) => sum + r.amount, 0);
+  return { rows: fetch.length, total, mean: fetch.length ? total / fetch.length : 0 };
+});
+
+/** Step `report`: joins both branches. Gets `kwargs.clean` and `kwargs.stats`. */
+export const etlReport = defineTask("etl.report", (_args, { clean, stats }) => {
+  const keptTotal = clean.reduce((sum, r) => sum + r.amount, 0);
+  const top = clean.reduce<Sale | null>((best, r) => (best === null || r.amount > best.amount ? r : best), null);
+  return { rowsIn: stats.rows, rowsKept: clean.length, total: stats.total, keptTotal, top };
+});
+
+/** `count` consecutive months from `from` (YYYY-MM): the list a forEach step fans out over. */
+export const months = defineTask("reports.months", ([from, count]) => {
+  const m = /^(\d{4})-(\d{2})$/.exec(from);
+  if (!m) throw new UnrecoverableError(`from "${from}" is not YYYY-MM`);
+  if (!Number.isInteger(count) || count < 1 || count > 120) throw new UnrecoverableError(`count ${count} is not an integer in 1-120`);
+  const start = Number(m[1]) * 12 + Number(m[2]) - 1;
+  return Array.from({ length: count }, (_, i) => `${Math.floor((start + i) / 12)}-${String(((start + i) % 12) + 1).padStart(2, "0")}`);
+});
+
+/** The fan-in of the forEach example: `kwargs.reports` is the list of reports.generate results, in item order. */
+export const summarize = defineTask("reports.summarize", (_args, { reports }) => ({
+  months: reports.length,
+  rows: reports.reduce((sum, r) => sum + r.rows, 0),
+  urls: reports.map((r) => r.url),
+}));

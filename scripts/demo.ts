@@ -1,8 +1,10 @@
 /**
  * `npm run demo`: the main job on one machine. Starts the platform (`celeriac dev up`), applies the
  * example Queue and Tasks with kubectl, waits until every Task has finished, and prints
- * `kubectl get tasks` with phases, attempts, results and errors. The platform keeps running
- * afterwards; stop it with `npx celeriac dev down`.
+ * `kubectl get tasks` with phases, attempts, results and errors; then applies the diamond Workflow
+ * (examples/workflows/diamond.yaml), waits for it with `kubectl wait --for=condition=Succeeded`
+ * and prints `kubectl get workflows` and its result. The platform keeps running afterwards; stop
+ * it with `npx celeriac dev down`.
  *
  * Usage: `node dist/scripts/demo.js [--dir .celeriac] [--timeout 120]`
  * Needs `kubectl` on PATH (or KUBECTL=<path>) and `nats-server`.
@@ -13,6 +15,7 @@ import { devUp } from "../cli/commands/dev-platform.js";
 import { REPO_ROOT } from "../devcluster/platform/paths.js";
 
 const EXAMPLES = ["queue.yaml", "task-succeeds.yaml", "task-retries.yaml", "task-fails.yaml", "task-delayed.yaml"];
+const WORKFLOW = "workflows/diamond.yaml";
 const TERMINAL = new Set(["Succeeded", "Failed", "Cancelled", "Expired"]);
 
 function arg(name: string, dflt: string): string {
@@ -53,6 +56,20 @@ async function main(): Promise<void> {
   kubectl(["get", "tasks", "-o", "wide"]);
   console.log("$ kubectl get tasks -o custom-columns=NAME:.metadata.name,PHASE:.status.phase,RESULT:.status.result,ERROR:.status.error.message");
   kubectl(["get", "tasks", "-o", "custom-columns=NAME:.metadata.name,PHASE:.status.phase,RESULT:.status.result,ERROR:.status.error.message"]);
+  console.log(`$ kubectl apply -f examples/${WORKFLOW}`);
+  kubectl(["apply", "-f", join(REPO_ROOT, "examples", WORKFLOW)]);
+  const waitS = Math.max(10, Math.round((deadline - Date.now()) / 1000));
+  console.log(`$ kubectl wait --for=condition=Succeeded workflow/sales-etl --timeout=${waitS}s`);
+  try {
+    kubectl(["wait", "--for=condition=Succeeded", "workflow/sales-etl", `--timeout=${waitS}s`]);
+  } catch {
+    console.error(`The Workflow sales-etl did not succeed within ${waitS} s; see kubectl describe workflow sales-etl`);
+    process.exitCode = 1;
+  }
+  console.log("$ kubectl get workflows");
+  kubectl(["get", "workflows"]);
+  console.log("$ kubectl get workflow sales-etl -o jsonpath='{.status.result}'");
+  console.log(kubectl(["get", "workflow", "sales-etl", "-o", "jsonpath={.status.result}"], false));
   console.log(`\nThe platform is still running. Use it with:\n  export KUBECONFIG=${kubeconfig}\nStop it with:\n  npx celeriac dev down --dir ${dir}`);
 }
 
