@@ -195,7 +195,7 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
     if (itemsError) {
       base.phase = "Failed";
       base.message = itemsError;
-      base.error = { type: "ForEachSourceNotAList", message: itemsError, taskId: (states.get(step.forEach!.fromStep!)!.ids ?? [""])[0]! };
+      base.error = { type: /at most \d+/.test(itemsError) ? "ForEachSourceTooLong" : "ForEachSourceNotAList", message: itemsError, taskId: (states.get(step.forEach!.fromStep!)!.ids ?? [""])[0]! };
       base.completionTime = p?.completionTime ?? nowIso;
       anyFailedTask = true;
       failedSteps.push({ name, error: { type: base.error.type, message: itemsError } });
