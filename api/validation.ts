@@ -203,7 +203,7 @@ function causeFor(err: ErrorObject, prefix: string, root: unknown): FieldCause |
  */
 export function validateValue(schema: JSONSchemaProps, value: unknown, path = ""): FieldCause[] {
   const fn = validatorFor(schema);
-  if (fn(value)) return [];
+  if (fn(value)) return listTypeCauses(schema, value, path);
   const causes: FieldCause[] = [];
   const seen = new Set<string>();
   for (const err of fn.errors ?? []) {
@@ -217,7 +217,41 @@ export function validateValue(schema: JSONSchemaProps, value: unknown, path = ""
       causes.push(cause);
     }
   }
-  return causes;
+  return [...causes, ...listTypeCauses(schema, value, path)];
+}
+
+/**
+ * Duplicates in lists the schema marks `x-kubernetes-list-type: set` (equal items) or `map` (items
+ * equal in their `x-kubernetes-list-map-keys`), as kube-apiserver reports them
+ * (apiextensions-apiserver `listtype` validation): `<field>[i]: Duplicate value: "a"` for a set,
+ * `Duplicate value: map[string]interface {}{"name":"a"}` for a map.
+ */
+function listTypeCauses(schema: JSONSchemaProps, value: unknown, path: string): FieldCause[] {
+  const out: FieldCause[] = [];
+  const walk = (s: JSONSchemaProps | undefined, v: unknown, field: string): void => {
+    if (!s) return;
+    if (Array.isArray(v)) {
+      const type = s["x-kubernetes-list-type"];
+      if (type === "set" || type === "map") {
+        const keys = (s["x-kubernetes-list-map-keys"] as string[] | undefined) ?? [];
+        const seen = new Set<string>();
+        v.forEach((item, i) => {
+          const id = type === "set" ? JSON.stringify(item) : JSON.stringify(keys.map((k) => (isObject(item) ? item[k] : undefined)));
+          if (seen.has(id)) {
+            const shown = type === "set" ? show(item) : `map[string]interface {}{${keys.map((k) => `${JSON.stringify(k)}:${JSON.stringify(isObject(item) ? item[k] : null)}`).join(", ")}}`;
+            out.push({ reason: "FieldValueDuplicate", field: joinPath(field, i), message: `Duplicate value: ${shown}` });
+          }
+          seen.add(id);
+        });
+      }
+      if (isObject(s.items)) v.forEach((item, i) => walk(s.items as JSONSchemaProps, item, joinPath(field, i)));
+    } else if (isObject(v)) {
+      const props = s.properties as Record<string, JSONSchemaProps> | undefined;
+      for (const [k, x] of Object.entries(v)) walk(props?.[k] ?? (isObject(s.additionalProperties) ? (s.additionalProperties as JSONSchemaProps) : undefined), x, joinPath(field, k));
+    }
+  };
+  walk(schema, value, path);
+  return out;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
