@@ -89,8 +89,8 @@ export function workflowForRun(schedule: Schedule, name: string, nominalTime: Da
 }
 
 /**
- * Label value identifying a Schedule's Tasks and Workflows. Label values are limited to 63 characters; longer
- * Schedule names are cut to 54 and suffixed with an 8-hex hash of the full name. Pure.
+ * Label value identifying a Schedule's Tasks and Workflows. Label values are limited to 63
+ * characters; longer Schedule names are cut to 54 and suffixed with an 8-hex hash of the full name. Pure.
  */
 export function scheduleLabelValue(name: string): string {
   if (name.length <= 63) return name;
