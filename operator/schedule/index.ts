@@ -1,6 +1,6 @@
 /**
- * The pure core of the Schedule controller: next-run computation, deterministic Task names, history
- * limits and the policy engine (planScheduleRun). The reconciler shell applies the plan; see
+ * The pure core of the Schedule controller: next-run computation, deterministic Task (and Workflow)
+ * names, history limits and the policy engine (planScheduleRun). The reconciler shell applies the plan; see
  * docs/schedules.md for the user-facing rules.
  */
 export { parseSchedule, nextRun, runsBetween, type ParseResult } from "./next-run.js";
@@ -10,11 +10,13 @@ export { taskNameFor, nominalTimeFromTaskName, isDnsSubdomain, MAX_TASK_NAME_LEN
 export {
   tasksBeyondHistory,
   toScheduleTaskInfo,
+  toScheduleWorkflowInfo,
   nominalTimeOf,
   isActiveTask,
   isFailedTask,
   toDate,
   type ScheduleTaskInfo,
+  type ScheduleChildKind,
 } from "./history.js";
 export {
   planScheduleRun,

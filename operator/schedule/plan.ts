@@ -1,8 +1,9 @@
 /**
- * The Schedule policy engine: given a Schedule, the Tasks it owns and the current time, which Tasks to
- * create, cancel and delete, which runs were missed, the new status, the Events to emit and when to
- * look again. Pure: the clock is an argument; no clients, no env. The reconciler is a thin shell that
- * applies the plan (see planScheduleRun).
+ * The Schedule policy engine: given a Schedule, the Tasks and Workflows it owns and the current time,
+ * which Tasks (taskTemplate) or Workflows (workflowTemplate) to create, which children to cancel and
+ * delete, which runs were missed, the new status, the Events to emit and when to look again. Pure:
+ * the clock is an argument; no clients, no env. The reconciler is a thin shell that applies the plan
+ * (see planScheduleRun).
  *
  * Vocabulary and defaults are CronJob's (kubernetes/kubernetes `pkg/controller/cronjob`,
  * `cronjob_controllerv2.go` `syncCronJob`, `utils.go` `mostRecentScheduleTime`), with these changes:
@@ -13,7 +14,10 @@
  * - `missedRunPolicy` chooses between RunLatest (CronJob's), Skip and RunAll (capped by missedRunsLimit);
  * - `concurrencyPolicy: Forbid` skips and records the run immediately; it does not start it late
  *   when the active Task finishes (CronJob does, within startingDeadlineSeconds);
- * - runs are whole seconds and the requeue is exact (CronJob adds 100 ms and has minute granularity).
+ * - runs are whole seconds and the requeue is exact (CronJob adds 100 ms and has minute granularity);
+ * - a run is a Task or, with a workflowTemplate, a Workflow; both kinds of child are one population
+ *   for the policies (an active Workflow counts for Forbid and Replace as an active Task does, the
+ *   history limits count both), so switching templates keeps the guarantees.
  */
 import { DEFAULT_SCHEDULE } from "../../api/defaults.js";
 import { CONDITION_TYPES, REASONS } from "../../api/constants.js";
@@ -21,7 +25,7 @@ import { getCondition, setCondition } from "../../api/conditions.js";
 import type { ScheduleSpec, ScheduleStatus } from "../../api/schedule.js";
 import { nextRun, parseSchedule, runsBetween } from "./next-run.js";
 import { taskNameFor } from "./task-name.js";
-import { isActiveTask, nominalTimeOf, tasksBeyondHistory, toDate, type ScheduleTaskInfo } from "./history.js";
+import { isActiveTask, nominalTimeOf, tasksBeyondHistory, toDate, type ScheduleChildKind, type ScheduleTaskInfo } from "./history.js";
 
 /**
  * Why a run was not started:
@@ -43,10 +47,12 @@ export interface MissedRun {
   reason: MissedReason;
 }
 
-/** A Task to create. */
+/** A Task (or Workflow) to create. */
 export interface PlannedRun {
-  /** Deterministic Task name (taskNameFor): create it; AlreadyExists means it is already done. */
+  /** Deterministic name (taskNameFor): create it; AlreadyExists means it is already done. */
   name: string;
+  /** What to create: a Workflow when the spec has a workflowTemplate, else a Task. */
+  kind: ScheduleChildKind;
   /** Nominal run time: put it in the ANNOTATIONS.scheduledAt annotation (RFC 3339). */
   nominalTime: Date;
 }
@@ -58,13 +64,13 @@ export interface ScheduleEvent {
   reason: string;
   /** Human-readable, starts with a capital, no trailing period. */
   message: string;
-  /** The Task the event is about (create, cancel, delete): emit it only after that call succeeded. */
+  /** The Task or Workflow the event is about (create, cancel, delete): emit it only after that call succeeded. */
   taskName?: string;
 }
 
 /** Input of planScheduleRun. Times are Dates or RFC 3339 strings. */
 export interface SchedulePlanInput {
-  /** Schedule metadata.name: the prefix of Task names. */
+  /** Schedule metadata.name: the prefix of Task and Workflow names. */
   name: string;
   /** Schedule metadata.creationTimestamp: where runs start when there is no status yet. */
   creationTimestamp: Date | string;
@@ -74,7 +80,10 @@ export interface SchedulePlanInput {
   spec: ScheduleSpec;
   /** Current Schedule status (may be empty). */
   status?: ScheduleStatus;
-  /** Every Task this Schedule owns (ownerReference or LABELS.schedule), from a cache that has seen our own creates. */
+  /**
+   * Every Task and Workflow this Schedule owns (ownerReference or LABELS.schedule), from caches that
+   * have seen our own creates; Workflows with `kind: "Workflow"`.
+   */
   tasks: readonly ScheduleTaskInfo[];
   /** The current time (injected). */
   now: Date;
@@ -90,11 +99,11 @@ export interface SchedulePlanInput {
 
 /** What to do, from planScheduleRun. */
 export interface SchedulePlan {
-  /** Tasks to create, oldest first. Create in order; stop at the first error other than AlreadyExists. */
+  /** Tasks or Workflows to create, oldest first. Create in order; stop at the first error other than AlreadyExists. */
   create: PlannedRun[];
-  /** Active Tasks to cancel before creating (concurrencyPolicy Replace). */
+  /** Names of active Tasks and Workflows to cancel (delete) before creating (concurrencyPolicy Replace); the kind is the input's. */
   cancel: string[];
-  /** Finished Tasks to delete (history limits), oldest first. */
+  /** Names of finished Tasks and Workflows to delete (history limits), oldest first; the kind is the input's. */
   delete: string[];
   /** Runs not started, oldest first; already counted in `status`. */
   missed: MissedRun[];
@@ -140,8 +149,9 @@ const maxDate = (...ds: Array<Date | undefined>): Date | undefined => {
 };
 
 /**
- * Plans one reconcile of a Schedule. Pure and idempotent: planning again with the created Tasks
- * present (or with the returned status) creates nothing new.
+ * Plans one reconcile of a Schedule. Pure and idempotent: planning again with the created Tasks or
+ * Workflows present (or with the returned status) creates nothing new. "Task" below stands for
+ * either kind of child.
  *
  * Order of decisions:
  * 1. history: finished Tasks beyond successfulTasksHistoryLimit / failedTasksHistoryLimit (always);
@@ -169,6 +179,9 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
   const readyType = CONDITION_TYPES.Schedule.Ready;
   const prevReady = getCondition(prev.conditions, readyType);
   const events: ScheduleEvent[] = [];
+  const runKind: ScheduleChildKind = spec.workflowTemplate ? "Workflow" : "Task";
+  const kindOf = new Map(tasks.map((t) => [t.name, t.kind ?? "Task"]));
+  const noun = (childName: string | undefined) => kindOf.get(childName ?? "") ?? "Task";
 
   // 1. History, whatever else happens.
   const toDelete = tasksBeyondHistory(
@@ -178,7 +191,7 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
     spec.failedTasksHistoryLimit ?? DEFAULT_SCHEDULE.failedTasksHistoryLimit,
   );
   for (const t of toDelete) {
-    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulDelete, message: `Deleted finished Task ${t} beyond the history limit`, taskName: t });
+    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulDelete, message: `Deleted finished ${noun(t)} ${t} beyond the history limit`, taskName: t });
   }
   const activeTasks = tasks
     .filter(isActiveTask)
@@ -203,7 +216,12 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
     if (generation !== undefined) s.observedGeneration = generation;
     return s;
   };
-  const activeRefs = activeTasks.map((t) => (t.uid ? { name: t.name, uid: t.uid } : { name: t.name }));
+  const ref = (childName: string, uid: string | undefined, kind: ScheduleChildKind): { name: string; uid?: string; kind?: "Workflow" } => ({
+    name: childName,
+    ...(uid ? { uid } : {}),
+    ...(kind === "Workflow" ? { kind } : {}),
+  });
+  const activeRefs = activeTasks.map((t) => ref(t.name, t.uid, t.kind ?? "Task"));
   const withGen = <T extends object>(c: T) => (generation !== undefined ? { ...c, observedGeneration: generation } : c);
 
   // 2. Invalid expression or zone.
@@ -230,7 +248,7 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
         type: readyType,
         status: "True" as const,
         reason: REASONS.Suspended,
-        message: `Suspended: no Tasks are created; on resume, runs due meanwhile are handled by missedRunPolicy ${missedRunPolicy}`,
+        message: `Suspended: no ${runKind}s are created; on resume, runs due meanwhile are handled by missedRunPolicy ${missedRunPolicy}`,
       }),
       now,
     );
@@ -286,11 +304,11 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
   }
 
   const create: PlannedRun[] = starts
-    .map((t) => ({ name: taskNameFor(name, t), nominalTime: t }))
+    .map((t) => ({ name: taskNameFor(name, t), kind: runKind, nominalTime: t }))
     .filter((r) => !taskNames.has(r.name));
 
   // 6. Status, Events, requeue.
-  const status = baseStatus([...activeRefs, ...create.map((r) => ({ name: r.name }))]);
+  const status = baseStatus([...activeRefs, ...create.map((r) => ref(r.name, undefined, r.kind))]);
   const newest = maxDate(lastSchedule, ...starts);
   if (newest) status.lastScheduleTime = rfc3339(newest);
   if (missed.length > 0) {
@@ -308,12 +326,12 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
   );
 
   for (const c of cancel) {
-    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulCancel, message: `Cancelled active Task ${c} to start a new run (concurrencyPolicy Replace)`, taskName: c });
+    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulCancel, message: `Cancelled active ${noun(c)} ${c} to start a new run (concurrencyPolicy Replace)`, taskName: c });
   }
   for (const r of create) {
-    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulCreate, message: `Created Task ${r.name} for the run at ${rfc3339(r.nominalTime)}`, taskName: r.name });
+    events.push({ type: "Normal", reason: SCHEDULE_EVENT_REASONS.SuccessfulCreate, message: `Created ${r.kind} ${r.name} for the run at ${rfc3339(r.nominalTime)}`, taskName: r.name });
   }
-  for (const m of missed.slice(0, MAX_MISSED_EVENTS)) events.push(missedEvent(m, activeTasks[0]?.name));
+  for (const m of missed.slice(0, MAX_MISSED_EVENTS)) events.push(missedEvent(m, activeTasks[0] && { name: activeTasks[0].name, kind: activeTasks[0].kind ?? "Task" }));
   if (missed.length > MAX_MISSED_EVENTS) {
     const counts = new Map<MissedReason, number>();
     for (const m of missed) counts.set(m.reason, (counts.get(m.reason) ?? 0) + 1);
@@ -331,15 +349,15 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
   return { create, cancel, delete: toDelete, missed, status, events, requeueAfterMs };
 }
 
-function missedEvent(m: MissedRun, activeName: string | undefined): ScheduleEvent {
+function missedEvent(m: MissedRun, active: { name: string; kind: ScheduleChildKind } | undefined): ScheduleEvent {
   const at = rfc3339(m.nominalTime);
   switch (m.reason) {
     case "Forbid":
       return {
         type: "Warning",
         reason: SCHEDULE_EVENT_REASONS.JobAlreadyActive,
-        message: activeName
-          ? `Skipped the run at ${at}: Task ${activeName} is still active and concurrencyPolicy is Forbid`
+        message: active
+          ? `Skipped the run at ${at}: ${active.kind} ${active.name} is still active and concurrencyPolicy is Forbid`
           : `Skipped the run at ${at}: a newer run started instead and concurrencyPolicy is Forbid`,
       };
     case "Replace":

@@ -34,7 +34,7 @@ const status = (lastScheduleTime: string, more: ScheduleStatus = {}): ScheduleSt
 describe("when a run is due on time", () => {
   const p = plan({ status: status("2026-01-01T09:55:00Z"), now: T("2026-01-01T10:00:00.020Z") });
   it("creates one Task named <schedule>-<unix seconds>", () => {
-    assert.deepEqual(p.create, [{ name: `report-${secs("2026-01-01T10:00:00Z")}`, nominalTime: T("2026-01-01T10:00:00Z") }]);
+    assert.deepEqual(p.create, [{ name: `report-${secs("2026-01-01T10:00:00Z")}`, kind: "Task", nominalTime: T("2026-01-01T10:00:00Z") }]);
     assert.deepEqual(p.missed, []);
   });
   it("updates lastScheduleTime, nextScheduleTime, active and Ready", () => {
