@@ -187,6 +187,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const scheduleReconciler = new ScheduleReconciler({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
     tasksOf: (ns, label) => tasks.list(ns).filter((t) => t.metadata.labels?.[LABELS.schedule] === label),
+    workflowsOf: (ns, label) => workflows.list(ns).filter((w) => w.metadata.labels?.[LABELS.schedule] === label),
     events, startedAt: () => startedAt, onFired: (ms) => lateness.observe(ms / 1000),
   });
 
@@ -222,7 +223,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     }),
     new Controller({
       ...common, name: "schedule", for: schedules, workers: 8,
-      owns: [{ informer: tasks, ownerKind: RESOURCES.Schedule.kind }],
+      owns: [{ informer: tasks, ownerKind: RESOURCES.Schedule.kind }, { informer: workflows, ownerKind: RESOURCES.Schedule.kind }],
       reconcile: (key, ctx) => scheduleReconciler.reconcile(key, ctx),
     }),
   ];
