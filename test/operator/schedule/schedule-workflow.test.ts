@@ -299,7 +299,7 @@ describe("when a Schedule sets both templates or neither", () => {
   it("checks the workflowTemplate's steps with the Workflow's own rules", async () => {
     const r = await post(doc("loop", { workflowTemplate: { spec: { queue: "q", steps: [{ name: "a", task: "x.y", dependsOn: ["a"] }] } } }));
     assert.equal(r.status, 422);
-    assert.match(r.body.message ?? "", /spec\.workflowTemplate\.spec\.steps\[0\]: Invalid value: "object": step "a" depends on itself: remove it from its own dependsOn/);
+    assert.match(r.body.message ?? "", /spec\.workflowTemplate\.spec\.steps\[0\]\.dependsOn: Invalid value: "object": step "a" depends on itself: remove it from its own dependsOn/);
   });
   it("lets the workflowTemplate change (only a Workflow's own spec is immutable)", async () => {
     const res = await fetch(`${c.api.url}/apis/celeriac.io/v1alpha1/namespaces/default/schedules/workflows-only`, {
