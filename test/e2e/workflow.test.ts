@@ -337,6 +337,49 @@ describe("when a Workflow is applied with kubectl", { timeout: 180_000, skip: LO
     assert.ok(Date.now() - done >= 1000, "not before its TTL");
   });
 
+  it("fires Workflows from a Schedule's workflowTemplate, one at a time under Forbid, keeping the history limit", async () => {
+    const r = await e.apply(`apiVersion: celeriac.io/v1alpha1
+kind: Schedule
+metadata:
+  name: every-second
+spec:
+  schedule: "@every 1s"
+  concurrencyPolicy: Forbid
+  successfulTasksHistoryLimit: 2
+  workflowTemplate:
+    metadata:
+      labels: {team: reports}
+    spec:
+      queue: ${QUEUE}
+      steps:
+        - {name: first, task: wf.node}
+        - {name: second, task: wf.node, dependsOn: [first]}
+`);
+    assert.equal(r.code, 0, r.stderr);
+    type Listed = { items: Array<{ metadata: { name: string; uid: string; labels?: Record<string, string>; ownerReferences?: Array<{ kind: string; name: string }> }; status?: { phase?: string } }> };
+    const list = async (): Promise<Listed["items"]> => (JSON.parse((await e.kubectl(["get", "workflows", "-l", "celeriac.io/schedule=every-second", "-o", "json"])).stdout) as Listed).items;
+    const uids = new Set<string>();
+    // runs keep coming (≥ 4 seen), while at most 2 succeeded ones are kept
+    await waitFor("four runs", async () => {
+      for (const w of await list()) if (w.status?.phase === "Succeeded") uids.add(w.metadata.uid);
+      return uids.size >= 4;
+    }, 60_000, 200);
+    assert.equal((await e.kubectl(["patch", "schedule", "every-second", "--type=merge", "-p", '{"spec":{"suspend":true}}'])).code, 0);
+    const left = (await waitFor("history pruned to 2", async () => {
+      const items = await list();
+      return items.length > 0 && items.length <= 2 && items.every((w) => w.status?.phase === "Succeeded") ? items : undefined;
+    }, 30_000, 200))!;
+    for (const w of left) {
+      assert.equal(w.metadata.labels?.team, "reports", "the template's labels");
+      assert.equal(w.metadata.ownerReferences?.[0]?.kind, "Schedule");
+    }
+    // every run's steps ran once each
+    for (const uid of uids) {
+      const runs = runsOf(e, uid);
+      assert.deepEqual([...runs.values()], [1, 1], `run ${uid}: ${JSON.stringify([...runs])}`);
+    }
+  });
+
   it("revokes a running step's task when its Workflow is deleted", async () => {
     assert.equal((await e.apply(workflowYaml("doomed", "  steps:\n    - {name: long, task: wf.sleep, kwargs: {ms: 60000}}\n"))).code, 0);
     const uid = (await get(e, "doomed")).metadata.uid;
