@@ -25,3 +25,4 @@ export * from "./nats-creds-secrets.js";
 export * from "./canvas.js";
 export * from "./workflow.js";
 export * from "./workflow-check.js";
+export * from "./durations.js";

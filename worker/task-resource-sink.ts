@@ -24,6 +24,7 @@
  * write returned stands for the read of the next one: the lock on its resourceVersion makes any
  * change by someone else since a 409, and the Task is then read again.
  */
+import { formatDuration } from "../api/durations.js";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { API_VERSION, CONDITION_TYPES, FIELD_MANAGERS, isTerminalPhase, MAX_INLINE_RESULT_BYTES, REASONS } from "../api/constants.js";
@@ -100,21 +101,8 @@ export function taskStatusApply(record: TaskRecord, o: TaskStatusApplyOptions): 
   return out;
 }
 
-/**
- * A duration in ms as kubectl prints a Job's: `850ms`, `1.5s`, `2m3s`, `1h2m`. Negative or NaN → `0s`.
- * Pure.
- * @param ms milliseconds
- */
-export function formatDuration(ms: number): string {
-  if (!(ms > 0)) return "0s";
-  if (ms < 1000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${Number((ms / 1000).toFixed(ms < 10_000 ? 2 : 1))}s`;
-  const totalS = Math.round(ms / 1000);
-  const h = Math.floor(totalS / 3600);
-  const m = Math.floor((totalS % 3600) / 60);
-  const sec = totalS % 60;
-  return h > 0 ? `${h}h${m}m` : `${m}m${sec}s`;
-}
+/** Re-exported from api/durations.ts, where the operator gets it too. */
+export { formatDuration };
 
 /** The condition reason of a `Failed` status, from its error type. */
 export function failureReason(s: TaskStatus): string {

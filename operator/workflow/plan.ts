@@ -14,6 +14,7 @@
 import type { TaskPhase } from "../../api/constants.js";
 import { CONDITION_TYPES, REASONS, isTerminalPhase } from "../../api/constants.js";
 import { setCondition } from "../../api/conditions.js";
+import { formatDuration } from "../../api/durations.js";
 import type { Workflow } from "../../api/objects.js";
 import { checkWorkflowSpec, topologicalOrder } from "../../api/workflow-check.js";
 import {
@@ -88,16 +89,6 @@ export interface WorkflowPlan {
   done: boolean;
 }
 
-/** Go-style duration of `ms` milliseconds: 1.5s, 2m3s, 1h2m3s. Pure. */
-export function goDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
-  const s = ms / 1000;
-  if (s < 60) return `${Number(s.toFixed(3))}s`;
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const rest = Math.round(s % 60);
-  return `${h > 0 ? `${h}h` : ""}${m > 0 || h > 0 ? `${m}m` : ""}${rest}s`;
-}
 
 /** The hook spec of `name`. */
 function hookOf(wf: Workflow, name: WorkflowHookName): WorkflowHook | undefined {
@@ -349,7 +340,7 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
   }
   if (done) {
     status.completionTime = prev.completionTime && prev.phase === phase ? prev.completionTime : nowIso;
-    if (status.startTime) status.duration = goDuration(Date.parse(status.completionTime) - Date.parse(status.startTime));
+    if (status.startTime) status.duration = formatDuration(Date.parse(status.completionTime) - Date.parse(status.startTime));
   }
   // the result: kept from the last status; loaded when the Workflow just succeeded
   let loadResult: ResultSource[] | undefined;
