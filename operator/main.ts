@@ -234,6 +234,11 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   onNatsReconnect = () => {
     taskReconciler.resetBackoff();
     for (const key of tasksWaitingOnNats(tasks.list())) taskController.enqueue(key);
+    // unfinished Workflows plan again at once (a publish that failed during the outage, notices missed)
+    for (const w of workflows.list()) {
+      const phase = w.status?.phase;
+      if (phase !== "Succeeded" && phase !== "Failed" && phase !== "Cancelled") workflowController.enqueue({ namespace: w.metadata.namespace ?? "", name: w.metadata.name });
+    }
   };
   if (accounts) {
     // Accounts mode: a namespace whose connection never opened (NATS was down) has no reconnect of

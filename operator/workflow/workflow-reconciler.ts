@@ -186,7 +186,15 @@ export class WorkflowReconciler implements ObjectReconciler {
 
     for (const q of this.#queues(wf)) this.#d.watchQueue(key.namespace, q);
     const plan = await this.#plan(wf, run);
-    await this.#publish(wf, run, plan.publish, ctx);
+    try {
+      await this.#publish(wf, run, plan.publish, ctx);
+    } catch (err) {
+      // say why it does not move (NATS down, a publish not confirmed); the controller retries with back-off
+      const steps = [...new Set(plan.publish.filter((t) => !run.published.has(t.id)).map((t) => t.step))].join(", ");
+      const message = `waiting to publish step${steps.includes(",") ? "s" : ""} ${steps}: ${(err as Error).message}; retrying with back-off`;
+      await this.#write(ref, run, { ...plan.status, message }).catch(() => undefined);
+      throw err;
+    }
     // the status after the publishes (their steps are Running now)
     const after = plan.publish.length > 0 ? await this.#plan(wf, run) : plan;
     const status = after.status;

@@ -1,7 +1,8 @@
 /**
  * End-to-end (issue 12 item 3): a Task applied while nats-server is down is never shown Queued, says
  * it waits on NATS, and runs exactly once when NATS is back — after an outage longer than the Queue's
- * duplicate window.
+ * duplicate window; a Workflow whose step ends during an outage finishes once NATS is back, every
+ * step run once.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -57,5 +58,30 @@ describe("when NATS is down while a Task is applied", { timeout: 240_000, skip: 
     await sleep(2000); // a duplicate would be delivered by now
     await waitFor("the events log", () => e.events().some((x) => x.taskId === uid), 5000, 100);
     assert.equal(e.events().filter((x) => x.event === "start" && x.taskId === uid).length, 1, "ran exactly once");
+  });
+
+  it("finishes a Workflow whose step ended while NATS was down, each step once", async () => {
+    const r = await e.apply(`apiVersion: celeriac.io/v1alpha1
+kind: Workflow
+metadata:
+  name: across-outage
+spec:
+  queue: outage
+  steps:
+    - {name: slow, task: e2e.sleep, kwargs: {ms: 1500}}
+    - {name: next, task: e2e.echo, dependsOn: [slow]}
+`);
+    assert.equal(r.code, 0, r.stderr);
+    const uid = (await e.kubectl(["get", "workflow", "across-outage", "-o", "jsonpath={.metadata.uid}"])).stdout;
+    await waitFor("the slow step started", () => e.events().some((x) => x.event === "start" && x.taskId === `${uid}_slow`), 60_000, 50);
+    await e.platform.stopNats();
+    // the slow step's handler ends during the outage; its record and notice wait for NATS
+    await waitFor("the slow step's handler finished", () => e.events().some((x) => x.event === "finish" && x.taskId === `${uid}_slow`), 30_000, 50);
+    await e.platform.startNats();
+    const w = await e.kubectl(["wait", "--for=condition=Succeeded", "workflow/across-outage", "--timeout=90s"]);
+    assert.equal(w.code, 0, `${w.stderr}${(await e.kubectl(["get", "workflow", "across-outage", "-o", "yaml"])).stdout}`);
+    for (const step of ["slow", "next"]) {
+      assert.equal(e.events().filter((x) => x.event === "start" && x.taskId === `${uid}_${step}`).length, 1, `${step} ran exactly once`);
+    }
   });
 });
