@@ -65,7 +65,7 @@ describe("when the operator gives each namespace its own NATS account (full reso
   };
 
   before(async () => {
-    c = await startCluster(["queues", "tasks", "schedules"]);
+    c = await startCluster(["queues", "tasks", "schedules", "workflows"]);
     nats = await startNatsServer({ operatorMode: true, resolver: "full" });
     dir = mkdtempSync(join(tmpdir(), "celeriac-accounts-op-"));
     for (const name of [A, B, KEYS_NS]) await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name } }, "test");

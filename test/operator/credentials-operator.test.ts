@@ -62,7 +62,7 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 9
 
   before(async () => {
     // No garbage collector: the operator must delete the Secrets itself.
-    c = await startCluster(["queues", "tasks", "schedules"], { controllers: { garbageCollector: false } });
+    c = await startCluster(["queues", "tasks", "schedules", "workflows"], { controllers: { garbageCollector: false } });
     nats = await startNatsServer({ operatorMode: true });
     await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: NS } }, "test");
     const m = nats.operator!;

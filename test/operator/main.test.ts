@@ -23,7 +23,7 @@ describe("when the operator watches two namespaces (--watch-namespaces a,b)", ()
   let op: RunningOperator;
   const logs: Array<Record<string, unknown>> = [];
   before(async () => {
-    c = await startCluster(["queues", "tasks", "schedules"]);
+    c = await startCluster(["queues", "tasks", "schedules", "workflows"]);
     nats = await startNatsServer();
     for (const ns of ["watch-a", "watch-b", "watch-c"]) await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: ns } }, "test");
     const config = operatorConfigFrom({ kubeconfig: join(c.dir, "kubeconfig"), nats: nats.url, watchNamespaces: "watch-a,watch-b", port: "0" }, {});
@@ -37,10 +37,10 @@ describe("when the operator watches two namespaces (--watch-namespaces a,b)", ()
 
   it("runs one controller per kind, with exactly one workqueue_depth series each", async () => {
     const started = logs.filter((l) => l.msg === "Controller started").map((l) => l.controller).sort();
-    assert.deepEqual(started, ["queue", "schedule", "task"]);
+    assert.deepEqual(started, ["queue", "schedule", "task", "workflow"]);
     const text = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text();
     const depth = series(text, "celeriac_workqueue_depth").map((l) => l.name).sort();
-    assert.deepEqual(depth, ["queue", "schedule", "task"]);
+    assert.deepEqual(depth, ["queue", "schedule", "task", "workflow"]);
   });
 
   it("reconciles Tasks in both watched namespaces and leaves the others alone", async () => {
