@@ -16,7 +16,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { LABELS, MANAGED_BY, RESOURCES } from "../api/constants.js";
+import { GROUP, LABELS, MANAGED_BY, RESOURCES, VERSION } from "../api/constants.js";
 import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task, type Workflow } from "../api/objects.js";
 import { queueNames } from "../api/naming.js";
@@ -30,7 +30,7 @@ import {
 import { queueOfWorkerPod } from "./queue/labels.js";
 import { QueueReconciler } from "./queue/queue-reconciler.js";
 import {
-  BUILTIN_TYPES, Controller, EventRecorder, LeaderElector, loadKubeConfig, namespacedInformer, startHealthServer,
+  BUILTIN_TYPES, Controller, EventRecorder, LeaderElector, isNotFound, kubeRequest, loadKubeConfig, namespacedInformer, startHealthServer,
   type KubeObject, type ResourceType, type SharedInformer,
 } from "./runtime/index.js";
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
@@ -43,6 +43,26 @@ import { StepNotices, WorkflowReconciler } from "./workflow/index.js";
 function queueOwnersOf(s: CredsSecret): Array<{ namespace: string; name: string }> {
   const ns = s.metadata.namespace ?? "";
   return (s.metadata.ownerReferences ?? []).filter((r) => r.kind === RESOURCES.Queue.kind).map((r) => ({ namespace: ns, name: r.name }));
+}
+
+/**
+ * Fails with a message that says what to do when a Celeriac CRD is not served (an upgrade that did
+ * not apply the chart's crds/ first: Helm never installs or upgrades them on `helm upgrade`), instead
+ * of an informer that never syncs.
+ * @throws Error naming the missing CRDs and the command that installs them
+ */
+async function requireCrds(kc: Parameters<typeof kubeRequest>[0]): Promise<void> {
+  let served: string[] = [];
+  try {
+    const list = await kubeRequest<{ resources?: Array<{ name: string }> }>(kc, { method: "GET", path: `/apis/${GROUP}/${VERSION}` });
+    served = (list.resources ?? []).map((r) => r.name);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const missing = Object.values(RESOURCES).map((r) => r.plural).filter((p) => !served.includes(p));
+  if (missing.length > 0) {
+    throw new Error(`CRD${missing.length > 1 ? "s" : ""} ${missing.map((p) => `${p}.${GROUP}`).join(", ")} not installed: apply the chart's CRDs first (kubectl apply --server-side -f charts/celeriac/crds/; docs/install.md, Upgrade)`);
+  }
 }
 
 /** A running operator. */
@@ -266,6 +286,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   };
   const startControllers = async () => {
     startedAt = new Date();
+    await requireCrds(kc);
     for (const i of informers) i.start();
     await Promise.all(controllers.map((c) => c.start()));
     log.info({ controllers: controllers.length }, "Started controllers");
@@ -328,7 +349,12 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     });
     await elector.start();
   } else {
-    await startControllers();
+    try {
+      await startControllers();
+    } catch (err) {
+      await stop();
+      throw err;
+    }
   }
   log.info({ port: health.port, leaderElect: config.leaderElect, namespaces: config.watchNamespaces }, "Operator started");
   return { port: health.port, stop };

@@ -59,3 +59,23 @@ describe("when the operator watches two namespaces (--watch-namespaces a,b)", ()
     assert.equal(series(text, "celeriac_workqueue_depth").filter((l) => l.name === "task").length, 1);
   });
 });
+
+describe("when a Celeriac CRD is not installed (an upgrade that skipped the chart's crds/)", () => {
+  let c: TestCluster;
+  let nats: NatsServer;
+  before(async () => {
+    c = await startCluster(["queues", "tasks", "schedules"]);
+    nats = await startNatsServer();
+  });
+  after(async () => {
+    await nats?.cleanup();
+    await c?.close();
+  });
+
+  it("refuses to start, naming the missing CRD and the command that installs it", async () => {
+    const config = operatorConfigFrom({ kubeconfig: join(c.dir, "kubeconfig"), nats: nats.url, port: "0" }, {});
+    const t0 = Date.now();
+    await assert.rejects(startOperator(config, pino({ level: "silent" }), () => undefined), /CRD workflows\.celeriac\.io not installed: apply the chart's CRDs first \(kubectl apply --server-side -f charts\/celeriac\/crds\//);
+    assert.ok(Date.now() - t0 < 15_000, "at once, not after an informer sync timeout");
+  });
+});
