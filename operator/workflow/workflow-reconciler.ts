@@ -232,14 +232,19 @@ export class WorkflowReconciler implements ObjectReconciler {
         run.lastRead = this.#now().getTime();
       }
     }
-    for (let round = 0; round < 4; round++) {
-      const nowMs = this.#now().getTime();
-      const adopting = !run.adopted;
-      const reread = nowMs - run.lastRead >= WORKFLOW_REREAD_MS;
+    // Adopting (or re-reading), each round reads the ready tasks not read yet: what it finds finished
+    // makes the next level of the DAG ready, so a deep DAG is caught up in one reconcile (one round
+    // per level), not one level per re-read period.
+    const nowMs = this.#now().getTime();
+    const adopting = !run.adopted;
+    const reread = nowMs - run.lastRead >= WORKFLOW_REREAD_MS;
+    const looked = new Set<string>();
+    for (let round = 0; round < wf.spec.steps.length + 4; round++) {
       let changed = false;
       if (adopting || reread) {
         // ready tasks not known finished: read their records; adopting, look the unseen ones up in NATS
-        const ids = plan.ready.filter((id) => !run.tasks.has(id) || !isTerminalPhase(run.tasks.get(id)!.phase));
+        const ids = plan.ready.filter((id) => !looked.has(id) && (!run.tasks.has(id) || !isTerminalPhase(run.tasks.get(id)!.phase)));
+        for (const id of ids) looked.add(id);
         const queueOf = new Map<string, string>();
         for (const p of plan.publish) queueOf.set(p.id, p.queue);
         const stepQueue = this.#taskQueues(wf);

@@ -244,8 +244,13 @@ describe("when a Workflow is applied with kubectl", { timeout: 180_000, skip: LO
     const before = await get(e, "failing");
     const uid = before.metadata.uid;
     rmSync(marker);
+    const asked = Date.now();
     await requestRetry(e, "failing");
     const wf = await waitCondition(e, "failing", "Succeeded");
+    // the re-run starts from the retry's own reconciles, every level of the DAG read at once, not
+    // one level per 10 s re-read (a trial saw 10-15 s before that was fixed)
+    const rerun = executions(e).find((x) => x.event === "start" && x.taskId === workflowTaskId(uid, "bad", 1));
+    assert.ok(rerun && rerun.at - asked < 5000, `bad_g1 started ${rerun ? rerun.at - asked : "never"} ms after the retry request`);
     assert.equal(wf.metadata.uid, uid);
     assert.equal(wf.status?.retries, 1);
     assert.equal(wf.status?.phase, "Succeeded");
