@@ -90,8 +90,13 @@ async function operatorChecks(kind: string, spec: Obj | undefined): Promise<stri
   return problems;
 }
 
-/** Problems kubectl's CEL message states only for the step list as a whole, not naming the entry. */
-const LIST_LEVEL_REASONS: readonly string[] = ["DuplicateStepName", "UnknownDependency", "DependencyCycle"];
+/**
+ * Problems whose apply-time message does not say enough, so validate adds its own line: the CEL
+ * rules on the step list as a whole (they cannot name the entry), and forEach with neither or both
+ * of items and fromStep (the schema's generic min/maxProperties message, "must have at most 1 items",
+ * reads like a limit on the items list).
+ */
+const LIST_LEVEL_REASONS: readonly string[] = ["DuplicateStepName", "UnknownDependency", "DependencyCycle", "ForEachItemsOrFromStep"];
 
 /**
  * The DAG checks of a Workflow (or a Schedule's workflowTemplate), api/workflow-check.ts. A problem the

@@ -449,6 +449,8 @@ export class WorkflowReconciler implements ObjectReconciler {
         const queue = queueOf(id);
         if (!this.#d.getQueue(ns, queue)) return;
         await this.#d.publisher.revoke(ns, queue, id);
+        // a reconcile again (the finalizer's patch conflicted) does not revoke, nor count, it twice
+        run.tasks.set(id, { phase: "Cancelled" });
       });
       if (ids.length > 0) {
         this.#d.events.event(wf, "Normal", REASONS.Revoked, `Revoked ${ids.length} unfinished task${ids.length === 1 ? "" : "s"} because the Workflow was deleted`);
