@@ -6,7 +6,7 @@
  * the succeeded ones' results. The spec is not touched (it is immutable).
  */
 import type { Command } from "commander";
-import { ANNOTATIONS, FIELD_MANAGERS } from "../../api/constants.js";
+import { ANNOTATIONS, FIELD_MANAGERS, REASONS } from "../../api/constants.js";
 import type { Workflow } from "../../api/objects.js";
 import type { KubeClient } from "../../kube/k8s-client.js";
 
@@ -79,6 +79,10 @@ export async function retryWorkflow(kc: KubeClient, opts: RetryOptions): Promise
       const now = phase === undefined ? "has no status yet (the operator has not started it)" : `is ${phase}`;
       const hint = phase === "Succeeded" ? "there is nothing to retry" : "wait until it ends (kubectl wait --for=condition=Failed workflow/" + opts.name + ")";
       throw new WorkflowRetryError(`workflow "${opts.name}" in namespace "${opts.namespace}" ${now}: only a Failed or Cancelled Workflow can be retried; ${hint}`);
+    }
+    const failed = wf.status?.conditions?.find((c) => c.type === "Failed");
+    if (failed?.status === "True" && failed.reason === REASONS.InvalidSpec) {
+      throw new WorkflowRetryError(`workflow "${opts.name}" in namespace "${opts.namespace}" failed because its spec is invalid (${failed.message}): a retry runs the same spec, which cannot change; delete it and apply a fixed one (celeriac validate checks it first)`);
     }
     const patch = { metadata: { resourceVersion: wf.metadata?.resourceVersion, annotations: { [ANNOTATIONS.retry]: requestedAt } } };
     try {

@@ -19,6 +19,7 @@
  *   for the policies (an active Workflow counts for Forbid and Replace as an active Task does, the
  *   history limits count both), so switching templates keeps the guarantees.
  */
+import { checkWorkflowSpec } from "../../api/workflow-check.js";
 import { DEFAULT_SCHEDULE } from "../../api/defaults.js";
 import { CONDITION_TYPES, REASONS } from "../../api/constants.js";
 import { getCondition, setCondition } from "../../api/conditions.js";
@@ -155,7 +156,9 @@ const maxDate = (...ds: Array<Date | undefined>): Date | undefined => {
  *
  * Order of decisions:
  * 1. history: finished Tasks beyond successfulTasksHistoryLimit / failedTasksHistoryLimit (always);
- * 2. invalid expression or zone: Ready=False/InvalidSchedule with the parser's message, nothing created,
+ * 2. invalid expression or zone, or a workflowTemplate with a problem kubectl apply lets through (a
+ *    cycle of three or more steps, a kwarg named like a dependency: api/workflow-check.ts):
+ *    Ready=False/InvalidSchedule with the parser's (or the check's) message, nothing created,
  *    no requeue (a spec change triggers the next reconcile);
  * 3. suspend: nothing created; runs that fall due are left for missedRunPolicy on resume (reason
  *    Suspended when it does not start them), Ready=True/Suspended, no requeue;
@@ -224,8 +227,12 @@ export function planScheduleRun(input: SchedulePlanInput): SchedulePlan {
   const activeRefs = activeTasks.map((t) => ref(t.name, t.uid, t.kind ?? "Task"));
   const withGen = <T extends object>(c: T) => (generation !== undefined ? { ...c, observedGeneration: generation } : c);
 
-  // 2. Invalid expression or zone.
-  const parsed = parseSchedule(spec.schedule, timeZone);
+  // 2. Invalid expression or zone, or a workflowTemplate the operator would fail every run of (a
+  //    cycle of three or more steps, a kwarg named like a dependency: what kubectl apply lets through)
+  const templateProblems = spec.workflowTemplate ? checkWorkflowSpec(spec.workflowTemplate.spec) : [];
+  const parsed = templateProblems.length > 0
+    ? { ok: false as const, message: `spec.workflowTemplate: ${templateProblems.map((p) => p.message).join("; ")}: no Workflow is created until the template is fixed` }
+    : parseSchedule(spec.schedule, timeZone);
   if (!parsed.ok) {
     const status = baseStatus(activeRefs);
     status.conditions = setCondition(

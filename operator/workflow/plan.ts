@@ -254,11 +254,12 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
   // a step that cannot run any more after a failure (never published, or partly) ends Cancelled
   if (anyFailedTask) {
     const cause = failedSteps[0]?.name ?? "?";
+    const verb = states.get(cause)?.status.phase === "Cancelled" ? "was cancelled" : "failed";
     for (const name of order) {
       const st = states.get(name)!.status;
       if ((st.phase === "Pending" || st.phase === "Running") && st.tasks.running === 0) {
         st.phase = "Cancelled";
-        st.message = `not run${st.tasks.succeeded > 0 ? ` (${st.tasks.total - st.tasks.succeeded} of ${st.tasks.total} tasks)` : ""}: step ${cause} failed`;
+        st.message = `not run${st.tasks.succeeded > 0 ? ` (${st.tasks.total - st.tasks.succeeded} of ${st.tasks.total} tasks)` : ""}: step ${cause} ${verb}`;
         st.completionTime ??= nowIso;
       }
     }
@@ -334,9 +335,10 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
     status.message = firstFailed ? `step ${firstFailed.name} failed: ${firstFailed.error ? `${firstFailed.error.type}: ${firstFailed.error.message}` : firstFailed.message ?? ""}` : hookFailed ? `hook ${hookFailed.name} failed: ${hookFailed.message ?? ""}` : (steps.find((s) => s.error)?.error ? `step ${steps.find((s) => s.error)!.name} was cancelled` : "cancelled");
   } else if (phase === "Running" && anyFailedTask) {
     status.message = `step ${failedSteps[0]?.name} failed; finishing running steps${mainDone ? " and hooks" : ""}`;
-  } else if (phase === "Pending") {
-    const why = steps.find((s) => s.message?.startsWith("waiting for Queue"))?.message;
-    if (why) status.message = why;
+  } else if (phase === "Pending" || phase === "Running") {
+    // a step held by a missing Queue says so at the top (kubectl get -o wide's MESSAGE)
+    const held = steps.find((s) => s.message?.startsWith("waiting for Queue"));
+    if (held) status.message = `step ${held.name} is ${held.message}`;
   }
   if (done) {
     status.completionTime = prev.completionTime && prev.phase === phase ? prev.completionTime : nowIso;

@@ -158,6 +158,12 @@ export class WorkflowReconciler implements ObjectReconciler {
     const phase = wf.status?.phase;
     const problem = specProblem(wf.spec);
     if (problem) {
+      const request = wf.metadata.annotations?.[ANNOTATIONS.retry];
+      if (phase === "Failed" && request !== undefined && request !== wf.status?.retryRequest) {
+        // a retry cannot help: the spec is immutable
+        await this.#write(ref, run, { ...(wf.status ?? {}), retryRequest: request });
+        this.#d.events.event(wf, "Warning", REASONS.RetryIgnored, `Retry request ${request} ignored: the spec is invalid (${problem}) and cannot change; delete the Workflow and apply a fixed one`);
+      }
       if (phase !== "Failed") {
         const status: WorkflowStatus = { phase: "Failed", message: problem, progress: `0/${wf.spec.steps.length}`, completionTime: this.#now().toISOString(), observedGeneration: wf.metadata.generation ?? 0 };
         const conditions = workflowConditions(wf, "Failed", problem, this.#now()).map((c) => (c.status === "True" ? { ...c, reason: REASONS.InvalidSpec } : c));

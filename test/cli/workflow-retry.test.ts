@@ -114,10 +114,19 @@ describe("when celeriac workflow retry is run", () => {
         assert.equal((await get(name)).metadata.annotations?.[ANNOTATIONS.retry], undefined);
       });
     }
+    it("refuses a Workflow the operator failed for an invalid spec (a retry runs the same spec), and writes nothing", async () => {
+      await workflow("cyclic", "Failed");
+      const cond = { type: "Failed", status: "True", reason: "InvalidSpec", message: "steps form a dependency cycle a → c → b → a", lastTransitionTime: "2026-12-03T10:00:00Z" };
+      assert.equal((await call("PATCH", `${WORKFLOWS("default")}/cyclic/status`, { status: { conditions: [cond] } }, "application/merge-patch+json")).status, 200);
+      const r = await retry("cyclic");
+      assert.equal(r.code, 1);
+      assert.match(r.stderr.trim(), /^workflow "cyclic" in namespace "default" failed because its spec is invalid \(steps form a dependency cycle a → c → b → a\): a retry runs the same spec, which cannot change; delete it and apply a fixed one/);
+      assert.equal((await get("cyclic")).metadata.annotations?.[ANNOTATIONS.retry], undefined);
+    });
     it("refuses a name that does not exist, listing the Workflows of the namespace with their phases", async () => {
       const r = await retry("nightlly");
       assert.equal(r.code, 1);
-      assert.match(r.stderr.trim(), /^workflow "nightlly" not found in namespace "default": Workflows in namespace "default": done \(Succeeded\), fresh \(no status\), nightly \(Failed\), revoked \(Cancelled\), running \(Running\)$/);
+      assert.match(r.stderr.trim(), /^workflow "nightlly" not found in namespace "default": Workflows in namespace "default": cyclic \(Failed\), done \(Succeeded\), fresh \(no status\), nightly \(Failed\), revoked \(Cancelled\), running \(Running\)$/);
     });
     it("says so when the namespace has no Workflows", async () => {
       const r = await retry("nightly", "--namespace", "empty");

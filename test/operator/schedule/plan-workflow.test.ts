@@ -137,3 +137,15 @@ describe("when finished Workflows exceed the history limits", () => {
     assert.equal(p.status.lastSuccessfulTime, "2026-01-01T09:40:30Z");
   });
 });
+
+describe("a workflowTemplate with a problem kubectl apply lets through", () => {
+  it("creates no Workflow and says why in Ready=False (a cycle of three steps)", () => {
+    const cyclic = { spec: { queue: "default", steps: [{ name: "a", task: "t", dependsOn: ["c"] }, { name: "b", task: "t", dependsOn: ["a"] }, { name: "c", task: "t", dependsOn: ["b"] }] } } as ScheduleSpec["workflowTemplate"];
+    const p = plan({ spec: spec({ workflowTemplate: cyclic }), status: status("2026-01-01T09:50:00Z") });
+    assert.deepEqual(p.create, []);
+    const ready = p.status.conditions?.find((c) => c.type === "Ready");
+    assert.equal(ready?.status, "False");
+    assert.match(ready?.message ?? "", /^spec\.workflowTemplate: .*cycle a → c → b → a.*: no Workflow is created until the template is fixed$/);
+    assert.ok(p.events.some((e) => e.type === "Warning" && /cycle/.test(e.message)));
+  });
+});
