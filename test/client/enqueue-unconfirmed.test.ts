@@ -5,12 +5,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, EnqueueError, type CeleriacClient } from "../../client/index.js";
 import { startNatsServer, type NatsProcess } from "../../devcluster/platform/nats-process.js";
-import { uniqueQueue } from "../helpers/nats-server.js";
+import { uniqueQueue, waitFor } from "../helpers/nats-server.js";
 
 describe("when an enqueue's PubAck never arrives", () => {
   let srv: NatsProcess;
@@ -35,6 +35,9 @@ describe("when an enqueue's PubAck never arrives", () => {
   it("rejects with EnqueueError within enqueueTimeoutMs, naming the timeout and the task id", async () => {
     process.kill(srv.child.pid!, "SIGSTOP");
     frozen = true;
+    // kill() only queues the signal: wait until the kernel shows the server stopped (state T), or a
+    // publish sent at once can still be answered (CI saw the enqueue resolve)
+    await waitFor("nats-server stopped", () => /^\d+ \(.*\) T /.test(readFileSync(`/proc/${srv.child.pid!}/stat`, "utf8")), 5000, 5);
     const t0 = Date.now();
     const err = await client.enqueue("x", [], {}, { taskId: "never-confirmed-1" }).then(
       () => assert.fail("the enqueue resolved although JetStream never confirmed it"),
