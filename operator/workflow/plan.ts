@@ -155,6 +155,19 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
     const deps = step.dependsOn ?? [];
     const depStates = deps.map((d) => states.get(d)!);
     const base: StepStatus = { name, phase: "Pending", tasks: { total: 0, succeeded: 0, failed: 0, running: 0 }, ...(generation > 0 ? { generation } : {}) };
+    // A step the last status shows finished stays as it was (until a retry gives it a new
+    // generation): its records may be gone since (expired from the results bucket, its Queue
+    // deleted), and an operator that starts again must not make it Pending or Running again.
+    if (p && (p.phase === "Succeeded" || p.phase === "Failed" || p.phase === "Cancelled")) {
+      const total = p.tasks.total;
+      const ids = step.forEach ? Array.from({ length: total }, (_, i) => workflowTaskId(uid, name, generation, i)) : total > 0 ? [workflowTaskId(uid, name, generation)] : [];
+      states.set(name, { status: { ...p }, ids, list: Boolean(step.forEach), unpublished: [] });
+      if (p.tasks.failed > 0 || p.phase === "Failed") {
+        anyFailedTask = true;
+        failedSteps.push({ name, ...(p.error ? { error: { type: p.error.type, message: p.error.message } } : {}) });
+      }
+      continue;
+    }
     const blockedBy = depStates.find((d) => d.status.phase === "Failed" || d.status.phase === "Cancelled");
     const waiting = depStates.filter((d) => d.status.phase !== "Succeeded").map((d) => d.status.name);
     // the task ids, when known
@@ -186,7 +199,7 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
     if (itemsError) {
       base.phase = "Failed";
       base.message = itemsError;
-      base.error = { type: /at most \d+/.test(itemsError) ? "ForEachSourceTooLong" : "ForEachSourceNotAList", message: itemsError, taskId: (states.get(step.forEach!.fromStep!)!.ids ?? [""])[0]! };
+      base.error = { type: /at most \d+/.test(itemsError) ? "ForEachSourceTooLong" : /not in its results bucket/.test(itemsError) ? "ResultMissing" : "ForEachSourceNotAList", message: itemsError, taskId: (states.get(step.forEach!.fromStep!)!.ids ?? [""])[0]! };
       base.completionTime = p?.completionTime ?? nowIso;
       anyFailedTask = true;
       failedSteps.push({ name, error: { type: base.error.type, message: itemsError } });
@@ -281,6 +294,12 @@ export function planWorkflow(wf: Workflow, obs: WorkflowObservation): WorkflowPl
       const id = workflowTaskId(uid, h, retries);
       const c = countTasks([id], obs);
       const p = h === "onFailure" ? prev.onFailure : prev.onExit;
+      if (p && (p.generation ?? 0) === retries && (p.phase === "Succeeded" || p.phase === "Failed")) {
+        // finished, as the last status shows (its record may be gone since)
+        hookStatus[h] = { ...p };
+        if (p.phase === "Failed") hookFailed ??= hookStatus[h];
+        continue;
+      }
       const s: StepStatus = { name: h, phase: "Pending", tasks: { total: 1, succeeded: c.succeeded, failed: c.failed, running: c.running }, taskIds: [id], ...(retries > 0 ? { generation: retries } : {}) };
       if (c.attempts > 0) s.attempts = c.attempts;
       if (c.succeeded + c.failed + c.running > 0) s.startTime = p?.startTime && (p.generation ?? 0) === retries ? p.startTime : (c.firstStart ?? nowIso);

@@ -276,7 +276,16 @@ export class WorkflowReconciler implements ObjectReconciler {
       if (plan.loadItems.length > 0) {
         for (const src of plan.loadItems) {
           const step = wf.spec.steps.find((s) => s.forEach?.fromStep === src.name && (s.dependsOn ?? []).includes(src.name));
-          const value = await this.#result(ns, src);
+          let value: unknown;
+          try {
+            value = await this.#result(ns, src);
+          } catch (err) {
+            if (!(err instanceof Error && err.message.startsWith("the result of step"))) throw err;
+            // gone (expired from the results bucket): the step fails, saying so, rather than waiting forever
+            for (const s of wf.spec.steps) if (s.forEach?.fromStep === src.name) run.items.set(s.name, { error: `forEach.fromStep ${src.name}: ${err.message}` });
+            changed = true;
+            continue;
+          }
           for (const s of wf.spec.steps) {
             if (s.forEach?.fromStep !== src.name) continue;
             run.items.set(

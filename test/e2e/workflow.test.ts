@@ -296,6 +296,28 @@ describe("when a Workflow is applied with kubectl", { timeout: 180_000, skip: LO
     assert.deepEqual([...runs.values()].filter((n) => n !== 1), [], "no step task ran twice");
   });
 
+  it("keeps a finished step finished across an operator restart when its Queue was deleted meanwhile", async () => {
+    assert.equal((await e.apply(workflowQueueYaml(e, "wf-gone"))).code, 0);
+    const r = await e.apply(workflowYaml("outlives", `  steps:
+    - {name: a, task: wf.node, queue: wf-gone}
+    - {name: b, task: wf.sleep, kwargs: {ms: 1500}, dependsOn: [a]}
+    - {name: c, task: wf.node, dependsOn: [b]}
+`));
+    assert.equal(r.code, 0, r.stderr);
+    const running = await waitFor("a done, b running", async () => {
+      const w = await get(e, "outlives");
+      return w.status?.steps?.find((s) => s.name === "b")?.phase === "Running" ? w : undefined;
+    }, 60_000, 50);
+    const a = running!.status!.steps!.find((s) => s.name === "a")!;
+    assert.equal(a.phase, "Succeeded");
+    assert.equal((await e.kubectl(["delete", "queue", "wf-gone", "--wait=false"])).code, 0);
+    await e.platform.stopOperator(0, true);
+    e.platform.startOperator(0);
+    const wf = await waitCondition(e, "outlives", "Succeeded", 90);
+    assert.deepEqual(wf.status!.steps!.find((s) => s.name === "a"), a, "step a kept as it was: not Pending on a missing Queue, times unchanged");
+    assert.deepEqual([...runsOf(e, wf.metadata.uid).values()], [1, 1, 1]);
+  });
+
   it("starts nothing new when the same manifest is applied again (GitOps idempotence)", async () => {
     const before = await get(e, "diamond");
     const runsBefore = runsOf(e, before.metadata.uid);

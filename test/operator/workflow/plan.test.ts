@@ -111,6 +111,22 @@ describe("planWorkflow", () => {
     assert.deepEqual(c, { Succeeded: "False", Failed: "True" });
   });
 
+  it("keeps a step (and a hook) the last status shows finished, though its record is gone (an operator restart after the results TTL)", () => {
+    const first = planWorkflow(wf({ ...diamond, onExit: { task: "x" } }), obs({ u1_a: "Succeeded" }));
+    assert.equal(first.status.steps!.find((s) => s.name === "a")!.phase, "Succeeded");
+    // nothing observed now: a new process, the record of a expired
+    const p = planWorkflow(wf({ ...diamond, onExit: { task: "x" } }, first.status), obs({}, { published: [] }));
+    const a = p.status.steps!.find((s) => s.name === "a")!;
+    assert.deepEqual(a, first.status.steps!.find((s) => s.name === "a"));
+    assert.deepEqual(ids(p), ["u1_b", "u1_c"], "its dependents are ready; it is not run again");
+    assert.ok(!p.ready.includes("u1_a"), "and not looked up");
+    const done = planWorkflow(wf({ ...diamond, onExit: { task: "x" } }), obs({ u1_a: "Succeeded", u1_b: "Succeeded", u1_c: "Succeeded", u1_d: "Succeeded", u1_onExit: "Succeeded" }));
+    const again = planWorkflow(wf({ ...diamond, onExit: { task: "x" } }, { ...done.status, phase: "Running" }), obs({}, { published: [] }));
+    assert.equal(again.status.onExit?.phase, "Succeeded");
+    assert.deepEqual(ids(again), []);
+    assert.equal(again.status.phase, "Succeeded");
+  });
+
   it("ends Cancelled when a step's task was revoked", () => {
     const p = planWorkflow(wf(diamond), obs({ u1_a: "Cancelled" }));
     assert.equal(p.status.phase, "Cancelled");
