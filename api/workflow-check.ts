@@ -258,7 +258,7 @@ export function topologicalOrder(steps: readonly StepNode[]): string[] {
 }
 
 function duplicateMessage(name: string, first: number, again: number): string {
-  return `step name ${q(name)} is used more than once (spec.steps[${first}] and spec.steps[${again}]): step names must be unique, rename one`;
+  return `step name ${q(name)} is used more than once (steps[${first}] and steps[${again}] of this list): step names must be unique, rename one`;
 }
 
 function unknownMessage(step: string, dep: string, names: readonly string[]): string {

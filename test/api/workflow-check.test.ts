@@ -23,7 +23,7 @@ describe("when a Workflow spec is a sound DAG", () => {
 
 describe("when a Workflow spec has a problem", () => {
   const table: Array<[string, unknown, Array<{ field: string; step?: string; message: RegExp }>]> = [
-    ["a duplicate step name", spec(step("a"), step("b"), step("a")), [{ field: "spec.steps[2].name", step: "a", message: /^step name "a" is used more than once \(spec\.steps\[0\] and spec\.steps\[2\]\): step names must be unique/ }]],
+    ["a duplicate step name", spec(step("a"), step("b"), step("a")), [{ field: "spec.steps[2].name", step: "a", message: /^step name "a" is used more than once \(steps\[0\] and steps\[2\] of this list\): step names must be unique/ }]],
     ["an unknown dependsOn name", spec(step("fetch"), step("parse", ["fetch", "fetc"])), [{ field: "spec.steps[1].dependsOn[1]", step: "parse", message: /^step "parse" dependsOn "fetc", which is not a step of this Workflow: use one of fetch$/ }]],
     ["an unknown dependsOn in a one-step Workflow", spec(step("solo", ["ghost"])), [{ field: "spec.steps[0].dependsOn[0]", step: "solo", message: /it is the only step: remove the dependency/ }]],
     ["a self-dependency", spec(step("a"), step("b", ["a", "b"])), [{ field: "spec.steps[1].dependsOn[1]", step: "b", message: /^step "b" depends on itself: remove it from its own dependsOn$/ }]],
