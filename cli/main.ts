@@ -17,11 +17,12 @@ import { register as registerWorkflow } from "./commands/workflow.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
+ * @param o `name`: the program name in help and errors (`kubectl celeriac` for the kubectl plugin)
  * @returns a commander `Command`; call `parseAsync(argv)` on it.
  */
-export function buildProgram(): Command {
+export function buildProgram(o: { name?: string } = {}): Command {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  const program = new Command("celeriac")
+  const program = new Command(o.name ?? "celeriac")
     .description("Kubernetes-native distributed task platform on NATS JetStream")
     .version(pkg.version)
     .showHelpAfterError();
@@ -37,10 +38,11 @@ export function buildProgram(): Command {
 }
 
 /**
- * Entry point used by `bin/celeriac.js`.
+ * Entry point used by `bin/celeriac.js` and `bin/kubectl-celeriac.js`.
  * @param argv the full `process.argv` (node, script, args…)
+ * @param o `name`: the program name (default `celeriac`)
  * @throws whatever a subcommand throws; the bin prints its message and exits 1
  */
-export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+export async function main(argv: string[], o: { name?: string } = {}): Promise<void> {
+  await buildProgram(o).parseAsync(argv);
 }
