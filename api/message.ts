@@ -121,6 +121,9 @@ export const TaskMessageSchema = Type.Object(
     flow: Type.Optional(MessageFlowSchema),
     unique: Type.Optional(MessageUniqueSchema),
     canvas: Type.Optional(MessageCanvasSchema),
+    retryOf: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: "Set by `celeriac tasks retry`: the id of the task this one re-runs (same task, args and kwargs, new id). Workers ignore it; the link is also kept in the results bucket (`retry.<id>`, docs/protocol.md)." }),
+    ),
     createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
   },
   { description: "Task message envelope v1." },

@@ -78,6 +78,15 @@ export function queueNames(namespace: string, queue: string): QueueNames {
 /** Key prefix of revocation markers in a queue's results bucket: `revoked.<task id>`. */
 export const REVOKED_PREFIX = "revoked.";
 
+/**
+ * Key prefix of retry links in a queue's results bucket (`celeriac tasks retry`): `retry.<new id>`
+ * holds `{v, id, retryOf, createdAt}` (RetryLink, nats/task-records.ts), `retries.<old id>` the ids
+ * of the task's retries.
+ */
+export const RETRY_PREFIX = "retry.";
+/** Key prefix of the list of a task's retries: `retries.<task id>` (see RETRY_PREFIX). */
+export const RETRIES_PREFIX = "retries.";
+
 /** Characters allowed in a task id, so it is a valid KV key and subject token (never contains `.`). */
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;
 
