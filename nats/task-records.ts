@@ -193,7 +193,7 @@ export function frozenTaskIn(tree: FrozenNode | undefined, id: string): (FrozenN
       continue;
     }
     const o = n as Record<string, unknown>;
-    if (o.kind === "task" && o.id === id) return o as FrozenNode & { kind: "task" };
+    if (o.kind === "task" && o.id === id) return o as unknown as FrozenNode & { kind: "task" };
     for (const v of Object.values(o)) if (v && typeof v === "object") stack.push(v);
   }
   return undefined;
@@ -235,7 +235,7 @@ export async function getCanvasRecord(kv: KV, id: string): Promise<CanvasRecord 
 export async function taskArguments(js: JetStreamClient, jsm: JetStreamManager, kv: KV, names: QueueNames, rec: TaskRecord | undefined, id: string): Promise<TaskArguments | undefined> {
   if (rec?.status.deadLettered) {
     const m = await findDeadLetter(js, names, id);
-    if (m) return { args: m.args, kwargs: m.kwargs, source: "dead-letter", message: m };
+    if (m) return { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "dead-letter", message: m };
   }
   const root = rec?.status.canvas?.root;
   if (root) {
@@ -246,7 +246,7 @@ export async function taskArguments(js: JetStreamClient, jsm: JetStreamManager, 
   if (rec && isTerminalPhase(rec.status.phase)) return undefined;
   for (const stream of [names.stream, names.delayedStream, heldNames(names).stream]) {
     const m = await scanStream(jsm, stream, id);
-    if (m) return { args: m.args, kwargs: m.kwargs, source: "queued-message", message: m };
+    if (m) return { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m };
   }
   return undefined;
 }
@@ -351,7 +351,7 @@ export function retryMessage(old: TaskMessage, id: string, now: Date): TaskMessa
  * @throws Error from the KV writes or the publish
  */
 export async function retryTask(js: JetStreamClient, kv: KV, names: QueueNames, old: TaskMessage, now = new Date()): Promise<string> {
-  let id = "";
+  let id: string;
   for (let n = (await retriesOf(kv, old.id)).length + 1; ; n++) {
     id = retryId(old.id, n);
     const link: RetryLink = { v: 1, id, retryOf: old.id, createdAt: now.toISOString() };

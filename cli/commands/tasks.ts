@@ -1,0 +1,522 @@
+/**
+ * `celeriac tasks get|list|result|revoke|retry`: find any task in a queue's results bucket, show
+ * it, wait for its result, revoke it or re-run it (Celery's `AsyncResult`, `celery result`,
+ * `celery control revoke`). The NATS side is nats/task-records.ts; output goes through cli/output.ts.
+ *
+ * Without `--queue` (or `CELERIAC_QUEUE`), `get`, `result`, `revoke` and `retry` look for the id in
+ * every queue of the namespace, and `list` lists them all.
+ */
+import type { Command } from "commander";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { TASK_PHASES, isTerminalPhase } from "../../api/constants.js";
+import type { TaskMessage, TaskRecord } from "../../api/message.js";
+import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.js";
+import type { TaskError } from "../../api/task.js";
+import { intInRange } from "./int-option.js";
+import { outputFormat, renderList, renderOne, type Column } from "../output.js";
+import type { ArgsSource, RetryLink, RevokeOutcome, TimelineEvent } from "../../nats/task-records.js";
+
+/** Flags every `tasks` subcommand takes. */
+interface CommonFlags {
+  namespace?: string;
+  queue?: string;
+  nats?: string;
+  devDir?: string;
+  output?: string;
+}
+
+/** What `tasks get -o json|yaml` prints (field names stable; documented in docs/cli.md). */
+export interface TaskView {
+  id: string;
+  task: string;
+  queue: string;
+  namespace: string;
+  origin: TaskRecord["origin"];
+  phase?: string;
+  attempts?: number;
+  worker?: string;
+  /** Positional arguments, when still kept (see `argsSource`). */
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  /** Where args/kwargs were found: `dead-letter`, `canvas`, `queued-message`; absent: not kept. */
+  argsSource?: ArgsSource;
+  result?: unknown;
+  resultRef?: TaskRecord["status"]["resultRef"];
+  error?: TaskError;
+  deadLettered?: boolean;
+  timeline: TimelineEvent[];
+  /** The canvas this task is a step of (`status.canvas`), and, for a canvas id, its steps. */
+  canvas?: { root?: string; parent?: string; step?: number; failedStep?: { id: string }; children?: string[] };
+  revokedAt?: string;
+  /** The task this one re-runs (`celeriac tasks retry`). */
+  retryOf?: string;
+  /** The tasks that re-run this one. */
+  retries?: string[];
+  updatedAt?: string;
+  /** The record as stored (absent for a queued task no worker has recorded yet). */
+  record?: TaskRecord;
+}
+
+/** An open connection and the queues a command acts on. */
+interface Session {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  namespace: string;
+  /** The queue given, or undefined (then `queues` are all the namespace's). */
+  queue?: string;
+  queues: string[];
+  kv(queue: string): Promise<KV>;
+  close(): Promise<void>;
+}
+
+/** Most ids a message lists. */
+const SHOWN = 20;
+
+function listed(xs: readonly string[]): string {
+  return xs.length > SHOWN ? `${xs.slice(0, SHOWN).join(", ")}, … (${xs.length} in all)` : xs.join(", ");
+}
+
+/**
+ * Connects (credentials from `CELERIAC_NATS_*`, as `celeriac enqueue`) and resolves the queues.
+ * @throws Error naming an unknown queue (and the namespace's queues) or a namespace without queues
+ *   (and the namespaces that have some)
+ */
+async function open(f: CommonFlags): Promise<Session> {
+  const [{ jetstream, jetstreamManager }, { Kvm }, nats, { listQueues, queueStreamExists }, target, { commandNamespace }] = await Promise.all([
+    import("@nats-io/jetstream"),
+    import("@nats-io/kv"),
+    import("../../nats/index.js"),
+    import("../../client/queue-lookup.js"),
+    import("../nats-target.js"),
+    import("../namespace.js"),
+  ]);
+  const namespace = await commandNamespace(f.namespace);
+  const queue = f.queue ?? process.env.CELERIAC_QUEUE;
+  if (queue) queueNames(namespace, queue); // a bad name fails before connecting
+  const t = await target.natsTarget(f.nats, process.env, f.devDir);
+  const nc = await nats.connectNats(nats.natsSettingsFrom({ url: t.url, name: "celeriac-cli" })).catch((err: unknown) => {
+    throw target.natsConnectError(t, err);
+  });
+  try {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc, { checkAPI: false });
+    const all = await listQueues(jsm, namespace);
+    if (queue && !(await queueStreamExists(jsm, queueNames(namespace, queue)))) {
+      throw new Error(all.length ? `queue "${queue}" does not exist in namespace "${namespace}"; existing queues: ${listed(all)}` : `queue "${queue}" does not exist: ${await noQueues(jsm, namespace)}`);
+    }
+    if (!queue && all.length === 0) throw new Error(await noQueues(jsm, namespace));
+    const kvm = new Kvm(js);
+    const kvs = new Map<string, Promise<KV>>();
+    return {
+      nc,
+      js,
+      jsm,
+      namespace,
+      ...(queue ? { queue } : {}),
+      queues: queue ? [queue] : all,
+      kv: (q) => {
+        let p = kvs.get(q);
+        if (!p) kvs.set(q, (p = kvm.open(queueNames(namespace, q).resultsBucket)));
+        return p;
+      },
+      close: async () => {
+        if (!nc.isClosed()) await nc.close();
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+}
+
+/** "namespace x has no queues; namespaces with queues: …", from the work streams' names. */
+async function noQueues(jsm: JetStreamManager, namespace: string): Promise<string> {
+  const namespaces = new Set<string>();
+  for await (const name of jsm.streams.names("celeriac.*.*.tasks")) {
+    const parts = name.split("_");
+    if (parts.length === 3 && parts[0] === "CELERIAC") namespaces.add(parts[1]!);
+  }
+  const ns = [...namespaces].sort();
+  return `namespace "${namespace}" has no queues${ns.length ? `; namespaces with queues: ${listed(ns)} (pass --namespace)` : " (no namespace has any: create a Queue, or enqueue with --create-queue)"}`;
+}
+
+/** The queue holding task `id`'s record (the first found), or undefined. */
+async function locate(s: Session, id: string): Promise<{ queue: string; kv: KV; record: TaskRecord | undefined } | undefined> {
+  const { getTaskRecord } = await import("../../nats/task-records.js");
+  for (const q of s.queues) {
+    const kv = await s.kv(q);
+    const record = await getTaskRecord(kv, id);
+    if (record) return { queue: q, kv, record };
+  }
+  return undefined;
+}
+
+/** The message for an id that has no record: where it is, and how to list what exists. */
+function notFound(s: Session, id: string): Error {
+  const where = s.queue ? `queue "${s.queue}" (namespace "${s.namespace}")` : `any queue of namespace "${s.namespace}" (${listed(s.queues)})`;
+  const list = s.queue ? `celeriac tasks list --queue ${s.queue} --namespace ${s.namespace}` : `celeriac tasks list --namespace ${s.namespace}`;
+  return new Error(`task "${id}" not found in ${where}: list tasks with \`${list}\` (records expire after the queue's results TTL)`);
+}
+
+function checkId(id: string): void {
+  if (!TASK_ID_PATTERN.test(id)) throw new Error(`task id ${JSON.stringify(id)} is invalid: task ids are 1-256 of A-Z a-z 0-9 _ = -`);
+}
+
+/** Builds the `get` view of a task. */
+async function taskView(s: Session, queue: string, kv: KV, id: string, record: TaskRecord | undefined, queued?: TaskMessage): Promise<TaskView> {
+  const r = await import("../../nats/task-records.js");
+  const names = queueNames(s.namespace, queue);
+  const [args, revokedAt, link, retries, canvasRec] = await Promise.all([
+    queued ? { args: queued.args, kwargs: queued.kwargs as Record<string, unknown>, source: "queued-message" as const } : r.taskArguments(s.js, s.jsm, kv, names, record, id),
+    r.revokedAt(kv, id),
+    r.retryLinkOf(kv, id),
+    r.retriesOf(kv, id),
+    r.getCanvasRecord(kv, id),
+  ]);
+  const st = record?.status;
+  const children = canvasRec?.tree ? r.canvasTaskIdsOf(canvasRec.tree) : undefined;
+  const canvas = st?.canvas || children ? { ...(st?.canvas ?? {}), ...(children ? { children } : {}) } : undefined;
+  const timeline = record ? r.taskTimeline(record, revokedAt ? { revokedAt } : {}) : [{ time: queued?.createdAt ?? "", event: "Enqueued (no worker has recorded it yet)" }];
+  return {
+    id,
+    task: record?.task ?? queued?.task ?? "",
+    queue,
+    namespace: s.namespace,
+    origin: record?.origin ?? queued?.origin ?? { kind: "Client" },
+    ...(st?.phase ? { phase: st.phase } : queued ? { phase: "Queued" } : {}),
+    ...(st?.attempts !== undefined ? { attempts: st.attempts } : {}),
+    ...(st?.worker ? { worker: st.worker } : {}),
+    ...(args ? { args: args.args, kwargs: args.kwargs, argsSource: args.source } : {}),
+    ...(st && "result" in st ? { result: st.result } : {}),
+    ...(st?.resultRef ? { resultRef: st.resultRef } : {}),
+    ...(st?.error ? { error: st.error } : {}),
+    ...(st?.deadLettered ? { deadLettered: true } : {}),
+    timeline,
+    ...(canvas ? { canvas } : {}),
+    ...(revokedAt ? { revokedAt } : {}),
+    ...(link ? { retryOf: link.retryOf } : queued?.retryOf ? { retryOf: queued.retryOf } : {}),
+    ...(retries.length ? { retries } : {}),
+    ...(record ? { updatedAt: record.updatedAt, record } : {}),
+  };
+}
+
+const json = (v: unknown): string => JSON.stringify(v);
+
+/** The `get` table layout: kubectl-describe style fields, the error's stack, the timeline. Pure. */
+export function describeTask(v: TaskView): string {
+  const rows: [string, string][] = [
+    ["ID", v.id],
+    ["Task", v.task],
+    ["Queue", `${v.namespace}/${v.queue}`],
+    ["Origin", v.origin.kind + (v.origin.name ? ` ${v.origin.namespace ?? ""}/${v.origin.name}` : "")],
+    ["Phase", v.phase ?? "<none>"],
+    ["Attempts", v.attempts === undefined ? "<none>" : String(v.attempts)],
+    ["Worker", v.worker ?? "<none>"],
+    ["Args", v.args ? `${json(v.args)}  (from the ${v.argsSource})` : "<not kept: the results bucket keeps status only, and the message is gone>"],
+    ["Kwargs", v.kwargs ? json(v.kwargs) : "<not kept>"],
+  ];
+  if (v.record && "result" in v.record.status) rows.push(["Result", json(v.result)]);
+  if (v.resultRef) rows.push(["Result ref", `${v.resultRef.bucket} ${v.resultRef.key} (${v.resultRef.sizeBytes} bytes)`]);
+  if (v.error) rows.push(["Error", `${v.error.type}: ${v.error.message}`]);
+  if (v.deadLettered) rows.push(["Dead-lettered", "yes (the message is in the queue's dead-letter stream)"]);
+  if (v.canvas) {
+    const c = v.canvas;
+    if (c.root) rows.push(["Canvas", `root ${c.root}${c.parent ? `, parent ${c.parent}` : ""}, step ${c.step ?? "?"}${c.failedStep ? `, failed step ${c.failedStep.id}` : ""}`]);
+    if (c.children) rows.push(["Canvas steps", listed(c.children)]);
+  }
+  if (v.revokedAt) rows.push(["Revoked", v.revokedAt]);
+  if (v.retryOf) rows.push(["Retry of", v.retryOf]);
+  if (v.retries) rows.push(["Retried as", v.retries.join(", ")]);
+  const w = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const lines = rows.map(([k, val]) => `${`${k}:`.padEnd(w)}${val}`);
+  if (v.error?.stack) lines.push("Stack:", ...v.error.stack.split("\n").map((l) => `  ${l.trim()}`));
+  lines.push("Timeline:");
+  const tw = Math.max(...v.timeline.map((e) => e.time.length));
+  for (const e of v.timeline) lines.push(`  ${e.time.padEnd(tw + 3)}${e.event}`);
+  return lines.join("\n");
+}
+
+/** Age of an RFC 3339 time as kubectl prints it (`5s`, `3m`, `2h`, `4d`). Pure. */
+export function age(time: string | undefined, now = Date.now()): string | undefined {
+  if (!time) return undefined;
+  const s = Math.max(0, Math.floor((now - Date.parse(time)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172_800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+/** Columns of `tasks list`. */
+export function listColumns(withQueue: boolean): Array<Column<TaskRecord>> {
+  return [
+    { header: "ID", cell: (r) => r.id },
+    ...(withQueue ? [{ header: "QUEUE", cell: (r: TaskRecord) => r.queue }] : []),
+    { header: "TASK", cell: (r) => r.task },
+    { header: "PHASE", cell: (r) => r.status.phase },
+    { header: "ATTEMPTS", cell: (r) => r.status.attempts },
+    { header: "WORKER", cell: (r) => r.status.worker },
+    { header: "UPDATED", cell: (r) => age(r.updatedAt) },
+    { header: "ERROR", cell: (r) => r.status.error?.message.split("\n")[0]?.slice(0, 80) },
+  ];
+}
+
+/**
+ * Parses `--since`: a Go-style duration (`90s`, `15m`, `1h30m`) or days (`2d`) before now, or an RFC 3339 time.
+ * @throws Error naming the value and the forms accepted
+ */
+export function parseSince(v: string, now = Date.now()): Date {
+  const days = /^(\d+(?:\.\d+)?)d$/.exec(v);
+  if (days) return new Date(now - Number(days[1]) * 86_400_000);
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  let end = 0;
+  for (let m = re.exec(v); m; m = re.exec(v)) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    end = re.lastIndex;
+  }
+  if (v.length > 0 && end === v.length) return new Date(now - total);
+  const t = Date.parse(v);
+  if (/^\d{4}-\d\d-\d\d/.test(v) && !Number.isNaN(t)) return new Date(t);
+  throw new Error(`--since ${JSON.stringify(v)}: use a duration before now (90s, 15m, 1h30m, 2d) or an RFC 3339 time`);
+}
+
+/** Parses `--state` (comma-separated, case-insensitive phases). @throws Error naming the phases that exist */
+export function parseStates(v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  return v.split(",").map((x) => x.trim()).filter(Boolean).map((x) => {
+    const p = TASK_PHASES.find((ph) => ph.toLowerCase() === x.toLowerCase());
+    if (!p) throw new Error(`--state ${JSON.stringify(x)}: unknown phase: use one of ${TASK_PHASES.join(", ")} (comma-separated for several)`);
+    return p;
+  });
+}
+
+function common(c: Command): Command {
+  return c
+    .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
+    .option("--queue <q>", "queue [CELERIAC_QUEUE] (default: every queue of the namespace)")
+    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
+    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
+    .option("-o, --output <format>", "output format: table, json or yaml", "table");
+}
+
+async function withSession<T>(f: CommonFlags, fn: (s: Session) => Promise<T>): Promise<T> {
+  const s = await open(f);
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+/** `tasks get <id>`. */
+async function get(id: string, f: CommonFlags): Promise<void> {
+  const format = outputFormat(f.output);
+  checkId(id);
+  await withSession(f, async (s) => {
+    const found = await locate(s, id);
+    if (found) {
+      process.stdout.write(renderOne(await taskView(s, found.queue, found.kv, id, found.record), format, describeTask));
+      return;
+    }
+    // a client task no worker has taken yet has no record: its message is in the queue's streams
+    const r = await import("../../nats/task-records.js");
+    for (const q of s.queues) {
+      const kv = await s.kv(q);
+      const a = await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, q), undefined, id);
+      if (a?.message) {
+        process.stdout.write(renderOne(await taskView(s, q, kv, id, undefined, a.message), format, describeTask));
+        return;
+      }
+    }
+    throw notFound(s, id);
+  });
+}
+
+/** `tasks list`. */
+async function list(f: CommonFlags & { state?: string; task?: string; since?: string; limit?: number }): Promise<void> {
+  const format = outputFormat(f.output);
+  const phases = parseStates(f.state);
+  const since = f.since !== undefined ? parseSince(f.since) : undefined;
+  await withSession(f, async (s) => {
+    const { listTaskRecords } = await import("../../nats/task-records.js");
+    const items: TaskRecord[] = [];
+    let truncated = false;
+    for (const q of s.queues) {
+      const left = f.limit === undefined ? undefined : f.limit - items.length;
+      if (left !== undefined && left <= 0) {
+        truncated = true;
+        break;
+      }
+      const res = await listTaskRecords(s.js, s.jsm, queueNames(s.namespace, q).resultsBucket, {
+        ...(phases ? { phases } : {}),
+        ...(f.task !== undefined ? { task: f.task } : {}),
+        ...(since ? { since } : {}),
+        ...(left !== undefined ? { limit: left } : {}),
+      });
+      items.push(...res.records);
+      truncated ||= res.truncated;
+    }
+    if (items.length === 0) {
+      const sel = [phases && `--state ${phases.join(",")}`, f.task !== undefined && `--task ${f.task}`, f.since !== undefined && `--since ${f.since}`].filter(Boolean).join(" ");
+      const where = s.queue ? `queue "${s.queue}"` : `the queues of namespace "${s.namespace}" (${listed(s.queues)})`;
+      if (format === "table") console.error(`No tasks${sel ? ` match ${sel}` : ""} in ${where}`);
+      else process.stdout.write(renderList([], [], format));
+      return;
+    }
+    process.stdout.write(renderList(items, listColumns(!s.queue), format));
+    if (truncated && format === "table") console.error(`(stopped at --limit ${f.limit}; more tasks match)`);
+  });
+}
+
+/** `tasks result <id>`: the result as JSON (yaml with -o yaml); exit 1 when the task did not succeed. */
+async function result(id: string, f: CommonFlags & { wait?: boolean; timeout?: string }): Promise<void> {
+  const format = outputFormat(f.output);
+  checkId(id);
+  const timeoutS = f.timeout === undefined ? undefined : Number(f.timeout);
+  if (timeoutS !== undefined && !(timeoutS > 0)) throw new Error(`--timeout ${JSON.stringify(f.timeout)}: give a number of seconds > 0`);
+  await withSession(f, async (s) => {
+    const found = await locate(s, id);
+    let rec = found?.record;
+    if (!rec || !isTerminalPhase(rec.status.phase)) {
+      if (!f.wait) {
+        if (!found && !s.queue) throw notFound(s, id);
+        console.error(`task "${id}" is ${rec?.status.phase ?? "not recorded yet (queued, or unknown)"}: no result yet; pass --wait to wait for it`);
+        process.exitCode = 1;
+        return;
+      }
+      if (!found && !s.queue) throw new Error(`task "${id}" has no record in any queue of namespace "${s.namespace}" yet: pass --queue to wait for it there`);
+      const queue = found?.queue ?? (s.queue as string);
+      const kv = found?.kv ?? (await s.kv(queue));
+      rec = await waitTerminal(kv, id, timeoutS);
+    }
+    const st = rec.status;
+    if (st.phase === "Succeeded") {
+      const value = st.result;
+      if (st.resultRef && !("result" in st)) console.error(`task "${id}"'s result is stored apart: ${st.resultRef.bucket} ${st.resultRef.key} (${st.resultRef.sizeBytes} bytes)`);
+      process.stdout.write(format === "yaml" ? renderOne(value ?? null, "yaml", () => "") : `${JSON.stringify(value ?? null)}\n`);
+      return;
+    }
+    console.error(`task "${id}" ended ${st.phase}: ${st.error ? `${st.error.type}: ${st.error.message}` : "no error recorded"}`);
+    process.exitCode = 1;
+  });
+}
+
+/** Waits (KV watch on the key: no polling) until task `id`'s record is terminal. @throws Error after `timeoutS` */
+async function waitTerminal(kv: KV, id: string, timeoutS: number | undefined): Promise<TaskRecord> {
+  const iter = await kv.watch({ key: id });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    if (timeoutS !== undefined) timer = setTimeout(() => reject(new Error(`task "${id}" did not finish within ${timeoutS} s (--timeout)`)), timeoutS * 1000);
+  });
+  const watched = (async () => {
+    for await (const e of iter) {
+      if (e.operation !== "PUT") continue;
+      const rec = e.json<TaskRecord>();
+      if (rec?.status && isTerminalPhase(rec.status.phase)) return rec;
+    }
+    throw new Error(`watch of task "${id}" ended`);
+  })();
+  try {
+    return await Promise.race([watched, timedOut]);
+  } finally {
+    clearTimeout(timer);
+    iter.stop();
+  }
+}
+
+/** What `tasks revoke` says per outcome. */
+function revokeLine(o: RevokeOutcome & { queue: string }): string {
+  switch (o.action) {
+    case "cancelled":
+      return `task ${o.id} revoked: it had not started (${o.before}); it never runs (Cancelled)`;
+    case "aborted":
+      return `task ${o.id} revoked: it is running; its handler's signal is aborted and it ends Cancelled`;
+    case "finished":
+      return `task ${o.id} not revoked: it already ended ${o.before}`;
+    case "marked":
+      return `task ${o.id} revoked: no record of it in queue "${o.queue}" yet; if it is queued or scheduled there it never runs`;
+  }
+}
+
+/** `tasks revoke <id>...`. */
+async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): Promise<void> {
+  const format = outputFormat(f.output);
+  ids.forEach(checkId);
+  await withSession(f, async (s) => {
+    const { revokeOne } = await import("../../nats/task-records.js");
+    const out: Array<RevokeOutcome & { queue: string }> = [];
+    const missing: string[] = [];
+    for (const id of ids) {
+      const found = await locate(s, id);
+      if (!found && !s.queue) {
+        missing.push(id);
+        continue;
+      }
+      const queue = found?.queue ?? (s.queue as string);
+      out.push({ ...(await revokeOne(found?.kv ?? (await s.kv(queue)), { queue, namespace: s.namespace }, id)), queue });
+    }
+    if (format === "table") for (const o of out) console.log(revokeLine(o));
+    else process.stdout.write(renderList(out, [], format));
+    if (missing.length) {
+      console.error(`${notFound(s, missing.join(", ")).message.replace(/^task "([^"]*)"/, (_, m: string) => `task${missing.length > 1 ? "s" : ""} ${m}`)}; to revoke a task before any worker recorded it, pass its --queue`);
+      process.exitCode = 1;
+    }
+  });
+}
+
+/** `tasks retry <id>`. */
+async function retry(id: string, f: CommonFlags): Promise<void> {
+  const format = outputFormat(f.output);
+  checkId(id);
+  await withSession(f, async (s) => {
+    const r = await import("../../nats/task-records.js");
+    const found = await locate(s, id);
+    if (!found?.record) throw notFound(s, id);
+    const phase = found.record.status.phase;
+    if (!(r.RETRYABLE_PHASES as readonly string[]).includes(phase ?? "")) {
+      throw new Error(`task "${id}" is ${phase ?? "not finished"}: only a task that ended ${r.RETRYABLE_PHASES.join(", ")} is retried`);
+    }
+    const names: QueueNames = queueNames(s.namespace, found.queue);
+    const a = await r.taskArguments(s.js, s.jsm, found.kv, names, found.record, id);
+    if (!a?.message) {
+      throw new Error(`task "${id}" (${phase}) cannot be retried: its message is no longer kept (the results bucket keeps status only; a Failed task's message stays in the dead-letter stream until its max age)${a ? `; its args are known (${a.source}): enqueue it again with celeriac enqueue ${found.record.task} --queue ${found.queue} --args '${JSON.stringify(a.args)}'` : ""}`);
+    }
+    const newId = await r.retryTask(s.js, found.kv, names, a.message);
+    const link: RetryLink = { v: 1, id: newId, retryOf: id, createdAt: new Date().toISOString() };
+    if (format === "table") console.log(`task ${id} retried as ${newId}`);
+    else process.stdout.write(renderOne({ id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt }, format, () => ""));
+  });
+}
+
+/** Registers `celeriac tasks`. */
+export function register(program: Command): void {
+  const tasks = program.command("tasks").description("find, inspect, wait for, revoke and retry tasks (the queues' results buckets)");
+  common(tasks.command("get <id>").description("show a task: status, args, result, error with stack, attempts, timeline, worker, canvas")).action((id: string, f: CommonFlags) => get(id, f));
+  common(
+    tasks
+      .command("list")
+      .description("list task records (one server-side scan per queue, filtered as it streams)")
+      .option("--state <phases>", `only these phases, comma-separated (${TASK_PHASES.join(", ")})`)
+      .option("--task <name>", "only tasks of this name")
+      .option("--since <time>", "only records written since: a duration before now (90s, 15m, 1h, 2d) or an RFC 3339 time")
+      .option("--limit <n>", "stop after n tasks", intInRange(1, 1_000_000)),
+  ).action((f: CommonFlags & { state?: string; task?: string; since?: string; limit?: number }) => list(f));
+  common(
+    tasks
+      .command("result <id>")
+      .description("print a task's result as JSON (exit 1 if it failed or has not finished)")
+      .option("--wait", "wait until it finishes (KV watch)")
+      .option("--timeout <s>", "with --wait: give up after this many seconds"),
+  ).action((id: string, f: CommonFlags & { wait?: boolean; timeout?: string }) => result(id, f));
+  common(
+    tasks
+      .command("revoke <ids...>")
+      .description("revoke tasks: a queued one never runs, a running one has its signal aborted; both end Cancelled")
+      .option("--terminate", "accepted for Celery compatibility: a running task's signal is always aborted (see docs/cli.md)"),
+  ).action((ids: string[], f: CommonFlags & { terminate?: boolean }) => revoke(ids, f));
+  common(tasks.command("retry <id>").description("re-enqueue a Failed (dead-lettered) task with the same task, args and kwargs under a new id linked to the old one")).action((id: string, f: CommonFlags) => retry(id, f));
+}
