@@ -90,7 +90,7 @@ export async function listTaskRecords(js: JetStreamClient, jsm: JetStreamManager
   const info = await jsm.streams.info(stream);
   if (info.state.messages === 0) return { records: out, scanned: 0, truncated: false };
   const c = await js.consumers.get(stream, {
-    filter_subjects: [subject],
+    filter_subjects: subject,
     ...(f.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: f.since.toISOString() } : { deliver_policy: DeliverPolicy.LastPerSubject }),
   });
   let scanned = 0;
