@@ -291,7 +291,7 @@ export interface TimelineEvent {
  * history of writes): queued (`queuedTime`), first attempt started (`startTime`), last attempt
  * started (`lastAttemptStartTime`, when it differs), revoke requested (the `revoked.<id>` marker),
  * next retry due (`nextRetryTime`), finished (`completionTime`, with the phase), and the record's
- * last write (`updatedAt`, with the phase). Sorted by time. Pure.
+ * last write (`updatedAt`, with the phase) when no other event has its time. Sorted by time (stable). Pure.
  */
 export function taskTimeline(rec: TaskRecord, o: { revokedAt?: string } = {}): TimelineEvent[] {
   const s = rec.status;
@@ -302,7 +302,8 @@ export function taskTimeline(rec: TaskRecord, o: { revokedAt?: string } = {}): T
   if (o.revokedAt) ev.push({ time: o.revokedAt, event: "Revoke requested" });
   if (s.nextRetryTime && s.phase === "Retrying") ev.push({ time: s.nextRetryTime, event: "Next attempt due" });
   if (s.completionTime) ev.push({ time: s.completionTime, event: s.phase ?? "Finished" });
-  ev.push({ time: rec.updatedAt, event: `Record written (${s.phase ?? "no phase"})` });
+  // the last write, when no other event accounts for it (e.g. a Running record's heartbeat-free update)
+  if (!ev.some((e) => e.time === rec.updatedAt)) ev.push({ time: rec.updatedAt, event: `Record written (${s.phase ?? "no phase"})` });
   return ev.sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
 }
 

@@ -205,6 +205,12 @@ async function taskView(s: Session, queue: string, kv: KV, id: string, record: T
 
 const json = (v: unknown): string => JSON.stringify(v);
 
+/** How `get` names where the args were found. */
+const ARGS_SOURCE_TEXT: Record<ArgsSource, string> = { "dead-letter": "dead-letter stream", canvas: "canvas record", "queued-message": "queued message" };
+
+/** A view with no shared sub-objects (YAML would print them as anchors and aliases). */
+const plain = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+
 /** The `get` table layout: kubectl-describe style fields, the error's stack, the timeline. Pure. */
 export function describeTask(v: TaskView): string {
   const rows: [string, string][] = [
@@ -215,7 +221,7 @@ export function describeTask(v: TaskView): string {
     ["Phase", v.phase ?? "<none>"],
     ["Attempts", v.attempts === undefined ? "<none>" : String(v.attempts)],
     ["Worker", v.worker ?? "<none>"],
-    ["Args", v.args ? `${json(v.args)}  (from the ${v.argsSource})` : "<not kept: the results bucket keeps status only, and the message is gone>"],
+    ["Args", v.args ? `${json(v.args)}  (from the ${ARGS_SOURCE_TEXT[v.argsSource!]})` : "<not kept: the results bucket keeps status only, and the message is gone>"],
     ["Kwargs", v.kwargs ? json(v.kwargs) : "<not kept>"],
   ];
   if (v.record && "result" in v.record.status) rows.push(["Result", json(v.result)]);
@@ -319,7 +325,7 @@ async function get(id: string, f: CommonFlags): Promise<void> {
   await withSession(f, async (s) => {
     const found = await locate(s, id);
     if (found) {
-      process.stdout.write(renderOne(await taskView(s, found.queue, found.kv, id, found.record), format, describeTask));
+      process.stdout.write(renderOne(plain(await taskView(s, found.queue, found.kv, id, found.record)), format, describeTask));
       return;
     }
     // a client task no worker has taken yet has no record: its message is in the queue's streams
@@ -328,7 +334,7 @@ async function get(id: string, f: CommonFlags): Promise<void> {
       const kv = await s.kv(q);
       const a = await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, q), undefined, id);
       if (a?.message) {
-        process.stdout.write(renderOne(await taskView(s, q, kv, id, undefined, a.message), format, describeTask));
+        process.stdout.write(renderOne(plain(await taskView(s, q, kv, id, undefined, a.message)), format, describeTask));
         return;
       }
     }
@@ -367,7 +373,7 @@ async function list(f: CommonFlags & { state?: string; task?: string; since?: st
       else process.stdout.write(renderList([], [], format));
       return;
     }
-    process.stdout.write(renderList(items, listColumns(!s.queue), format));
+    process.stdout.write(renderList(format === "table" ? items : plain(items), listColumns(!s.queue), format));
     if (truncated && format === "table") console.error(`(stopped at --limit ${f.limit}; more tasks match)`);
   });
 }
