@@ -185,9 +185,13 @@ describe("celeriac tasks", () => {
       const res = await celeriac(["tasks", "result", "rr-1", ...common, "--wait", "--timeout", "5"]);
       assert.equal(res.code, 1);
       assert.match(res.stderr, /ended Cancelled/);
-      // the delayed one comes due after the revoke: the worker still refuses it
-      await new Promise((resolve) => setTimeout(resolve, 3500));
+      // the delayed one comes due after the revoke: moved to the work stream, then refused and acked by the worker
+      await waitFor("rq-1 moved and settled", async () => {
+        const [d, w] = await Promise.all([f.jsm.streams.info(f.names.delayedStream), f.jsm.streams.info(f.names.stream)]);
+        return d.state.messages === 0 && w.state.messages === 0;
+      }, 10_000, 100);
       assert.equal(started.has("rq-1"), false);
+      assert.equal((await queued.status())?.phase, "Cancelled");
       const done = await celeriac(["tasks", "revoke", "add-1", ...common]);
       assert.match(done.stdout, /task add-1 not revoked: it already ended Succeeded/);
     });
@@ -196,8 +200,8 @@ describe("celeriac tasks", () => {
   describe("when result --wait waits", () => {
     it("prints the result once the task finishes", async () => {
       const p = celeriac(["tasks", "result", "later-1", ...common, "--wait", "--timeout", "15"]);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      await f.client.enqueue("math.add", [40, 2], {}, { taskId: "later-1" });
+      // due in 1.5 s: it finishes after the command has started watching
+      await f.client.enqueue("math.add", [40, 2], {}, { taskId: "later-1", countdownSeconds: 1.5 });
       const r = await p;
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, "42\n");
