@@ -75,7 +75,7 @@ export interface TaskContext {
    * `status.progress` of the task's record — `{fraction?, done?, total?, display, meta?, updatedAt}` —
    * seen by `handle.progress()` / `handle.onProgress(cb)` in the client and, for a Task resource, on
    * `status.progress` and the Progress column. Call it as often as you like: writes are rate-limited
-   * (the results bucket at most every 250 ms, a Task at most every second, the last report always
+   * (the results bucket at most every 250 ms, a Task at most every 500 ms, the last report always
    * written) and never block or throw for that; the final record keeps the last report. The phase
    * stays Running: put a custom state in `meta` (e.g. `{stage: "resizing"}`).
    * @param value a fraction from 0 to 1, or `{done, total?}`: non-negative integers, done ≤ total

@@ -2,7 +2,7 @@
  * `ctx.progress`: a handler's progress reports (Celery's `update_state`, BullMQ's `updateProgress`).
  * `progressReport` checks one report and builds its `status.progress` (pure); `ProgressReporter`
  * rate-limits the writes of one attempt per status sink — each sink at most once per its interval
- * (the results bucket 250 ms, a Task resource 1 s), the first report at once, the last one always
+ * (the results bucket 250 ms, a Task resource 500 ms), the first report at once, the last one always
  * written (trailing), never two writes in flight to one sink — and never throws at the handler.
  */
 import { MAX_PROGRESS_META_BYTES, type TaskProgress } from "../api/task.js";
@@ -14,8 +14,8 @@ export type ProgressValue = number | { done: number; total?: number };
 export const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
 /** Progress-write interval of the results bucket, in ms. */
 export const KV_PROGRESS_INTERVAL_MS = 250;
-/** Progress-write interval of a Task resource, in ms. */
-export const TASK_RESOURCE_PROGRESS_INTERVAL_MS = 1000;
+/** Progress-write interval of a Task resource, in ms: at most 2 apiserver writes a second per task, so a report reaches the Task within about half a second plus the write. */
+export const TASK_RESOURCE_PROGRESS_INTERVAL_MS = 500;
 
 const USAGE = "pass a fraction from 0 to 1 (ctx.progress(0.4)) or counts (ctx.progress({done: 4, total: 10}))";
 
@@ -62,7 +62,7 @@ function metaCopy(meta: unknown): Record<string, unknown> {
   try {
     json = JSON.stringify(meta);
   } catch (err) {
-    throw new TypeError(`ctx.progress(value, meta): meta is not JSON-serialisable (${(err as Error).message}): pass plain data (strings, numbers, booleans, null, arrays, objects)`, { cause: err });
+    throw new TypeError(`ctx.progress(value, meta): meta is not JSON-serialisable (${(err as Error).message.replace(/\s+/g, " ")}): pass plain data (strings, numbers, booleans, null, arrays, objects)`, { cause: err });
   }
   const bytes = Buffer.byteLength(json);
   if (bytes > MAX_PROGRESS_META_BYTES) throw new TypeError(`ctx.progress(value, meta): meta is ${bytes} bytes of JSON, over the ${MAX_PROGRESS_META_BYTES}-byte limit: keep progress metadata small (store bulky data elsewhere and put its key in meta)`);

@@ -178,7 +178,7 @@ export interface TaskResourceSinkOptions {
 /** Writes task records onto their Task resources. */
 export class TaskResourceSink implements StatusSink {
   readonly name = "task-resource";
-  /** Progress reaches a Task at most once a second (each write is a GET-free apply, but an apiserver write all the same). */
+  /** Progress reaches a Task at most twice a second (an apiserver write each, mostly without a GET). */
   readonly progressIntervalMs = TASK_RESOURCE_PROGRESS_INTERVAL_MS;
   readonly #kc: KubeClient;
   readonly #bucket: string;
