@@ -102,6 +102,29 @@ export const TaskErrorSchema = Type.Object(
 /** A task error. */
 export type TaskError = Static<typeof TaskErrorSchema>;
 
+/** Most bytes of JSON a progress report's `meta` may have (4 KiB): it is written into the task's record and onto its Task. */
+export const MAX_PROGRESS_META_BYTES = 4096;
+
+/**
+ * Schema of `status.progress`: the last progress a running handler reported with `ctx.progress`
+ * (Celery's `update_state(meta=…)`, BullMQ's `updateProgress`). Either `fraction` alone, or `done`
+ * (with `total` when known, and then `fraction` = done / total); `display` is what the Progress
+ * column shows. The final record keeps the last report.
+ */
+export const TaskProgressSchema = Type.Object(
+  {
+    fraction: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: "Share of the work done, 0 to 1 (from done / total when the handler reported counts)." })),
+    done: Type.Optional(Type.Integer({ minimum: 0, description: "Units of work done (items, bytes, …), when the handler reported counts." })),
+    total: Type.Optional(Type.Integer({ minimum: 0, description: "Units of work in all, when known (done ≤ total)." })),
+    display: Type.String({ maxLength: 64, description: "Short text for the Progress column: 40% for a fraction, 4/10 for counts, 4 for a count with no total." }),
+    meta: Type.Optional(FreeObject({ description: "The handler's own JSON object (a custom state such as {stage: resizing}, the current item, …), at most 4 KiB of JSON." })),
+    updatedAt: Timestamp({ description: "When the handler reported this progress." }),
+  },
+  { description: "Last progress reported by the running handler (ctx.progress): fraction and/or done/total, its own metadata, and when. Kept in the final status." },
+);
+/** `Task.status.progress`. */
+export type TaskProgress = Static<typeof TaskProgressSchema>;
+
 /** Schema of `Task.status` — also the shape of a task's record in the results bucket. */
 export const TaskStatusSchema = Type.Object(
   {
@@ -119,6 +142,7 @@ export const TaskStatusSchema = Type.Object(
     nextRetryTime: Type.Optional(Timestamp({ description: "When the next attempt is due (phase Retrying)." })),
     waiting: Type.Optional(WaitingSchema),
     worker: Type.Optional(Type.String({ description: "Worker (pod name or host/pid) that ran the last attempt." })),
+    progress: Type.Optional(TaskProgressSchema),
     result: Type.Optional(AnyJson({ description: "The handler's return value (JSON, null included), when at most 8 KiB; larger results are in resultRef." })),
     resultRef: Type.Optional(
       Type.Object(
@@ -147,6 +171,7 @@ export const TASK_PRINTER_COLUMNS = [
   { name: "Task", type: "string", jsonPath: ".spec.task", description: "Registered handler name." },
   { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Lifecycle phase." },
   { name: "Attempts", type: "integer", jsonPath: ".status.attempts", description: "Attempts started." },
+  { name: "Progress", type: "string", jsonPath: ".status.progress.display", description: "Last progress the handler reported (40% or 4/10)." },
   { name: "Duration", type: "string", jsonPath: ".status.duration", description: "First attempt's start to completion (written when the task finishes)." },
   { name: "Waiting", type: "string", jsonPath: ".status.waiting.reason", priority: 1, description: "Why a queued task is held back by flow control." },
   { name: "Worker", type: "string", jsonPath: ".status.worker", priority: 1, description: "Worker of the last attempt." },

@@ -13,7 +13,7 @@ import { DEFAULT_NAMESPACE, queueNames, type QueueNames } from "../api/naming.js
 import type { RetryPolicySpec } from "../api/policies.js";
 import type { QueueSpec } from "../api/queue.js";
 import { InvalidTaskMessageError, newTaskMessage, taskTimingFields } from "../api/task-message.js";
-import type { TaskStatus } from "../api/task.js";
+import type { TaskProgress, TaskStatus } from "../api/task.js";
 import { connectNats, ensureQueueResources, natsSettingsFrom, publishTaskMessage, queueSettings, revokeTask, type NatsSettings, type QueueSettings } from "../nats/index.js";
 import { claimUnique, confirmUnique } from "../nats/unique.js";
 import { isCanvas, type Canvas } from "../canvas/build.js";
@@ -26,6 +26,7 @@ import { EnqueueError, EnqueueManyError, QueueNotFoundError, ResultTimeoutError,
 import { isNoResponders, listQueues, queueStreamExists } from "./queue-lookup.js";
 import { DEFAULT_SETTINGS_REFRESH_MS, ProducerSettings } from "./producer-settings.js";
 import { ResultWatcher } from "./result-watcher.js";
+import { watchProgress, type ProgressCallback, type ProgressSubscription } from "./progress-watch.js";
 
 /** Options of `connect`. */
 export interface ConnectOptions {
@@ -166,6 +167,22 @@ export interface TaskHandle<R = unknown> {
    * signal is aborted within about a second and it ends `Cancelled`; a finished task is unchanged.
    */
   revoke(): Promise<void>;
+  /**
+   * The task's last reported progress (`status.progress`: `{fraction?, done?, total?, display, meta?,
+   * updatedAt}`, written by the handler's `ctx.progress`), read once from the results bucket.
+   * @returns undefined when the task has not reported any (or has no record yet)
+   * @throws QueueNotFoundError when the queue has no streams
+   */
+  progress(): Promise<TaskProgress | undefined>;
+  /**
+   * Calls `cb(progress, record)` with the task's current progress and then each new one, in order,
+   * from a KV watch of the task's key (no polling; a worker writes progress at most every 250 ms,
+   * the last report always). Ends by itself once the task is final, after delivering its last
+   * progress; a throwing `cb` does not end it; `client.close()` ends it.
+   * @returns the unsubscribe function (idempotent), with `ended`: a promise of the final record
+   *   (undefined when unsubscribed first) that rejects when the watch failed or the queue does not exist
+   */
+  onProgress(cb: ProgressCallback): ProgressSubscription;
 }
 
 interface QueueCtx {
@@ -220,6 +237,8 @@ export class CeleriacClient {
   readonly #js: JetStreamClient;
   readonly #o: ConnectOptions;
   readonly #queues = new Map<string, Promise<QueueCtx>>();
+  /** Live `onProgress` subscriptions, ended by `close`. */
+  readonly #progressSubs = new Set<ProgressSubscription>();
   #jsmP: Promise<JetStreamManager> | undefined;
   readonly #rechecks = new Map<string, Promise<boolean>>();
   readonly #runtimes = new Map<string, CanvasRuntime>();
@@ -624,11 +643,36 @@ export class CeleriacClient {
         const q = await this.#queue(t.namespace, t.queue);
         await revokeTask(q.kv, t, id, t.task);
       },
+      progress: async () => (await record())?.status.progress,
+      onProgress: (cb) => this.#onProgress(t, id, cb),
     };
   }
 
-  /** Stops result watches and closes the connection if the client opened it (drained). */
+  /** `handle.onProgress`: opens the queue, then watches the task's key (progress-watch.ts). */
+  #onProgress(t: { queue: string; namespace: string }, id: string, cb: ProgressCallback): ProgressSubscription {
+    let inner: ProgressSubscription | undefined;
+    let stopped = false;
+    const stop = () => {
+      stopped = true;
+      inner?.();
+    };
+    const ended = this.#queue(t.namespace, t.queue).then((q) => {
+      if (stopped) return undefined;
+      inner = watchProgress(q.kv, id, cb, () => this.#progressSubs.delete(sub));
+      return inner.ended;
+    });
+    ended.catch(() => {
+      this.#progressSubs.delete(sub);
+    });
+    const sub: ProgressSubscription = Object.assign(stop, { ended });
+    this.#progressSubs.add(sub);
+    return sub;
+  }
+
+  /** Stops result and progress watches and closes the connection if the client opened it (drained). */
   async close(): Promise<void> {
+    for (const s of [...this.#progressSubs]) s();
+    this.#progressSubs.clear();
     for (const p of this.#queues.values()) {
       try {
         (await p).watcher.stop();

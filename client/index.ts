@@ -9,6 +9,8 @@
  * ```
  */
 export { connect, CeleriacClient, buildTaskMessage, type ConnectOptions, type EnqueueOptions, type ApplyOptions, type EnqueueManyTask, type EnqueueManyResult, ENQUEUE_MANY_WINDOW, type TaskHandle, type TaskRecordOrNone } from "./client.js";
+export type { ProgressCallback, ProgressSubscription } from "./progress-watch.js";
+export type { TaskProgress } from "../api/task.js";
 export { TaskFailedError, ResultTimeoutError, EnqueueError, EnqueueManyError, QueueNotFoundError, UniqueKeyHeldError, queueNotFoundMessage } from "./errors.js";
 export { resolveEnqueueFlow, type EnqueueFlowOptions, type ResolvedEnqueueFlow } from "./enqueue-flow.js";
 export { signature, immutableSignature, chain, group, chord, map, starmap, chunks, isCanvas, toCanvasNode, Canvas, Signature, Chain, Group, Chord, MapCanvas, Chunks, type CanvasLike, type ResultOf, type ResultsOf, type ArgsSuffix } from "../canvas/build.js";

@@ -12,6 +12,7 @@ import { classifyOutcome, describeError } from "./outcome.js";
 import type { Admitted } from "./admission.js";
 import type { InFlight } from "./consumer.js";
 import type { Ending, Settler } from "./settle.js";
+import { DEFAULT_PROGRESS_INTERVAL_MS, progressReport, ProgressReporter, type ProgressClock } from "./progress.js";
 
 /**
  * The abort side of one attempt. The AbortController behind `signal` is created only when the
@@ -78,6 +79,8 @@ export interface AttemptsOptions {
    * the rest of the record); a larger one fails the attempt with ResultTooLargeError. Unset: no limit.
    */
   readonly maxResultBytes?: () => number;
+  /** Clock and timers of the progress writes (tests); default the real ones. */
+  readonly progressClock?: ProgressClock;
 }
 
 /** Runs attempts and keeps the set of those running (by task id). */
@@ -130,6 +133,27 @@ export class Attempts {
         runningWrite = this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime, trace).catch((err) => log().warn({ err }, "Running record write failed"));
       };
     }
+    // progress writes are the Running record with status.progress, to each sink at its own rate;
+    // one waits for a Running record write already under way, so it never lands after this one
+    const settler = this.#o.settler;
+    let progressFailures = 0;
+    let reporter: ProgressReporter | undefined;
+    const progress = (): ProgressReporter =>
+      (reporter ??= new ProgressReporter(
+        settler.sinks.map((sink) => ({
+          name: sink.name,
+          intervalMs: sink.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS,
+          write: async (p) => {
+            if (runningWrite) await runningWrite;
+            await sink.write(settler.runningRecord(msg, attempt, msg.createdAt, startTime, trace, p));
+          },
+        })),
+        (err, sink) => {
+          if (progressFailures++ === 0) log().warn({ err, sink }, "Progress write failed");
+          else if (log().isLevelEnabled("debug")) log().debug({ err, sink }, "Progress write failed");
+        },
+        this.#o.progressClock,
+      ));
     // checked by the shared ticker, so a time limit is enforced within a tick (≤ 250 ms) late
     f.deadlineAt = now + timeoutMs;
     f.onDeadline = () => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`));
@@ -150,6 +174,12 @@ export class Attempts {
       heartbeat: () => m.working(),
       retry: (opts = {}) => {
         throw new RetryError(opts.message ?? "retry requested", opts.countdownSeconds === undefined ? {} : { countdownSeconds: opts.countdownSeconds });
+      },
+      progress: (value, meta) => {
+        const p = progressReport(value, meta, new Date(this.#o.progressClock?.now() ?? Date.now()));
+        // the progress writes make the Running record: the delayed one (without progress) is not needed
+        f.writeRunning = undefined;
+        progress().report(p);
       },
     };
     const resolve = this.#o.resolveArgs;
@@ -178,6 +208,8 @@ export class Attempts {
     const seconds = (performance.now() - t0) / 1000;
     timers.forEach(clearTimeout);
     f.writeRunning = undefined;
+    // trailing progress writes are dropped (the ending carries the last report); those in flight end first
+    const progressDone = reporter?.close();
     f.onDeadline = undefined;
     if (this.#running.get(msg.id) === entry) this.#running.delete(msg.id);
     if (entry.abandoned) return undefined; // forced shutdown already handed it back
@@ -200,7 +232,9 @@ export class Attempts {
     }
     const outcome = classifyOutcome(error, attempt, policy, this.#o.random);
     if (runningWrite) await runningWrite;
-    const ending: Ending = { outcome, identity: msg, message: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}) };
+    if (progressDone) await progressDone;
+    const last = reporter?.latest;
+    const ending: Ending = { outcome, identity: msg, message: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}), ...(last ? { progress: last } : {}) };
     return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
   }
 

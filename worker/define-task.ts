@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { MAX_PRIORITY_LEVELS, parseRate } from "../api/flow.js";
 import type { SignatureOptions } from "../api/canvas.js";
 import type { RetryPolicySpec } from "../api/policies.js";
+import type { ProgressValue } from "./progress.js";
 import { immutableSignature, signature, type ArgsSuffix, type Signature } from "../canvas/build.js";
 
 /**
@@ -69,6 +70,21 @@ export interface TaskContext {
    * @param opts.countdownSeconds delay before the next attempt, in seconds (default: the backoff)
    */
   retry(opts?: { countdownSeconds?: number; message?: string }): never;
+  /**
+   * Reports progress (Celery's `update_state(state, meta)`, BullMQ's `job.updateProgress`): it becomes
+   * `status.progress` of the task's record — `{fraction?, done?, total?, display, meta?, updatedAt}` —
+   * seen by `handle.progress()` / `handle.onProgress(cb)` in the client and, for a Task resource, on
+   * `status.progress` and the Progress column. Call it as often as you like: writes are rate-limited
+   * (the results bucket at most every 250 ms, a Task at most every 500 ms, the last report always
+   * written) and never block or throw for that; the final record keeps the last report. The phase
+   * stays Running: put a custom state in `meta` (e.g. `{stage: "resizing"}`).
+   * @param value a fraction from 0 to 1, or `{done, total?}`: non-negative integers, done ≤ total
+   *   (leave `total` out when unknown)
+   * @param meta your own JSON object (custom state, current item…), at most 4 KiB of JSON
+   * @throws TypeError naming the argument and the fix: NaN or a fraction outside 0–1, a count that is
+   *   not a non-negative integer, done > total, meta not an object, not JSON-serialisable or over 4 KiB
+   */
+  progress(value: ProgressValue, meta?: Record<string, unknown>): void;
 }
 
 /** A handler: JSON args and kwargs in, JSON-serialisable result (or a promise of one) out. */

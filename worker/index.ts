@@ -4,6 +4,8 @@
 export { defineTask, isTaskDefinition, collectTasks, type TaskRegistry, type TaskSignature, type SignatureOf, type TaskContext, type TaskHandler, type TaskOptions, type TaskDefinition } from "./define-task.js";
 export { UnrecoverableError, ResultTooLargeError, RetryError, TimeoutError, CancelledError, UnknownTaskError, WorkerLostError } from "./errors.js";
 export { backoffDelay, classifyOutcome, describeError, type Outcome } from "./outcome.js";
+export { progressReport, ProgressReporter, type ProgressValue, type ProgressChannel, type ProgressClock } from "./progress.js";
+export type { TaskProgress } from "../api/task.js";
 export { KvStatusSink, REVOKED_PREFIX, TASK_ID_PATTERN, type StatusSink } from "./status-sink.js";
 export { Worker, WorkerShutdownError, defaultWorkerName, type WorkerOptions } from "./worker.js";
 export { createWorkerMetrics, type WorkerMetrics, type TaskOutcomeLabel } from "./metrics.js";

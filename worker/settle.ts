@@ -24,7 +24,7 @@ import type { Logger } from "pino";
 import { HEADERS, taskRecord, type DeadLetterReason, type MessageUnique, type TaskIdentity, type TaskMessage, type TaskRecord } from "../api/message.js";
 import type { QueueNames } from "../api/naming.js";
 import type { Waiting } from "../api/flow.js";
-import type { TaskError, TaskStatus } from "../api/task.js";
+import type { TaskError, TaskProgress, TaskStatus } from "../api/task.js";
 import { releaseUnique } from "../nats/unique.js";
 import { TimeoutError } from "./errors.js";
 import type { QueueMetrics } from "./metrics.js";
@@ -70,6 +70,8 @@ export interface Ending {
   readonly waiting?: Waiting;
   /** The validated message, when there is one: a canvas task's final settle continues its canvas (`afterFinal`). */
   readonly message?: TaskMessage;
+  /** The attempt's last `ctx.progress` report, kept in the record (`status.progress`). */
+  readonly progress?: TaskProgress;
 }
 
 /** A redelivered message whose final record already exists: only its ack was lost. */
@@ -105,6 +107,7 @@ export function endingStatus(e: Ending, worker: string, now: Date): TaskStatus {
   if (o.action === "succeed") status.result = e.result === undefined ? null : e.result;
   else if (e.error) status.error = e.error;
   if (o.action === "deadLetter") status.deadLettered = true;
+  if (e.progress) status.progress = e.progress;
   return status;
 }
 
@@ -190,7 +193,21 @@ export class Settler {
    * @throws Error from `write`
    */
   writeRunning(identity: TaskIdentity, attempts: number, queuedTime: string, startTime: string, trace?: DeliveryTrace): Promise<void> {
-    return this.write(traced(taskRecord(identity, { attempts, queuedTime, worker: this.#o.workerName, phase: "Running", startTime }), trace));
+    return this.write(this.runningRecord(identity, attempts, queuedTime, startTime, trace));
+  }
+
+  /**
+   * The `Running` record of an attempt (what `writeRunning` writes), with `status.progress` when
+   * given: a progress write is this record. Pure but for the time (`updatedAt` = now).
+   * @param progress the attempt's last `ctx.progress` report
+   */
+  runningRecord(identity: TaskIdentity, attempts: number, queuedTime: string, startTime: string, trace?: DeliveryTrace, progress?: TaskProgress): TaskRecord {
+    return traced(taskRecord(identity, { attempts, queuedTime, worker: this.#o.workerName, phase: "Running", startTime, ...(progress ? { progress } : {}) }), trace);
+  }
+
+  /** The sinks, in write order (for progress writes, which go to each sink at its own rate). */
+  get sinks(): readonly StatusSink[] {
+    return this.#o.sinks;
   }
 
   /**

@@ -5,11 +5,18 @@
 import type { KV } from "@nats-io/kv";
 import type { TaskRecord } from "../api/message.js";
 import { kvPut } from "../nats/kv-put.js";
+import { KV_PROGRESS_INTERVAL_MS } from "./progress.js";
 
 /** A place task records are written to. */
 export interface StatusSink {
   /** Short name for logs and errors, e.g. `kv`. */
   readonly name: string;
+  /**
+   * Least time between two progress writes (`ctx.progress`) to this sink, in ms; default 1000
+   * (DEFAULT_PROGRESS_INTERVAL_MS). A progress write is the `Running` record with `status.progress`,
+   * tried once (a failure is logged; the next report or the final record covers it).
+   */
+  readonly progressIntervalMs?: number;
   /**
    * Writes (replaces) the record of `record.id`.
    * @throws when the write failed; the worker retries, and does not ack until it succeeds
@@ -27,6 +34,7 @@ export { REVOKED_PREFIX, TASK_ID_PATTERN } from "../api/naming.js";
  */
 export class KvStatusSink implements StatusSink {
   readonly name = "kv";
+  readonly progressIntervalMs = KV_PROGRESS_INTERVAL_MS;
   readonly #kv: KV;
   constructor(kv: KV) {
     this.#kv = kv;

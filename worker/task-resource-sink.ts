@@ -35,9 +35,10 @@ import type { TaskStatus } from "../api/task.js";
 import { applyStatus, isConflict, isNotFound, kubeRequest, resourcePath, type KubeClient, type KubeObject } from "../kube/k8s-client.js";
 import { createEvent, eventBody, type EventType } from "../kube/events.js";
 import type { StatusSink } from "./status-sink.js";
+import { TASK_RESOURCE_PROGRESS_INTERVAL_MS } from "./progress.js";
 
 /** Status fields the worker owns, copied from the record when present. */
-const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "error", "deadLettered", "waiting"] as const;
+const WORKER_FIELDS = ["phase", "attempts", "startTime", "completionTime", "nextRetryTime", "worker", "error", "deadLettered", "waiting", "progress"] as const;
 
 /** The condition types the worker owns on a Task; `Accepted` is the operator's. */
 export const WORKER_CONDITION_TYPES: readonly string[] = [CONDITION_TYPES.Task.Running, CONDITION_TYPES.Task.Succeeded, CONDITION_TYPES.Task.Failed];
@@ -177,6 +178,8 @@ export interface TaskResourceSinkOptions {
 /** Writes task records onto their Task resources. */
 export class TaskResourceSink implements StatusSink {
   readonly name = "task-resource";
+  /** Progress reaches a Task at most twice a second (an apiserver write each, mostly without a GET). */
+  readonly progressIntervalMs = TASK_RESOURCE_PROGRESS_INTERVAL_MS;
   readonly #kc: KubeClient;
   readonly #bucket: string;
   readonly #o: TaskResourceSinkOptions;

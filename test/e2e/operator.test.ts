@@ -40,7 +40,7 @@ describe("when a Queue and Tasks are applied with kubectl", { timeout: 240_000 }
     assert.deepEqual(t.status?.result, { args: [1, "two"], kwargs: { three: 3 } });
     assert.equal(t.status?.phase, "Succeeded");
     const table = await e.kubectl(["get", "tasks"]);
-    assert.match(table.stdout.split("\n")[0]!, /NAME\s+QUEUE\s+TASK\s+PHASE\s+ATTEMPTS\s+DURATION\s+AGE/);
+    assert.match(table.stdout.split("\n")[0]!, /NAME\s+QUEUE\s+TASK\s+PHASE\s+ATTEMPTS\s+PROGRESS\s+DURATION\s+AGE/);
     assert.match(table.stdout, /echo-1\s+work\s+e2e\.echo\s+Succeeded\s+1\s+/);
   });
 

@@ -21,11 +21,25 @@ const NS = "default";
 let n = 0;
 const uniqueName = (p = "t") => `${p}-${Date.now().toString(36)}-${n++}`;
 
+/** `<task id>/<step>`: when the "steps" handler reported it, and whether the test saw it. */
+const stepAt = new Map<string, number>();
+const stepSeen = new Set<string>();
+
 const tasks = [
   defineTask("echo", (args) => args[0]),
   defineTask("flaky", (args, _k, ctx) => {
     if (ctx.attempt === 1) ctx.retry({ countdownSeconds: 0.2, message: "not yet" });
     return args[0];
+  }),
+  // reports 3 steps, each waiting until the test saw it on the Task (or 5 s)
+  defineTask("steps", async (_a, _k, ctx) => {
+    for (let i = 1; i <= 3; i++) {
+      stepAt.set(`${ctx.taskId}/${i}`, Date.now());
+      ctx.progress({ done: i, total: 3 }, { stage: `step-${i}` });
+      const end = Date.now() + 5000;
+      while (!stepSeen.has(`${ctx.taskId}/${i}`) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    }
+    return "done";
   }),
   defineTask("broken", () => {
     throw new UnrecoverableError("cannot do it");
@@ -156,6 +170,25 @@ describe("when a worker writes the status of Task resources", () => {
       assert.equal(await kvRecord(m.id), undefined);
       assert.equal((await c.getTask(NS, t.metadata.name)).status?.phase, "Queued");
     });
+  });
+
+  it("shows each ctx.progress report on status.progress within 1 s, and keeps the last in the final status", async () => {
+    const t = await c.createTask(NS, uniqueName(), { queue: f.queue, task: "steps" });
+    const id = t.metadata.uid ?? "";
+    await publish(message(t, "steps", []));
+    for (let i = 1; i <= 3; i++) {
+      const live = await waitFor(`step ${i} on the Task`, async () => {
+        const p = (await c.getTask(NS, t.metadata.name)).status?.progress;
+        return p?.done !== undefined && p.done >= i ? p : undefined;
+      }, 5000, 10);
+      const lag = Date.now() - (stepAt.get(`${id}/${i}`) ?? 0);
+      stepSeen.add(`${id}/${i}`);
+      assert.deepEqual({ done: live.done, total: live.total, display: live.display, meta: live.meta }, { done: i, total: 3, display: `${i}/3`, meta: { stage: `step-${i}` } });
+      assert.ok(lag < 1000, `step ${i} reached the Task ${lag} ms after it was reported`);
+    }
+    const done = await finished(t.metadata.name);
+    assert.equal(done.status?.progress?.display, "3/3");
+    assert.deepEqual(done.status?.progress, (await kvRecord(id))?.status.progress, "the Task's progress is the record's");
   });
 
   it("sets a Failed condition when the task fails", async () => {
