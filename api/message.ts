@@ -121,6 +121,16 @@ export const TaskMessageSchema = Type.Object(
     flow: Type.Optional(MessageFlowSchema),
     unique: Type.Optional(MessageUniqueSchema),
     canvas: Type.Optional(MessageCanvasSchema),
+    replayOf: Type.Optional(
+      Type.Object(
+        {
+          stream: Type.String({ description: "The dead-letter stream, e.g. CELERIAC_default_emails_DLQ." }),
+          seq: Type.Integer({ minimum: 1, description: "The dead letter's sequence in that stream." }),
+          id: Type.Optional(Type.String({ description: "The dead-lettered task's id." })),
+        },
+        { description: "Set by `celeriac dlq replay`: the dead letter this task replays (its id is `<id>-r<seq>`)." },
+      ),
+    ),
     createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
   },
   { description: "Task message envelope v1." },

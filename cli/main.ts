@@ -14,6 +14,7 @@ import { register as registerDevLogs } from "./commands/dev-logs.js";
 import { register as registerDevPlatform } from "./commands/dev-platform.js";
 import { register as registerOperator } from "./commands/operator.js";
 import { register as registerWorkflow } from "./commands/workflow.js";
+import { register as registerDlq } from "./commands/dlq.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -34,6 +35,7 @@ export function buildProgram(o: { name?: string } = {}): Command {
   registerDevPlatform(program);
   registerOperator(program);
   registerWorkflow(program);
+  registerDlq(program);
   return program;
 }
 
