@@ -153,9 +153,11 @@ export interface ReplayEdits {
  * dead-letter stream, `args`/`kwargs` as edited, no `canvas` (the canvas or Workflow it was a step
  * of has already failed: the replay runs the task alone) and `flow` resolved again for the target
  * queue's producer settings (`flow`: undefined when the target is not flow-controlled). Pure.
+ * @param names the target queue's names (`queue` and `namespace` of the message)
+ * @param deadLetterStream the stream the dead letter is in (default: the target's)
  * @returns the message, or `{problem}` saying why this dead letter cannot be replayed
  */
-export function replayMessage(d: RawDeadLetter, names: QueueNames, edits: ReplayEdits, flow: ProducerFlow | undefined, now: Date): { message: TaskMessage } | { problem: string } {
+export function replayMessage(d: RawDeadLetter, names: QueueNames, edits: ReplayEdits, flow: ProducerFlow | undefined, now: Date, deadLetterStream = names.deadLetterStream): { message: TaskMessage } | { problem: string } {
   let body: unknown;
   try {
     body = JSON.parse(decoder.decode(d.data));
@@ -166,7 +168,7 @@ export function replayMessage(d: RawDeadLetter, names: QueueNames, edits: Replay
   const old = body as Record<string, unknown>;
   const queue = edits.queue ?? names.queue;
   const next: Record<string, unknown> = { ...old, id: replayId(d.id, d.seq), queue, namespace: names.namespace, createdAt: now.toISOString() };
-  next.replayOf = { stream: names.deadLetterStream, seq: d.seq, ...(d.id !== undefined ? { id: d.id } : {}) };
+  next.replayOf = { stream: deadLetterStream, seq: d.seq, ...(d.id !== undefined ? { id: d.id } : {}) };
   if (edits.args) next.args = edits.args;
   if (edits.kwargs) next.kwargs = edits.kwargs;
   delete next.canvas;
@@ -305,7 +307,7 @@ export async function replayDeadLetters(js: JetStreamClient, jsm: JetStreamManag
   const one = async (d: RawDeadLetter): Promise<ReplayOutcome> => {
     const rid = replayId(d.id, d.seq);
     const base = { seq: d.seq, ...(d.id !== undefined ? { id: d.id } : {}), replayId: rid, queue: target.queue, removed: false };
-    const built = replayMessage(d, target, o, flow, now());
+    const built = replayMessage(d, target, o, flow, now(), names.deadLetterStream);
     if ("problem" in built) return { ...base, outcome: "Skipped", message: built.problem };
     if (o.targetResults) {
       const e = await o.targetResults.get(rid);
