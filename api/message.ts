@@ -124,6 +124,16 @@ export const TaskMessageSchema = Type.Object(
     retryOf: Type.Optional(
       Type.String({ minLength: 1, maxLength: 256, description: "Set by `celeriac tasks retry`: the id of the task this one re-runs (same task, args and kwargs, new id). Workers ignore it; the link is also kept in the results bucket (`retry.<id>`, docs/protocol.md)." }),
     ),
+    replayOf: Type.Optional(
+      Type.Object(
+        {
+          stream: Type.String({ description: "The dead-letter stream, e.g. CELERIAC_default_emails_DLQ." }),
+          seq: Type.Integer({ minimum: 1, description: "The dead letter's sequence in that stream." }),
+          id: Type.Optional(Type.String({ description: "The dead-lettered task's id." })),
+        },
+        { description: "Set by `celeriac dlq replay`: the dead letter this task replays (its id is `<id>-r<seq>`)." },
+      ),
+    ),
     createdAt: Timestamp({ description: "When the producer created the message (RFC 3339)." }),
   },
   { description: "Task message envelope v1." },

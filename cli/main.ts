@@ -15,6 +15,7 @@ import { register as registerDevPlatform } from "./commands/dev-platform.js";
 import { register as registerOperator } from "./commands/operator.js";
 import { register as registerWorkflow } from "./commands/workflow.js";
 import { register as registerTasks } from "./commands/tasks.js";
+import { register as registerDlq } from "./commands/dlq.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -36,6 +37,7 @@ export function buildProgram(o: { name?: string } = {}): Command {
   registerOperator(program);
   registerWorkflow(program);
   registerTasks(program);
+  registerDlq(program);
   return program;
 }
 
