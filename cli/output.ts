@@ -5,6 +5,7 @@
  * command in docs/cli.md, for scripts). One list of items is printed as `{"items": [...]}` in
  * json/yaml, as kubectl's `List` is; one item (`get`, `show`) as the object itself.
  */
+import type { Command } from "commander";
 import { stringify } from "yaml";
 
 /** The `-o` formats. */
@@ -58,4 +59,18 @@ export function renderOne<T>(item: T, format: OutputFormat, table: (item: T) => 
   if (format === "yaml") return stringify(item, { lineWidth: 0 });
   const t = table(item);
   return t.endsWith("\n") ? t : `${t}\n`;
+}
+
+/**
+ * Adds the flags every operations command takes: `-n/--namespace`, `--queue` (its help text given,
+ * as commands differ on a missing queue), `--nats`, `--dev-dir` and `-o/--output`.
+ * @returns the same command, for chaining
+ */
+export function opsFlags(c: Command, queueHelp = "queue [CELERIAC_QUEUE]"): Command {
+  return c
+    .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
+    .option("--queue <q>", queueHelp)
+    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
+    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
+    .option("-o, --output <format>", "output format: table, json or yaml", "table");
 }

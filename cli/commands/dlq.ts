@@ -11,7 +11,7 @@ import { DEAD_LETTER_REASONS } from "../../api/message.js";
 import { assertQueueRef, queueNames, type QueueNames } from "../../api/naming.js";
 import { parseGoDuration } from "../../nats/queue-settings.js";
 import type { DeadLetter, DeadLetterSelection, RawDeadLetter, ReplayOutcome } from "../../nats/dead-letters.js";
-import { outputFormat, renderList, renderOne, type Column } from "../output.js";
+import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
 import { parseJsonFlag } from "./enqueue.js";
 
 /** Flags every `dlq` subcommand takes. */
@@ -235,15 +235,7 @@ async function confirm(question: string): Promise<boolean> {
   }
 }
 
-/** Adds the common flags. */
-function common(c: Command): Command {
-  return c
-    .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
-    .option("--queue <q>", "queue [CELERIAC_QUEUE]")
-    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
-    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
-    .option("-o, --output <format>", "table, json or yaml", "table");
-}
+const common = (c: Command): Command => opsFlags(c, "queue [CELERIAC_QUEUE]");
 
 /** Adds the selection flags. */
 function selecting(c: Command, all: string | undefined): Command {

@@ -15,7 +15,7 @@ import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.js";
 import type { TaskError } from "../../api/task.js";
 import { intInRange } from "./int-option.js";
-import { outputFormat, renderList, renderOne, type Column } from "../output.js";
+import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
 import type { ArgsSource, RetryLink, RevokeOutcome, TimelineEvent } from "../../nats/task-records.js";
 
 /** Flags every `tasks` subcommand takes. */
@@ -300,14 +300,7 @@ export function parseStates(v: string | undefined): string[] | undefined {
   });
 }
 
-function common(c: Command): Command {
-  return c
-    .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
-    .option("--queue <q>", "queue [CELERIAC_QUEUE] (default: every queue of the namespace)")
-    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
-    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
-    .option("-o, --output <format>", "output format: table, json or yaml", "table");
-}
+const common = (c: Command): Command => opsFlags(c, "queue [CELERIAC_QUEUE] (default: every queue of the namespace)");
 
 async function withSession<T>(f: CommonFlags, fn: (s: Session) => Promise<T>): Promise<T> {
   const s = await open(f);

@@ -100,7 +100,6 @@ function countTasks(ids: readonly string[], obs: WorkflowObservation) {
   let succeeded = 0, failed = 0, running = 0, attempts = 0;
   let firstStart: string | undefined, lastEnd: string | undefined;
   let error: StepStatus["error"];
-  let cancelled = false;
   let cancelledCount = 0;
   for (const id of ids) {
     const t = obs.tasks.get(id);
@@ -109,17 +108,14 @@ function countTasks(ids: readonly string[], obs: WorkflowObservation) {
       if (t.phase === "Succeeded") succeeded++;
       else {
         failed++;
-        if (t.phase === "Cancelled") {
-          cancelled = true;
-          cancelledCount++;
-        }
+        if (t.phase === "Cancelled") cancelledCount++;
         error ??= { type: t.error?.type ?? `${t.phase}Error`, message: t.error?.message ?? `task ${id} ended ${t.phase}`, taskId: id };
       }
       if (t.completionTime && (!lastEnd || t.completionTime > lastEnd)) lastEnd = t.completionTime;
     } else if (obs.published.has(id) || t) running++;
     if (t?.startTime && (!firstStart || t.startTime < firstStart)) firstStart = t.startTime;
   }
-  return { succeeded, failed, running, attempts, error, cancelled, cancelledCount, lastEnd, firstStart };
+  return { succeeded, failed, running, attempts, error, cancelledCount, lastEnd, firstStart };
 }
 
 /**

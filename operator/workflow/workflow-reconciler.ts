@@ -275,7 +275,6 @@ export class WorkflowReconciler implements ObjectReconciler {
       }
       if (plan.loadItems.length > 0) {
         for (const src of plan.loadItems) {
-          const step = wf.spec.steps.find((s) => s.forEach?.fromStep === src.name && (s.dependsOn ?? []).includes(src.name));
           let value: unknown;
           try {
             value = await this.#result(ns, src);
@@ -295,7 +294,7 @@ export class WorkflowReconciler implements ObjectReconciler {
               : value,
             );
           }
-          if (step) changed = true;
+          changed = true;
         }
       }
       if (!changed) return plan;
