@@ -13,6 +13,7 @@ declare module "../worker/index.js" {
     "emails.send": { args: [to: string, subject: string]; kwargs: { body?: string }; result: { messageId: string } };
     "demo.flaky": { args: []; kwargs: Record<string, never>; result: { succeededOnAttempt: number } };
     "demo.always_fails": { args: []; kwargs: Record<string, never>; result: never };
+    "demo.long": { args: [seconds?: number]; kwargs: Record<string, never>; result: { seconds: number } };
     "etl.fetch": { args: [source: string]; kwargs: Record<string, never>; result: Sale[] };
     "etl.clean": { args: []; kwargs: { fetch: Sale[] }; result: Sale[] };
     "etl.stats": { args: []; kwargs: { fetch: Sale[] }; result: { rows: number; total: number; mean: number } };
@@ -52,6 +53,20 @@ export const flaky = defineTask("demo.flaky", (_a, _k, ctx) => {
 export const alwaysFails = defineTask("demo.always_fails", () => {
   throw new Error("this task always fails");
 }, { retry: { maxAttempts: 2, backoff: { initialSeconds: 0.2 } } });
+
+/**
+ * Runs for `seconds` (default 60, at most 3600), reporting progress every second (`done`/`total` in
+ * seconds): a task to watch with `celeriac inspect active`, `celeriac tasks get` and the PROGRESS
+ * column of `kubectl get tasks`. Revoking it aborts it.
+ */
+export const long = defineTask("demo.long", async ([seconds = 60], _kwargs, ctx) => {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) throw new UnrecoverableError(`seconds is ${String(seconds)}: give a whole number from 1 to 3600`);
+  for (let done = 0; done < seconds; done++) {
+    ctx.progress({ done, total: seconds });
+    await sleep(1000, undefined, { signal: ctx.signal });
+  }
+  return { seconds };
+}, { timeoutSeconds: 3700 });
 
 /** One sale row of the ETL example Workflow (examples/workflows/diamond.yaml). */
 export interface Sale {
