@@ -24,7 +24,6 @@ import { connect, type CeleriacClient, type TaskHandle } from "../../client/inde
 import { LABELS } from "../../api/constants.js";
 import { queueNames } from "../../api/naming.js";
 import type { TaskProgress } from "../../api/task.js";
-import type { TaskView } from "../../cli/commands/tasks.js";
 import { REPO_ROOT } from "../../devcluster/platform/paths.js";
 import { runTool, waitFor, type ToolRun } from "../helpers/k8s-tools.js";
 import { LOCAL_ONLY, queueYaml, startE2E, taskYaml, type E2E } from "./helpers.js";
@@ -34,6 +33,24 @@ const QUEUE = "ops";
 const BIN = join(REPO_ROOT, "bin", "celeriac.js");
 const DEAD = 100;
 const names = queueNames(NS, QUEUE);
+
+/** The fields of `celeriac tasks get -o json` this test reads (docs/cli.md; cli/commands/tasks.ts TaskView). */
+interface TaskView {
+  id: string;
+  task: string;
+  origin: { kind: string; name?: string };
+  phase?: string;
+  attempts?: number;
+  worker?: string;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  argsSource?: string;
+  error?: { type: string; message: string };
+  deadLettered?: boolean;
+  timeline: Array<{ time: string; event: string }>;
+  revokedAt?: string;
+  record?: { status: { progress?: TaskProgress } };
+}
 
 /** The Queue: 3 workers exactly, one task at a time each, running tasks module `module`. */
 function opsQueue(e: E2E, module: "ops-tasks" | "ops-tasks-fixed"): string {
