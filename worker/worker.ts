@@ -30,6 +30,11 @@ import { Settler } from "./settle.js";
 import { publishTaskDefaults } from "./task-defaults.js";
 import { KvStatusSink, type StatusSink } from "./status-sink.js";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options.js";
+import { CONTROL_VERSION, controlSubject, type WorkerReport } from "../api/control.js";
+import { ControlResponder } from "./control.js";
+import { WorkerRegistration } from "./registry.js";
+import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
 
 export { WorkerShutdownError } from "./errors.js";
 export { defaultWorkerName, type WorkerOptions } from "./options.js";
@@ -56,6 +61,9 @@ export class Worker {
   #revocations: RevocationWatcher | undefined;
   #mover: DelayMover | undefined;
   #epoch: ConnectionEpoch | undefined;
+  #control: ControlResponder | undefined;
+  #registration: WorkerRegistration | undefined;
+  #startedAt = new Date();
   /** Lets an attempt whose previous delivery was lost with its worker run alone (attribution.ts). */
   readonly #gate = new AloneGate(() => this.#consumer?.resumePulls());
   #started = false;
@@ -140,6 +148,16 @@ export class Worker {
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
     this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding });
     this.#consumer.start();
+    // answers `celeriac inspect` from memory; the registry entry says it should answer
+    this.#startedAt = new Date();
+    (this.#control = new ControlResponder({ nc: o.nc, subject: controlSubject(this.names.namespace, this.names.queue), report: () => this.report(), log: this.#log })).start();
+    const pod = process.env.POD_NAME;
+    this.#registration = new WorkerRegistration({
+      kv,
+      log: this.#log,
+      entry: { name: o.workerName, ...(pod ? { pod } : {}), host: hostname(), pid: process.pid, startedAt: this.#startedAt.toISOString(), concurrency: o.concurrency, version: VERSION },
+    });
+    await this.#registration.start().catch((err: unknown) => this.#log.warn({ err, key: this.#registration?.key }, "Registry entry write failed; inspect lists this worker only while it answers"));
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: o.concurrency, heartbeatMs }, "Worker started");
   }
 
@@ -182,6 +200,49 @@ export class Worker {
     } finally {
       release();
     }
+  }
+
+  /**
+   * The worker's control report now (api/control.ts `WorkerReport`): identity, running attempts
+   * with their progress, messages delivered and not started, task names and counters. Synchronous,
+   * from memory. Usable before `start()` (empty lists).
+   */
+  report(): WorkerReport {
+    const o = this.#o;
+    const running = this.#attempts?.running() ?? [];
+    const ids = new Set(running.map((r) => r.id));
+    const reserved = (this.#consumer?.held() ?? [])
+      .map((f) => ({ id: f.msg.headers?.get(HEADERS.msgId) || "unknown", task: f.msg.headers?.get(HEADERS.task) || "unknown", attempt: Math.max(1, f.msg.info.deliveryCount), receivedAt: new Date(f.receivedAt).toISOString() }))
+      .filter((r) => !ids.has(r.id));
+    const m = this.#queueMetrics;
+    const failed = m.total("failed");
+    const stats = {
+      processed: (["succeeded", "retried", "failed", "dead_lettered", "cancelled", "expired", "timed_out"] as const).reduce((n, k) => n + m.total(k), 0),
+      succeeded: m.total("succeeded"),
+      failed,
+      retried: m.total("retried") + m.total("timed_out"),
+      deadLettered: failed + m.total("dead_lettered"),
+      revoked: m.total("cancelled"),
+      rssBytes: process.memoryUsage.rss(),
+    };
+    const pod = process.env.POD_NAME;
+    return {
+      v: CONTROL_VERSION,
+      name: o.workerName,
+      ...(pod ? { pod } : {}),
+      host: hostname(),
+      pid: process.pid,
+      queue: this.names.queue,
+      namespace: this.names.namespace,
+      version: VERSION,
+      startedAt: this.#startedAt.toISOString(),
+      uptimeSeconds: Math.max(0, (Date.now() - this.#startedAt.getTime()) / 1000),
+      concurrency: o.concurrency,
+      active: running,
+      reserved,
+      registered: [...this.tasks.keys()].sort(),
+      stats,
+    };
   }
 
   #onInFlightChange(n: number): void {
@@ -230,6 +291,8 @@ export class Worker {
       ],
       ["stop delay mover", async () => void (await this.#mover?.stop())],
       ["stop revocation watch", async () => this.#revocations?.stop()],
+      ["stop answering inspect", async () => this.#control?.stop()],
+      ["leave the worker registry", async () => this.#registration?.stop()],
       ["stop heartbeats", async () => c?.stopTicker()],
       ["stop reconnect watch", async () => this.#epoch?.stop()],
     ];
@@ -243,6 +306,15 @@ export class Worker {
     this.#log.info("Worker stopped");
   }
 }
+
+/** This package's version (package.json), as the control report and registry entry give it; `unknown` when unreadable. */
+const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+})();
 
 /** Room in a task's record for everything but the result (status, error, trace, canvas), in bytes. */
 export const RECORD_HEADROOM_BYTES = 64 * 1024;
