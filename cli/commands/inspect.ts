@@ -213,7 +213,8 @@ async function ask(command: ControlCommand, f: AskFlags): Promise<void> {
     process.stdout.write(out);
     if (format !== "table") return;
     if (out === "") console.error(`No ${command === "active" ? "running tasks" : "delivered, not started messages"} on ${rows.length} worker${rows.length === 1 ? "" : "s"}`);
-    const silent = rows.filter((r) => !r.answered);
+    // ping's STATUS column says it already
+    const silent = command === "ping" ? [] : rows.filter((r) => !r.answered);
     for (const r of silent) console.error(`worker ${r.worker} (queue ${r.queue}) did not answer within ${f.timeout} s; its registry entry was written ${since(r.entry!.lastSeen)} ago: stopped, overloaded or cut off from NATS`);
     if (command === "ping" && stale) console.error(`(${stale} gone worker${stale === 1 ? "" : "s"} in the registry: last seen over 30 s ago, ignored)`);
   } finally {
