@@ -36,11 +36,10 @@ export class WorkerRegistration {
   }
 
   /**
-   * Writes the entry and starts the heartbeat.
-   * @throws the KV error when the first write fails (the worker does not start unregistered)
+   * Starts the heartbeat and writes the entry once now.
+   * @throws the KV error when the first write fails (the heartbeat keeps trying: the caller logs it and goes on)
    */
   async start(): Promise<void> {
-    await this.#write();
     this.#timer = setInterval(() => {
       if (this.#writing) return;
       this.#writing = this.#write()
@@ -54,6 +53,7 @@ export class WorkerRegistration {
         .finally(() => (this.#writing = undefined));
     }, this.#o.intervalMs ?? REGISTRY_HEARTBEAT_MS);
     this.#timer.unref();
+    await this.#write();
   }
 
   async #write(): Promise<void> {

@@ -157,7 +157,7 @@ export class Worker {
       log: this.#log,
       entry: { name: o.workerName, ...(pod ? { pod } : {}), host: hostname(), pid: process.pid, startedAt: this.#startedAt.toISOString(), concurrency: o.concurrency, version: VERSION },
     });
-    await this.#registration.start().catch((err: unknown) => this.#log.warn({ err, key: this.#registration?.key }, "Registry entry write failed; inspect lists this worker only while it answers"));
+    await this.#registration.start().catch((err: unknown) => this.#log.warn({ err, key: this.#registration?.key }, "Registry entry write failed; retrying every 10 s (until one succeeds, inspect lists this worker only while it answers)"));
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: o.concurrency, heartbeatMs }, "Worker started");
   }
 

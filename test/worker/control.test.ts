@@ -187,3 +187,57 @@ describe("when in-process workers answer control requests", () => {
     assert.deepEqual(r.notAnswering, []);
   });
 });
+
+describe("when a redelivered task waits to run alone", () => {
+  let srv: NatsServer;
+  let f: Fixture;
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  const ran: string[] = [];
+  const tasks = [
+    defineTask("hold", async (_a, _k, ctx) => {
+      ran.push(ctx.taskId);
+      await released;
+      return "done";
+    }),
+    defineTask("quick", (args, _k, ctx) => {
+      ran.push(ctx.taskId);
+      return args;
+    }),
+  ];
+  before(async () => {
+    srv = await startNatsServer();
+    f = await fixture(srv, tasks, { concurrency: 2 });
+  });
+  after(async () => {
+    release();
+    await f?.close();
+    await srv?.cleanup();
+  });
+
+  it("reports it as reserved (delivered, not started) until the attempt beside it ends", async () => {
+    // a delivery that is never settled (a worker lost with it): redelivered after the 2 s ack wait,
+    // it runs alone (attribution.ts), so it waits at the gate while "hold" runs
+    const lost = await f.client.enqueue("quick", [1], {}, { taskId: "lost-1" });
+    const raw = await jetstream(f.nc).consumers.get(f.names.stream, f.names.workerConsumer);
+    for await (const m of await raw.fetch({ max_messages: 1, expires: 2000 })) {
+      assert.equal(m.headers?.get("Nats-Msg-Id"), "lost-1");
+      break;
+    }
+    const w = await f.startWorker({ workerName: "gate-1" });
+    await f.client.enqueue("hold", [], {}, { taskId: "hold-1" });
+    await waitFor("hold-1 running", () => ran.includes("hold-1"));
+    const r = await waitFor("lost-1 reserved", () => {
+      const rep = w.report();
+      return rep.reserved.length === 1 ? rep : undefined;
+    }, 10_000);
+    assert.deepEqual([r.reserved[0]!.id, r.reserved[0]!.task, r.reserved[0]!.attempt], ["lost-1", "quick", 2]);
+    assert.ok(Date.parse(r.reserved[0]!.receivedAt) <= Date.now());
+    assert.deepEqual(r.active.map((a) => a.id), ["hold-1"]);
+    assert.equal(ran.includes("lost-1"), false);
+    release();
+    assert.deepEqual(await lost.result({ timeoutMs: 10_000 }), [1]);
+    // its record is written before the ack: it leaves the held set just after
+    await waitFor("nothing reserved", () => w.report().reserved.length === 0 && w.report().active.length === 0);
+  });
+});
