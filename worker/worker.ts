@@ -7,7 +7,8 @@
  * for heartbeats) → admission (admission.ts: run it, or an `Outcome` now) → attempt (attempt.ts:
  * time limit, revoke, `TaskContext`) → handler → `classifyOutcome` → settle (settle.ts: status
  * write → canvas continuation → ack/nak/term → metric → log). This file wires them together, with
- * one CanvasRuntime (canvas/runtime.ts) per worker for canvas tasks.
+ * one CanvasRuntime (canvas/runtime.ts) per worker for canvas tasks, and the control side of
+ * `celeriac inspect`: answers from memory (control.ts) and the worker registry entry (registry.ts).
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -117,8 +118,9 @@ export class Worker {
 
   /**
    * Ensures the queue's NATS resources (unless disabled), publishes its tasks' code defaults
-   * (rate limits, task-defaults.ts), starts the revocation watch and the delay mover, and begins
-   * pulling tasks.
+   * (rate limits, task-defaults.ts), starts the revocation watch and the delay mover, begins
+   * pulling tasks, answers control requests (`celeriac inspect`) and writes its worker registry
+   * entry (a failed write is logged and retried by the heartbeat, not thrown).
    * @throws Error when NATS resources cannot be created or opened, or the task defaults written
    */
   async start(): Promise<void> {
@@ -257,7 +259,8 @@ export class Worker {
   /**
    * Graceful shutdown (memoised): stop pulling, let in-flight handlers finish for up to
    * `shutdownGraceSeconds`, then abort the rest (`WorkerShutdownError`) and nak them with no delay
-   * so another worker picks them up at once; stop the revocation watch and the delay mover. Does not
+   * so another worker picks them up at once; stop the revocation watch and the delay mover, stop
+   * answering control requests and delete the worker's registry entry. Does not
    * close the NATS connection (drain it afterwards). Never rejects: a failing step is logged.
    */
   close(): Promise<void> {
