@@ -23,6 +23,7 @@
  *   ordered consumer there. Its deliver subject is not in the request subject, so permissions
  *   cannot pin it to the caller's inbox; the data it can deliver is the caller's own bucket.
  */
+import { controlSubject } from "./control.js";
 import { heldNames } from "./flow.js";
 import { queueNames, type QueueNames } from "./naming.js";
 
@@ -32,7 +33,16 @@ export interface NatsPermissions {
   pub: { allow: string[]; deny?: string[] };
   /** Subjects the user may subscribe to (`allow`), minus `deny`. */
   sub: { allow: string[]; deny?: string[] };
+  /**
+   * Response permission (the user JWT's `resp`, nats-server config `allow_responses`): the user may
+   * publish up to `max` messages to the reply subject of each request it received, for
+   * `expiresMs` milliseconds after it, whatever `pub` says. Absent: none.
+   */
+  resp?: { max: number; expiresMs: number };
 }
+
+/** How long a worker may answer a control request, in ms (60 s: longer than any `inspect --timeout` worth waiting). */
+export const CONTROL_RESPONSE_EXPIRES_MS = 60_000;
 
 /** JetStream API subject prefix (default domain). */
 const API = "$JS.API";
@@ -92,7 +102,11 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * another queue is published, and its records read, with this queue's credential only when it is
  * open: a minted credential reaches its own queue alone (docs/canvas.md).
  * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
- * Subscribe: only its inbox, {@link workerInboxPrefix}.
+ * It keeps its worker registry entry (`$KV.<bucket>.worker.*`, api/control.ts) and answers
+ * `celeriac inspect`: it subscribes to its queue's control subject and replies once to each
+ * request's reply subject through the response permission (`resp`: 1 reply within
+ * {@link CONTROL_RESPONSE_EXPIRES_MS}; the worker answers inbox reply subjects only).
+ * Subscribe: only its inbox, {@link workerInboxPrefix}, and its queue's control subject.
  * @throws Error when the namespace or queue is not a DNS-1123 label
  */
 export function workerPermissions(namespace: string, queue: string): NatsPermissions {
@@ -121,9 +135,11 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
         `$KV.${n.resultsBucket}.unique.*`,
         `$KV.${n.resultsBucket}.join.>`,
         `$KV.${n.resultsBucket}.wf.>`,
+        `$KV.${n.resultsBucket}.worker.*`,
       ],
     },
-    sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`] },
+    sub: { allow: [`${workerInboxPrefix(namespace, queue)}.>`, controlSubject(namespace, queue)] },
+    resp: { max: 1, expiresMs: CONTROL_RESPONSE_EXPIRES_MS },
   };
 }
 
@@ -139,6 +155,9 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
  * overwrite a record of its own namespace's queues (it could already publish any task there); it
  * cannot write `queue.settings`. It cannot consume: no `MSG.NEXT` and no `$JS.ACK` on any stream.
+ * It runs `celeriac inspect`: publish on its queues' control subjects (the replies come to its
+ * inbox; the worker registry's `worker.*` keys are read like any key), and read the delayed
+ * stream's messages one by one (`STREAM.MSG.GET`, `inspect scheduled`: tasks it could publish).
  * Subscribe: only its inbox, {@link producerInboxPrefix}.
  * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
  * @throws Error when the namespace or a queue is not a DNS-1123 label
@@ -164,6 +183,8 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       `$KV.${n.resultsBucket}.unique.*`,
       `$KV.${n.resultsBucket}.canvas.*`,
       `$KV.${n.resultsBucket}.join.>`,
+      controlSubject(namespace, q),
+      `${API}.STREAM.MSG.GET.${n.delayedStream}`,
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };

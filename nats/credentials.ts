@@ -136,6 +136,8 @@ export async function mintUserCreds(signer: AccountSigner, o: MintOptions): Prom
       ? {
           pub: { allow: [...o.permissions.pub.allow], deny: [...(o.permissions.pub.deny ?? [])] },
           sub: { allow: [...o.permissions.sub.allow], deny: [...(o.permissions.sub.deny ?? [])] },
+          // the JWT's ttl is a Go time.Duration: nanoseconds
+          ...(o.permissions.resp ? { resp: { max: o.permissions.resp.max, ttl: o.permissions.resp.expiresMs * 1e6 } } : {}),
         }
       : {};
     const signingKey = skp.getPublicKey() !== signer.account;
@@ -208,21 +210,21 @@ export function credsIdentity(credsText: string): CredsIdentity {
     name: c.name,
     issuer: c.iss,
     account: n.issuer_account || c.iss,
-    permissions: { pub: perms(n.pub), sub: perms(n.sub) },
+    permissions: { pub: perms(n.pub), sub: perms(n.sub), ...(n.resp?.max ? { resp: { max: n.resp.max, expiresMs: Math.round((n.resp.ttl ?? 0) / 1e6) } } : {}) },
     ...(typeof c.iat === "number" && c.iat > 0 ? { issuedAt: new Date(c.iat * 1000) } : {}),
     ...(typeof c.exp === "number" && c.exp > 0 ? { expiresAt: new Date(c.exp * 1000) } : {}),
   };
 }
 
 /**
- * The inbox prefix a `.creds` file's user must use: when its JWT allows subscribing to exactly one
- * subject, of the form `_INBOX….>` (as minted workers and producers are, see
- * api/nats-permissions.ts), that subject without `.>`; else undefined (unrestricted or other users).
+ * The inbox prefix a `.creds` file's user must use: when exactly one of the subjects its JWT allows
+ * subscribing to has the form `_INBOX….>` (as minted workers and producers have, beside e.g. a
+ * worker's control subject, see api/nats-permissions.ts), that subject without `.>`; else undefined
+ * (unrestricted users, or none or several inbox subjects).
  * @throws Error naming the fix when the text is not a creds file or its JWT does not decode
  */
 export function credsInboxPrefix(credsText: string): string | undefined {
   const allow = credsClaims(credsText).nats.sub?.allow ?? [];
-  if (allow.length !== 1) return undefined;
-  const m = /^(_INBOX[^.*>\s]*)\.>$/.exec(allow[0]!);
-  return m ? m[1] : undefined;
+  const inboxes = allow.map((s) => /^(_INBOX[^.*>\s]*)\.>$/.exec(s)?.[1]).filter((p): p is string => p !== undefined);
+  return inboxes.length === 1 ? inboxes[0] : undefined;
 }

@@ -6,6 +6,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { TaskMessage } from "../api/message.js";
+import type { TaskProgress } from "../api/task.js";
 import type { TaskContext } from "./define-task.js";
 import { CancelledError, ResultTooLargeError, RetryError, TimeoutError, UnrecoverableError, WorkerShutdownError } from "./errors.js";
 import { classifyOutcome, describeError } from "./outcome.js";
@@ -53,6 +54,23 @@ interface Running {
   readonly msg: JsMsg;
   readonly ac: AttemptAbort;
   abandoned: boolean;
+  readonly task: string;
+  readonly attempt: number;
+  /** When the handler started (RFC 3339). */
+  readonly startedAt: string;
+  /** The last progress report, if any. */
+  progress: () => TaskProgress | undefined;
+}
+
+/** A running attempt as the control report shows it (`celeriac inspect active`). */
+export interface RunningAttempt {
+  readonly id: string;
+  readonly task: string;
+  readonly attempt: number;
+  /** When the handler started (RFC 3339). */
+  readonly startedAt: string;
+  /** The handler's last `ctx.progress` report. */
+  readonly progress?: TaskProgress;
 }
 
 /** What `Attempts` needs. Times as the names say. */
@@ -121,7 +139,7 @@ export class Attempts {
     const abandoned = new Promise<never>((_, reject) => (rejectAbandoned = reject));
     abandoned.catch(() => undefined);
     const ac = new AttemptAbort(() => timers.push(setTimeout(() => rejectAbandoned(ac.reason), this.#o.abortGraceSeconds * 1000)));
-    const entry: Running = { id: msg.id, msg: m, ac, abandoned: false };
+    const entry: Running = { id: msg.id, msg: m, ac, abandoned: false, task: msg.task, attempt, startedAt: startTime, progress: () => undefined };
     this.#running.set(msg.id, entry);
     let childLog: Logger | undefined;
     const log = (): Logger => (childLog ??= this.#o.log.child({ taskId: msg.id, task: msg.task, attempt }));
@@ -154,6 +172,7 @@ export class Attempts {
         },
         this.#o.progressClock,
       ));
+    entry.progress = () => reporter?.latest;
     // checked by the shared ticker, so a time limit is enforced within a tick (≤ 250 ms) late
     f.deadlineAt = now + timeoutMs;
     f.onDeadline = () => ac.abort(new TimeoutError(`task exceeded its time limit of ${timeoutMs / 1000} s`));
@@ -236,6 +255,14 @@ export class Attempts {
     const last = reporter?.latest;
     const ending: Ending = { outcome, identity: msg, message: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}), ...(last ? { progress: last } : {}) };
     return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
+  }
+
+  /** The attempts running now (a snapshot, for the control report). */
+  running(): RunningAttempt[] {
+    return [...this.#running.values()].map((r) => {
+      const p = r.progress();
+      return { id: r.id, task: r.task, attempt: r.attempt, startedAt: r.startedAt, ...(p ? { progress: p } : {}) };
+    });
   }
 
   /** Aborts the running attempt of task `id` (if any) with a `CancelledError`; it then ends `cancel`. */

@@ -16,6 +16,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export interface InFlight {
   /** The message. */
   readonly msg: JsMsg;
+  /** When this worker received it (ms epoch). */
+  readonly receivedAt: number;
   /** When it was last heartbeated (ms epoch). */
   last: number;
   /** When to write the `Running` record (ms epoch), and the writer; cleared once done. */
@@ -79,6 +81,11 @@ export class TaskConsumer {
   /** Messages in work now. */
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** The messages in work now, from delivery until settled (a snapshot, for the control report). */
+  held(): InFlight[] {
+    return [...this.#held];
   }
 
   /** Starts the ticker and the pull loop. */
@@ -197,7 +204,8 @@ export class TaskConsumer {
 
   #dispatch(m: JsMsg): void {
     this.#setInFlight(+1);
-    const f: InFlight = { msg: m, last: Date.now() };
+    const now = Date.now();
+    const f: InFlight = { msg: m, last: now, receivedAt: now };
     this.#held.add(f);
     void this.#o
       .process(m, f)

@@ -59,6 +59,8 @@ export class QueueMetrics {
   readonly #durations = new Map<string, { observe(v: number): void }>();
   #inFlight: { set(v: number): void } | undefined;
   readonly #registered: ReadonlySet<string>;
+  /** Counts by outcome since construction, for the control report (`celeriac inspect stats`). */
+  readonly #totals = new Map<TaskOutcomeLabel, number>();
 
   /**
    * @param metrics the metric set to update
@@ -83,6 +85,12 @@ export class QueueMetrics {
     let c = this.#counters.get(key);
     if (!c) this.#counters.set(key, (c = this.#metrics.tasksTotal.labels({ queue: this.#queue, task, outcome })));
     c.inc();
+    this.#totals.set(outcome, (this.#totals.get(outcome) ?? 0) + 1);
+  }
+
+  /** How many deliveries ended with `outcome` since this worker started (all task names together). */
+  total(outcome: TaskOutcomeLabel): number {
+    return this.#totals.get(outcome) ?? 0;
   }
 
   /** Observes one attempt's handler run time, in seconds, in `celeriac_task_duration_seconds{queue, task}`. */

@@ -7,7 +7,8 @@
  * for heartbeats) → admission (admission.ts: run it, or an `Outcome` now) → attempt (attempt.ts:
  * time limit, revoke, `TaskContext`) → handler → `classifyOutcome` → settle (settle.ts: status
  * write → canvas continuation → ack/nak/term → metric → log). This file wires them together, with
- * one CanvasRuntime (canvas/runtime.ts) per worker for canvas tasks.
+ * one CanvasRuntime (canvas/runtime.ts) per worker for canvas tasks, and the control side of
+ * `celeriac inspect`: answers from memory (control.ts) and the worker registry entry (registry.ts).
  */
 import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
@@ -30,6 +31,11 @@ import { Settler } from "./settle.js";
 import { publishTaskDefaults } from "./task-defaults.js";
 import { KvStatusSink, type StatusSink } from "./status-sink.js";
 import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from "./options.js";
+import { CONTROL_VERSION, controlSubject, type WorkerReport } from "../api/control.js";
+import { ControlResponder } from "./control.js";
+import { WorkerRegistration } from "./registry.js";
+import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
 
 export { WorkerShutdownError } from "./errors.js";
 export { defaultWorkerName, type WorkerOptions } from "./options.js";
@@ -56,6 +62,9 @@ export class Worker {
   #revocations: RevocationWatcher | undefined;
   #mover: DelayMover | undefined;
   #epoch: ConnectionEpoch | undefined;
+  #control: ControlResponder | undefined;
+  #registration: WorkerRegistration | undefined;
+  #startedAt = new Date();
   /** Lets an attempt whose previous delivery was lost with its worker run alone (attribution.ts). */
   readonly #gate = new AloneGate(() => this.#consumer?.resumePulls());
   #started = false;
@@ -109,8 +118,9 @@ export class Worker {
 
   /**
    * Ensures the queue's NATS resources (unless disabled), publishes its tasks' code defaults
-   * (rate limits, task-defaults.ts), starts the revocation watch and the delay mover, and begins
-   * pulling tasks.
+   * (rate limits, task-defaults.ts), starts the revocation watch and the delay mover, begins
+   * pulling tasks, answers control requests (`celeriac inspect`) and writes its worker registry
+   * entry (a failed write is logged and retried by the heartbeat, not thrown).
    * @throws Error when NATS resources cannot be created or opened, or the task defaults written
    */
   async start(): Promise<void> {
@@ -140,6 +150,16 @@ export class Worker {
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
     this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding });
     this.#consumer.start();
+    // answers `celeriac inspect` from memory; the registry entry says it should answer
+    this.#startedAt = new Date();
+    (this.#control = new ControlResponder({ nc: o.nc, subject: controlSubject(this.names.namespace, this.names.queue), report: () => this.report(), log: this.#log })).start();
+    const pod = process.env.POD_NAME;
+    this.#registration = new WorkerRegistration({
+      kv,
+      log: this.#log,
+      entry: { name: o.workerName, ...(pod ? { pod } : {}), host: hostname(), pid: process.pid, startedAt: this.#startedAt.toISOString(), concurrency: o.concurrency, version: VERSION },
+    });
+    await this.#registration.start().catch((err: unknown) => this.#log.warn({ err, key: this.#registration?.key }, "Registry entry write failed; retrying every 10 s (until one succeeds, inspect lists this worker only while it answers)"));
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: o.concurrency, heartbeatMs }, "Worker started");
   }
 
@@ -184,6 +204,49 @@ export class Worker {
     }
   }
 
+  /**
+   * The worker's control report now (api/control.ts `WorkerReport`): identity, running attempts
+   * with their progress, messages delivered and not started, task names and counters. Synchronous,
+   * from memory. Usable before `start()` (empty lists).
+   */
+  report(): WorkerReport {
+    const o = this.#o;
+    const running = this.#attempts?.running() ?? [];
+    const ids = new Set(running.map((r) => r.id));
+    const reserved = (this.#consumer?.held() ?? [])
+      .map((f) => ({ id: f.msg.headers?.get(HEADERS.msgId) || "unknown", task: f.msg.headers?.get(HEADERS.task) || "unknown", attempt: Math.max(1, f.msg.info.deliveryCount), receivedAt: new Date(f.receivedAt).toISOString() }))
+      .filter((r) => !ids.has(r.id));
+    const m = this.#queueMetrics;
+    const failed = m.total("failed");
+    const stats = {
+      processed: (["succeeded", "retried", "failed", "dead_lettered", "cancelled", "expired", "timed_out"] as const).reduce((n, k) => n + m.total(k), 0),
+      succeeded: m.total("succeeded"),
+      failed,
+      retried: m.total("retried") + m.total("timed_out"),
+      deadLettered: failed + m.total("dead_lettered"),
+      revoked: m.total("cancelled"),
+      rssBytes: process.memoryUsage.rss(),
+    };
+    const pod = process.env.POD_NAME;
+    return {
+      v: CONTROL_VERSION,
+      name: o.workerName,
+      ...(pod ? { pod } : {}),
+      host: hostname(),
+      pid: process.pid,
+      queue: this.names.queue,
+      namespace: this.names.namespace,
+      version: VERSION,
+      startedAt: this.#startedAt.toISOString(),
+      uptimeSeconds: Math.max(0, (Date.now() - this.#startedAt.getTime()) / 1000),
+      concurrency: o.concurrency,
+      active: running,
+      reserved,
+      registered: [...this.tasks.keys()].sort(),
+      stats,
+    };
+  }
+
   #onInFlightChange(n: number): void {
     this.#queueMetrics.setInFlight(n);
     try {
@@ -196,7 +259,8 @@ export class Worker {
   /**
    * Graceful shutdown (memoised): stop pulling, let in-flight handlers finish for up to
    * `shutdownGraceSeconds`, then abort the rest (`WorkerShutdownError`) and nak them with no delay
-   * so another worker picks them up at once; stop the revocation watch and the delay mover. Does not
+   * so another worker picks them up at once; stop the revocation watch and the delay mover, stop
+   * answering control requests and delete the worker's registry entry. Does not
    * close the NATS connection (drain it afterwards). Never rejects: a failing step is logged.
    */
   close(): Promise<void> {
@@ -230,6 +294,8 @@ export class Worker {
       ],
       ["stop delay mover", async () => void (await this.#mover?.stop())],
       ["stop revocation watch", async () => this.#revocations?.stop()],
+      ["stop answering inspect", async () => this.#control?.stop()],
+      ["leave the worker registry", async () => this.#registration?.stop()],
       ["stop heartbeats", async () => c?.stopTicker()],
       ["stop reconnect watch", async () => this.#epoch?.stop()],
     ];
@@ -243,6 +309,15 @@ export class Worker {
     this.#log.info("Worker stopped");
   }
 }
+
+/** This package's version (package.json), as the control report and registry entry give it; `unknown` when unreadable. */
+const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+})();
 
 /** Room in a task's record for everything but the result (status, error, trace, canvas), in bytes. */
 export const RECORD_HEADROOM_BYTES = 64 * 1024;

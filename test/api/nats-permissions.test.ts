@@ -40,7 +40,9 @@ describe("when building NATS permissions", () => {
       if (firstWild >= 0) assert.ok(tokens.slice(0, firstWild).some((t) => t.includes("team-a_emails")) || s.startsWith("celeriac.team-a.emails.held."), s);
     }
     assert.ok(p.pub.allow.includes("celeriac.team-a.emails.held.*"), "the delay mover moves flow-controlled tasks to the held stream");
-    assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a_emails.>"]);
+    assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a_emails.>", "celeriac.team-a.emails.control.inspect"]);
+    assert.deepEqual(p.resp, { max: 1, expiresMs: 60_000 }, "one reply per control request");
+    assert.ok(p.pub.allow.includes("$KV.CELERIAC_team-a_emails_RESULTS.worker.*"), "its worker registry entry");
     const joined = p.pub.allow.join(" ");
     for (const refused of ["STREAM.CREATE", "STREAM.UPDATE", "STREAM.DELETE", "STREAM.PURGE", "STREAM.NAMES", "STREAM.LIST", "CONSUMER.CREATE.CELERIAC_", "CONSUMER.DURABLE", "revoked", "queue.settings"]) {
       assert.ok(!joined.includes(refused), refused);
@@ -59,6 +61,8 @@ describe("when building NATS permissions", () => {
     }
     assert.ok(!p.pub.allow.some((s) => /MSG\.NEXT|\$JS\.ACK|STREAM\.(CREATE|UPDATE|DELETE|PURGE|NAMES|LIST)/.test(s)));
     assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a.>"]);
+    assert.equal(p.resp, undefined, "a producer answers no requests");
+    for (const q of ["a", "b"]) assert.ok(p.pub.allow.includes(`celeriac.team-a.${q}.control.inspect`), "celeriac inspect on its own queues");
     // listed once each, in a stable order
     assert.equal(new Set(p.pub.allow).size, p.pub.allow.length);
     assert.deepEqual(producerPermissions("team-a", ["a", "b"]), p);

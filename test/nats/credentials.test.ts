@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAccount, createOperator, createUser, decode, parseCreds, type User } from "@nats-io/jwt";
 import { workerInboxPrefix, workerPermissions } from "../../api/nats-permissions.js";
-import { credsExpiry, credsInboxPrefix, mintUserCreds, parseAccountSigner } from "../../nats/credentials.js";
+import { credsExpiry, credsIdentity, credsInboxPrefix, mintUserCreds, parseAccountSigner } from "../../nats/credentials.js";
 import { natsConnectionOptions, natsSettingsFrom } from "../../nats/connection.js";
 
 const seedOf = (kp: { getSeed(): Uint8Array }) => new TextDecoder().decode(kp.getSeed());
@@ -36,7 +36,7 @@ describe("when minting user creds", () => {
     assert.equal(m.expiresAt.toISOString(), "2030-01-02T03:05:35.000Z");
     assert.ok(Math.abs(m.issuedAt.getTime() - Date.now()) < 5000);
     assert.deepEqual(c.nats.pub?.allow, workerPermissions("team-a", "emails").pub.allow);
-    assert.deepEqual(c.nats.sub?.allow, [`${workerInboxPrefix("team-a", "emails")}.>`]);
+    assert.deepEqual(c.nats.sub?.allow, [`${workerInboxPrefix("team-a", "emails")}.>`, "celeriac.team-a.emails.control.inspect"]);
     const parsed = await parseCreds(new TextEncoder().encode(m.creds));
     assert.equal(parsed.jwt, m.jwt);
     assert.equal(parsed.aid, accountPub);
@@ -76,6 +76,19 @@ describe("when reading a creds file", () => {
     assert.equal(credsInboxPrefix(m.creds), "_INBOX_celeriac_team-a_emails");
     const open = await mintUserCreds(signer, { name: "admin", ttlSeconds: 60 });
     assert.equal(credsInboxPrefix(open.creds), undefined);
+    // the worker's sub allow has its inbox and its control subject: the inbox is picked; two inboxes are ambiguous
+    const two = await mintUserCreds(signer, { name: "x", ttlSeconds: 60, permissions: { pub: { allow: [] }, sub: { allow: ["celeriac.a.b.control.inspect", "_INBOX_a.>", "_INBOX_b.>"] } } });
+    assert.equal(credsInboxPrefix(two.creds), undefined);
+  });
+
+  it("signs the response permission into the JWT (ttl in nanoseconds) and reads it back unchanged", async () => {
+    const signer = parseAccountSigner(seedOf(createAccount()));
+    const perms = workerPermissions("team-a", "emails");
+    const m = await mintUserCreds(signer, { name: "w", ttlSeconds: 60, permissions: perms });
+    assert.deepEqual(decode<User>(m.jwt).nats.resp, { max: 1, ttl: 60e9 });
+    assert.deepEqual(credsIdentity(m.creds).permissions, perms, "so the operator's permissions hash of a live Secret matches the spec's");
+    const producer = await mintUserCreds(signer, { name: "p", ttlSeconds: 60, permissions: { pub: { allow: ["x"] }, sub: { allow: ["_INBOX_p.>"] } } });
+    assert.equal(credsIdentity(producer.creds).permissions.resp, undefined);
   });
 
   it("rejects text that is not a creds file, naming the fix", () => {

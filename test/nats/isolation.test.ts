@@ -24,7 +24,9 @@ import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jet
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
+import { controlSubject } from "../../api/control.js";
 import { QUEUE_SETTINGS_KEY, queueNames, type QueueNames } from "../../api/naming.js";
+import { inspectQueue, listDelayedTasks } from "../../nats/inspect.js";
 import { producerPermissions, workerInboxPrefix, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
 import { resolveRetryPolicy } from "../../api/policies.js";
 import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
@@ -139,7 +141,7 @@ describe("when tenants connect with minted credentials to a nats-server in opera
     });
 
     it("is refused subscribing to team-b's task subject and team-b's inboxes", async () => {
-      for (const subject of [bn.taskSubject, "_INBOX_celeriac_team-b.>", `_INBOX_celeriac_team-b_${b.q}.>`]) {
+      for (const subject of [bn.taskSubject, "_INBOX_celeriac_team-b.>", `_INBOX_celeriac_team-b_${b.q}.>`, controlSubject(b.ns, b.q)]) {
         const sub = nc.subscribe(subject);
         await serverRefused(srv, "Subscription", subject);
         const closed = await sub.closed;
@@ -192,6 +194,40 @@ describe("when tenants connect with minted credentials to a nats-server in opera
       for (const subject of [`$KV.${an.resultsBucket}.revoked.t1`, `$KV.${an.resultsBucket}.${QUEUE_SETTINGS_KEY}`]) {
         await assert.rejects(js.publish(subject, "{}", { timeout: 2000 }), isPermissionViolation, subject);
       }
+    });
+  });
+
+  describe("when team-a's producer inspects workers (celeriac inspect)", () => {
+    it("asks its own queue's workers, reads their registry and delayed tasks; the minted worker answers; no permission violation", async () => {
+      const before = violations(srv).length;
+      const workerNc = await tenant("inspect-worker", workerPermissions(a.ns, a.q));
+      const worker = new Worker({ nc: workerNc, tasks: [defineTask("echo", (args) => args)], queue: a.q, namespace: a.ns, workerName: "a-inspected", logger: silent });
+      await worker.start();
+      const producerNc = await tenant("inspect-producer", producerPermissions(a.ns, [a.q]));
+      const client = await connectClient({ nc: producerNc, queue: a.q, namespace: a.ns });
+      try {
+        const kv = await new Kvm(jetstream(producerNc)).open(an.resultsBucket);
+        const r = await inspectQueue(producerNc, kv, controlSubject(a.ns, a.q), "active", 3000);
+        assert.deepEqual(r.replies.map((x) => x.report.name), ["a-inspected"], "the worker replied to the producer's inbox (response permission)");
+        assert.deepEqual(r.notAnswering, []);
+        assert.ok(r.registry.has("a-inspected"), "the worker wrote its registry entry, the producer read it");
+        const later = await client.enqueue("echo", ["later"], {}, { countdownSeconds: 60 });
+        const d = await listDelayedTasks(await jetstreamManager(producerNc, { checkAPI: false }), an, 100);
+        assert.ok(d.tasks.some((t) => t.id === later.id), "inspect scheduled reads the delayed stream by message");
+        await later.revoke();
+      } finally {
+        await worker.close();
+        await client.close();
+      }
+      assert.equal((await new Kvm(jetstream(admin)).open(an.resultsBucket).then((kv) => kv.get("worker.a-inspected")))?.operation, "DEL", "the worker deleted its entry at close");
+      assert.deepEqual(violations(srv).slice(before), []);
+    });
+
+    it("cannot reach another namespace's control subject", async () => {
+      const nc = await tenant("inspect-producer-2", producerPermissions(a.ns, [a.q]));
+      const subject = controlSubject(b.ns, b.q);
+      await assert.rejects(nc.request(subject, JSON.stringify({ v: 1, command: "ping" }), { timeout: 2000 }), isPermissionViolation);
+      await serverRefused(srv, "Publish", subject);
     });
   });
 
