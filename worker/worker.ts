@@ -139,6 +139,7 @@ export class Worker {
     this.#started = true;
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
     this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding });
+    this.#queueMetrics.setSlots(o.concurrency);
     this.#consumer.start();
     this.#log.info({ tasks: [...this.tasks.keys()], concurrency: o.concurrency, heartbeatMs }, "Worker started");
   }
