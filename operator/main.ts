@@ -15,7 +15,6 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment, V1Pod } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { GROUP, LABELS, MANAGED_BY, RESOURCES, VERSION } from "../api/constants.js";
 import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_LABELS } from "../api/nats-creds-secrets.js";
 import { CELERIAC_TYPES, type Queue, type Schedule, type Task, type Workflow } from "../api/objects.js";
@@ -23,6 +22,7 @@ import { queueNames } from "../api/naming.js";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connectNatsWithBackoff } from "../nats/connection.js";
 import type { OperatorConfig } from "./config.js";
+import { createOperatorMetrics, forgetQueue, observeQueue } from "./metrics.js";
 import {
   AccountKeyStore, AccountTenantNats, connectWithOperatorCredential, loadCredentialMinter, loadOperatorSigner, OperatorCredential, QueueCredentials, SharedTenantNats, TenantAccounts,
   type CredentialMinter, type CredsSecret, type TenantNats,
@@ -81,14 +81,8 @@ export interface RunningOperator {
  * @throws Error when Kubernetes or NATS cannot be reached at start
  */
 export async function startOperator(config: OperatorConfig, log: Logger = pino({ name: "celeriac-operator" }), onLostLease: () => void = () => process.exit(1)): Promise<RunningOperator> {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "celeriac_operator_" });
-  const backlogGauge = new Gauge({ name: "celeriac_queue_backlog", help: "Pending plus in-flight tasks of a queue", labelNames: ["namespace", "queue"], registers: [registry] });
-  const desiredGauge = new Gauge({ name: "celeriac_queue_desired_replicas", help: "Worker replicas the autoscaler wants", labelNames: ["namespace", "queue"], registers: [registry] });
-  const lateness = new Histogram({
-    name: "celeriac_schedule_lateness_seconds", help: "Delay from a run's nominal time to its Task's creation",
-    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [registry],
-  });
+  const metrics = createOperatorMetrics(true);
+  const registry = metrics.registry;
 
   const kc = loadKubeConfig(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
   // Health first, so /healthz answers and /readyz says why while NATS is not reachable yet.
@@ -174,10 +168,8 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     // Half the resync period: every resync re-applies each Queue's NATS resources and worker RBAC.
     recheckMs: config.resyncSeconds * 500,
     onTaskWaiting: (identity, waiting) => void markTaskWaiting(kc, (ns, name) => tasks.get(ns, name), identity, waiting, log),
-    onObserved: (ns, q, backlog, desired) => {
-      backlogGauge.set({ namespace: ns, queue: q }, backlog);
-      desiredGauge.set({ namespace: ns, queue: q }, desired);
-    },
+    onObserved: (ns, q, observed) => observeQueue(metrics, ns, q, observed),
+    onRemoved: (ns, q) => forgetQueue(metrics, ns, q),
   });
   // On a NATS reconnect, Tasks waiting on NATS publish at once instead of at their next back-off.
   let onNatsReconnect = () => {};
@@ -208,7 +200,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     kc, getSchedule: (ns, name) => schedules.get(ns, name),
     tasksOf: (ns, label) => tasks.list(ns).filter((t) => t.metadata.labels?.[LABELS.schedule] === label),
     workflowsOf: (ns, label) => workflows.list(ns).filter((w) => w.metadata.labels?.[LABELS.schedule] === label),
-    events, startedAt: () => startedAt, onFired: (ms) => lateness.observe(ms / 1000),
+    events, startedAt: () => startedAt, onFired: (ms) => metrics.scheduleLateness.observe(ms / 1000),
   });
 
   const common = { logger: log, registry, recorder, stopInformers: false, resyncPeriodMs: config.resyncSeconds * 1000 };

@@ -1,6 +1,7 @@
 /**
  * Prometheus metrics of a worker: `celeriac_tasks_total{queue,task,outcome}`,
- * `celeriac_task_duration_seconds{queue,task}` and `celeriac_tasks_in_flight{queue}`.
+ * `celeriac_task_duration_seconds{queue,task}`, `celeriac_task_queue_wait_seconds{queue,task}`,
+ * `celeriac_tasks_in_flight{queue}` and `celeriac_worker_slots{queue}`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
@@ -22,6 +23,10 @@ export interface WorkerMetrics {
   readonly tasksTotal: Counter<"queue" | "task" | "outcome">;
   readonly taskDuration: Histogram<"queue" | "task">;
   readonly inFlight: Gauge<"queue">;
+  /** `celeriac_task_queue_wait_seconds{queue,task}`: from when a task was due to its first handler start, seconds. */
+  readonly queueWait: Histogram<"queue" | "task">;
+  /** `celeriac_worker_slots{queue}`: handler slots of the worker (its concurrency). */
+  readonly slots: Gauge<"queue">;
 }
 
 /**
@@ -42,7 +47,27 @@ export function createWorkerMetrics(defaults = false): WorkerMetrics {
       registers: [registry],
     }),
     inFlight: new Gauge({ name: "celeriac_tasks_in_flight", help: "Handlers running now.", labelNames: ["queue"], registers: [registry] }),
+    queueWait: new Histogram({
+      name: "celeriac_task_queue_wait_seconds",
+      help: "Time from when a task was due (its eta, else its creation) to its first handler start, in seconds.",
+      labelNames: ["queue", "task"],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400],
+      registers: [registry],
+    }),
+    slots: new Gauge({ name: "celeriac_worker_slots", help: "Handler slots of the worker (its concurrency), in slots.", labelNames: ["queue"], registers: [registry] }),
   };
+}
+
+/**
+ * The queue wait of a task's first attempt: seconds from when it was due — its `eta` when it has
+ * one, else its `createdAt` — to `startTime`, its handler's start; 0 when the producer's clock is
+ * ahead. Undefined when a time does not parse.
+ */
+export function queueWaitSeconds(message: { createdAt: string; eta?: string | undefined }, startTime: string): number | undefined {
+  const due = Date.parse(message.eta ?? message.createdAt);
+  const start = Date.parse(startTime);
+  if (Number.isNaN(due) || Number.isNaN(start)) return undefined;
+  return Math.max(0, (start - due) / 1000);
 }
 
 /** The `task` label of every task name that is not registered on the worker (bounds the label's cardinality). */
@@ -57,6 +82,7 @@ export class QueueMetrics {
   readonly #queue: string;
   readonly #counters = new Map<string, { inc(): void }>();
   readonly #durations = new Map<string, { observe(v: number): void }>();
+  readonly #waits = new Map<string, { observe(v: number): void }>();
   #inFlight: { set(v: number): void } | undefined;
   readonly #registered: ReadonlySet<string>;
   /** Counts by outcome since construction, for the control report (`celeriac inspect stats`). */
@@ -99,6 +125,19 @@ export class QueueMetrics {
     let h = this.#durations.get(task);
     if (!h) this.#durations.set(task, (h = this.#metrics.taskDuration.labels({ queue: this.#queue, task })));
     h.observe(seconds);
+  }
+
+  /** Observes a first attempt's queue wait, in seconds, in `celeriac_task_queue_wait_seconds{queue, task}`. */
+  observeWait(name: string, seconds: number): void {
+    const task = this.label(name);
+    let h = this.#waits.get(task);
+    if (!h) this.#waits.set(task, (h = this.#metrics.queueWait.labels({ queue: this.#queue, task })));
+    h.observe(seconds);
+  }
+
+  /** Sets `celeriac_worker_slots{queue}` to the worker's `n` handler slots. */
+  setSlots(n: number): void {
+    this.#metrics.slots.labels({ queue: this.#queue }).set(n);
   }
 
   /** Sets `celeriac_tasks_in_flight{queue}` to `n` handlers. */

@@ -27,7 +27,7 @@ import type { Waiting } from "../api/flow.js";
 import type { TaskError, TaskProgress, TaskStatus } from "../api/task.js";
 import { releaseUnique } from "../nats/unique.js";
 import { TimeoutError } from "./errors.js";
-import type { QueueMetrics } from "./metrics.js";
+import { queueWaitSeconds, type QueueMetrics } from "./metrics.js";
 import { backoffDelay, STATUS_WRITE_BACKOFF, type Outcome } from "./outcome.js";
 import type { ResolvedRetryPolicy } from "../api/policies.js";
 import type { StatusSink } from "./status-sink.js";
@@ -275,6 +275,10 @@ export class Settler {
     const { outcome: o, task } = e;
     const fields = { taskId: e.identity?.id, task, attempt: e.attempts };
     if (e.seconds !== undefined) metrics.observe(task, e.seconds);
+    if (e.attempts === 1 && e.startTime !== undefined && e.message) {
+      const wait = queueWaitSeconds(e.message, e.startTime);
+      if (wait !== undefined) metrics.observeWait(task, wait);
+    }
     switch (o.action) {
       case "succeed":
         metrics.count(task, "succeeded");

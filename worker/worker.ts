@@ -149,6 +149,7 @@ export class Worker {
     this.#started = true;
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
     this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding });
+    this.#queueMetrics.setSlots(o.concurrency);
     this.#consumer.start();
     // answers `celeriac inspect` from memory; the registry entry says it should answer
     this.#startedAt = new Date();

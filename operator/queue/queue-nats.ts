@@ -29,6 +29,14 @@ export interface QueueDepth {
   dueDelayed: number;
   /** Messages in the dead-letter stream. */
   deadLetters: number;
+  /** When the oldest message of the work stream was stored, ms since the epoch; absent when the stream is empty. */
+  oldestMs?: number;
+}
+
+/** The `oldestMs` field of a work stream's state: its first message's time when it holds any. */
+function oldestOf(state: { messages: number; first_ts?: string }): { oldestMs?: number } {
+  const ms = state.messages > 0 && state.first_ts ? Date.parse(state.first_ts) : NaN;
+  return Number.isNaN(ms) ? {} : { oldestMs: ms };
 }
 
 /**
@@ -42,7 +50,7 @@ export function depthKey(names: Pick<QueueNames, "namespace" | "queue">): string
   return `${names.namespace}/${names.queue}`;
 }
 
-/** Batches up to this many queues are read queue by queue (4 requests each) rather than by listing every stream. */
+/** Batches up to this many queues are read queue by queue (5 requests each) rather than by listing every stream. */
 export const LIST_THRESHOLD = 4;
 
 /** NATS operations the Queue reconciler and its scale loop need. */
@@ -92,7 +100,7 @@ export class JetStreamQueueNats implements QueueNats {
    * @throws Error on JetStream errors other than "not found"
    */
   async depth(names: QueueNames): Promise<QueueDepth> {
-    const [consumer, delayed, dueDelayed, deadLetters] = await Promise.all([
+    const [consumer, delayed, dueDelayed, deadLetters, oldest] = await Promise.all([
       this.#jsm.consumers.info(names.stream, names.workerConsumer).then(
         (ci) => ({ pending: ci.num_pending, inFlight: ci.num_ack_pending }),
         (err: unknown) => {
@@ -104,8 +112,12 @@ export class JetStreamQueueNats implements QueueNats {
       // Delivered to the mover but not naked yet (num_pending) means due or never looked at.
       orZero(this.#jsm.consumers.info(names.delayedStream, names.delayConsumer), (ci) => ci.num_pending),
       orZero(this.#jsm.streams.info(names.deadLetterStream), (si) => si.state.messages),
+      this.#jsm.streams.info(names.stream).then((si) => oldestOf(si.state), (err: unknown) => {
+        if (isStreamNotFound(err)) return {};
+        throw err;
+      }),
     ]);
-    return { ...consumer, delayed, dueDelayed, deadLetters };
+    return { ...consumer, delayed, dueDelayed, deadLetters, ...oldest };
   }
 
   /**
@@ -125,8 +137,12 @@ export class JetStreamQueueNats implements QueueNats {
       return out;
     }
     const messages = new Map<string, number>();
+    const oldest = new Map<string, { oldestMs?: number }>();
     try {
-      for await (const si of this.#jsm.streams.list(subjectFilter(names)) as AsyncIterable<StreamInfo>) messages.set(si.config.name, si.state.messages);
+      for await (const si of this.#jsm.streams.list(subjectFilter(names)) as AsyncIterable<StreamInfo>) {
+        messages.set(si.config.name, si.state.messages);
+        oldest.set(si.config.name, oldestOf(si.state));
+      }
     } catch (err) {
       const e = asError(err, "list streams");
       for (const n of names) out.set(depthKey(n), e);
@@ -146,7 +162,7 @@ export class JetStreamQueueNats implements QueueNats {
           ),
           delayed === 0 ? 0 : orZero(this.#jsm.consumers.info(n.delayedStream, n.delayConsumer), (ci) => ci.num_pending),
         ]);
-        out.set(depthKey(n), { ...consumer, delayed, dueDelayed, deadLetters: messages.get(n.deadLetterStream) ?? 0 });
+        out.set(depthKey(n), { ...consumer, delayed, dueDelayed, deadLetters: messages.get(n.deadLetterStream) ?? 0, ...oldest.get(n.stream) });
       } catch (err) {
         out.set(depthKey(n), asError(err, `read depth of ${n.stream}`));
       }

@@ -48,7 +48,7 @@ import { TenantQueueNats, type QueueNats } from "./queue-nats.js";
 import { queueSettingsFromSpec } from "./queue-settings.js";
 import { publishQueueSettings } from "./queue-settings-publish.js";
 import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workerPodProblem, workersCondition, type StepCondition } from "./queue-status.js";
-import { ScaleLoops } from "./scale-loop.js";
+import { ScaleLoops, type ScaleLoopDeps } from "./scale-loop.js";
 
 export type { QueueDepth, QueueNats } from "./queue-nats.js";
 
@@ -82,8 +82,10 @@ export interface QueueReconcilerDeps {
    * pods mount `<queue>-worker-nats` instead of `workerNats.credsSecret`. Absent = shared credentials.
    */
   credentials?: QueueCredentials;
-  /** Called by the scale loops with each queue's backlog and desired replicas (metrics). */
-  onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
+  /** Called by the scale loops with what each read saw of a queue (metrics). */
+  onObserved?: ScaleLoopDeps["onObserved"];
+  /** Called when a queue's scale loop is removed (its metrics go). */
+  onRemoved?: ScaleLoopDeps["onRemoved"];
   /**
    * Called when a flow-controlled Queue's dispatcher has held a Task's task ≥ 1 s (not awaited):
    * the operator puts `status.waiting` on the Task (operator/task/task-waiting.ts).
@@ -142,7 +144,7 @@ export class QueueReconciler {
     this.#dispatchers = new Dispatchers(jsFor, deps.log.child({ controller: "queue" }), deps.onTaskWaiting);
     this.#loops = new ScaleLoops({
       kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: this.#nats, events: deps.events,
-      log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}),
+      log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}), ...(deps.onRemoved ? { onRemoved: deps.onRemoved } : {}),
       flow: (ns, name) => this.#dispatchers.status(ns, name),
     });
     this.#movers = new DelayMovers(jsFor, deps.log.child({ controller: "queue" }));

@@ -5,8 +5,8 @@
  * subresource. JetStream raises no Kubernetes events, so this is a timer, apart from the reconcile:
  * the reconcile starts or updates a Queue's loop, and stops it when the Queue is deleted or invalid.
  *
- * A loop writes only what it owns: the scale subresource, the `Scaled` Event, the backlog/desired
- * metrics (`onObserved`) and the status fields {@link SCALE_STATUS_FIELDS}, each only when its value
+ * A loop writes only what it owns: the scale subresource, the `Scaled` Event, the queue metrics
+ * (`onObserved`, operator/metrics.ts) and the status fields {@link SCALE_STATUS_FIELDS}, each only when its value
  * changed — an idle Queue's status is not rewritten.
  *
  * Reads of many Queues are one pass: each loop's timer fires on the wall-clock grid of its interval
@@ -28,6 +28,7 @@ import type { Queue } from "../../api/objects.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
 import { isFlowControlled, type QueueFlowStatus } from "../../api/flow.js";
 import type { QueueStatus } from "../../api/queue.js";
+import type { QueueObservation } from "../metrics.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
 import { BUILTIN_TYPES, isNotFound, patchScale, patchStatus, type EventSink, type ObjectRef } from "../runtime/index.js";
@@ -50,8 +51,10 @@ export interface ScaleLoopDeps {
    * its `runnable` is added to the backlog, and it is written as `status.flow`.
    */
   flow?(namespace: string, name: string): QueueFlowStatus | undefined;
-  /** Called after each read with the queue's backlog and desired replicas (metrics). */
-  onObserved?: (namespace: string, queue: string, backlog: number, desired: number) => void;
+  /** Called after each read with what it saw of the queue (metrics). */
+  onObserved?: (namespace: string, queue: string, observed: QueueObservation) => void;
+  /** Called when a queue's loop is removed (the Queue was deleted or became invalid): its metrics go. */
+  onRemoved?: (namespace: string, queue: string) => void;
   now?: () => number;
 }
 
@@ -165,6 +168,7 @@ export class ScaleLoops {
     const loop = this.#loops.get(key);
     this.#loops.delete(key);
     await loop?.stop();
+    if (loop) this.#d.onRemoved?.(namespace, name);
   }
 
   /** True when Queue `namespace/name` has a running loop. */
@@ -326,7 +330,10 @@ class ScaleLoop {
         }
       }
     }
-    d.onObserved?.(this.#ns, this.#name, backlog, desired ?? 0);
+    d.onObserved?.(this.#ns, this.#name, {
+      backlog, desiredReplicas: desired ?? 0, readyReplicas: live?.status?.readyReplicas ?? 0, delayed: depth.delayed, deadLetters: depth.deadLetters,
+      oldestTaskAgeSeconds: depth.oldestMs === undefined ? 0 : Math.max(0, (now - depth.oldestMs) / 1000),
+    });
 
     const status: QueueStatus = {
       backlog,

@@ -19,6 +19,8 @@ describe("when many queues' depths are read in one pass", () => {
   let js: JetStreamClient;
   let jsm: JetStreamManager;
   const names: QueueNames[] = [];
+  let publishedFrom = 0;
+  let publishedTo = 0;
 
   before(async () => {
     nats = await startNatsServer();
@@ -34,7 +36,9 @@ describe("when many queues' depths are read in one pass", () => {
     }
     // queue 0: 3 pending; queue 1: 2 pending, 1 taken and not acked; queue 2: a delayed task;
     // queue 3: a dead letter; the rest idle
+    publishedFrom = Date.now();
     for (let i = 0; i < 3; i++) await js.publish(names[0]!.taskSubject, `{"id":"a${i}"}`, { msgID: `a${i}` });
+    publishedTo = Date.now();
     for (let i = 0; i < 3; i++) await js.publish(names[1]!.taskSubject, `{"id":"b${i}"}`, { msgID: `b${i}` });
     const c = await js.consumers.get(names[1]!.stream, names[1]!.workerConsumer);
     const m = await c.next({ expires: 2000 });
@@ -53,12 +57,16 @@ describe("when many queues' depths are read in one pass", () => {
     return out;
   };
 
-  it("gives every queue the depth its own read gives (pending, in flight, delayed, dead letters)", async () => {
+  it("gives every queue the depth its own read gives (pending, in flight, delayed, dead letters, oldest message)", async () => {
     const q = new JetStreamQueueNats(jsm);
     const many = await q.depthMany(names);
     assert.deepEqual(many, await byQueue(q, names));
-    assert.deepEqual(many.get(depthKey(names[0]!)), { pending: 3, inFlight: 0, delayed: 0, dueDelayed: 0, deadLetters: 0 });
-    assert.deepEqual(many.get(depthKey(names[1]!)), { pending: 2, inFlight: 1, delayed: 0, dueDelayed: 0, deadLetters: 0 });
+    const { oldestMs: oldest0, ...first } = many.get(depthKey(names[0]!)) as QueueDepth;
+    assert.deepEqual(first, { pending: 3, inFlight: 0, delayed: 0, dueDelayed: 0, deadLetters: 0 });
+    assert.ok(oldest0 !== undefined && oldest0 >= publishedFrom - 1000 && oldest0 <= publishedTo + 1000, `oldest message of queue 0 stored while publishing: ${oldest0}`);
+    const { oldestMs: oldest1, ...second } = many.get(depthKey(names[1]!)) as QueueDepth;
+    assert.deepEqual(second, { pending: 2, inFlight: 1, delayed: 0, dueDelayed: 0, deadLetters: 0 });
+    assert.ok(oldest1 !== undefined && oldest1 >= oldest0, "queue 1's oldest (in flight) message counts");
     assert.equal((many.get(depthKey(names[2]!)) as QueueDepth).delayed, 1);
     assert.equal((many.get(depthKey(names[3]!)) as QueueDepth).deadLetters, 1);
     assert.deepEqual(many.get(depthKey(names.at(-1)!)), { pending: 0, inFlight: 0, delayed: 0, dueDelayed: 0, deadLetters: 0 });
