@@ -7,25 +7,18 @@
  * every queue of the namespace, and `list` lists them all.
  */
 import type { Command } from "commander";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { TASK_PHASES, isTerminalPhase } from "../../api/constants.js";
 import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.js";
 import type { TaskError } from "../../api/task.js";
 import { intInRange } from "./int-option.js";
 import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
+import { listed, openOps, type OpsFlags, type OpsSession as Session } from "../session.js";
 import type { ArgsSource, RetryLink, RevokeOutcome, TimelineEvent } from "../../nats/task-records.js";
 
 /** Flags every `tasks` subcommand takes. */
-interface CommonFlags {
-  namespace?: string;
-  queue?: string;
-  nats?: string;
-  devDir?: string;
-  output?: string;
-}
+type CommonFlags = OpsFlags;
 
 /** What `tasks get -o json|yaml` prints (field names stable; documented in docs/cli.md). */
 export interface TaskView {
@@ -57,90 +50,6 @@ export interface TaskView {
   updatedAt?: string;
   /** The record as stored (absent for a queued task no worker has recorded yet). */
   record?: TaskRecord;
-}
-
-/** An open connection and the queues a command acts on. */
-interface Session {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  namespace: string;
-  /** The queue given, or undefined (then `queues` are all the namespace's). */
-  queue?: string;
-  queues: string[];
-  kv(queue: string): Promise<KV>;
-  close(): Promise<void>;
-}
-
-/** Most ids a message lists. */
-const SHOWN = 20;
-
-function listed(xs: readonly string[]): string {
-  return xs.length > SHOWN ? `${xs.slice(0, SHOWN).join(", ")}, … (${xs.length} in all)` : xs.join(", ");
-}
-
-/**
- * Connects (credentials from `CELERIAC_NATS_*`, as `celeriac enqueue`) and resolves the queues.
- * @throws Error naming an unknown queue (and the namespace's queues) or a namespace without queues
- *   (and the namespaces that have some)
- */
-async function open(f: CommonFlags): Promise<Session> {
-  const [{ jetstream, jetstreamManager }, { Kvm }, nats, { listQueues, queueStreamExists }, target, { commandNamespace }] = await Promise.all([
-    import("@nats-io/jetstream"),
-    import("@nats-io/kv"),
-    import("../../nats/index.js"),
-    import("../../client/queue-lookup.js"),
-    import("../nats-target.js"),
-    import("../namespace.js"),
-  ]);
-  const namespace = await commandNamespace(f.namespace);
-  const queue = f.queue ?? process.env.CELERIAC_QUEUE;
-  if (queue) queueNames(namespace, queue); // a bad name fails before connecting
-  const t = await target.natsTarget(f.nats, process.env, f.devDir);
-  const nc = await nats.connectNats(nats.natsSettingsFrom({ url: t.url, name: "celeriac-cli" })).catch((err: unknown) => {
-    throw target.natsConnectError(t, err);
-  });
-  try {
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc, { checkAPI: false });
-    const all = await listQueues(jsm, namespace);
-    if (queue && !(await queueStreamExists(jsm, queueNames(namespace, queue)))) {
-      throw new Error(all.length ? `queue "${queue}" does not exist in namespace "${namespace}"; existing queues: ${listed(all)}` : `queue "${queue}" does not exist: ${await noQueues(jsm, namespace)}`);
-    }
-    if (!queue && all.length === 0) throw new Error(await noQueues(jsm, namespace));
-    const kvm = new Kvm(js);
-    const kvs = new Map<string, Promise<KV>>();
-    return {
-      nc,
-      js,
-      jsm,
-      namespace,
-      ...(queue ? { queue } : {}),
-      queues: queue ? [queue] : all,
-      kv: (q) => {
-        let p = kvs.get(q);
-        if (!p) kvs.set(q, (p = kvm.open(queueNames(namespace, q).resultsBucket)));
-        return p;
-      },
-      close: async () => {
-        if (!nc.isClosed()) await nc.close();
-      },
-    };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
-}
-
-/** "namespace x has no queues; namespaces with queues: …", from the work streams' names. */
-async function noQueues(jsm: JetStreamManager, namespace: string): Promise<string> {
-  const namespaces = new Set<string>();
-  for await (const name of jsm.streams.names("celeriac.*.*.tasks")) {
-    const parts = name.split("_");
-    if (parts.length === 3 && parts[0] === "CELERIAC") namespaces.add(parts[1]!);
-  }
-  const ns = [...namespaces].sort();
-  return `namespace "${namespace}" has no queues${ns.length ? `; namespaces with queues: ${listed(ns)} (pass --namespace)` : " (no namespace has any: create a Queue, or enqueue with --create-queue)"}`;
 }
 
 /** The queue holding task `id`'s record (the first found), or undefined. */
@@ -303,7 +212,7 @@ export function parseStates(v: string | undefined): string[] | undefined {
 const common = (c: Command): Command => opsFlags(c, "queue [CELERIAC_QUEUE] (default: every queue of the namespace)");
 
 async function withSession<T>(f: CommonFlags, fn: (s: Session) => Promise<T>): Promise<T> {
-  const s = await open(f);
+  const s = await openOps(f, { name: "celeriac-cli" });
   try {
     return await fn(s);
   } finally {
