@@ -7,6 +7,8 @@
  * the timeline is made of the times the record carries (see `taskTimeline`).
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { Static } from "@sinclair/typebox";
+import type { ArgsSourceSchema, RevokeOutcomeSchema, TimelineEventSchema } from "../api/cli-output.js";
 import type { KV } from "@nats-io/kv";
 import { randomUUID } from "node:crypto";
 import { heldNames } from "../api/flow.js";
@@ -130,8 +132,8 @@ export async function listTaskRecords(js: JetStreamClient, jsm: JetStreamManager
   return { records: out, scanned, truncated };
 }
 
-/** Where `taskArguments` found a task's args and kwargs. */
-export type ArgsSource = "dead-letter" | "canvas" | "queued-message";
+/** Where `taskArguments` found a task's args and kwargs (api/cli-output.ts `ArgsSourceSchema`). */
+export type ArgsSource = Static<typeof ArgsSourceSchema>;
 
 /** A task's args and kwargs and where they were found. */
 export interface TaskArguments {
@@ -280,11 +282,8 @@ async function scanStream(jsm: JetStreamManager, stream: string, id: string): Pr
   return undefined;
 }
 
-/** One event of a task's timeline. */
-export interface TimelineEvent {
-  time: string;
-  event: string;
-}
+/** One event of a task's timeline (api/cli-output.ts `TimelineEventSchema`). */
+export type TimelineEvent = Static<typeof TimelineEventSchema>;
 
 /**
  * A task's timeline from its record (the results bucket keeps one value per key, so there is no
@@ -379,14 +378,13 @@ export async function retryTask(js: JetStreamClient, kv: KV, names: QueueNames, 
   return id;
 }
 
-/** What `revokeOne` found and did. */
-export interface RevokeOutcome {
-  id: string;
-  /** The phase before the revoke (undefined: no record). */
-  before: string | undefined;
-  /** `cancelled` (not started: it never runs), `aborted` (running: its signal is aborted), `finished` (nothing to do), `marked` (no record yet: it never starts). */
-  action: "cancelled" | "aborted" | "finished" | "marked";
-}
+/**
+ * What `revokeOne` found and did (api/cli-output.ts `RevokeOutcomeSchema`): `before`, the phase
+ * before the revoke (absent: no record); `action`, `cancelled` (not started: it never runs),
+ * `aborted` (running: its signal is aborted), `finished` (nothing to do), `marked` (no record yet:
+ * it never starts).
+ */
+export type RevokeOutcome = Static<typeof RevokeOutcomeSchema>;
 
 /**
  * Revokes one task (nats/task-publish.ts `revokeTask`: the `revoked.<id>` marker, and a Cancelled
@@ -395,7 +393,7 @@ export interface RevokeOutcome {
 export async function revokeOne(kv: KV, t: { queue: string; namespace: string }, id: string): Promise<RevokeOutcome> {
   const rec = await getTaskRecord(kv, id);
   const before = rec?.status.phase;
-  if (rec && isTerminalPhase(before)) return { id, before, action: "finished" };
+  if (rec && isTerminalPhase(before)) return { id, ...(before ? { before } : {}), action: "finished" };
   await revokeTask(kv, t, id, rec?.task);
-  return { id, before, action: !rec ? "marked" : before === "Running" ? "aborted" : "cancelled" };
+  return { id, ...(before ? { before } : {}), action: !rec ? "marked" : before === "Running" ? "aborted" : "cancelled" };
 }

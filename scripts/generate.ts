@@ -1,6 +1,7 @@
 /**
  * Writes the files generated from the API schemas (the schemas in api/ are their one owner):
- * `crds/*.yaml` and `docs/api.md`. With `--check`, writes nothing and exits 1 listing every stale file,
+ * `crds/*.yaml`, `docs/api.md` and the `-o json` schemas of the operations commands
+ * (`docs/schemas/cli/<command>.schema.json`, from api/cli-output.ts). With `--check`, writes nothing and exits 1 listing every stale file,
  * so `npm test` fails when someone edits a schema without regenerating.
  *
  * Usage: `node dist/scripts/generate.js [--check]` (or `npm run generate`).
@@ -9,6 +10,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { CLI_OUTPUT_SCHEMAS, cliSchemaFile } from "../api/cli-output.js";
 import { ALL_CRDS, type CustomResourceDefinition } from "../api/crd.js";
 import type { JSONSchemaProps } from "../api/validation.js";
 
@@ -95,6 +97,7 @@ export function generatedFiles(): Map<string, string> {
     files.set(join("charts", "celeriac", "crds", file), crdYaml(crd)); // Helm installs CRDs from the chart's crds/
   }
   files.set(join("docs", "api.md"), apiMarkdown());
+  for (const [command, schema] of Object.entries(CLI_OUTPUT_SCHEMAS)) files.set(join("docs", "schemas", "cli", cliSchemaFile(command)), `${JSON.stringify(schema, null, 2)}\n`);
   return files;
 }
 

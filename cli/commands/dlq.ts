@@ -5,6 +5,7 @@
 import type { Command } from "commander";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import type { DlqPurgeOutput, DlqShowOutput } from "../../api/cli-output.js";
 import { TASK_PHASES } from "../../api/constants.js";
 import { DEAD_LETTER_REASONS } from "../../api/message.js";
 import { assertQueueRef, queueNames, type QueueNames } from "../../api/naming.js";
@@ -110,8 +111,8 @@ function listed(d: RawDeadLetter): DeadLetter {
   return rest;
 }
 
-/** `dlq show`'s object: the dead letter, its headers and its body (text when UTF-8, and base64). */
-export function shown(d: RawDeadLetter): DeadLetter & { headers: Record<string, string>; body?: string; bodyBase64: string; bytes: number } {
+/** `dlq show`'s object (api/cli-output.ts `DlqShowSchema`): the dead letter, its headers and its body (text when UTF-8, and base64). */
+export function shown(d: RawDeadLetter): DlqShowOutput {
   let body: string | undefined;
   try {
     body = new TextDecoder("utf-8", { fatal: true }).decode(d.data);
@@ -285,7 +286,7 @@ export function register(program: Command): void {
       const where = `queue ${s.names.namespace}/${s.names.queue}`;
       if (dls.length === 0) {
         console.error(`No dead letters in ${where}${describe(sel, f)}: nothing deleted.`);
-        if (format !== "table") process.stdout.write(renderOne({ deleted: 0, seqs: [] }, format, () => ""));
+        if (format !== "table") process.stdout.write(renderOne<DlqPurgeOutput>({ deleted: 0, seqs: [] }, format, () => ""));
         return;
       }
       if (sel.seqs) {
@@ -300,7 +301,7 @@ export function register(program: Command): void {
         }
       }
       const deleted = await purgeDeadLetters(s.jsm, s.names, dls, isEverything(sel));
-      const r = { deleted, seqs: dls.map((d) => d.seq) };
+      const r: DlqPurgeOutput = { deleted, seqs: dls.map((d) => d.seq) };
       process.stdout.write(renderOne(r, format, () => `deleted ${deleted} dead letter${deleted === 1 ? "" : "s"} of ${where}`));
     } finally {
       await s.close();

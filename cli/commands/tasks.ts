@@ -9,48 +9,19 @@
 import type { Command } from "commander";
 import type { KV } from "@nats-io/kv";
 import { TASK_PHASES, isTerminalPhase } from "../../api/constants.js";
+import type { TaskRetryOutput, TaskView } from "../../api/cli-output.js";
 import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.js";
-import type { TaskError } from "../../api/task.js";
 import { intInRange } from "./int-option.js";
 import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
 import { listed, openOps, type OpsFlags, type OpsSession as Session } from "../session.js";
-import type { ArgsSource, RetryLink, RevokeOutcome, TimelineEvent } from "../../nats/task-records.js";
+import type { ArgsSource, RetryLink, RevokeOutcome } from "../../nats/task-records.js";
 
 /** Flags every `tasks` subcommand takes. */
 type CommonFlags = OpsFlags;
 
-/** What `tasks get -o json|yaml` prints (field names stable; documented in docs/cli.md). */
-export interface TaskView {
-  id: string;
-  task: string;
-  queue: string;
-  namespace: string;
-  origin: TaskRecord["origin"];
-  phase?: string;
-  attempts?: number;
-  worker?: string;
-  /** Positional arguments, when still kept (see `argsSource`). */
-  args?: unknown[];
-  kwargs?: Record<string, unknown>;
-  /** Where args/kwargs were found: `dead-letter`, `canvas`, `queued-message`; absent: not kept. */
-  argsSource?: ArgsSource;
-  result?: unknown;
-  resultRef?: TaskRecord["status"]["resultRef"];
-  error?: TaskError;
-  deadLettered?: boolean;
-  timeline: TimelineEvent[];
-  /** The canvas this task is a step of (`status.canvas`), and, for a canvas id, its steps. */
-  canvas?: { root?: string; parent?: string; step?: number; failedStep?: { id: string }; children?: string[] };
-  revokedAt?: string;
-  /** The task this one re-runs (`celeriac tasks retry`). */
-  retryOf?: string;
-  /** The tasks that re-run this one. */
-  retries?: string[];
-  updatedAt?: string;
-  /** The record as stored (absent for a queued task no worker has recorded yet). */
-  record?: TaskRecord;
-}
+/** What `tasks get -o json|yaml` prints: api/cli-output.ts `TaskViewSchema` (docs/schemas/cli/tasks-get.schema.json). */
+export type { TaskView } from "../../api/cli-output.js";
 
 /** The queue holding task `id`'s record (the first found), or undefined. */
 async function locate(s: Session, id: string): Promise<{ queue: string; kv: KV; record: TaskRecord | undefined } | undefined> {
@@ -396,7 +367,10 @@ async function retry(id: string, f: CommonFlags): Promise<void> {
     const newId = await r.retryTask(s.js, found.kv, names, a.message);
     const link: RetryLink = { v: 1, id: newId, retryOf: id, createdAt: new Date().toISOString() };
     if (format === "table") console.log(`task ${id} retried as ${newId}`);
-    else process.stdout.write(renderOne({ id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt }, format, () => ""));
+    else {
+      const out: TaskRetryOutput = { id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt };
+      process.stdout.write(renderOne(out, format, () => ""));
+    }
   });
 }
 
