@@ -246,9 +246,21 @@ export async function taskArguments(js: JetStreamClient, jsm: JetStreamManager, 
     if (t) return { args: t.args ?? [], kwargs: t.kwargs ?? {}, source: "canvas" };
   }
   if (rec && isTerminalPhase(rec.status.phase)) return undefined;
+  const m = await findQueuedMessage(jsm, names, id);
+  return m ? { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m } : undefined;
+}
+
+/**
+ * Task `id`'s message while it is still in the queue's work, delayed or held stream (read by
+ * sequence, newest first, at most MAX_QUEUED_SCAN messages per stream): a task not taken yet, or a
+ * revoked one no worker has taken since (a revoked delayed task's message stays until it is due,
+ * then a worker acks it without running it).
+ * @returns undefined when none of the streams holds it (or they cannot be read)
+ */
+export async function findQueuedMessage(jsm: JetStreamManager, names: QueueNames, id: string): Promise<TaskMessage | undefined> {
   for (const stream of [names.stream, names.delayedStream, heldNames(names).stream]) {
     const m = await scanStream(jsm, stream, id);
-    if (m) return { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m };
+    if (m) return m;
   }
   return undefined;
 }

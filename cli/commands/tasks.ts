@@ -347,6 +347,26 @@ async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): 
   });
 }
 
+/**
+ * Why task `id` cannot be retried and what to do instead: its message is gone (the results bucket
+ * keeps status, not args), with the args when they are known elsewhere (a canvas record), and the
+ * way to run it again for its origin (a Task resource, a Workflow, `celeriac enqueue`). Pure.
+ */
+export function retryRefusal(rec: TaskRecord, queue: string, known: { args: unknown[]; kwargs: Record<string, unknown>; source: ArgsSource } | undefined): string {
+  const phase = rec.status.phase ?? "not finished";
+  const gone = phase === "Failed"
+    ? "its message is no longer kept (a Failed task's message stays in the dead-letter stream until its max age, or until a dlq purge or replay --remove)"
+    : `its message is gone (a worker acks ${phase === "Expired" ? "an" : "a"} ${phase} task's message when it records it) and the results bucket keeps the status, not the args`;
+  const o = rec.origin;
+  const enqueue = (args: string, kwargs: string) => `celeriac enqueue ${rec.task} --queue ${queue} --namespace ${rec.namespace} --args '${args}' --kwargs '${kwargs}'`;
+  let todo: string;
+  if (known) todo = `its args are known (from the ${ARGS_SOURCE_TEXT[known.source]}${known.source === "canvas" && rec.status.canvas?.parent ? "; a chain step also gets its parent's result, prepended" : ""}): enqueue it again with ${enqueue(JSON.stringify(known.args), JSON.stringify(known.kwargs))}`;
+  else if (o.kind === "Task" && o.name) todo = `it came from Task ${o.namespace ?? rec.namespace}/${o.name}, whose spec has the args: create a new Task from it (kubectl get task ${o.name} -n ${o.namespace ?? rec.namespace} -o yaml)`;
+  else if (o.kind === "Workflow" && o.name) todo = `it is a step of Workflow ${o.namespace ?? rec.namespace}/${o.name}: run its failed steps again with celeriac workflow retry ${o.name} -n ${o.namespace ?? rec.namespace}`;
+  else todo = `enqueue it again with its args: ${enqueue("[…]", "{…}")}`;
+  return `task "${rec.id}" (${phase}) cannot be retried: ${gone}; ${todo}`;
+}
+
 /** `tasks retry <id>`. */
 async function retry(id: string, f: CommonFlags): Promise<void> {
   const format = outputFormat(f.output);
@@ -360,15 +380,18 @@ async function retry(id: string, f: CommonFlags): Promise<void> {
       throw new Error(`task "${id}" is ${phase ?? "not finished"}: only a task that ended ${r.RETRYABLE_PHASES.join(", ")} is retried`);
     }
     const names: QueueNames = queueNames(s.namespace, found.queue);
-    const a = await r.taskArguments(s.js, s.jsm, found.kv, names, found.record, id);
-    if (!a?.message) {
-      throw new Error(`task "${id}" (${phase}) cannot be retried: its message is no longer kept (the results bucket keeps status only; a Failed task's message stays in the dead-letter stream until its max age)${a ? `; its args are known (${a.source}): enqueue it again with celeriac enqueue ${found.record.task} --queue ${found.queue} --args '${JSON.stringify(a.args)}'` : ""}`);
+    let a = await r.taskArguments(s.js, s.jsm, found.kv, names, found.record, id);
+    if (!a?.message && phase !== "Failed") {
+      // a task revoked before a worker took it keeps its message queued (a delayed one until due)
+      const m = await r.findQueuedMessage(s.jsm, names, id);
+      if (m) a = { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m };
     }
+    if (!a?.message) throw new Error(retryRefusal(found.record, found.queue, a));
     const newId = await r.retryTask(s.js, found.kv, names, a.message);
     const link: RetryLink = { v: 1, id: newId, retryOf: id, createdAt: new Date().toISOString() };
     if (format === "table") console.log(`task ${id} retried as ${newId}`);
     else {
-      const out: TaskRetryOutput = { id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt };
+      const out: TaskRetryOutput = { id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt, argsSource: a.source };
       process.stdout.write(renderOne(out, format, () => ""));
     }
   });
@@ -400,5 +423,5 @@ export function register(program: Command): void {
       .description("revoke tasks: a queued one never runs, a running one has its signal aborted; both end Cancelled")
       .option("--terminate", "accepted for Celery compatibility: a running task's signal is always aborted (see docs/cli.md)"),
   ).action((ids: string[], f: CommonFlags & { terminate?: boolean }) => revoke(ids, f));
-  common(tasks.command("retry <id>").description("re-enqueue a Failed (dead-lettered) task with the same task, args and kwargs under a new id linked to the old one")).action((id: string, f: CommonFlags) => retry(id, f));
+  common(tasks.command("retry <id>").description("re-enqueue a Failed, Cancelled or Expired task with the same task, args and kwargs under a new id linked to the old one (needs its message: dead-lettered, or still queued)")).action((id: string, f: CommonFlags) => retry(id, f));
 }
