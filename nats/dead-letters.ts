@@ -20,6 +20,7 @@ import { HEADERS, parseTaskMessage, type TaskMessage, type TaskRecord } from "..
 import { TASK_ID_PATTERN, QUEUE_SETTINGS_KEY, type QueueNames } from "../api/naming.js";
 import { parseQueueProducerSettings } from "../api/queue-settings.js";
 import { isTerminalPhase } from "../api/constants.js";
+import { isPermissionViolation } from "./queue-resources.js";
 import { publishTaskMessage } from "./task-publish.js";
 
 /**
@@ -261,7 +262,8 @@ export interface ReplayOptions extends ReplayEdits {
  * id already has a record in the target's results bucket is skipped (it was replayed: its replay is
  * running or ended; a failed replay was dead-lettered in its turn, under the replay's id), as is one
  * whose message cannot be a valid task. With `remove`, each dead letter is deleted right after its
- * replay's publish was confirmed.
+ * replay's publish was confirmed; a delete the credential may not do leaves it, `removed` false and
+ * `message` saying so ({@link deleteRefused}).
  * @param names the queue whose dead letters these are
  * @throws Error from JetStream other than a single publish failing (those are outcomes)
  */
@@ -300,8 +302,15 @@ export async function replayDeadLetters(js: JetStreamClient, jsm: JetStreamManag
       return { ...base, outcome: "Skipped", message: (err as Error).message };
     }
     let removed = false;
-    if (o.remove) removed = await jsm.streams.deleteMessage(names.deadLetterStream, d.seq, false);
-    return { ...base, outcome: "Replayed", removed };
+    let why: string | undefined;
+    if (o.remove) {
+      try {
+        removed = await jsm.streams.deleteMessage(names.deadLetterStream, d.seq, false);
+      } catch (err) {
+        why = `replayed, not removed: ${isPermissionViolation(err) ? deleteRefused(names) : (err as Error).message}`;
+      }
+    }
+    return { ...base, outcome: "Replayed", removed, ...(why ? { message: why } : {}) };
   };
   const out: ReplayOutcome[] = new Array(dls.length);
   let next = 0;
@@ -310,6 +319,14 @@ export async function replayDeadLetters(js: JetStreamClient, jsm: JetStreamManag
   };
   await Promise.all(Array.from({ length: Math.min(64, dls.length) }, lane));
   return out;
+}
+
+/**
+ * What to say when the credential may not delete dead letters (a minted producer credential:
+ * api/nats-permissions.ts), naming the credential that can. Pure.
+ */
+export function deleteRefused(names: QueueNames): string {
+  return `this NATS credential may not delete dead letters of ${names.deadLetterStream} (STREAM.MSG.DELETE, STREAM.PURGE): a namespace's minted producer credential reads and replays them only; delete them with an unrestricted credential (the Celeriac operator's or the NATS account admin's: CELERIAC_NATS_CREDS=<that .creds file>)`;
 }
 
 /**

@@ -148,39 +148,40 @@ export interface TaskArguments {
 export const MAX_QUEUED_SCAN = 10_000;
 
 /**
- * The dead letter of task `id`: the original message, from the queue's dead-letter stream (read
- * with one ordered consumer, newest last; cost: the stream's size, bounded by its max age).
+ * The dead letter of task `id`: the original message, from the queue's dead-letter stream, newest
+ * first (a task replayed and failed again has several: the latest wins). Read by direct get
+ * (`DIRECT.GET`, the stream allows it), 64 sequences in flight, never by a consumer: a minted
+ * producer credential may read the dead-letter stream but not create consumers on it
+ * (api/nats-permissions.ts). Cost: up to the stream's size in gets, bounded by its max age.
+ * @returns undefined when there is none, or the stream cannot be read
  */
-export async function findDeadLetter(js: JetStreamClient, names: QueueNames, id: string): Promise<TaskMessage | undefined> {
-  let found: TaskMessage | undefined;
-  let c;
+export async function findDeadLetter(jsm: JetStreamManager, names: QueueNames, id: string): Promise<TaskMessage | undefined> {
+  const stream = names.deadLetterStream;
+  let first: number;
+  let last: number;
   try {
-    c = await js.consumers.get(names.deadLetterStream, { deliver_policy: DeliverPolicy.All });
+    const info = await jsm.streams.info(stream);
+    if (info.state.messages === 0) return undefined;
+    first = info.state.first_seq;
+    last = info.state.last_seq;
   } catch {
     return undefined;
   }
-  try {
-    const ci = await c.info(true);
-    let pending = ci.num_pending;
-    const needle = `"id":${JSON.stringify(id)}`;
-    const decoder = new TextDecoder();
-    while (pending > 0) {
-      const batch = await c.fetch({ max_messages: Math.min(1000, pending), expires: 5000 });
-      let got = 0;
-      for await (const m of batch) {
-        got++;
-        pending = m.info.pending;
-        const text = decoder.decode(m.data);
-        if (!text.includes(needle)) continue;
-        const p = parseTaskMessage(text);
-        if (p.ok && p.message.id === id) found = p.message; // the last one wins (a replayed and failed again task)
-      }
-      if (got === 0) break;
+  const needle = `"id":${JSON.stringify(id)}`;
+  const decoder = new TextDecoder();
+  for (let hi = last; hi >= first; hi -= 64) {
+    const seqs: number[] = [];
+    for (let q = hi; q > hi - 64 && q >= first; q--) seqs.push(q);
+    const got = await Promise.all(seqs.map((seq) => jsm.direct.getMessage(stream, { seq }).catch(() => null)));
+    for (const m of got) {
+      if (!m || m.subject !== names.deadLetterSubject) continue;
+      const text = decoder.decode(m.data);
+      if (!text.includes(needle)) continue;
+      const p = parseTaskMessage(text);
+      if (p.ok && p.message.id === id) return p.message;
     }
-  } finally {
-    await c.delete().catch(() => undefined);
   }
-  return found;
+  return undefined;
 }
 
 /** The frozen task `id` in a canvas tree, or undefined. Pure. */
@@ -236,7 +237,7 @@ export async function getCanvasRecord(kv: KV, id: string): Promise<CanvasRecord 
  */
 export async function taskArguments(js: JetStreamClient, jsm: JetStreamManager, kv: KV, names: QueueNames, rec: TaskRecord | undefined, id: string): Promise<TaskArguments | undefined> {
   if (rec?.status.deadLettered) {
-    const m = await findDeadLetter(js, names, id);
+    const m = await findDeadLetter(jsm, names, id);
     if (m) return { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "dead-letter", message: m };
   }
   const root = rec?.status.canvas?.root;

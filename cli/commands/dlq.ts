@@ -267,6 +267,11 @@ export function register(program: Command): void {
       const replayed = out.filter((o) => o.outcome === "Replayed").length;
       if (format === "table") console.error(`${replayed} of ${out.length} dead letters replayed to ${target.namespace}/${target.queue}${f.remove ? `, ${out.filter((o) => o.removed).length} removed` : "; the dead letters are kept (dlq list shows each replay's state; dlq purge --replay-state Succeeded removes those that succeeded)"}`);
       if (replayed < out.length && out.some((o) => o.outcome === "Skipped" && !o.message?.startsWith("already replayed"))) process.exitCode = 1;
+      const kept = out.filter((o) => o.outcome === "Replayed" && f.remove && !o.removed);
+      if (kept.length) {
+        console.error(`${kept.length} dead letter${kept.length === 1 ? " was" : "s were"} replayed but not removed: ${kept[0]!.message ?? "not found"}`);
+        process.exitCode = 1;
+      }
     } finally {
       await s.close();
     }
@@ -300,7 +305,11 @@ export function register(program: Command): void {
           return;
         }
       }
-      const deleted = await purgeDeadLetters(s.jsm, s.names, dls, isEverything(sel));
+      const { isPermissionViolation } = await import("../../nats/queue-resources.js");
+      const { deleteRefused } = await import("../../nats/dead-letters.js");
+      const deleted = await purgeDeadLetters(s.jsm, s.names, dls, isEverything(sel)).catch((err: unknown) => {
+        throw isPermissionViolation(err) ? new Error(`nothing deleted: ${deleteRefused(s.names)}`, { cause: err }) : err;
+      });
       const r: DlqPurgeOutput = { deleted, seqs: dls.map((d) => d.seq) };
       process.stdout.write(renderOne(r, format, () => `deleted ${deleted} dead letter${deleted === 1 ? "" : "s"} of ${where}`));
     } finally {
