@@ -154,7 +154,13 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * `revokeTask` (nats/task-publish.ts) records a not-yet-started task `Cancelled` with a
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
  * overwrite a record of its own namespace's queues (it could already publish any task there); it
- * cannot write `queue.settings`. It cannot consume: no `MSG.NEXT` and no `$JS.ACK` on any stream.
+ * cannot write `queue.settings`. It cannot consume: no `MSG.NEXT` on a work, delayed, held or
+ * dead-letter stream, and no `$JS.ACK` on any stream. For `celeriac tasks` and `celeriac dlq` it may
+ * read its queues' queued messages and dead letters one by one (`STREAM.MSG.GET`, and `DIRECT.GET`
+ * on the dead-letter stream: never a consumer on those streams), and pull from its own ordered
+ * consumer on a results-bucket stream (`CONSUMER.MSG.NEXT.KV_<bucket>.*`: `tasks list`; it can read
+ * and watch that bucket anyway). It cannot delete dead letters (`dlq purge`, `dlq replay --remove`):
+ * that takes an unrestricted credential.
  * It runs `celeriac inspect`: publish on its queues' control subjects (the replies come to its
  * inbox; the worker registry's `worker.*` keys are read like any key), and read the delayed
  * stream's messages one by one (`STREAM.MSG.GET`, `inspect scheduled`: tasks it could publish).
@@ -183,8 +189,16 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       `$KV.${n.resultsBucket}.unique.*`,
       `$KV.${n.resultsBucket}.canvas.*`,
       `$KV.${n.resultsBucket}.join.>`,
-      controlSubject(namespace, q),
+      // celeriac tasks get / dlq list|show|replay: read queued messages and dead letters by sequence (no consumer on these streams)
+      `${API}.STREAM.MSG.GET.${n.stream}`,
       `${API}.STREAM.MSG.GET.${n.delayedStream}`,
+      `${API}.STREAM.INFO.${heldNames(n).stream}`,
+      `${API}.STREAM.MSG.GET.${heldNames(n).stream}`,
+      `${API}.STREAM.MSG.GET.${n.deadLetterStream}`,
+      `${API}.DIRECT.GET.${n.deadLetterStream}`,
+      // celeriac tasks list: pull from its own ordered consumer on the results-bucket stream (it may already watch that bucket)
+      `${API}.CONSUMER.MSG.NEXT.KV_${n.resultsBucket}.*`,
+      controlSubject(namespace, q),
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };

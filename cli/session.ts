@@ -64,7 +64,8 @@ export async function noQueuesMessage(jsm: JetStreamManager, namespace: string):
  * @param o `name`: the NATS connection name; `requireQueue`: fail when no queue is given (listing
  *   the namespace's queues) instead of acting on all of them
  * @throws Error naming a bad or unknown queue (and the namespace's queues), a namespace without
- *   queues (and the namespaces that have some), or an unreachable NATS (and what to do)
+ *   queues (and the namespaces that have some), or an unreachable NATS (and what to do); without
+ *   a queue, under a credential that may not list streams (a minted one), that `--queue` is needed
  */
 export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boolean }): Promise<OpsSession> {
   const [{ jetstream, jetstreamManager }, { Kvm }, nats, { listQueues, queueStreamExists }, target, { commandNamespace }] = await Promise.all([
@@ -85,10 +86,21 @@ export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boo
   try {
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc, { checkAPI: false });
-    const all = await listQueues(jsm, namespace);
+    // listing the namespace's queues needs STREAM.NAMES, which a minted (per-namespace) credential
+    // may not use: with --queue the queue is checked by name, and the list is only for messages
+    const { isPermissionViolation } = await import("../nats/queue-resources.js");
+    const cannotList = (err: unknown) => isPermissionViolation(err) ? `this NATS credential may not list the account's streams (a minted credential reaches its own queues by name only)` : undefined;
     if (queue && !(await queueStreamExists(jsm, queueNames(namespace, queue)))) {
+      const all = await listQueues(jsm, namespace).catch((err: unknown) => {
+        throw new Error(`queue "${queue}" does not exist in namespace "${namespace}"; ${cannotList(err) ?? (err as Error).message}, so the queues that do are not listed here (kubectl get queues -n ${namespace} lists them)`, { cause: err });
+      });
       throw new Error(all.length ? `queue "${queue}" does not exist in namespace "${namespace}"; existing queues: ${listed(all)}` : `queue "${queue}" does not exist: ${await noQueuesMessage(jsm, namespace)}`);
     }
+    const all = queue ? [queue] : await listQueues(jsm, namespace).catch((err: unknown) => {
+      const why = cannotList(err);
+      if (why) throw new Error(`--queue (or CELERIAC_QUEUE) is required with this NATS credential: ${why}; kubectl get queues -n ${namespace} lists the namespace's queues`, { cause: err });
+      throw err;
+    });
     if (!queue && o.requireQueue) {
       throw new Error(`--queue (or CELERIAC_QUEUE) is required: ${all.length ? `queues of namespace "${namespace}": ${listed(all)}` : await noQueuesMessage(jsm, namespace)}`);
     }

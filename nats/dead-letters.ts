@@ -13,35 +13,21 @@
  */
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import type { Static } from "@sinclair/typebox";
+import type { DeadLetterSchema, ReplayOutcomeSchema } from "../api/cli-output.js";
 import { messageFlow, type ProducerFlow } from "../api/flow.js";
 import { HEADERS, parseTaskMessage, type TaskMessage, type TaskRecord } from "../api/message.js";
 import { TASK_ID_PATTERN, QUEUE_SETTINGS_KEY, type QueueNames } from "../api/naming.js";
 import { parseQueueProducerSettings } from "../api/queue-settings.js";
 import { isTerminalPhase } from "../api/constants.js";
+import { isPermissionViolation } from "./queue-resources.js";
 import { publishTaskMessage } from "./task-publish.js";
 
-/** One dead letter as `celeriac dlq` shows it (the stable `-o json` shape, docs/cli.md). */
-export interface DeadLetter {
-  /** Sequence in the dead-letter stream: what `dlq show|replay|purge <seq>` take. */
-  seq: number;
-  /** When it was dead-lettered (the dead-letter stream's timestamp, RFC 3339). */
-  deadLetteredAt: string;
-  /** The task id from the body, when the body is a JSON object with a string `id`. */
-  id?: string;
-  /** The task name: the `Celeriac-Task` header, else the body's `task`. */
-  task?: string;
-  /** `Celeriac-Dead-Reason`: MaxAttemptsExceeded, Unrecoverable, UnknownTask, InvalidMessage, TimedOut. */
-  reason?: string;
-  /** `Celeriac-Dead-Attempts`. */
-  attempts?: number;
-  /** `Celeriac-Dead-Detail`: the error or validation message. */
-  error?: string;
-  /** `Celeriac-Dead-Stream` and `Celeriac-Dead-Stream-Seq`: where the original message was. */
-  originalStream?: string;
-  originalSeq?: number;
-  /** When this dead letter was replayed: the replay's task id and the phase of its record (absent: no record yet). */
-  replay?: { id: string; phase?: string };
-}
+/**
+ * One dead letter as `celeriac dlq` shows it: the stable `-o json` shape, api/cli-output.ts
+ * `DeadLetterSchema` (its descriptions document each field).
+ */
+export type DeadLetter = Static<typeof DeadLetterSchema>;
 
 /** A dead letter with its raw message, for `dlq show` and replays. */
 export interface RawDeadLetter extends DeadLetter {
@@ -254,23 +240,8 @@ async function fillReplay(d: RawDeadLetter, names: QueueNames, results: KV | und
   void names;
 }
 
-/** What happened to one dead letter in `replayDeadLetters`. */
-export interface ReplayOutcome {
-  /** The dead letter's sequence. */
-  seq: number;
-  /** The dead letter's task id, when it had one. */
-  id?: string;
-  /** The replay's task id. */
-  replayId: string;
-  /** The queue the replay went to. */
-  queue: string;
-  /** `Replayed` (published, confirmed), or `Skipped` (nothing published; `message` says why). */
-  outcome: "Replayed" | "Skipped";
-  /** True when the dead letter was deleted after the replay's publish was confirmed (`--remove`). */
-  removed: boolean;
-  /** Why it was skipped. */
-  message?: string;
-}
+/** What happened to one dead letter in `replayDeadLetters` (api/cli-output.ts `ReplayOutcomeSchema`). */
+export type ReplayOutcome = Static<typeof ReplayOutcomeSchema>;
 
 /** Options of `replayDeadLetters`. */
 export interface ReplayOptions extends ReplayEdits {
@@ -291,7 +262,8 @@ export interface ReplayOptions extends ReplayEdits {
  * id already has a record in the target's results bucket is skipped (it was replayed: its replay is
  * running or ended; a failed replay was dead-lettered in its turn, under the replay's id), as is one
  * whose message cannot be a valid task. With `remove`, each dead letter is deleted right after its
- * replay's publish was confirmed.
+ * replay's publish was confirmed; a delete the credential may not do leaves it, `removed` false and
+ * `message` saying so ({@link deleteRefused}).
  * @param names the queue whose dead letters these are
  * @throws Error from JetStream other than a single publish failing (those are outcomes)
  */
@@ -330,8 +302,15 @@ export async function replayDeadLetters(js: JetStreamClient, jsm: JetStreamManag
       return { ...base, outcome: "Skipped", message: (err as Error).message };
     }
     let removed = false;
-    if (o.remove) removed = await jsm.streams.deleteMessage(names.deadLetterStream, d.seq, false);
-    return { ...base, outcome: "Replayed", removed };
+    let why: string | undefined;
+    if (o.remove) {
+      try {
+        removed = await jsm.streams.deleteMessage(names.deadLetterStream, d.seq, false);
+      } catch (err) {
+        why = `replayed, not removed: ${isPermissionViolation(err) ? deleteRefused(names) : (err as Error).message}`;
+      }
+    }
+    return { ...base, outcome: "Replayed", removed, ...(why ? { message: why } : {}) };
   };
   const out: ReplayOutcome[] = new Array(dls.length);
   let next = 0;
@@ -340,6 +319,14 @@ export async function replayDeadLetters(js: JetStreamClient, jsm: JetStreamManag
   };
   await Promise.all(Array.from({ length: Math.min(64, dls.length) }, lane));
   return out;
+}
+
+/**
+ * What to say when the credential may not delete dead letters (a minted producer credential:
+ * api/nats-permissions.ts), naming the credential that can. Pure.
+ */
+export function deleteRefused(names: QueueNames): string {
+  return `this NATS credential may not delete dead letters of ${names.deadLetterStream} (STREAM.MSG.DELETE, STREAM.PURGE): a namespace's minted producer credential reads and replays them only; delete them with an unrestricted credential (the Celeriac operator's or the NATS account admin's: CELERIAC_NATS_CREDS=<that .creds file>)`;
 }
 
 /**

@@ -7,6 +7,8 @@
  * the timeline is made of the times the record carries (see `taskTimeline`).
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { Static } from "@sinclair/typebox";
+import type { ArgsSourceSchema, RevokeOutcomeSchema, TimelineEventSchema } from "../api/cli-output.js";
 import type { KV } from "@nats-io/kv";
 import { randomUUID } from "node:crypto";
 import { heldNames } from "../api/flow.js";
@@ -130,8 +132,8 @@ export async function listTaskRecords(js: JetStreamClient, jsm: JetStreamManager
   return { records: out, scanned, truncated };
 }
 
-/** Where `taskArguments` found a task's args and kwargs. */
-export type ArgsSource = "dead-letter" | "canvas" | "queued-message";
+/** Where `taskArguments` found a task's args and kwargs (api/cli-output.ts `ArgsSourceSchema`). */
+export type ArgsSource = Static<typeof ArgsSourceSchema>;
 
 /** A task's args and kwargs and where they were found. */
 export interface TaskArguments {
@@ -146,39 +148,40 @@ export interface TaskArguments {
 export const MAX_QUEUED_SCAN = 10_000;
 
 /**
- * The dead letter of task `id`: the original message, from the queue's dead-letter stream (read
- * with one ordered consumer, newest last; cost: the stream's size, bounded by its max age).
+ * The dead letter of task `id`: the original message, from the queue's dead-letter stream, newest
+ * first (a task replayed and failed again has several: the latest wins). Read by direct get
+ * (`DIRECT.GET`, the stream allows it), 64 sequences in flight, never by a consumer: a minted
+ * producer credential may read the dead-letter stream but not create consumers on it
+ * (api/nats-permissions.ts). Cost: up to the stream's size in gets, bounded by its max age.
+ * @returns undefined when there is none, or the stream cannot be read
  */
-export async function findDeadLetter(js: JetStreamClient, names: QueueNames, id: string): Promise<TaskMessage | undefined> {
-  let found: TaskMessage | undefined;
-  let c;
+export async function findDeadLetter(jsm: JetStreamManager, names: QueueNames, id: string): Promise<TaskMessage | undefined> {
+  const stream = names.deadLetterStream;
+  let first: number;
+  let last: number;
   try {
-    c = await js.consumers.get(names.deadLetterStream, { deliver_policy: DeliverPolicy.All });
+    const info = await jsm.streams.info(stream);
+    if (info.state.messages === 0) return undefined;
+    first = info.state.first_seq;
+    last = info.state.last_seq;
   } catch {
     return undefined;
   }
-  try {
-    const ci = await c.info(true);
-    let pending = ci.num_pending;
-    const needle = `"id":${JSON.stringify(id)}`;
-    const decoder = new TextDecoder();
-    while (pending > 0) {
-      const batch = await c.fetch({ max_messages: Math.min(1000, pending), expires: 5000 });
-      let got = 0;
-      for await (const m of batch) {
-        got++;
-        pending = m.info.pending;
-        const text = decoder.decode(m.data);
-        if (!text.includes(needle)) continue;
-        const p = parseTaskMessage(text);
-        if (p.ok && p.message.id === id) found = p.message; // the last one wins (a replayed and failed again task)
-      }
-      if (got === 0) break;
+  const needle = `"id":${JSON.stringify(id)}`;
+  const decoder = new TextDecoder();
+  for (let hi = last; hi >= first; hi -= 64) {
+    const seqs: number[] = [];
+    for (let q = hi; q > hi - 64 && q >= first; q--) seqs.push(q);
+    const got = await Promise.all(seqs.map((seq) => jsm.direct.getMessage(stream, { seq }).catch(() => null)));
+    for (const m of got) {
+      if (!m || m.subject !== names.deadLetterSubject) continue;
+      const text = decoder.decode(m.data);
+      if (!text.includes(needle)) continue;
+      const p = parseTaskMessage(text);
+      if (p.ok && p.message.id === id) return p.message;
     }
-  } finally {
-    await c.delete().catch(() => undefined);
   }
-  return found;
+  return undefined;
 }
 
 /** The frozen task `id` in a canvas tree, or undefined. Pure. */
@@ -234,7 +237,7 @@ export async function getCanvasRecord(kv: KV, id: string): Promise<CanvasRecord 
  */
 export async function taskArguments(js: JetStreamClient, jsm: JetStreamManager, kv: KV, names: QueueNames, rec: TaskRecord | undefined, id: string): Promise<TaskArguments | undefined> {
   if (rec?.status.deadLettered) {
-    const m = await findDeadLetter(js, names, id);
+    const m = await findDeadLetter(jsm, names, id);
     if (m) return { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "dead-letter", message: m };
   }
   const root = rec?.status.canvas?.root;
@@ -244,9 +247,21 @@ export async function taskArguments(js: JetStreamClient, jsm: JetStreamManager, 
     if (t) return { args: t.args ?? [], kwargs: t.kwargs ?? {}, source: "canvas" };
   }
   if (rec && isTerminalPhase(rec.status.phase)) return undefined;
+  const m = await findQueuedMessage(jsm, names, id);
+  return m ? { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m } : undefined;
+}
+
+/**
+ * Task `id`'s message while it is still in the queue's work, delayed or held stream (read by
+ * sequence, newest first, at most MAX_QUEUED_SCAN messages per stream): a task not taken yet, or a
+ * revoked one no worker has taken since (a revoked delayed task's message stays until it is due,
+ * then a worker acks it without running it).
+ * @returns undefined when none of the streams holds it (or they cannot be read)
+ */
+export async function findQueuedMessage(jsm: JetStreamManager, names: QueueNames, id: string): Promise<TaskMessage | undefined> {
   for (const stream of [names.stream, names.delayedStream, heldNames(names).stream]) {
     const m = await scanStream(jsm, stream, id);
-    if (m) return { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m };
+    if (m) return m;
   }
   return undefined;
 }
@@ -280,11 +295,8 @@ async function scanStream(jsm: JetStreamManager, stream: string, id: string): Pr
   return undefined;
 }
 
-/** One event of a task's timeline. */
-export interface TimelineEvent {
-  time: string;
-  event: string;
-}
+/** One event of a task's timeline (api/cli-output.ts `TimelineEventSchema`). */
+export type TimelineEvent = Static<typeof TimelineEventSchema>;
 
 /**
  * A task's timeline from its record (the results bucket keeps one value per key, so there is no
@@ -379,14 +391,13 @@ export async function retryTask(js: JetStreamClient, kv: KV, names: QueueNames, 
   return id;
 }
 
-/** What `revokeOne` found and did. */
-export interface RevokeOutcome {
-  id: string;
-  /** The phase before the revoke (undefined: no record). */
-  before: string | undefined;
-  /** `cancelled` (not started: it never runs), `aborted` (running: its signal is aborted), `finished` (nothing to do), `marked` (no record yet: it never starts). */
-  action: "cancelled" | "aborted" | "finished" | "marked";
-}
+/**
+ * What `revokeOne` found and did (api/cli-output.ts `RevokeOutcomeSchema`): `before`, the phase
+ * before the revoke (absent: no record); `action`, `cancelled` (not started: it never runs),
+ * `aborted` (running: its signal is aborted), `finished` (nothing to do), `marked` (no record yet:
+ * it never starts).
+ */
+export type RevokeOutcome = Static<typeof RevokeOutcomeSchema>;
 
 /**
  * Revokes one task (nats/task-publish.ts `revokeTask`: the `revoked.<id>` marker, and a Cancelled
@@ -395,7 +406,7 @@ export interface RevokeOutcome {
 export async function revokeOne(kv: KV, t: { queue: string; namespace: string }, id: string): Promise<RevokeOutcome> {
   const rec = await getTaskRecord(kv, id);
   const before = rec?.status.phase;
-  if (rec && isTerminalPhase(before)) return { id, before, action: "finished" };
+  if (rec && isTerminalPhase(before)) return { id, ...(before ? { before } : {}), action: "finished" };
   await revokeTask(kv, t, id, rec?.task);
-  return { id, before, action: !rec ? "marked" : before === "Running" ? "aborted" : "cancelled" };
+  return { id, ...(before ? { before } : {}), action: !rec ? "marked" : before === "Running" ? "aborted" : "cancelled" };
 }

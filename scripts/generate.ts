@@ -1,9 +1,10 @@
 /**
  * Writes the files generated from the API schemas (the schemas in api/ are their one owner):
- * `crds/*.yaml` and `docs/api.md`; and the metrics table of `docs/observability.md` (between its
- * `<!-- metrics:begin -->` and `<!-- metrics:end -->` markers) from the worker's and the operator's
- * metric registries. With `--check`, writes nothing and exits 1 listing every stale file, so
- * `npm test` fails when someone edits a schema or a metric without regenerating.
+ * `crds/*.yaml`, `docs/api.md`, the `-o json` schemas of the operations commands
+ * (`docs/schemas/cli/<command>.schema.json`, from api/cli-output.ts), and the metrics table of
+ * `docs/observability.md` (between its `<!-- metrics:begin -->` and `<!-- metrics:end -->` markers)
+ * from the worker's and the operator's metric registries. With `--check`, writes nothing and exits 1
+ * listing every stale file, so `npm test` fails when someone edits a schema or a metric without regenerating.
  *
  * Usage: `node dist/scripts/generate.js [--check]` (or `npm run generate`).
  */
@@ -11,6 +12,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { CLI_OUTPUT_SCHEMAS, cliSchemaFile } from "../api/cli-output.js";
 import { ALL_CRDS, type CustomResourceDefinition } from "../api/crd.js";
 import type { JSONSchemaProps } from "../api/validation.js";
 import { createOperatorMetrics } from "../operator/metrics.js";
@@ -145,6 +147,7 @@ export function generatedFiles(): Map<string, string> {
   files.set(join("docs", "api.md"), apiMarkdown());
   const observability = join("docs", "observability.md");
   files.set(observability, withRegion(readFileSync(join(root, observability), "utf8"), "metrics", metricsMarkdown()));
+  for (const [command, schema] of Object.entries(CLI_OUTPUT_SCHEMAS)) files.set(join("docs", "schemas", "cli", cliSchemaFile(command)), `${JSON.stringify(schema, null, 2)}\n`);
   return files;
 }
 

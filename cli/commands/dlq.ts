@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { createInterface } from "node:readline/promises";
+import type { DlqPurgeOutput, DlqShowOutput } from "../../api/cli-output.js";
 import { TASK_PHASES } from "../../api/constants.js";
 import { DEAD_LETTER_REASONS } from "../../api/message.js";
 import { assertQueueRef, queueNames, type QueueNames } from "../../api/naming.js";
@@ -13,15 +13,10 @@ import { parseGoDuration } from "../../nats/queue-settings.js";
 import type { DeadLetter, DeadLetterSelection, RawDeadLetter, ReplayOutcome } from "../../nats/dead-letters.js";
 import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
 import { parseJsonFlag } from "./enqueue.js";
+import { confirm, listed as listedNames, noQueuesMessage, openOps, type OpsFlags } from "../session.js";
 
 /** Flags every `dlq` subcommand takes. */
-interface CommonFlags {
-  namespace?: string;
-  queue?: string;
-  nats?: string;
-  devDir?: string;
-  output?: string;
-}
+type CommonFlags = OpsFlags;
 
 /** Selection flags of list, replay and purge. */
 interface SelectFlags extends CommonFlags {
@@ -116,8 +111,8 @@ function listed(d: RawDeadLetter): DeadLetter {
   return rest;
 }
 
-/** `dlq show`'s object: the dead letter, its headers and its body (text when UTF-8, and base64). */
-export function shown(d: RawDeadLetter): DeadLetter & { headers: Record<string, string>; body?: string; bodyBase64: string; bytes: number } {
+/** `dlq show`'s object (api/cli-output.ts `DlqShowSchema`): the dead letter, its headers and its body (text when UTF-8, and base64). */
+export function shown(d: RawDeadLetter): DlqShowOutput {
   let body: string | undefined;
   try {
     body = new TextDecoder("utf-8", { fatal: true }).decode(d.data);
@@ -138,101 +133,41 @@ function describe(sel: DeadLetterSelection, f: SelectFlags): string {
   return parts.length ? ` match ${parts.join(" ")}` : "";
 }
 
-/** A connected session on one queue. */
+/** A connected session on one queue (cli/session.ts `openOps`, the queue required). */
 interface Session {
   names: QueueNames;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** The results bucket of `names`' queue, or undefined when it cannot be opened. */
   results(names: QueueNames): Promise<KV | undefined>;
   close(): Promise<void>;
 }
 
-/** Namespaces that have queues (from the work streams' subjects), sorted. */
-async function namespacesWithQueues(jsm: JetStreamManager): Promise<string[]> {
-  const out = new Set<string>();
-  for await (const name of jsm.streams.names("celeriac.*.*.tasks")) {
-    const parts = name.split("_");
-    if (parts.length === 3 && parts[0] === "CELERIAC") out.add(parts[1]!);
-  }
-  return [...out].sort();
-}
-
 /**
- * Why a queue has no dead-letter stream: which queues (or namespaces) do exist.
+ * Why a queue does not exist: which queues (or namespaces) do.
  * @returns the message of the error
  */
 async function unknownQueue(jsm: JetStreamManager, namespace: string, queue: string): Promise<string> {
   const { listQueues } = await import("../../client/queue-lookup.js");
   const queues = await listQueues(jsm, namespace);
-  if (queues.length) return `queue "${queue}" does not exist in namespace "${namespace}"; existing queues: ${queues.join(", ")}`;
-  const nss = await namespacesWithQueues(jsm);
-  return `queue "${queue}" does not exist in namespace "${namespace}": namespace "${namespace}" has no queues; namespaces with queues: ${nss.length ? nss.join(", ") : "none"} (pass --namespace)`;
+  if (queues.length) return `queue "${queue}" does not exist in namespace "${namespace}"; existing queues: ${listedNames(queues)}`;
+  return `queue "${queue}" does not exist: ${await noQueuesMessage(jsm, namespace)}`;
 }
 
 /**
- * Connects for `f` (--nats, --dev-dir, CELERIAC_NATS_*) and checks that the queue has a dead-letter
- * stream.
+ * Connects for `f` (--nats, --dev-dir, CELERIAC_NATS_*) on the queue given (required).
  * @throws Error naming the queue and those that exist; the NATS target when unreachable
  */
 async function open(f: CommonFlags): Promise<Session> {
-  const { commandNamespace } = await import("../namespace.js");
-  const namespace = await commandNamespace(f.namespace);
-  const queue = f.queue ?? process.env.CELERIAC_QUEUE;
-  const [{ jetstream, jetstreamManager }, { Kvm }, { connectNats, natsSettingsFrom }, { natsConnectError, natsTarget }] = await Promise.all([
-    import("@nats-io/jetstream"),
-    import("@nats-io/kv"),
-    import("../../nats/connection.js"),
-    import("../nats-target.js"),
-  ]);
-  const target = await natsTarget(f.nats, process.env, f.devDir);
-  const nc = await connectNats(natsSettingsFrom({ url: target.url, name: "celeriac-dlq" }), { maxReconnectAttempts: 0, waitOnFirstConnect: false }).catch((err: unknown) => {
-    throw natsConnectError(target, err);
-  });
-  try {
-    const jsm = await jetstreamManager(nc);
-    if (!queue) {
-      const { listQueues } = await import("../../client/queue-lookup.js");
-      const qs = await listQueues(jsm, namespace);
-      throw new Error(`--queue (or CELERIAC_QUEUE) is required: ${qs.length ? `queues of namespace "${namespace}": ${qs.join(", ")}` : `namespace "${namespace}" has no queues`}`);
-    }
-    assertQueueRef(namespace, queue);
-    const names = queueNames(namespace, queue);
-    const { isStreamNotFound } = await import("../../nats/index.js");
-    try {
-      await jsm.streams.info(names.deadLetterStream);
-    } catch (err) {
-      if (isStreamNotFound(err)) throw new Error(await unknownQueue(jsm, namespace, queue), { cause: err });
-      throw err;
-    }
-    const js = jetstream(nc);
-    const kvm = new Kvm(nc);
-    return {
-      names,
-      js,
-      jsm,
-      async results(n) {
-        try {
-          return await kvm.open(n.resultsBucket);
-        } catch {
-          return undefined;
-        }
-      },
-      close: () => nc.close(),
-    };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
-}
-
-/** Asks "… [y/N]" on the terminal. */
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
-  } finally {
-    rl.close();
-  }
+  const s = await openOps(f, { name: "celeriac-dlq", requireQueue: true });
+  const names = queueNames(s.namespace, s.queue!);
+  return {
+    names,
+    js: s.js,
+    jsm: s.jsm,
+    results: (n) => s.kv(n.queue).catch(() => undefined),
+    close: () => s.close(),
+  };
 }
 
 const common = (c: Command): Command => opsFlags(c, "queue [CELERIAC_QUEUE]");
@@ -332,6 +267,11 @@ export function register(program: Command): void {
       const replayed = out.filter((o) => o.outcome === "Replayed").length;
       if (format === "table") console.error(`${replayed} of ${out.length} dead letters replayed to ${target.namespace}/${target.queue}${f.remove ? `, ${out.filter((o) => o.removed).length} removed` : "; the dead letters are kept (dlq list shows each replay's state; dlq purge --replay-state Succeeded removes those that succeeded)"}`);
       if (replayed < out.length && out.some((o) => o.outcome === "Skipped" && !o.message?.startsWith("already replayed"))) process.exitCode = 1;
+      const kept = out.filter((o) => o.outcome === "Replayed" && f.remove && !o.removed);
+      if (kept.length) {
+        console.error(`${kept.length} dead letter${kept.length === 1 ? " was" : "s were"} replayed but not removed: ${kept[0]!.message ?? "not found"}`);
+        process.exitCode = 1;
+      }
     } finally {
       await s.close();
     }
@@ -351,7 +291,7 @@ export function register(program: Command): void {
       const where = `queue ${s.names.namespace}/${s.names.queue}`;
       if (dls.length === 0) {
         console.error(`No dead letters in ${where}${describe(sel, f)}: nothing deleted.`);
-        if (format !== "table") process.stdout.write(renderOne({ deleted: 0, seqs: [] }, format, () => ""));
+        if (format !== "table") process.stdout.write(renderOne<DlqPurgeOutput>({ deleted: 0, seqs: [] }, format, () => ""));
         return;
       }
       if (sel.seqs) {
@@ -360,14 +300,17 @@ export function register(program: Command): void {
       }
       const what = `${dls.length} dead letter${dls.length === 1 ? "" : "s"} of ${where}`;
       if (!f.yes) {
-        if (!process.stdin.isTTY) throw new Error(`refusing to delete ${what} without confirmation: standard input is not a terminal; pass --yes`);
-        if (!(await confirm(`Delete ${what}?`))) {
+        if (!(await confirm(`Delete ${what}?`, `delete ${what}`))) {
           console.error("Nothing deleted.");
           return;
         }
       }
-      const deleted = await purgeDeadLetters(s.jsm, s.names, dls, isEverything(sel));
-      const r = { deleted, seqs: dls.map((d) => d.seq) };
+      const { isPermissionViolation } = await import("../../nats/queue-resources.js");
+      const { deleteRefused } = await import("../../nats/dead-letters.js");
+      const deleted = await purgeDeadLetters(s.jsm, s.names, dls, isEverything(sel)).catch((err: unknown) => {
+        throw isPermissionViolation(err) ? new Error(`nothing deleted: ${deleteRefused(s.names)}`, { cause: err }) : err;
+      });
+      const r: DlqPurgeOutput = { deleted, seqs: dls.map((d) => d.seq) };
       process.stdout.write(renderOne(r, format, () => `deleted ${deleted} dead letter${deleted === 1 ? "" : "s"} of ${where}`));
     } finally {
       await s.close();

@@ -7,141 +7,21 @@
  * every queue of the namespace, and `list` lists them all.
  */
 import type { Command } from "commander";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { TASK_PHASES, isTerminalPhase } from "../../api/constants.js";
+import type { TaskRetryOutput, TaskView } from "../../api/cli-output.js";
 import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.js";
-import type { TaskError } from "../../api/task.js";
 import { intInRange } from "./int-option.js";
 import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
-import type { ArgsSource, RetryLink, RevokeOutcome, TimelineEvent } from "../../nats/task-records.js";
+import { listed, openOps, type OpsFlags, type OpsSession as Session } from "../session.js";
+import type { ArgsSource, RetryLink, RevokeOutcome } from "../../nats/task-records.js";
 
 /** Flags every `tasks` subcommand takes. */
-interface CommonFlags {
-  namespace?: string;
-  queue?: string;
-  nats?: string;
-  devDir?: string;
-  output?: string;
-}
+type CommonFlags = OpsFlags;
 
-/** What `tasks get -o json|yaml` prints (field names stable; documented in docs/cli.md). */
-export interface TaskView {
-  id: string;
-  task: string;
-  queue: string;
-  namespace: string;
-  origin: TaskRecord["origin"];
-  phase?: string;
-  attempts?: number;
-  worker?: string;
-  /** Positional arguments, when still kept (see `argsSource`). */
-  args?: unknown[];
-  kwargs?: Record<string, unknown>;
-  /** Where args/kwargs were found: `dead-letter`, `canvas`, `queued-message`; absent: not kept. */
-  argsSource?: ArgsSource;
-  result?: unknown;
-  resultRef?: TaskRecord["status"]["resultRef"];
-  error?: TaskError;
-  deadLettered?: boolean;
-  timeline: TimelineEvent[];
-  /** The canvas this task is a step of (`status.canvas`), and, for a canvas id, its steps. */
-  canvas?: { root?: string; parent?: string; step?: number; failedStep?: { id: string }; children?: string[] };
-  revokedAt?: string;
-  /** The task this one re-runs (`celeriac tasks retry`). */
-  retryOf?: string;
-  /** The tasks that re-run this one. */
-  retries?: string[];
-  updatedAt?: string;
-  /** The record as stored (absent for a queued task no worker has recorded yet). */
-  record?: TaskRecord;
-}
-
-/** An open connection and the queues a command acts on. */
-interface Session {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  namespace: string;
-  /** The queue given, or undefined (then `queues` are all the namespace's). */
-  queue?: string;
-  queues: string[];
-  kv(queue: string): Promise<KV>;
-  close(): Promise<void>;
-}
-
-/** Most ids a message lists. */
-const SHOWN = 20;
-
-function listed(xs: readonly string[]): string {
-  return xs.length > SHOWN ? `${xs.slice(0, SHOWN).join(", ")}, … (${xs.length} in all)` : xs.join(", ");
-}
-
-/**
- * Connects (credentials from `CELERIAC_NATS_*`, as `celeriac enqueue`) and resolves the queues.
- * @throws Error naming an unknown queue (and the namespace's queues) or a namespace without queues
- *   (and the namespaces that have some)
- */
-async function open(f: CommonFlags): Promise<Session> {
-  const [{ jetstream, jetstreamManager }, { Kvm }, nats, { listQueues, queueStreamExists }, target, { commandNamespace }] = await Promise.all([
-    import("@nats-io/jetstream"),
-    import("@nats-io/kv"),
-    import("../../nats/index.js"),
-    import("../../client/queue-lookup.js"),
-    import("../nats-target.js"),
-    import("../namespace.js"),
-  ]);
-  const namespace = await commandNamespace(f.namespace);
-  const queue = f.queue ?? process.env.CELERIAC_QUEUE;
-  if (queue) queueNames(namespace, queue); // a bad name fails before connecting
-  const t = await target.natsTarget(f.nats, process.env, f.devDir);
-  const nc = await nats.connectNats(nats.natsSettingsFrom({ url: t.url, name: "celeriac-cli" })).catch((err: unknown) => {
-    throw target.natsConnectError(t, err);
-  });
-  try {
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc, { checkAPI: false });
-    const all = await listQueues(jsm, namespace);
-    if (queue && !(await queueStreamExists(jsm, queueNames(namespace, queue)))) {
-      throw new Error(all.length ? `queue "${queue}" does not exist in namespace "${namespace}"; existing queues: ${listed(all)}` : `queue "${queue}" does not exist: ${await noQueues(jsm, namespace)}`);
-    }
-    if (!queue && all.length === 0) throw new Error(await noQueues(jsm, namespace));
-    const kvm = new Kvm(js);
-    const kvs = new Map<string, Promise<KV>>();
-    return {
-      nc,
-      js,
-      jsm,
-      namespace,
-      ...(queue ? { queue } : {}),
-      queues: queue ? [queue] : all,
-      kv: (q) => {
-        let p = kvs.get(q);
-        if (!p) kvs.set(q, (p = kvm.open(queueNames(namespace, q).resultsBucket)));
-        return p;
-      },
-      close: async () => {
-        if (!nc.isClosed()) await nc.close();
-      },
-    };
-  } catch (err) {
-    await nc.close();
-    throw err;
-  }
-}
-
-/** "namespace x has no queues; namespaces with queues: …", from the work streams' names. */
-async function noQueues(jsm: JetStreamManager, namespace: string): Promise<string> {
-  const namespaces = new Set<string>();
-  for await (const name of jsm.streams.names("celeriac.*.*.tasks")) {
-    const parts = name.split("_");
-    if (parts.length === 3 && parts[0] === "CELERIAC") namespaces.add(parts[1]!);
-  }
-  const ns = [...namespaces].sort();
-  return `namespace "${namespace}" has no queues${ns.length ? `; namespaces with queues: ${listed(ns)} (pass --namespace)` : " (no namespace has any: create a Queue, or enqueue with --create-queue)"}`;
-}
+/** What `tasks get -o json|yaml` prints: api/cli-output.ts `TaskViewSchema` (docs/schemas/cli/tasks-get.schema.json). */
+export type { TaskView } from "../../api/cli-output.js";
 
 /** The queue holding task `id`'s record (the first found), or undefined. */
 async function locate(s: Session, id: string): Promise<{ queue: string; kv: KV; record: TaskRecord | undefined } | undefined> {
@@ -303,7 +183,7 @@ export function parseStates(v: string | undefined): string[] | undefined {
 const common = (c: Command): Command => opsFlags(c, "queue [CELERIAC_QUEUE] (default: every queue of the namespace)");
 
 async function withSession<T>(f: CommonFlags, fn: (s: Session) => Promise<T>): Promise<T> {
-  const s = await open(f);
+  const s = await openOps(f, { name: "celeriac-cli" });
   try {
     return await fn(s);
   } finally {
@@ -467,6 +347,26 @@ async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): 
   });
 }
 
+/**
+ * Why task `id` cannot be retried and what to do instead: its message is gone (the results bucket
+ * keeps status, not args), with the args when they are known elsewhere (a canvas record), and the
+ * way to run it again for its origin (a Task resource, a Workflow, `celeriac enqueue`). Pure.
+ */
+export function retryRefusal(rec: TaskRecord, queue: string, known: { args: unknown[]; kwargs: Record<string, unknown>; source: ArgsSource } | undefined): string {
+  const phase = rec.status.phase ?? "not finished";
+  const gone = phase === "Failed"
+    ? "its message is no longer kept (a Failed task's message stays in the dead-letter stream until its max age, or until a dlq purge or replay --remove)"
+    : `its message is gone (a worker acks ${phase === "Expired" ? "an" : "a"} ${phase} task's message when it records it) and the results bucket keeps the status, not the args`;
+  const o = rec.origin;
+  const enqueue = (args: string, kwargs: string) => `celeriac enqueue ${rec.task} --queue ${queue} --namespace ${rec.namespace} --args '${args}' --kwargs '${kwargs}'`;
+  let todo: string;
+  if (known) todo = `its args are known (from the ${ARGS_SOURCE_TEXT[known.source]}${known.source === "canvas" && rec.status.canvas?.parent ? "; a chain step also gets its parent's result, prepended" : ""}): enqueue it again with ${enqueue(JSON.stringify(known.args), JSON.stringify(known.kwargs))}`;
+  else if (o.kind === "Task" && o.name) todo = `it came from Task ${o.namespace ?? rec.namespace}/${o.name}, whose spec has the args: create a new Task from it (kubectl get task ${o.name} -n ${o.namespace ?? rec.namespace} -o yaml)`;
+  else if (o.kind === "Workflow" && o.name) todo = `it is a step of Workflow ${o.namespace ?? rec.namespace}/${o.name}: run its failed steps again with celeriac workflow retry ${o.name} -n ${o.namespace ?? rec.namespace}`;
+  else todo = `enqueue it again with its args: ${enqueue("[…]", "{…}")}`;
+  return `task "${rec.id}" (${phase}) cannot be retried: ${gone}; ${todo}`;
+}
+
 /** `tasks retry <id>`. */
 async function retry(id: string, f: CommonFlags): Promise<void> {
   const format = outputFormat(f.output);
@@ -480,14 +380,20 @@ async function retry(id: string, f: CommonFlags): Promise<void> {
       throw new Error(`task "${id}" is ${phase ?? "not finished"}: only a task that ended ${r.RETRYABLE_PHASES.join(", ")} is retried`);
     }
     const names: QueueNames = queueNames(s.namespace, found.queue);
-    const a = await r.taskArguments(s.js, s.jsm, found.kv, names, found.record, id);
-    if (!a?.message) {
-      throw new Error(`task "${id}" (${phase}) cannot be retried: its message is no longer kept (the results bucket keeps status only; a Failed task's message stays in the dead-letter stream until its max age)${a ? `; its args are known (${a.source}): enqueue it again with celeriac enqueue ${found.record.task} --queue ${found.queue} --args '${JSON.stringify(a.args)}'` : ""}`);
+    let a = await r.taskArguments(s.js, s.jsm, found.kv, names, found.record, id);
+    if (!a?.message && phase !== "Failed") {
+      // a task revoked before a worker took it keeps its message queued (a delayed one until due)
+      const m = await r.findQueuedMessage(s.jsm, names, id);
+      if (m) a = { args: m.args, kwargs: m.kwargs as Record<string, unknown>, source: "queued-message", message: m };
     }
+    if (!a?.message) throw new Error(retryRefusal(found.record, found.queue, a));
     const newId = await r.retryTask(s.js, found.kv, names, a.message);
     const link: RetryLink = { v: 1, id: newId, retryOf: id, createdAt: new Date().toISOString() };
     if (format === "table") console.log(`task ${id} retried as ${newId}`);
-    else process.stdout.write(renderOne({ id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt }, format, () => ""));
+    else {
+      const out: TaskRetryOutput = { id: newId, retryOf: id, queue: found.queue, namespace: s.namespace, task: a.message.task, createdAt: link.createdAt, argsSource: a.source };
+      process.stdout.write(renderOne(out, format, () => ""));
+    }
   });
 }
 
@@ -517,5 +423,5 @@ export function register(program: Command): void {
       .description("revoke tasks: a queued one never runs, a running one has its signal aborted; both end Cancelled")
       .option("--terminate", "accepted for Celery compatibility: a running task's signal is always aborted (see docs/cli.md)"),
   ).action((ids: string[], f: CommonFlags & { terminate?: boolean }) => revoke(ids, f));
-  common(tasks.command("retry <id>").description("re-enqueue a Failed (dead-lettered) task with the same task, args and kwargs under a new id linked to the old one")).action((id: string, f: CommonFlags) => retry(id, f));
+  common(tasks.command("retry <id>").description("re-enqueue a Failed, Cancelled or Expired task with the same task, args and kwargs under a new id linked to the old one (needs its message: dead-lettered, or still queued)")).action((id: string, f: CommonFlags) => retry(id, f));
 }

@@ -14,7 +14,7 @@ function ownOnly(subject: string, ns: string, queues: string[]): boolean {
   return queues.some((q) => {
     const n = queueNames(ns, q);
     const tokens = subject.split(".");
-    const own = [n.stream, n.delayedStream, n.deadLetterStream, `KV_${n.resultsBucket}`, n.resultsBucket];
+    const own = [n.stream, n.delayedStream, n.deadLetterStream, `${n.stream}_HELD`, `KV_${n.resultsBucket}`, n.resultsBucket];
     return tokens.some((t) => own.includes(t)) || subject.startsWith(`celeriac.${ns}.${q}.`);
   });
 }
@@ -49,7 +49,7 @@ describe("when building NATS permissions", () => {
     }
   });
 
-  it("lets a producer publish and read but never pull or ack, for every listed queue", () => {
+  it("lets a producer publish and read but never pull a task, ack or delete, for every listed queue", () => {
     const p = producerPermissions("team-a", ["b", "a", "b"]);
     for (const s of p.pub.allow) assert.ok(ownOnly(s, "team-a", ["a", "b"]), s);
     for (const q of ["a", "b"]) {
@@ -59,7 +59,11 @@ describe("when building NATS permissions", () => {
       assert.ok(p.pub.allow.includes(`celeriac.team-a.${q}.held.*`), "a flow-controlled queue's due tasks go to its held stream");
       assert.ok(!p.pub.allow.includes(n.deadLetterSubject));
     }
-    assert.ok(!p.pub.allow.some((s) => /MSG\.NEXT|\$JS\.ACK|STREAM\.(CREATE|UPDATE|DELETE|PURGE|NAMES|LIST)/.test(s)));
+    assert.ok(!p.pub.allow.some((s) => /\$JS\.ACK|STREAM\.(CREATE|UPDATE|DELETE|PURGE|NAMES|LIST)|MSG\.DELETE/.test(s)));
+    // the one pull: its own ordered consumer on a results-bucket stream (celeriac tasks list); never a work, delayed, held or dead-letter stream
+    for (const s of p.pub.allow.filter((x) => x.includes("MSG.NEXT"))) assert.match(s, /^\$JS\.API\.CONSUMER\.MSG\.NEXT\.KV_CELERIAC_team-a_[ab]_RESULTS\.\*$/);
+    // dead letters are read by sequence (MSG.GET, DIRECT.GET), never through a consumer
+    assert.ok(!p.pub.allow.some((s) => /CONSUMER\.CREATE\.CELERIAC_/.test(s)));
     assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a.>"]);
     assert.equal(p.resp, undefined, "a producer answers no requests");
     for (const q of ["a", "b"]) assert.ok(p.pub.allow.includes(`celeriac.team-a.${q}.control.inspect`), "celeriac inspect on its own queues");

@@ -14,7 +14,9 @@ import addFormatsModule from "ajv-formats";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
-import { INSPECT_OUTPUT_SCHEMAS, WORKER_REGISTRY_PREFIX, type InspectActiveOutput, type InspectPingOutput, type InspectRegisteredOutput, type InspectScheduledOutput, type InspectStatsOutput } from "../../api/control.js";
+import { CLI_OUTPUT_SCHEMAS } from "../../api/cli-output.js";
+import type { INSPECT_OUTPUT_SCHEMAS} from "../../api/control.js";
+import { WORKER_REGISTRY_PREFIX, type InspectActiveOutput, type InspectPingOutput, type InspectRegisteredOutput, type InspectScheduledOutput, type InspectStatsOutput } from "../../api/control.js";
 import { queueNames } from "../../api/naming.js";
 import { connect, type CeleriacClient, type TaskHandle } from "../../client/index.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
@@ -32,7 +34,7 @@ const ajv = addFormats(new Ajv({ allErrors: true, strict: false }));
 /** Parses `-o json` output and validates it against the command's exported schema. */
 function validated<T>(command: keyof typeof INSPECT_OUTPUT_SCHEMAS, stdout: string): T {
   const v = JSON.parse(stdout) as T;
-  const check = ajv.compile(INSPECT_OUTPUT_SCHEMAS[command]);
+  const check = ajv.compile(CLI_OUTPUT_SCHEMAS[`inspect ${command}`]!); // the published (closed) schema
   assert.ok(check(v), `${command} -o json breaks its schema: ${ajv.errorsText(check.errors)}\n${stdout}`);
   return v;
 }

@@ -197,6 +197,34 @@ describe("celeriac tasks", () => {
     });
   });
 
+  describe("when a Cancelled or Expired task is retried", () => {
+    it("a revoked task whose message is still queued is retried from that message", async () => {
+      const h = await f.client.enqueue("math.add", [4, 5], {}, { taskId: "rc-1", countdownSeconds: 30 });
+      await h.revoke();
+      assert.equal((await h.status())?.phase, "Cancelled");
+      const r = await celeriac(["tasks", "retry", "rc-1", ...common, "-o", "json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { id: string; retryOf: string; argsSource: string };
+      assert.deepEqual([out.id, out.retryOf, out.argsSource], ["rc-1-retry-1", "rc-1", "queued-message"]);
+      assert.equal(await f.client.get(out.id).result({ timeoutMs: 10_000 }), 9);
+    });
+
+    it("a Cancelled or Expired task whose message is gone is refused, saying why and how to enqueue it again", async () => {
+      // rr-1 was revoked while running: the worker recorded it Cancelled and acked its message
+      assert.equal((await f.client.get("rr-1").status())?.phase, "Cancelled");
+      const c = await celeriac(["tasks", "retry", "rr-1", ...common]);
+      assert.equal(c.code, 1);
+      assert.equal(c.stdout, "");
+      assert.equal(c.stderr.trim(), `task "rr-1" (Cancelled) cannot be retried: its message is gone (a worker acks a Cancelled task's message when it records it) and the results bucket keeps the status, not the args; enqueue it again with its args: celeriac enqueue slow --queue ${f.queue} --namespace default --args '[…]' --kwargs '{…}'`);
+      // already past its expiry when a worker takes it: recorded Expired, message acked
+      const e = await f.client.enqueue("math.add", [1], {}, { taskId: "ex-1", expires: new Date(Date.now() - 1000) });
+      await waitFor("ex-1 Expired", async () => (await e.status())?.phase === "Expired");
+      const x = await celeriac(["tasks", "retry", "ex-1", ...common]);
+      assert.equal(x.code, 1);
+      assert.match(x.stderr, /^task "ex-1" \(Expired\) cannot be retried: its message is gone \(a worker acks an Expired task's message when it records it\).*celeriac enqueue math\.add --queue /);
+    });
+  });
+
   describe("when result --wait waits", () => {
     it("prints the result once the task finishes", async () => {
       const p = celeriac(["tasks", "result", "later-1", ...common, "--wait", "--timeout", "15"]);

@@ -17,9 +17,12 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -32,10 +35,12 @@ import { resolveRetryPolicy } from "../../api/policies.js";
 import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
 import { connect as connectClient, TaskFailedError, type CeleriacClient } from "../../client/index.js";
 import { connectNats, ensureQueueResources, isPermissionViolation, isStreamNotFound, mintUserCreds, natsSettingsFrom, OperatorCreatesResourcesError, queueSettings } from "../../nats/index.js";
-import { defineTask, Worker } from "../../worker/index.js";
+import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
 const silent = pino({ level: "silent" });
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
 
 /** Lines of the server log reporting a permission violation. */
 function violations(srv: NatsServer): string[] {
@@ -131,6 +136,90 @@ describe("when tenants connect with minted credentials to a nats-server in opera
         await worker.close();
         await client.close();
       }
+    });
+  });
+
+  describe("when the celeriac tasks and dlq commands run with team-a's minted producer credential", () => {
+    let q: string;
+    let names: QueueNames;
+    let creds: string;
+    let worker: Worker;
+    let client: CeleriacClient;
+    /** Runs the built CLI as a user with the producer creds file (CELERIAC_NATS_CREDS), stdin closed. */
+    const cli = async (...args: string[]) => {
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_")));
+      const p = run(process.execPath, [BIN, ...args, "--namespace", a.ns, "--nats", srv.url], { cwd: dir, env: { ...env, KUBECONFIG: "/nonexistent", CELERIAC_NATS_CREDS: creds } });
+      p.child.stdin?.end();
+      return p.then((r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+    };
+    before(async () => {
+      q = uniqueQueue("qcli");
+      names = await createQueue(a.ns, q);
+      creds = join(dir, `cli-producer-${q}.creds`);
+      writeFileSync(creds, (await mintUserCreds(srv.operator!.signer, { name: `cli-producer-${q}`, ttlSeconds: 600, permissions: producerPermissions(a.ns, [q]) })).creds, { mode: 0o600 });
+      const tasks = [
+        defineTask("echo", (args) => args),
+        defineTask("strict", (args) => {
+          if (args[0] !== "ok") throw new UnrecoverableError("bad argument");
+          return args;
+        }),
+      ];
+      worker = new Worker({ nc: await tenant(`cli-worker-${q}`, workerPermissions(a.ns, q)), tasks, queue: q, namespace: a.ns, concurrency: 4, logger: silent });
+      await worker.start();
+      client = await connectClient({ nc: await tenant(`cli-client-${q}`, producerPermissions(a.ns, [q])), queue: q, namespace: a.ns });
+      assert.deepEqual(await (await client.enqueue("echo", [1], {}, { taskId: "cli-ok" })).result({ timeoutMs: 10_000 }), [1]);
+      await assert.rejects((await client.enqueue("strict", ["bad"], {}, { taskId: "cli-dead" })).result({ timeoutMs: 10_000 }));
+      await waitFor("the dead letter", async () => (await adminJsm.streams.info(names.deadLetterStream)).state.messages === 1);
+      await client.enqueue("echo", ["later"], {}, { taskId: "cli-later", countdownSeconds: 60 });
+    });
+    after(async () => {
+      await worker?.close();
+      await client?.close();
+    });
+
+    it("tasks get and list, and dlq list, show and replay work, with no permission violation", async () => {
+      const before = violations(srv).length;
+      const ok = await cli("tasks", "get", "cli-ok", "--queue", q, "-o", "json");
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal((JSON.parse(ok.stdout) as { phase: string }).phase, "Succeeded");
+      const dead = await cli("tasks", "get", "cli-dead", "--queue", q, "-o", "json");
+      assert.equal(dead.code, 0, dead.stderr);
+      assert.deepEqual((JSON.parse(dead.stdout) as { args: unknown[]; argsSource: string }).args, ["bad"]);
+      assert.equal((JSON.parse(dead.stdout) as { argsSource: string }).argsSource, "dead-letter");
+      const later = await cli("tasks", "get", "cli-later", "--queue", q, "-o", "json");
+      assert.equal(later.code, 0, later.stderr);
+      assert.equal((JSON.parse(later.stdout) as { phase: string }).phase, "Queued");
+      const list = await cli("tasks", "list", "--queue", q, "-o", "json");
+      assert.equal(list.code, 0, list.stderr);
+      assert.deepEqual((JSON.parse(list.stdout) as { items: Array<{ id: string }> }).items.map((r) => r.id).sort(), ["cli-dead", "cli-ok"]);
+      const dls = await cli("dlq", "list", "--queue", q, "-o", "json");
+      assert.equal(dls.code, 0, dls.stderr);
+      const [d] = (JSON.parse(dls.stdout) as { items: Array<{ seq: number; id: string }> }).items;
+      assert.equal(d?.id, "cli-dead");
+      const show = await cli("dlq", "show", String(d.seq), "--queue", q, "-o", "json");
+      assert.equal(show.code, 0, show.stderr);
+      const replay = await cli("dlq", "replay", String(d.seq), "--queue", q, "--args", '["ok"]', "-o", "json");
+      assert.equal(replay.code, 0, replay.stderr);
+      assert.deepEqual((JSON.parse(replay.stdout) as { items: Array<{ outcome: string }> }).items.map((o) => o.outcome), ["Replayed"]);
+      assert.deepEqual(await client.get(`cli-dead-r${d.seq}`).result({ timeoutMs: 10_000 }), ["ok"]);
+      assert.deepEqual(violations(srv).slice(before), []);
+    });
+
+    it("what the credential may not do fails naming the credential needed", async () => {
+      const noQueue = await cli("tasks", "list");
+      assert.equal(noQueue.code, 1);
+      assert.match(noQueue.stderr, /--queue \(or CELERIAC_QUEUE\) is required with this NATS credential: this NATS credential may not list the account's streams/);
+      await assert.rejects((await client.enqueue("strict", ["bad"], {}, { taskId: "cli-dead-2" })).result({ timeoutMs: 10_000 }));
+      const d = await waitFor("cli-dead-2's dead letter", async () => (JSON.parse((await cli("dlq", "list", "--queue", q, "-o", "json")).stdout) as { items: Array<{ seq: number; id: string }> }).items.find((x) => x.id === "cli-dead-2"));
+      const purge = await cli("dlq", "purge", String(d.seq), "--queue", q, "--yes");
+      assert.equal(purge.code, 1);
+      assert.match(purge.stderr, /nothing deleted: this NATS credential may not delete dead letters of CELERIAC_team-a_\S+_DLQ \(STREAM.MSG.DELETE, STREAM.PURGE\)/);
+      const remove = await cli("dlq", "replay", String(d.seq), "--queue", q, "--remove", "-o", "json");
+      assert.equal(remove.code, 1);
+      assert.match(remove.stderr, /1 dead letter was replayed but not removed: replayed, not removed: this NATS credential may not delete dead letters .*unrestricted credential/);
+      assert.equal((JSON.parse(remove.stdout) as { items: Array<{ removed: boolean }> }).items[0]?.removed, false);
+      // the dead letter is kept
+      assert.equal((await cli("dlq", "show", String(d.seq), "--queue", q)).code, 0);
     });
   });
 
