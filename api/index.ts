@@ -26,3 +26,4 @@ export * from "./canvas.js";
 export * from "./workflow.js";
 export * from "./workflow-check.js";
 export * from "./durations.js";
+export * from "./tracing.js";
