@@ -204,10 +204,12 @@ export function startResultSpan(parent: Context, msg: Pick<TaskMessage, "id" | "
 
 /**
  * Log fields tying a log line to a span (`trace_id`, `span_id`, `trace_flags`: the names of
- * OpenTelemetry's pino instrumentation), or `{}` when the span is not recording (no SDK).
+ * OpenTelemetry's pino instrumentation), ended or not; `{}` when it has no valid context (no SDK and
+ * no trace context in the message). With no SDK, a span made under a remote parent carries that
+ * parent's ids: the line still names the producer's trace.
  */
 export function traceLogFields(span: Span | undefined): { trace_id?: string; span_id?: string; trace_flags?: string } {
-  if (!span || !span.isRecording()) return {};
-  const sc = span.spanContext();
+  const sc = span?.spanContext();
+  if (!sc || !isSpanContextValid(sc)) return {};
   return { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: `0${(sc.traceFlags & 0xff).toString(16)}`.slice(-2) };
 }

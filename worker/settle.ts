@@ -309,7 +309,8 @@ export class Settler {
   #report(e: Ending, detail: string): void {
     const { metrics, log } = this.#o;
     const { outcome: o, task } = e;
-    const fields = { taskId: e.identity?.id, task, attempt: e.attempts, ...(e.executeContext ? traceLogFields(trace.getSpan(e.executeContext)) : {}) };
+    const traceFields = e.executeContext ? traceLogFields(trace.getSpan(e.executeContext)) : {};
+    const fields = { taskId: e.identity?.id, task, attempt: e.attempts, ...traceFields };
     if (e.seconds !== undefined) metrics.observe(task, e.seconds);
     switch (o.action) {
       case "succeed":
@@ -334,7 +335,7 @@ export class Settler {
       case "deadLetter":
         // one outcome per delivery: a handler's final failure is `failed`, a message refused at admission `dead_lettered`
         metrics.count(task, e.startTime !== undefined ? "failed" : "dead_lettered");
-        log.warn({ taskId: e.identity?.id, reason: o.reason, detail, attempts: e.attempts }, "Dead-lettered task");
+        log.warn({ taskId: e.identity?.id, reason: o.reason, detail, attempts: e.attempts, ...traceFields }, "Dead-lettered task");
         break;
     }
   }

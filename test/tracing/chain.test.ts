@@ -144,6 +144,10 @@ describe("when tracing is on (an SDK registered in-process)", () => {
     assert.deepEqual({ outcome: result.attributes[A.outcome], phase: result.attributes[A.phase] }, { outcome: "failed", phase: "Failed" });
     // no caller span: the enqueue span is the trace's root
     assert.equal(parent(one(SPAN_NAMES.enqueue, h.id)), undefined);
+    // the worker's own line about it carries the execute span's ids
+    const line = logs.find((l) => l.taskId === h.id && l.msg === "Dead-lettered task");
+    assert.equal(line?.trace_id, execute.spanContext().traceId);
+    assert.equal(line?.span_id, execute.spanContext().spanId);
   });
 
   it("records each attempt of a retried task as an execute span under the one enqueue span", async () => {
