@@ -48,6 +48,14 @@ export const ANNOTATIONS = {
    * (new task ids, `_g<n>`), the succeeded ones keep their results (Argo's `retry`).
    */
   retry: "celeriac.io/retry",
+  /**
+   * On a Task or a Workflow: a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) to parent the
+   * operator's `celeriac.enqueue` spans of it (docs/tracing.md). Without it, a Task's enqueue span
+   * starts a trace and a Workflow's steps share the trace derived from its uid (`workflowTraceContext`).
+   */
+  traceparent: "celeriac.io/traceparent",
+  /** With `traceparent`: the W3C `tracestate` that goes with it (optional). */
+  tracestate: "celeriac.io/tracestate",
   /** ReplicaSet victim selection hint, kept equal to a worker's in-flight count (Kubernetes docs: pod-deletion-cost). */
   podDeletionCost: "controller.kubernetes.io/pod-deletion-cost",
 } as const;

@@ -27,3 +27,4 @@ export * from "./workflow.js";
 export * from "./workflow-check.js";
 export * from "./durations.js";
 export * from "./control.js";
+export * from "./tracing.js";

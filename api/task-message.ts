@@ -12,6 +12,7 @@ import { TASK_ID_PATTERN } from "./naming.js";
 import type { Task } from "./objects.js";
 import { MAX_TIMEOUT_SECONDS, resolveRetryPolicy, retryProblem, type RetryPolicySpec } from "./policies.js";
 import type { QueueSpec } from "./queue.js";
+import { annotationTraceContext } from "./tracing.js";
 
 /** What a task message is built from. Times are Dates or RFC 3339 strings; durations are seconds. */
 export interface NewTaskMessageInput {
@@ -42,8 +43,10 @@ export interface NewTaskMessageInput {
   retry?: RetryPolicySpec;
   /** The Queue's spec when known (its timeoutSeconds and retry are the task's defaults). */
   queueSpec?: Pick<QueueSpec, "timeoutSeconds" | "retry">;
-  /** W3C traceparent to propagate. */
+  /** W3C traceparent to propagate: the parent of the task's `celeriac.enqueue` span (docs/tracing.md). */
   traceparent?: string;
+  /** W3C tracestate that goes with `traceparent`. */
+  tracestate?: string;
   /**
    * Flow control of the task on a flow-controlled queue (priority level, concurrency key), as
    * resolved by `messageFlow` (api/flow.ts); absent on other queues.
@@ -182,7 +185,7 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
     ...(expires ? { expires } : {}),
     timeoutSeconds: input.timeoutSeconds ?? input.queueSpec?.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
     retry: resolveRetryPolicy(input.retry, input.queueSpec?.retry),
-    ...(input.traceparent ? { trace: { traceparent: input.traceparent } } : {}),
+    ...(input.traceparent ? { trace: { traceparent: input.traceparent, ...(input.tracestate ? { tracestate: input.tracestate } : {}) } } : {}),
     ...(input.flow ? { flow: input.flow } : {}),
     ...(input.unique ? { unique: { key: input.unique.key, policy: input.unique.policy } } : {}),
     createdAt: now.toISOString(),
@@ -194,7 +197,8 @@ export function newTaskMessage(input: NewTaskMessageInput, now: Date): TaskMessa
  * duplicate by Nats-Msg-Id), origin = the Task, timing and overrides from its spec; and, when the
  * Queue is flow-controlled, `flow` = `messageFlow` of the Queue spec and the Task's
  * `spec.priority` / `spec.concurrencyKey` (absent otherwise); `unique` = `spec.unique` with its
- * policy resolved (default Reject). Pure.
+ * policy resolved (default Reject); `traceparent` / `tracestate` from its `celeriac.io/traceparent` /
+ * `celeriac.io/tracestate` annotations, when valid (the parent of the operator's enqueue span). Pure.
  * @param task the Task as read from the API server (spec defaults applied)
  * @param queueSpec the Queue's spec, or undefined when unknown (then no `flow` is resolved and the
  *   Task's flow fields are not checked)
@@ -207,6 +211,7 @@ export function taskMessageInput(task: Task, queueSpec?: NewTaskMessageInput["qu
   const { name, namespace, uid } = task.metadata;
   if (!namespace || !uid) throw new Error(`build task message for Task ${name}: metadata.namespace and metadata.uid are required`);
   const s = task.spec;
+  const trace = annotationTraceContext(task.metadata.annotations);
   let flow: MessageFlow | undefined;
   if (queueSpec) {
     try {
@@ -234,5 +239,6 @@ export function taskMessageInput(task: Task, queueSpec?: NewTaskMessageInput["qu
     ...(queueSpec ? { queueSpec } : {}),
     ...(flow ? { flow } : {}),
     ...(s.unique ? { unique: { key: s.unique.key, policy: s.unique.policy ?? "Reject" } } : {}),
+    ...(trace ? { traceparent: trace.traceparent, ...(trace.tracestate ? { tracestate: trace.tracestate } : {}) } : {}),
   };
 }

@@ -84,8 +84,13 @@ export interface EnqueueOptions {
    * (3 attempts, 1 s ×2, cap 600 s, jitter).
    */
   retry?: RetryPolicySpec;
-  /** W3C traceparent to propagate. */
+  /**
+   * W3C traceparent: the parent of the task's `celeriac.enqueue` span instead of the active context
+   * (docs/tracing.md); carried in the envelope even when no OpenTelemetry SDK is registered.
+   */
   traceparent?: string;
+  /** W3C tracestate that goes with `traceparent`. */
+  tracestate?: string;
   /**
    * Priority level on a flow-controlled Queue: an integer 0 … `spec.priorities.levels` - 1, higher
    * starts first. Default: the task definition's `priority` (when enqueued through one), else the
@@ -221,7 +226,7 @@ export function buildTaskMessage(
       namespace: o.namespace,
       origin: { kind: "Client" },
       ...taskTimingFields(o),
-      ...(o.traceparent ? { traceparent: o.traceparent } : {}),
+      ...(o.traceparent ? { traceparent: o.traceparent, ...(o.tracestate ? { tracestate: o.tracestate } : {}) } : {}),
       ...(o.queueSpec ? { queueSpec: o.queueSpec } : {}),
       ...(resolved.flow ? { flow: resolved.flow } : {}),
       ...(resolved.unique ? { unique: resolved.unique } : {}),

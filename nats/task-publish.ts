@@ -10,6 +10,7 @@ import { heldSubject } from "../api/flow.js";
 import { HEADERS, MESSAGE_VERSION, REVOKED_BEFORE_START, taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
 import { REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
 import { PipelinedPublisher, PublishInterruptedError } from "./pipelined-publisher.js";
+import { endSpan, startEnqueueSpan } from "../tracing/spans.js";
 
 /** Options of `publishTaskMessage`. */
 export interface PublishOptions {
@@ -62,17 +63,31 @@ export function subjectFor(names: QueueNames, msg: TaskMessage, nowMs: number): 
  * an ack is awaited: nats.js drops what it had not sent when the connection dropped). Publishes go
  * through the connection's `PipelinedPublisher` (one reply subscription and one timeout sweep for
  * all; concurrent calls share socket writes). A repeat within the stream's duplicate window is dropped by
- * JetStream, so retrying (or publishing the same task again) never runs it twice.
+ * JetStream, so retrying (or publishing the same task again) never runs it twice. Traced as
+ * `celeriac.enqueue` (tracing/spans.ts), whose context the published envelope's `trace` carries.
  * @throws Error "publish task <id> to <subject>: …" when JetStream did not confirm in time
  */
 export async function publishTaskMessage(js: JetStreamClient, names: QueueNames, msg: TaskMessage, opts: PublishOptions = {}): Promise<void> {
   const now = opts.now ?? Date.now;
+  const subject = subjectFor(names, msg, now());
+  // the span's context goes into the envelope (and the traceparent header) before it is encoded
+  const { span, message } = startEnqueueSpan(msg, subject);
+  try {
+    await publishEncoded(js, message, subject, now, opts);
+  } catch (err) {
+    endSpan(span, err);
+    throw err;
+  }
+  endSpan(span);
+}
+
+/** The publish loop of `publishTaskMessage`, for a message whose trace context is final. */
+async function publishEncoded(js: JetStreamClient, msg: TaskMessage, subject: string, now: () => number, opts: PublishOptions): Promise<void> {
   const h = natsHeaders();
   h.set(HEADERS.task, msg.task);
   h.set(HEADERS.version, String(MESSAGE_VERSION));
   if (msg.trace) h.set(HEADERS.traceparent, msg.trace.traceparent);
   const data = encoder.encode(JSON.stringify(msg));
-  const subject = subjectFor(names, msg, now());
   const limit = opts.timeoutMs ?? 30_000;
   const end = now() + limit;
   const pub = publisherOf(js);

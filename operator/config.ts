@@ -72,6 +72,12 @@ export interface OperatorConfig {
   /** Default worker image for Queues that name none (`CELERIAC_WORKER_IMAGE`). */
   readonly workerImage: string;
   /**
+   * OpenTelemetry variables for worker pods: each `CELERIAC_WORKER_OTEL_<X>` of the operator's
+   * environment becomes `OTEL_<X>` on every worker container that does not set it in its own env
+   * (the chart's `tracing.otlpEndpoint`; docs/tracing.md).
+   */
+  readonly workerOtelEnv: Readonly<Record<string, string>>;
+  /**
    * Namespaces to watch (`--watch-namespaces a,b`, `CELERIAC_WATCH_NAMESPACES`); empty = all. Each
    * resource type still gets one cache and one controller, fanning out list+watch per namespace.
    */
@@ -216,6 +222,7 @@ export function operatorConfigFrom(flags: OperatorFlags, env: NodeJS.ProcessEnv 
     }),
     natsMonitoringEndpoint: env.CELERIAC_NATS_MONITORING_ENDPOINT ?? "nats:8222",
     workerImage: env.CELERIAC_WORKER_IMAGE ?? "ghcr.io/celeriac/worker:0.1.0",
+    workerOtelEnv: Object.freeze(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("CELERIAC_WORKER_OTEL_") && v).map(([k, v]) => [k.slice("CELERIAC_WORKER_".length), v!]))),
     watchNamespaces: Object.freeze(ns.split(",").map((s) => s.trim()).filter(Boolean)),
     leaderElect: flags.leaderElect ?? env.CELERIAC_LEADER_ELECT === "true",
     leaseNamespace: env.CELERIAC_LEASE_NAMESPACE ?? env.POD_NAMESPACE ?? "default",

@@ -163,6 +163,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     log,
     workerNats: config.workerNats,
     workerImage: config.workerImage,
+    workerDefaultEnv: config.workerOtelEnv,
     natsMonitoringEndpoint: config.natsMonitoringEndpoint,
     ...(credentials ? { credentials } : {}),
     // Half the resync period: every resync re-applies each Queue's NATS resources and worker RBAC.

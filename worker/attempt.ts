@@ -12,8 +12,11 @@ import { CancelledError, ResultTooLargeError, RetryError, TimeoutError, Unrecove
 import { classifyOutcome, describeError } from "./outcome.js";
 import type { Admitted } from "./admission.js";
 import type { InFlight } from "./consumer.js";
-import type { Ending, Settler } from "./settle.js";
+import { settlementOutcome, type Ending, type Settler } from "./settle.js";
 import { DEFAULT_PROGRESS_INTERVAL_MS, progressReport, ProgressReporter, type ProgressClock } from "./progress.js";
+import { context } from "@opentelemetry/api";
+import { SPAN_ATTRIBUTES } from "../api/tracing.js";
+import { endExecuteSpan, endSpan, startAttemptSpans, traceLogFields } from "../tracing/spans.js";
 
 /**
  * The abort side of one attempt. The AbortController behind `signal` is created only when the
@@ -129,9 +132,18 @@ export class Attempts {
   async run(m: JsMsg, f: InFlight, a: Admitted): Promise<Ending | undefined> {
     const { message: msg, def, policy, attempt, trace } = a;
     const startTime = new Date().toISOString();
+    // celeriac.queue_wait (first attempt) and celeriac.execute, children of the envelope's trace context
+    const spans = startAttemptSpans(msg, { subject: m.subject, consumer: m.info?.consumer, attempt, startMs: Date.parse(startTime) });
     // an alone attempt (its previous delivery was lost with its worker) records Running before the
     // handler starts: if the process dies now, the next delivery knows the task ran alone (attribution.ts)
-    if (a.alone) await this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime, trace);
+    if (a.alone) {
+      try {
+        await this.#o.settler.writeRunning(msg, attempt, msg.createdAt, startTime, trace);
+      } catch (err) {
+        endSpan(spans.span, err);
+        throw err;
+      }
+    }
     const timeoutMs = (def.options.timeoutSeconds ?? msg.timeoutSeconds) * 1000;
     const timers: NodeJS.Timeout[] = [];
     // the attempt is over when the handler settles, or `abortGraceSeconds` after it was aborted
@@ -142,7 +154,7 @@ export class Attempts {
     const entry: Running = { id: msg.id, msg: m, ac, abandoned: false, task: msg.task, attempt, startedAt: startTime, progress: () => undefined };
     this.#running.set(msg.id, entry);
     let childLog: Logger | undefined;
-    const log = (): Logger => (childLog ??= this.#o.log.child({ taskId: msg.id, task: msg.task, attempt }));
+    const log = (): Logger => (childLog ??= this.#o.log.child({ taskId: msg.id, task: msg.task, attempt, ...traceLogFields(spans.span) }));
     let runningWrite: Promise<void> | undefined;
     const now = Date.now();
     if (!a.alone) {
@@ -219,7 +231,8 @@ export class Attempts {
     let result: unknown;
     let error: unknown;
     try {
-      result = await Promise.race([Promise.resolve().then(call), abandoned]);
+      // the handler runs in the execute span's context: its own spans are the execute span's children
+      result = await Promise.race([context.with(spans.context, () => Promise.resolve().then(call)), abandoned]);
       if (ac.aborted) error = ac.reason;
     } catch (err) {
       error = ac.aborted ? ac.reason : err;
@@ -231,8 +244,10 @@ export class Attempts {
     const progressDone = reporter?.close();
     f.onDeadline = undefined;
     if (this.#running.get(msg.id) === entry) this.#running.delete(msg.id);
-    if (entry.abandoned) return undefined; // forced shutdown already handed it back
-    if (error instanceof WorkerShutdownError) return undefined;
+    if (entry.abandoned || error instanceof WorkerShutdownError) {
+      endExecuteSpan(spans.span, "shutdown", error);
+      return undefined; // forced shutdown already handed it back, or the handler gave up for it
+    }
     let encoded: unknown = null;
     if (error === undefined) {
       try {
@@ -253,7 +268,8 @@ export class Attempts {
     if (runningWrite) await runningWrite;
     if (progressDone) await progressDone;
     const last = reporter?.latest;
-    const ending: Ending = { outcome, identity: msg, message: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, ...(msg.unique ? { unique: msg.unique } : {}), ...(last ? { progress: last } : {}) };
+    const ending: Ending = { outcome, identity: msg, message: msg, task: msg.task, attempts: attempt, queuedTime: msg.createdAt, startTime, seconds, cause: error, trace, executeContext: spans.context, ...(msg.unique ? { unique: msg.unique } : {}), ...(last ? { progress: last } : {}) };
+    endExecuteSpan(spans.span, settlementOutcome(ending), error, outcome.action === "retry" ? { [SPAN_ATTRIBUTES.retryDelayMs]: outcome.delayMs } : outcome.action === "deadLetter" ? { [SPAN_ATTRIBUTES.deadLetterReason]: outcome.reason } : {});
     return outcome.action === "succeed" ? { ...ending, result: encoded } : { ...ending, error: describeError(error) };
   }
 

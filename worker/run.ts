@@ -16,6 +16,7 @@ import { serveWorkerHttp } from "./http.js";
 import { createWorkerMetrics } from "./metrics.js";
 import type { StatusSink } from "./status-sink.js";
 import { Worker } from "./worker.js";
+import { setupTracing } from "../tracing/setup.js";
 
 /**
  * Imports a tasks module by path (relative to the cwd) or package specifier.
@@ -79,6 +80,8 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
   const log = pino({ level: config.logLevel, base: { component: "worker" } });
   const kubeLoading = kubeSinks(config, log); // loads in parallel with the tasks module and NATS
   const tasks = await loadTasksModule(config.tasks);
+  // after the tasks module: one that registers its own OpenTelemetry SDK keeps it
+  const tracing = await setupTracing({ serviceName: "celeriac-worker", resourceAttributes: { "service.instance.id": config.workerName }, log });
   const nc = await connectNats(config.nats);
   const metrics = createWorkerMetrics(true);
   const kube = await kubeLoading;
@@ -127,6 +130,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     ["worker", () => worker.close()],
     ["nats", async () => void (await nc.drain())],
     ["http", () => http.close()],
+    ["tracing", () => tracing.shutdown()],
   ];
   for (const [name, step] of steps) {
     try {

@@ -32,6 +32,9 @@ import { backoffDelay, STATUS_WRITE_BACKOFF, type Outcome } from "./outcome.js";
 import type { ResolvedRetryPolicy } from "../api/policies.js";
 import type { StatusSink } from "./status-sink.js";
 import type { DeliveryTrace, TracedRecord } from "./attribution.js";
+import { context, ROOT_CONTEXT, trace, type Context } from "@opentelemetry/api";
+import { SPAN_ATTRIBUTES, type SpanOutcome } from "../api/tracing.js";
+import { endSpan, extractContext, startResultSpan, traceLogFields } from "../tracing/spans.js";
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -72,6 +75,12 @@ export interface Ending {
   readonly message?: TaskMessage;
   /** The attempt's last `ctx.progress` report, kept in the record (`status.progress`). */
   readonly progress?: TaskProgress;
+  /**
+   * The OpenTelemetry context of the attempt's `celeriac.execute` span (set when the handler ran):
+   * the settlement's `celeriac.result` span is its child, and a canvas continuation runs in it, so
+   * the next step's enqueue span is the execute span's child.
+   */
+  readonly executeContext?: Context;
 }
 
 /** A redelivered message whose final record already exists: only its ack was lost. */
@@ -226,6 +235,31 @@ export class Settler {
    */
   async settle(m: JsMsg, s: Settlement): Promise<void> {
     const e = "replay" in s ? undefined : s;
+    // celeriac.result: a child of the execute span, else (no handler ran) of the message's trace context
+    const parent = e?.executeContext ?? extractContext(s.message?.trace);
+    const label = settlementOutcome(s);
+    const span = startResultSpan(parent, s.message, {
+      [SPAN_ATTRIBUTES.outcome]: label,
+      ...(e ? { [SPAN_ATTRIBUTES.attempt]: e.attempts } : {}),
+      ...(e?.outcome.action === "deadLetter" ? { [SPAN_ATTRIBUTES.deadLetterReason]: e.outcome.reason } : {}),
+    });
+    try {
+      await this.#settle(m, s, parent);
+    } catch (err) {
+      endSpan(span, err);
+      throw err;
+    }
+    if (span.isRecording()) {
+      const phase = "replay" in s ? s.replay.status.phase : e && endingPhase(e);
+      if (phase) span.setAttribute(SPAN_ATTRIBUTES.phase, phase);
+    }
+    // a message refused before any handler ran (unknown task, invalid, too many attempts) has no execute span to show it
+    endSpan(span, e?.outcome.action === "deadLetter" && e.startTime === undefined ? new Error(e.detail ?? (e.error ? `${e.error.type}: ${e.error.message}` : e.outcome.reason)) : undefined);
+  }
+
+  /** `settle` without its span; `traceContext` is the context a canvas continuation runs in. */
+  async #settle(m: JsMsg, s: Settlement, traceContext: Context): Promise<void> {
+    const e = "replay" in s ? undefined : s;
     const now = new Date();
     const record = "replay" in s ? s.replay : s.identity && traced(taskRecord(s.identity, endingStatus(s, this.#o.workerName, now), now), s.trace);
     const detail = e?.detail ?? (e?.error ? `${e.error.type}: ${e.error.message}` : "");
@@ -234,7 +268,7 @@ export class Settler {
     if (record) await this.write(record);
     const final = o?.action !== "retry" && o?.action !== "wait";
     if (s.unique && final) await this.#release("replay" in s ? s.replay.id : s.identity?.id, s.unique);
-    const continued = final && record && s.message?.canvas ? await this.#continueCanvas(s.message, record, "replay" in s) : true;
+    const continued = final && record && s.message?.canvas ? await this.#continueCanvas(s.message, record, "replay" in s, traceContext) : true;
     if (!continued) m.nak(backoffDelay(m.info?.deliveryCount ?? 1, CANVAS_CONTINUE_BACKOFF));
     else if (o?.action === "retry" || o?.action === "wait") m.nak(o.delayMs);
     else if (o?.action === "deadLetter") m.term();
@@ -246,10 +280,12 @@ export class Settler {
   }
 
   /** Runs `afterFinal` for a canvas task's final record; false (logged) when it threw. Never throws. */
-  async #continueCanvas(msg: TaskMessage, record: TaskRecord, replay: boolean): Promise<boolean> {
-    if (!this.#o.afterFinal) return true;
+  async #continueCanvas(msg: TaskMessage, record: TaskRecord, replay: boolean, traceContext: Context): Promise<boolean> {
+    const afterFinal = this.#o.afterFinal;
+    if (!afterFinal) return true;
     try {
-      await this.#o.afterFinal(msg, record, { replay });
+      // in the attempt's context: the next steps' enqueue spans are its children (one trace per canvas)
+      await (traceContext === ROOT_CONTEXT ? afterFinal(msg, record, { replay }) : context.with(traceContext, () => afterFinal(msg, record, { replay })));
       return true;
     } catch (err) {
       this.#o.log.warn({ err, taskId: msg.id, canvas: msg.canvas?.root }, "Canvas continuation failed; naked for a replay");
@@ -273,7 +309,8 @@ export class Settler {
   #report(e: Ending, detail: string): void {
     const { metrics, log } = this.#o;
     const { outcome: o, task } = e;
-    const fields = { taskId: e.identity?.id, task, attempt: e.attempts };
+    const traceFields = e.executeContext ? traceLogFields(trace.getSpan(e.executeContext)) : {};
+    const fields = { taskId: e.identity?.id, task, attempt: e.attempts, ...traceFields };
     if (e.seconds !== undefined) metrics.observe(task, e.seconds);
     if (e.attempts === 1 && e.startTime !== undefined && e.message) {
       const wait = queueWaitSeconds(e.message, e.startTime);
@@ -302,7 +339,7 @@ export class Settler {
       case "deadLetter":
         // one outcome per delivery: a handler's final failure is `failed`, a message refused at admission `dead_lettered`
         metrics.count(task, e.startTime !== undefined ? "failed" : "dead_lettered");
-        log.warn({ taskId: e.identity?.id, reason: o.reason, detail, attempts: e.attempts }, "Dead-lettered task");
+        log.warn({ taskId: e.identity?.id, reason: o.reason, detail, attempts: e.attempts, ...traceFields }, "Dead-lettered task");
         break;
     }
   }
@@ -318,5 +355,34 @@ export class Settler {
     h.set(HEADERS.deadStream, names.stream);
     h.set(HEADERS.task, e.task);
     await this.#o.js.publish(names.deadLetterSubject, m.data, { headers: h, msgID: `dlq-${names.stream}-${m.seq}` });
+  }
+}
+
+/** The phase an ending records (`endingStatus`'s `phase`, without building the status). Pure. */
+function endingPhase(e: Ending): string {
+  const o = e.outcome;
+  return o.action === "retry" ? "Retrying" : o.action === "deadLetter" ? "Failed" : o.phase;
+}
+
+/**
+ * The `celeriac.task.outcome` of a settlement: the metric's outcome label (a dead letter refused
+ * before the handler ran is `dead_lettered`, a handler's final failure `failed`), `waiting` for a
+ * unique task naked until its key is free, `replayed` for a redelivered final record. Pure.
+ */
+export function settlementOutcome(s: Settlement): SpanOutcome {
+  if ("replay" in s) return "replayed";
+  switch (s.outcome.action) {
+    case "succeed":
+      return "succeeded";
+    case "cancel":
+      return "cancelled";
+    case "expire":
+      return "expired";
+    case "retry":
+      return s.cause instanceof TimeoutError ? "timed_out" : "retried";
+    case "deadLetter":
+      return s.startTime !== undefined ? "failed" : "dead_lettered";
+    case "wait":
+      return "waiting";
   }
 }

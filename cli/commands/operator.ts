@@ -24,12 +24,15 @@ export function register(program: Command): void {
       const { operatorConfigFrom } = await import("../../operator/config.js");
       const { startOperator } = await import("../../operator/main.js");
       const config = operatorConfigFrom(flags);
+      // OTLP export of the operator's spans (Task and Workflow enqueues) when OTEL_* asks for it (docs/tracing.md)
+      const { setupTracing } = await import("../../tracing/setup.js");
+      const tracing = await setupTracing({ serviceName: "celeriac-operator", resourceAttributes: { "service.instance.id": config.identity }, log });
       const op = await startOperator(config, log, () => process.exit(1));
       let signals = 0;
       const onSignal = (sig: string) => {
         if (++signals > 1) process.exit(1);
         log.info({ signal: sig }, "Shutting down");
-        void op.stop().then(() => process.exit(0));
+        void op.stop().then(() => tracing.shutdown()).then(() => process.exit(0));
       };
       process.on("SIGTERM", () => onSignal("SIGTERM"));
       process.on("SIGINT", () => onSignal("SIGINT"));

@@ -60,6 +60,11 @@ export interface WorkerDeploymentOptions {
   /** Image used when neither `spec.worker.image` nor the template's first container names one. */
   workerImage?: string;
   /**
+   * Environment appended for every name the worker container's own env (template or
+   * `spec.worker.env`) does not set: the operator-wide OTEL_* export settings (docs/tracing.md).
+   */
+  defaultEnv?: Readonly<Record<string, string>>;
+  /**
    * `spec.replicas` to render. Omit (undefined) to leave the field out, e.g. in KEDA mode where the
    * HPA owns it, or when replicas are changed only through the scale subresource.
    */
@@ -271,7 +276,8 @@ function workerContainer(queue: Queue, opts: WorkerDeploymentOptions, user: V1Co
     seen.add(e.name);
     userEnv.push(structuredClone(e));
   }
-  c.env = [...ours, ...userEnv];
+  const defaults = Object.entries(opts.defaultEnv ?? {}).filter(([name]) => !reserved.has(name) && !seen.has(name)).map(([name, value]) => ({ name, value }));
+  c.env = [...ours, ...userEnv, ...defaults];
   const envFrom = [...(c.envFrom ?? []), ...((structuredClone(w.envFrom ?? []) as V1EnvFromSource[]))];
   if (envFrom.length > 0) c.envFrom = envFrom;
   else delete c.envFrom;

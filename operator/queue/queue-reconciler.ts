@@ -75,6 +75,8 @@ export interface QueueReconcilerDeps {
   log: Logger;
   workerNats: WorkerNatsOptions;
   workerImage?: string;
+  /** Environment every worker container gets unless its own env sets the name (the OTEL_* export settings). */
+  workerDefaultEnv?: Readonly<Record<string, string>>;
   /** NATS monitoring endpoint (host:port) for KEDA mode. */
   natsMonitoringEndpoint?: string;
   /**
@@ -321,6 +323,7 @@ export class QueueReconciler {
           ? { ...this.#d.workerNats, credsSecret: { name: workerCredsSecretName(ref.name), key: NATS_CREDS_SECRET_KEY } }
           : this.#d.workerNats,
         ...(this.#d.workerImage ? { workerImage: this.#d.workerImage } : {}),
+        ...(this.#d.workerDefaultEnv && Object.keys(this.#d.workerDefaultEnv).length > 0 ? { defaultEnv: this.#d.workerDefaultEnv } : {}),
         ...(live ? {} : { replicas: initialReplicas(policy, q.spec.suspend === true, now.getTime()) }),
       });
     } catch (err) {

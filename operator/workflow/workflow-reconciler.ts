@@ -25,6 +25,7 @@ import { taskRecord, type TaskMessage, type TaskRecord } from "../../api/message
 import type { KwargsRef } from "../../api/canvas.js";
 import { CELERIAC_TYPES, type Queue, type Task, type Workflow } from "../../api/objects.js";
 import { InvalidTaskMessageError, newTaskMessage, taskMessageInput } from "../../api/task-message.js";
+import { workflowTraceContext } from "../../api/tracing.js";
 import { kvPut } from "../../nats/kv-put.js";
 import { MAX_FOR_EACH_ITEMS, MAX_WORKFLOW_INLINE_RESULT_BYTES, workflowResultKey, type WorkflowStatus, type WorkflowStepEvent } from "../../api/workflow.js";
 import {
@@ -403,7 +404,9 @@ export class WorkflowReconciler implements ObjectReconciler {
     const input = taskMessageInput(asTask, queue?.spec);
     const msg = newTaskMessage({ ...input, origin: { kind: "Workflow", namespace: ns, name: wf.metadata.name, uid: wf.metadata.uid ?? "" } }, now);
     const refs = Object.keys(kwargsRefs).length > 0 ? { kwargsRefs } : {};
-    return { ...msg, canvas: { root: wf.metadata.uid ?? "", home: t.queue, step: t.index, workflow: { name: wf.metadata.name, uid: wf.metadata.uid ?? "" }, ...refs } };
+    // every step's enqueue span joins the Workflow's trace (its traceparent annotation, else derived from its uid)
+    const trace = workflowTraceContext(wf);
+    return { ...msg, ...(trace ? { trace } : {}), canvas: { root: wf.metadata.uid ?? "", home: t.queue, step: t.index, workflow: { name: wf.metadata.name, uid: wf.metadata.uid ?? "" }, ...refs } };
   }
 
   /** Records task `t` Failed without publishing it (its message cannot be built, or an input is gone). */

@@ -163,16 +163,38 @@ describe("when the chart is linted and rendered", { skip }, () => {
       const d = operatorOf(objs(set));
       const env: NodeJS.ProcessEnv = {};
       for (const [name, e] of envOf(d)) {
-        if (name.startsWith("CELERIAC_")) assert.ok(sources.includes(`env.${name}`), `${set}: the operator never reads ${name}`);
+        // CELERIAC_WORKER_OTEL_<X> are read by prefix (passed to workers as OTEL_<X>)
+        if (name.startsWith("CELERIAC_WORKER_OTEL_")) assert.ok(sources.includes(`"CELERIAC_WORKER_OTEL_"`), `${set}: the operator never reads ${name}`);
+        else if (name.startsWith("CELERIAC_")) assert.ok(sources.includes(`env.${name}`), `${set}: the operator never reads ${name}`);
         env[name] = e.value ?? `from-${name.toLowerCase()}`;
       }
       const config = operatorConfigFrom({ leaderElect: d.spec?.template.spec?.containers[0]?.args?.includes("--leader-elect") ?? false }, env);
       assert.equal(config.leaderElect, true);
       assert.equal(config.port, 8080);
-      const workers = desiredWorkerDeployment(queueWith({}), { nats: config.workerNats, workerImage: config.workerImage });
+      const workers = desiredWorkerDeployment(queueWith({}), { nats: config.workerNats, workerImage: config.workerImage, defaultEnv: config.workerOtelEnv });
       assertRestricted(workers.spec?.template.spec, `${set}: worker Deployment ${workers.metadata?.name}`);
       const json = JSON.stringify(workers);
       assert.ok(!json.includes("from-celeriac_nats_password") && !json.includes("from-celeriac_nats_user"), `${set}: no credential value copied into worker pods`);
+    }
+  });
+
+  it("exports traces from the operator and its workers with tracing.otlpEndpoint, and not by default", () => {
+    const endpoint = "http://otel-collector.observability:4318";
+    const d = operatorOf(objs("ha.yaml"));
+    assert.equal(envValue(d, "OTEL_EXPORTER_OTLP_ENDPOINT"), endpoint);
+    assert.equal(envValue(d, "OTEL_TRACES_SAMPLER"), "parentbased_traceidratio");
+    assert.equal(envValue(d, "OTEL_TRACES_SAMPLER_ARG"), "0.1");
+    const env = Object.fromEntries([...envOf(d)].map(([k, e]) => [k, e.value ?? ""]));
+    const config = operatorConfigFrom({}, env);
+    assert.deepEqual(config.workerOtelEnv, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.1" });
+    const workerEnv = (q: Parameters<typeof queueWith>[0]) => new Map((desiredWorkerDeployment(queueWith(q), { nats: config.workerNats, workerImage: config.workerImage, defaultEnv: config.workerOtelEnv }).spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(workerEnv({}).get("OTEL_EXPORTER_OTLP_ENDPOINT"), endpoint);
+    // a Queue's own value wins
+    const own = workerEnv({ worker: { env: [{ name: "OTEL_EXPORTER_OTLP_ENDPOINT", value: "http://mine:4318" }] } } as Parameters<typeof queueWith>[0]);
+    assert.equal(own.get("OTEL_EXPORTER_OTLP_ENDPOINT"), "http://mine:4318");
+    assert.equal(own.get("OTEL_TRACES_SAMPLER_ARG"), "0.1");
+    for (const set of ["default", "nats-deploy.yaml", "namespaced.yaml", "existing-nats.yaml"]) {
+      assert.ok(![...envOf(operatorOf(objs(set))).keys()].some((k) => k.includes("OTEL_")), `${set}: no OTEL_* env without tracing.otlpEndpoint`);
     }
   });
 
