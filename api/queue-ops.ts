@@ -102,5 +102,21 @@ export const QueuePurgeOutputSchema = Type.Object(
 /** `queue purge -o json`. */
 export type QueuePurgeOutput = Static<typeof QueuePurgeOutputSchema>;
 
+/** `queue pause -o json` and `queue resume -o json`: the state after the command. */
+export const QueuePauseOutputSchema = Type.Object(
+  {
+    queue: Type.String({ pattern: QUEUE_NAME_PATTERN, description: "The queue's name." }),
+    namespace: Type.String({ pattern: QUEUE_NAME_PATTERN, description: "The queue's namespace." }),
+    paused: Type.Boolean({ description: "True when the queue is paused after the command." }),
+    changed: Type.Boolean({ description: "False when it already was in that state (pausing a paused queue, resuming a running one): nothing was written." }),
+    pausedAt: Type.Optional(Type.String({ description: "When the pause began, RFC 3339 (pause: the current pause; resume: the pause lifted)." })),
+    pausedBy: Type.Optional(Type.String({ description: "Who paused it." })),
+    pausedReason: Type.Optional(Type.String({ description: "The pause's reason." })),
+  },
+  { description: "The result of `celeriac queue pause|resume -o json`." },
+);
+/** `queue pause|resume -o json`. */
+export type QueuePauseOutput = Static<typeof QueuePauseOutputSchema>;
+
 /** The error recorded on a task removed by `queue purge` (phase Cancelled). */
 export const PURGED_ERROR = Object.freeze({ type: "CancelledError", message: "purged from the queue before it started (celeriac queue purge)" });

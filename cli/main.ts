@@ -16,6 +16,7 @@ import { register as registerOperator } from "./commands/operator.js";
 import { register as registerWorkflow } from "./commands/workflow.js";
 import { register as registerTasks } from "./commands/tasks.js";
 import { register as registerDlq } from "./commands/dlq.js";
+import { register as registerQueue } from "./commands/queue.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -38,6 +39,7 @@ export function buildProgram(o: { name?: string } = {}): Command {
   registerWorkflow(program);
   registerTasks(program);
   registerDlq(program);
+  registerQueue(program);
   return program;
 }
 
