@@ -9,10 +9,12 @@
  * meet only at the end. Before each delete the consumer's delivered sequence is read again and the
  * purge stops where workers have reached; the read after a delete confirms it (a delivered sequence
  * still below the message's means no worker got it). A task a worker took meanwhile is counted as
- * started and left running. One case stays open: when new tasks arrive during the purge and the
- * consumer jumps past a just-deleted message to one of them, whether it had taken the deleted one
- * just before is unknown: such a task is cancelled only if its record shows no start within
- * {@link AMBIGUOUS_WAIT_MS}.
+ * started and left running. One case stays open, at the meeting point: the consumer's delivered
+ * sequence also moves over deleted messages when a pull looks past them, so when it has passed a
+ * just-deleted message, whether a worker took that one just before the delete or skipped it after
+ * is unknown: it is recorded Cancelled only if its record shows no start within
+ * {@link AMBIGUOUS_WAIT_MS} (at most one such task per purge in practice). A task taken in that
+ * instant runs, but its message is gone: a retry of it is not redelivered.
  *
  * Held tasks of a flow-controlled queue sit unacked in the operator's dispatcher, which would still
  * release its copy of a deleted message: each one also gets its `revoked.<id>` marker, on which the
@@ -232,9 +234,10 @@ async function purgeWork(jsm: JetStreamManager, kv: KV, names: QueueNames, ambig
     const c = candidate;
     candidate = undefined;
     if (!c) return;
-    if (delivered < c.seq) removed.push(c); // no worker reached it before the delete
-    else if (delivered > last) ambiguous.push(c); // the consumer jumped to a newer message: unknown
-    // else a worker took it just before the delete: started
+    // no worker reached it before the delete; else unknown: the consumer's delivered sequence also
+    // moves over deleted messages when a pull looks past them, so it may have been skipped, not taken
+    if (delivered < c.seq) removed.push(c);
+    else ambiguous.push(c);
   };
   for (let seq = last; seq > start.delivered; seq--) {
     const m = await getMsg(jsm, names.stream, seq);
