@@ -91,7 +91,8 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * step-end notices of Workflow steps (`$KV.<bucket>.wf.>`: `wf.<uid>.<task id>`). A canvas step on
  * another queue is published, and its records read, with this queue's credential only when it is
  * open: a minted credential reaches its own queue alone (docs/canvas.md).
- * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
+ * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's)
+ * nor `queue.paused` (producers pause; it only watches it, which the bucket reads allow).
  * Subscribe: only its inbox, {@link workerInboxPrefix}.
  * @throws Error when the namespace or queue is not a DNS-1123 label
  */
@@ -138,7 +139,8 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * `revokeTask` (nats/task-publish.ts) records a not-yet-started task `Cancelled` with a
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
  * overwrite a record of its own namespace's queues (it could already publish any task there); it
- * cannot write `queue.settings`. It cannot consume: no `MSG.NEXT` and no `$JS.ACK` on any stream.
+ * cannot write `queue.settings`. It may pause and resume its queues (`celeriac queue pause|resume`:
+ * create and delete `$KV.<bucket>.queue.paused`). It cannot consume: no `MSG.NEXT` and no `$JS.ACK` on any stream.
  * Subscribe: only its inbox, {@link producerInboxPrefix}.
  * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
  * @throws Error when the namespace or a queue is not a DNS-1123 label
@@ -164,6 +166,7 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       `$KV.${n.resultsBucket}.unique.*`,
       `$KV.${n.resultsBucket}.canvas.*`,
       `$KV.${n.resultsBucket}.join.>`,
+      `$KV.${n.resultsBucket}.queue.paused`,
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };
