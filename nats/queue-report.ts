@@ -11,7 +11,7 @@ import type { QueueNames } from "../api/naming.js";
 import type { QueueStatusOutput } from "../api/queue-ops.js";
 import { depthKey, readQueueDepth, readQueueDepths } from "./queue-depth.js";
 import { readQueuePaused } from "./queue-pause.js";
-import { isConsumerNotFound, isStreamNotFound } from "./queue-resources.js";
+import { isConsumerNotFound, isPermissionViolation, isStreamNotFound } from "./queue-resources.js";
 
 /** Key prefix of the worker registry (design-ops decision 1): `worker.<token>`, `{…, lastSeen}`. */
 export const WORKER_REGISTRY_PREFIX = "worker.";
@@ -52,7 +52,8 @@ export function settleRate(a: { last: number; messages: number; at: number }, b:
 /**
  * The oldest queued (not yet delivered) message of the work stream: the first one after the worker
  * consumer's delivered stream sequence.
- * @returns its stream timestamp, ms; undefined when nothing is queued
+ * @returns its stream timestamp, ms; undefined when nothing is queued, or when this credential may
+ *   not read the work stream's messages (a minted producer's)
  */
 export async function oldestQueuedAt(jsm: JetStreamManager, names: QueueNames): Promise<number | undefined> {
   let delivered: number;
@@ -66,7 +67,8 @@ export async function oldestQueuedAt(jsm: JetStreamManager, names: QueueNames): 
   }
   // STREAM.MSG.GET's next_by_subj (server 2.9+): the first message at or after seq on the subject
   const m = (await jsm.streams.getMessage(names.stream, { seq: delivered + 1, next_by_subj: names.taskSubject } as unknown as { seq: number }).catch((err: unknown) => {
-    if (isStreamNotFound(err)) return null;
+    // a minted producer credential may not read work-stream messages: the age is then unknown
+    if (isStreamNotFound(err) || isPermissionViolation(err)) return null;
     throw err;
   })) as StoredMsg | null;
   return m ? m.time.getTime() : undefined;
@@ -98,7 +100,7 @@ async function heldCount(jsm: JetStreamManager, names: QueueNames): Promise<numb
   try {
     return (await jsm.streams.info(heldNames(names).stream)).state.messages;
   } catch (err) {
-    if (isStreamNotFound(err)) return undefined;
+    if (isStreamNotFound(err) || isPermissionViolation(err)) return undefined;
     throw err;
   }
 }

@@ -26,6 +26,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { QUEUE_PAUSED_KEY, QUEUE_SETTINGS_KEY, queueNames, type QueueNames } from "../../api/naming.js";
 import { pauseQueue, resumeQueue } from "../../nats/queue-pause.js";
+import { readQueueReport } from "../../nats/queue-report.js";
 import { producerPermissions, workerInboxPrefix, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
 import { resolveRetryPolicy } from "../../api/policies.js";
 import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
@@ -131,6 +132,10 @@ describe("when tenants connect with minted credentials to a nats-server in opera
         assert.ok(await resumeQueue(producerKv));
         assert.deepEqual(await (await client.enqueue("echo", ["after resume"])).result({ timeoutMs: 10_000 }), ["after resume"]);
         assert.deepEqual(violations(srv).slice(before), []);
+        // celeriac queue status with the producer's credential: what it may not read (held stream,
+        // work-stream messages for the oldest age) is left out instead of failing
+        const report = await readQueueReport(await jetstreamManager(producerNc, { checkAPI: false }), producerKv, an);
+        assert.deepEqual([report.backlog, report.paused, report.held, report.oldestTaskAgeSeconds], [0, false, undefined, undefined]);
       } finally {
         await worker.close();
         await client.close();
