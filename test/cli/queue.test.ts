@@ -225,4 +225,14 @@ describe("when celeriac queue runs against a queue with tasks running, queued, d
     assert.ok((st.ratePerSecond ?? 0) > 10 && (st.ratePerSecond ?? 0) <= 220, `rate ${st.ratePerSecond}`);
     await Promise.all(hs.map((h) => h.result({ timeoutMs: 30_000 })));
   });
+
+  it("counts the live workers of the registry (worker.* keys seen within 30 s) when there is one", async () => {
+    const now = Date.now();
+    await results.put("worker.pod-a", JSON.stringify({ v: 1, name: "pod-a", lastSeen: new Date(now).toISOString() }));
+    await results.put("worker.pod-b", JSON.stringify({ v: 1, name: "pod-b", lastSeen: new Date(now - 5000).toISOString() }));
+    await results.put("worker.gone", JSON.stringify({ v: 1, name: "gone", lastSeen: new Date(now - 120_000).toISOString() }));
+    const st = valid<QueueStatusOutput>(QueueStatusOutputSchema, await q("status", queue, "-o", "json", "--sample", "0"));
+    assert.equal(st.workers, 2);
+    for (const k of ["worker.pod-a", "worker.pod-b", "worker.gone"]) await results.delete(k);
+  });
 });
