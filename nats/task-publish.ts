@@ -148,7 +148,7 @@ export async function cancelIfNotStarted(kv: KV, t: { queue: string; namespace: 
     await kv.update(id, cancelled(rec), e.revision);
     return true;
   } catch {
-    // a worker wrote first: it has seen, or will see, the revocation marker
+    // a worker wrote first (for a revoke: it has seen, or will see, the revocation marker)
     return false;
   }
 }
