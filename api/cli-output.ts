@@ -14,6 +14,7 @@
  * `https://celeriac.io/schemas/cli/`.
  */
 import { INSPECT_OUTPUT_SCHEMAS } from "./control.js";
+import { QueueListOutputSchema, QueuePauseOutputSchema, QueuePurgeOutputSchema, QueueStatusOutputSchema } from "./queue-ops.js";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TASK_PHASES } from "./constants.js";
 import { TaskRecordSchema, TaskMessageSchema } from "./message.js";
@@ -249,6 +250,11 @@ export const CLI_OUTPUT_SCHEMAS: Record<string, TSchema> = {
   "dlq show": publishedSchema(DlqShowSchema),
   "dlq replay": publishedSchema(DlqReplaySchema),
   "dlq purge": publishedSchema(DlqPurgeSchema),
+  "queue list": publishedSchema(identified("queue list", QueueListOutputSchema)),
+  "queue status": publishedSchema(identified("queue status", QueueStatusOutputSchema)),
+  "queue purge": publishedSchema(identified("queue purge", QueuePurgeOutputSchema)),
+  "queue pause": publishedSchema(identified("queue pause", QueuePauseOutputSchema)),
+  "queue resume": publishedSchema(identified("queue resume", QueuePauseOutputSchema)),
   ...Object.fromEntries(Object.entries(INSPECT_OUTPUT_SCHEMAS).map(([c, schema]) => [`inspect ${c}`, publishedSchema(identified(`inspect ${c}`, schema))])),
 };
 

@@ -97,6 +97,14 @@ export const TASK_ID_PATTERN = /^[A-Za-z0-9_=-]{1,256}$/;
  */
 export const QUEUE_SETTINGS_KEY = "queue.settings";
 
+/**
+ * Key, in a queue's results bucket, of the queue's pause record (`QueuePaused`, api/queue-ops.ts):
+ * written by `celeriac queue pause`, deleted by `celeriac queue resume`, watched by every worker
+ * (which pulls nothing while it exists) and read by the operator's scale loop (which holds the
+ * worker count). Task ids never contain `.`, so it cannot collide with a task record.
+ */
+export const QUEUE_PAUSED_KEY = "queue.paused";
+
 /** Pattern of a registered task (handler) name, e.g. `reports.generate`, `emails:send`. */
 export const TASK_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.:-]*$";
 /** Pattern of a queue name (DNS-1123 label). */

@@ -101,7 +101,8 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * step-end notices of Workflow steps (`$KV.<bucket>.wf.>`: `wf.<uid>.<task id>`). A canvas step on
  * another queue is published, and its records read, with this queue's credential only when it is
  * open: a minted credential reaches its own queue alone (docs/canvas.md).
- * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's).
+ * It cannot write `revoked.<id>` markers (producers revoke) nor `queue.settings` (the operator's)
+ * nor `queue.paused` (producers pause; it only watches it, which the bucket reads allow).
  * It keeps its worker registry entry (`$KV.<bucket>.worker.*`, api/control.ts) and answers
  * `celeriac inspect`: it subscribes to its queue's control subject and replies once to each
  * request's reply subject through the response permission (`resp`: 1 reply within
@@ -154,7 +155,8 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * `revokeTask` (nats/task-publish.ts) records a not-yet-started task `Cancelled` with a
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
  * overwrite a record of its own namespace's queues (it could already publish any task there); it
- * cannot write `queue.settings`. It cannot consume: no `MSG.NEXT` on a work, delayed, held or
+ * cannot write `queue.settings`. It may pause and resume its queues (`celeriac queue pause|resume`:
+ * create and delete `$KV.<bucket>.queue.paused`). It cannot consume: no `MSG.NEXT` on a work, delayed, held or
  * dead-letter stream, and no `$JS.ACK` on any stream. For `celeriac tasks` and `celeriac dlq` it may
  * read its queues' queued messages and dead letters one by one (`STREAM.MSG.GET`, and `DIRECT.GET`
  * on the dead-letter stream: never a consumer on those streams), and pull from its own ordered
@@ -199,6 +201,7 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       // celeriac tasks list: pull from its own ordered consumer on the results-bucket stream (it may already watch that bucket)
       `${API}.CONSUMER.MSG.NEXT.KV_${n.resultsBucket}.*`,
       controlSubject(namespace, q),
+      `$KV.${n.resultsBucket}.queue.paused`,
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };

@@ -147,6 +147,19 @@ export const QueueStatusSchema = Type.Object(
     desiredReplicas: Type.Optional(Type.Integer({ minimum: 0, description: "Worker pods the autoscaler wants." })),
     lastScaleTime: Type.Optional(Timestamp({ description: "When the worker count last changed." })),
     flow: Type.Optional(QueueFlowStatusSchema),
+    paused: Type.Optional(
+      Type.Object(
+        {
+          at: Timestamp({ description: "When the queue was paused." }),
+          by: Type.Optional(Type.String({ description: "Who paused it (user@host of `celeriac queue pause`)." })),
+          reason: Type.Optional(Type.String({ description: "The reason given with `celeriac queue pause --reason`." })),
+        },
+        {
+          description:
+            "Set while the queue is paused (`celeriac queue pause`: results-bucket key queue.paused): workers pull nothing, running tasks finish, and the operator holds the worker count. Absent when it runs. Unlike spec.suspend, workers keep running.",
+        },
+      ),
+    ),
   },
   { description: "Observed state of the queue." },
 );
@@ -164,5 +177,6 @@ export const QUEUE_PRINTER_COLUMNS = [
   { name: "Rate-Limited", type: "boolean", jsonPath: ".status.flow.rateLimited", priority: 1, description: "A rate limit is holding tasks back now." },
   { name: "Dead", type: "integer", jsonPath: ".status.deadLetters", priority: 1, description: "Dead letters." },
   { name: "Suspended", type: "boolean", jsonPath: ".spec.suspend", priority: 1 },
+  { name: "Paused", type: "string", jsonPath: ".status.paused.at", priority: 1, description: "Since when the queue is paused (celeriac queue pause): workers pull nothing." },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ];

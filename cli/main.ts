@@ -17,6 +17,7 @@ import { register as registerWorkflow } from "./commands/workflow.js";
 import { register as registerTasks } from "./commands/tasks.js";
 import { register as registerDlq } from "./commands/dlq.js";
 import { register as registerInspect } from "./commands/inspect.js";
+import { register as registerQueue } from "./commands/queue.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -40,6 +41,7 @@ export function buildProgram(o: { name?: string } = {}): Command {
   registerTasks(program);
   registerDlq(program);
   registerInspect(program);
+  registerQueue(program);
   return program;
 }
 

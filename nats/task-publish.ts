@@ -8,6 +8,7 @@ import { headers as natsHeaders, type NatsConnection } from "@nats-io/transport-
 import { isTerminalPhase } from "../api/constants.js";
 import { heldSubject } from "../api/flow.js";
 import { HEADERS, MESSAGE_VERSION, REVOKED_BEFORE_START, taskRecord, type TaskMessage, type TaskRecord } from "../api/message.js";
+import type { TaskError } from "../api/task.js";
 import { REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
 import { PipelinedPublisher, PublishInterruptedError } from "./pipelined-publisher.js";
 import { endSpan, startEnqueueSpan } from "../tracing/spans.js";
@@ -127,24 +128,42 @@ async function publishEncoded(js: JetStreamClient, msg: TaskMessage, subject: st
  * @throws Error from the KV put of the marker
  */
 export async function revokeTask(kv: KV, t: { queue: string; namespace: string }, id: string, task?: string): Promise<void> {
+  await kv.put(`${REVOKED_PREFIX}${id}`, JSON.stringify({ id, revokedAt: new Date().toISOString() }));
+  await cancelIfNotStarted(kv, t, id, REVOKED_BEFORE_START, task);
+}
+
+/**
+ * Records a task that has not started Cancelled with `error`, by compare-and-set: created when it
+ * has no record, updated at the revision read while its phase is neither Running nor terminal, so
+ * a worker's concurrent write wins. Used by `revokeTask` and by `celeriac queue purge`.
+ * @param kv the queue's results bucket
+ * @param t the task's queue and namespace (for a record that does not exist yet)
+ * @param task the task name, when known, for a record that does not exist yet
+ * @returns true when this call wrote the Cancelled record; false when the task had started or ended,
+ *   or a concurrent write won. Never throws for a lost race; throws the nats.js error of the get.
+ */
+export async function cancelIfNotStarted(kv: KV, t: { queue: string; namespace: string }, id: string, error: TaskError, task?: string): Promise<boolean> {
   const now = () => new Date().toISOString();
-  await kv.put(`${REVOKED_PREFIX}${id}`, JSON.stringify({ id, revokedAt: now() }));
   const e = await kv.get(id);
   const cancelled = (base: TaskRecord | undefined): string =>
     JSON.stringify(
       taskRecord(
         { id, task: base?.task ?? task ?? "", queue: t.queue, namespace: t.namespace, origin: base?.origin ?? { kind: "Client" } },
-        { ...(base?.status ?? {}), phase: "Cancelled", completionTime: now(), error: { ...REVOKED_BEFORE_START } },
+        { ...(base?.status ?? {}), phase: "Cancelled", completionTime: now(), error: { ...error } },
         now(),
       ),
     );
   try {
-    if (!e || e.operation !== "PUT") await kv.create(id, cancelled(undefined));
-    else {
-      const rec = e.json<TaskRecord>();
-      if (!isTerminalPhase(rec.status.phase) && rec.status.phase !== "Running") await kv.update(id, cancelled(rec), e.revision);
+    if (!e || e.operation !== "PUT") {
+      await kv.create(id, cancelled(undefined));
+      return true;
     }
+    const rec = e.json<TaskRecord>();
+    if (isTerminalPhase(rec.status.phase) || rec.status.phase === "Running") return false;
+    await kv.update(id, cancelled(rec), e.revision);
+    return true;
   } catch {
-    // a worker wrote first: it has seen, or will see, the revocation marker
+    // a worker wrote first (for a revoke: it has seen, or will see, the revocation marker)
+    return false;
   }
 }

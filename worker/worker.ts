@@ -25,6 +25,7 @@ import { Attempts } from "./attempt.js";
 import { TaskConsumer, handBack, type InFlight } from "./consumer.js";
 import { collectTasks, type TaskDefinition } from "./define-task.js";
 import { createWorkerMetrics, QueueMetrics, type WorkerMetrics } from "./metrics.js";
+import { PauseGate } from "./pause.js";
 import { ConnectionEpoch, mayBeRedelivery } from "./redelivery.js";
 import { RevocationWatcher } from "./revocations.js";
 import { Settler } from "./settle.js";
@@ -60,6 +61,7 @@ export class Worker {
   #attempts: Attempts | undefined;
   #consumer: TaskConsumer | undefined;
   #revocations: RevocationWatcher | undefined;
+  #pause: PauseGate | undefined;
   #mover: DelayMover | undefined;
   #epoch: ConnectionEpoch | undefined;
   #control: ControlResponder | undefined;
@@ -118,9 +120,10 @@ export class Worker {
 
   /**
    * Ensures the queue's NATS resources (unless disabled), publishes its tasks' code defaults
-   * (rate limits, task-defaults.ts), starts the revocation watch and the delay mover, begins
-   * pulling tasks, answers control requests (`celeriac inspect`) and writes its worker registry
-   * entry (a failed write is logged and retried by the heartbeat, not thrown).
+   * (rate limits, task-defaults.ts), starts the revocation and pause watches (pause.ts: a paused
+   * queue is not pulled from) and the delay mover, begins pulling tasks, answers control requests
+   * (`celeriac inspect`) and writes its worker registry entry (a failed write is logged and retried
+   * by the heartbeat, not thrown).
    * @throws Error when NATS resources cannot be created or opened, or the task defaults written
    */
   async start(): Promise<void> {
@@ -143,12 +146,15 @@ export class Worker {
     const consumer = await this.#js.consumers.get(this.names.stream, this.names.workerConsumer);
     this.#revocations = new RevocationWatcher(kv, this.#log, (id) => attempts.revoke(id));
     await this.#revocations.start();
+    // the queue's pause is known before the first pull: a worker started while paused pulls nothing
+    this.#pause = new PauseGate(kv, this.#log, () => this.#consumer?.resumePulls());
+    await this.#pause.start();
     this.#mover = new DelayMover(this.#js, this.names, this.#log);
     await this.#mover.start();
     (this.#epoch = new ConnectionEpoch(o.nc)).start();
     this.#started = true;
     const onInFlightChange = (n: number) => this.#onInFlightChange(n);
-    this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding });
+    this.#consumer = new TaskConsumer({ consumer, concurrency: o.concurrency, fetchExpiresMs: o.fetchExpiresMs, heartbeatMs, log: this.#log, process: (m, f) => this.#process(m, f), onInFlightChange, holdPulls: () => this.#gate.holding || (this.#pause?.holding ?? false) });
     this.#queueMetrics.setSlots(o.concurrency);
     this.#consumer.start();
     // answers `celeriac inspect` from memory; the registry entry says it should answer
@@ -166,6 +172,8 @@ export class Worker {
 
   /** One delivered message: admission → (unique key) → (gate: shared, or alone) → (attempt) → settle. */
   async #process(m: JsMsg, f: InFlight): Promise<void> {
+    // a pull opened before a pause may still deliver: the message waits (heartbeated) for the resume
+    if (this.#pause?.holding && !(await this.#pause.runnable())) return handBack(m);
     const parsed = parseTaskMessage(m.data);
     const attempt = m.info.deliveryCount;
     // maybe a redelivery (see redelivery.ts: the delivery count, or stored before this worker's
@@ -275,6 +283,8 @@ export class Worker {
     const steps: [string, () => Promise<void>][] = [
       // the last pull ends within fetchExpiresMs; what it still delivers is handed back for another worker
       ["stop pulling", async () => c?.stop()],
+      // deliveries waiting for a resume are handed back for another worker
+      ["stop pause watch", async () => this.#pause?.stop()],
       [
         "finish in-flight",
         async () => {

@@ -4,54 +4,18 @@
  * its scale loop need; `JetStreamQueueNats` implements it over a JetStream connection and
  * `TenantQueueNats` over the connection of each Queue's namespace (accounts mode: its own account).
  *
- * Many queues' depths are read in one pass ({@link QueueNats.depthMany}): one paged `STREAM.LIST` per
- * connection gives every work, delay and dead-letter stream's message count, and consumer info is
- * asked only of queues whose streams hold messages. The work and delay streams have WorkQueue
- * retention (a message is deleted when acked), so an empty work stream means nothing pending and
- * nothing in flight, and an empty delay stream nothing due: an idle queue costs no request of its own.
+ * The depth reads are nats/queue-depth.ts (shared with `celeriac queue status`): many queues' depths
+ * in one pass, an idle queue costing no request of its own (see that file).
  */
-import type { JetStreamManager, StreamInfo } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import { heldNames } from "../../api/flow.js";
 import type { QueueNames } from "../../api/naming.js";
 import type { TenantNats } from "../credentials/tenant-connections.js";
-import { ensureQueueResources, isConsumerNotFound, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
+import { ensureQueueResources, isStreamNotFound, type ResourceChange } from "../../nats/queue-resources.js";
 import type { QueueSettings } from "../../nats/queue-settings.js";
+import { depthKey, readQueueDepth, readQueueDepths, type DepthResults, type QueueDepth } from "../../nats/queue-depth.js";
 
-/** Queue depth read from JetStream. */
-export interface QueueDepth {
-  /** Messages not yet delivered to any worker (`num_pending` of the worker consumer). */
-  pending: number;
-  /** Delivered, not yet acknowledged (`num_ack_pending`). */
-  inFlight: number;
-  /** Messages in the delay stream (countdown/eta not reached). */
-  delayed: number;
-  /** Delayed messages whose time has come (counted as backlog). */
-  dueDelayed: number;
-  /** Messages in the dead-letter stream. */
-  deadLetters: number;
-  /** When the oldest message of the work stream was stored, ms since the epoch; absent when the stream is empty. */
-  oldestMs?: number;
-}
-
-/** The `oldestMs` field of a work stream's state: its first message's time when it holds any. */
-function oldestOf(state: { messages: number; first_ts?: string }): { oldestMs?: number } {
-  const ms = state.messages > 0 && state.first_ts ? Date.parse(state.first_ts) : NaN;
-  return Number.isNaN(ms) ? {} : { oldestMs: ms };
-}
-
-/**
- * Depths of many queues keyed by {@link depthKey}: the depth, or the Error its read failed with (the
- * other queues' reads are unaffected).
- */
-export type DepthResults = Map<string, QueueDepth | Error>;
-
-/** Key of a queue in {@link DepthResults}: `namespace/queue`. */
-export function depthKey(names: Pick<QueueNames, "namespace" | "queue">): string {
-  return `${names.namespace}/${names.queue}`;
-}
-
-/** Batches up to this many queues are read queue by queue (5 requests each) rather than by listing every stream. */
-export const LIST_THRESHOLD = 4;
+export { depthKey, LIST_THRESHOLD, subjectFilter, type DepthResults, type QueueDepth } from "../../nats/queue-depth.js";
 
 /** NATS operations the Queue reconciler and its scale loop need. */
 export interface QueueNats {
@@ -66,15 +30,6 @@ export interface QueueNats {
   depthMany(names: readonly QueueNames[]): Promise<DepthResults>;
   /** Deletes the queue's streams (the held stream of flow control too) and results bucket (deletionPolicy Delete). */
   remove(names: QueueNames): Promise<void>;
-}
-
-async function orZero<T>(p: Promise<T>, pick: (v: T) => number): Promise<number> {
-  try {
-    return pick(await p);
-  } catch (err) {
-    if (isStreamNotFound(err) || isConsumerNotFound(err)) return 0;
-    throw err;
-  }
 }
 
 /** `QueueNats` over a JetStream connection. */
@@ -93,81 +48,14 @@ export class JetStreamQueueNats implements QueueNats {
     return ensureQueueResources(this.#jsm, names, settings, { updateOnDrift: true });
   }
 
-  /**
-   * Reads the backlog: pending and ack-pending of the worker consumer (KEDA's nats-jetstream metric),
-   * messages in the delay stream (those the delay consumer holds past their time count as due),
-   * and the dead-letter count. Missing streams count as empty.
-   * @throws Error on JetStream errors other than "not found"
-   */
-  async depth(names: QueueNames): Promise<QueueDepth> {
-    const [consumer, delayed, dueDelayed, deadLetters, oldest] = await Promise.all([
-      this.#jsm.consumers.info(names.stream, names.workerConsumer).then(
-        (ci) => ({ pending: ci.num_pending, inFlight: ci.num_ack_pending }),
-        (err: unknown) => {
-          if (isStreamNotFound(err) || isConsumerNotFound(err)) return { pending: 0, inFlight: 0 };
-          throw err;
-        },
-      ),
-      orZero(this.#jsm.streams.info(names.delayedStream), (si) => si.state.messages),
-      // Delivered to the mover but not naked yet (num_pending) means due or never looked at.
-      orZero(this.#jsm.consumers.info(names.delayedStream, names.delayConsumer), (ci) => ci.num_pending),
-      orZero(this.#jsm.streams.info(names.deadLetterStream), (si) => si.state.messages),
-      this.#jsm.streams.info(names.stream).then((si) => oldestOf(si.state), (err: unknown) => {
-        if (isStreamNotFound(err)) return {};
-        throw err;
-      }),
-    ]);
-    return { ...consumer, delayed, dueDelayed, deadLetters, ...oldest };
+  /** As nats/queue-depth.ts `readQueueDepth`. @throws Error on JetStream errors other than "not found" */
+  depth(names: QueueNames): Promise<QueueDepth> {
+    return readQueueDepth(this.#jsm, names);
   }
 
-  /**
-   * Reads the depths of `names` (all on this connection): up to {@link LIST_THRESHOLD} queue by queue
-   * as {@link depth}; more with one paged `STREAM.LIST` filtered to the queues' subjects (`celeriac.<ns>.>`
-   * when they share a namespace), then the worker consumer's info only where the work stream holds
-   * messages and the delay consumer's only where the delay stream does. Missing streams and
-   * consumers count as empty.
-   * @returns a depth per queue; every queue maps to the list's Error when the list fails
-   */
-  async depthMany(names: readonly QueueNames[]): Promise<DepthResults> {
-    const out: DepthResults = new Map();
-    if (names.length <= LIST_THRESHOLD) {
-      await Promise.all(names.map(async (n) => {
-        out.set(depthKey(n), await this.depth(n).catch((err: unknown) => asError(err, `read depth of ${n.stream}`)));
-      }));
-      return out;
-    }
-    const messages = new Map<string, number>();
-    const oldest = new Map<string, { oldestMs?: number }>();
-    try {
-      for await (const si of this.#jsm.streams.list(subjectFilter(names)) as AsyncIterable<StreamInfo>) {
-        messages.set(si.config.name, si.state.messages);
-        oldest.set(si.config.name, oldestOf(si.state));
-      }
-    } catch (err) {
-      const e = asError(err, "list streams");
-      for (const n of names) out.set(depthKey(n), e);
-      return out;
-    }
-    await Promise.all(names.map(async (n) => {
-      try {
-        const work = messages.get(n.stream) ?? 0;
-        const delayed = messages.get(n.delayedStream) ?? 0;
-        const [consumer, dueDelayed] = await Promise.all([
-          work === 0 ? { pending: 0, inFlight: 0 } : this.#jsm.consumers.info(n.stream, n.workerConsumer).then(
-            (ci) => ({ pending: ci.num_pending, inFlight: ci.num_ack_pending }),
-            (err: unknown) => {
-              if (isStreamNotFound(err) || isConsumerNotFound(err)) return { pending: 0, inFlight: 0 };
-              throw err;
-            },
-          ),
-          delayed === 0 ? 0 : orZero(this.#jsm.consumers.info(n.delayedStream, n.delayConsumer), (ci) => ci.num_pending),
-        ]);
-        out.set(depthKey(n), { ...consumer, delayed, dueDelayed, deadLetters: messages.get(n.deadLetterStream) ?? 0, ...oldest.get(n.stream) });
-      } catch (err) {
-        out.set(depthKey(n), asError(err, `read depth of ${n.stream}`));
-      }
-    }));
-    return out;
+  /** As nats/queue-depth.ts `readQueueDepths` (one pass). Never rejects for one queue's failure. */
+  depthMany(names: readonly QueueNames[]): Promise<DepthResults> {
+    return readQueueDepths(this.#jsm, names);
   }
 
   /**
@@ -233,17 +121,6 @@ export class TenantQueueNats implements QueueNats {
   async remove(names: QueueNames): Promise<void> {
     return new JetStreamQueueNats((await this.#tenants.forNamespace(names.namespace)).jsm).remove(names);
   }
-}
-
-/**
- * The `STREAM.LIST` subject filter that covers every stream of `names`: `celeriac.<ns>.>` when they
- * share a namespace, else `celeriac.>` (the subjects' common first token). Pure.
- */
-export function subjectFilter(names: readonly Pick<QueueNames, "taskSubject">[]): string {
-  const prefixes = new Set(names.map((n) => n.taskSubject.split(".").slice(0, 2).join(".")));
-  if (prefixes.size === 1) return `${[...prefixes][0]}.>`;
-  const first = new Set(names.map((n) => n.taskSubject.split(".")[0]));
-  return first.size === 1 ? `${[...first][0]}.>` : "";
 }
 
 function asError(err: unknown, what: string): Error {

@@ -48,6 +48,7 @@ import { TenantQueueNats, type QueueNats } from "./queue-nats.js";
 import { queueSettingsFromSpec } from "./queue-settings.js";
 import { publishQueueSettings } from "./queue-settings-publish.js";
 import { invalidSpecStatus, KEDA_MISSING_MESSAGE, queueStatus, rfc3339, statusChanges, workerPodProblem, workersCondition, type StepCondition } from "./queue-status.js";
+import { PauseWatches } from "./pause-watches.js";
 import { ScaleLoops, type ScaleLoopDeps } from "./scale-loop.js";
 
 export type { QueueDepth, QueueNats } from "./queue-nats.js";
@@ -127,6 +128,7 @@ export class QueueReconciler {
   readonly #loops: ScaleLoops;
   readonly #movers: DelayMovers;
   readonly #dispatchers: Dispatchers;
+  readonly #pauses: PauseWatches;
   readonly #nats: QueueNats;
   /** The reconcile's status fields last written per Queue (the cache may not show them yet). */
   readonly #written = new Map<string, { uid: string | undefined; status: QueueStatus }>();
@@ -148,7 +150,9 @@ export class QueueReconciler {
       kc: deps.kc, getQueue: deps.getQueue, getDeployment: deps.getDeployment, nats: this.#nats, events: deps.events,
       log: deps.log.child({ controller: "queue" }), now: this.#now, ...(deps.onObserved ? { onObserved: deps.onObserved } : {}), ...(deps.onRemoved ? { onRemoved: deps.onRemoved } : {}),
       flow: (ns, name) => this.#dispatchers.status(ns, name),
+      paused: (ns, name) => this.#pauses.paused(ns, name),
     });
+    this.#pauses = new PauseWatches(jsFor, deps.log.child({ controller: "queue" }), (ns, name) => this.#loops.kick(ns, name));
     this.#movers = new DelayMovers(jsFor, deps.log.child({ controller: "queue" }));
   }
 
@@ -216,6 +220,17 @@ export class QueueReconciler {
         log.warn({ err }, "Failed to start the flow-control dispatcher");
       }
     }
+    // the pause (celeriac queue pause) the scale loop holds the worker count for; a failure is
+    // retried at the next polling interval, the loop meanwhile scales as if the queue ran
+    let pauseFailed = false;
+    if (stream.status === "True") {
+      try {
+        await this.#pauses.ensure(namespace, name, names);
+      } catch (err) {
+        pauseFailed = true;
+        log.warn({ err }, "Failed to watch the queue's pause");
+      }
+    }
     await this.#ensureRbac(q, isNew);
     const creds = await this.#d.credentials?.ensure(q, log);
     const workers = await this.#ensureWorkers(q, ref, policy, now, log, isNew);
@@ -228,7 +243,7 @@ export class QueueReconciler {
       ...(workers.lastScaleTime !== undefined ? { lastScaleTime: workers.lastScaleTime } : {}),
     }));
     // JetStream raises no event when it recovers: retry the streams once per polling interval.
-    const retryMs = stream.status === "True" && !dispatcherFailed ? undefined : policy.pollingIntervalSeconds * 1000;
+    const retryMs = stream.status === "True" && !dispatcherFailed && !pauseFailed ? undefined : policy.pollingIntervalSeconds * 1000;
     // Come back when a credential falls due (a little after, so the decision sees it due).
     const renewMs = creds ? Math.max(1000, creds.renewAt.getTime() - this.#now() + 100) : undefined;
     const after = Math.min(retryMs ?? Infinity, renewMs ?? Infinity);
@@ -238,7 +253,7 @@ export class QueueReconciler {
   /** Stops every scale loop, delay mover and dispatcher (memoised). Reconciles must have stopped first. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
-      for (const [what, step] of [["scale loops", () => this.#loops.stop()], ["delay movers", () => this.#movers.stop()], ["dispatchers", () => this.#dispatchers.stop()]] as const) {
+      for (const [what, step] of [["scale loops", () => this.#loops.stop()], ["delay movers", () => this.#movers.stop()], ["dispatchers", () => this.#dispatchers.stop()], ["pause watches", async () => this.#pauses.stop()]] as const) {
         try {
           await step();
         } catch (err) {
@@ -419,6 +434,7 @@ export class QueueReconciler {
     await this.#loops.remove(namespace, name);
     await this.#movers.remove(namespace, name);
     await this.#dispatchers.remove(namespace, name);
+    this.#pauses.remove(namespace, name);
   }
 
   async #finalize(q: Queue, ref: ObjectRef, names: QueueNames, log: Logger): Promise<void> {

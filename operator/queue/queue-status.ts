@@ -5,8 +5,8 @@
  *   streamName and the Deployment's replicas/readyReplicas (and lastScaleTime when it creates the
  *   Deployment);
  * - the scale loop writes {@link SCALE_STATUS_FIELDS}: backlog, inFlight, delayed, deadLetters,
- *   desiredReplicas and lastScaleTime, and on a flow-controlled Queue `flow` (the dispatcher's
- *   snapshot, {@link flowStatusField}).
+ *   desiredReplicas and lastScaleTime, on a flow-controlled Queue `flow` (the dispatcher's
+ *   snapshot, {@link flowStatusField}), and `paused` while the queue is paused ({@link pausedStatusField}).
  * Each writes only the fields whose values changed ({@link statusChanges}), so an idle Queue's status
  * is not rewritten.
  */
@@ -14,6 +14,7 @@ import { CONDITION_TYPES, REASONS } from "../../api/constants.js";
 import { setCondition, type Condition, type ConditionInput } from "../../api/conditions.js";
 import type { QueueFlowStatus } from "../../api/flow.js";
 import type { QueueStatus } from "../../api/queue.js";
+import type { QueuePaused } from "../../api/queue-ops.js";
 
 /** A condition a sub-step reports, before the generation and transition time are added. */
 export type StepCondition = Omit<ConditionInput, "observedGeneration">;
@@ -21,7 +22,7 @@ export type StepCondition = Omit<ConditionInput, "observedGeneration">;
 /** Status fields the Queue reconcile writes. */
 export const RECONCILE_STATUS_FIELDS = ["conditions", "observedGeneration", "streamName", "replicas", "readyReplicas", "lastScaleTime"] as const;
 /** Status fields the scale loop writes. */
-export const SCALE_STATUS_FIELDS = ["backlog", "inFlight", "delayed", "deadLetters", "desiredReplicas", "lastScaleTime", "flow"] as const;
+export const SCALE_STATUS_FIELDS = ["backlog", "inFlight", "delayed", "deadLetters", "desiredReplicas", "lastScaleTime", "flow", "paused"] as const;
 
 /**
  * The `flow` part of the scale loop's status: the dispatcher's snapshot on a flow-controlled Queue
@@ -36,6 +37,19 @@ export function flowStatusField(flowControlled: boolean, snapshot: QueueFlowStat
     return { flow: snapshot.keys === undefined && current?.flow?.keys !== undefined ? { ...snapshot, keys: null as unknown as undefined } : snapshot };
   }
   return current?.flow ? { flow: null as unknown as QueueFlowStatus } : {};
+}
+
+/**
+ * The `paused` part of the scale loop's status: the pause (`at` in whole seconds, `by`, `reason`)
+ * while the queue is paused; `null` (a merge patch that removes it) when it runs but the status
+ * still shows a pause; else nothing. Pure.
+ */
+export function pausedStatusField(paused: QueuePaused | undefined, current: QueueStatus | undefined): { paused?: NonNullable<QueueStatus["paused"]> } {
+  if (paused) {
+    const at = Date.parse(paused.at);
+    return { paused: { at: Number.isFinite(at) ? rfc3339(at) : paused.at, ...(paused.by ? { by: paused.by } : {}), ...(paused.reason ? { reason: paused.reason } : {}) } };
+  }
+  return current?.paused ? { paused: null as unknown as NonNullable<QueueStatus["paused"]> } : {};
 }
 
 /**

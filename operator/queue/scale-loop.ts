@@ -19,6 +19,11 @@
  * On a flow-controlled Queue the backlog also counts the dispatcher's runnable held tasks, and the
  * loop writes the dispatcher's snapshot as `status.flow` (queue-status.ts `scaleBacklog`,
  * `flowStatusField`).
+ *
+ * While the queue is paused (`celeriac queue pause`, the `paused` dependency: the operator's watch of
+ * the `queue.paused` key) the loop holds the worker count (no scale-up on the backlog, no scale to
+ * zero: the workers stay, pulling nothing) and writes `status.paused`; `spec.suspend` still scales
+ * to zero. A pause or resume makes the loop read at once ({@link ScaleLoops.kick}).
  */
 import type { KubeConfig, V1Deployment } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -29,12 +34,13 @@ import { CELERIAC_TYPES } from "../../api/objects.js";
 import { isFlowControlled, type QueueFlowStatus } from "../../api/flow.js";
 import type { QueueStatus } from "../../api/queue.js";
 import type { QueueObservation } from "../metrics.js";
+import type { QueuePaused } from "../../api/queue-ops.js";
 import { decideReplicas, type Recommendation } from "../autoscale/decision.js";
 import { resolveAutoscaling } from "../autoscale/policy.js";
 import { BUILTIN_TYPES, isNotFound, patchScale, patchStatus, type EventSink, type ObjectRef } from "../runtime/index.js";
 import { workerDeploymentName } from "./labels.js";
 import { depthKey, type DepthResults, type QueueDepth, type QueueNats } from "./queue-nats.js";
-import { flowStatusField, rfc3339, scaleBacklog, statusChanges } from "./queue-status.js";
+import { flowStatusField, pausedStatusField, rfc3339, scaleBacklog, statusChanges } from "./queue-status.js";
 
 /** Dependencies of {@link ScaleLoops}. */
 export interface ScaleLoopDeps {
@@ -51,6 +57,11 @@ export interface ScaleLoopDeps {
    * its `runnable` is added to the backlog, and it is written as `status.flow`.
    */
   flow?(namespace: string, name: string): QueueFlowStatus | undefined;
+  /**
+   * The Queue's pause (operator/queue/pause-watches.ts), or undefined when it runs: while paused the
+   * loop holds the worker count, and it is written as `status.paused`.
+   */
+  paused?(namespace: string, name: string): QueuePaused | undefined;
   /** Called after each read with what it saw of the queue (metrics). */
   onObserved?: (namespace: string, queue: string, observed: QueueObservation) => void;
   /** Called when a queue's loop is removed (the Queue was deleted or became invalid): its metrics go. */
@@ -169,6 +180,11 @@ export class ScaleLoops {
     this.#loops.delete(key);
     await loop?.stop();
     if (loop) this.#d.onRemoved?.(namespace, name);
+  }
+
+  /** Makes the loop of Queue `namespace/name` read now (a pause or resume), if it runs. */
+  kick(namespace: string, name: string): void {
+    this.#loops.get(`${namespace}/${name}`)?.kick();
   }
 
   /** True when Queue `namespace/name` has a running loop. */
@@ -303,6 +319,7 @@ class ScaleLoop {
     const flowControlled = isFlowControlled(q.spec);
     const flow = flowControlled ? d.flow?.(this.#ns, this.#name) : undefined;
     const backlog = scaleBacklog(depth, flow);
+    const paused = d.paused?.(this.#ns, this.#name);
 
     const deployName = workerDeploymentName(this.#name);
     const live = d.getDeployment(this.#ns, deployName);
@@ -313,7 +330,11 @@ class ScaleLoop {
       if (this.#scaled && this.#scaled.fromResourceVersion === live.metadata?.resourceVersion) current = this.#scaled.replicas;
       else this.#scaled = undefined;
       desired = current;
-      if (policy.provider === "builtin") {
+      if (paused && q.spec.suspend !== true) {
+        // hold: no decision, and the history starts afresh at the resume
+        this.#history = [];
+        this.#lastActiveAt = now;
+      } else if (policy.provider === "builtin") {
         const decision = decideReplicas({
           backlog, inFlight: depth.inFlight, current, policy, suspended: q.spec.suspend === true, now,
           history: this.#history, ...(this.#lastActiveAt !== undefined ? { lastActiveAt: this.#lastActiveAt } : {}),
@@ -343,6 +364,7 @@ class ScaleLoop {
       ...(desired !== undefined ? { desiredReplicas: desired } : {}),
       ...(lastScaleTime !== undefined ? { lastScaleTime } : {}),
       ...flowStatusField(flowControlled, flow, { ...q.status, ...this.#written }),
+      ...pausedStatusField(paused, { ...q.status, ...this.#written }),
     };
     const patch = statusChanges({ ...q.status, ...this.#written }, status);
     if (!patch || this.#stopped) return;

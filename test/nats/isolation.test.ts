@@ -28,8 +28,10 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { controlSubject } from "../../api/control.js";
-import { QUEUE_SETTINGS_KEY, queueNames, type QueueNames } from "../../api/naming.js";
+import { QUEUE_PAUSED_KEY, QUEUE_SETTINGS_KEY, queueNames, type QueueNames } from "../../api/naming.js";
 import { inspectQueue, listDelayedTasks } from "../../nats/inspect.js";
+import { pauseQueue, resumeQueue } from "../../nats/queue-pause.js";
+import { readQueueReport } from "../../nats/queue-report.js";
 import { producerPermissions, workerInboxPrefix, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
 import { resolveRetryPolicy } from "../../api/policies.js";
 import { QUEUE_SETTINGS_VERSION } from "../../api/queue-settings.js";
@@ -131,7 +133,16 @@ describe("when tenants connect with minted credentials to a nats-server in opera
         const revoked = await client.enqueue("echo", ["never"], {}, { countdownSeconds: 30 });
         await revoked.revoke();
         assert.equal((await revoked.status())?.phase, "Cancelled");
+        // the producer pauses and resumes the queue; the worker (watching queue.paused) follows
+        const producerKv = await new Kvm(jetstream(producerNc)).open(an.resultsBucket);
+        assert.ok("paused" in (await pauseQueue(producerKv, { reason: "isolation" })));
+        assert.ok(await resumeQueue(producerKv));
+        assert.deepEqual(await (await client.enqueue("echo", ["after resume"])).result({ timeoutMs: 10_000 }), ["after resume"]);
         assert.deepEqual(violations(srv).slice(before), []);
+        // celeriac queue status with the producer's credential: what it may not read (held stream,
+        // work-stream messages for the oldest age) is left out instead of failing
+        const report = await readQueueReport(await jetstreamManager(producerNc, { checkAPI: false }), producerKv, an);
+        assert.deepEqual([report.backlog, report.paused, report.held, report.oldestTaskAgeSeconds], [0, false, undefined, undefined]);
       } finally {
         await worker.close();
         await client.close();
@@ -278,9 +289,9 @@ describe("when tenants connect with minted credentials to a nats-server in opera
       assert.equal(msgs, 0);
     });
 
-    it("is refused writing revocation markers and queue.settings in its own bucket", async () => {
+    it("is refused writing revocation markers, queue.settings and queue.paused in its own bucket", async () => {
       const js = jetstream(nc);
-      for (const subject of [`$KV.${an.resultsBucket}.revoked.t1`, `$KV.${an.resultsBucket}.${QUEUE_SETTINGS_KEY}`]) {
+      for (const subject of [`$KV.${an.resultsBucket}.revoked.t1`, `$KV.${an.resultsBucket}.${QUEUE_SETTINGS_KEY}`, `$KV.${an.resultsBucket}.${QUEUE_PAUSED_KEY}`]) {
         await assert.rejects(js.publish(subject, "{}", { timeout: 2000 }), isPermissionViolation, subject);
       }
     });

@@ -4,6 +4,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { V1Deployment } from "@kubernetes/client-node";
 import { pino } from "pino";
@@ -13,6 +14,7 @@ import { CELERIAC_TYPES, type Queue } from "../../../api/objects.js";
 import type { QueueSpec } from "../../../api/queue.js";
 import { newTaskMessage } from "../../../api/task-message.js";
 import { publishTaskMessage } from "../../../nats/task-publish.js";
+import { pauseQueue, resumeQueue } from "../../../nats/queue-pause.js";
 import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, listObjects, mergePatch, type KubeObject } from "../../../kube/k8s-client.js";
 import { SharedTenantNats } from "../../../operator/credentials/tenant-connections.js";
 import { QueueReconciler } from "../../../operator/queue/queue-reconciler.js";
@@ -307,5 +309,30 @@ describe("when the Queue reconciler runs against an API server and NATS", () => 
     await new Promise((r) => setTimeout(r, 2000));
     assert.equal((await jsm.streams.info(names.delayedStream)).state.messages, 1, "the delayed task stayed");
     assert.equal((await getDeployment(name)).spec?.replicas, 0, "not scaled");
+  });
+
+  it("holds the worker count while the queue is paused (status.paused) and scales within a moment of the resume", async () => {
+    const name = uniqueQueue("paused");
+    await createQueue({ autoscaling: { minReplicas: 0, maxReplicas: 5, targetBacklogPerReplica: 10, pollingIntervalSeconds: 60 } }, name);
+    await rec.reconcile({ namespace: NS, name }, ctx);
+    await eventually(async () => (await get(name)).status?.desiredReplicas === 0, 3000, "the first read");
+    const names = queueNames(NS, name);
+    const kv = await new Kvm(nc).open(names.resultsBucket);
+    assert.ok("paused" in (await pauseQueue(kv, { reason: "maintenance" })));
+    // the watch kicks the loop: status.paused at once, not at the next (60 s) interval
+    const st = (await eventually(async () => (await get(name)).status?.paused, 3000, "status.paused"))!;
+    assert.equal(st.reason, "maintenance");
+    for (let i = 0; i < 25; i++) await js.publish(names.taskSubject, JSON.stringify({ id: `p${i}` }), { msgID: `p${i}` });
+    await mergePatch(c.kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name }, { spec: { autoscaling: { pollingIntervalSeconds: 1 } } }, "test");
+    await synced(name);
+    await rec.reconcile({ namespace: NS, name }, ctx);
+    await eventually(async () => (await get(name)).status?.backlog === 25, 3000, "backlog 25 read");
+    await new Promise((r) => setTimeout(r, 1500)); // another interval
+    assert.equal((await getDeployment(name)).spec?.replicas, 0, "held at 0 with a backlog of 25");
+    const t0 = Date.now();
+    await resumeQueue(kv);
+    await eventually(async () => (await getDeployment(name)).spec?.replicas === 3, 3000, "3 replicas after the resume");
+    assert.ok(Date.now() - t0 < 1500, `scaled ${Date.now() - t0} ms after the resume`);
+    await eventually(async () => (await get(name)).status?.paused === undefined, 3000, "status.paused removed");
   });
 });
