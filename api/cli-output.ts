@@ -18,7 +18,7 @@ import { QueueListOutputSchema, QueuePauseOutputSchema, QueuePurgeOutputSchema, 
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { TASK_PHASES } from "./constants.js";
 import { TaskRecordSchema, TaskMessageSchema } from "./message.js";
-import { TaskErrorSchema, TaskStatusSchema } from "./task.js";
+import { TaskErrorSchema, TaskProgressSchema, TaskStatusSchema } from "./task.js";
 import { AnyJson, FreeObject, StringEnum, StringMap, Timestamp } from "./schema-helpers.js";
 
 /** Base of every CLI output schema's `$id`. */
@@ -77,7 +77,15 @@ export const TaskViewSchema = Type.Object(
       ),
     ),
     revokedAt: Type.Optional(Timestamp({ description: "When it was revoked (its revoked.<id> marker)." })),
-    retryOf: Type.Optional(Type.String({ description: "The task this one re-runs (celeriac tasks retry)." })),
+    retryOf: Type.Optional(Type.String({ description: "The task this one re-runs (celeriac tasks retry, or the dead-lettered task a celeriac dlq replay re-runs)." })),
+    replayOf: Type.Optional(
+      Type.Object(
+        { stream: Type.String({ description: "The dead-letter stream." }), seq: Type.Integer({ minimum: 1, description: "The dead letter's sequence in it." }) },
+        { description: "For a replay (celeriac dlq replay): the dead letter it replays." },
+      ),
+    ),
+    eta: Type.Optional(Timestamp({ description: "A delayed task's ETA (countdown/eta), read from its message in the delayed stream: it waits there until then." })),
+    progress: Type.Optional(TaskProgressSchema),
     retries: Type.Optional(Type.Array(Type.String(), { description: "The tasks that re-run this one, oldest first." })),
     updatedAt: Type.Optional(Timestamp({ description: "When the record was last written." })),
     record: Type.Optional(TaskRecordSchema),

@@ -156,7 +156,8 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * compare-and-set create/update — write task records (`$KV.<bucket>.*`). A producer can therefore
  * overwrite a record of its own namespace's queues (it could already publish any task there); it
  * cannot write `queue.settings`. It may pause and resume its queues (`celeriac queue pause|resume`:
- * create and delete `$KV.<bucket>.queue.paused`). It cannot consume: no `MSG.NEXT` on a work, delayed, held or
+ * create and delete `$KV.<bucket>.queue.paused`), and link a retry or replay to the task it re-runs
+ * (`retry.<new id>`, `retries.<old id>`: `celeriac tasks retry`, `celeriac dlq replay`). It cannot consume: no `MSG.NEXT` on a work, delayed, held or
  * dead-letter stream, and no `$JS.ACK` on any stream. For `celeriac tasks` and `celeriac dlq` it may
  * read its queues' queued messages and dead letters one by one (`STREAM.MSG.GET`, and `DIRECT.GET`
  * on the dead-letter stream: never a consumer on those streams), and pull from its own ordered
@@ -202,6 +203,9 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       `${API}.CONSUMER.MSG.NEXT.KV_${n.resultsBucket}.*`,
       controlSubject(namespace, q),
       `$KV.${n.resultsBucket}.queue.paused`,
+      // celeriac tasks retry and dlq replay: the retry links (`retry.<new id>`, `retries.<old id>`)
+      `$KV.${n.resultsBucket}.retry.*`,
+      `$KV.${n.resultsBucket}.retries.*`,
     );
   }
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };

@@ -17,11 +17,12 @@ import type { Static } from "@sinclair/typebox";
 import type { DeadLetterSchema, ReplayOutcomeSchema } from "../api/cli-output.js";
 import { messageFlow, type ProducerFlow } from "../api/flow.js";
 import { HEADERS, parseTaskMessage, type TaskMessage, type TaskRecord } from "../api/message.js";
-import { TASK_ID_PATTERN, QUEUE_SETTINGS_KEY, type QueueNames } from "../api/naming.js";
+import { TASK_ID_PATTERN, QUEUE_SETTINGS_KEY, RETRY_PREFIX, type QueueNames } from "../api/naming.js";
 import { parseQueueProducerSettings } from "../api/queue-settings.js";
 import { isTerminalPhase } from "../api/constants.js";
 import { isPermissionViolation } from "./queue-resources.js";
 import { publishTaskMessage } from "./task-publish.js";
+import type { RetryLink } from "./task-records.js";
 
 /**
  * One dead letter as `celeriac dlq` shows it: the stable `-o json` shape, api/cli-output.ts
@@ -303,6 +304,13 @@ export async function replayDeadLetters(js: JetStreamClient, jsm: JetStreamManag
     }
     let removed = false;
     let why: string | undefined;
+    if (o.targetResults && d.id !== undefined) {
+      // `tasks get <replay id>` names the dead letter after its message is gone (the record does not carry it)
+      const link: RetryLink = { v: 1, id: rid, retryOf: d.id, replayOf: { stream: names.deadLetterStream, seq: d.seq }, createdAt: now().toISOString() };
+      await o.targetResults.put(`${RETRY_PREFIX}${rid}`, JSON.stringify(link)).catch((err: unknown) => {
+        why = `replayed; its link to the dead letter was not written (${(err as Error).message})`;
+      });
+    }
     if (o.remove) {
       try {
         removed = await jsm.streams.deleteMessage(names.deadLetterStream, d.seq, false);

@@ -18,11 +18,18 @@ import { parseTaskMessage, type TaskMessage, type TaskRecord } from "../api/mess
 import { RETRIES_PREFIX, RETRY_PREFIX, REVOKED_PREFIX, TASK_ID_PATTERN, type QueueNames } from "../api/naming.js";
 import { publishTaskMessage, revokeTask } from "./task-publish.js";
 
-/** A retry link (`retry.<id>` in the results bucket): task `id` re-runs task `retryOf`. */
+/**
+ * A retry link (`retry.<id>` in the results bucket): task `id` re-runs task `retryOf` — written by
+ * `celeriac tasks retry`, and by `celeriac dlq replay` with `replayOf` naming the dead letter (the
+ * record of a replay does not carry it, the link keeps it after the message is gone).
+ */
 export interface RetryLink {
   v: 1;
   id: string;
   retryOf: string;
+  /** A replay's dead letter: its stream and sequence. */
+  replayOf?: { stream: string; seq: number };
+  /** RFC 3339. */
   createdAt: string;
 }
 
@@ -402,11 +409,12 @@ export type RevokeOutcome = Static<typeof RevokeOutcomeSchema>;
 /**
  * Revokes one task (nats/task-publish.ts `revokeTask`: the `revoked.<id>` marker, and a Cancelled
  * record when it has not started); a finished task is left alone (no marker).
+ * @param task the task name for the Cancelled record of a task no worker recorded yet (from its queued message)
  */
-export async function revokeOne(kv: KV, t: { queue: string; namespace: string }, id: string): Promise<RevokeOutcome> {
+export async function revokeOne(kv: KV, t: { queue: string; namespace: string }, id: string, task?: string): Promise<RevokeOutcome> {
   const rec = await getTaskRecord(kv, id);
   const before = rec?.status.phase;
   if (rec && isTerminalPhase(before)) return { id, ...(before ? { before } : {}), action: "finished" };
-  await revokeTask(kv, t, id, rec?.task);
+  await revokeTask(kv, t, id, rec?.task ?? task);
   return { id, ...(before ? { before } : {}), action: !rec ? "marked" : before === "Running" ? "aborted" : "cancelled" };
 }

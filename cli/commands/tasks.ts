@@ -59,7 +59,10 @@ async function taskView(s: Session, queue: string, kv: KV, id: string, record: T
   const st = record?.status;
   const children = canvasRec?.tree ? r.canvasTaskIdsOf(canvasRec.tree) : undefined;
   const canvas = st?.canvas || children ? { ...(st?.canvas ?? {}), ...(children ? { children } : {}) } : undefined;
-  const timeline = record ? r.taskTimeline(record, revokedAt ? { revokedAt } : {}) : [{ time: queued?.createdAt ?? "", event: "Enqueued (no worker has recorded it yet)" }];
+  const timeline = record
+    ? r.taskTimeline(record, revokedAt ? { revokedAt } : {})
+    : [{ time: queued?.createdAt ?? "", event: "Enqueued (no worker has recorded it yet)" }, ...(queued?.eta ? [{ time: queued.eta, event: "Due (delayed until its ETA)" }] : [])];
+  const replayOf = link?.replayOf ?? (queued?.replayOf ? { stream: queued.replayOf.stream, seq: queued.replayOf.seq } : undefined);
   return {
     id,
     task: record?.task ?? queued?.task ?? "",
@@ -77,7 +80,10 @@ async function taskView(s: Session, queue: string, kv: KV, id: string, record: T
     timeline,
     ...(canvas ? { canvas } : {}),
     ...(revokedAt ? { revokedAt } : {}),
-    ...(link ? { retryOf: link.retryOf } : queued?.retryOf ? { retryOf: queued.retryOf } : {}),
+    ...(link ? { retryOf: link.retryOf } : queued?.retryOf ? { retryOf: queued.retryOf } : queued?.replayOf?.id ? { retryOf: queued.replayOf.id } : {}),
+    ...(replayOf ? { replayOf } : {}),
+    ...(!record && queued?.eta ? { eta: queued.eta } : {}),
+    ...(st?.progress ? { progress: st.progress } : {}),
     ...(retries.length ? { retries } : {}),
     ...(record ? { updatedAt: record.updatedAt, record } : {}),
   };
@@ -113,8 +119,10 @@ export function describeTask(v: TaskView): string {
     if (c.root) rows.push(["Canvas", `root ${c.root}${c.parent ? `, parent ${c.parent}` : ""}, step ${c.step ?? "?"}${c.failedStep ? `, failed step ${c.failedStep.id}` : ""}`]);
     if (c.children) rows.push(["Canvas steps", listed(c.children)]);
   }
+  if (v.eta) rows.push(["ETA", `${v.eta} (delayed: waits in the delayed stream until then)`]);
+  if (v.progress) rows.push(["Progress", `${v.progress.display}${v.progress.meta ? `  ${json(v.progress.meta)}` : ""}  (at ${v.progress.updatedAt})`]);
   if (v.revokedAt) rows.push(["Revoked", v.revokedAt]);
-  if (v.retryOf) rows.push(["Retry of", v.retryOf]);
+  if (v.retryOf) rows.push([v.replayOf ? "Replay of" : "Retry of", v.replayOf ? `${v.retryOf} (dead letter ${v.replayOf.seq} of ${v.replayOf.stream})` : v.retryOf]);
   if (v.retries) rows.push(["Retried as", v.retries.join(", ")]);
   const w = Math.max(...rows.map(([k]) => k.length)) + 2;
   const lines = rows.map(([k, val]) => `${`${k}:`.padEnd(w)}${val}`);
@@ -326,7 +334,7 @@ async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): 
   const format = outputFormat(f.output);
   ids.forEach(checkId);
   await withSession(f, async (s) => {
-    const { revokeOne } = await import("../../nats/task-records.js");
+    const r = await import("../../nats/task-records.js");
     const out: Array<RevokeOutcome & { queue: string }> = [];
     const missing: string[] = [];
     for (const id of ids) {
@@ -336,7 +344,10 @@ async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): 
         continue;
       }
       const queue = found?.queue ?? (s.queue as string);
-      out.push({ ...(await revokeOne(found?.kv ?? (await s.kv(queue)), { queue, namespace: s.namespace }, id)), queue });
+      const kv = found?.kv ?? (await s.kv(queue));
+      // a task no worker recorded yet: its name from its queued message, for the Cancelled record
+      const queuedTask = found?.record ? undefined : (await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, queue), undefined, id))?.message?.task;
+      out.push({ ...(await r.revokeOne(kv, { queue, namespace: s.namespace }, id, queuedTask)), queue });
     }
     if (format === "table") for (const o of out) console.log(revokeLine(o));
     else process.stdout.write(renderList(out, [], format));

@@ -272,9 +272,7 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
     assert.match(table.stdout, /^Timeline:$/m);
   });
 
-  // Gaps of `celeriac tasks get` found by this test, kept as todo tests until cli/commands/tasks.ts
-  // (being refactored elsewhere) is fixed: they run, report, and pass once it is.
-  it("tasks get tells a delayed task from a queued one: it shows its ETA", { todo: "cli/commands/tasks.ts taskView (line ~182-189) drops the queued message's eta: a delayed task reads Queued/Enqueued like a queued one" }, async () => {
+  it("tasks get tells a delayed task from a queued one: it shows its ETA", async () => {
     const info = await jsm.streams.info(names.delayedStream);
     const msg = await jsm.streams.getMessage(names.delayedStream, { seq: info.state.first_seq });
     const eta = (JSON.parse(new TextDecoder().decode(msg!.data)) as { eta?: string }).eta;
@@ -285,7 +283,7 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
     assert.ok(table.stdout.includes(eta), `tasks get names the eta ${eta}:\n${table.stdout}`);
   });
 
-  it("tasks get of a task revoked while queued keeps its task name", { todo: "cli/commands/tasks.ts revoke (line ~459) passes no task name to revokeOne for a task without a record, so the Cancelled record has task \"\"" }, async () => {
+  it("tasks get of a task revoked while queued keeps its task name", async () => {
     const v = await celeriacJson<TaskView>(["tasks", "get", revoked.id]);
     assert.equal(v.task, "ops.quick");
   });
@@ -339,7 +337,7 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
     assert.match(col.stdout, /6\/10/);
   });
 
-  it("tasks get shows a running task's progress", { todo: "cli/commands/tasks.ts describeTask (line ~215) has no Progress row and TaskView no progress field (only record.status.progress in -o json)" }, async () => {
+  it("tasks get shows a running task's progress", async () => {
     const table = await celeriac(["tasks", "get", taskUid]);
     assert.match(table.stdout, /^Progress:\s+6\/10/m);
   });
@@ -390,5 +388,12 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
     assert.equal(empty.stdout, "");
     assert.match(empty.stderr, /No dead letters in queue default\/ops/);
     assert.deepEqual((await celeriacJson<{ items: unknown[] }>(["dlq", "list"])).items, []);
+
+    // with the dead letter gone, a replay still names the task and dead letter it replays
+    const first = rp.items[0]!;
+    const v = await celeriacJson<TaskView & { retryOf?: string; replayOf?: { stream: string; seq: number } }>(["tasks", "get", first.replayId]);
+    assert.equal(v.phase, "Succeeded");
+    assert.equal(v.retryOf, first.id);
+    assert.deepEqual(v.replayOf, { stream: names.deadLetterStream, seq: first.seq });
   });
 });

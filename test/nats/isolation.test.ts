@@ -213,6 +213,12 @@ describe("when tenants connect with minted credentials to a nats-server in opera
       assert.equal(replay.code, 0, replay.stderr);
       assert.deepEqual((JSON.parse(replay.stdout) as { items: Array<{ outcome: string }> }).items.map((o) => o.outcome), ["Replayed"]);
       assert.deepEqual(await client.get(`cli-dead-r${d.seq}`).result({ timeoutMs: 10_000 }), ["ok"]);
+      assert.deepEqual((JSON.parse(replay.stdout) as { items: Array<{ message?: string }> }).items.map((o) => o.message), [undefined], "the replay's link was written");
+      const linked = await cli("tasks", "get", `cli-dead-r${d.seq}`, "--queue", q, "-o", "json");
+      assert.equal((JSON.parse(linked.stdout) as { retryOf?: string }).retryOf, "cli-dead");
+      const retried = await cli("tasks", "retry", "cli-dead", "--queue", q, "-o", "json");
+      assert.equal(retried.code, 0, retried.stderr);
+      assert.equal((JSON.parse(retried.stdout) as { retryOf: string }).retryOf, "cli-dead");
       assert.deepEqual(violations(srv).slice(before), []);
     });
 
