@@ -97,6 +97,14 @@ const ARGS_SOURCE_TEXT: Record<ArgsSource, string> = { "dead-letter": "dead-lett
 /** A view with no shared sub-objects (YAML would print them as anchors and aliases). */
 const plain = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
+/** Where the args of a task are when the results bucket no longer has them. Pure. */
+function notKept(v: TaskView): string {
+  if (v.origin.kind === "Task" && v.origin.name) {
+    return `<in the Task's spec: kubectl get task ${v.origin.name} -n ${v.origin.namespace ?? v.namespace} -o jsonpath='{.spec.args}'>`;
+  }
+  return "<not kept: the results bucket keeps status only, and the message is gone>";
+}
+
 /** The `get` table layout: kubectl-describe style fields, the error's stack, the timeline. Pure. */
 export function describeTask(v: TaskView): string {
   const rows: [string, string][] = [
@@ -107,8 +115,8 @@ export function describeTask(v: TaskView): string {
     ["Phase", v.phase ?? "<none>"],
     ["Attempts", v.attempts === undefined ? "<none>" : String(v.attempts)],
     ["Worker", v.worker ?? "<none>"],
-    ["Args", v.args ? `${json(v.args)}  (from the ${ARGS_SOURCE_TEXT[v.argsSource!]})` : "<not kept: the results bucket keeps status only, and the message is gone>"],
-    ["Kwargs", v.kwargs ? json(v.kwargs) : "<not kept>"],
+    ["Args", v.args ? `${json(v.args)}  (from the ${ARGS_SOURCE_TEXT[v.argsSource!]})` : notKept(v)],
+    ["Kwargs", v.kwargs ? json(v.kwargs) : v.origin.kind === "Task" && v.origin.name ? "<in the Task's spec>" : "<not kept>"],
   ];
   if (v.record && "result" in v.record.status) rows.push(["Result", json(v.result)]);
   if (v.resultRef) rows.push(["Result ref", `${v.resultRef.bucket} ${v.resultRef.key} (${v.resultRef.sizeBytes} bytes)`]);
