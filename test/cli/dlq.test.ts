@@ -2,9 +2,6 @@
 // written by a real worker.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,29 +15,15 @@ import { connect, type CeleriacClient } from "../../client/index.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { defineTask, UnrecoverableError, Worker, type WorkerOptions } from "../../worker/index.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
+import { runCeleriac, type CliRun } from "../helpers/cli.js";
 
-const run = promisify(execFile);
-const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
 const EMPTY_CWD = mkdtempSync(join(tmpdir(), "celeriac-cwd-"));
 after(() => rmSync(EMPTY_CWD, { recursive: true, force: true }));
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
-/** Runs `celeriac <args>` without CELERIAC_* variables, standard input not a terminal. */
-async function celeriac(args: string[]): Promise<Ran> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_")));
-  const p = run(process.execPath, [BIN, ...args], { cwd: EMPTY_CWD, env: { ...env, KUBECONFIG: "/nonexistent" }, maxBuffer: 16 * 1024 * 1024 });
-  p.child.stdin?.end();
-  return p.then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-}
+/** Runs `celeriac <args>` as a user would (test/helpers/cli.ts). */
+const celeriac = (args: string[]): Promise<CliRun> => runCeleriac(args, EMPTY_CWD);
 
 interface ListItem {
   seq: number;

@@ -2,11 +2,9 @@
 // them (the built bin, a real nats-server, a worker with real tasks and dead letters), validated
 // with Ajv against the published schemas in docs/schemas/cli/ (written by scripts/generate.ts from
 // api/cli-output.ts). The schemas are closed, so a renamed field fails here.
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,10 +14,9 @@ import { CLI_OUTPUT_SCHEMAS, cliSchemaFile } from "../../api/cli-output.js";
 import { defineTask, UnrecoverableError } from "../../worker/index.js";
 import { startNatsServer, waitFor, type NatsServer } from "../helpers/nats-server.js";
 import { fixture, type Fixture } from "../worker/fixture.js";
+import { runCeleriac, type CliRun } from "../helpers/cli.js";
 
-const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const BIN = join(ROOT, "bin", "celeriac.js");
 const EMPTY_CWD = mkdtempSync(join(tmpdir(), "celeriac-cwd-"));
 after(() => rmSync(EMPTY_CWD, { recursive: true, force: true }));
 
@@ -40,16 +37,8 @@ function assertValid(command: string, value: unknown): void {
   assert.ok(v(value), `${command}: ${ajv.errorsText(v.errors)}\n${JSON.stringify(value, null, 2).slice(0, 2000)}`);
 }
 
-/** Runs `celeriac <args>` without CELERIAC_* variables, standard input not a terminal. */
-async function celeriac(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_")));
-  const p = run(process.execPath, [BIN, ...args], { cwd: EMPTY_CWD, env: { ...env, KUBECONFIG: "/nonexistent" }, maxBuffer: 16 * 1024 * 1024 });
-  p.child.stdin?.end();
-  return p.then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-}
+/** Runs `celeriac <args>` as a user would (test/helpers/cli.ts). */
+const celeriac = (args: string[]): Promise<CliRun> => runCeleriac(args, EMPTY_CWD);
 
 let healed = false;
 const tasks = [
