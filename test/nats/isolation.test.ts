@@ -299,6 +299,8 @@ describe("when tenants connect with minted credentials to a nats-server in opera
       const js = jetstream(nc);
       for (const subject of [`$KV.${an.resultsBucket}.revoked.t1`, `$KV.${an.resultsBucket}.${QUEUE_SETTINGS_KEY}`, `$KV.${an.resultsBucket}.${QUEUE_PAUSED_KEY}`]) {
         await assert.rejects(js.publish(subject, "{}", { timeout: 2000 }), isPermissionViolation, subject);
+        // the server's log line can come after the client's error: wait, so a later test's violation count starts after it
+        await serverRefused(srv, "Publish", subject);
       }
     });
   });
