@@ -23,6 +23,7 @@ import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-
 import { connect, type CeleriacClient, type TaskHandle } from "../../client/index.js";
 import { LABELS } from "../../api/constants.js";
 import { queueNames } from "../../api/naming.js";
+import type { QueueStatusOutput } from "../../api/queue-ops.js";
 import type { TaskProgress } from "../../api/task.js";
 import { REPO_ROOT } from "../../devcluster/platform/paths.js";
 import { runTool, waitFor, type ToolRun } from "../helpers/k8s-tools.js";
@@ -272,6 +273,27 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
     assert.match(table.stdout, /^Timeline:$/m);
   });
 
+  it("inspect shows each of the 3 workers running its task and the delayed task; queue status counts the same state", async () => {
+    const [ping, active, scheduled, st] = await Promise.all([
+      celeriacJson<{ items: Array<{ worker: string; answered: boolean; status: string }> }>(["inspect", "ping", "--timeout", "5"]),
+      celeriacJson<{ items: Array<{ worker: string; active?: Array<{ id: string; task: string; attempt: number }> }> }>(["inspect", "active", "--timeout", "5"]),
+      celeriacJson<{ items: Array<{ id: string; task: string }> }>(["inspect", "scheduled"]),
+      celeriacJson<QueueStatusOutput>(["queue", "status", QUEUE, "--sample", "0"]),
+    ]);
+    const pods = (await workerPods(e)).map((p) => p.metadata.name).sort();
+    assert.deepEqual(ping.items.map((w) => w.worker).sort(), pods, "inspect ping lists the queue's 3 worker pods");
+    assert.deepEqual(ping.items.filter((w) => !w.answered || w.status !== "ok"), [], "every worker answers");
+    assert.deepEqual(active.items.map((w) => w.active?.length ?? 0), [1, 1, 1], "one running task per worker (concurrency 1)");
+    assert.deepEqual(active.items.flatMap((w) => w.active ?? []).map((t) => t.id).sort(), ["run-1", "run-2", taskUid].sort());
+    assert.deepEqual(active.items.flatMap((w) => w.active ?? []).map((t) => [t.task, t.attempt]), [["ops.block", 1], ["ops.block", 1], ["ops.block", 1]]);
+    assert.deepEqual(scheduled.items.map((t) => [t.id, t.task]), [["del-1", "ops.quick"]]);
+    // 4 queued messages (rev-1's too, until a worker takes and drops it), 3 running, 1 delayed, the dead letters
+    assert.deepEqual(
+      { backlog: st.backlog, inFlight: st.inFlight, delayed: st.delayed, dead: st.dead, workers: st.workers, paused: st.paused },
+      { backlog: 4, inFlight: 3, delayed: 1, dead: DEAD, workers: 3, paused: false },
+    );
+  });
+
   it("tasks get tells a delayed task from a queued one: it shows its ETA", async () => {
     const info = await jsm.streams.info(names.delayedStream);
     const msg = await jsm.streams.getMessage(names.delayedStream, { seq: info.state.first_seq });
@@ -340,6 +362,26 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
   it("tasks get shows a running task's progress", async () => {
     const table = await celeriac(["tasks", "get", taskUid]);
     assert.match(table.stdout, /^Progress:\s+6\/10/m);
+  });
+
+  it("pauses the queue: the running tasks finish, nothing queued starts, the workers stay and the Queue says paused; resume runs the rest", async () => {
+    const p = await celeriacJson<{ paused: boolean; changed: boolean }>(["queue", "pause", QUEUE, "--reason", "e2e"]);
+    assert.deepEqual([p.paused, p.changed], [true, true]);
+    await waitFor("the Queue's status.paused", async () => (await e.kubectl(["get", "queue", QUEUE, "-o", "jsonpath={.status.paused.at}"])).stdout !== "", 10_000, 100);
+    for (const c of ctl.values()) writeFileSync(`${c}.release`, "");
+    await waitFor("the running tasks finished", async () => (await Promise.all(blockers.map((h) => h.status()))).every((s) => s?.phase === "Succeeded"), 30_000, 50);
+    // every slot is free now: without the pause the queued tasks would start during status's 1 s sample
+    const st = await celeriacJson<QueueStatusOutput>(["queue", "status", QUEUE, "--sample", "1"]);
+    assert.equal(st.paused, true);
+    assert.equal(st.pausedReason, "e2e");
+    assert.equal((st.backlog ?? 0) + (st.inFlight ?? 0), 4, "the 4 queued messages wait (one may sit on a worker, not started)");
+    const s = starts();
+    assert.deepEqual(queued.filter((h) => s.has(h.id)).map((h) => h.id), [], "no queued task started while paused");
+    assert.equal((await workerPods(e)).length, 3, "pausing keeps the workers");
+    const again = await celeriac(["queue", "pause", QUEUE]);
+    assert.equal(again.code, 0, again.stderr);
+    const r = await celeriacJson<{ paused: boolean; changed: boolean }>(["queue", "resume", QUEUE]);
+    assert.deepEqual([r.paused, r.changed], [false, true]);
   });
 
   it("runs the queued tasks once the running ones finish, and never the revoked one", async () => {
