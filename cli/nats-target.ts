@@ -4,7 +4,7 @@
  * error that says what to do when it cannot be reached. The platform's state module is imported
  * only when neither the flag nor the variable gives a URL (the CLI loads modules lazily).
  */
-import { resolve } from "node:path";
+import { basename, delimiter, dirname, resolve } from "node:path";
 import { ConnectionError } from "@nats-io/transport-node";
 import { DEFAULT_NATS_URL } from "../nats/connection.js";
 
@@ -20,15 +20,26 @@ export interface NatsTarget {
 export const DEFAULT_DEV_DIR = ".celeriac";
 
 /**
- * Resolves the NATS URL: flag, variable, the local platform (ready, supervisor alive), default.
+ * Resolves the NATS URL: flag, variable, the local platform (ready, supervisor alive) in `devDir` —
+ * or, when `devDir` is the default, in the directory of a `KUBECONFIG` entry named `kubeconfig`
+ * (the one `celeriac dev up` writes) — else the default.
+ * @throws Error naming the directory when `devDir` was given (not the default) and holds no running platform
  * @param devDir the `celeriac dev up` state directory (default `.celeriac` in the working directory)
  */
 export async function natsTarget(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, devDir = DEFAULT_DEV_DIR): Promise<NatsTarget> {
   if (flag) return { url: flag, source: "--nats" };
   if (env.CELERIAC_NATS_URL) return { url: env.CELERIAC_NATS_URL, source: "CELERIAC_NATS_URL" };
   const { isAlive, readState } = await import("../devcluster/platform/state.js");
-  const s = readState(resolve(devDir));
-  if (s?.ready && s.natsUrl && isAlive(s.pid)) return { url: s.natsUrl, source: "dev" };
+  // the state directory given (or ./.celeriac); with the default, also the one a KUBECONFIG of
+  // `celeriac dev up` lives in (<dir>/kubeconfig), so commands run from anywhere find the platform
+  const dirs = [resolve(devDir)];
+  if (devDir === DEFAULT_DEV_DIR && env.KUBECONFIG) for (const k of env.KUBECONFIG.split(delimiter)) if (k && basename(k) === "kubeconfig") dirs.push(dirname(resolve(k)));
+  for (const dir of dirs) {
+    const s = readState(dir);
+    if (s?.ready && s.natsUrl && isAlive(s.pid)) return { url: s.natsUrl, source: "dev" };
+  }
+  // a --dev-dir given on purpose that holds no running platform is a mistake, not a reason to try 127.0.0.1:4222
+  if (devDir !== DEFAULT_DEV_DIR) throw new Error(`--dev-dir ${devDir}: no running \`celeriac dev up\` platform in ${resolve(devDir)}; start one with celeriac dev up --dir ${devDir}, or pass --nats`);
   return { url: DEFAULT_NATS_URL, source: "default" };
 }
 

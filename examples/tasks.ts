@@ -65,6 +65,7 @@ export const long = defineTask("demo.long", async ([seconds = 60], _kwargs, ctx)
     ctx.progress({ done, total: seconds });
     await sleep(1000, undefined, { signal: ctx.signal });
   }
+  ctx.progress({ done: seconds, total: seconds });
   return { seconds };
 }, { timeoutSeconds: 3700 });
 

@@ -252,14 +252,15 @@ export function register(program: Command): void {
       }
       const { readDeadLetters, replayDeadLetters } = await import("../../nats/dead-letters.js");
       const dls = await readDeadLetters(s.jsm, s.names, sel, { results: await s.results(s.names) });
+      // SEQs named that do not exist are an error (exit 1), checked before "nothing matched" (exit 0)
+      if (sel.seqs) {
+        const missing = sel.seqs.filter((q) => !dls.some((d) => d.seq === q));
+        if (missing.length) throw new Error(`dead letter ${missing.join(", ")} does not exist in queue ${s.names.namespace}/${s.names.queue}: nothing replayed; list them with celeriac dlq list --queue ${s.names.queue} -n ${s.names.namespace}`);
+      }
       if (dls.length === 0) {
         console.error(`No dead letters in queue ${s.names.namespace}/${s.names.queue}${describe(sel, f)}: nothing replayed.`);
         if (format !== "table") process.stdout.write(renderList([], [], format));
         return;
-      }
-      if (sel.seqs) {
-        const missing = sel.seqs.filter((q) => !dls.some((d) => d.seq === q));
-        if (missing.length) throw new Error(`dead letter ${missing.join(", ")} does not exist in queue ${s.names.namespace}/${s.names.queue}: nothing replayed; list them with celeriac dlq list --queue ${s.names.queue} -n ${s.names.namespace}`);
       }
       const results = await s.results(target);
       const out = await replayDeadLetters(s.js, s.jsm, s.names, dls, { ...edits, target, ...(results ? { targetResults: results } : {}), remove: f.remove === true });
@@ -289,14 +290,14 @@ export function register(program: Command): void {
       const { readDeadLetters, purgeDeadLetters } = await import("../../nats/dead-letters.js");
       const dls = await readDeadLetters(s.jsm, s.names, sel, { results: await s.results(s.names) });
       const where = `queue ${s.names.namespace}/${s.names.queue}`;
+      if (sel.seqs) {
+        const missing = sel.seqs.filter((q) => !dls.some((d) => d.seq === q));
+        if (missing.length) throw new Error(`dead letter ${missing.join(", ")} does not exist in ${where}: nothing deleted; list them with celeriac dlq list --queue ${s.names.queue} -n ${s.names.namespace}`);
+      }
       if (dls.length === 0) {
         console.error(`No dead letters in ${where}${describe(sel, f)}: nothing deleted.`);
         if (format !== "table") process.stdout.write(renderOne<DlqPurgeOutput>({ deleted: 0, seqs: [] }, format, () => ""));
         return;
-      }
-      if (sel.seqs) {
-        const missing = sel.seqs.filter((q) => !dls.some((d) => d.seq === q));
-        if (missing.length) throw new Error(`dead letter ${missing.join(", ")} does not exist in ${where}: nothing deleted; list them with celeriac dlq list --queue ${s.names.queue} -n ${s.names.namespace}`);
       }
       const what = `${dls.length} dead letter${dls.length === 1 ? "" : "s"} of ${where}`;
       if (!f.yes) {

@@ -263,7 +263,7 @@ async function list(f: CommonFlags & { state?: string; task?: string; since?: st
       return;
     }
     process.stdout.write(renderList(format === "table" ? items : plain(items), listColumns(!s.queue), format));
-    if (truncated && format === "table") console.error(`(stopped at --limit ${f.limit} before the last record; more tasks may match)`);
+    if (truncated) console.error(`(stopped at --limit ${f.limit} before the last record; more tasks may match)`);
   });
 }
 

@@ -203,6 +203,12 @@ describe("when a queue has dead letters", () => {
     const gone = await dlq("show", String(a.seq));
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, new RegExp(`dead letter ${a.seq} does not exist in queue default/${queue} .*celeriac dlq list --queue ${queue}`));
+    // SEQs that do not exist fail (exit 1) even when none of the given ones exists: a script's `replay 7 && …` must not read success
+    for (const verb of [["replay"], ["purge", "--yes"]]) {
+      const r = await dlq(verb[0]!, String(a.seq), ...verb.slice(1));
+      assert.equal(r.code, 1, `${verb[0]} of a removed SEQ: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`dead letter ${a.seq} does not exist`));
+    }
 
     const moved = await dlq("replay", String(b.seq), "--to-queue", other, "--remove");
     assert.equal(moved.code, 0, moved.stderr);
