@@ -138,7 +138,7 @@ export const QueueStatusSchema = Type.Object(
     conditions: Type.Optional(Conditions("Ready, StreamReady and WorkersReady conditions (metav1.Condition).")),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: "The .metadata.generation last reconciled." })),
     streamName: Type.Optional(Type.String({ description: "Name of the JetStream stream holding ready tasks." })),
-    backlog: Type.Optional(Type.Integer({ minimum: 0, description: "Tasks waiting plus in flight on the worker consumer (plus delayed tasks now due)." })),
+    backlog: Type.Optional(Type.Integer({ minimum: 0, description: "Tasks waiting plus in flight on the worker consumer (plus delayed tasks now due): the autoscaler's figure. celeriac queue status's backlog is the waiting ones only." })),
     inFlight: Type.Optional(Type.Integer({ minimum: 0, description: "Tasks delivered to workers and not yet acknowledged." })),
     delayed: Type.Optional(Type.Integer({ minimum: 0, description: "Tasks waiting for their countdown/eta." })),
     deadLetters: Type.Optional(Type.Integer({ minimum: 0, description: "Messages in the dead-letter stream." })),
@@ -169,7 +169,7 @@ export type QueueStatus = Static<typeof QueueStatusSchema>;
 /** Printer columns of `kubectl get queues`. */
 export const QUEUE_PRINTER_COLUMNS = [
   { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: "Ready condition." },
-  { name: "Backlog", type: "integer", jsonPath: ".status.backlog", description: "Pending plus in-flight tasks." },
+  { name: "Backlog", type: "integer", jsonPath: ".status.backlog", description: "Pending plus in-flight tasks (the autoscaler's figure; IN-FLIGHT is the part being run)." },
   { name: "In-Flight", type: "integer", jsonPath: ".status.inFlight", description: "Tasks running." },
   { name: "Workers", type: "integer", jsonPath: ".status.replicas", description: "Worker pods." },
   { name: "Desired", type: "integer", jsonPath: ".status.desiredReplicas", description: "Worker pods wanted." },

@@ -34,11 +34,21 @@ async function locate(s: Session, id: string): Promise<{ queue: string; kv: KV; 
   return undefined;
 }
 
+/**
+ * The task id `arg` names: itself when a queue has a record of it, else — when `arg` is the name of
+ * a Task resource of the namespace (read through the kubeconfig) — that Task's uid, its task id.
+ */
+async function taskIdOf(s: Session, arg: string): Promise<string> {
+  if (await locate(s, arg)) return arg;
+  const { taskResourceUid } = await import("../task-resource.js");
+  return (await taskResourceUid(s.namespace, arg)) ?? arg;
+}
+
 /** The message for an id that has no record: where it is, and how to list what exists. */
 function notFound(s: Session, id: string): Error {
   const where = s.queue ? `queue "${s.queue}" (namespace "${s.namespace}")` : `any queue of namespace "${s.namespace}" (${listed(s.queues)})`;
   const list = s.queue ? `celeriac tasks list --queue ${s.queue} --namespace ${s.namespace}` : `celeriac tasks list --namespace ${s.namespace}`;
-  return new Error(`task "${id}" not found in ${where}: list tasks with \`${list}\` (records expire after the queue's results TTL)`);
+  return new Error(`task "${id}" not found in ${where}, nor a Task resource of that name: list tasks with \`${list}\` (records expire after the queue's results TTL; a Task resource's task id is its uid)`);
 }
 
 function checkId(id: string): void {
@@ -208,10 +218,11 @@ async function withSession<T>(f: CommonFlags, fn: (s: Session) => Promise<T>): P
 }
 
 /** `tasks get <id>`. */
-async function get(id: string, f: CommonFlags): Promise<void> {
+async function get(arg: string, f: CommonFlags): Promise<void> {
   const format = outputFormat(f.output);
-  checkId(id);
+  checkId(arg);
   await withSession(f, async (s) => {
+    const id = await taskIdOf(s, arg);
     const found = await locate(s, id);
     if (found) {
       process.stdout.write(renderOne(plain(await taskView(s, found.queue, found.kv, id, found.record)), format, describeTask));
@@ -268,12 +279,13 @@ async function list(f: CommonFlags & { state?: string; task?: string; since?: st
 }
 
 /** `tasks result <id>`: the result as JSON (yaml with -o yaml); exit 1 when the task did not succeed. */
-async function result(id: string, f: CommonFlags & { wait?: boolean; timeout?: string }): Promise<void> {
+async function result(arg: string, f: CommonFlags & { wait?: boolean; timeout?: string }): Promise<void> {
   const format = outputFormat(f.output);
-  checkId(id);
+  checkId(arg);
   const timeoutS = f.timeout === undefined ? undefined : Number(f.timeout);
   if (timeoutS !== undefined && !(timeoutS > 0)) throw new Error(`--timeout ${JSON.stringify(f.timeout)}: give a number of seconds > 0`);
   await withSession(f, async (s) => {
+    const id = await taskIdOf(s, arg);
     const found = await locate(s, id);
     let rec = found?.record;
     if (!rec || !isTerminalPhase(rec.status.phase)) {
@@ -345,7 +357,8 @@ async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): 
     const r = await import("../../nats/task-records.js");
     const out: Array<RevokeOutcome & { queue: string }> = [];
     const missing: string[] = [];
-    for (const id of ids) {
+    for (const arg of ids) {
+      const id = await taskIdOf(s, arg);
       const found = await locate(s, id);
       if (!found && !s.queue) {
         missing.push(id);
@@ -387,11 +400,12 @@ export function retryRefusal(rec: TaskRecord, queue: string, known: { args: unkn
 }
 
 /** `tasks retry <id>`. */
-async function retry(id: string, f: CommonFlags): Promise<void> {
+async function retry(arg: string, f: CommonFlags): Promise<void> {
   const format = outputFormat(f.output);
-  checkId(id);
+  checkId(arg);
   await withSession(f, async (s) => {
     const r = await import("../../nats/task-records.js");
+    const id = await taskIdOf(s, arg);
     const found = await locate(s, id);
     if (!found?.record) throw notFound(s, id);
     const phase = found.record.status.phase;

@@ -359,6 +359,17 @@ describe("when a queue's tasks are operated from the shell", { timeout: 180_000,
     assert.match(col.stdout, /6\/10/);
   });
 
+  it("tasks get and result take a Task resource's name (its task id is its uid), read through the kubeconfig", async () => {
+    const r = await runTool(process.execPath, [BIN, "tasks", "get", TASK_NAME, "-o", "json", ...flags], { KUBECONFIG: e.platform.kubeconfigPath }, 60_000, { cwd, dropEnv: (k) => k.startsWith("CELERIAC_") || k === "KUBECONFIG" });
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as TaskView;
+    assert.equal(v.id, taskUid);
+    assert.equal(v.origin.name, TASK_NAME);
+    const without = await celeriac(["tasks", "get", TASK_NAME]);
+    assert.equal(without.code, 1, "without a kubeconfig the name is not found");
+    assert.match(without.stderr, /nor a Task resource of that name.*a Task resource's task id is its uid/);
+  });
+
   it("tasks get shows a running task's progress", async () => {
     const table = await celeriac(["tasks", "get", taskUid]);
     assert.match(table.stdout, /^Progress:\s+6\/10/m);
