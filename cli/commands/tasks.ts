@@ -369,6 +369,8 @@ async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): 
       // a task no worker recorded yet: its name from its queued message, for the Cancelled record
       const queuedTask = found?.record ? undefined : (await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, queue), undefined, id))?.message?.task;
       out.push({ ...(await r.revokeOne(kv, { queue, namespace: s.namespace }, id, queuedTask)), queue });
+      // revoking ahead of an enqueue is allowed (Celery's revoke of an id), but a mistyped id should not pass unseen
+      if (!found?.record && queuedTask === undefined) console.error(`warning: task ${id} was not found queued in "${queue}" either (work, delayed and held streams): check the id; the marker cancels it if it is ever enqueued`);
     }
     if (format === "table") for (const o of out) console.log(revokeLine(o));
     else process.stdout.write(renderList(out, [], format));

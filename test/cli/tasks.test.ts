@@ -177,6 +177,7 @@ describe("celeriac tasks", () => {
       const r = await celeriac(["tasks", "revoke", "rq-1", "rr-1", ...common, "--terminate"]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /task rq-1 revoked: no record of it/);
+      assert.doesNotMatch(r.stderr, /rq-1 was not found queued/, "rq-1 waits in the delayed stream: no warning");
       assert.match(r.stdout, /task rr-1 revoked: it is running/);
       await assert.rejects(running.result({ timeoutMs: 10_000 }), /Cancelled|revoked|abort/i);
       await assert.rejects(queued.result({ timeoutMs: 10_000 }));
@@ -194,6 +195,10 @@ describe("celeriac tasks", () => {
       assert.equal((await queued.status())?.phase, "Cancelled");
       const done = await celeriac(["tasks", "revoke", "add-1", ...common]);
       assert.match(done.stdout, /task add-1 not revoked: it already ended Succeeded/);
+      // a mistyped id: revoked (the marker waits for it), but the command says it is queued nowhere
+      const typo = await celeriac(["tasks", "revoke", "rq-l", ...common]);
+      assert.equal(typo.code, 0, typo.stderr);
+      assert.match(typo.stderr, /warning: task rq-l was not found queued in "[^"]+" either/);
     });
   });
 
@@ -240,7 +245,7 @@ describe("celeriac tasks", () => {
     it("an unknown id says where it looked and how to list tasks", async () => {
       const r = await celeriac(["tasks", "get", "nope", ...common]);
       assert.equal(r.code, 1);
-      assert.equal(r.stderr.trim(), `task "nope" not found in queue "${f.queue}" (namespace "default"): list tasks with \`celeriac tasks list --queue ${f.queue} --namespace default\` (records expire after the queue's results TTL)`);
+      assert.equal(r.stderr.trim(), `task "nope" not found in queue "${f.queue}" (namespace "default"), nor a Task resource of that name: list tasks with \`celeriac tasks list --queue ${f.queue} --namespace default\` (records expire after the queue's results TTL; a Task resource's task id is its uid)`);
     });
     it("an unknown queue names the queues that exist", async () => {
       const r = await celeriac(["tasks", "list", "--queue", "nosuch", "--namespace", "default", "--nats", srv.url]);
