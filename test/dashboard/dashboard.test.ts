@@ -91,9 +91,12 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
   const dlqCount = async () => (await jsm.streams.info(work.deadLetterStream)).state.messages;
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const text = (sel: string) => page.locator(sel).first().innerText();
+  const loads: string[] = [];
   const go = async (hash: string) => {
+    const t0 = performance.now();
     await page.goto(`${dash.url}${hash}`);
     await page.waitForFunction((h) => (globalThis as unknown as Doc).document.getElementById("main")?.dataset.ready === h, hash);
+    loads.push(`${hash.split("?")[0]!.replace(/\/task\/.*/, "/task/<id>")} ${Math.round(performance.now() - t0)} ms`);
   };
 
   before(async () => {
@@ -151,6 +154,7 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
   });
 
   after(async () => {
+    console.log(`dashboard page loads (goto to rendered): ${loads.join(", ")}`);
     release();
     await browser?.close();
     readOnly?.kill("SIGTERM");
