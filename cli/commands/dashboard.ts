@@ -29,8 +29,9 @@ export function register(program: Command): void {
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
     .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
     .action(async (f: DashboardFlags) => {
-      const token = f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN;
-      if (token !== undefined && !f.allowActions) throw new Error("--token (or CELERIAC_DASHBOARD_TOKEN) is only used with --allow-actions: the dashboard is read-only without it");
+      if (f.token !== undefined && !f.allowActions) throw new Error("--token is only used with --allow-actions: the dashboard is read-only without it");
+      // CELERIAC_DASHBOARD_TOKEN is ignored on a read-only dashboard
+      const token = f.allowActions ? (f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN) : undefined;
       if (token !== undefined && token.length < 16) throw new Error("--token: use at least 16 characters (or leave it out for a random one)");
       const [{ openOps }, { startDashboard }, { pino }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino")]);
       // the dashboard shows every queue of the namespace: CELERIAC_QUEUE does not narrow it
