@@ -18,6 +18,7 @@ import { register as registerTasks } from "./commands/tasks.js";
 import { register as registerDlq } from "./commands/dlq.js";
 import { register as registerInspect } from "./commands/inspect.js";
 import { register as registerQueue } from "./commands/queue.js";
+import { register as registerDashboard } from "./commands/dashboard.js";
 
 /**
  * Builds the `celeriac` program with every subcommand registered.
@@ -42,6 +43,7 @@ export function buildProgram(o: { name?: string } = {}): Command {
   registerDlq(program);
   registerInspect(program);
   registerQueue(program);
+  registerDashboard(program);
   return program;
 }
 

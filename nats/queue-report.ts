@@ -26,8 +26,8 @@ export interface ReportOptions {
   now?: () => number;
 }
 
-/** The work stream's last sequence and message count (the settle rate's two readings). */
-async function workCounters(jsm: JetStreamManager, stream: string): Promise<{ last: number; messages: number; at: number }> {
+/** The work stream's last sequence and message count (the settle rate's two readings; also the dashboard's sampler). */
+export async function workCounters(jsm: JetStreamManager, stream: string): Promise<{ last: number; messages: number; at: number }> {
   try {
     const s = (await jsm.streams.info(stream)).state;
     return { last: s.last_seq, messages: s.messages, at: performance.now() };

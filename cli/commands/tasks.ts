@@ -15,7 +15,7 @@ import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.j
 import { intInRange } from "./int-option.js";
 import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
 import { listed, openOps, type OpsFlags, type OpsSession as Session } from "../session.js";
-import type { ArgsSource, RetryLink, RevokeOutcome } from "../../nats/task-records.js";
+import type { ArgsSource, RecordFilter, RetryLink, RevokeOutcome } from "../../nats/task-records.js";
 
 /** Flags every `tasks` subcommand takes. */
 type CommonFlags = OpsFlags;
@@ -223,23 +223,28 @@ async function get(arg: string, f: CommonFlags): Promise<void> {
   checkId(arg);
   await withSession(f, async (s) => {
     const id = await taskIdOf(s, arg);
-    const found = await locate(s, id);
-    if (found) {
-      process.stdout.write(renderOne(plain(await taskView(s, found.queue, found.kv, id, found.record)), format, describeTask));
-      return;
-    }
-    // a client task no worker has taken yet has no record: its message is in the queue's streams
-    const r = await import("../../nats/task-records.js");
-    for (const q of s.queues) {
-      const kv = await s.kv(q);
-      const a = await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, q), undefined, id);
-      if (a?.message) {
-        process.stdout.write(renderOne(plain(await taskView(s, q, kv, id, undefined, a.message)), format, describeTask));
-        return;
-      }
-    }
-    throw notFound(s, id);
+    const v = await findTaskView(s, id);
+    if (!v) throw notFound(s, id);
+    process.stdout.write(renderOne(plain(v), format, describeTask));
   });
+}
+
+/**
+ * The `get` view of task `id` in the session's queues (`tasks get`, the dashboard's task page): from
+ * its record, else — a client task no worker has taken yet has no record — from its message in a
+ * queue's streams.
+ * @returns undefined when no queue has a record or a message of it
+ */
+export async function findTaskView(s: Session, id: string): Promise<TaskView | undefined> {
+  const found = await locate(s, id);
+  if (found) return taskView(s, found.queue, found.kv, id, found.record);
+  const r = await import("../../nats/task-records.js");
+  for (const q of s.queues) {
+    const kv = await s.kv(q);
+    const a = await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, q), undefined, id);
+    if (a?.message) return taskView(s, q, kv, id, undefined, a.message);
+  }
+  return undefined;
 }
 
 /** `tasks list`. */
@@ -248,24 +253,12 @@ async function list(f: CommonFlags & { state?: string; task?: string; since?: st
   const phases = parseStates(f.state);
   const since = f.since !== undefined ? parseSince(f.since) : undefined;
   await withSession(f, async (s) => {
-    const { listTaskRecords } = await import("../../nats/task-records.js");
-    const items: TaskRecord[] = [];
-    let truncated = false;
-    for (const q of s.queues) {
-      const left = f.limit === undefined ? undefined : f.limit - items.length;
-      if (left !== undefined && left <= 0) {
-        truncated = true;
-        break;
-      }
-      const res = await listTaskRecords(s.js, s.jsm, queueNames(s.namespace, q).resultsBucket, {
-        ...(phases ? { phases } : {}),
-        ...(f.task !== undefined ? { task: f.task } : {}),
-        ...(since ? { since } : {}),
-        ...(left !== undefined ? { limit: left } : {}),
-      });
-      items.push(...res.records);
-      truncated ||= res.truncated;
-    }
+    const { items, truncated } = await listTasks(s, s.queues, {
+      ...(phases ? { phases } : {}),
+      ...(f.task !== undefined ? { task: f.task } : {}),
+      ...(since ? { since } : {}),
+      ...(f.limit !== undefined ? { limit: f.limit } : {}),
+    });
     if (items.length === 0) {
       const sel = [phases && `--state ${phases.join(",")}`, f.task !== undefined && `--task ${f.task}`, f.since !== undefined && `--since ${f.since}`].filter(Boolean).join(" ");
       const where = s.queue ? `queue "${s.queue}"` : `the queues of namespace "${s.namespace}" (${listed(s.queues)})`;
@@ -276,6 +269,28 @@ async function list(f: CommonFlags & { state?: string; task?: string; since?: st
     process.stdout.write(renderList(format === "table" ? items : plain(items), listColumns(!s.queue), format));
     if (truncated) console.error(`(stopped at --limit ${f.limit} before the last record; more tasks may match)`);
   });
+}
+
+/**
+ * The task records of `queues` matching `f` (`tasks list`, the dashboard's task list), queue by
+ * queue, `f.limit` across them all.
+ * @returns the records and whether the limit stopped the scan before the last one
+ */
+export async function listTasks(s: Session, queues: readonly string[], f: RecordFilter): Promise<{ items: TaskRecord[]; truncated: boolean }> {
+  const { listTaskRecords } = await import("../../nats/task-records.js");
+  const items: TaskRecord[] = [];
+  let truncated = false;
+  for (const q of queues) {
+    const left = f.limit === undefined ? undefined : f.limit - items.length;
+    if (left !== undefined && left <= 0) {
+      truncated = true;
+      break;
+    }
+    const res = await listTaskRecords(s.js, s.jsm, queueNames(s.namespace, q).resultsBucket, { ...f, ...(left !== undefined ? { limit: left } : {}) });
+    items.push(...res.records);
+    truncated ||= res.truncated;
+  }
+  return { items, truncated };
 }
 
 /** `tasks result <id>`: the result as JSON (yaml with -o yaml); exit 1 when the task did not succeed. */

@@ -1,0 +1,59 @@
+/**
+ * `celeriac dashboard`: the web UI (dashboard/server.ts, docs/dashboard.md) on 127.0.0.1:8090 by
+ * default, reading the namespace's queues over NATS (found as the other operations commands find
+ * it: cli/session.ts). Read-only unless `--allow-actions`; then replay and purge need the action
+ * token printed here (or given with `--token` / `CELERIAC_DASHBOARD_TOKEN`) and the page's CSRF token.
+ */
+import type { Command } from "commander";
+import { intInRange } from "./int-option.js";
+import type { OpsFlags } from "../session.js";
+
+/** Flags of `celeriac dashboard`. */
+interface DashboardFlags extends Pick<OpsFlags, "namespace" | "nats" | "devDir"> {
+  port: number;
+  address: string;
+  allowActions?: boolean;
+  token?: string;
+}
+
+/** Registers `celeriac dashboard`. */
+export function register(program: Command): void {
+  program
+    .command("dashboard")
+    .description("serve the web dashboard: queues, tasks, workers, dead letters (read-only unless --allow-actions)")
+    .option("--port <n>", "port to listen on (0: any free port)", intInRange(0, 65535), 8090)
+    .option("--address <ip>", "address to bind (anything but loopback exposes the dashboard to the network)", "127.0.0.1")
+    .option("--allow-actions", "allow replaying and purging dead letters (each needs the action token and the page's CSRF token)")
+    .option("--token <token>", "the action token, with --allow-actions [CELERIAC_DASHBOARD_TOKEN] (default: a random one, printed)")
+    .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
+    .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
+    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
+    .action(async (f: DashboardFlags) => {
+      if (f.token !== undefined && !f.allowActions) throw new Error("--token is only used with --allow-actions: the dashboard is read-only without it");
+      // CELERIAC_DASHBOARD_TOKEN is ignored on a read-only dashboard
+      const token = f.allowActions ? (f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN) : undefined;
+      if (token !== undefined && token.length < 16) throw new Error("--token: use at least 16 characters (or leave it out for a random one)");
+      const [{ openOps }, { startDashboard }, { pino }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino")]);
+      // the dashboard shows every queue of the namespace: CELERIAC_QUEUE does not narrow it
+      delete process.env.CELERIAC_QUEUE;
+      const s = await openOps({ ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.nats ? { nats: f.nats } : {}), ...(f.devDir ? { devDir: f.devDir } : {}) }, { name: "celeriac-dashboard" });
+      const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL ?? "warn" }, pino.destination(2));
+      let d;
+      try {
+        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, ...(token ? { token } : {}), logger });
+      } catch (err) {
+        await s.close();
+        throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });
+      }
+      console.log(`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`);
+      if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
+      else console.log("Read-only (start with --allow-actions to replay or purge dead letters)");
+      const stop = async () => {
+        await d.close();
+        await s.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop());
+      process.once("SIGTERM", () => void stop());
+    });
+}

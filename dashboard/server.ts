@@ -1,0 +1,406 @@
+/**
+ * `celeriac dashboard`'s web server (docs/dashboard.md): an express app serving the page
+ * (dashboard/static/, uPlot from its package) and a JSON API under `/api` that reads NATS through
+ * the same modules as the CLI — nats/queue-report.ts (queue figures), nats/inspect.ts (workers),
+ * nats/task-records.ts via cli/commands/tasks.ts (task lookup and list), nats/dead-letters.ts
+ * (dead letters, replay, purge) — and answers in the CLI's `-o json` shapes (api/cli-output.ts,
+ * api/queue-ops.ts, api/control.ts).
+ *
+ * Live figures come from one sampler: every `sampleMs` it reads every queue once and keeps the
+ * samples since the dashboard started (in memory, at most {@link MAX_SAMPLES} per queue); the
+ * `/api/events` SSE stream sends each tick's aggregate to every page, never one event per task.
+ *
+ * Security: read-only unless `allowActions`; then each action (POST) needs the action token
+ * (`Authorization: Bearer …`) and the CSRF token (the `celeriac_csrf` cookie repeated in the
+ * `X-CSRF-Token` header, double submit); an action on a read-only dashboard is 403 before anything else.
+ */
+import express, { type NextFunction, type Request, type Response } from "express";
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import type { Server } from "node:http";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { createRequire } from "node:module";
+import type { Logger } from "pino";
+import { TASK_ID_PATTERN, queueNames } from "../api/naming.js";
+import { TASK_PHASES } from "../api/constants.js";
+import { controlSubject } from "../api/control.js";
+import type { QueueStatusOutput } from "../api/queue-ops.js";
+import type { DlqPurgeOutput } from "../api/cli-output.js";
+import type { OpsSession } from "../cli/session.js";
+import { findTaskView, listTasks } from "../cli/commands/tasks.js";
+import { activeItems, pingItems, registeredItems, workerRows } from "../cli/commands/inspect.js";
+import { shown } from "../cli/commands/dlq.js";
+import { listQueues } from "../client/queue-lookup.js";
+import { inspectQueue } from "../nats/inspect.js";
+import { readQueueReports, settleRate, workCounters } from "../nats/queue-report.js";
+import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLetter } from "../nats/dead-letters.js";
+
+/** Most samples kept per queue (an hour at one a second). */
+export const MAX_SAMPLES = 3600;
+/** Most task records or dead letters one list request returns. */
+export const MAX_LIST = 1000;
+/** The CSRF cookie's name. */
+export const CSRF_COOKIE = "celeriac_csrf";
+
+/** Options of {@link startDashboard}. */
+export interface DashboardOptions {
+  /** An open session (cli/session.ts `openOps`); the dashboard does not close it. */
+  session: OpsSession;
+  /** Port to listen on (0: any free port). */
+  port: number;
+  /** Address to bind (default 127.0.0.1). */
+  address?: string;
+  /** Allow replay and purge (default false: every action is 403). */
+  allowActions?: boolean;
+  /** The action token (default: 32 random bytes, hex); only with `allowActions`. */
+  token?: string;
+  /** How often the sampler reads the queues, ms (default 1000). */
+  sampleMs?: number;
+  /** How long a worker inspection waits for replies, ms (default 1000). */
+  inspectTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** A running dashboard. */
+export interface Dashboard {
+  /** `http://<address>:<port>/`. */
+  readonly url: string;
+  /** The action token, when actions are allowed. */
+  readonly token?: string;
+  /** Stops the sampler, ends the SSE streams and closes the server (idempotent). */
+  close(): Promise<void>;
+}
+
+/** One sample of a queue, for the page's plot. */
+export interface QueueSample {
+  /** Time, ms since the epoch. */
+  t: number;
+  backlog: number;
+  inFlight: number;
+  dead: number;
+  /** Tasks settled per second since the previous sample. */
+  rate?: number;
+}
+
+/** What each tick sends: `queue list -o json`'s items with the settle rate since the last tick (`queue status`'s fields). */
+export interface QueuesTick {
+  at: string;
+  namespace: string;
+  items: QueueStatusOutput[];
+  /** Set when this tick's read failed (the items are the last good ones). */
+  error?: string;
+}
+
+/** The static folder (the sources', next to dist/). */
+function staticDir(): string {
+  // dist/dashboard/server.js → <package>/dashboard/static
+  return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dashboard", "static");
+}
+
+/** The folder of the uPlot package's dist files. */
+function uplotDir(): string {
+  return dirname(createRequire(import.meta.url).resolve("uplot/dist/uPlot.iife.min.js"));
+}
+
+/** `a === b` in constant time (false for different lengths). */
+function sameSecret(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The value of cookie `name` in a Cookie header. Pure. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? "").split(";")) {
+    const i = part.indexOf("=");
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
+}
+
+/**
+ * Why an action request is refused, or undefined when it may proceed: 403 on a read-only
+ * dashboard, 401 without the right action token, 403 without the CSRF header matching the CSRF
+ * cookie, 403 from another origin. Pure.
+ */
+export function actionRefusal(
+  allowActions: boolean,
+  token: string | undefined,
+  req: { authorization?: string; csrfHeader?: string; cookie?: string; origin?: string; host?: string },
+): { status: number; error: string } | undefined {
+  if (!allowActions || !token) return { status: 403, error: "this dashboard is read-only: start it with --allow-actions to replay or purge" };
+  const m = /^Bearer (.+)$/.exec(req.authorization ?? "");
+  if (!m || !sameSecret(m[1]!, token)) return { status: 401, error: "action token missing or wrong: give the token printed by celeriac dashboard (or its --token / CELERIAC_DASHBOARD_TOKEN)" };
+  const cookie = cookieValue(req.cookie, CSRF_COOKIE);
+  if (!cookie || !req.csrfHeader || !sameSecret(req.csrfHeader, cookie)) return { status: 403, error: "CSRF token missing or wrong: reload the page and try again" };
+  if (req.origin !== undefined && req.host !== undefined) {
+    let host: string | undefined;
+    try {
+      host = new URL(req.origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host !== req.host) return { status: 403, error: "cross-origin action refused" };
+  }
+  return undefined;
+}
+
+/** A query parameter as one string (the first when repeated). */
+function param(v: unknown): string | undefined {
+  if (Array.isArray(v)) return param(v[0]);
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+/** An API error: a status and a message the page shows. */
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** Parses `?limit=`: 1..MAX_LIST, default `dflt`. @throws HttpError 400 */
+function limitOf(v: unknown, dflt: number): number {
+  const s = param(v);
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n < 1 || n > MAX_LIST) throw new HttpError(400, `limit: "${s}" is not a whole number from 1 to ${MAX_LIST}`);
+  return n;
+}
+
+/** Starts the dashboard. @throws Error when the port cannot be bound */
+export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
+  const s = o.session;
+  const allow = o.allowActions === true;
+  const token = allow ? (o.token ?? randomBytes(32).toString("hex")) : undefined;
+  const sampleMs = o.sampleMs ?? 1000;
+  const inspectTimeoutMs = o.inspectTimeoutMs ?? 1000;
+  const log = o.logger;
+
+  // ---- the sampler ----
+  let queues = [...s.queues];
+  const history = new Map<string, QueueSample[]>();
+  const counters = new Map<string, { last: number; messages: number; at: number }>();
+  let lastTick: QueuesTick = { at: new Date().toISOString(), namespace: s.namespace, items: [] };
+  const streams = new Set<Response>();
+  let ticks = 0;
+  let closed = false;
+
+  const tick = async () => {
+    try {
+      if (ticks++ % 5 === 0) queues = await listQueues(s.jsm, s.namespace);
+      const names = queues.map((q) => queueNames(s.namespace, q));
+      const [items, readings] = await Promise.all([
+        readQueueReports(s.jsm, (q) => s.kv(q), names),
+        Promise.all(names.map((n) => workCounters(s.jsm, n.stream))),
+      ]);
+      const now = Date.now();
+      items.forEach((it, i) => {
+        const cur = readings[i]!;
+        const prev = counters.get(it.queue);
+        counters.set(it.queue, cur);
+        if (prev) {
+          it.ratePerSecond = settleRate(prev, cur);
+          it.sampleSeconds = Math.round(cur.at - prev.at) / 1000;
+        }
+        let h = history.get(it.queue);
+        if (!h) history.set(it.queue, (h = []));
+        h.push({ t: now, backlog: it.backlog, inFlight: it.inFlight, dead: it.dead, ...(it.ratePerSecond !== undefined ? { rate: it.ratePerSecond } : {}) });
+        if (h.length > MAX_SAMPLES) h.splice(0, h.length - MAX_SAMPLES);
+      });
+      lastTick = { at: new Date(now).toISOString(), namespace: s.namespace, items };
+    } catch (err) {
+      lastTick = { ...lastTick, error: (err as Error).message };
+      log?.warn({ err }, "Dashboard sample failed");
+    }
+    const data = `event: queues\ndata: ${JSON.stringify(lastTick)}\n\n`;
+    for (const r of streams) r.write(data);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const loop = async () => {
+    await tick();
+    if (!closed) timer = setTimeout(() => void loop(), sampleMs);
+  };
+  await tick();
+  timer = setTimeout(() => void loop(), sampleMs);
+
+  // ---- the app ----
+  const app = express();
+  app.disable("x-powered-by");
+  app.use((_req, res, next) => {
+    res.setHeader("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'");
+    res.setHeader("X-Content-Type-Options", "nosniff");
+    res.setHeader("Referrer-Policy", "no-referrer");
+    next();
+  });
+  const page = (_req: Request, res: Response) => {
+    // double-submit CSRF: a random value in a cookie the page repeats in a header on every action
+    const csrf = randomBytes(24).toString("hex");
+    res.cookie(CSRF_COOKIE, csrf, { sameSite: "strict", httpOnly: false, path: "/" });
+    res.setHeader("Cache-Control", "no-store");
+    res.sendFile(join(staticDir(), "index.html"));
+  };
+  app.get("/", page);
+  app.use("/static", express.static(staticDir(), { index: false }));
+  app.use("/vendor/uplot", express.static(uplotDir(), { index: false }));
+  app.use(express.json({ limit: "64kb" }));
+
+  const api = express.Router();
+  const wrap = (f: (req: Request, res: Response) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
+    f(req, res).then((body) => res.json(body), next);
+  };
+
+  api.get("/session", (_req, res) => {
+    res.json({ namespace: s.namespace, allowActions: allow, sampleMs, phases: TASK_PHASES });
+  });
+  api.get("/queues", (_req, res) => {
+    res.json(lastTick);
+  });
+  api.get("/history", (_req, res) => {
+    res.json({ sampleMs, since: new Date(Date.now() - Math.min(MAX_SAMPLES, ticks) * sampleMs).toISOString(), queues: Object.fromEntries(history) });
+  });
+  api.get("/events", (req, res) => {
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive" });
+    res.write(`retry: 2000\nevent: queues\ndata: ${JSON.stringify(lastTick)}\n\n`);
+    streams.add(res);
+    req.on("close", () => streams.delete(res));
+  });
+
+  const queueOf = (v: unknown): string => {
+    const q = param(v);
+    if (q === undefined) throw new HttpError(400, "queue: required");
+    if (!queues.includes(q)) throw new HttpError(404, `queue "${q}" does not exist in namespace "${s.namespace}"; existing queues: ${queues.join(", ") || "none"}`);
+    return q;
+  };
+  const withQueues = (qs: string[]): OpsSession => ({ ...s, queues: qs });
+
+  // tasks: `?id=` finds one (tasks get's shape); else a list (tasks list's shape)
+  api.get("/tasks", wrap(async (req) => {
+    const id = param(req.query.id);
+    if (id !== undefined) {
+      if (!TASK_ID_PATTERN.test(id)) throw new HttpError(400, `task id ${JSON.stringify(id)} is invalid: task ids are 1-256 of A-Z a-z 0-9 _ = -`);
+      const v = await findTaskView(withQueues(queues), id);
+      if (!v) throw new HttpError(404, `task "${id}" not found in any queue of namespace "${s.namespace}" (records expire after the queue's results TTL)`);
+      return v;
+    }
+    const state = param(req.query.state);
+    if (state !== undefined && !(TASK_PHASES as readonly string[]).includes(state)) throw new HttpError(400, `state: "${state}" is not a phase: use one of ${TASK_PHASES.join(", ")}`);
+    const task = param(req.query.task);
+    const q = param(req.query.queue);
+    const limit = limitOf(req.query.limit, 100);
+    const r = await listTasks(s, q !== undefined ? [queueOf(q)] : queues, { ...(state ? { phases: [state] } : {}), ...(task ? { task } : {}), limit });
+    return { items: r.items, truncated: r.truncated };
+  }));
+
+  // workers: inspect's ping, active and registered shapes, from one request per queue
+  api.get("/workers", wrap(async () => {
+    const per = await Promise.all(queues.map(async (q) => ({ q, i: await inspectQueue(s.nc, await s.kv(q), controlSubject(s.namespace, q), "ping", inspectTimeoutMs) })));
+    const rows = per.flatMap(({ q, i }) => workerRows(q, i));
+    return { ping: { items: pingItems(rows) }, active: { items: activeItems(rows) }, registered: { items: registeredItems(rows) }, stale: per.reduce((n, { i }) => n + i.stale, 0) };
+  }));
+
+  // dead letters: dlq list's shape; one by seq in dlq show's
+  const listed = (d: RawDeadLetter) => {
+    const { headers: _h, data: _d, ...rest } = d;
+    void _h;
+    void _d;
+    return rest;
+  };
+  api.get("/dlq", wrap(async (req) => {
+    const q = queueOf(req.query.queue);
+    const names = queueNames(s.namespace, q);
+    const dls = await readDeadLetters(s.jsm, names, {}, { results: await s.kv(q), limit: limitOf(req.query.limit, 200) });
+    return { items: dls.map(listed) };
+  }));
+  api.get("/dlq/:queue/:seq", wrap(async (req) => {
+    const q = queueOf(req.params.queue);
+    const seq = Number(req.params.seq);
+    if (!Number.isSafeInteger(seq) || seq < 1) throw new HttpError(400, `"${String(req.params.seq)}" is not a dead-letter sequence`);
+    const [d] = await readDeadLetters(s.jsm, queueNames(s.namespace, q), { seqs: [seq] }, { results: await s.kv(q) });
+    if (!d) throw new HttpError(404, `dead letter ${seq} does not exist in queue ${s.namespace}/${q}`);
+    return shown(d);
+  }));
+
+  // ---- actions ----
+  const guard = (req: Request, res: Response, next: NextFunction) => {
+    const why = actionRefusal(allow, token, {
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+      ...(typeof req.headers["x-csrf-token"] === "string" ? { csrfHeader: req.headers["x-csrf-token"] } : {}),
+      ...(req.headers.cookie ? { cookie: req.headers.cookie } : {}),
+      ...(req.headers.origin ? { origin: req.headers.origin } : {}),
+      ...(req.headers.host ? { host: req.headers.host } : {}),
+    });
+    if (why) {
+      log?.warn({ path: req.path, status: why.status }, "Dashboard action refused");
+      res.status(why.status).json({ error: why.error });
+      return;
+    }
+    next();
+  };
+  const selection = async (req: Request) => {
+    const q = queueOf(req.params.queue);
+    const body = (req.body ?? {}) as { seqs?: unknown };
+    const seqs = body.seqs;
+    if (!Array.isArray(seqs) || seqs.length === 0 || seqs.length > MAX_LIST || !seqs.every((x) => Number.isSafeInteger(x) && (x as number) > 0)) {
+      throw new HttpError(400, `seqs: give the sequences of the selected dead letters (1 to ${MAX_LIST} positive integers)`);
+    }
+    const names = queueNames(s.namespace, q);
+    const dls = await readDeadLetters(s.jsm, names, { seqs: seqs as number[] }, { results: await s.kv(q) });
+    const missing = (seqs as number[]).filter((x) => !dls.some((d) => d.seq === x));
+    if (missing.length) throw new HttpError(404, `dead letter ${missing.join(", ")} does not exist in queue ${s.namespace}/${q}: nothing done`);
+    return { q, names, dls };
+  };
+  api.post("/dlq/:queue/replay", guard, wrap(async (req) => {
+    const { q, names, dls } = await selection(req);
+    const out = await replayDeadLetters(s.js, s.jsm, names, dls, { targetResults: await s.kv(q) });
+    log?.info({ queue: q, seqs: dls.map((d) => d.seq), replayed: out.filter((x) => x.outcome === "Replayed").length }, "Dashboard replayed dead letters");
+    return { items: out };
+  }));
+  api.post("/dlq/:queue/purge", guard, wrap(async (req) => {
+    const { q, names, dls } = await selection(req);
+    const deleted = await purgeDeadLetters(s.jsm, names, dls, false);
+    log?.info({ queue: q, seqs: dls.map((d) => d.seq), deleted }, "Dashboard purged dead letters");
+    const r: DlqPurgeOutput = { deleted, seqs: dls.map((d) => d.seq) };
+    return r;
+  }));
+  // any other action path is refused the same way (no action exists without the guard)
+  api.post(/.*/, guard, (_req, res) => {
+    res.status(404).json({ error: "no such action" });
+  });
+  api.use((_req, res) => {
+    res.status(404).json({ error: "no such API path" });
+  });
+  api.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    void _next;
+    const status = err instanceof HttpError ? err.status : (err as { status?: number }).status && (err as { status: number }).status < 500 ? (err as { status: number }).status : 500;
+    if (status >= 500) log?.error({ err }, "Dashboard API request failed");
+    res.status(status).json({ error: (err as Error).message });
+  });
+  app.use("/api", api);
+  app.use((_req, res) => {
+    res.status(404).type("text/plain").send("not found");
+  });
+
+  const address = o.address ?? "127.0.0.1";
+  const server: Server = await new Promise((resolve, reject) => {
+    const srv = app.listen(o.port, address, (err?: Error) => (err ? reject(err) : resolve(srv)));
+    srv.once("error", reject);
+  });
+  const port = (server.address() as { port: number }).port;
+  const host = address.includes(":") ? `[${address}]` : address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}/`,
+    ...(token ? { token } : {}),
+    close: () =>
+      (closing ??= (async () => {
+        closed = true;
+        clearTimeout(timer);
+        for (const r of streams) r.end();
+        streams.clear();
+        await new Promise<void>((r) => {
+          server.close(() => r());
+          server.closeAllConnections();
+        });
+      })()),
+  };
+}
