@@ -27,6 +27,7 @@ import { controlSubject } from "../api/control.js";
 import type { QueueStatusOutput } from "../api/queue-ops.js";
 import type { DlqPurgeOutput } from "../api/cli-output.js";
 import type { OpsSession } from "../cli/session.js";
+import type { KubeClient } from "../kube/k8s-client.js";
 import { findTaskView, listTasks } from "../cli/commands/tasks.js";
 import { activeItems, pingItems, registeredItems, workerRows } from "../cli/commands/inspect.js";
 import { shown } from "../cli/commands/dlq.js";
@@ -46,6 +47,11 @@ export const CSRF_COOKIE = "celeriac_csrf";
 export interface DashboardOptions {
   /** An open session (cli/session.ts `openOps`); the dashboard does not close it. */
   session: OpsSession;
+  /**
+   * The Kubernetes API to read Queue, Task, Schedule, Workflow, Event and Pod resources of the
+   * session's namespace from (cli/kube-target.ts finds it); absent: the pages that need it say so.
+   */
+  kube?: KubeClient;
   /** Port to listen on (0: any free port). */
   port: number;
   /** Address to bind (default 127.0.0.1). */

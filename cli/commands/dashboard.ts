@@ -10,6 +10,7 @@ import type { OpsFlags } from "../session.js";
 
 /** Flags of `celeriac dashboard`. */
 interface DashboardFlags extends Pick<OpsFlags, "namespace" | "nats" | "devDir"> {
+  kubeconfig?: string;
   port: number;
   address: string;
   allowActions?: boolean;
@@ -27,25 +28,28 @@ export function register(program: Command): void {
     .option("--token <token>", "the action token, with --allow-actions [CELERIAC_DASHBOARD_TOKEN] (default: a random one, printed)")
     .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
-    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS in", ".celeriac")
+    .option("--kubeconfig <file>", "kubeconfig for the Kubernetes API (default: KUBECONFIG, else the running `celeriac dev up`'s, else in-cluster, else ~/.kube/config)")
+    .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS and the kubeconfig in", ".celeriac")
     .action(async (f: DashboardFlags) => {
       if (f.token !== undefined && !f.allowActions) throw new Error("--token is only used with --allow-actions: the dashboard is read-only without it");
       // CELERIAC_DASHBOARD_TOKEN is ignored on a read-only dashboard
       const token = f.allowActions ? (f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN) : undefined;
       if (token !== undefined && token.length < 16) throw new Error("--token: use at least 16 characters (or leave it out for a random one)");
-      const [{ openOps }, { startDashboard }, { pino }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino")]);
+      const [{ openOps }, { startDashboard }, { pino }, { kubeTarget }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino"), import("../kube-target.js")]);
+      const kt = await kubeTarget(f.kubeconfig, process.env, f.devDir);
       // the dashboard shows every queue of the namespace: CELERIAC_QUEUE does not narrow it
       delete process.env.CELERIAC_QUEUE;
       const s = await openOps({ ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.nats ? { nats: f.nats } : {}), ...(f.devDir ? { devDir: f.devDir } : {}) }, { name: "celeriac-dashboard" });
       const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL ?? "warn" }, pino.destination(2));
       let d;
       try {
-        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, ...(token ? { token } : {}), logger });
+        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, ...(token ? { token } : {}), ...(kt ? { kube: kt.kube } : {}), logger });
       } catch (err) {
         await s.close();
         throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });
       }
       console.log(`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`);
+      console.log(kt ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : "Kubernetes API: none found (no --kubeconfig, KUBECONFIG, local platform, service account or ~/.kube/config); pages that need it say so");
       if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
       else console.log("Read-only (start with --allow-actions to replay or purge dead letters)");
       const stop = async () => {

@@ -1,0 +1,48 @@
+/**
+ * Which Kubernetes API an operations command reads (the dashboard's Queue, Task, Schedule, Workflow,
+ * Event and Pod pages): `--kubeconfig`, else `KUBECONFIG`, else the kubeconfig of a running
+ * `celeriac dev up` in the state directory (`<dir>/kubeconfig`), else the in-cluster service
+ * account (`KUBERNETES_SERVICE_HOST`), else `~/.kube/config` — kubectl's order, with the local
+ * platform before the home file so `celeriac dev up` then `celeriac dashboard` needs no flag.
+ */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { DEFAULT_DEV_DIR } from "./nats-target.js";
+
+/** Where the kubeconfig came from, for the command's first line. */
+export type KubeSource = "--kubeconfig" | "KUBECONFIG" | "dev" | "in-cluster" | "~/.kube/config";
+
+/** A loaded kubeconfig and where it came from. */
+export interface KubeTarget {
+  kube: KubeConfig;
+  source: KubeSource;
+  /** The file read (absent in-cluster). */
+  file?: string;
+}
+
+/**
+ * Finds and loads the kubeconfig, or undefined when there is none to find (no flag, variable,
+ * running local platform, service account or home file): the caller then works without the
+ * Kubernetes API and says so.
+ * @param flag `--kubeconfig`
+ * @param env the environment (default `process.env`): `KUBECONFIG`, `KUBERNETES_SERVICE_HOST`
+ * @param devDir the `celeriac dev up` state directory (default `.celeriac`)
+ * @throws Error `load kubeconfig <path>` (with `cause`) when a file named by the flag or `KUBECONFIG` cannot be loaded
+ */
+export async function kubeTarget(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, devDir = DEFAULT_DEV_DIR): Promise<KubeTarget | undefined> {
+  const { loadKubeConfig } = await import("../kube/kubeconfig.js");
+  if (flag) return { kube: loadKubeConfig({ kubeconfig: flag, env }), source: "--kubeconfig", file: flag };
+  const fromEnv = env.KUBECONFIG?.split(":").find((f) => f);
+  if (fromEnv) return { kube: loadKubeConfig({ env }), source: "KUBECONFIG", file: fromEnv };
+  const { isAlive, readState } = await import("../devcluster/platform/state.js");
+  const dir = resolve(devDir);
+  const s = readState(dir);
+  const devFile = join(dir, "kubeconfig");
+  if (s?.ready && isAlive(s.pid) && existsSync(devFile)) return { kube: loadKubeConfig({ kubeconfig: devFile, env }), source: "dev", file: devFile };
+  if (env.KUBERNETES_SERVICE_HOST) return { kube: loadKubeConfig({ env }), source: "in-cluster" };
+  const home = join(homedir(), ".kube", "config");
+  if (existsSync(home)) return { kube: loadKubeConfig({ kubeconfig: home, env }), source: "~/.kube/config", file: home };
+  return undefined;
+}
