@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
 import { decodeProtobufObject } from "../protobuf.js";
+import type { Access } from "./access.js";
 import type { Core, Target, WriteOptions, WriteResult } from "./core.js";
 import { PATCH_TYPES } from "./core.js";
 import type { Registry } from "./crd-registry.js";
@@ -34,6 +35,40 @@ export interface RouterDeps {
   address: () => string;
   /** The process kubelet's logs directory, for `pods/log`; undefined = empty logs. */
   podLogsDir?: string;
+  /** TokenRequest, TokenReview and the access reviews (access.ts). */
+  access: Access;
+}
+
+/** Serves the token and review paths (access.ts); false when `segs` is not one of them. @throws ApiError */
+function serveAccess(deps: RouterDeps, segs: string[], method: string, req: IncomingMessage, res: ServerResponse, body: Buffer): boolean {
+  const a = deps.access;
+  const p = segs.join("/");
+  const post = () => {
+    if (method !== "POST") throw methodNotAllowed(method);
+    return { caller: a.caller(req), obj: decodeObject(mediaType(req.headers["content-type"]), body) };
+  };
+  let m: RegExpExecArray | null;
+  if ((m = /^api\/v1\/namespaces\/([^/]+)\/serviceaccounts\/([^/]+)\/token$/.exec(p))) {
+    const { caller, obj } = post();
+    sendJson(res, 201, a.tokenRequest(caller, m[1]!, m[2]!, obj));
+    return true;
+  }
+  if (p === "apis/authentication.k8s.io/v1/tokenreviews") {
+    const { caller, obj } = post();
+    sendJson(res, 201, a.tokenReview(caller, obj));
+    return true;
+  }
+  if (p === "apis/authorization.k8s.io/v1/subjectaccessreviews" || p === "apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+    const { caller, obj } = post();
+    sendJson(res, 201, a.accessReview(caller, p.endsWith("/selfsubjectaccessreviews") ? "SelfSubjectAccessReview" : "SubjectAccessReview", obj));
+    return true;
+  }
+  if ((m = /^apis\/authorization\.k8s\.io\/v1\/namespaces\/([^/]+)\/localsubjectaccessreviews$/.exec(p))) {
+    const { caller, obj } = post();
+    sendJson(res, 201, a.accessReview(caller, "LocalSubjectAccessReview", obj, m[1]!));
+    return true;
+  }
+  return false;
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
@@ -207,6 +242,7 @@ export async function handle(deps: RouterDeps, req: IncomingMessage, res: Server
       if (!doc) throw notFoundPath();
       return sendJson(res, 200, doc);
     }
+    if (serveAccess(deps, segs, method, req, res, body)) return;
     let group: string;
     let version: string;
     let rest: string[];

@@ -10,6 +10,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { Access } from "./access.js";
 import { Controllers, type ControllerSwitches } from "./controllers.js";
 import { Core } from "./core.js";
 import { Registry } from "./crd-registry.js";
@@ -92,6 +93,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     },
     address: () => address,
     podLogsDir: opts.podLogsDir,
+    access: new Access(core),
   };
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => void handle(deps, req, res));

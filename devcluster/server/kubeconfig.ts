@@ -1,10 +1,11 @@
 /**
  * The kubeconfig the server writes: plain http, `insecure-skip-tls-verify: true` (client-node 1.4 refuses http
- * without it), and a dummy token. kubectl, helm and client-node all accept it.
+ * without it), and the admin token (access.ts `ADMIN_TOKEN`: user `celeriac-dev` in `system:masters`). kubectl, helm and client-node all accept it.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { stringify } from "yaml";
+import { ADMIN_TOKEN } from "./access.js";
 
 /** The kubeconfig document for a server URL. */
 export function kubeconfigFor(url: string): Record<string, unknown> {
@@ -12,7 +13,7 @@ export function kubeconfigFor(url: string): Record<string, unknown> {
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "celeriac-dev", cluster: { server: url, "insecure-skip-tls-verify": true } }],
-    users: [{ name: "celeriac-dev", user: { token: "celeriac-dev-token" } }],
+    users: [{ name: "celeriac-dev", user: { token: ADMIN_TOKEN } }],
     contexts: [{ name: "celeriac-dev", context: { cluster: "celeriac-dev", user: "celeriac-dev", namespace: "default" } }],
     "current-context": "celeriac-dev",
     preferences: {},
