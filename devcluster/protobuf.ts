@@ -156,6 +156,39 @@ const OBJECT_META: Record<number, Handler> = {
   17: subList("managedFields", "ObjectMeta", MANAGED_FIELDS_ENTRY),
 };
 
+const POLICY_RULE: Record<number, Handler> = {
+  1: strList("verbs", "PolicyRule"),
+  2: strList("apiGroups", "PolicyRule"),
+  3: strList("resources", "PolicyRule"),
+  4: strList("resourceNames", "PolicyRule"),
+  5: strList("nonResourceURLs", "PolicyRule"),
+};
+const SUBJECT: Record<number, Handler> = { 1: str("kind", "Subject"), 2: str("apiGroup", "Subject"), 3: str("name", "Subject"), 4: str("namespace", "Subject") };
+const ROLE_REF: Record<number, Handler> = { 1: str("apiGroup", "RoleRef"), 2: str("kind", "RoleRef"), 3: str("name", "RoleRef") };
+const BINDING = (what: string): Record<number, Handler> => ({ 1: sub("metadata", what, OBJECT_META), 2: subList("subjects", what, SUBJECT), 3: sub("roleRef", what, ROLE_REF) });
+const RESOURCE_ATTRIBUTES: Record<number, Handler> = {
+  1: str("namespace", "ResourceAttributes"),
+  2: str("verb", "ResourceAttributes"),
+  3: str("group", "ResourceAttributes"),
+  4: str("version", "ResourceAttributes"),
+  5: str("resource", "ResourceAttributes"),
+  6: str("subresource", "ResourceAttributes"),
+  7: str("name", "ResourceAttributes"),
+};
+const NON_RESOURCE_ATTRIBUTES: Record<number, Handler> = { 1: str("path", "NonResourceAttributes"), 2: str("verb", "NonResourceAttributes") };
+/** A status a client sends empty on create: ignored (the server writes it). */
+const ignored: Handler = () => undefined;
+/** `map<string, ExtraValue>` entry: `{1: key, 2: ExtraValue{1: repeated items}}`. */
+const extraEntry = (what: string): Handler => (o, f) => {
+  let k = "";
+  const items: string[] = [];
+  for (const e of fields(bytesOf(f, what), `${what}.extra`)) {
+    if (e.no === 1) k = bytesOf(e, what).toString("utf8");
+    else if (e.no === 2) for (const i of fields(bytesOf(e, what), `${what}.extra`)) if (i.no === 1) items.push(bytesOf(i, what).toString("utf8"));
+  }
+  ((o.extra ??= {}) as Record<string, string[]>)[k] = items;
+};
+
 /** The object messages this decoder understands, keyed by `apiVersion/kind` (core group: `v1/Kind`). */
 const KINDS: Record<string, Record<number, Handler>> = {
   "v1/Secret": {
@@ -176,6 +209,42 @@ const KINDS: Record<string, Record<number, Handler>> = {
     2: sub("spec", "Namespace", { 1: strList("finalizers", "NamespaceSpec") }),
     3: sub("status", "Namespace", { 1: str("phase", "NamespaceStatus") }),
   },
+  // kubectl create serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|token, kubectl auth can-i|whoami
+  "v1/ServiceAccount": {
+    1: sub("metadata", "ServiceAccount", OBJECT_META),
+    3: bool("automountServiceAccountToken", "ServiceAccount"),
+  },
+  "rbac.authorization.k8s.io/v1/Role": { 1: sub("metadata", "Role", OBJECT_META), 2: subList("rules", "Role", POLICY_RULE) },
+  "rbac.authorization.k8s.io/v1/ClusterRole": { 1: sub("metadata", "ClusterRole", OBJECT_META), 2: subList("rules", "ClusterRole", POLICY_RULE) },
+  "rbac.authorization.k8s.io/v1/RoleBinding": BINDING("RoleBinding"),
+  "rbac.authorization.k8s.io/v1/ClusterRoleBinding": BINDING("ClusterRoleBinding"),
+  "authentication.k8s.io/v1/TokenRequest": {
+    1: sub("metadata", "TokenRequest", OBJECT_META),
+    2: sub("spec", "TokenRequest", {
+      1: strList("audiences", "TokenRequestSpec"),
+      4: int("expirationSeconds", "TokenRequestSpec"),
+      3: sub("boundObjectRef", "TokenRequestSpec", { 1: str("kind", "BoundObjectReference"), 2: str("apiVersion", "BoundObjectReference"), 3: str("name", "BoundObjectReference"), 4: str("uid", "BoundObjectReference") }),
+    }),
+    3: ignored,
+  },
+  "authentication.k8s.io/v1/SelfSubjectReview": { 1: sub("metadata", "SelfSubjectReview", OBJECT_META), 2: ignored },
+  "authorization.k8s.io/v1/SelfSubjectAccessReview": {
+    1: sub("metadata", "SelfSubjectAccessReview", OBJECT_META),
+    2: sub("spec", "SelfSubjectAccessReview", { 1: sub("resourceAttributes", "SelfSubjectAccessReviewSpec", RESOURCE_ATTRIBUTES), 2: sub("nonResourceAttributes", "SelfSubjectAccessReviewSpec", NON_RESOURCE_ATTRIBUTES) }),
+    3: ignored,
+  },
+  "authorization.k8s.io/v1/SubjectAccessReview": {
+    1: sub("metadata", "SubjectAccessReview", OBJECT_META),
+    2: sub("spec", "SubjectAccessReview", {
+      1: sub("resourceAttributes", "SubjectAccessReviewSpec", RESOURCE_ATTRIBUTES),
+      2: sub("nonResourceAttributes", "SubjectAccessReviewSpec", NON_RESOURCE_ATTRIBUTES),
+      3: str("user", "SubjectAccessReviewSpec"),
+      4: strList("groups", "SubjectAccessReviewSpec"),
+      5: extraEntry("SubjectAccessReviewSpec"),
+      6: str("uid", "SubjectAccessReviewSpec"),
+    }),
+    3: ignored,
+  },
   // DeleteOptions is registered in every group version; helm and kubectl send it as meta/v1 or v1.
   "v1/DeleteOptions": {
     1: int("gracePeriodSeconds", "DeleteOptions"),
@@ -193,7 +262,9 @@ const KINDS: Record<string, Record<number, Handler>> = {
  * Decodes a Kubernetes protobuf request body into the JSON object the same request would have carried.
  *
  * Understood kinds: `v1` Secret (`data` and `binaryData` bytes become base64 strings, as in JSON), ConfigMap,
- * Namespace, and DeleteOptions (any group version, e.g. `meta.k8s.io/v1`). Proto2 empty strings, empty
+ * Namespace, ServiceAccount, and DeleteOptions (any group version, e.g. `meta.k8s.io/v1`); Role, ClusterRole,
+ * RoleBinding, ClusterRoleBinding; TokenRequest, SelfSubjectReview, SubjectAccessReview and
+ * SelfSubjectAccessReview. Proto2 empty strings, empty
  * embedded messages and zero generations are treated as absent. Timestamps become RFC 3339 strings with
  * second precision.
  *
@@ -233,7 +304,7 @@ export function decodeProtobufObject(body: Buffer): {
   const handlers = KINDS[key];
   if (!handlers) {
     throw new Error(
-      `decode protobuf ${apiVersion} ${kind}: unsupported kind (only v1 Secret, ConfigMap, Namespace and DeleteOptions; send JSON instead)`,
+      `decode protobuf ${apiVersion} ${kind}: unsupported kind (only v1 Secret, ConfigMap, Namespace, ServiceAccount, DeleteOptions, the rbac kinds, TokenRequest and the access reviews; send JSON instead)`,
     );
   }
   const object = { apiVersion, kind, ...message(raw, kind, handlers) };

@@ -12,12 +12,13 @@
  *   `system:serviceaccounts:<ns>` and `system:authenticated`. The kubeconfig's token
  *   ({@link ADMIN_TOKEN}) is the user `celeriac-dev` in `system:masters`. Anything else: not
  *   authenticated, with an `error`.
+ * - `POST /apis/authentication.k8s.io/v1/selfsubjectreviews` (`kubectl auth whoami`): the caller.
  * - `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` (and `localsubjectaccessreviews` in a
  *   namespace, `selfsubjectaccessreviews` for the caller, what `kubectl auth can-i` calls): RBAC over
  *   the stored Roles, RoleBindings, ClusterRoles and ClusterRoleBindings (rbac.ts).
  *
- * On these paths only, the caller is authenticated (a bad bearer token is 401; none is
- * `system:anonymous`) and authorized as kube-apiserver would: `create` on `tokenreviews`,
+ * On these paths only, the caller is authenticated (a bad bearer token is 401; a request without
+ * credentials is {@link INSECURE_PORT_USER}, in `system:masters`) and authorized as kube-apiserver would: `create` on `tokenreviews`,
  * `subjectaccessreviews`, `localsubjectaccessreviews` or `serviceaccounts/token`; any authenticated
  * user may create a SelfSubjectAccessReview (the bootstrap role `system:basic-user`).
  * Impersonation headers (`Impersonate-User`, `-Group`, `-Uid`, `-Extra-*`, kubectl's `--as`) are
@@ -39,7 +40,11 @@ export const API_AUDIENCE = "https://kubernetes.default.svc.cluster.local";
 export const ADMIN_TOKEN = "celeriac-dev-token";
 /** The user of {@link ADMIN_TOKEN}. */
 export const ADMIN_USER: UserInfo = { username: "celeriac-dev", groups: [PRIVILEGED_GROUP, "system:authenticated"] };
-const ANONYMOUS: UserInfo = { username: "system:anonymous", groups: ["system:unauthenticated"] };
+/**
+ * The caller of a request without credentials: kube-apiserver's former insecure port's user, in
+ * `system:masters` (kubectl and client-go send no bearer token over plain http, and the server is http).
+ */
+export const INSECURE_PORT_USER: UserInfo = { username: "system:unprivileged-port", groups: [PRIVILEGED_GROUP, "system:authenticated"] };
 
 const b64 = (b: Buffer | string) => Buffer.from(b).toString("base64url");
 
@@ -124,7 +129,8 @@ export class Access {
    */
   caller(req: IncomingMessage): UserInfo {
     const m = /^Bearer\s+(.+)$/i.exec(String(req.headers.authorization ?? ""));
-    let user = ANONYMOUS;
+    // no credentials: the user of kube-apiserver's former insecure port (kubectl sends no token over plain http)
+    let user = INSECURE_PORT_USER;
     if (m) {
       const r = this.authenticate(m[1]!.trim());
       if ("error" in r) throw new ApiError(401, "Unauthorized", "Unauthorized");
@@ -143,7 +149,8 @@ export class Access {
     const groups = raw.flatMap((g) => g.split(",")).map((g) => g.trim()).filter((g) => g);
     for (const g of groups) check({ kind: "resource", verb: "impersonate", group: "", resource: "groups", name: g }, `groups "${g}"`);
     const out = sa && groups.length === 0 ? ["system:serviceaccounts", `system:serviceaccounts:${sa[1]}`] : [...groups];
-    if (as !== ANONYMOUS.username && !out.includes("system:authenticated")) out.push("system:authenticated");
+    if (as === "system:anonymous") out.push("system:unauthenticated");
+    else if (!out.includes("system:authenticated")) out.push("system:authenticated");
     const uid = req.headers["impersonate-uid"];
     if (typeof uid === "string" && uid) check({ kind: "resource", verb: "impersonate", group: "authentication.k8s.io", resource: "uids", name: uid }, `uids "${uid}"`);
     const extra: Record<string, string[]> = {};
@@ -198,6 +205,12 @@ export class Access {
     const r = this.authenticate(spec.token, want ?? [API_AUDIENCE]);
     const status: Json = "error" in r ? { user: {}, error: r.error } : { authenticated: true, user: r.user, audiences: r.audiences };
     return { kind: "TokenReview", apiVersion: "authentication.k8s.io/v1", metadata: { creationTimestamp: null }, spec, status };
+  }
+
+  /** `POST selfsubjectreviews` (`kubectl auth whoami`): the caller. @throws ApiError 403 for an anonymous caller */
+  selfSubjectReview(caller: UserInfo): KObject {
+    if (!(caller.groups ?? []).includes("system:authenticated")) throw forbidden(caller, { kind: "resource", verb: "create", group: "authentication.k8s.io", resource: "selfsubjectreviews" });
+    return { kind: "SelfSubjectReview", apiVersion: "authentication.k8s.io/v1", metadata: { creationTimestamp: null }, status: { userInfo: caller } };
   }
 
   /**

@@ -58,6 +58,11 @@ function serveAccess(deps: RouterDeps, segs: string[], method: string, req: Inco
     sendJson(res, 201, a.tokenReview(caller, obj));
     return true;
   }
+  if (p === "apis/authentication.k8s.io/v1/selfsubjectreviews") {
+    const { caller } = post();
+    sendJson(res, 201, a.selfSubjectReview(caller));
+    return true;
+  }
   if (p === "apis/authorization.k8s.io/v1/subjectaccessreviews" || p === "apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
     const { caller, obj } = post();
     sendJson(res, 201, a.accessReview(caller, p.endsWith("/selfsubjectaccessreviews") ? "SelfSubjectAccessReview" : "SubjectAccessReview", obj));
