@@ -35,6 +35,8 @@ import { listQueues } from "../client/queue-lookup.js";
 import { inspectQueue } from "../nats/inspect.js";
 import { readQueueReports, settleRate, workCounters } from "../nats/queue-report.js";
 import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLetter } from "../nats/dead-letters.js";
+import { ACTION_PERMISSIONS, authorizeByKubernetes, type ActionPermission, type AuthMode } from "./authz.js";
+import { actionRoutes, matchingDeadLetters } from "./routes-actions.js";
 
 /** Most samples kept per queue (an hour at one a second). */
 export const MAX_SAMPLES = 3600;
@@ -56,9 +58,14 @@ export interface DashboardOptions {
   port: number;
   /** Address to bind (default 127.0.0.1). */
   address?: string;
-  /** Allow replay and purge (default false: every action is 403). */
+  /** Allow the actions (default false: every action is 403). */
   allowActions?: boolean;
-  /** The action token (default: 32 random bytes, hex); only with `allowActions`. */
+  /**
+   * How actions are authorised (default `token`): `token`, the action token; `kubernetes`, each
+   * user's own Kubernetes token, by TokenReview and SubjectAccessReview on `kube` (dashboard/authz.ts).
+   */
+  auth?: AuthMode;
+  /** The action token (default: 32 random bytes, hex); only with `allowActions` and `auth: token`. */
   token?: string;
   /** How often the sampler reads the queues, ms (default 1000). */
   sampleMs?: number;
@@ -133,10 +140,13 @@ export function actionRefusal(
   allowActions: boolean,
   token: string | undefined,
   req: { authorization?: string; csrfHeader?: string; cookie?: string; origin?: string; host?: string },
+  auth: AuthMode = "token",
 ): { status: number; error: string } | undefined {
-  if (!allowActions || !token) return { status: 403, error: "this dashboard is read-only: start it with --allow-actions to replay or purge" };
+  if (!allowActions || (auth === "token" && !token)) return { status: 403, error: "this dashboard is read-only: start it with --allow-actions to act" };
   const m = /^Bearer (.+)$/.exec(req.authorization ?? "");
-  if (!m || !sameSecret(m[1]!, token)) return { status: 401, error: "action token missing or wrong: give the token printed by celeriac dashboard (or its --token / CELERIAC_DASHBOARD_TOKEN)" };
+  // with --auth kubernetes the token is checked by TokenReview afterwards (authz.ts)
+  if (auth === "kubernetes" && !m) return { status: 401, error: "Kubernetes token missing: give a token of yours (e.g. kubectl create token <serviceaccount>)" };
+  if (auth === "token" && (!m || !sameSecret(m[1]!, token!))) return { status: 401, error: "action token missing or wrong: give the token printed by celeriac dashboard (or its --token / CELERIAC_DASHBOARD_TOKEN)" };
   const cookie = cookieValue(req.cookie, CSRF_COOKIE);
   if (!cookie || !req.csrfHeader || !sameSecret(req.csrfHeader, cookie)) return { status: 403, error: "CSRF token missing or wrong: reload the page and try again" };
   if (req.origin !== undefined && req.host !== undefined) {
@@ -177,7 +187,10 @@ function limitOf(v: unknown, dflt: number): number {
 export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const s = o.session;
   const allow = o.allowActions === true;
-  const token = allow ? (o.token ?? randomBytes(32).toString("hex")) : undefined;
+  const auth: AuthMode = o.auth ?? "token";
+  if (auth !== "token" && auth !== "kubernetes") throw new Error(`auth: "${String(auth)}" is not token or kubernetes`);
+  if (allow && auth === "kubernetes" && !o.kube) throw new Error("--auth kubernetes needs the Kubernetes API (--kubeconfig, KUBECONFIG, in-cluster or ~/.kube/config) to review tokens");
+  const token = allow && auth === "token" ? (o.token ?? randomBytes(32).toString("hex")) : undefined;
   const sampleMs = o.sampleMs ?? 1000;
   const inspectTimeoutMs = o.inspectTimeoutMs ?? 1000;
   const log = o.logger;
@@ -256,7 +269,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   };
 
   api.get("/session", (_req, res) => {
-    res.json({ namespace: s.namespace, allowActions: allow, sampleMs, phases: TASK_PHASES });
+    res.json({ namespace: s.namespace, allowActions: allow, auth, sampleMs, phases: TASK_PHASES });
   });
   api.get("/queues", (_req, res) => {
     res.json(lastTick);
@@ -334,7 +347,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       ...(req.headers.cookie ? { cookie: req.headers.cookie } : {}),
       ...(req.headers.origin ? { origin: req.headers.origin } : {}),
       ...(req.headers.host ? { host: req.headers.host } : {}),
-    });
+    }, auth);
     if (why) {
       log?.warn({ path: req.path, status: why.status }, "Dashboard action refused");
       res.status(why.status).json({ error: why.error });
@@ -342,9 +355,30 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     }
     next();
   };
-  const selection = async (req: Request) => {
+  /**
+   * Authorises an action on `queue` after the guard: with `auth: kubernetes`, the caller's token by
+   * TokenReview and SubjectAccessReview (401/403 errors); returns who acts, for logs and records.
+   */
+  const authorize = async (req: Request, p: ActionPermission, queue: string): Promise<string> => {
+    if (auth !== "kubernetes") return "celeriac-dashboard";
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")![1]!;
+    try {
+      return (await authorizeByKubernetes(o.kube!, bearer, p, queue, s.namespace)).username;
+    } catch (err) {
+      const st = (err as { status?: number }).status;
+      if (st === 401 || st === 403) log?.warn({ path: req.path, status: st, queue, verb: p.verb }, "Dashboard action refused");
+      throw err;
+    }
+  };
+  const selection = async (req: Request, p: ActionPermission) => {
     const q = queueOf(req.params.queue);
-    const body = (req.body ?? {}) as { seqs?: unknown };
+    const body = (req.body ?? {}) as { seqs?: unknown; filter?: unknown };
+    const actor = await authorize(req, p, q);
+    if (body.filter !== undefined) {
+      if (body.seqs !== undefined) throw new HttpError(400, "give either seqs or filter, not both");
+      const names = queueNames(s.namespace, q);
+      return { q, names, actor, dls: await matchingDeadLetters(s, q, body.filter) };
+    }
     const seqs = body.seqs;
     if (!Array.isArray(seqs) || seqs.length === 0 || seqs.length > MAX_LIST || !seqs.every((x) => Number.isSafeInteger(x) && (x as number) > 0)) {
       throw new HttpError(400, `seqs: give the sequences of the selected dead letters (1 to ${MAX_LIST} positive integers)`);
@@ -353,21 +387,23 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     const dls = await readDeadLetters(s.jsm, names, { seqs: seqs as number[] }, { results: await s.kv(q) });
     const missing = (seqs as number[]).filter((x) => !dls.some((d) => d.seq === x));
     if (missing.length) throw new HttpError(404, `dead letter ${missing.join(", ")} does not exist in queue ${s.namespace}/${q}: nothing done`);
-    return { q, names, dls };
+    return { q, names, actor, dls };
   };
   api.post("/dlq/:queue/replay", guard, wrap(async (req) => {
-    const { q, names, dls } = await selection(req);
+    const { q, names, dls, actor } = await selection(req, ACTION_PERMISSIONS.replayDeadLetters);
     const out = await replayDeadLetters(s.js, s.jsm, names, dls, { targetResults: await s.kv(q) });
-    log?.info({ queue: q, seqs: dls.map((d) => d.seq), replayed: out.filter((x) => x.outcome === "Replayed").length }, "Dashboard replayed dead letters");
+    log?.info({ actor, queue: q, seqs: dls.map((d) => d.seq), replayed: out.filter((x) => x.outcome === "Replayed").length }, "Dashboard replayed dead letters");
     return { items: out };
   }));
   api.post("/dlq/:queue/purge", guard, wrap(async (req) => {
-    const { q, names, dls } = await selection(req);
+    const { q, names, dls, actor } = await selection(req, ACTION_PERMISSIONS.purgeDeadLetters);
     const deleted = await purgeDeadLetters(s.jsm, names, dls, false);
-    log?.info({ queue: q, seqs: dls.map((d) => d.seq), deleted }, "Dashboard purged dead letters");
+    log?.info({ actor, queue: q, seqs: dls.map((d) => d.seq), deleted }, "Dashboard purged dead letters");
     const r: DlqPurgeOutput = { deleted, seqs: dls.map((d) => d.seq) };
     return r;
   }));
+  // revoke, pause, resume, queue purge; the dead-letter filter count (dashboard/routes-actions.ts)
+  api.use(actionRoutes({ session: s, queueOf, withQueues: () => withQueues(queues), guard, authorize, ...(log ? { log } : {}) }));
   // any other action path is refused the same way (no action exists without the guard)
   api.post(/.*/, guard, (_req, res) => {
     res.status(404).json({ error: "no such action" });

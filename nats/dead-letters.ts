@@ -48,6 +48,8 @@ export interface DeadLetterSelection {
   tasks?: readonly string[];
   /** Dead-lettered at or after this time (ms since the epoch). */
   sinceMs?: number;
+  /** Text the error (`Celeriac-Dead-Detail`) contains, in any case. */
+  errorText?: string;
   /** Replay state: `none` (never replayed), `any` (replayed), or a phase of the replay's record (`Succeeded`, `Failed`, …). */
   replayState?: string;
 }
@@ -102,6 +104,7 @@ export function matches(d: DeadLetter, s: DeadLetterSelection): boolean {
   if (s.reasons && !s.reasons.includes(d.reason ?? "")) return false;
   if (s.tasks && !s.tasks.includes(d.task ?? "")) return false;
   if (s.sinceMs !== undefined && Date.parse(d.deadLetteredAt) < s.sinceMs) return false;
+  if (s.errorText !== undefined && !(d.error ?? "").toLowerCase().includes(s.errorText.toLowerCase())) return false;
   if (s.replayState !== undefined) {
     if (s.replayState === "none") return d.replay?.phase === undefined;
     if (s.replayState === "any") return d.replay?.phase !== undefined;

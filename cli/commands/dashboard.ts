@@ -1,8 +1,10 @@
 /**
  * `celeriac dashboard`: the web UI (dashboard/server.ts, docs/dashboard.md) on 127.0.0.1:8090 by
  * default, reading the namespace's queues over NATS (found as the other operations commands find
- * it: cli/session.ts). Read-only unless `--allow-actions`; then replay and purge need the action
- * token printed here (or given with `--token` / `CELERIAC_DASHBOARD_TOKEN`) and the page's CSRF token.
+ * it: cli/session.ts). Read-only unless `--allow-actions`; then each action needs the page's CSRF
+ * token and, with `--auth token` (the default), the action token printed here (or given with
+ * `--token` / `CELERIAC_DASHBOARD_TOKEN`), or with `--auth kubernetes` the user's own Kubernetes
+ * token, authorised by TokenReview and SubjectAccessReview (dashboard/authz.ts).
  */
 import type { Command } from "commander";
 import { intInRange } from "./int-option.js";
@@ -14,6 +16,7 @@ interface DashboardFlags extends Pick<OpsFlags, "namespace" | "nats" | "devDir">
   port: number;
   address: string;
   allowActions?: boolean;
+  auth: string;
   token?: string;
 }
 
@@ -25,6 +28,7 @@ export function register(program: Command): void {
     .option("--port <n>", "port to listen on (0: any free port)", intInRange(0, 65535), 8090)
     .option("--address <ip>", "address to bind (anything but loopback exposes the dashboard to the network)", "127.0.0.1")
     .option("--allow-actions", "allow replaying and purging dead letters (each needs the action token and the page's CSRF token)")
+    .option("--auth <mode>", "how actions are authorised: token (one action token) or kubernetes (each user's Kubernetes token, by TokenReview and SubjectAccessReview)", "token")
     .option("--token <token>", "the action token, with --allow-actions [CELERIAC_DASHBOARD_TOKEN] (default: a random one, printed)")
     .option("-n, --namespace <ns>", "namespace (default: CELERIAC_NAMESPACE, else the kubeconfig context's, else default)")
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
@@ -32,8 +36,11 @@ export function register(program: Command): void {
     .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS and the kubeconfig in", ".celeriac")
     .action(async (f: DashboardFlags) => {
       if (f.token !== undefined && !f.allowActions) throw new Error("--token is only used with --allow-actions: the dashboard is read-only without it");
+      if (f.auth !== "token" && f.auth !== "kubernetes") throw new Error(`--auth: "${f.auth}" is not a mode: use token (the action token) or kubernetes (each user's Kubernetes token)`);
+      if (f.auth === "kubernetes" && f.token !== undefined) throw new Error("--token is not used with --auth kubernetes: each user gives their own Kubernetes token in the page");
+      if (f.auth === "kubernetes" && !f.allowActions) throw new Error("--auth kubernetes authorises actions: add --allow-actions (without it the dashboard is read-only)");
       // CELERIAC_DASHBOARD_TOKEN is ignored on a read-only dashboard
-      const token = f.allowActions ? (f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN) : undefined;
+      const token = f.allowActions && f.auth === "token" ? (f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN) : undefined;
       if (token !== undefined && token.length < 16) throw new Error("--token: use at least 16 characters (or leave it out for a random one)");
       const [{ openOps }, { startDashboard }, { pino }, { kubeTarget }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino"), import("../kube-target.js")]);
       const kt = await kubeTarget(f.kubeconfig, process.env, f.devDir);
@@ -43,15 +50,16 @@ export function register(program: Command): void {
       const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL ?? "warn" }, pino.destination(2));
       let d;
       try {
-        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, ...(token ? { token } : {}), ...(kt ? { kube: kt.kube } : {}), logger });
+        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, auth: f.auth, ...(token ? { token } : {}), ...(kt ? { kube: kt.kube } : {}), logger });
       } catch (err) {
         await s.close();
         throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });
       }
       console.log(`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`);
       console.log(kt ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : "Kubernetes API: none found (no --kubeconfig, KUBECONFIG, local platform, service account or ~/.kube/config); pages that need it say so");
-      if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
-      else console.log("Read-only (start with --allow-actions to replay or purge dead letters)");
+      if (f.allowActions && f.auth === "kubernetes") console.log("Actions allowed, authorised by each user's Kubernetes token (TokenReview and SubjectAccessReview; see docs/dashboard.md for the verbs)");
+      else if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
+      else console.log("Read-only (start with --allow-actions to revoke, pause, resume, purge and replay)");
       const stop = async () => {
         await d.close();
         await s.close();

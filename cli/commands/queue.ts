@@ -66,7 +66,7 @@ function openQueue(queue: string | undefined, f: OpsFlags): Promise<OpsSession &
 }
 
 /** `user@host` of this shell, for the pause record's `by`. */
-function whoami(): string {
+export function whoami(): string {
   let user = process.env.USER ?? "unknown";
   try {
     user = userInfo().username;
@@ -76,11 +76,24 @@ function whoami(): string {
   return `${user}@${hostname()}`;
 }
 
-function pauseView(s: { namespace: string; queue: string }, paused: boolean, changed: boolean, p: QueuePaused | undefined): QueuePauseOutput {
+/** `queue pause|resume -o json`'s answer (api/queue-ops.ts `QueuePauseOutput`). Pure. */
+export function pauseView(s: { namespace: string; queue: string }, paused: boolean, changed: boolean, p: QueuePaused | undefined): QueuePauseOutput {
   return {
     queue: s.queue, namespace: s.namespace, paused, changed,
     ...(p ? { pausedAt: p.at, ...(p.by ? { pausedBy: p.by } : {}), ...(p.reason ? { pausedReason: p.reason } : {}) } : {}),
   };
+}
+
+/**
+ * Purges queue `queue` (nats/queue-purge.ts `purgeQueue`) and answers as `queue purge -o json`
+ * (at most {@link MAX_IDS} ids); shared by the CLI (after its confirmation) and the dashboard.
+ * @param delayed also remove the delayed tasks
+ * @throws the NATS errors of the purge
+ */
+export async function purgeQueueOutput(s: Pick<OpsSession, "jsm" | "kv" | "namespace">, queue: string, delayed: boolean): Promise<QueuePurgeOutput> {
+  const { purgeQueue } = await import("../../nats/queue-purge.js");
+  const r = await purgeQueue(s.jsm, await s.kv(queue), queueNames(s.namespace, queue), { delayed });
+  return { queue, namespace: s.namespace, removed: r.removed, removedDelayed: r.removedDelayed, removedHeld: r.removedHeld, started: r.started, ids: r.ids.slice(0, MAX_IDS) };
 }
 
 /** Registers `celeriac queue …` on `program`. */
@@ -128,7 +141,7 @@ export function register(program: Command): void {
       const s = await openQueue(q, f);
       try {
         const names = queueNames(s.namespace, s.queue);
-        const { purgeable, purgeQueue } = await import("../../nats/queue-purge.js");
+        const { purgeable } = await import("../../nats/queue-purge.js");
         const where = `queue ${s.namespace}/${s.queue}`;
         const n = await purgeable(s.jsm, names, { delayed: f.delayed === true });
         const total = n.queued + n.delayed + n.held;
@@ -143,11 +156,10 @@ export function register(program: Command): void {
           console.error("Nothing purged.");
           return;
         }
-        const r = await purgeQueue(s.jsm, await s.kv(s.queue), names, { delayed: f.delayed === true });
-        const out: QueuePurgeOutput = { queue: s.queue, namespace: s.namespace, removed: r.removed, removedDelayed: r.removedDelayed, removedHeld: r.removedHeld, started: r.started, ids: r.ids.slice(0, MAX_IDS) };
-        const detail = [...(r.removedHeld ? [`${r.removedHeld} held`] : []), ...(r.removedDelayed ? [`${r.removedDelayed} delayed`] : [])];
+        const out = await purgeQueueOutput(s, s.queue, f.delayed === true);
+        const detail = [...(out.removedHeld ? [`${out.removedHeld} held`] : []), ...(out.removedDelayed ? [`${out.removedDelayed} delayed`] : [])];
         process.stdout.write(renderOne(out, format, () =>
-          `purged ${r.removed} task${r.removed === 1 ? "" : "s"} of ${where}${detail.length ? ` (${detail.join(", ")})` : ""}, recorded Cancelled; ${r.started} had started meanwhile and are left running`));
+          `purged ${out.removed} task${out.removed === 1 ? "" : "s"} of ${where}${detail.length ? ` (${detail.join(", ")})` : ""}, recorded Cancelled; ${out.started} had started meanwhile and are left running`));
       } finally {
         await s.close();
       }

@@ -23,8 +23,8 @@ type CommonFlags = OpsFlags;
 /** What `tasks get -o json|yaml` prints: api/cli-output.ts `TaskViewSchema` (docs/schemas/cli/tasks-get.schema.json). */
 export type { TaskView } from "../../api/cli-output.js";
 
-/** The queue holding task `id`'s record (the first found), or undefined. */
-async function locate(s: Session, id: string): Promise<{ queue: string; kv: KV; record: TaskRecord | undefined } | undefined> {
+/** The queue holding task `id`'s record (the first found of `s.queues`), or undefined. @throws the NATS errors of the reads */
+export async function locateTask(s: Session, id: string): Promise<{ queue: string; kv: KV; record: TaskRecord | undefined } | undefined> {
   const { getTaskRecord } = await import("../../nats/task-records.js");
   for (const q of s.queues) {
     const kv = await s.kv(q);
@@ -39,7 +39,7 @@ async function locate(s: Session, id: string): Promise<{ queue: string; kv: KV; 
  * a Task resource of the namespace (read through the kubeconfig) — that Task's uid, its task id.
  */
 async function taskIdOf(s: Session, arg: string): Promise<string> {
-  if (await locate(s, arg)) return arg;
+  if (await locateTask(s, arg)) return arg;
   const { taskResourceUid } = await import("../task-resource.js");
   return (await taskResourceUid(s.namespace, arg)) ?? arg;
 }
@@ -236,7 +236,7 @@ async function get(arg: string, f: CommonFlags): Promise<void> {
  * @returns undefined when no queue has a record or a message of it
  */
 export async function findTaskView(s: Session, id: string): Promise<TaskView | undefined> {
-  const found = await locate(s, id);
+  const found = await locateTask(s, id);
   if (found) return taskView(s, found.queue, found.kv, id, found.record);
   const r = await import("../../nats/task-records.js");
   for (const q of s.queues) {
@@ -301,7 +301,7 @@ async function result(arg: string, f: CommonFlags & { wait?: boolean; timeout?: 
   if (timeoutS !== undefined && !(timeoutS > 0)) throw new Error(`--timeout ${JSON.stringify(f.timeout)}: give a number of seconds > 0`);
   await withSession(f, async (s) => {
     const id = await taskIdOf(s, arg);
-    const found = await locate(s, id);
+    const found = await locateTask(s, id);
     let rec = found?.record;
     if (!rec || !isTerminalPhase(rec.status.phase)) {
       if (!f.wait) {
@@ -364,28 +364,43 @@ function revokeLine(o: RevokeOutcome & { queue: string }): string {
   }
 }
 
+/**
+ * Revokes task `id` (`tasks revoke`'s work for one id, shared with the dashboard): found in any of
+ * the session's queues, else — with `s.queue` set — marked revoked in that queue ahead of its record.
+ * @returns the outcome (`tasks revoke -o json`'s item) and a warning when the id was found neither
+ *   recorded nor queued; undefined when no queue has it and `s.queue` is unset
+ * @throws the NATS errors of the reads and writes
+ */
+export async function revokeTaskId(s: Session, id: string): Promise<{ outcome: RevokeOutcome & { queue: string }; warning?: string } | undefined> {
+  const r = await import("../../nats/task-records.js");
+  const found = await locateTask(s, id);
+  if (!found && !s.queue) return undefined;
+  const queue = found?.queue ?? (s.queue as string);
+  const kv = found?.kv ?? (await s.kv(queue));
+  // a task no worker recorded yet: its name from its queued message, for the Cancelled record
+  const queuedTask = found?.record ? undefined : (await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, queue), undefined, id))?.message?.task;
+  const outcome = { ...(await r.revokeOne(kv, { queue, namespace: s.namespace }, id, queuedTask)), queue };
+  // revoking ahead of an enqueue is allowed (Celery's revoke of an id), but a mistyped id should not pass unseen
+  const warning = !found?.record && queuedTask === undefined ? `task ${id} was not found queued in "${queue}" either (work, delayed and held streams): check the id; the marker cancels it if it is ever enqueued` : undefined;
+  return { outcome, ...(warning ? { warning } : {}) };
+}
+
 /** `tasks revoke <id>...`. */
 async function revoke(ids: string[], f: CommonFlags & { terminate?: boolean }): Promise<void> {
   const format = outputFormat(f.output);
   ids.forEach(checkId);
   await withSession(f, async (s) => {
-    const r = await import("../../nats/task-records.js");
     const out: Array<RevokeOutcome & { queue: string }> = [];
     const missing: string[] = [];
     for (const arg of ids) {
       const id = await taskIdOf(s, arg);
-      const found = await locate(s, id);
-      if (!found && !s.queue) {
+      const o = await revokeTaskId(s, id);
+      if (!o) {
         missing.push(id);
         continue;
       }
-      const queue = found?.queue ?? (s.queue as string);
-      const kv = found?.kv ?? (await s.kv(queue));
-      // a task no worker recorded yet: its name from its queued message, for the Cancelled record
-      const queuedTask = found?.record ? undefined : (await r.taskArguments(s.js, s.jsm, kv, queueNames(s.namespace, queue), undefined, id))?.message?.task;
-      out.push({ ...(await r.revokeOne(kv, { queue, namespace: s.namespace }, id, queuedTask)), queue });
-      // revoking ahead of an enqueue is allowed (Celery's revoke of an id), but a mistyped id should not pass unseen
-      if (!found?.record && queuedTask === undefined) console.error(`warning: task ${id} was not found queued in "${queue}" either (work, delayed and held streams): check the id; the marker cancels it if it is ever enqueued`);
+      out.push(o.outcome);
+      if (o.warning) console.error(`warning: ${o.warning}`);
     }
     if (format === "table") for (const o of out) console.log(revokeLine(o));
     else process.stdout.write(renderList(out, [], format));
@@ -423,7 +438,7 @@ async function retry(arg: string, f: CommonFlags): Promise<void> {
   await withSession(f, async (s) => {
     const r = await import("../../nats/task-records.js");
     const id = await taskIdOf(s, arg);
-    const found = await locate(s, id);
+    const found = await locateTask(s, id);
     if (!found?.record) throw notFound(s, id);
     const phase = found.record.status.phase;
     if (!(r.RETRYABLE_PHASES as readonly string[]).includes(phase ?? "")) {
