@@ -100,6 +100,7 @@ async function overview() {
   const status = h("p", { class: "muted", id: "tick" }, "Connecting…");
   const tbody = h("tbody", { id: "queues" });
   main.append(status, h("table", { id: "queue-table" }, h("thead", {}, h("tr", {}, QUEUE_COLUMNS.map((c) => h("th", { class: c.num ? "num" : undefined }, c.label)))), tbody));
+  if (session.allowActions) main.append(window.celeriacActions.queueBar((await api("/queues")).items.map((q) => q.queue)));
   main.append(h("h2", {}, "Since the dashboard started"), h("p", { class: "muted" }, "Samples kept in memory while this dashboard runs (history across restarts is not kept yet)."));
   const chartsBox = h("div", { class: "charts" });
   main.append(chartsBox);
@@ -206,6 +207,7 @@ async function taskPage(id) {
     if (c.children) rows.push(["Canvas steps", c.children.flatMap((r, i) => (i ? [", ", taskLink(r)] : [taskLink(r)]))]);
   }
   main.append(h("table", { id: "task-fields" }, h("tbody", {}, rows.map(([k, val]) => h("tr", {}, h("th", {}, k), h("td", {}, val))))));
+  if (session.allowActions) main.append(window.celeriacActions.revokeBar(v));
   main.append(h("h2", {}, "Arguments"), v.args ? h("pre", { id: "task-args" }, `args: ${json(v.args)}\nkwargs: ${json(v.kwargs)}`) : h("p", { class: "muted" }, "Not kept: the results bucket keeps the status only, and the message is gone."));
   if (v.argsSource) main.append(h("p", { class: "muted" }, `From the ${v.argsSource}.`));
   if (v.record && "result" in v.record.status) main.append(h("h2", {}, "Result"), h("pre", { id: "task-result" }, json(v.result)));
@@ -304,11 +306,13 @@ async function dlq(params) {
       notice.replaceChildren(errorBox(e));
     }
   };
-  const tokenInput = h("input", { type: "password", name: "token", placeholder: "action token", autocomplete: "off", value: sessionStorage.getItem("celeriac-action-token") || "" });
+  const k8s = session.auth === "kubernetes";
+  const tokenInput = h("input", { type: "password", name: "token", class: "credential", placeholder: k8s ? "your Kubernetes token" : "action token", autocomplete: "off", value: sessionStorage.getItem("celeriac-action-token") || "" });
   if (session.allowActions) {
-    main.append(h("div", { class: "actions" }, h("label", {}, "Action token ", tokenInput),
+    main.append(h("div", { class: "actions" }, h("label", {}, k8s ? "Kubernetes token " : "Action token ", tokenInput),
       h("button", { type: "button", id: "replay", onclick: () => act("replay") }, "Replay selected"),
-      h("button", { type: "button", id: "purge", class: "danger", onclick: () => act("purge") }, "Purge selected")));
+      h("button", { type: "button", id: "purge", class: "danger", onclick: () => act("purge") }, "Purge selected")),
+      window.celeriacActions.filterBar(current, (n) => notice.replaceChildren(n), () => load()));
   } else {
     main.append(h("p", { class: "notice" }, "Read-only: start the dashboard with --allow-actions to replay or purge."));
   }
@@ -368,7 +372,7 @@ async function route() {
     session = await api("/session");
     document.getElementById("ns").textContent = `namespace ${session.namespace}`;
     const mode = document.getElementById("mode");
-    mode.textContent = session.allowActions ? "actions allowed" : "read-only";
+    mode.textContent = session.allowActions ? (session.auth === "kubernetes" ? "actions allowed (Kubernetes identity)" : "actions allowed") : "read-only";
     if (session.allowActions) mode.classList.add("rw");
   } catch (e) {
     main.append(errorBox(e));
