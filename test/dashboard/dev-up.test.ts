@@ -19,7 +19,7 @@ import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
 import type { TaskRecord } from "../../api/message.js";
-import { queueNames } from "../../api/naming.js";
+import { QUEUE_SETTINGS_KEY, queueNames } from "../../api/naming.js";
 import type { QueueStatusOutput } from "../../api/queue-ops.js";
 import type { InspectPingOutput } from "../../api/control.js";
 import { connect, type CeleriacClient } from "../../client/index.js";
@@ -113,7 +113,9 @@ describe("when celeriac dashboard runs against celeriac dev up with live work", 
     await apply(queueYaml(HELD, "  suspend: true\n"));
     nc = await natsConnect({ servers: natsUrl });
     jsm = await jetstreamManager(nc);
-    for (const q of [WORK, HELD]) await waitFor(`the stream of Queue ${q}`, () => jsm.streams.info(queueNames("default", q).stream).then(() => true, () => undefined), 30_000, 100);
+    // the operator has made the Queue's stream and results bucket and published its settings there
+    const settings = (q: string) => new Kvm(nc).open(queueNames("default", q).resultsBucket).then((kv) => kv.get(QUEUE_SETTINGS_KEY)).then((e) => e?.operation === "PUT" || undefined, () => undefined);
+    for (const q of [WORK, HELD]) await waitFor(`the settings of Queue ${q}`, () => settings(q), 30_000, 100);
     results = await new Kvm(nc).open(queueNames("default", WORK).resultsBucket);
     client = await connect({ servers: natsUrl, queue: WORK });
     held = await connect({ servers: natsUrl, queue: HELD });
