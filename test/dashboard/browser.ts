@@ -29,13 +29,17 @@ export type Doc = {
 };
 
 /**
- * The environment without any `CELERIAC_*` variable, for the bin: by default also with
- * `KUBECONFIG=/nonexistent` (no Kubernetes API is found); `{ kubeconfig: "unset" }` drops
- * `KUBECONFIG` so the bin finds the local platform's.
+ * The environment without any `CELERIAC_*` variable, for the bin. By default it finds no
+ * Kubernetes API either (no `KUBECONFIG` or `KUBERNETES_SERVICE_HOST`, `HOME` a folder that does
+ * not exist, so no `~/.kube/config`: a `KUBECONFIG` naming a missing file is an error since the
+ * dashboard reads it); `{ kubeconfig: "unset" }` only drops `KUBECONFIG`, so the bin finds the
+ * local platform's.
  */
-export function cleanEnv(o: { kubeconfig?: "nonexistent" | "unset" } = {}): NodeJS.ProcessEnv {
+export function cleanEnv(o: { kubeconfig?: "none" | "unset" } = {}): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_") && k !== "KUBECONFIG"));
-  return o.kubeconfig === "unset" ? env : { ...env, KUBECONFIG: "/nonexistent" };
+  if (o.kubeconfig === "unset") return env;
+  delete env.KUBERNETES_SERVICE_HOST;
+  return { ...env, HOME: "/nonexistent-celeriac-test-home" };
 }
 
 /**
