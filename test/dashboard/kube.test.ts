@@ -6,7 +6,7 @@
 // its NATS routes keep answering. Then headless Chromium shows the Workers page's pod table and
 // autoscaler decisions and the Overview's columns from the Queue resources.
 import { after, before, describe, it } from "node:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -18,6 +18,7 @@ import { queueNames } from "../../api/naming.js";
 import { API_VERSION, REASONS } from "../../api/constants.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
 import { openOps, type OpsSession } from "../../cli/session.js";
+import { kubeTarget } from "../../cli/kube-target.js";
 import { startDashboard, type Dashboard } from "../../dashboard/server.js";
 import { eventView, newestFirst, podView, queueView, type KubeQueueView, type QueueEventView, type WorkerPodView } from "../../dashboard/kube-reader.js";
 import { eventBody } from "../../kube/events.js";
@@ -56,6 +57,19 @@ describe("pure mappings of the Kubernetes reader", () => {
       eventView({ involvedObject: { name: "b" }, reason: "StreamCreated", message: "m3", metadata: { creationTimestamp: "2026-01-01T00:00:03Z" } }),
     ];
     assert.deepEqual(newestFirst(evs).map((e) => [e.message, e.count]), [["m2", 3], ["m3", 1], ["m1", 1]]);
+  });
+
+  it("finds the kubeconfig as kubectl does: KUBECONFIG files that do not exist are skipped, and a KUBECONFIG set replaces ~/.kube/config", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "celeriac-kube-target-"));
+    try {
+      const file = join(dir, "kubeconfig");
+      writeKubeconfig(file, "http://127.0.0.1:1");
+      const t = await kubeTarget(undefined, { KUBECONFIG: `${join(dir, "missing")}:${file}` }, join(dir, "no-dev"));
+      assert.deepEqual([t?.source, t?.file, t?.kube.getCurrentCluster()?.server], ["KUBECONFIG", file, "http://127.0.0.1:1"]);
+      assert.equal(await kubeTarget(undefined, { KUBECONFIG: join(dir, "missing") }, join(dir, "no-dev")), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
