@@ -25,6 +25,8 @@ import { createObject, patchStatus } from "../../kube/k8s-client.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { freePort, startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 import { startCluster, type TestCluster } from "../operator/runtime/cluster.js";
+import { startApiServer, type ApiServer } from "../../devcluster/server/index.js";
+import { k8sTools, runTool } from "../helpers/k8s-tools.js";
 import { assertRestricted, CHART_DIR, HELM, makeHelm, type Helm, type K8sObject } from "./chart-helpers.js";
 
 const skip = HELM ? false : "helm 4 not available";
@@ -185,5 +187,33 @@ describe("when the rendered dashboard container runs", { skip }, () => {
     assert.deepEqual([q.workersReady, q.workersDesired], [1, 2]);
     const nats = (await (await fetch(`${url}api/queues`)).json()) as { items: Array<{ queue: string }> };
     assert.deepEqual(nats.items.map((x) => x.queue), [queue]);
+  });
+});
+
+const tools = k8sTools();
+const KUBECTL = tools.kubectl134 ?? tools.kubectl132;
+
+describe("when the chart is installed with the dashboard", { skip: HELM && KUBECTL ? false : "helm 4 or kubectl not available" }, () => {
+  let api: ApiServer;
+  let helm: Helm;
+  after(async () => {
+    await api?.close();
+    helm?.close();
+  });
+
+  it("the API server takes its objects, and its Role and RoleBinding land in the shown namespace", async () => {
+    helm = makeHelm("celeriac-chart-dashboard-install-");
+    const kubeconfig = join(helm.dir, "kubeconfig");
+    api = await startApiServer({ port: 0, kubeconfigPath: kubeconfig });
+    const kubectl = (...args: string[]) => runTool(KUBECTL as string, ["--kubeconfig", kubeconfig, "--cache-dir", helm.env.KUBECACHEDIR as string, ...args], helm.env);
+    assert.equal((await kubectl("create", "namespace", "team-a")).code, 0);
+    const r = await helm.run("--kubeconfig", kubeconfig, "install", "celeriac", CHART_DIR, "--namespace", RELEASE_NS, "--create-namespace", "--set", "dashboard.enabled=true", "--set", "dashboard.namespace=team-a");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /port-forward deploy\/celeriac-dashboard 8090/, "NOTES say how to open it");
+    const names = async (kind: string, ns: string) => (JSON.parse((await kubectl("get", kind, "-n", ns, "-o", "json")).stdout) as { items: Array<{ metadata: { name: string } }> }).items.map((i) => i.metadata.name);
+    assert.ok((await names("deployments", RELEASE_NS)).includes(NAME));
+    assert.ok((await names("serviceaccounts", RELEASE_NS)).includes(NAME));
+    assert.deepEqual(await names("roles", "team-a"), [NAME]);
+    assert.deepEqual(await names("rolebindings", "team-a"), [NAME]);
   });
 });
