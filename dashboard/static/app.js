@@ -1,6 +1,6 @@
 /* The Celeriac dashboard page (docs/dashboard.md): hash routes over the JSON API of dashboard/server.ts,
  * DOM built with textContent only (no HTML from data), charts with uPlot (served from its package). */
-/* global document, window, fetch, EventSource, sessionStorage, uPlot, URLSearchParams, setTimeout, clearTimeout */
+/* global document, window, fetch, EventSource, sessionStorage, uPlot, URLSearchParams, setTimeout, clearTimeout, KUBE_QUEUE_COLUMNS, kubeOverview, kubeWorkers */
 "use strict";
 
 const main = document.getElementById("main");
@@ -60,6 +60,7 @@ const QUEUE_COLUMNS = [
   { label: "Oldest", field: "oldestTaskAgeSeconds", num: true, fmt: secs },
   { label: "Workers", field: "workers", num: true },
   { label: "Paused", field: "paused", fmt: (v, q) => (v ? `yes${q.pausedReason ? `: ${q.pausedReason}` : ""}` : "no") },
+  ...KUBE_QUEUE_COLUMNS, // from the Queue resources (kube.js)
 ];
 
 function queueRow(q) {
@@ -99,7 +100,9 @@ async function overview() {
   main.append(h("h1", {}, "Queues"));
   const status = h("p", { class: "muted", id: "tick" }, "Connecting…");
   const tbody = h("tbody", { id: "queues" });
-  main.append(status, h("table", { id: "queue-table" }, h("thead", {}, h("tr", {}, QUEUE_COLUMNS.map((c) => h("th", { class: c.num ? "num" : undefined }, c.label)))), tbody));
+  const kube = kubeOverview();
+  cleanups.push(kube.stop);
+  main.append(status, h("table", { id: "queue-table" }, h("thead", {}, h("tr", {}, QUEUE_COLUMNS.map((c) => h("th", { class: c.num ? "num" : undefined }, c.label)))), tbody), kube.el);
   main.append(h("h2", {}, "Since the dashboard started"), h("p", { class: "muted" }, "Samples kept in memory while this dashboard runs (history across restarts is not kept yet)."));
   const chartsBox = h("div", { class: "charts" });
   main.append(chartsBox);
@@ -225,7 +228,9 @@ function progressBar(p) {
 async function workers() {
   main.append(h("h1", {}, "Workers"));
   const box = h("div", { id: "workers" }, h("p", { class: "muted" }, "Asking the workers…"));
-  main.append(box);
+  const kube = kubeWorkers(); // worker pods and autoscaler decisions (kube.js)
+  cleanups.push(kube.stop);
+  main.append(box, kube.el);
   let timer;
   let stopped = false;
   const load = async () => {
