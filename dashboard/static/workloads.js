@@ -1,9 +1,9 @@
 /* The dashboard's Schedules and Workflows pages (docs/dashboard.md), over /api/schedules and /api/workflows
  * (dashboard/routes-workloads.ts). Loaded after app.js, whose helpers (h, api, main, table, taskLink,
  * phaseCell, errorBox, json, cleanups) it uses, and registered in its page table (window.celeriacPages).
- * A Workflow's DAG is drawn with cytoscape (served from its package), nodes coloured by step phase;
+ * A Workflow's DAG is drawn with cytoscape (served from its package, loaded by the first Workflow page), nodes coloured by step phase;
  * clicking a node opens its task's page. DOM built with textContent only. */
-/* global window, cytoscape, setTimeout, clearTimeout, h, api, main, table, taskLink, phaseCell, errorBox, json, cleanups */
+/* global window, document, cytoscape, setTimeout, clearTimeout, h, api, main, table, taskLink, phaseCell, errorBox, json, cleanups */
 "use strict";
 
 (() => {
@@ -137,6 +137,19 @@
     return [...nodes, ...edges];
   }
 
+  let cytoscapeLoaded;
+  /** Loads cytoscape (433 KB) the first time a Workflow page needs it, not with every page. */
+  const loadCytoscape = () => (cytoscapeLoaded ??= new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = "/vendor/cytoscape/cytoscape.min.js";
+    s.onload = resolve;
+    s.onerror = () => {
+      cytoscapeLoaded = undefined;
+      reject(new Error("could not load /vendor/cytoscape/cytoscape.min.js: the DAG cannot be drawn"));
+    };
+    document.head.append(s);
+  }));
+
   /** A node's width, px: its longest label line at about 7 px a character (12 px system-ui), plus room. */
   const nodeWidth = (n) => Math.max(56, 16 + 7 * Math.max(...String(n.data("label")).split("\n").map((l) => l.length)));
 
@@ -225,7 +238,15 @@
       };
       const levels = 1 + Math.max(0, ...w.steps.map(level));
       dagBox.style.height = `${Math.min(640, Math.max(200, levels * 90 + 40))}px`;
-      if (!cy) cy = drawDag(dagBox, w);
+      if (!cy) {
+        try {
+          await loadCytoscape();
+          if (!dagBox.isConnected) return; // the page was left meanwhile
+          cy = drawDag(dagBox, w);
+        } catch (e) {
+          dagBox.replaceChildren(errorBox(e));
+        }
+      }
       else {
         for (const s of w.steps) {
           const n = cy.getElementById(s.name);
