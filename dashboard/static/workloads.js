@@ -210,7 +210,7 @@
       try {
         w = await api(`/workflows/${encodeURIComponent(name)}`);
       } catch (e) {
-        gone = e.status === 404;
+        gone = e.status === 404 || e.status === 503; // not coming back by waiting
         head.replaceChildren(errorBox(e));
         return;
       }

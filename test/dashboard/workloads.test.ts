@@ -236,12 +236,13 @@ describe("when the dashboard shows Schedules and Workflows run by the operator",
       ],
       onExit: { task: "wf.ok", args: ["exit"] },
     }), "test");
+    await createObject(c.kc, CELERIAC_TYPES.Workflow, workflowObject("live", { steps: [{ name: "p", task: "wf.ok" }, { name: "q", task: "hold", dependsOn: ["p"] }] }), "test");
     await createObject(c.kc, CELERIAC_TYPES.Workflow, workflowObject("line", { steps: [{ name: "x", task: "wf.ok" }, { name: "y", task: "wf.ok", dependsOn: ["x"] }] }), "test");
     await createObject(c.kc, CELERIAC_TYPES.Schedule, scheduleObject("ticker", { schedule: "@every 2s", taskTemplate: { spec: { queue: QUEUE, task: "tick" } } }), "test");
     await createObject(c.kc, CELERIAC_TYPES.Schedule, scheduleObject("held", { schedule: "@every 1s", concurrencyPolicy: "Forbid", taskTemplate: { spec: { queue: QUEUE, task: "hold" } } }), "test");
     await createObject(c.kc, CELERIAC_TYPES.Schedule, scheduleObject("paused", { schedule: "0 3 * * *", timeZone: "Europe/Berlin", suspend: true, taskTemplate: { spec: { queue: QUEUE, task: "tick" } } }), "test");
 
-    await waitFor("both Workflows finished", async () => (await finished("diamond")) && (await finished("line")), 60_000);
+    await waitFor("the diamond and line Workflows finished", async () => (await finished("diamond")) && (await finished("line")), 60_000);
     timings.push(`workflows finished ${Date.now() - t0} ms`);
     await waitFor("two ticker runs Succeeded, written on the Tasks by the worker", async () => {
       const s = await getObject<Schedule>(c.kc, ref("Schedule", "ticker"));
@@ -326,7 +327,7 @@ describe("when the dashboard shows Schedules and Workflows run by the operator",
 
   it("GET /api/workflows and /api/workflows/:name answer the operator's status: phases, task ids, edges; 404 names the Workflows", async () => {
     const list = await getJson<{ items: WorkflowRow[] }>(dash, "/workflows");
-    assert.deepEqual(list.body.items.map((w) => w.name).sort(), ["diamond", "line"]);
+    assert.deepEqual(list.body.items.map((w) => w.name).sort(), ["diamond", "line", "live"]);
     const line = list.body.items.find((w) => w.name === "line")!;
     assert.deepEqual([line.phase, line.stepsDone, line.stepsTotal, line.queue], ["Succeeded", 2, 2, QUEUE]);
     assert.ok(line.startTime && line.completionTime);
@@ -346,7 +347,7 @@ describe("when the dashboard shows Schedules and Workflows run by the operator",
     assert.deepEqual(d.body.edges.map((e) => `${e.from}->${e.to}`).sort(), ["a->b", "a->c", "b->d", "c->d", "d->onExit"]);
     const nf = await getJson<{ error: string }>(dash, "/workflows/dimond");
     assert.equal(nf.status, 404);
-    assert.equal(nf.body.error, `workflow "dimond" not found in namespace "${NS}"; Workflows in namespace "${NS}": diamond, line`);
+    assert.equal(nf.body.error, `workflow "dimond" not found in namespace "${NS}"; Workflows in namespace "${NS}": diamond, line, live`);
   });
 
   it("without a Kubernetes API every route answers 503 saying how to give one", async () => {
@@ -423,5 +424,34 @@ describe("when the dashboard shows Schedules and Workflows run by the operator",
     await page.click("#task-workflow");
     await page.waitForFunction(() => (globalThis as unknown as Win).location.hash === "#/workflow/diamond" && ((globalThis as unknown as Win).__cy?.nodes().length ?? 0) === 5);
     assert.deepEqual(consoleErrors, []);
+  });
+
+  it("a running Workflow's page follows it: the running step's node turns Succeeded without a reload", async () => {
+    await waitFor("step q of live Running", async () => (await getObject<Workflow>(c.kc, ref("Workflow", "live"))).status?.steps?.find((x) => x.name === "q")?.phase === "Running", 15_000);
+    await go("#/workflow/live");
+    const phaseOf = (n: string) => page.evaluate((id) => (globalThis as unknown as Win).__cy!.getElementById(id).data("phase") as string, n);
+    assert.equal(await phaseOf("p"), "Succeeded");
+    assert.equal(await phaseOf("q"), "Running");
+    assert.equal(await text("#workflow-phase"), "Running");
+    await shot("workflow-running");
+    const t = performance.now();
+    release();
+    await page.waitForFunction(() => (globalThis as unknown as Win).__cy?.getElementById("q").data("phase") === "Succeeded", undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => (globalThis as unknown as Win).document.getElementById("workflow-phase")?.textContent === "Succeeded");
+    timings.push(`live DAG updated ${Math.round(performance.now() - t)} ms after the release`);
+    assert.equal(await text('#workflow-steps tr[data-step="q"] td[data-field="phase"]'), "Succeeded");
+    await shot("workflow-succeeded");
+  });
+
+  it("without a Kubernetes API the pages say how to give one", async () => {
+    await page.goto(`${noKube.url}#/schedules`);
+    await page.waitForFunction(() => (globalThis as unknown as Win).document.getElementById("main")?.dataset.ready === "#/schedules");
+    assert.equal(await text("#schedules .err"), NO_KUBE_MESSAGE);
+    await page.goto(`${noKube.url}#/workflow/diamond`);
+    await page.waitForFunction(() => (globalThis as unknown as Win).document.getElementById("main")?.dataset.ready === "#/workflow/diamond");
+    assert.equal(await text("#workflow .err"), NO_KUBE_MESSAGE);
+    await shot("no-kube");
+    // the browser logs the 503 answers it was given: expected, not a page error
+    assert.deepEqual(consoleErrors.filter((e) => !/ 503 /.test(e)), []);
   });
 });
