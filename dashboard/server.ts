@@ -36,6 +36,7 @@ import { inspectQueue } from "../nats/inspect.js";
 import { readQueueReports, settleRate, workCounters } from "../nats/queue-report.js";
 import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLetter } from "../nats/dead-letters.js";
 import { kubeRoutes } from "./routes-kube.js";
+import { cytoscapeStatic, workloadsRouter } from "./routes-workloads.js";
 
 /** Most samples kept per queue (an hour at one a second). */
 export const MAX_SAMPLES = 3600;
@@ -251,6 +252,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   app.get("/", page);
   app.use("/static", express.static(staticDir(), { index: false }));
   app.use("/vendor/uplot", express.static(uplotDir(), { index: false }));
+  app.use("/vendor/cytoscape", cytoscapeStatic());
   app.use(express.json({ limit: "64kb" }));
 
   const api = express.Router();
@@ -328,6 +330,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     if (!d) throw new HttpError(404, `dead letter ${seq} does not exist in queue ${s.namespace}/${q}`);
     return shown(d);
   }));
+
+  // Schedules and Workflows, from the Kubernetes API (dashboard/routes-workloads.ts)
+  api.use(workloadsRouter({ ...(o.kube ? { kube: o.kube } : {}), namespace: s.namespace, ...(log ? { logger: log } : {}) }));
 
   // ---- actions ----
   const guard = (req: Request, res: Response, next: NextFunction) => {

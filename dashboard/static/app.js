@@ -8,6 +8,8 @@ const Node = window.Node;
 let session = { namespace: "", allowActions: false, phases: [] };
 /** Cleanups of the page shown (timers, SSE streams, charts). */
 let cleanups = [];
+/** Pages added by the scripts loaded after this one (workloads.js): name → {nav, render(arg, params)}. */
+const extraPages = (window.celeriacPages = window.celeriacPages || {});
 
 /** Builds an element: h("td", {class: "num"}, "3"); strings become text nodes. */
 function h(tag, attrs, ...children) {
@@ -195,10 +197,11 @@ async function taskPage(id) {
   const st = (v.record && v.record.status) || {};
   const rows = [
     ["Task", v.task], ["Queue", `${v.namespace}/${v.queue}`], ["Origin", `${v.origin.kind}${v.origin.name ? ` ${v.origin.namespace || ""}/${v.origin.name}` : ""}`],
+    v.origin.kind === "Workflow" && v.origin.name ? ["Workflow", workflowOf(v)] : undefined,
     ["Phase", h("span", { class: `phase-${v.phase}`, id: "task-phase" }, v.phase || "")], ["Attempts", v.attempts ?? ""], ["Worker", v.worker || ""],
     ["Progress", st.progress ? h("span", {}, h("span", { class: "bar" }, progressBar(st.progress)), " ", st.progress.display) : ""],
     ["Updated", v.updatedAt || ""],
-  ];
+  ].filter(Boolean);
   if (v.retryOf) rows.push(["Retry of", taskLink(v.retryOf)]);
   if (v.retries) rows.push(["Retried as", v.retries.flatMap((r, i) => (i ? [", ", taskLink(r)] : [taskLink(r)]))]);
   if (v.revokedAt) rows.push(["Revoked", v.revokedAt]);
@@ -215,6 +218,13 @@ async function taskPage(id) {
   if (v.resultRef) main.append(h("h2", {}, "Result"), h("p", {}, `Stored apart: ${v.resultRef.bucket} ${v.resultRef.key} (${v.resultRef.sizeBytes} bytes)`));
   if (v.error) main.append(h("h2", {}, "Error"), h("p", { class: "err", id: "task-error" }, `${v.error.type}: ${v.error.message}`), v.error.stack ? h("pre", { id: "task-stack" }, v.error.stack) : "");
   main.append(h("h2", {}, "Timeline"), table(["Time", "Event"], v.timeline.map((e) => h("tr", {}, h("td", {}, e.time), h("td", {}, e.event)))));
+}
+
+/** A Workflow step task's link to its Workflow (task ids are `<workflow uid>_<step>…`, api/workflow.ts). */
+function workflowOf(v) {
+  const o = v.origin;
+  const step = o.uid && v.id.startsWith(`${o.uid}_`) ? v.id.slice(o.uid.length + 1).split("_")[0] : undefined;
+  return h("span", {}, h("a", { href: `#/workflow/${encodeURIComponent(o.name)}`, id: "task-workflow" }, o.name), step ? `, step ${step}` : "");
 }
 
 function progressBar(p) {
@@ -355,12 +365,14 @@ async function route() {
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
   const [, page, arg] = path.split("/");
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page === "task" ? "tasks" : page));
+  const extra = Object.hasOwn(extraPages, page) ? extraPages[page] : undefined;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page === "task" ? "tasks" : extra ? extra.nav : page));
   try {
     if (page === "tasks") await tasks(params);
     else if (page === "task" && arg) await taskPage(decodeURIComponent(arg));
     else if (page === "workers") await workers();
     else if (page === "dlq") await dlq(params);
+    else if (extra) await extra.render(arg === undefined ? undefined : decodeURIComponent(arg), params);
     else await overview();
   } catch (e) {
     main.append(errorBox(e));
@@ -378,6 +390,8 @@ async function route() {
   } catch (e) {
     main.append(errorBox(e));
   }
+  // the scripts after this one (workloads.js) add their pages: route once they all ran
+  if (document.readyState === "loading") await new Promise((r) => document.addEventListener("DOMContentLoaded", r, { once: true }));
   window.addEventListener("hashchange", route);
   await route();
 })();
