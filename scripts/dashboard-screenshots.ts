@@ -1,15 +1,17 @@
 /**
  * Refreshes the dashboard's screenshots in the docs (docs/images/dashboard/*.png, embedded in
  * docs/dashboard.md): runs the browser test against `celeriac dev up`
- * (test/dashboard/dev-up.test.ts) with `CELERIAC_SCREENSHOTS` set to the folder, which writes one
- * 1280×800 PNG per page of the nav (named after the nav link's `data-page`) plus `task.png`; then
+ * (test/dashboard/dev-up.test.ts) with `CELERIAC_SCREENSHOTS` set to the folder (and
+ * `CELERIAC_SCREENSHOTS_LIVE_SECONDS` 20 unless set: 20 s of varying work first, so the charts have
+ * a shape), which writes one 1280×800 PNG per page of the nav (named after the nav link's
+ * `data-page`), plus `task.png` and, when the nav has those pages, `schedule.png` and `workflow.png`; then
  * checks each PNG written by this run: its size in pixels (1280×800) and in bytes (under
  * {@link MAX_BYTES}), and lists PNGs in the folder this run did not write (pages gone or renamed).
  *
  * Usage (after `npm run build`):
  *   node dist/scripts/dashboard-screenshots.js [--out <dir>]   (default docs/images/dashboard)
  * Exits 1 when the test fails or an image is off-size. Needs nats-server, kubectl and
- * /usr/bin/chromium, as the test does; takes about 20 s.
+ * /usr/bin/chromium, as the test does; takes about 40 s.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, openSync, readSync, closeSync, readdirSync, statSync } from "node:fs";
@@ -44,7 +46,7 @@ function main(): number {
   mkdirSync(out, { recursive: true });
   const started = Date.now();
   const r = spawnSync(process.execPath, ["--test", "--test-reporter=spec", join(ROOT, "dist", "test", "dashboard", "dev-up.test.js")], {
-    cwd: ROOT, stdio: "inherit", env: { ...process.env, CELERIAC_SCREENSHOTS: out }, timeout: 300_000,
+    cwd: ROOT, stdio: "inherit", env: { CELERIAC_SCREENSHOTS_LIVE_SECONDS: "20", ...process.env, CELERIAC_SCREENSHOTS: out }, timeout: 300_000,
   });
   if (r.status !== 0) {
     console.error(`the dev-up browser test failed (exit ${r.status ?? r.signal}): no screenshots checked`);

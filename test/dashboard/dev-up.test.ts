@@ -7,7 +7,8 @@
 // the nav (so pages added later are covered) without console errors, the figures agree with the
 // CLI's `-o json` for the same state, and each page's 1280×800 screenshot is written to
 // CELERIAC_SCREENSHOTS (default a temp folder; logged). `scripts/dashboard-screenshots.ts` runs this
-// test to refresh docs/images/dashboard/.
+// test to refresh docs/images/dashboard/, with CELERIAC_SCREENSHOTS_LIVE_SECONDS of varying work
+// (at most 60) before the screenshots so the charts have a shape.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -279,11 +280,23 @@ describe("when celeriac dashboard runs against celeriac dev up with live work", 
     // the pages that take a queue show the worked one
     const hashes = nav.map((n) => ({ name: n.page || n.label.toLowerCase().replace(/\W+/g, "-"), hash: /^#\/(tasks|dlq)$/.test(n.href) ? `${n.href}?queue=${WORK}` : n.href }));
     hashes.push({ name: "task", hash: `#/task/${ids.long}` });
+    // the detail pages of the pages that have them, when the nav has those
+    if (nav.some((n) => n.page === "schedules")) hashes.push({ name: "schedule", hash: "#/schedule/dash-every-5s" });
+    if (nav.some((n) => n.page === "workflows")) hashes.push({ name: "workflow", hash: "#/workflow/dash-diamond" });
+    // for the docs' images (scripts/dashboard-screenshots.ts): some seconds of varying work first, so the charts have a shape
+    const liveSeconds = Math.min(60, Number(process.env.CELERIAC_SCREENSHOTS_LIVE_SECONDS ?? 0));
+    for (let s = 0; s < liveSeconds; s++) {
+      const n = Math.round(40 + 30 * Math.sin(s / 3));
+      const tick = new Promise((r) => setTimeout(r, 1000));
+      await Promise.all([...Array.from({ length: n }, (_, i) => client.enqueue("dash.add", [s, i])), ...(s % 4 === 0 ? [held.enqueue("dash.add", [s, s])] : [])]);
+      await tick;
+    }
     const loads: string[] = [];
     for (const { name, hash } of hashes) {
       const ms = await openPage(page, url, hash);
       if (name === "overview") await page.waitForFunction(() => (globalThis as unknown as Doc).document.querySelectorAll(".chart canvas").length === 3);
       if (name === "workers") await page.waitForSelector("#workers tr[data-worker]");
+      if (name === "workflow") await page.waitForFunction(() => (globalThis as unknown as { __cy?: unknown }).__cy !== undefined, undefined, { timeout: 10_000 });
       if (name === "dlq") {
         await page.waitForSelector("#dlq-list tr[data-seq] button");
         await page.locator("#dlq-list tr[data-seq] button").first().click();
