@@ -229,6 +229,7 @@ async function main(): Promise<void> {
       gen.once("error", reject);
       gen.once("exit", (code) => (done ? resolve() : reject(new Error(`load generator exited ${code} before it was done`))));
     });
+    ended.catch(() => undefined); // awaited below; a failure before then is not unhandled
     const tLoad = performance.now();
     await sleepUntil(tLoad + WARMUP_S * 1000);
     // the measured window: from the warm-up to the end of publishing
