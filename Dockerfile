@@ -31,6 +31,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist ./dist
+# the dashboard's page (celeriac dashboard serves it from <package>/dashboard/static)
+COPY --from=build /src/dashboard/static ./dashboard/static
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/nodejs/bin/node", "/app/bin/celeriac.js"]

@@ -29,20 +29,21 @@ export interface KubeTarget {
  * @param flag `--kubeconfig`
  * @param env the environment (default `process.env`): `KUBECONFIG`, `KUBERNETES_SERVICE_HOST`
  * @param devDir the `celeriac dev up` state directory (default `.celeriac`)
- * @throws Error `load kubeconfig <path>` (with `cause`) when a file named by the flag or `KUBECONFIG` cannot be loaded
+ * @throws Error `load kubeconfig <path>` (with `cause`) when a file named by the flag or an existing file of `KUBECONFIG` cannot be loaded
  */
 export async function kubeTarget(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, devDir = DEFAULT_DEV_DIR): Promise<KubeTarget | undefined> {
   const { loadKubeConfig } = await import("../kube/kubeconfig.js");
   if (flag) return { kube: loadKubeConfig({ kubeconfig: flag, env }), source: "--kubeconfig", file: flag };
-  const fromEnv = env.KUBECONFIG?.split(":").find((f) => f);
-  if (fromEnv) return { kube: loadKubeConfig({ env }), source: "KUBECONFIG", file: fromEnv };
+  // as kubectl: files of KUBECONFIG that do not exist are skipped, and a KUBECONFIG set replaces ~/.kube/config
+  const fromEnv = env.KUBECONFIG?.split(":").find((f) => f && existsSync(f));
+  if (fromEnv) return { kube: loadKubeConfig({ kubeconfig: fromEnv, env }), source: "KUBECONFIG", file: fromEnv };
   const { isAlive, readState } = await import("../devcluster/platform/state.js");
   const dir = resolve(devDir);
   const s = readState(dir);
   const devFile = join(dir, "kubeconfig");
   if (s?.ready && isAlive(s.pid) && existsSync(devFile)) return { kube: loadKubeConfig({ kubeconfig: devFile, env }), source: "dev", file: devFile };
-  if (env.KUBERNETES_SERVICE_HOST) return { kube: loadKubeConfig({ env }), source: "in-cluster" };
+  if (env.KUBERNETES_SERVICE_HOST) return { kube: loadKubeConfig({ env: { ...env, KUBECONFIG: undefined } }), source: "in-cluster" };
   const home = join(homedir(), ".kube", "config");
-  if (existsSync(home)) return { kube: loadKubeConfig({ kubeconfig: home, env }), source: "~/.kube/config", file: home };
+  if (!env.KUBECONFIG && existsSync(home)) return { kube: loadKubeConfig({ kubeconfig: home, env }), source: "~/.kube/config", file: home };
   return undefined;
 }

@@ -62,12 +62,13 @@ export async function noQueuesMessage(jsm: JetStreamManager, namespace: string):
 /**
  * Connects for `f` and resolves the queues.
  * @param o `name`: the NATS connection name; `requireQueue`: fail when no queue is given (listing
- *   the namespace's queues) instead of acting on all of them
+ *   the namespace's queues) instead of acting on all of them; `allowNoQueues`: a namespace without
+ *   queues is not an error (`queues` is then empty: the dashboard waits for the first one)
  * @throws Error naming a bad or unknown queue (and the namespace's queues), a namespace without
  *   queues (and the namespaces that have some), or an unreachable NATS (and what to do); without
  *   a queue, under a credential that may not list streams (a minted one), that `--queue` is needed
  */
-export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boolean }): Promise<OpsSession> {
+export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boolean; allowNoQueues?: boolean }): Promise<OpsSession> {
   const [{ jetstream, jetstreamManager }, { Kvm }, nats, { listQueues, queueStreamExists }, target, { commandNamespace }] = await Promise.all([
     import("@nats-io/jetstream"),
     import("@nats-io/kv"),
@@ -104,7 +105,7 @@ export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boo
     if (!queue && o.requireQueue) {
       throw new Error(`--queue (or CELERIAC_QUEUE) is required: ${all.length ? `queues of namespace "${namespace}": ${listed(all)}` : await noQueuesMessage(jsm, namespace)}`);
     }
-    if (!queue && all.length === 0) throw new Error(await noQueuesMessage(jsm, namespace));
+    if (!queue && all.length === 0 && !o.allowNoQueues) throw new Error(await noQueuesMessage(jsm, namespace));
     const kvm = new Kvm(js);
     const kvs = new Map<string, Promise<KV>>();
     return {

@@ -37,6 +37,8 @@ import { readQueueReports, settleRate, workCounters } from "../nats/queue-report
 import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLetter } from "../nats/dead-letters.js";
 import { ACTION_PERMISSIONS, authorizeByKubernetes, type ActionPermission, type AuthMode } from "./authz.js";
 import { actionRoutes, matchingDeadLetters } from "./routes-actions.js";
+import { kubeRoutes } from "./routes-kube.js";
+import { cytoscapeStatic, workloadsRouter } from "./routes-workloads.js";
 
 /** Most samples kept per queue (an hour at one a second). */
 export const MAX_SAMPLES = 3600;
@@ -69,6 +71,8 @@ export interface DashboardOptions {
   token?: string;
   /** How often the sampler reads the queues, ms (default 1000). */
   sampleMs?: number;
+  /** How often Queues, worker pods and Events are read from `kube`, ms (default 5000; dashboard/kube-reader.ts). */
+  kubeIntervalMs?: number;
   /** How long a worker inspection waits for replies, ms (default 1000). */
   inspectTimeoutMs?: number;
   logger?: Logger;
@@ -261,6 +265,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   app.get("/", page);
   app.use("/static", express.static(staticDir(), { index: false }));
   app.use("/vendor/uplot", express.static(uplotDir(), { index: false }));
+  app.use("/vendor/cytoscape", cytoscapeStatic());
   app.use(express.json({ limit: "64kb" }));
 
   const api = express.Router();
@@ -339,6 +344,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     return shown(d);
   }));
 
+  // Schedules and Workflows, from the Kubernetes API (dashboard/routes-workloads.ts)
+  api.use(workloadsRouter({ ...(o.kube ? { kube: o.kube } : {}), namespace: s.namespace, ...(log ? { logger: log } : {}) }));
+
   // ---- actions ----
   const guard = (req: Request, res: Response, next: NextFunction) => {
     const why = actionRefusal(allow, token, {
@@ -404,6 +412,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   }));
   // revoke, pause, resume, queue purge; the dead-letter filter count (dashboard/routes-actions.ts)
   api.use(actionRoutes({ session: s, queueOf, withQueues: () => withQueues(queues), guard, authorize, ...(log ? { log } : {}) }));
+  // Queues, worker pods and Events from the Kubernetes API (dashboard/routes-kube.ts), read every 5 s
+  const kube = kubeRoutes({ ...(o.kube ? { kube: o.kube } : {}), namespace: s.namespace, ...(o.kubeIntervalMs !== undefined ? { intervalMs: o.kubeIntervalMs } : {}), ...(log ? { logger: log } : {}) });
+  api.use("/kube", kube.router);
   // any other action path is refused the same way (no action exists without the guard)
   api.post(/.*/, guard, (_req, res) => {
     res.status(404).json({ error: "no such action" });
@@ -437,6 +448,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
       (closing ??= (async () => {
         closed = true;
         clearTimeout(timer);
+        kube.close();
         for (const r of streams) r.end();
         streams.clear();
         await new Promise<void>((r) => {

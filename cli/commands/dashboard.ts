@@ -46,7 +46,7 @@ export function register(program: Command): void {
       const kt = await kubeTarget(f.kubeconfig, process.env, f.devDir);
       // the dashboard shows every queue of the namespace: CELERIAC_QUEUE does not narrow it
       delete process.env.CELERIAC_QUEUE;
-      const s = await openOps({ ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.nats ? { nats: f.nats } : {}), ...(f.devDir ? { devDir: f.devDir } : {}) }, { name: "celeriac-dashboard" });
+      const s = await openOps({ ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.nats ? { nats: f.nats } : {}), ...(f.devDir ? { devDir: f.devDir } : {}) }, { name: "celeriac-dashboard", allowNoQueues: true });
       const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL ?? "warn" }, pino.destination(2));
       let d;
       try {
@@ -56,6 +56,7 @@ export function register(program: Command): void {
         throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });
       }
       console.log(`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`);
+      if (s.queues.length === 0) console.log(`No queues in namespace "${s.namespace}" yet: they show up within 5 s of being created (kubectl apply -f a Queue)`);
       console.log(kt ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : "Kubernetes API: none found (no --kubeconfig, KUBECONFIG, local platform, service account or ~/.kube/config); pages that need it say so");
       if (f.allowActions && f.auth === "kubernetes") console.log("Actions allowed, authorised by each user's Kubernetes token (TokenReview and SubjectAccessReview; see docs/dashboard.md for the verbs)");
       else if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);

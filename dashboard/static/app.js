@@ -1,6 +1,6 @@
 /* The Celeriac dashboard page (docs/dashboard.md): hash routes over the JSON API of dashboard/server.ts,
  * DOM built with textContent only (no HTML from data), charts with uPlot (served from its package). */
-/* global document, window, fetch, EventSource, sessionStorage, uPlot, URLSearchParams, setTimeout, clearTimeout */
+/* global document, window, fetch, EventSource, sessionStorage, uPlot, URLSearchParams, setTimeout, clearTimeout, KUBE_QUEUE_COLUMNS, kubeOverview, kubeWorkers */
 "use strict";
 
 const main = document.getElementById("main");
@@ -8,6 +8,8 @@ const Node = window.Node;
 let session = { namespace: "", allowActions: false, phases: [] };
 /** Cleanups of the page shown (timers, SSE streams, charts). */
 let cleanups = [];
+/** Pages added by the scripts loaded after this one (workloads.js): name → {nav, render(arg, params)}. */
+const extraPages = (window.celeriacPages = window.celeriacPages || {});
 
 /** Builds an element: h("td", {class: "num"}, "3"); strings become text nodes. */
 function h(tag, attrs, ...children) {
@@ -60,6 +62,7 @@ const QUEUE_COLUMNS = [
   { label: "Oldest", field: "oldestTaskAgeSeconds", num: true, fmt: secs },
   { label: "Workers", field: "workers", num: true },
   { label: "Paused", field: "paused", fmt: (v, q) => (v ? `yes${q.pausedReason ? `: ${q.pausedReason}` : ""}` : "no") },
+  ...KUBE_QUEUE_COLUMNS, // from the Queue resources (kube.js)
 ];
 
 function queueRow(q) {
@@ -99,7 +102,9 @@ async function overview() {
   main.append(h("h1", {}, "Queues"));
   const status = h("p", { class: "muted", id: "tick" }, "Connecting…");
   const tbody = h("tbody", { id: "queues" });
-  main.append(status, h("table", { id: "queue-table" }, h("thead", {}, h("tr", {}, QUEUE_COLUMNS.map((c) => h("th", { class: c.num ? "num" : undefined }, c.label)))), tbody));
+  const kube = kubeOverview();
+  cleanups.push(kube.stop);
+  main.append(status, h("table", { id: "queue-table" }, h("thead", {}, h("tr", {}, QUEUE_COLUMNS.map((c) => h("th", { class: c.num ? "num" : undefined }, c.label)))), tbody), kube.el);
   if (session.allowActions) main.append(window.celeriacActions.queueBar((await api("/queues")).items.map((q) => q.queue)));
   main.append(h("h2", {}, "Since the dashboard started"), h("p", { class: "muted" }, "Samples kept in memory while this dashboard runs (history across restarts is not kept yet)."));
   const chartsBox = h("div", { class: "charts" });
@@ -193,10 +198,11 @@ async function taskPage(id) {
   const st = (v.record && v.record.status) || {};
   const rows = [
     ["Task", v.task], ["Queue", `${v.namespace}/${v.queue}`], ["Origin", `${v.origin.kind}${v.origin.name ? ` ${v.origin.namespace || ""}/${v.origin.name}` : ""}`],
+    v.origin.kind === "Workflow" && v.origin.name ? ["Workflow", workflowOf(v)] : undefined,
     ["Phase", h("span", { class: `phase-${v.phase}`, id: "task-phase" }, v.phase || "")], ["Attempts", v.attempts ?? ""], ["Worker", v.worker || ""],
     ["Progress", st.progress ? h("span", {}, h("span", { class: "bar" }, progressBar(st.progress)), " ", st.progress.display) : ""],
     ["Updated", v.updatedAt || ""],
-  ];
+  ].filter(Boolean);
   if (v.retryOf) rows.push(["Retry of", taskLink(v.retryOf)]);
   if (v.retries) rows.push(["Retried as", v.retries.flatMap((r, i) => (i ? [", ", taskLink(r)] : [taskLink(r)]))]);
   if (v.revokedAt) rows.push(["Revoked", v.revokedAt]);
@@ -216,6 +222,13 @@ async function taskPage(id) {
   main.append(h("h2", {}, "Timeline"), table(["Time", "Event"], v.timeline.map((e) => h("tr", {}, h("td", {}, e.time), h("td", {}, e.event)))));
 }
 
+/** A Workflow step task's link to its Workflow (task ids are `<workflow uid>_<step>…`, api/workflow.ts). */
+function workflowOf(v) {
+  const o = v.origin;
+  const step = o.uid && v.id.startsWith(`${o.uid}_`) ? v.id.slice(o.uid.length + 1).split("_")[0] : undefined;
+  return h("span", {}, h("a", { href: `#/workflow/${encodeURIComponent(o.name)}`, id: "task-workflow" }, o.name), step ? `, step ${step}` : "");
+}
+
 function progressBar(p) {
   const s = h("span");
   s.style.width = `${Math.round((p.fraction ?? 0) * 100)}%`;
@@ -227,7 +240,9 @@ function progressBar(p) {
 async function workers() {
   main.append(h("h1", {}, "Workers"));
   const box = h("div", { id: "workers" }, h("p", { class: "muted" }, "Asking the workers…"));
-  main.append(box);
+  const kube = kubeWorkers(); // worker pods and autoscaler decisions (kube.js)
+  cleanups.push(kube.stop);
+  main.append(box, kube.el);
   let timer;
   let stopped = false;
   const load = async () => {
@@ -354,12 +369,14 @@ async function route() {
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query || "");
   const [, page, arg] = path.split("/");
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page === "task" ? "tasks" : page));
+  const extra = Object.hasOwn(extraPages, page) ? extraPages[page] : undefined;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === (page === "task" ? "tasks" : extra ? extra.nav : page));
   try {
     if (page === "tasks") await tasks(params);
     else if (page === "task" && arg) await taskPage(decodeURIComponent(arg));
     else if (page === "workers") await workers();
     else if (page === "dlq") await dlq(params);
+    else if (extra) await extra.render(arg === undefined ? undefined : decodeURIComponent(arg), params);
     else await overview();
   } catch (e) {
     main.append(errorBox(e));
@@ -377,6 +394,8 @@ async function route() {
   } catch (e) {
     main.append(errorBox(e));
   }
+  // the scripts after this one (workloads.js) add their pages: route once they all ran
+  if (document.readyState === "loading") await new Promise((r) => document.addEventListener("DOMContentLoaded", r, { once: true }));
   window.addEventListener("hashchange", route);
   await route();
 })();

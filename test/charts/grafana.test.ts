@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CHART_DIR, HELM, makeHelm, type Helm, type K8sObject } from "./chart-helpers.js";
-import { exportedMetricNames, metricNamesIn } from "./metric-names.js";
+import { exportedMetricNames, metricNamesIn, promqlErrors } from "./metric-names.js";
 
 const skip = HELM ? false : "helm 4 not available";
 
@@ -71,6 +71,13 @@ describe("when the metric names of a PromQL expression are read", () => {
     );
     assert.deepEqual(metricNamesIn("a_total / on(queue) group_left(x) b offset 5m > bool 1e3 and c[5m:1m]"), ["a_total", "b", "c"]);
     assert.deepEqual(metricNamesIn('label_values(celeriac_queue_backlog{namespace=~"$namespace"}, queue)'), ["celeriac_queue_backlog"]);
+  });
+
+  it("finds PromQL syntax errors by Prometheus's grammar, with Grafana variables allowed", () => {
+    assert.deepEqual(promqlErrors('sum by (queue) (rate(celeriac_tasks_total{namespace=~"$namespace"}[$__rate_interval])) > $threshold'), []);
+    assert.deepEqual(promqlErrors('label_values(celeriac_queue_backlog{namespace=~"$namespace"}, queue)'), []);
+    assert.notDeepEqual(promqlErrors("sum(rate(celeriac_tasks_total[5m])"), []);
+    assert.notDeepEqual(promqlErrors("rate(celeriac_tasks_total{queue=}[5m])"), []);
   });
 
   it("reports a panel on a metric nobody exports", async () => {
@@ -158,6 +165,11 @@ describe("when the chart renders the Grafana dashboard and the alert rules", { s
     const exprs = dashboardExpressions(dashboard());
     assert.ok(exprs.length > 0);
     assert.deepEqual(unknownMetrics(exprs, exported), []);
+  });
+
+  it("has panels, variables and alerts whose expressions are valid PromQL", () => {
+    const exprs: Array<[string, string]> = [...dashboardExpressions(dashboard()), ...rules().map((r): [string, string] => [`alert ${r.alert}`, r.expr])];
+    assert.deepEqual(exprs.flatMap(([where, e]) => promqlErrors(e).map((x) => `${where} ${x}`)), []);
   });
 
   it("uses in its alerts only exported metrics, and every alert has a for, a severity, a summary and a description", () => {

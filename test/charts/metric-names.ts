@@ -1,7 +1,9 @@
 /**
  * Helpers of the Grafana and alert-rule tests: the metric names the worker and the operator really
- * export (read from their prom-client registries), and the metric names a PromQL expression selects.
+ * export (read from their prom-client registries), and the metric names a PromQL expression selects
+ * and its syntax errors, both by Prometheus's own PromQL grammar (`@prometheus-io/lezer-promql`).
  */
+import { parser } from "@prometheus-io/lezer-promql";
 import { createOperatorMetrics } from "../../operator/metrics.js";
 import { createWorkerMetrics } from "../../worker/metrics.js";
 
@@ -23,31 +25,46 @@ export async function exportedMetricNames(): Promise<Set<string>> {
   return names;
 }
 
-/** Words of PromQL that are not metric names where an identifier may stand. */
-const KEYWORDS = new Set(["and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right", "inf", "nan", "atan2", "start", "end"]);
+/**
+ * A PromQL expression with Grafana's variables made parseable: `$__rate_interval`, `$__interval`
+ * and the like (durations in Grafana) become `5m`, every other `$var` / `${var…}` becomes `1` (they
+ * stand in label values, strings or numbers); a Grafana `label_values(metric{…}, label)` query is
+ * reduced to its selector.
+ */
+function promqlOf(expr: string): string {
+  const lv = /^\s*label_values\(\s*(.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$/s.exec(expr);
+  const e = lv ? lv[1]! : expr;
+  return e.replace(/\$__\w+|\$\{__[^}]*\}/g, "5m").replace(/\$\{[^}]*\}|\$\w+/g, "1");
+}
 
 /**
- * The metric names an expression selects (PromQL, with Grafana variables such as `$namespace`,
- * `${datasource}` and `$__rate_interval` allowed; a Grafana `label_values(metric{…}, label)` query
- * gives its metric). Strings, label matchers, ranges, grouping clauses, numbers and durations are
- * removed first; every identifier left that is not a keyword and not called as a function is a
- * metric name. A `{__name__="…"}` selector is not supported: it yields no name.
+ * Where an expression is not valid PromQL, by Prometheus's own grammar (`@prometheus-io/lezer-promql`,
+ * the parser of the Prometheus UI), with Grafana variables allowed as in {@link promqlOf}: each
+ * error as `at <offset>: <text around it>`; empty when it parses.
+ */
+export function promqlErrors(expr: string): string[] {
+  const e = promqlOf(expr);
+  const out: string[] = [];
+  const c = parser.parse(e).cursor();
+  do if (c.type.isError) out.push(`at ${c.from}: ${JSON.stringify(e.slice(Math.max(0, c.from - 20), c.from + 20))}`);
+  while (c.next());
+  return out;
+}
+
+/**
+ * The metric names an expression selects, read from its Prometheus parse tree (every
+ * `VectorSelector`'s metric identifier), with Grafana variables allowed as in {@link promqlOf}. A
+ * `{__name__="…"}` selector is not supported: it yields no name.
  */
 export function metricNamesIn(expr: string): string[] {
-  let s = expr.replace(/\$\{[^}]*\}|\$\w+/g, " ");
-  s = s.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, " ");
-  s = s.replace(/label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)[^)]*\)/g, " $1 ");
-  s = s.replace(/\{[^}]*\}/g, " ");
-  s = s.replace(/\[[^\]]*\]/g, " ");
-  s = s.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/gi, " ");
-  s = s.replace(/\boffset\s+-?[0-9][0-9a-z]*/gi, " ");
-  s = s.replace(/(^|[^A-Za-z0-9_:.])(0x[0-9a-f]+|[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?)(?![A-Za-z0-9_:])/gi, "$1 ");
+  const e = promqlOf(expr);
   const out: string[] = [];
-  for (const m of s.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
-    const name = m[0];
-    if (KEYWORDS.has(name.toLowerCase())) continue;
-    if (s.slice((m.index ?? 0) + name.length).trimStart().startsWith("(")) continue;
-    out.push(name);
-  }
+  const c = parser.parse(e).cursor();
+  do {
+    if (c.type.name === "VectorSelector") {
+      const sel = c.node.getChild("Identifier");
+      if (sel) out.push(e.slice(sel.from, sel.to));
+    }
+  } while (c.next());
   return out;
 }

@@ -6,11 +6,10 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
@@ -25,40 +24,16 @@ import { startDashboard, type Dashboard } from "../../dashboard/server.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
+import { BIN, cleanEnv, cliJson, openBrowser, openPage, type Doc } from "./browser.js";
 
-const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
 const CWD = mkdtempSync(join(tmpdir(), "celeriac-dash-cwd-"));
 const SHOTS = mkdtempSync(join(tmpdir(), "celeriac-dashboard-shots-"));
 after(() => rmSync(CWD, { recursive: true, force: true }));
 const quiet = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const TOKEN = "dashboard-test-token-0123456789";
 
-/** The page's document, as the functions run in the browser (page.evaluate, waitForFunction) see it. */
-type Doc = {
-  document: {
-    getElementById(id: string): { dataset: Record<string, string | undefined>; textContent: string | null } | null;
-    querySelector(sel: string): { textContent: string | null } | null;
-    querySelectorAll(sel: string): { length: number };
-    cookie: string;
-  };
-};
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CELERIAC_") && k !== "KUBECONFIG")), KUBECONFIG: "/nonexistent" };
-}
-
 /** Runs `celeriac <args>` and parses its `-o json` stdout. */
-function cli<T>(args: string[]): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [BIN, ...args], { cwd: CWD, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    c.once("error", reject);
-    c.once("close", (code) => (code === 0 ? resolve(JSON.parse(out) as T) : reject(new Error(`celeriac ${args.join(" ")} exited ${code}: ${err}`))));
-  });
-}
+const cli = <T>(args: string[]): Promise<T> => cliJson<T>(args, CWD);
 
 describe("when a dashboard serves queues with tasks in a few states", () => {
   let srv: NatsServer;
@@ -75,7 +50,7 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
   let readOnlyUrl: string;
   let browser: Browser;
   let page: Page;
-  const consoleErrors: string[] = [];
+  let consoleErrors: string[] = [];
   const queue = uniqueQueue("dash");
   const idle = uniqueQueue("dashidle");
   const calls = new Map<string, number>();
@@ -93,10 +68,8 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
   const text = (sel: string) => page.locator(sel).first().innerText();
   const loads: string[] = [];
   const go = async (hash: string) => {
-    const t0 = performance.now();
-    await page.goto(`${dash.url}${hash}`);
-    await page.waitForFunction((h) => (globalThis as unknown as Doc).document.getElementById("main")?.dataset.ready === h, hash);
-    loads.push(`${hash.split("?")[0]!.replace(/\/task\/.*/, "/task/<id>")} ${Math.round(performance.now() - t0)} ms`);
+    const ms = await openPage(page, dash.url, hash);
+    loads.push(`${hash.split("?")[0]!.replace(/\/task\/.*/, "/task/<id>")} ${ms} ms`);
   };
 
   before(async () => {
@@ -144,12 +117,7 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
     readOnlyUrl = await waitFor("the read-only dashboard's URL", () => /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], 15_000);
     assert.match(out, /Read-only/);
 
-    browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--headless"] });
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on("console", (m) => {
-      if (m.type() === "error") consoleErrors.push(`${page.url()}: ${m.text()}`);
-    });
-    page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+    ({ browser, page, consoleErrors } = await openBrowser({ width: 1400, height: 900 }));
     console.log(`dashboard screenshots: ${SHOTS}`);
   });
 
