@@ -66,6 +66,7 @@ function kubectl(kubeconfig: string, args: string[]): Promise<{ code: number; ou
 describe("when the dashboard's actions are used", () => {
   let srv: NatsServer;
   let nc: NatsConnection;
+  let wnc: NatsConnection;
   let jsm: JetStreamManager;
   let work: QueueNames;
   let results: KV;
@@ -104,7 +105,7 @@ describe("when the dashboard's actions are used", () => {
     results = await new Kvm(nc).open(work.resultsBucket);
     client = await connect({ servers: srv.url, queue });
     idleClient = await connect({ servers: srv.url, queue: idle });
-    const wnc = await natsConnect({ servers: srv.url });
+    wnc = await natsConnect({ servers: srv.url });
     const failing = (name: string, text: string) => defineTask(name, (args: unknown[], _k, ctx) => {
       calls.set(ctx.taskId, (calls.get(ctx.taskId) ?? 0) + 1);
       if (!fixed) throw new UnrecoverableError(`${text} ${JSON.stringify(args[0])}`);
@@ -137,6 +138,7 @@ describe("when the dashboard's actions are used", () => {
     await dash?.close();
     await readOnly?.close();
     await worker?.close();
+    await wnc?.close(); // the worker does not close a connection it was given
     await session?.close();
     await client?.close();
     await idleClient?.close();
