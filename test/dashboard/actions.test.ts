@@ -334,7 +334,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: celeriac
     }
   });
 
-  it("the page: Pause behind a confirmation, Purge only after typing the queue's name, Revoke on a task page", async () => {
+  it("the page: Pause behind a confirmation, Purge only after typing the queue's name, Revoke on a task page, Purge all matching a filter", async () => {
     browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--headless"] });
     const page = await browser.newPage();
     const errors: string[] = [];
@@ -381,6 +381,18 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: celeriac
     await page.click("#revoke");
     await page.waitForFunction(() => /aborted/.test((globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("action-result")?.textContent ?? ""));
     await waitFor("slow Cancelled", async () => (await record(id))?.status.phase === "Cancelled", 10_000);
+
+    // Dead letters: count a filter's matches, then purge all of them behind a confirmation saying how many
+    await page.goto(`${dash.url}#/dlq?queue=${queue}`);
+    await page.waitForSelector("#dlq-filter");
+    await page.fill("#f-task", "fail.a");
+    await page.click("#f-count-button");
+    await page.waitForFunction(() => /3 dead letters match/.test((globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("f-count")?.textContent ?? ""));
+    answers.push(true);
+    await page.click("#purge-matching");
+    await page.waitForFunction(() => /Deleted 3 dead letters/.test((globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("action-result")?.textContent ?? ""));
+    assert.match(asked[asked.length - 1]!, /Delete all 3 dead letters of .* where task = "fail.a"/);
+    assert.equal(await dlqCount(), 1);
 
     // read-only: no action controls
     await page.goto(readOnly.url);
