@@ -25,7 +25,7 @@
  */
 import { controlSubject } from "./control.js";
 import { heldNames } from "./flow.js";
-import { queueNames, type QueueNames } from "./naming.js";
+import { dashboardBucket, queueNames, type QueueNames } from "./naming.js";
 
 /** Publish and subscribe permissions of one NATS user (the `pub` / `sub` of a user JWT). */
 export interface NatsPermissions {
@@ -85,6 +85,30 @@ function bucketReadSubjects(n: QueueNames): string[] {
     `${API}.CONSUMER.DELETE.${kvStream}.*`,
     // flow-control replies of the ordered consumer's deliveries
     `$JS.FC.${kvStream}.>`,
+  ];
+}
+
+/**
+ * Subjects of the dashboard's history bucket of `namespace` ({@link dashboardBucket},
+ * dashboard/history-store.ts), for the producer credential the dashboard runs with: create the
+ * bucket when it is missing (`STREAM.CREATE` of that one stream only: a producer can create no
+ * other stream, nor update, purge or delete this one), read its info, write its points
+ * (`$KV.<bucket>.>`), and read them back with an ordered consumer of its own (create, info,
+ * pull, delete).
+ * @throws Error when the namespace is not a DNS-1123 label
+ */
+export function dashboardHistorySubjects(namespace: string): string[] {
+  const b = dashboardBucket(namespace);
+  const kvStream = `KV_${b}`;
+  return [
+    `${API}.STREAM.INFO.${kvStream}`,
+    `${API}.STREAM.CREATE.${kvStream}`,
+    `$KV.${b}.>`,
+    `${API}.CONSUMER.CREATE.${kvStream}`,
+    `${API}.CONSUMER.CREATE.${kvStream}.>`,
+    `${API}.CONSUMER.INFO.${kvStream}.*`,
+    `${API}.CONSUMER.MSG.NEXT.${kvStream}.*`,
+    `${API}.CONSUMER.DELETE.${kvStream}.*`,
   ];
 }
 
@@ -167,12 +191,14 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * It runs `celeriac inspect`: publish on its queues' control subjects (the replies come to its
  * inbox; the worker registry's `worker.*` keys are read like any key), and read the delayed
  * stream's messages one by one (`STREAM.MSG.GET`, `inspect scheduled`: tasks it could publish).
+ * It keeps `celeriac dashboard`'s history in the namespace's history bucket ({@link dashboardHistorySubjects}).
  * Subscribe: only its inbox, {@link producerInboxPrefix}.
  * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
  * @throws Error when the namespace or a queue is not a DNS-1123 label
  */
 export function producerPermissions(namespace: string, queues: readonly string[]): NatsPermissions {
-  const allow = [`${API}.INFO`];
+  // celeriac dashboard: its history bucket (one per namespace)
+  const allow = [`${API}.INFO`, ...dashboardHistorySubjects(namespace)];
   for (const q of [...new Set(queues)].sort()) {
     const n = queueNames(namespace, q);
     allow.push(
