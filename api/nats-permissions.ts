@@ -94,7 +94,8 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * bucket when it is missing (`STREAM.CREATE` of that one stream only: a producer can create no
  * other stream, nor update, purge or delete this one), read its info, write its points
  * (`$KV.<bucket>.>`), and read them back with an ordered consumer of its own (create, info,
- * pull, delete).
+ * pull, delete). Five subjects: a producer user JWT is close to nats-server's default
+ * `max_control_line` (4096 bytes, which the CONNECT line carrying the JWT must fit).
  * @throws Error when the namespace is not a DNS-1123 label
  */
 export function dashboardHistorySubjects(namespace: string): string[] {
@@ -104,11 +105,9 @@ export function dashboardHistorySubjects(namespace: string): string[] {
     `${API}.STREAM.INFO.${kvStream}`,
     `${API}.STREAM.CREATE.${kvStream}`,
     `$KV.${b}.>`,
-    `${API}.CONSUMER.CREATE.${kvStream}`,
-    `${API}.CONSUMER.CREATE.${kvStream}.>`,
-    `${API}.CONSUMER.INFO.${kvStream}.*`,
+    // CONSUMER.CREATE.<stream>.<name>.<filter>, CONSUMER.INFO|DELETE.<stream>.<name> in one (no DURABLE, LIST or NAMES: other positions)
+    `${API}.CONSUMER.*.${kvStream}.>`,
     `${API}.CONSUMER.MSG.NEXT.${kvStream}.*`,
-    `${API}.CONSUMER.DELETE.${kvStream}.*`,
   ];
 }
 

@@ -197,12 +197,19 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   let lastTick: QueuesTick = { at: new Date().toISOString(), namespace: s.namespace, items: [] };
   const streams = new Set<Response>();
   let ticks = 0;
+  let cannotList = false;
   let closed = false;
 
   const tick = async () => {
     try {
-      // a minted credential may not list the account's streams: it keeps the queues it was given
-      if (ticks++ % 5 === 0) queues = await listQueues(s.jsm, s.namespace).catch((err: unknown) => { if (isPermissionViolation(err) && queues.length) return queues; throw err; });
+      // a minted credential may not list the account's streams: it keeps the queues it was given (and stops asking)
+      if (ticks++ % 5 === 0 && !cannotList) {
+        queues = await listQueues(s.jsm, s.namespace).catch((err: unknown) => {
+          if (!isPermissionViolation(err) || queues.length === 0) throw err;
+          cannotList = true;
+          return queues;
+        });
+      }
       const names = queues.map((q) => queueNames(s.namespace, q));
       const [reports, readings] = await Promise.all([
         readQueueReports(s.jsm, (q) => s.kv(q), names),
