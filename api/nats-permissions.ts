@@ -94,8 +94,14 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * bucket when it is missing (`STREAM.CREATE` of that one stream only: a producer can create no
  * other stream, nor update, purge or delete this one), read its info, write its points
  * (`$KV.<bucket>.>`), and read them back with an ordered consumer of its own (create, info,
- * pull, delete). Five subjects: a producer user JWT is close to nats-server's default
- * `max_control_line` (4096 bytes, which the CONNECT line carrying the JWT must fit).
+ * pull, delete).
+ *
+ * Not part of {@link producerPermissions}: a producer user JWT is already close to nats-server's
+ * default `max_control_line` (4096 bytes, which the CONNECT line carrying the JWT must fit; a
+ * namespace with two queues, or one with a name over about 20 characters, exceeds it), and these
+ * five subjects add about 330 bytes. Give them to the credential the dashboard runs with (a user
+ * minted with them, or an unrestricted one); without them the dashboard keeps its history in
+ * memory and says so.
  * @throws Error when the namespace is not a DNS-1123 label
  */
 export function dashboardHistorySubjects(namespace: string): string[] {
@@ -190,14 +196,13 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * It runs `celeriac inspect`: publish on its queues' control subjects (the replies come to its
  * inbox; the worker registry's `worker.*` keys are read like any key), and read the delayed
  * stream's messages one by one (`STREAM.MSG.GET`, `inspect scheduled`: tasks it could publish).
- * It keeps `celeriac dashboard`'s history in the namespace's history bucket ({@link dashboardHistorySubjects}).
+ * It does not include the dashboard's history bucket ({@link dashboardHistorySubjects}): see there.
  * Subscribe: only its inbox, {@link producerInboxPrefix}.
  * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
  * @throws Error when the namespace or a queue is not a DNS-1123 label
  */
 export function producerPermissions(namespace: string, queues: readonly string[]): NatsPermissions {
-  // celeriac dashboard: its history bucket (one per namespace)
-  const allow = [`${API}.INFO`, ...dashboardHistorySubjects(namespace)];
+  const allow = [`${API}.INFO`];
   for (const q of [...new Set(queues)].sort()) {
     const n = queueNames(namespace, q);
     allow.push(

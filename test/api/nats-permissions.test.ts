@@ -5,14 +5,12 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { dashboardBucket, queueNames } from "../../api/naming.js";
+import { queueNames } from "../../api/naming.js";
 import { dashboardHistorySubjects, producerInboxPrefix, producerPermissions, workerInboxPrefix, workerPermissions } from "../../api/nats-permissions.js";
 
 /** True when `subject` concerns only `names` (its streams, bucket or subjects) or the account-level API INFO. */
 function ownOnly(subject: string, ns: string, queues: string[]): boolean {
   if (subject === "$JS.API.INFO") return true;
-  const history = dashboardBucket(ns);
-  if (subject.split(".").some((t) => t === history || t === `KV_${history}`)) return true;
   return queues.some((q) => {
     const n = queueNames(ns, q);
     const tokens = subject.split(".");
@@ -61,12 +59,9 @@ describe("when building NATS permissions", () => {
       assert.ok(p.pub.allow.includes(`celeriac.team-a.${q}.held.*`), "a flow-controlled queue's due tasks go to its held stream");
       assert.ok(!p.pub.allow.includes(n.deadLetterSubject));
     }
-    // the one stream it may create is its namespace's dashboard history bucket (never update, purge or delete it)
-    assert.ok(!p.pub.allow.some((s) => /\$JS\.ACK|STREAM\.(UPDATE|DELETE|PURGE|NAMES|LIST)|MSG\.DELETE/.test(s)));
-    assert.deepEqual(p.pub.allow.filter((s) => s.includes("STREAM.CREATE")), ["$JS.API.STREAM.CREATE.KV_CELERIAC_team-a_DASHBOARD"]);
-    for (const s of dashboardHistorySubjects("team-a")) assert.ok(p.pub.allow.includes(s), s);
-    // the pulls: its own ordered consumer on a results-bucket stream (celeriac tasks list) or the history bucket; never a work, delayed, held or dead-letter stream
-    for (const s of p.pub.allow.filter((x) => x.includes("MSG.NEXT"))) assert.match(s, /^\$JS\.API\.CONSUMER\.MSG\.NEXT\.KV_CELERIAC_team-a_([ab]_RESULTS|DASHBOARD)\.\*$/);
+    assert.ok(!p.pub.allow.some((s) => /\$JS\.ACK|STREAM\.(CREATE|UPDATE|DELETE|PURGE|NAMES|LIST)|MSG\.DELETE/.test(s)));
+    // the one pull: its own ordered consumer on a results-bucket stream (celeriac tasks list); never a work, delayed, held or dead-letter stream
+    for (const s of p.pub.allow.filter((x) => x.includes("MSG.NEXT"))) assert.match(s, /^\$JS\.API\.CONSUMER\.MSG\.NEXT\.KV_CELERIAC_team-a_[ab]_RESULTS\.\*$/);
     // dead letters are read by sequence (MSG.GET, DIRECT.GET), never through a consumer
     assert.ok(!p.pub.allow.some((s) => /CONSUMER\.CREATE\.CELERIAC_/.test(s)));
     assert.deepEqual(p.sub.allow, ["_INBOX_celeriac_team-a.>"]);
@@ -75,6 +70,14 @@ describe("when building NATS permissions", () => {
     // listed once each, in a stable order
     assert.equal(new Set(p.pub.allow).size, p.pub.allow.length);
     assert.deepEqual(producerPermissions("team-a", ["a", "b"]), p);
+  });
+
+  it("names only the namespace's dashboard history bucket in the dashboard's rights, creating it but never updating, purging or deleting it", () => {
+    const d = dashboardHistorySubjects("team-a");
+    for (const s of d) assert.ok(s.split(".").some((t) => t === "KV_CELERIAC_team-a_DASHBOARD" || t === "CELERIAC_team-a_DASHBOARD"), s);
+    assert.deepEqual(d.filter((s) => s.includes("STREAM.")), ["$JS.API.STREAM.INFO.KV_CELERIAC_team-a_DASHBOARD", "$JS.API.STREAM.CREATE.KV_CELERIAC_team-a_DASHBOARD"]);
+    assert.ok(!d.some((s) => /STREAM\.\*|STREAM\.>|\.>$/.test(s) && !s.startsWith("$KV.") && !s.includes("CONSUMER.*")), "no wildcard over stream operations");
+    assert.ok(!producerPermissions("team-a", ["a"]).pub.allow.some((s) => d.includes(s)), "not in the producer credential (its JWT size)");
   });
 
   it("lets workers and producers write canvas join records and slots, and producers canvas records, in their own buckets only", () => {

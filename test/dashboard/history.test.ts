@@ -1,6 +1,7 @@
 // The dashboard's history across restarts (dashboard/history-store.ts): a real nats-server in
-// operator mode; the dashboards run with minted producer credentials (api/nats-permissions.ts), an
-// in-process worker runs tasks that succeed and tasks that dead-letter. Dashboard A samples the
+// operator mode; the dashboards run with minted credentials — a namespace's producer rights plus the
+// history bucket's (api/nats-permissions.ts dashboardHistorySubjects) — and an in-process worker
+// runs tasks that succeed and tasks that dead-letter. Dashboard A samples the
 // queue and is closed; dashboard B, on the same NATS, serves A's slots from /api/history with their
 // times and sample counts, and failed/s > 0. A credential without the bucket's rights falls back to
 // memory and says why, in /api/history and on the page (headless Chromium).
@@ -93,6 +94,11 @@ describe("when a dashboard is restarted on the same NATS", () => {
       close: async () => { if (!nc.isClosed()) await nc.close(); },
     };
   }
+  /** The producer's rights and the history bucket's. */
+  const dashboardCredential = (): NatsPermissions => {
+    const p = producerPermissions(NS, [queue]);
+    return { ...p, pub: { allow: [...p.pub.allow, ...dashboardHistorySubjects(NS)] } };
+  };
   const getHistory = async (d: Dashboard) => (await (await fetch(`${d.url}api/history`)).json()) as HistoryAnswer;
   const getQueues = async (d: Dashboard) => (await (await fetch(`${d.url}api/queues`)).json()) as { items: QueueTickItem[]; error?: string };
   const violations = () => srv.log().split("\n").filter((l) => /Violation/.test(l));
@@ -129,9 +135,9 @@ describe("when a dashboard is restarted on the same NATS", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("serves the earlier dashboard's slots from the bucket, with failed/s and started/s, under the minted producer credential", async () => {
+  it("serves the earlier dashboard's slots from the bucket, with failed/s and started/s, under a minted credential with the producer's and the bucket's rights", async () => {
     const before = violations().length;
-    const a = await startDashboard({ session: await sessionAs("dash-a", producerPermissions(NS, [queue])), port: 0, sampleMs: 200, history, logger: quiet });
+    const a = await startDashboard({ session: await sessionAs("dash-a", dashboardCredential()), port: 0, sampleMs: 200, history, logger: quiet });
     dashboards.push(a);
     const h0 = await getHistory(a);
     assert.equal(h0.store, "nats", h0.reason);
@@ -167,7 +173,7 @@ describe("when a dashboard is restarted on the same NATS", () => {
     assert.ok(keys.every((k) => k.startsWith(`${queue}.`)), keys.join(" "));
 
     const started = Date.now();
-    const b = await startDashboard({ session: await sessionAs("dash-b", producerPermissions(NS, [queue])), port: 0, sampleMs: 200, history, logger: quiet });
+    const b = await startDashboard({ session: await sessionAs("dash-b", dashboardCredential()), port: 0, sampleMs: 200, history, logger: quiet });
     dashboards.push(b);
     const hb = await getHistory(b);
     assert.equal(hb.store, "nats", hb.reason);
@@ -196,11 +202,8 @@ describe("when a dashboard is restarted on the same NATS", () => {
     assert.ok(refused.length <= 2 && refused.every((l) => l.includes('"$JS.API.STREAM.NAMES"')), `no other permission violation: ${refused.join("\n")}`);
   });
 
-  it("keeps the history in memory, and says why, under a credential without the bucket's rights", async () => {
-    const rights = new Set(dashboardHistorySubjects(NS));
-    const p = producerPermissions(NS, [queue]);
-    const without: NatsPermissions = { ...p, pub: { allow: p.pub.allow.filter((s) => !rights.has(s)) } };
-    const c = await startDashboard({ session: await sessionAs("dash-c", without), port: 0, sampleMs: 200, history, logger: quiet });
+  it("keeps the history in memory, and says why, under the minted producer credential (no bucket rights)", async () => {
+    const c = await startDashboard({ session: await sessionAs("dash-c", producerPermissions(NS, [queue])), port: 0, sampleMs: 200, history, logger: quiet });
     dashboards.push(c);
     const h = await getHistory(c);
     assert.equal(h.store, "memory");
