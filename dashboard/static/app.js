@@ -205,9 +205,11 @@ async function tasks(params) {
   p.set("limit", params.get("limit") || "50");
   try {
     const r = await api(`/tasks?${p}`);
+    const keys = r.items.some((t) => t.concurrencyKey !== undefined);
     out.replaceChildren(
-      r.items.length === 0 ? h("p", { class: "muted" }, "No tasks match.") : table(["Id", "Queue", "Task", "Phase", { label: "Attempts", num: true }, "Worker", "Updated", "Error"], r.items.map((t) => h("tr", { "data-task": t.id },
-        h("td", {}, taskLink(t.id)), h("td", {}, t.queue), h("td", {}, t.task), phaseCell(t.status.phase), h("td", { class: "num" }, t.status.attempts ?? ""), h("td", {}, t.status.worker || ""), h("td", {}, ageOf(t.updatedAt)), h("td", { class: "err" }, t.status.error ? t.status.error.message.split("\n")[0].slice(0, 80) : "")))),
+      r.items.length === 0 ? h("p", { class: "muted" }, "No tasks match.") : table(["Id", "Queue", "Task", "Phase", { label: "Attempts", num: true }, "Worker", ...(keys ? ["Key"] : []), "Updated", "Error"], r.items.map((t) => h("tr", { "data-task": t.id },
+        h("td", {}, taskLink(t.id)), h("td", {}, t.queue), h("td", {}, t.task), phaseCell(t.status.phase), h("td", { class: "num" }, t.status.attempts ?? ""), h("td", {}, t.status.worker || ""),
+        keys ? h("td", { "data-field": "concurrencyKey" }, t.concurrencyKey || "") : "", h("td", { title: t.updatedAt }, ageOf(t.updatedAt)), h("td", { class: "err" }, t.status.error ? t.status.error.message.split("\n")[0].slice(0, 80) : "")))),
       r.truncated ? h("p", { class: "muted" }, `Stopped at the limit of ${p.get("limit")}; more tasks may match.`) : "",
     );
   } catch (e) {

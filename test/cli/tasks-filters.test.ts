@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { pino } from "pino";
+import { chromium } from "playwright-core";
 import { taskRecord, type TaskRecord } from "../../api/message.js";
 import { newTaskMessage } from "../../api/task-message.js";
 import { parseTimeBound, taskListFilter } from "../../cli/commands/tasks.js";
@@ -206,5 +207,37 @@ describe("celeriac tasks list and the dashboard's task search, by time and concu
     assert.equal(reversed.status, 400);
     assert.match(reversed.body.error!, /^since 1h .* is after until 2h/);
     assert.equal((await search("concurrencyKey=%20x")).status, 400);
+  });
+
+  it("the Tasks page's form searches by since, until and concurrency key, and shows a bad value's reason", async () => {
+    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("console", (m) => { if (m.type() === "error" && !/400 \(Bad Request\)/.test(m.text())) errors.push(m.text()); });
+      const ready = (hash: string) => page.waitForFunction((h) => (globalThis as unknown as { document: { getElementById(id: string): { dataset: Record<string, string | undefined> } | null } }).document.getElementById("main")?.dataset.ready === h, hash);
+      const rows = () => page.locator("#task-list tr[data-task]").evaluateAll((trs) => trs.map((tr) => (tr as unknown as { dataset: { task: string } }).dataset.task).sort());
+      await page.goto(`${dash.url}#/tasks?queue=${f.queue}`);
+      await ready(`#/tasks?queue=${f.queue}`);
+      await page.fill("input[name=concurrencyKey]", "tenant-a");
+      await page.fill("input[name=since]", "10m");
+      await page.click("#filters button[type=submit]");
+      const hash = `#/tasks?queue=${f.queue}&since=10m&concurrencyKey=tenant-a&limit=50`;
+      await ready(hash);
+      assert.deepEqual(await rows(), [...keyed["tenant-a"]!].sort());
+      assert.deepEqual(await page.locator("#task-list td[data-field=concurrencyKey]").allInnerTexts(), ["tenant-a", "tenant-a"]);
+      assert.equal(await page.inputValue("input[name=since]"), "10m");
+      await page.fill("input[name=concurrencyKey]", "");
+      await page.fill("input[name=until]", mid);
+      await page.click("#filters button[type=submit]");
+      await ready(`#/tasks?queue=${f.queue}&since=10m&until=${encodeURIComponent(mid)}&limit=50`);
+      assert.deepEqual(await rows(), [...batch1].sort());
+      await page.goto(`${dash.url}#/tasks?queue=${f.queue}&since=yesterday`);
+      await ready(`#/tasks?queue=${f.queue}&since=yesterday`);
+      assert.match(await page.locator("#task-list .err").innerText(), /since "yesterday": use a duration/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
   });
 });
