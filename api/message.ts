@@ -198,6 +198,9 @@ export const TaskRecordSchema = Type.Object({
   origin: TaskMessageSchema.properties.origin,
   status: TaskStatusSchema,
   updatedAt: Timestamp(),
+  concurrencyKey: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 128, description: "The task's resolved concurrency key (its message's flow.key), on records written from the message (worker, dispatcher); absent: the task has none. `celeriac tasks list --concurrency-key` filters on it." }),
+  ),
   delivery: Type.Optional(DeliveryTraceSchema),
 });
 /** A results-bucket record. */
@@ -211,17 +214,19 @@ export type TaskIdentity = Pick<TaskMessage, "id" | "task" | "queue" | "namespac
  * The one place a `TaskRecord` is put together (worker outcomes, `Running` records, and revoking a
  * task that has not started). Pure; never throws.
  * @param identity id, task, queue, namespace and origin of the task; when it carries a message's
- *   `canvas`, `status.canvas` is set to its {root, parent, step} (a `failedStep` in `status` kept)
+ *   `canvas`, `status.canvas` is set to its {root, parent, step} (a `failedStep` in `status` kept);
+ *   when it carries a message's `flow.key` (the worker passes the message), `concurrencyKey` is set to it
  * @param status the task's status (`Task.status` shape), stored as given (but for `canvas`)
  * @param updatedAt when the record is written (RFC 3339 string or Date); default now
- * @returns `{id, task, queue, namespace, origin, status, updatedAt}`
+ * @returns `{id, task, queue, namespace, origin, status, updatedAt}` and `concurrencyKey` when the task has one
  */
-export function taskRecord(identity: TaskIdentity & { canvas?: MessageCanvas }, status: TaskStatus, updatedAt: Date | string = new Date()): TaskRecord {
+export function taskRecord(identity: TaskIdentity & { canvas?: MessageCanvas; flow?: { key?: string } }, status: TaskStatus, updatedAt: Date | string = new Date()): TaskRecord {
   const { id, task, queue, namespace, origin, canvas } = identity;
+  const key = identity.flow?.key;
   const st: TaskStatus = canvas
     ? { ...status, canvas: { root: canvas.root, ...(canvas.parent !== undefined ? { parent: canvas.parent } : {}), step: canvas.step, ...(status.canvas?.failedStep ? { failedStep: status.canvas.failedStep } : {}) } }
     : status;
-  return { id, task, queue, namespace, origin, status: st, updatedAt: typeof updatedAt === "string" ? updatedAt : updatedAt.toISOString() };
+  return { id, task, queue, namespace, origin, status: st, updatedAt: typeof updatedAt === "string" ? updatedAt : updatedAt.toISOString(), ...(key !== undefined ? { concurrencyKey: key } : {}) };
 }
 
 /**

@@ -75,6 +75,17 @@ export function queueNames(namespace: string, queue: string): QueueNames {
   };
 }
 
+/**
+ * KV bucket of the dashboard's history of namespace `namespace` (dashboard/history-store.ts):
+ * `CELERIAC_<namespace>_DASHBOARD`, one key `<queue>.<slot start, unix seconds>` per queue and slot,
+ * history 1 and max age = the history window. Upper case, so no queue (a DNS-1123 label) can take it.
+ * @throws Error when the namespace is not a DNS-1123 label
+ */
+export function dashboardBucket(namespace: string): string {
+  assertQueueRef(namespace, "x");
+  return `CELERIAC_${namespace}_DASHBOARD`;
+}
+
 /** Key prefix of revocation markers in a queue's results bucket: `revoked.<task id>`. */
 export const REVOKED_PREFIX = "revoked.";
 

@@ -25,7 +25,7 @@
  */
 import { controlSubject } from "./control.js";
 import { heldNames } from "./flow.js";
-import { queueNames, type QueueNames } from "./naming.js";
+import { dashboardBucket, queueNames, type QueueNames } from "./naming.js";
 
 /** Publish and subscribe permissions of one NATS user (the `pub` / `sub` of a user JWT). */
 export interface NatsPermissions {
@@ -85,6 +85,35 @@ function bucketReadSubjects(n: QueueNames): string[] {
     `${API}.CONSUMER.DELETE.${kvStream}.*`,
     // flow-control replies of the ordered consumer's deliveries
     `$JS.FC.${kvStream}.>`,
+  ];
+}
+
+/**
+ * Subjects of the dashboard's history bucket of `namespace` ({@link dashboardBucket},
+ * dashboard/history-store.ts), for the producer credential the dashboard runs with: create the
+ * bucket when it is missing (`STREAM.CREATE` of that one stream only: a producer can create no
+ * other stream, nor update, purge or delete this one), read its info, write its points
+ * (`$KV.<bucket>.>`), and read them back with an ordered consumer of its own (create, info,
+ * pull, delete).
+ *
+ * Not part of {@link producerPermissions}: a producer user JWT is already close to nats-server's
+ * default `max_control_line` (4096 bytes, which the CONNECT line carrying the JWT must fit; a
+ * namespace with two queues, or one with a name over about 20 characters, exceeds it), and these
+ * five subjects add about 330 bytes. Give them to the credential the dashboard runs with (a user
+ * minted with them, or an unrestricted one); without them the dashboard keeps its history in
+ * memory and says so.
+ * @throws Error when the namespace is not a DNS-1123 label
+ */
+export function dashboardHistorySubjects(namespace: string): string[] {
+  const b = dashboardBucket(namespace);
+  const kvStream = `KV_${b}`;
+  return [
+    `${API}.STREAM.INFO.${kvStream}`,
+    `${API}.STREAM.CREATE.${kvStream}`,
+    `$KV.${b}.>`,
+    // CONSUMER.CREATE.<stream>.<name>.<filter>, CONSUMER.INFO|DELETE.<stream>.<name> in one (no DURABLE, LIST or NAMES: other positions)
+    `${API}.CONSUMER.*.${kvStream}.>`,
+    `${API}.CONSUMER.MSG.NEXT.${kvStream}.*`,
   ];
 }
 
@@ -167,6 +196,7 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * It runs `celeriac inspect`: publish on its queues' control subjects (the replies come to its
  * inbox; the worker registry's `worker.*` keys are read like any key), and read the delayed
  * stream's messages one by one (`STREAM.MSG.GET`, `inspect scheduled`: tasks it could publish).
+ * It does not include the dashboard's history bucket ({@link dashboardHistorySubjects}): see there.
  * Subscribe: only its inbox, {@link producerInboxPrefix}.
  * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
  * @throws Error when the namespace or a queue is not a DNS-1123 label

@@ -7,8 +7,10 @@
  * api/queue-ops.ts, api/control.ts).
  *
  * Live figures come from one sampler: every `sampleMs` it reads every queue once and keeps the
- * samples since the dashboard started (in memory, at most {@link MAX_SAMPLES} per queue); the
- * `/api/events` SSE stream sends each tick's aggregate to every page, never one event per task.
+ * samples of the history window in memory, and one point per resolution slot in the namespace's
+ * NATS KV history bucket (dashboard/history-store.ts), read back on start so the plots survive a
+ * restart; the `/api/events` SSE stream sends each tick's aggregate to every page, never one event
+ * per task.
  *
  * Security: read-only unless `allowActions`; then each action (POST) needs the action token
  * (`Authorization: Bearer …`) and the CSRF token (the `celeriac_csrf` cookie repeated in the
@@ -28,19 +30,21 @@ import type { QueueStatusOutput } from "../api/queue-ops.js";
 import type { DlqPurgeOutput } from "../api/cli-output.js";
 import type { OpsSession } from "../cli/session.js";
 import type { KubeClient } from "../kube/k8s-client.js";
-import { findTaskView, listTasks } from "../cli/commands/tasks.js";
+import { findTaskView, listTasks, taskListFilter } from "../cli/commands/tasks.js";
 import { activeItems, pingItems, registeredItems, workerRows } from "../cli/commands/inspect.js";
 import { shown } from "../cli/commands/dlq.js";
 import { listQueues } from "../client/queue-lookup.js";
 import { inspectQueue } from "../nats/inspect.js";
-import { readQueueReports, settleRate, workCounters } from "../nats/queue-report.js";
+import { readQueueReports } from "../nats/queue-report.js";
+import { isPermissionViolation } from "../nats/queue-resources.js";
+import { openHistoryStore, ratesBetween, readCounters, type HistoryPoint, type HistoryStoreOptions, type QueueCounters } from "./history-store.js";
 import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLetter } from "../nats/dead-letters.js";
 import { ACTION_PERMISSIONS, authorizeByKubernetes, type ActionPermission, type AuthMode } from "./authz.js";
 import { actionRoutes, matchingDeadLetters } from "./routes-actions.js";
 import { kubeRoutes } from "./routes-kube.js";
 import { cytoscapeStatic, workloadsRouter } from "./routes-workloads.js";
 
-/** Most samples kept per queue (an hour at one a second). */
+/** Most in-memory samples kept per queue (besides the window: an hour at one a second). */
 export const MAX_SAMPLES = 3600;
 /** Most task records or dead letters one list request returns. */
 export const MAX_LIST = 1000;
@@ -75,6 +79,8 @@ export interface DashboardOptions {
   kubeIntervalMs?: number;
   /** How long a worker inspection waits for replies, ms (default 1000). */
   inspectTimeoutMs?: number;
+  /** The history store (window, resolution, on/off; dashboard/history-store.ts); default one hour at 10 s, in NATS KV. */
+  history?: Pick<HistoryStoreOptions, "windowMs" | "resolutionMs" | "enabled">;
   logger?: Logger;
 }
 
@@ -88,22 +94,22 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-/** One sample of a queue, for the page's plot. */
-export interface QueueSample {
-  /** Time, ms since the epoch. */
-  t: number;
-  backlog: number;
-  inFlight: number;
-  dead: number;
-  /** Tasks settled per second since the previous sample. */
-  rate?: number;
-}
+/** One sample of a queue, for the page's plot (rates per second since the previous sample; `n` on stored slots). */
+export type QueueSample = HistoryPoint;
+
+/** A tick's item: `queue list -o json`'s, with `queue status`'s rate fields and the started/failed rates. */
+export type QueueTickItem = QueueStatusOutput & {
+  /** Deliveries to workers per second since the last tick. */
+  startedPerSecond?: number;
+  /** Dead letters added per second since the last tick (tasks failed for good). */
+  failedPerSecond?: number;
+};
 
 /** What each tick sends: `queue list -o json`'s items with the settle rate since the last tick (`queue status`'s fields). */
 export interface QueuesTick {
   at: string;
   namespace: string;
-  items: QueueStatusOutput[];
+  items: QueueTickItem[];
   /** Set when this tick's read failed (the items are the last good ones). */
   error?: string;
 }
@@ -201,34 +207,53 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
   // ---- the sampler ----
   let queues = [...s.queues];
-  const history = new Map<string, QueueSample[]>();
-  const counters = new Map<string, { last: number; messages: number; at: number }>();
+  const store = await openHistoryStore(s.js, s.jsm, s.namespace, { ...o.history, ...(log ? { logger: log } : {}) });
+  const windowMs = store.state().windowMs;
+  const history = await store.load();
+  const counters = new Map<string, QueueCounters>();
   let lastTick: QueuesTick = { at: new Date().toISOString(), namespace: s.namespace, items: [] };
   const streams = new Set<Response>();
   let ticks = 0;
+  let cannotList = false;
   let closed = false;
 
   const tick = async () => {
     try {
-      if (ticks++ % 5 === 0) queues = await listQueues(s.jsm, s.namespace);
+      // a minted credential may not list the account's streams: it keeps the queues it was given (and stops asking)
+      if (ticks++ % 5 === 0 && !cannotList) {
+        queues = await listQueues(s.jsm, s.namespace).catch((err: unknown) => {
+          if (!isPermissionViolation(err) || queues.length === 0) throw err;
+          cannotList = true;
+          return queues;
+        });
+      }
       const names = queues.map((q) => queueNames(s.namespace, q));
-      const [items, readings] = await Promise.all([
+      const [reports, readings] = await Promise.all([
         readQueueReports(s.jsm, (q) => s.kv(q), names),
-        Promise.all(names.map((n) => workCounters(s.jsm, n.stream))),
+        Promise.all(names.map((n) => readCounters(s.jsm, n))),
       ]);
+      const items: QueueTickItem[] = reports;
       const now = Date.now();
       items.forEach((it, i) => {
         const cur = readings[i]!;
         const prev = counters.get(it.queue);
         counters.set(it.queue, cur);
-        if (prev) {
-          it.ratePerSecond = settleRate(prev, cur);
+        const r = prev ? ratesBetween(prev, cur) : undefined;
+        if (prev && r) {
+          it.ratePerSecond = r.settled;
           it.sampleSeconds = Math.round(cur.at - prev.at) / 1000;
+          it.failedPerSecond = r.failed;
+          if (r.started !== undefined) it.startedPerSecond = r.started;
         }
         let h = history.get(it.queue);
         if (!h) history.set(it.queue, (h = []));
-        h.push({ t: now, backlog: it.backlog, inFlight: it.inFlight, dead: it.dead, ...(it.ratePerSecond !== undefined ? { rate: it.ratePerSecond } : {}) });
-        if (h.length > MAX_SAMPLES) h.splice(0, h.length - MAX_SAMPLES);
+        const sample: QueueSample = { t: now, backlog: it.backlog, inFlight: it.inFlight, dead: it.dead, ...(r ? { rate: r.settled, failed: r.failed, ...(r.started !== undefined ? { started: r.started } : {}) } : {}) };
+        h.push(sample);
+        store.add(it.queue, sample);
+        let old = 0;
+        while (old < h.length && h[old]!.t < now - windowMs) old++;
+        if (h.length - old > Math.max(MAX_SAMPLES, Math.ceil(windowMs / sampleMs))) old = h.length - Math.max(MAX_SAMPLES, Math.ceil(windowMs / sampleMs));
+        if (old > 0) h.splice(0, old);
       });
       lastTick = { at: new Date(now).toISOString(), namespace: s.namespace, items };
     } catch (err) {
@@ -239,8 +264,10 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     for (const r of streams) r.write(data);
   };
   let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
   const loop = async () => {
-    await tick();
+    running = tick();
+    await running;
     if (!closed) timer = setTimeout(() => void loop(), sampleMs);
   };
   await tick();
@@ -280,7 +307,18 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     res.json(lastTick);
   });
   api.get("/history", (_req, res) => {
-    res.json({ sampleMs, since: new Date(Date.now() - Math.min(MAX_SAMPLES, ticks) * sampleMs).toISOString(), queues: Object.fromEntries(history) });
+    const st = store.state();
+    const first = Math.min(...[...history.values()].map((h) => h[0]?.t ?? Number.POSITIVE_INFINITY));
+    res.json({
+      sampleMs,
+      since: new Date(Number.isFinite(first) ? first : Date.now()).toISOString(),
+      store: st.kind,
+      ...(st.reason ? { reason: st.reason } : {}),
+      bucket: st.bucket,
+      windowMs: st.windowMs,
+      resolutionMs: st.resolutionMs,
+      queues: Object.fromEntries(history),
+    });
   });
   api.get("/events", (req, res) => {
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive" });
@@ -308,10 +346,17 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
     }
     const state = param(req.query.state);
     if (state !== undefined && !(TASK_PHASES as readonly string[]).includes(state)) throw new HttpError(400, `state: "${state}" is not a phase: use one of ${TASK_PHASES.join(", ")}`);
-    const task = param(req.query.task);
     const q = param(req.query.queue);
     const limit = limitOf(req.query.limit, 100);
-    const r = await listTasks(s, q !== undefined ? [queueOf(q)] : queues, { ...(state ? { phases: [state] } : {}), ...(task ? { task } : {}), limit });
+    // since/until/concurrencyKey: the CLI's parser (tasks list --since/--until/--concurrency-key), errors 400
+    const given = (k: "task" | "since" | "until" | "concurrencyKey") => { const v = param(req.query[k]); return v !== undefined ? { [k]: v } : {}; };
+    let filter;
+    try {
+      filter = taskListFilter({ ...(state ? { state } : {}), ...given("task"), ...given("since"), ...given("until"), ...given("concurrencyKey"), limit }, (k) => k);
+    } catch (err) {
+      throw new HttpError(400, (err as Error).message);
+    }
+    const r = await listTasks(s, q !== undefined ? [queueOf(q)] : queues, filter);
     return { items: r.items, truncated: r.truncated };
   }));
 
@@ -449,6 +494,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         closed = true;
         clearTimeout(timer);
         kube.close();
+        await running;
+        await store.flush();
         for (const r of streams) r.end();
         streams.clear();
         await new Promise<void>((r) => {

@@ -58,8 +58,12 @@ export interface RecordFilter {
   phases?: readonly string[];
   /** Keep records of this task name only. */
   task?: string;
-  /** Keep records written at or after this time (server-side: the consumer starts there). */
+  /** Keep records written at or after this time (server-side: the consumer starts there; and the record's `updatedAt`). */
   since?: Date;
+  /** Keep records whose `updatedAt` is at or before this time. */
+  until?: Date;
+  /** Keep records of this concurrency key only (the record's `concurrencyKey`, api/message.ts). */
+  concurrencyKey?: string;
   /** Stop after this many matches. */
   limit?: number;
 }
@@ -73,10 +77,20 @@ export interface RecordList {
   truncated: boolean;
 }
 
-/** True when `rec` passes `f`'s phase and task filters. Pure. */
-export function matchesFilter(rec: TaskRecord, f: Pick<RecordFilter, "phases" | "task">): boolean {
+/**
+ * True when `rec` passes `f`'s phase, task, concurrency-key and time filters (the time is the
+ * record's `updatedAt`, its last write; a record without a readable one fails a time filter). Pure.
+ */
+export function matchesFilter(rec: TaskRecord, f: Pick<RecordFilter, "phases" | "task" | "since" | "until" | "concurrencyKey">): boolean {
   if (f.phases && f.phases.length > 0 && !f.phases.includes(rec.status.phase ?? "")) return false;
   if (f.task !== undefined && rec.task !== f.task) return false;
+  if (f.concurrencyKey !== undefined && rec.concurrencyKey !== f.concurrencyKey) return false;
+  if (f.since || f.until) {
+    const t = Date.parse(rec.updatedAt);
+    if (!Number.isFinite(t)) return false;
+    if (f.since && t < f.since.getTime()) return false;
+    if (f.until && t > f.until.getTime()) return false;
+  }
   return true;
 }
 
@@ -85,7 +99,7 @@ export function matchesFilter(rec: TaskRecord, f: Pick<RecordFilter, "phases" | 
  * (`KV_<bucket>`), filtered to `$KV.<bucket>.*`: single-token keys are task ids (ids never contain
  * `.`), so the server never sends the `revoked.*`, `unique.*`, `canvas.*`, … records. Delivery is
  * last-per-subject (each key's current value once), or from `since` (server-side start time: older
- * records are never sent). Phase and task filters are applied here, as records stream in; the scan
+ * records are never sent). Phase, task, concurrency-key and `until` filters are applied here, as records stream in; the scan
  * stops at `limit` matches. Cost: one consumer, and at most one message per task record written
  * since `since` (all of them without it), streamed in batches.
  * @param bucket the results bucket's name (`queueNames(…).resultsBucket`)

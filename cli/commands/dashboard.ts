@@ -18,6 +18,18 @@ interface DashboardFlags extends Pick<OpsFlags, "namespace" | "nats" | "devDir">
   allowActions?: boolean;
   auth: string;
   token?: string;
+  history: string;
+  historyResolution: string;
+  historyStore: boolean;
+}
+
+/** `--history` / `--history-resolution` in ms. @throws Error naming the flag */
+function durationMs(flag: string, v: string, parse: (d: string) => number): number {
+  try {
+    return Math.round(parse(v) / 1e6);
+  } catch (err) {
+    throw new Error(`${flag}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** Registers `celeriac dashboard`. */
@@ -34,6 +46,9 @@ export function register(program: Command): void {
     .option("--nats <url>", "NATS URL(s) [CELERIAC_NATS_URL] (default: the NATS of a running `celeriac dev up`, else nats://127.0.0.1:4222)")
     .option("--kubeconfig <file>", "kubeconfig for the Kubernetes API (default: KUBECONFIG, else the running `celeriac dev up`'s, else in-cluster, else ~/.kube/config)")
     .option("--dev-dir <dir>", "state directory of `celeriac dev up` to find NATS and the kubeconfig in", ".celeriac")
+    .option("--history <duration>", "how much history the plots keep, across restarts in NATS KV (1m to 168h)", "1h")
+    .option("--history-resolution <duration>", "one stored point per queue per this long (at least 1s)", "10s")
+    .option("--no-history-store", "keep the history in memory only (no NATS KV bucket)")
     .action(async (f: DashboardFlags) => {
       if (f.token !== undefined && !f.allowActions) throw new Error("--token is only used with --allow-actions: the dashboard is read-only without it");
       if (f.auth !== "token" && f.auth !== "kubernetes") throw new Error(`--auth: "${f.auth}" is not a mode: use token (the action token) or kubernetes (each user's Kubernetes token)`);
@@ -42,7 +57,8 @@ export function register(program: Command): void {
       // CELERIAC_DASHBOARD_TOKEN is ignored on a read-only dashboard
       const token = f.allowActions && f.auth === "token" ? (f.token ?? process.env.CELERIAC_DASHBOARD_TOKEN) : undefined;
       if (token !== undefined && token.length < 16) throw new Error("--token: use at least 16 characters (or leave it out for a random one)");
-      const [{ openOps }, { startDashboard }, { pino }, { kubeTarget }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino"), import("../kube-target.js")]);
+      const [{ openOps }, { startDashboard }, { pino }, { kubeTarget }, { parseGoDuration }] = await Promise.all([import("../session.js"), import("../../dashboard/server.js"), import("pino"), import("../kube-target.js"), import("../../nats/queue-settings.js")]);
+      const history = { windowMs: durationMs("--history", f.history, parseGoDuration), resolutionMs: durationMs("--history-resolution", f.historyResolution, parseGoDuration), enabled: f.historyStore };
       const kt = await kubeTarget(f.kubeconfig, process.env, f.devDir);
       // the dashboard shows every queue of the namespace: CELERIAC_QUEUE does not narrow it
       delete process.env.CELERIAC_QUEUE;
@@ -50,7 +66,7 @@ export function register(program: Command): void {
       const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL ?? "warn" }, pino.destination(2));
       let d;
       try {
-        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, auth: f.auth, ...(token ? { token } : {}), ...(kt ? { kube: kt.kube } : {}), logger });
+        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, auth: f.auth, ...(token ? { token } : {}), ...(kt ? { kube: kt.kube } : {}), history, logger });
       } catch (err) {
         await s.close();
         throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });

@@ -12,6 +12,7 @@ import { TASK_PHASES, isTerminalPhase } from "../../api/constants.js";
 import type { TaskRetryOutput, TaskView } from "../../api/cli-output.js";
 import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { TASK_ID_PATTERN, queueNames, type QueueNames } from "../../api/naming.js";
+import { FLOW_KEY_PATTERN } from "../../api/flow.js";
 import { intInRange } from "./int-option.js";
 import { opsFlags, outputFormat, renderList, renderOne, type Column } from "../output.js";
 import { listed, openOps, type OpsFlags, type OpsSession as Session } from "../session.js";
@@ -175,25 +176,89 @@ export function listColumns(withQueue: boolean): Array<Column<TaskRecord>> {
   ];
 }
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
 /**
- * Parses `--since`: a Go-style duration (`90s`, `15m`, `1h30m`) or days (`2d`) before now, or an RFC 3339 time.
+ * Parses a time bound (`--since`/`--until`, the dashboard's `since`/`until`), strictly: a duration
+ * before now — one or more `<number><unit>` with unit ms, s, m, h or d (`90s`, `15m`, `1h30m`,
+ * `2d`) — or an ISO 8601 / RFC 3339 time with a zone (`2026-12-03T10:00:00Z`,
+ * `2026-12-03T11:00+01:00`), or a date alone (`2026-12-03`: its midnight UTC). Pure.
+ * @param field the name errors give, e.g. `--since` or `since`
+ * @param now the current time, ms
+ * @throws Error naming the field, the value and the forms accepted: for anything else, a time
+ *   without a zone, or a date or time that does not exist (`2026-02-30`, `25:00`)
+ */
+export function parseTimeBound(v: string, field: string, now = Date.now()): Date {
+  const forms = "use a duration before now (90s, 15m, 1h30m, 2d) or an ISO 8601 time with a zone (2026-12-03T10:00:00Z, 2026-12-03T11:00+01:00) or a date (2026-12-03, midnight UTC)";
+  const dur = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/.test(v) ? v.match(/\d+(?:\.\d+)?(?:ms|s|m|h|d)/g) : null;
+  if (dur) return new Date(now - dur.reduce((ms, part) => ms + Number(/^[\d.]+/.exec(part)![0]) * UNIT_MS[part.replace(/^[\d.]+/, "")]!, 0));
+  const m = ISO_TIME.exec(v);
+  if (!m) throw new Error(`${field} ${JSON.stringify(v)}: ${forms}`);
+  if (m[4] !== undefined && m[8] === undefined) throw new Error(`${field} ${JSON.stringify(v)}: the time has no zone: add Z (UTC) or an offset such as +01:00`);
+  const [y, mo, d, h = 0, mi = 0, sec = 0] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((x) => (x === undefined ? undefined : Number(x))) as number[];
+  const probe = new Date(Date.UTC(y!, mo! - 1, d!, h, mi, sec));
+  if (probe.getUTCFullYear() !== y || probe.getUTCMonth() !== mo! - 1 || probe.getUTCDate() !== d || probe.getUTCHours() !== h || probe.getUTCMinutes() !== mi || probe.getUTCSeconds() !== sec) {
+    throw new Error(`${field} ${JSON.stringify(v)}: no such date or time`);
+  }
+  if (m[8] !== undefined && m[8] !== "Z" && (Number(m[8].slice(1, 3)) > 23 || Number(m[8].slice(4)) > 59)) throw new Error(`${field} ${JSON.stringify(v)}: no such zone offset`);
+  const t = Date.parse(m[4] === undefined ? `${v}T00:00:00Z` : v);
+  if (Number.isNaN(t)) throw new Error(`${field} ${JSON.stringify(v)}: ${forms}`);
+  return new Date(t);
+}
+
+/**
+ * Parses `--since`: see {@link parseTimeBound}.
  * @throws Error naming the value and the forms accepted
  */
 export function parseSince(v: string, now = Date.now()): Date {
-  const days = /^(\d+(?:\.\d+)?)d$/.exec(v);
-  if (days) return new Date(now - Number(days[1]) * 86_400_000);
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  let end = 0;
-  for (let m = re.exec(v); m; m = re.exec(v)) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    end = re.lastIndex;
+  return parseTimeBound(v, "--since", now);
+}
+
+/** The filters of `tasks list` and the dashboard's task list, as given (strings), before parsing. */
+export interface TaskListInput {
+  /** Comma-separated phases (case-insensitive). */
+  state?: string;
+  /** A task name. */
+  task?: string;
+  /** A time bound (see {@link parseTimeBound}): records last written at or after it. */
+  since?: string;
+  /** A time bound: records last written at or before it. */
+  until?: string;
+  /** A concurrency key (the record's `concurrencyKey`). */
+  concurrencyKey?: string;
+  /** Most records. */
+  limit?: number;
+}
+
+/**
+ * Parses the list filters into a RecordFilter (nats/task-records.ts), shared by `celeriac tasks
+ * list` and the dashboard's `/api/tasks`. Pure (but for the clock).
+ * @param name how errors name a field: the CLI's `--since`, the API's `since`
+ * @throws Error naming the field and the fix: an unknown phase, a bad time bound, `since` after
+ *   `until`, an empty or over-long concurrency key (1–128 characters, no control characters)
+ */
+export function taskListFilter(f: TaskListInput, name: (field: keyof TaskListInput) => string, now = Date.now()): RecordFilter {
+  let phases: string[] | undefined;
+  try {
+    phases = parseStates(f.state);
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^--state/, name("state")), { cause: err });
   }
-  if (v.length > 0 && end === v.length) return new Date(now - total);
-  const t = Date.parse(v);
-  if (/^\d{4}-\d\d-\d\d/.test(v) && !Number.isNaN(t)) return new Date(t);
-  throw new Error(`--since ${JSON.stringify(v)}: use a duration before now (90s, 15m, 1h30m, 2d) or an RFC 3339 time`);
+  const since = f.since !== undefined ? parseTimeBound(f.since, name("since"), now) : undefined;
+  const until = f.until !== undefined ? parseTimeBound(f.until, name("until"), now) : undefined;
+  if (since && until && since > until) throw new Error(`${name("since")} ${f.since} (${since.toISOString()}) is after ${name("until")} ${f.until} (${until.toISOString()}): give since before until`);
+  if (f.concurrencyKey !== undefined && !new RegExp(FLOW_KEY_PATTERN).test(f.concurrencyKey)) {
+    throw new Error(`${name("concurrencyKey")} ${JSON.stringify(f.concurrencyKey)}: a concurrency key is 1-128 characters without control characters or surrounding spaces`);
+  }
+  return {
+    ...(phases ? { phases } : {}),
+    ...(f.task !== undefined ? { task: f.task } : {}),
+    ...(since ? { since } : {}),
+    ...(until ? { until } : {}),
+    ...(f.concurrencyKey !== undefined ? { concurrencyKey: f.concurrencyKey } : {}),
+    ...(f.limit !== undefined ? { limit: f.limit } : {}),
+  };
 }
 
 /** Parses `--state` (comma-separated, case-insensitive phases). @throws Error naming the phases that exist */
@@ -247,20 +312,18 @@ export async function findTaskView(s: Session, id: string): Promise<TaskView | u
   return undefined;
 }
 
+/** The CLI flag of a list filter: `--since`, `--concurrency-key`, … */
+const flagOf = (field: keyof TaskListInput) => `--${field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
 /** `tasks list`. */
-async function list(f: CommonFlags & { state?: string; task?: string; since?: string; limit?: number }): Promise<void> {
+async function list(f: CommonFlags & TaskListInput): Promise<void> {
   const format = outputFormat(f.output);
-  const phases = parseStates(f.state);
-  const since = f.since !== undefined ? parseSince(f.since) : undefined;
+  const filter = taskListFilter(f, flagOf);
   await withSession(f, async (s) => {
-    const { items, truncated } = await listTasks(s, s.queues, {
-      ...(phases ? { phases } : {}),
-      ...(f.task !== undefined ? { task: f.task } : {}),
-      ...(since ? { since } : {}),
-      ...(f.limit !== undefined ? { limit: f.limit } : {}),
-    });
+    const { items, truncated } = await listTasks(s, s.queues, filter);
     if (items.length === 0) {
-      const sel = [phases && `--state ${phases.join(",")}`, f.task !== undefined && `--task ${f.task}`, f.since !== undefined && `--since ${f.since}`].filter(Boolean).join(" ");
+      const given = (["state", "task", "since", "until", "concurrencyKey"] as const).filter((k) => f[k] !== undefined);
+      const sel = given.map((k) => `${flagOf(k)} ${k === "state" ? filter.phases!.join(",") : f[k]!}`).join(" ");
       const where = s.queue ? `queue "${s.queue}"` : `the queues of namespace "${s.namespace}" (${listed(s.queues)})`;
       if (format === "table") console.error(`No tasks${sel ? ` match ${sel}` : ""} in ${where}`);
       else process.stdout.write(renderList([], [], format));
@@ -472,9 +535,11 @@ export function register(program: Command): void {
       .description("list task records (one server-side scan per queue, filtered as it streams)")
       .option("--state <phases>", `only these phases, comma-separated (${TASK_PHASES.join(", ")})`)
       .option("--task <name>", "only tasks of this name")
-      .option("--since <time>", "only records written since: a duration before now (90s, 15m, 1h, 2d) or an RFC 3339 time")
+      .option("--since <time>", "only records last written at or after: a duration before now (90s, 15m, 1h, 2d), an ISO 8601 time with a zone, or a date")
+      .option("--until <time>", "only records last written at or before: the same forms as --since")
+      .option("--concurrency-key <key>", "only tasks of this concurrency key (flow-controlled queues)")
       .option("--limit <n>", "stop after n tasks", intInRange(1, 1_000_000)),
-  ).action((f: CommonFlags & { state?: string; task?: string; since?: string; limit?: number }) => list(f));
+  ).action((f: CommonFlags & TaskListInput) => list(f));
   common(
     tasks
       .command("result <id>")

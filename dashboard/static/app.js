@@ -58,7 +58,9 @@ const QUEUE_COLUMNS = [
   { label: "Delayed", field: "delayed", num: true },
   { label: "Dead", field: "dead", num: true },
   { label: "Held", field: "held", num: true },
-  { label: "Rate /s", field: "ratePerSecond", num: true },
+  { label: "Settled /s", field: "ratePerSecond", num: true },
+  { label: "Started /s", field: "startedPerSecond", num: true },
+  { label: "Failed /s", field: "failedPerSecond", num: true },
   { label: "Oldest", field: "oldestTaskAgeSeconds", num: true, fmt: secs },
   { label: "Workers", field: "workers", num: true },
   { label: "Paused", field: "paused", fmt: (v, q) => (v ? `yes${q.pausedReason ? `: ${q.pausedReason}` : ""}` : "no") },
@@ -74,28 +76,43 @@ function queueRow(q) {
   }));
 }
 
-/** One uPlot chart of one field over time, a series per queue. */
-function makeChart(title, field, queues, hist, width) {
-  const xs = [];
-  const byT = new Map();
-  for (const q of queues) for (const s of hist[q] || []) if (!byT.has(s.t)) byT.set(s.t, null);
-  xs.push(...[...byT.keys()].sort((a, b) => a - b));
+/** The tick item's field of a history field (live updates). */
+const TICK_FIELD = { rate: "ratePerSecond", started: "startedPerSecond", failed: "failedPerSecond" };
+
+/**
+ * One uPlot chart of some history fields over time, a series per queue and field (fields:
+ * [{field, label}]; one field: series named by queue only). `series` lists [queue, field] per column.
+ */
+function makeChart(title, id, fields, queues, hist, width) {
+  const byT = new Set();
+  for (const q of queues) for (const s of hist[q] || []) byT.add(s.t);
+  const xs = [...byT].sort((a, b) => a - b);
   const idx = new Map(xs.map((t, i) => [t, i]));
-  const data = [xs.map((t) => t / 1000), ...queues.map((q) => {
+  const series = queues.flatMap((q) => fields.map((f) => [q, f]));
+  const data = [xs.map((t) => t / 1000), ...series.map(([q, f]) => {
     const col = new Array(xs.length).fill(null);
-    for (const s of hist[q] || []) col[idx.get(s.t)] = s[field] ?? null;
+    for (const s of hist[q] || []) col[idx.get(s.t)] = s[f.field] ?? null;
     return col;
   })];
   const palette = ["#0969da", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#bf3989", "#1b7c83"];
   const opts = {
     title, width, height: 220,
     scales: { x: { time: true } },
-    series: [{}, ...queues.map((q, i) => ({ label: q, stroke: palette[i % palette.length], width: 1.5, spanGaps: true }))],
+    series: [{}, ...series.map(([q, f], i) => ({ label: fields.length > 1 ? `${q} ${f.label}` : q, stroke: palette[(fields.length > 1 ? queues.indexOf(q) : i) % palette.length], dash: fields.indexOf(f) > 0 ? [4, 3] : undefined, width: 1.5, spanGaps: true }))],
     axes: [{}, { size: 50 }],
   };
-  const box = h("div", { class: "chart", "data-chart": field });
+  const box = h("div", { class: "chart", "data-chart": id });
   const plot = new uPlot(opts, data, box);
-  return { box, plot, data, field, queues };
+  return { box, plot, data, series };
+}
+
+/** What the history note says: where the samples are kept and for how long. */
+function historyNote(hist) {
+  const mins = Math.round((hist.windowMs || 3600000) / 60000);
+  const span = mins % 60 === 0 ? `${mins / 60} h` : `${mins} min`;
+  return hist.store === "nats"
+    ? h("p", { class: "muted", id: "history-store", "data-store": "nats" }, `Last ${span}: one point per ${Math.round(hist.resolutionMs / 1000)} s kept in NATS (bucket ${hist.bucket}, across dashboard restarts), one per sample since this dashboard started.`)
+    : h("p", { class: "notice", id: "history-store", "data-store": "memory" }, `Since this dashboard started only (kept in memory): ${hist.reason || "no history store"}.`);
 }
 
 async function overview() {
@@ -106,18 +123,26 @@ async function overview() {
   cleanups.push(kube.stop);
   main.append(status, h("table", { id: "queue-table" }, h("thead", {}, h("tr", {}, QUEUE_COLUMNS.map((c) => h("th", { class: c.num ? "num" : undefined }, c.label)))), tbody), kube.el);
   if (session.allowActions) main.append(window.celeriacActions.queueBar((await api("/queues")).items.map((q) => q.queue)));
-  main.append(h("h2", {}, "Since the dashboard started"), h("p", { class: "muted" }, "Samples kept in memory while this dashboard runs (history across restarts is not kept yet)."));
+  const note = h("div", { id: "history-note" });
+  main.append(h("h2", {}, "History"), note);
   const chartsBox = h("div", { class: "charts" });
   main.append(chartsBox);
   let charts = [];
   let queues = [];
+  let windowMs = 3600000;
   const width = Math.max(360, Math.min(620, Math.floor((main.clientWidth - 40) / 2)));
   const build = async (names) => {
     const hist = await api("/history");
+    windowMs = hist.windowMs || windowMs;
+    note.replaceChildren(historyNote(hist));
     for (const c of charts) c.plot.destroy();
     chartsBox.replaceChildren();
     queues = names;
-    charts = [makeChart("Backlog", "backlog", names, hist.queues, width), makeChart("Throughput (settled/s)", "rate", names, hist.queues, width), makeChart("Dead letters", "dead", names, hist.queues, width)];
+    charts = [
+      makeChart("Backlog", "backlog", [{ field: "backlog", label: "backlog" }], names, hist.queues, width),
+      makeChart("Throughput (started/s, settled/s)", "throughput", [{ field: "started", label: "started/s" }, { field: "rate", label: "settled/s" }], names, hist.queues, width),
+      makeChart("Failures (failed/s: dead letters added)", "failures", [{ field: "failed", label: "failed/s" }], names, hist.queues, width),
+    ];
     for (const c of charts) chartsBox.append(c.box);
   };
   const onTick = async (t) => {
@@ -127,11 +152,16 @@ async function overview() {
     const names = t.items.map((q) => q.queue);
     if (names.join("\n") !== queues.join("\n")) return build(names);
     const x = Date.parse(t.at) / 1000;
+    const byQueue = new Map(t.items.map((q) => [q.queue, q]));
     for (const c of charts) {
       if (c.data[0][c.data[0].length - 1] === x) continue;
       c.data[0].push(x);
-      t.items.forEach((q, i) => c.data[i + 1].push(c.field === "rate" ? (q.ratePerSecond ?? null) : q[c.field]));
-      if (c.data[0].length > 3600) for (const col of c.data) col.shift();
+      c.series.forEach(([q, f], i) => {
+        const item = byQueue.get(q) || {};
+        c.data[i + 1].push(item[TICK_FIELD[f.field] || f.field] ?? null);
+      });
+      // keep the window: drop what is older (work per tick, not per task)
+      while (c.data[0].length > 1 && c.data[0][0] < x - windowMs / 1000) for (const col of c.data) col.shift();
       c.plot.setData(c.data);
     }
   };
@@ -163,22 +193,29 @@ async function tasks(params) {
   const queue = sel("queue", [["", "all"], ...queues.map((q) => [q, q])], params.get("queue"));
   const task = h("input", { name: "task", placeholder: "task name", value: params.get("task") || "" });
   const limit = h("input", { name: "limit", type: "number", min: 1, max: 1000, value: params.get("limit") || "50", size: 5 });
+  const timeHint = "15m, 2h, 1d, or 2026-12-03T10:00:00Z";
+  const since = h("input", { name: "since", placeholder: timeHint, title: `last written at or after: ${timeHint}`, size: 18, value: params.get("since") || "" });
+  const until = h("input", { name: "until", placeholder: timeHint, title: `last written at or before: ${timeHint}`, size: 18, value: params.get("until") || "" });
+  const key = h("input", { name: "concurrencyKey", placeholder: "concurrency key", size: 14, value: params.get("concurrencyKey") || "" });
   main.append(h("form", { class: "filters", id: "filters", onsubmit: (e) => {
     e.preventDefault();
     const p = new URLSearchParams();
-    for (const [k, el] of [["state", state], ["queue", queue], ["task", task], ["limit", limit]]) if (el.value) p.set(k, el.value);
+    for (const [k, el] of [["state", state], ["queue", queue], ["task", task], ["since", since], ["until", until], ["concurrencyKey", key], ["limit", limit]]) if (el.value.trim()) p.set(k, el.value.trim());
     window.location.hash = `#/tasks?${p}`;
-  } }, h("label", {}, "State", state), h("label", {}, "Queue", queue), h("label", {}, "Task", task), h("label", {}, "Limit", limit), h("button", { type: "submit" }, "List")));
+  } }, h("label", {}, "State", state), h("label", {}, "Queue", queue), h("label", {}, "Task", task), h("label", {}, "Since", since), h("label", {}, "Until", until),
+  h("label", {}, "Concurrency key", key), h("label", {}, "Limit", limit), h("button", { type: "submit" }, "List")));
   const out = h("div", { id: "task-list" }, h("p", { class: "muted" }, "Loading…"));
   main.append(out);
   const p = new URLSearchParams();
-  for (const k of ["state", "queue", "task"]) if (params.get(k)) p.set(k, params.get(k));
+  for (const k of ["state", "queue", "task", "since", "until", "concurrencyKey"]) if (params.get(k)) p.set(k, params.get(k));
   p.set("limit", params.get("limit") || "50");
   try {
     const r = await api(`/tasks?${p}`);
+    const keys = r.items.some((t) => t.concurrencyKey !== undefined);
     out.replaceChildren(
-      r.items.length === 0 ? h("p", { class: "muted" }, "No tasks match.") : table(["Id", "Queue", "Task", "Phase", { label: "Attempts", num: true }, "Worker", "Updated", "Error"], r.items.map((t) => h("tr", { "data-task": t.id },
-        h("td", {}, taskLink(t.id)), h("td", {}, t.queue), h("td", {}, t.task), phaseCell(t.status.phase), h("td", { class: "num" }, t.status.attempts ?? ""), h("td", {}, t.status.worker || ""), h("td", {}, ageOf(t.updatedAt)), h("td", { class: "err" }, t.status.error ? t.status.error.message.split("\n")[0].slice(0, 80) : "")))),
+      r.items.length === 0 ? h("p", { class: "muted" }, "No tasks match.") : table(["Id", "Queue", "Task", "Phase", { label: "Attempts", num: true }, "Worker", ...(keys ? ["Key"] : []), "Updated", "Error"], r.items.map((t) => h("tr", { "data-task": t.id },
+        h("td", {}, taskLink(t.id)), h("td", {}, t.queue), h("td", {}, t.task), phaseCell(t.status.phase), h("td", { class: "num" }, t.status.attempts ?? ""), h("td", {}, t.status.worker || ""),
+        keys ? h("td", { "data-field": "concurrencyKey" }, t.concurrencyKey || "") : "", h("td", { title: t.updatedAt }, ageOf(t.updatedAt)), h("td", { class: "err" }, t.status.error ? t.status.error.message.split("\n")[0].slice(0, 80) : "")))),
       r.truncated ? h("p", { class: "muted" }, `Stopped at the limit of ${p.get("limit")}; more tasks may match.`) : "",
     );
   } catch (e) {

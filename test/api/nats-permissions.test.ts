@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { queueNames } from "../../api/naming.js";
-import { producerInboxPrefix, producerPermissions, workerInboxPrefix, workerPermissions } from "../../api/nats-permissions.js";
+import { dashboardHistorySubjects, producerInboxPrefix, producerPermissions, workerInboxPrefix, workerPermissions } from "../../api/nats-permissions.js";
 
 /** True when `subject` concerns only `names` (its streams, bucket or subjects) or the account-level API INFO. */
 function ownOnly(subject: string, ns: string, queues: string[]): boolean {
@@ -70,6 +70,14 @@ describe("when building NATS permissions", () => {
     // listed once each, in a stable order
     assert.equal(new Set(p.pub.allow).size, p.pub.allow.length);
     assert.deepEqual(producerPermissions("team-a", ["a", "b"]), p);
+  });
+
+  it("names only the namespace's dashboard history bucket in the dashboard's rights, creating it but never updating, purging or deleting it", () => {
+    const d = dashboardHistorySubjects("team-a");
+    for (const s of d) assert.ok(s.split(".").some((t) => t === "KV_CELERIAC_team-a_DASHBOARD" || t === "CELERIAC_team-a_DASHBOARD"), s);
+    assert.deepEqual(d.filter((s) => s.includes("STREAM.")), ["$JS.API.STREAM.INFO.KV_CELERIAC_team-a_DASHBOARD", "$JS.API.STREAM.CREATE.KV_CELERIAC_team-a_DASHBOARD"]);
+    assert.ok(!d.some((s) => /STREAM\.\*|STREAM\.>|\.>$/.test(s) && !s.startsWith("$KV.") && !s.includes("CONSUMER.*")), "no wildcard over stream operations");
+    assert.ok(!producerPermissions("team-a", ["a"]).pub.allow.some((s) => d.includes(s)), "not in the producer credential (its JWT size)");
   });
 
   it("lets workers and producers write canvas join records and slots, and producers canvas records, in their own buckets only", () => {
