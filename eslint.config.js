@@ -18,4 +18,9 @@ export default tseslint.config(
     files: ["**/*.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
+  {
+    // the dashboard's page scripts: classic scripts sharing one global scope (index.html loads them in order)
+    files: ["dashboard/static/**/*.js"],
+    languageOptions: { sourceType: "script" },
+  },
 );

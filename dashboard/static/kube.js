@@ -3,6 +3,7 @@
  * from /api/kube/* (dashboard/routes-kube.ts). Loaded before app.js; uses its h(), api(), table(),
  * ageOf() and errorBox() when called. Without a Kubernetes API the columns show "—" and the page says so. */
 /* global h, api, table, ageOf, errorBox, setTimeout, clearTimeout */
+/* exported KUBE_QUEUE_COLUMNS, kubeOverview, kubeWorkers */
 "use strict";
 
 /** The last /api/kube/queues answer: `configured`, `error`, `at`, and the Queue views by name. */
