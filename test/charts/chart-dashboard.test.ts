@@ -126,6 +126,30 @@ describe("when the chart renders the dashboard", { skip }, () => {
     assert.deepEqual(deploymentOf(wide).spec!.template.spec!.containers[0]!.readinessProbe?.httpGet, { path: "/api/session", port: "http" });
   });
 
+  it("with dashboard.auth kubernetes: --auth kubernetes, no action token, and a ClusterRole that may create exactly TokenReviews and SubjectAccessReviews, bound to its ServiceAccount", async () => {
+    const objs = await helm.render([], ["dashboard.enabled=true", "dashboard.allowActions=true", "dashboard.auth=kubernetes"]);
+    const d = deploymentOf(objs);
+    const args = d.spec!.template.spec!.containers[0]!.args!;
+    assert.deepEqual(args.slice(args.indexOf("--auth"), args.indexOf("--auth") + 2), ["--auth", "kubernetes"]);
+    assert.ok(args.includes("--allow-actions"));
+    assert.equal(envOf(d).get("CELERIAC_DASHBOARD_TOKEN"), undefined);
+    const cr = objs.find((o) => o.kind === "ClusterRole" && o.metadata.labels?.["app.kubernetes.io/component"] === "dashboard");
+    assert.ok(cr, "ClusterRole rendered");
+    assert.deepEqual((cr as unknown as { rules: unknown[] }).rules, [
+      { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+      { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
+    ]);
+    const crb = objs.find((o) => o.kind === "ClusterRoleBinding" && o.metadata.labels?.["app.kubernetes.io/component"] === "dashboard") as unknown as { roleRef: { kind: string; name: string }; subjects: unknown[] };
+    assert.deepEqual(crb.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: cr.metadata.name });
+    assert.deepEqual(crb.subjects, [{ kind: "ServiceAccount", name: NAME, namespace: RELEASE_NS }]);
+    // token mode (the default) renders no ClusterRole
+    const tokenMode = await helm.render([], ["dashboard.enabled=true", "dashboard.allowActions=true", "dashboard.actionToken.existingSecret=t"]);
+    assert.equal(tokenMode.find((o) => o.kind === "ClusterRole" && o.metadata.labels?.["app.kubernetes.io/component"] === "dashboard"), undefined);
+    assert.ok(!deploymentOf(tokenMode).spec!.template.spec!.containers[0]!.args!.includes("--auth"));
+    const lint = await helm.run("lint", "--strict", CHART_DIR, "--set", "dashboard.enabled=true", "--set", "dashboard.allowActions=true", "--set", "dashboard.auth=kubernetes");
+    assert.equal(lint.code, 0, `${lint.stdout}${lint.stderr}`);
+  });
+
   it("refuses actions without a token Secret, a Service on a loopback-bound dashboard, accounts mode without its own credential, and typos", async () => {
     const refused = async (sets: string[], why: RegExp) => {
       const r = await helm.run("template", "celeriac", CHART_DIR, "--namespace", RELEASE_NS, ...sets.flatMap((s) => ["--set", s]));
@@ -137,6 +161,7 @@ describe("when the chart renders the dashboard", { skip }, () => {
     await refused(["dashboard.enabled=true", "natsAuth.accounts.enabled=true", "natsAuth.accounts.operatorSigningKeySecret.name=op", "natsAuth.accounts.systemCredsSecret.name=sys"], /dashboard\.nats\.credentials\.existingSecret/);
     await refused(["dashboard.enabled=true", "natsAuth.mint.enabled=true", "natsAuth.mint.accountSigningKeySecret.name=acc"], /dashboard\.nats\.credentials\.existingSecret/);
     await refused(["dashboard.enabeld=true"], /dashboard|additional/i);
+    await refused(["dashboard.enabled=true", "dashboard.auth=oidc"], /dashboard\.auth|token|kubernetes/);
   });
 });
 
