@@ -147,6 +147,12 @@ export const REASONS = {
   NatsCredentialsIssued: "NatsCredentialsIssued",
   /** Queue Event: the operator deleted a NATS credential Secret (its Queue, or the namespace's last one, is gone). */
   NatsCredentialsDeleted: "NatsCredentialsDeleted",
+  /**
+   * Queue Event (Warning): a minted NATS credential's CONNECT line (its user JWT) exceeds the NATS
+   * server's max_control_line the operator was told (`CELERIAC_NATS_MAX_CONTROL_LINE`), so clients
+   * using it cannot connect; the message names the size, the limit and the fix.
+   */
+  NatsCredentialsTooLarge: "NatsCredentialsTooLarge",
 } as const;
 
 /** Task phases, in lifecycle order. Terminal ones: Succeeded, Failed, Cancelled, Expired. */

@@ -96,12 +96,10 @@ function bucketReadSubjects(n: QueueNames): string[] {
  * (`$KV.<bucket>.>`), and read them back with an ordered consumer of its own (create, info,
  * pull, delete).
  *
- * Not part of {@link producerPermissions}: a producer user JWT is already close to nats-server's
- * default `max_control_line` (4096 bytes, which the CONNECT line carrying the JWT must fit; a
- * namespace with two queues, or one with a name over about 20 characters, exceeds it), and these
- * five subjects add about 330 bytes. Give them to the credential the dashboard runs with (a user
- * minted with them, or an unrestricted one); without them the dashboard keeps its history in
- * memory and says so.
+ * Part of {@link producerPermissions} (once per namespace, about 330 bytes of the user JWT), so
+ * `celeriac dashboard` under the minted producer credential keeps its history in NATS. A credential
+ * without them (e.g. a user made with `nsc` from an older list) still runs the dashboard, with its
+ * history in memory, and the dashboard says so.
  * @throws Error when the namespace is not a DNS-1123 label
  */
 export function dashboardHistorySubjects(namespace: string): string[] {
@@ -196,8 +194,15 @@ export function workerPermissions(namespace: string, queue: string): NatsPermiss
  * It runs `celeriac inspect`: publish on its queues' control subjects (the replies come to its
  * inbox; the worker registry's `worker.*` keys are read like any key), and read the delayed
  * stream's messages one by one (`STREAM.MSG.GET`, `inspect scheduled`: tasks it could publish).
- * It does not include the dashboard's history bucket ({@link dashboardHistorySubjects}): see there.
+ * It keeps `celeriac dashboard`'s history: the namespace's dashboard history bucket
+ * ({@link dashboardHistorySubjects}, once, after the queues' subjects).
  * Subscribe: only its inbox, {@link producerInboxPrefix}.
+ *
+ * Size: the user JWT carrying these grows by about 2,250 bytes per queue with short names (up to
+ * about 7,200 with 63-character names), and the CONNECT line that carries it must fit the server's
+ * `max_control_line` (nats-server's default 4096 bytes is exceeded at two queues): every NATS config
+ * Celeriac generates sets 256 KiB, and the operator warns when a minted credential exceeds the limit
+ * it is told (api/nats-control-line.ts, operator/credentials/connect-line.ts).
  * @param queues every Queue of the namespace, by name (a stream name is one token: no wildcard can stand for them)
  * @throws Error when the namespace or a queue is not a DNS-1123 label
  */
@@ -238,5 +243,7 @@ export function producerPermissions(namespace: string, queues: readonly string[]
       `$KV.${n.resultsBucket}.retries.*`,
     );
   }
+  // celeriac dashboard: its history bucket (one per namespace)
+  allow.push(...dashboardHistorySubjects(namespace));
   return { pub: { allow }, sub: { allow: [`${producerInboxPrefix(namespace)}.>`] } };
 }

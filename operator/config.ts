@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { fromPublic } from "@nats-io/nkeys";
 import { natsSettingsFrom, type NatsSettings } from "../nats/connection.js";
+import { NATS_DEFAULT_MAX_CONTROL_LINE, parseMaxControlLine } from "../api/nats-control-line.js";
 
 /** Default lifetime of minted NATS user credentials, in seconds (24 h). */
 export const DEFAULT_NATS_CREDS_TTL_SECONDS = 86_400;
@@ -48,6 +49,13 @@ export interface NatsMintCommon {
    * at least 3). A credential is replaced when less than 1/3 of it remains (operator/credentials/rotation.ts).
    */
   readonly credsTtlSeconds: number;
+  /**
+   * The NATS server's `max_control_line`, in bytes (`--nats-max-control-line`,
+   * `CELERIAC_NATS_MAX_CONTROL_LINE`; default 4096, nats-server's own default). The server does not
+   * announce it, so the operator is told: a minted credential whose CONNECT line would exceed it gets a
+   * `NatsCredentialsTooLarge` Warning Event on its Queues (operator/credentials/connect-line.ts).
+   */
+  readonly maxControlLine: number;
 }
 
 /** Frozen operator settings. */
@@ -116,6 +124,8 @@ export interface OperatorFlags {
   leaseDurationSeconds?: string;
   renewDeadlineSeconds?: string;
   retryPeriodSeconds?: string;
+  /** `--nats-max-control-line <bytes>`: the NATS server's max_control_line (minting modes). */
+  natsMaxControlLine?: string;
 }
 
 function num(name: string, v: string | undefined, dflt: number, min = 0): number {
@@ -137,24 +147,28 @@ function secretRef(name: string, v: string | undefined, parts: number): string[]
  * `CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE` (+ `CELERIAC_NATS_ACCOUNT_PUBLIC_KEY`) for one account, or
  * `CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE` + `CELERIAC_NATS_SYSTEM_CREDS` (+
  * `CELERIAC_NATS_ACCOUNTS_NAMESPACE`) for an account per namespace; `CELERIAC_NATS_CREDS_TTL_SECONDS`
- * for both. Key files are only named here; the operator reads them at start.
+ * for both, and `CELERIAC_NATS_MAX_CONTROL_LINE` (or `flags.maxControlLine`, which wins). Key files
+ * are only named here; the operator reads them at start.
+ * @param flags.maxControlLine `--nats-max-control-line`
  * @returns undefined when minting is off
  * @throws Error naming the variable and the fix when a value is malformed or contradicts another
  */
-export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | undefined {
+export function natsMintConfigFrom(env: NodeJS.ProcessEnv, flags: { maxControlLine?: string } = {}): NatsMintConfig | undefined {
   const file = env.CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE;
   const operatorFile = env.CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE;
   const systemCreds = env.CELERIAC_NATS_SYSTEM_CREDS;
   const accountsNs = env.CELERIAC_NATS_ACCOUNTS_NAMESPACE;
   const account = env.CELERIAC_NATS_ACCOUNT_PUBLIC_KEY?.trim();
   const ttl = env.CELERIAC_NATS_CREDS_TTL_SECONDS;
+  const mclName = flags.maxControlLine !== undefined ? "--nats-max-control-line" : "CELERIAC_NATS_MAX_CONTROL_LINE";
+  const mcl = flags.maxControlLine ?? env.CELERIAC_NATS_MAX_CONTROL_LINE;
   if (!operatorFile) {
     for (const [name, v] of [["CELERIAC_NATS_SYSTEM_CREDS", systemCreds], ["CELERIAC_NATS_ACCOUNTS_NAMESPACE", accountsNs]] as const) {
       if (v) throw new Error(`${name}: only used with an account per namespace: set CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE to the NATS operator signing key file, or unset ${name}`);
     }
   }
   if (!file && !operatorFile) {
-    for (const [name, v] of [["CELERIAC_NATS_ACCOUNT_PUBLIC_KEY", account], ["CELERIAC_NATS_CREDS_TTL_SECONDS", ttl]] as const) {
+    for (const [name, v] of [["CELERIAC_NATS_ACCOUNT_PUBLIC_KEY", account], ["CELERIAC_NATS_CREDS_TTL_SECONDS", ttl], [mclName, mcl]] as const) {
       if (v) throw new Error(`${name}: only used when minting credentials: set CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE to the account signing key file, or unset ${name}`);
     }
     return undefined;
@@ -166,6 +180,7 @@ export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | und
       throw new Error(`CELERIAC_NATS_CREDS_TTL_SECONDS: "${ttl}" is not a whole number of seconds ≥ ${MIN_NATS_CREDS_TTL_SECONDS}: set e.g. ${DEFAULT_NATS_CREDS_TTL_SECONDS} (24 h)`);
     }
   }
+  const maxControlLine = parseMaxControlLine(mclName, mcl, NATS_DEFAULT_MAX_CONTROL_LINE);
   const keyFile = operatorFile ? "CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE" : "CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE";
   for (const name of ["CELERIAC_NATS_CREDS_SECRET", "CELERIAC_NATS_USER_SECRET"] as const) {
     if (env[name]) throw new Error(`${name}: workers get minted per-Queue credentials when ${keyFile} is set: unset ${name} (or unset the key file to keep a shared credential)`);
@@ -180,7 +195,7 @@ export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | und
     if (!systemCreds) throw new Error("CELERIAC_NATS_SYSTEM_CREDS: required with CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: give the .creds file of a user of the NATS system account (`nsc generate creds -a SYS -n sys`), which pushes the tenant accounts to the server's full resolver");
     if (accountsNs !== undefined && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(accountsNs)) throw new Error(`CELERIAC_NATS_ACCOUNTS_NAMESPACE: "${accountsNs}" is not a namespace name (a DNS-1123 label): give the namespace the operator runs in`);
     const accountsNamespace = accountsNs || (env.CELERIAC_LEASE_NAMESPACE ?? env.POD_NAMESPACE ?? "default");
-    return Object.freeze({ mode: "accounts", operatorSigningKeyFile: operatorFile, systemCredsFile: systemCreds, accountsNamespace, credsTtlSeconds });
+    return Object.freeze({ mode: "accounts", operatorSigningKeyFile: operatorFile, systemCredsFile: systemCreds, accountsNamespace, credsTtlSeconds, maxControlLine });
   }
   if (account) {
     let ok: boolean;
@@ -191,7 +206,7 @@ export function natsMintConfigFrom(env: NodeJS.ProcessEnv): NatsMintConfig | und
     }
     if (!ok) throw new Error(`CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "${account}" is not an account public key (56 characters starting with A): copy it from \`nsc describe account\``);
   }
-  return Object.freeze({ mode: "account", signingKeyFile: file!, ...(account ? { accountPublicKey: account } : {}), credsTtlSeconds });
+  return Object.freeze({ mode: "account", signingKeyFile: file!, ...(account ? { accountPublicKey: account } : {}), credsTtlSeconds, maxControlLine });
 }
 
 /**
@@ -207,7 +222,7 @@ export function operatorConfigFrom(flags: OperatorFlags, env: NodeJS.ProcessEnv 
   const ca = secretRef("CELERIAC_NATS_TLS_CA_SECRET", env.CELERIAC_NATS_TLS_CA_SECRET, 2);
   const ns = flags.watchNamespaces ?? env.CELERIAC_WATCH_NAMESPACES ?? "";
   const kubeconfig = flags.kubeconfig ?? env.KUBECONFIG;
-  const natsMint = natsMintConfigFrom(env);
+  const natsMint = natsMintConfigFrom(env, flags.natsMaxControlLine !== undefined ? { maxControlLine: flags.natsMaxControlLine } : {});
   // Accounts mode: the main connection is the system-account user's (it pushes account JWTs);
   // each tenant's JetStream is reached on a connection of the tenant's own account.
   if (natsMint?.mode === "accounts") nats = { ...nats, credsFile: natsMint.systemCredsFile };

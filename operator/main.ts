@@ -146,7 +146,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const minterOf = accounts ?? (minter ? { minterFor: async () => minter } : undefined);
   const credentials = minterOf && secrets && mint
     ? new QueueCredentials({
-      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events, tenantAccounts: Boolean(accounts),
+      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events, tenantAccounts: Boolean(accounts), maxControlLine: mint.maxControlLine,
       getSecret: (ns, name) => secrets.get(ns, name),
       listQueues: (ns) => queues.list(ns),
       listSecrets: () => secrets.list(),

@@ -19,6 +19,7 @@ export function register(program: Command): void {
     .option("--lease-duration-seconds <s>", "leader lease duration (default 15)")
     .option("--renew-deadline-seconds <s>", "leader renew deadline (default 10)")
     .option("--retry-period-seconds <s>", "leader election retry period (default 2)")
+    .option("--nats-max-control-line <bytes>", "minting modes: the NATS server's max_control_line; a minted credential over it gets a Warning Event (env CELERIAC_NATS_MAX_CONTROL_LINE, default 4096)")
     .action(async (flags: OperatorFlags) => {
       const log = pino({ name: "celeriac-operator", level: process.env.CELERIAC_LOG_LEVEL ?? "info" });
       const { operatorConfigFrom } = await import("../../operator/config.js");

@@ -14,6 +14,7 @@ import { startKubelet } from "../kubelet/index.js";
 import { resetsBackoff, restartDelayMs } from "../kubelet/backoff.js";
 import { freePort, startNatsServer, type NatsProcess } from "./nats-process.js";
 import { setupNatsOperatorMode } from "./nats-operator-mode.js";
+import { CELERIAC_NATS_MAX_CONTROL_LINE } from "../../api/nats-control-line.js";
 import { updateState } from "./state.js";
 import { REPO_ROOT } from "./paths.js";
 
@@ -68,6 +69,7 @@ export interface PlatformNatsAuth {
  * a string sets a variable, `undefined` removes it (so none leaks in from the caller's environment).
  * Pure.
  * - `minted`: the account signing key file and account public key; no `CELERIAC_NATS_CREDS`;
+ *   both minting modes: `CELERIAC_NATS_MAX_CONTROL_LINE`, the platform's nats-server's limit;
  * - `accounts`: the operator key file and the system creds; no `CELERIAC_NATS_CREDS`, account key or
  *   user/password (the operator refuses them beside the operator key);
  * - `shared`: nothing.
@@ -83,11 +85,18 @@ export function operatorNatsAuthEnv(auth: PlatformNatsAuth): Record<string, stri
       return {};
     case "minted":
       // Blanked (as before), so none leaks in from our environment: the operator mints its own user, as in a cluster.
-      return { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: need(auth.signingKeyFile, "signingKeyFile"), CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: need(auth.accountPublicKey, "accountPublicKey") };
+      return {
+        CELERIAC_NATS_CREDS: "",
+        CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: need(auth.signingKeyFile, "signingKeyFile"),
+        CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: need(auth.accountPublicKey, "accountPublicKey"),
+        // the platform's nats-server runs the config of nats-operator-mode.ts, which sets this max_control_line
+        CELERIAC_NATS_MAX_CONTROL_LINE: String(CELERIAC_NATS_MAX_CONTROL_LINE),
+      };
     case "accounts":
       return {
         CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: need(auth.operatorSigningKeyFile, "operatorSigningKeyFile"),
         CELERIAC_NATS_SYSTEM_CREDS: need(auth.systemCredsFile, "systemCredsFile"),
+        CELERIAC_NATS_MAX_CONTROL_LINE: String(CELERIAC_NATS_MAX_CONTROL_LINE),
         CELERIAC_NATS_CREDS: undefined,
         CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: undefined,
         CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: undefined,

@@ -23,7 +23,9 @@ import { credsOwnerReferences, desiredCredsSecret, isMintedCredsSecret, liveCred
 import type { CredentialMinter } from "./minter.js";
 import { renewAt, rotationDecision } from "./rotation.js";
 import { orphanProducerNamespaces } from "./orphan-producers.js";
-import { NATS_CREDS_ANNOTATIONS } from "../../api/nats-creds-secrets.js";
+import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_SECRET_KEY } from "../../api/nats-creds-secrets.js";
+import { credsJwt, NATS_DEFAULT_MAX_CONTROL_LINE } from "../../api/nats-control-line.js";
+import { connectLineCheck } from "./connect-line.js";
 
 /** Dependencies of {@link QueueCredentials}. */
 export interface QueueCredentialsDeps {
@@ -45,6 +47,12 @@ export interface QueueCredentialsDeps {
   events: EventSink;
   /** Accounts mode: annotate each Secret with its namespace's account (`celeriac.io/nats-tenant-account`). */
   tenantAccounts?: boolean;
+  /**
+   * The NATS server's `max_control_line`, in bytes (`CELERIAC_NATS_MAX_CONTROL_LINE`; default
+   * 4096, nats-server's): a credential whose CONNECT line would exceed it gets a Warning Event
+   * (`NatsCredentialsTooLarge`) on each Queue using it, once per minted user per operator process.
+   */
+  maxControlLine?: number;
   now?: () => number;
 }
 
@@ -62,6 +70,8 @@ export class QueueCredentials {
   readonly #written = new Map<string, CredsSecret>();
   /** One producer update at a time per namespace (two Queue reconciles may race on it). */
   readonly #locks = new Map<string, Promise<unknown>>();
+  /** The user public key last checked against max_control_line, by `ns/secret`: one Warning per minted user. */
+  readonly #sizeChecked = new Map<string, string>();
 
   constructor(deps: QueueCredentialsDeps) {
     this.#d = deps;
@@ -178,6 +188,10 @@ export class QueueCredentials {
         const patched = await mergePatch<KubeObject>(this.#d.kc, this.#ref(spec.namespace, spec.secretName), { metadata: { ownerReferences: refs } }, FIELD_MANAGERS.operator);
         this.#remember(patched as CredsSecret);
       }
+      // After an operator restart: the kept credential is checked once too.
+      const creds = live.data?.[NATS_CREDS_SECRET_KEY];
+      const user = live.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.user];
+      if (creds && user) this.#checkSize(spec, Buffer.from(creds, "base64").toString("utf8"), user, owners, log);
       return decision.renewAt;
     }
     const reason = decision.action === "mint" ? decision.reason : "Missing";
@@ -189,7 +203,25 @@ export class QueueCredentials {
     const renew = renewAt(minted.issuedAt, minted.expiresAt);
     log.info({ secret: spec.secretName, role: spec.role, reason, user: minted.userPublicKey, expiresAt: minted.expiresAt.toISOString(), renewAt: renew.toISOString() }, "Minted NATS credential");
     if (about) this.#d.events.event(about, "Normal", REASONS.NatsCredentialsIssued, `Minted NATS ${spec.role} credential into Secret ${spec.secretName} (${reason}), expires ${minted.expiresAt.toISOString()}`);
+    this.#checkSize(spec, minted.creds, minted.userPublicKey, owners, log);
     return renew;
+  }
+
+  /**
+   * Checks a credential's CONNECT line against max_control_line, once per minted user: over it, a
+   * Warning Event on each Queue in `owners` and a warn log line (sizes only, never the credential).
+   */
+  #checkSize(spec: CredentialSpec, creds: string, user: string, owners: readonly Queue[], log: Logger): void {
+    const key = `${spec.namespace}/${spec.secretName}`;
+    if (this.#sizeChecked.get(key) === user) return;
+    this.#sizeChecked.set(key, user);
+    const jwt = credsJwt(creds);
+    if (!jwt) return;
+    const maxControlLine = this.#d.maxControlLine ?? NATS_DEFAULT_MAX_CONTROL_LINE;
+    const check = connectLineCheck({ role: spec.role, secretName: spec.secretName, jwtBytes: Buffer.byteLength(jwt), queues: spec.role === "producer" ? owners.length : 1, maxControlLine });
+    if (check.fits) return;
+    log.warn({ secret: spec.secretName, role: spec.role, jwtBytes: Buffer.byteLength(jwt), connectBytes: check.connectBytes, maxControlLine, queues: owners.length }, "Minted NATS credential exceeds max_control_line");
+    for (const q of owners) this.#d.events.event(q, "Warning", REASONS.NatsCredentialsTooLarge, check.message!);
   }
 
   /** Creates the Secret, or merge-patches the live one. */
@@ -215,6 +247,7 @@ export class QueueCredentials {
   async #delete(namespace: string, name: string, log: Logger): Promise<void> {
     const deleted = await deleteObject(this.#d.kc, this.#ref(namespace, name));
     this.#written.delete(`${namespace}/${name}`);
+    this.#sizeChecked.delete(`${namespace}/${name}`);
     if (deleted) log.info({ secret: name }, "Deleted NATS credential Secret");
   }
 

@@ -50,7 +50,11 @@ describe("when building NATS permissions", () => {
   });
 
   it("lets a producer publish and read but never pull a task, ack or delete, for every listed queue", () => {
-    const p = producerPermissions("team-a", ["b", "a", "b"]);
+    const all = producerPermissions("team-a", ["b", "a", "b"]);
+    // the dashboard history bucket's subjects are checked in their own test below
+    const history = dashboardHistorySubjects("team-a");
+    const p = { ...all, pub: { allow: all.pub.allow.filter((s) => !history.includes(s)) } };
+    assert.equal(all.pub.allow.length - p.pub.allow.length, history.length);
     for (const s of p.pub.allow) assert.ok(ownOnly(s, "team-a", ["a", "b"]), s);
     for (const q of ["a", "b"]) {
       const n = queueNames("team-a", q);
@@ -69,7 +73,7 @@ describe("when building NATS permissions", () => {
     for (const q of ["a", "b"]) assert.ok(p.pub.allow.includes(`celeriac.team-a.${q}.control.inspect`), "celeriac inspect on its own queues");
     // listed once each, in a stable order
     assert.equal(new Set(p.pub.allow).size, p.pub.allow.length);
-    assert.deepEqual(producerPermissions("team-a", ["a", "b"]), p);
+    assert.deepEqual(producerPermissions("team-a", ["a", "b"]), all);
   });
 
   it("names only the namespace's dashboard history bucket in the dashboard's rights, creating it but never updating, purging or deleting it", () => {
@@ -77,7 +81,14 @@ describe("when building NATS permissions", () => {
     for (const s of d) assert.ok(s.split(".").some((t) => t === "KV_CELERIAC_team-a_DASHBOARD" || t === "CELERIAC_team-a_DASHBOARD"), s);
     assert.deepEqual(d.filter((s) => s.includes("STREAM.")), ["$JS.API.STREAM.INFO.KV_CELERIAC_team-a_DASHBOARD", "$JS.API.STREAM.CREATE.KV_CELERIAC_team-a_DASHBOARD"]);
     assert.ok(!d.some((s) => /STREAM\.\*|STREAM\.>|\.>$/.test(s) && !s.startsWith("$KV.") && !s.includes("CONSUMER.*")), "no wildcard over stream operations");
-    assert.ok(!producerPermissions("team-a", ["a"]).pub.allow.some((s) => d.includes(s)), "not in the producer credential (its JWT size)");
+    // in the producer credential, once whatever the number of queues, so `celeriac dashboard` under it
+    // keeps its history in NATS (the CONNECT-line size this adds, ~330 bytes of JWT, is covered by the
+    // raised max_control_line of every config Celeriac generates: api/nats-control-line.ts)
+    for (const queues of [["a"], ["a", "b", "c"]]) {
+      const p = producerPermissions("team-a", queues).pub.allow;
+      for (const s of d) assert.equal(p.filter((x) => x === s).length, 1, `${s} once in the producer credential for ${queues.length} queue(s)`);
+    }
+    assert.ok(!workerPermissions("team-a", "a").pub.allow.some((s) => d.includes(s)), "not in a worker credential");
   });
 
   it("lets workers and producers write canvas join records and slots, and producers canvas records, in their own buckets only", () => {

@@ -1,6 +1,6 @@
 // The dashboard's history across restarts (dashboard/history-store.ts): a real nats-server in
-// operator mode; the dashboards run with minted credentials — a namespace's producer rights plus the
-// history bucket's (api/nats-permissions.ts dashboardHistorySubjects) — and an in-process worker
+// operator mode; the dashboards run with minted credentials — a namespace's producer rights, which
+// include the history bucket's (api/nats-permissions.ts dashboardHistorySubjects) — and an in-process worker
 // runs tasks that succeed and tasks that dead-letter. Dashboard A samples the
 // queue and is closed; dashboard B, on the same NATS, serves A's slots from /api/history with their
 // times and sample counts, and failed/s > 0. A credential without the bucket's rights falls back to
@@ -94,10 +94,13 @@ describe("when a dashboard is restarted on the same NATS", () => {
       close: async () => { if (!nc.isClosed()) await nc.close(); },
     };
   }
-  /** The producer's rights and the history bucket's. */
-  const dashboardCredential = (): NatsPermissions => {
+  /** The minted producer credential's rights, which include the history bucket's. */
+  const dashboardCredential = (): NatsPermissions => producerPermissions(NS, [queue]);
+  /** The producer's rights without the history bucket's (e.g. a user made with `nsc` from an older list). */
+  const withoutHistory = (): NatsPermissions => {
     const p = producerPermissions(NS, [queue]);
-    return { ...p, pub: { allow: [...p.pub.allow, ...dashboardHistorySubjects(NS)] } };
+    const h = dashboardHistorySubjects(NS);
+    return { ...p, pub: { allow: p.pub.allow.filter((s) => !h.includes(s)) } };
   };
   const getHistory = async (d: Dashboard) => (await (await fetch(`${d.url}api/history`)).json()) as HistoryAnswer;
   const getQueues = async (d: Dashboard) => (await (await fetch(`${d.url}api/queues`)).json()) as { items: QueueTickItem[]; error?: string };
@@ -202,8 +205,8 @@ describe("when a dashboard is restarted on the same NATS", () => {
     assert.ok(refused.length <= 2 && refused.every((l) => l.includes('"$JS.API.STREAM.NAMES"')), `no other permission violation: ${refused.join("\n")}`);
   });
 
-  it("keeps the history in memory, and says why, under the minted producer credential (no bucket rights)", async () => {
-    const c = await startDashboard({ session: await sessionAs("dash-c", producerPermissions(NS, [queue])), port: 0, sampleMs: 200, history, logger: quiet });
+  it("keeps the history in memory, and says why, under a credential without the bucket's rights", async () => {
+    const c = await startDashboard({ session: await sessionAs("dash-c", withoutHistory()), port: 0, sampleMs: 200, history, logger: quiet });
     dashboards.push(c);
     const h = await getHistory(c);
     assert.equal(h.store, "memory");

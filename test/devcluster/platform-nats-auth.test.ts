@@ -23,7 +23,7 @@ describe("when the platform builds its operators' NATS environment", () => {
     {
       name: "minted: the account signing key, CELERIAC_NATS_CREDS blanked",
       auth: { mode: "minted", signingKeyFile: "/k/account.nk", accountPublicKey: "ACEL", adminCredsFile: "/k/admin.creds" },
-      want: { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: "/k/account.nk", CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "ACEL" },
+      want: { CELERIAC_NATS_CREDS: "", CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: "/k/account.nk", CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "ACEL", CELERIAC_NATS_MAX_CONTROL_LINE: "262144" },
     },
     {
       name: "accounts: the operator key and system creds, every other NATS credential removed",
@@ -31,6 +31,7 @@ describe("when the platform builds its operators' NATS environment", () => {
       want: {
         CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/k/operator.nk",
         CELERIAC_NATS_SYSTEM_CREDS: "/k/sys.creds",
+        CELERIAC_NATS_MAX_CONTROL_LINE: "262144",
         CELERIAC_NATS_CREDS: undefined,
         CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: undefined,
         CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: undefined,

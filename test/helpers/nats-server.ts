@@ -47,6 +47,11 @@ export interface StartNatsServerOptions {
   extraAccounts?: readonly string[];
   /** In operator mode, the account resolver: `memory` (default) or `full` (accounts pushable at run time). */
   resolver?: "memory" | "full";
+  /**
+   * In operator mode, the config's `max_control_line` in bytes (default 256 KiB, as every config
+   * Celeriac generates: api/nats-control-line.ts); 4096 gives nats-server's default.
+   */
+  maxControlLine?: number;
 }
 
 /** Finds a free TCP port on 127.0.0.1 (the dev platform's helper). */
@@ -83,7 +88,7 @@ export async function waitForPort(port: number, deadlineMs: number, what = "nats
 export async function startNatsServer(opts: StartNatsServerOptions = {}): Promise<NatsServer> {
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), "celeriac-nats-"));
-  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth"), { extraAccounts: opts.extraAccounts ?? [], resolver: opts.resolver ?? "memory" }) : undefined;
+  const operator = opts.operatorMode ? await setupNatsOperatorMode(join(storeDir, "auth"), { extraAccounts: opts.extraAccounts ?? [], resolver: opts.resolver ?? "memory", ...(opts.maxControlLine !== undefined ? { maxControlLine: opts.maxControlLine } : {}) }) : undefined;
   let child: ChildProcess | undefined;
   let stderr = "";
 

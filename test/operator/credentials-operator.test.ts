@@ -13,7 +13,8 @@ import { pino } from "pino";
 import { NATS_CREDS_ANNOTATIONS, NATS_CREDS_SECRET_KEY, PRODUCER_CREDS_SECRET_NAME, workerCredsSecretName } from "../../api/nats-creds-secrets.js";
 import { producerInboxPrefix, producerPermissions, workerInboxPrefix, workerPermissions, type NatsPermissions } from "../../api/nats-permissions.js";
 import { CELERIAC_TYPES, type Queue } from "../../api/objects.js";
-import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, type KubeObject } from "../../kube/k8s-client.js";
+import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, listObjects, type KubeObject } from "../../kube/k8s-client.js";
+import { REASONS } from "../../api/constants.js";
 import { operatorConfigFrom } from "../../operator/config.js";
 import { startOperator, type RunningOperator } from "../../operator/main.js";
 import type { CredsSecret } from "../../operator/credentials/index.js";
@@ -83,6 +84,7 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 9
   });
 
   it("writes <queue>-worker-nats and celeriac-producer-nats with working creds whose permissions are exactly the Queue's and the namespace's", async () => {
+    // (one Queue of short names: both fit 4096 bytes, so no NatsCredentialsTooLarge Warning, checked below)
     await createObject(c.kc, CELERIAC_TYPES.Queue, queueObject(NS, "emails"), "test");
     const worker = await waitFor("worker Secret", () => maybeSecret(workerCredsSecretName("emails")));
     const producer = await waitFor("producer Secret", () => maybeSecret(PRODUCER_CREDS_SECRET_NAME));
@@ -117,6 +119,8 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 9
       }
     });
     assert.ok(d.spec.template.spec.volumes?.some((v) => v.secret?.secretName === "emails-worker-nats"), "worker pods mount emails-worker-nats");
+    const tooLarge = (await listObjects<KubeObject & { reason: string }>(c.kc, BUILTIN_TYPES.Event, { namespace: NS })).items.filter((e) => e.reason === REASONS.NatsCredentialsTooLarge);
+    assert.deepEqual(tooLarge, [], "one Queue's credentials fit the default max_control_line");
   });
 
   it("re-mints the producer credential when a second Queue joins the namespace", async () => {
@@ -132,6 +136,21 @@ describe("when the operator mints NATS credentials (NATS in operator mode, TTL 9
     assert.notEqual(after.claims.sub, before.claims.sub, "a new user");
     const owners = (await secret(PRODUCER_CREDS_SECRET_NAME)).metadata.ownerReferences?.map((r) => r.name);
     assert.deepEqual(owners, ["emails", "orders"]);
+
+    // The operator was told nats-server's default max_control_line (4096, CELERIAC_NATS_MAX_CONTROL_LINE
+    // unset), which two Queues' producer JWT exceeds: a Warning on each Queue, naming size, limit and fix
+    // (this test's server allows 256 KiB, so the credential itself works).
+    const jwtBytes = Buffer.byteLength(/-----BEGIN NATS USER JWT-----\s*(\S+)/.exec(after.creds)![1]!);
+    const warnings = await waitFor("NatsCredentialsTooLarge on both Queues", async () => {
+      const evs = (await listObjects<KubeObject & { involvedObject: { name: string }; type: string; reason: string; message: string }>(c.kc, BUILTIN_TYPES.Event, { namespace: NS })).items
+        .filter((e) => e.reason === REASONS.NatsCredentialsTooLarge);
+      return new Set(evs.map((e) => e.involvedObject.name)).size === 2 ? evs : undefined;
+    });
+    for (const e of warnings) {
+      assert.equal(e.type, "Warning");
+      assert.match(e.message, new RegExp(`^The NATS producer credential \\(2 Queues of the namespace\\) in Secret celeriac-producer-nats has a ${jwtBytes}-byte user JWT: .* over the NATS server's max_control_line of 4096 bytes .*set max_control_line: 262144 in the NATS server config`));
+    }
+    assert.ok(lines.some((l) => l.includes("Minted NATS credential exceeds max_control_line") && l.includes(`"jwtBytes":${jwtBytes}`)), "and a warn log line with the sizes");
   });
 
   it("rotates the worker and producer credentials before they expire, and the operator keeps working on its own renewed user", async () => {

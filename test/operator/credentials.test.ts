@@ -164,14 +164,22 @@ describe("when the operator configuration turns minting on", () => {
   const file = "/run/secrets/signing-key/seed";
   it("is off without CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE and on with it, TTL 86400 s by default", () => {
     assert.equal(operatorConfigFrom({}, {}).natsMint, undefined);
-    assert.deepEqual(natsMintConfigFrom({ CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file }), { mode: "account", signingKeyFile: file, credsTtlSeconds: 86400 });
-    assert.deepEqual(operatorConfigFrom({}, { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: ACCOUNT, CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }).natsMint, { mode: "account", signingKeyFile: file, accountPublicKey: ACCOUNT, credsTtlSeconds: 600 });
+    assert.deepEqual(natsMintConfigFrom({ CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file }), { mode: "account", signingKeyFile: file, credsTtlSeconds: 86400, maxControlLine: 4096 });
+    assert.deepEqual(operatorConfigFrom({}, { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: ACCOUNT, CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }).natsMint, { mode: "account", signingKeyFile: file, accountPublicKey: ACCOUNT, credsTtlSeconds: 600, maxControlLine: 4096 });
+  });
+
+  it("takes the NATS server's max_control_line from CELERIAC_NATS_MAX_CONTROL_LINE or --nats-max-control-line (the flag wins), 4096 by default", () => {
+    const env = { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_MAX_CONTROL_LINE: "262144" };
+    assert.equal(operatorConfigFrom({}, env).natsMint?.maxControlLine, 262144);
+    assert.equal(operatorConfigFrom({ natsMaxControlLine: "65536" }, env).natsMint?.maxControlLine, 65536);
+    assert.equal(operatorConfigFrom({}, { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/s", CELERIAC_NATS_MAX_CONTROL_LINE: "8192" }).natsMint?.maxControlLine, 8192);
+    assert.throws(() => operatorConfigFrom({ natsMaxControlLine: "4k" }, env), /^Error: --nats-max-control-line: "4k" is not a whole number of bytes ≥ 256: give the max_control_line of your NATS server's config/);
   });
 
   it("turns on an account per namespace with the operator signing key and system creds; the main connection is the system user's", () => {
     const env = { CELERIAC_NATS_OPERATOR_SIGNING_KEY_FILE: "/keys/op.nk", CELERIAC_NATS_SYSTEM_CREDS: "/keys/sys.creds", POD_NAMESPACE: "celeriac-system" };
     const c = operatorConfigFrom({}, env);
-    assert.deepEqual(c.natsMint, { mode: "accounts", operatorSigningKeyFile: "/keys/op.nk", systemCredsFile: "/keys/sys.creds", accountsNamespace: "celeriac-system", credsTtlSeconds: 86400 });
+    assert.deepEqual(c.natsMint, { mode: "accounts", operatorSigningKeyFile: "/keys/op.nk", systemCredsFile: "/keys/sys.creds", accountsNamespace: "celeriac-system", credsTtlSeconds: 86400, maxControlLine: 4096 });
     assert.equal(c.nats.credsFile, "/keys/sys.creds");
     assert.equal(operatorConfigFrom({}, { ...env, CELERIAC_NATS_ACCOUNTS_NAMESPACE: "keys", CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }).natsMint?.credsTtlSeconds, 600);
     const n = natsMintConfigFrom({ ...env, CELERIAC_NATS_ACCOUNTS_NAMESPACE: "keys" });
@@ -185,6 +193,8 @@ describe("when the operator configuration turns minting on", () => {
     ["a garbled account key", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "Anope" }, /^CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: "Anope"/],
     ["an account key without the key file", { CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: ACCOUNT }, /^CELERIAC_NATS_ACCOUNT_PUBLIC_KEY: only used when minting credentials: set CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE/],
     ["a TTL without the key file", { CELERIAC_NATS_CREDS_TTL_SECONDS: "600" }, /^CELERIAC_NATS_CREDS_TTL_SECONDS: only used when minting/],
+    ["a max_control_line below 256 bytes", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_MAX_CONTROL_LINE: "100" }, /^CELERIAC_NATS_MAX_CONTROL_LINE: "100" is not a whole number of bytes ≥ 256/],
+    ["a max_control_line without the key file", { CELERIAC_NATS_MAX_CONTROL_LINE: "262144" }, /^CELERIAC_NATS_MAX_CONTROL_LINE: only used when minting/],
     ["a shared worker creds Secret as well", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_CREDS_SECRET: "nats/creds" }, /^CELERIAC_NATS_CREDS_SECRET: workers get minted per-Queue credentials .*: unset CELERIAC_NATS_CREDS_SECRET/],
     ["a user/password Secret as well", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_USER_SECRET: "nats/u/p" }, /^CELERIAC_NATS_USER_SECRET: /],
     ["an operator user/password", { CELERIAC_NATS_ACCOUNT_SIGNING_KEY_FILE: file, CELERIAC_NATS_USER: "op" }, /^CELERIAC_NATS_USER: a NATS server in operator mode takes no user\/password/],
