@@ -92,6 +92,7 @@ describe("when the chart runs the operator in accounts mode (natsAuth.accounts)"
     assert.equal(env.get("CELERIAC_NATS_SYSTEM_CREDS")?.value, `${SYSTEM_CREDS_DIR}/nats.creds`);
     assert.equal(env.get("CELERIAC_NATS_ACCOUNTS_NAMESPACE")?.value, RELEASE_NS);
     assert.equal(env.get("CELERIAC_NATS_CREDS_TTL_SECONDS")?.value, "3600");
+    assert.equal(env.get("CELERIAC_NATS_MAX_CONTROL_LINE")?.value, "4096", "natsAuth.maxControlLine: nats-server's default unless told");
     assert.equal(env.get("CELERIAC_NATS_URL")?.value, "nats://nats.nats.svc:4222");
     for (const other of OTHER_MODES) assert.equal(env.get(other), undefined, `${other} is not rendered in accounts mode`);
   });
@@ -100,7 +101,7 @@ describe("when the chart runs the operator in accounts mode (natsAuth.accounts)"
     const env: NodeJS.ProcessEnv = {};
     for (const [name, e] of envOf(operatorOf(objs))) env[name] = e.value ?? `from-${name.toLowerCase()}`;
     const config = operatorConfigFrom({}, env);
-    assert.deepEqual(config.natsMint, { mode: "accounts", operatorSigningKeyFile: `${OPERATOR_KEY_DIR}/seed`, systemCredsFile: `${SYSTEM_CREDS_DIR}/nats.creds`, accountsNamespace: RELEASE_NS, credsTtlSeconds: 3600 });
+    assert.deepEqual(config.natsMint, { mode: "accounts", operatorSigningKeyFile: `${OPERATOR_KEY_DIR}/seed`, systemCredsFile: `${SYSTEM_CREDS_DIR}/nats.creds`, accountsNamespace: RELEASE_NS, credsTtlSeconds: 3600, maxControlLine: 4096 });
     assert.equal(config.nats.credsFile, `${SYSTEM_CREDS_DIR}/nats.creds`);
   });
 

@@ -54,6 +54,15 @@ describe("when the chart mints NATS credentials (nats-mint.yaml)", { skip }, () 
     for (const [where, tpl] of podTemplatesOf(objs)) assertRestricted(tpl.spec, where);
   });
 
+  it("tells the operator the NATS server's max_control_line: natsAuth.maxControlLine, 4096 by default", async () => {
+    assert.equal(envOf(operatorOf(objs)).get("CELERIAC_NATS_MAX_CONTROL_LINE")?.value, "4096");
+    const o = await helm.render(["nats-mint.yaml"], ["natsAuth.maxControlLine=262144"]);
+    assert.equal(envOf(operatorOf(o)).get("CELERIAC_NATS_MAX_CONTROL_LINE")?.value, "262144");
+    const bad = await helm.run("template", "celeriac", CHART_DIR, "-f", join(VALUES_DIR, "nats-mint.yaml"), "--set", "natsAuth.maxControlLine=100");
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /at '\/natsAuth\/maxControlLine': minimum: got 100, want 256/);
+  });
+
   it("reads the account public key from the Secret when given accountPublicKeyKey", async () => {
     const o = await helm.render(["nats-mint.yaml"], ["natsAuth.mint.accountSigningKeySecret.accountPublicKey=", "natsAuth.mint.accountSigningKeySecret.accountPublicKeyKey=account"]);
     assert.deepEqual(envOf(operatorOf(o)).get("CELERIAC_NATS_ACCOUNT_PUBLIC_KEY")?.valueFrom?.secretKeyRef, { name: "celeriac-nats-account", key: "account" });
@@ -70,7 +79,7 @@ describe("when the chart mints NATS credentials (nats-mint.yaml)", { skip }, () 
     const env: NodeJS.ProcessEnv = {};
     for (const [name, e] of envOf(operatorOf(objs))) env[name] = e.value ?? `from-${name.toLowerCase()}`;
     const config = operatorConfigFrom({}, env);
-    assert.deepEqual(config.natsMint, { mode: "account", signingKeyFile: "/var/run/secrets/celeriac.io/nats-account/seed", accountPublicKey: ACCOUNT, credsTtlSeconds: 3600 });
+    assert.deepEqual(config.natsMint, { mode: "account", signingKeyFile: "/var/run/secrets/celeriac.io/nats-account/seed", accountPublicKey: ACCOUNT, credsTtlSeconds: 3600, maxControlLine: 4096 });
     const q = queueWith({}, "emails", "shop");
     const workers = desiredWorkerDeployment(q, { nats: { ...config.workerNats, credsSecret: { name: workerCredsSecretName("emails"), key: NATS_CREDS_SECRET_KEY } }, workerImage: config.workerImage });
     const pod = workers.spec?.template.spec;

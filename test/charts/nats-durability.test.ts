@@ -1,5 +1,7 @@
 /**
- * The bundled NATS's durability setting (`nats.server.jetstream.syncInterval`), rendered with the real
+ * The bundled NATS's config file: its `max_control_line` (`nats.server.maxControlLine`, 256 KiB by
+ * default, loaded by the nats-server 2.9 at hand and read back from `/varz`) and its durability
+ * setting (`nats.server.jetstream.syncInterval`), rendered with the real
  * helm 4: `always` by default, a Go duration or `default` on request, the rendered config file mounted
  * and passed with `--config`, a pod roll when it changes, and the schema refusing what nats-server
  * would misread. When a nats-server 2.10+ is at hand (`CELERIAC_NATS_SERVER_210`), the rendered file
@@ -50,6 +52,8 @@ describe("when the bundled NATS is rendered (nats.deploy)", { skip }, () => {
     r.set("2m", await renderNats(helm, ["nats.server.jetstream.syncInterval=2m"]));
     r.set("1m30s", await renderNats(helm, ["nats.server.jetstream.syncInterval=1m30s"]));
     r.set("default", await renderNats(helm, ["nats.server.jetstream.syncInterval=default"]));
+    r.set("none", await renderNats(helm, ["nats.server.jetstream.syncInterval=default", "nats.server.maxControlLine=0"]));
+    r.set("mcl", await renderNats(helm, ["nats.server.maxControlLine=1048576"]));
   });
   after(() => helm?.close());
   const get = (k: string): Rendered => r.get(k) ?? assert.fail(`${k} not rendered`);
@@ -71,8 +75,14 @@ describe("when the bundled NATS is rendered (nats.deploy)", { skip }, () => {
     assert.match(get("1m30s").config?.data?.["nats.conf"] ?? "", /^\s*sync_interval: "1m30s"$/m);
   });
 
-  it("omits the setting, the config file and --config with default (runs on a 2.9 image too)", () => {
-    const { sts, config } = get("default");
+  it("omits sync_interval with default, keeping max_control_line (runs on a 2.9 image too)", () => {
+    const conf = get("default").config?.data?.["nats.conf"] ?? "";
+    assert.doesNotMatch(conf, /^\s*(sync_interval|jetstream \{)/m);
+    assert.match(conf, /^max_control_line: 262144$/m);
+  });
+
+  it("omits the config file and --config with default and maxControlLine 0", () => {
+    const { sts, config } = get("none");
     assert.equal(config, undefined);
     const c = sts.spec?.template.spec?.containers[0];
     assert.ok(!(c?.args ?? []).includes("--config"));
@@ -82,9 +92,38 @@ describe("when the bundled NATS is rendered (nats.deploy)", { skip }, () => {
   });
 
   it("rolls the NATS pod when the setting changes (checksum of the config file on the pod template)", () => {
-    const sums = ["always", "2m", "1m30s"].map((k) => get(k).sts.spec?.template.metadata?.annotations?.["checksum/config"]);
+    const sums = ["always", "2m", "1m30s", "default", "mcl"].map((k) => get(k).sts.spec?.template.metadata?.annotations?.["checksum/config"]);
     for (const s of sums) assert.match(s ?? "", /^[0-9a-f]{64}$/);
-    assert.equal(new Set(sums).size, 3);
+    assert.equal(new Set(sums).size, 5);
+  });
+
+  it("sets max_control_line 262144 by default (a minted producer JWT outgrows nats-server's 4096 at two Queues), or nats.server.maxControlLine", () => {
+    assert.match(get("always").config?.data?.["nats.conf"] ?? "", /^max_control_line: 262144$/m);
+    assert.match(get("mcl").config?.data?.["nats.conf"] ?? "", /^max_control_line: 1048576$/m);
+  });
+
+  it("renders a max_control_line nats-server 2.9 loads (/varz max_control_line)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "celeriac-nats-mcl-"));
+    try {
+      const file = join(dir, "nats.conf");
+      writeFileSync(file, get("default").config?.data?.["nats.conf"] ?? "");
+      const [port, monitor] = [await freePort(), await freePort()];
+      const child = spawn("nats-server", ["-c", file, "-js", "-sd", join(dir, "js"), "-a", "127.0.0.1", "-p", String(port), "-m", String(monitor)], { stdio: "ignore" });
+      try {
+        let varz: { max_control_line?: number } | undefined;
+        for (let i = 0; i < 100 && !varz; i++) {
+          await new Promise((res) => setTimeout(res, 50));
+          varz = await fetch(`http://127.0.0.1:${monitor}/varz`).then((x) => x.json() as Promise<typeof varz>, () => undefined);
+        }
+        assert.equal(varz?.max_control_line, 262144);
+      } finally {
+        const exited = new Promise((res) => child.once("exit", res));
+        child.kill("SIGTERM");
+        await exited;
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("renders a file a nats-server 2.10+ loads with the meaning intended (/varz jetstream.config)", { skip: NATS_210 ? false : "no nats-server 2.10+ (set CELERIAC_NATS_SERVER_210)" }, async () => {
@@ -133,6 +172,11 @@ describe("when nats.server.jetstream.syncInterval is not one nats-server reads a
       const res = await helm.run("template", "celeriac", CHART_DIR, "--set", "nats.deploy=true", "--set", `nats.server.jetstream.syncInterval=${bad}`);
       assert.notEqual(res.code, 0, `accepted syncInterval=${bad}`);
       assert.match(res.stderr, /at '\/nats\/server\/jetstream\/syncInterval'/, bad);
+    }
+    for (const bad of ["100", "-1", "abc"]) {
+      const res = await helm.run("template", "celeriac", CHART_DIR, "--set", "nats.deploy=true", "--set", `nats.server.maxControlLine=${bad}`);
+      assert.notEqual(res.code, 0, `accepted maxControlLine=${bad}`);
+      assert.match(res.stderr, /at '\/nats\/server\/maxControlLine'/, bad);
     }
     const typo = await helm.run("template", "celeriac", CHART_DIR, "--set", "nats.server.jetstream.sync=always");
     assert.match(typo.stderr, /additional properties 'sync' not allowed/);
