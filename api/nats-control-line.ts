@@ -10,10 +10,10 @@
  * not announce the limit in its INFO (only the monitoring `/varz` and `$SYS…VARZ` report it), so the
  * operator is told it (`CELERIAC_NATS_MAX_CONTROL_LINE`).
  *
- * A minted user's JWT grows with the permissions in it: a producer's by about 2,250 bytes per Queue of
- * its namespace for short names (3,100 bytes for one Queue, 5,350 for two, 23,400 for ten) and up to
- * about 7,200 bytes per Queue for 63-character namespace and Queue names; a worker's is about 2,900
- * bytes for short names and 7,400 for 63-character ones.
+ * A minted user's JWT grows with the permissions in it (measured): a producer's by about 2,250 bytes
+ * per Queue of its namespace for short names (3,464 bytes for one Queue, 5,717 for two, 23,744 for
+ * ten, 226,544 for a hundred) and about 7,200 bytes per Queue for 63-character namespace and Queue
+ * names; a worker's is about 2,900 bytes for short names and 7,600 for 63-character ones.
  */
 
 /** nats-server's default `max_control_line`, in bytes (4 KiB): what a NATS the operator does not configure is assumed to allow. */
@@ -22,7 +22,7 @@ export const NATS_DEFAULT_MAX_CONTROL_LINE = 4096;
 /**
  * The `max_control_line` of every NATS config Celeriac ships or generates, in bytes (256 KiB): fits
  * the producer credential of a namespace of about 115 Queues with short names (a 100-Queue JWT is
- * 226 KB, measured), or about 35 Queues with 63-character names. It bounds only how long one protocol
+ * 226,544 bytes, measured), or 35 Queues with 63-character names (254,620 bytes). It bounds only how long one protocol
  * line may be; nats-server allocates what a line actually needs, so a larger limit costs nothing for
  * the short lines of ordinary traffic. nats-server 2.9 accepts it (a 234 KB JWT, 110 Queues,
  * connected, measured; test/nats/credential-size.test.ts connects with 5 Queues' JWT).
@@ -31,11 +31,11 @@ export const CELERIAC_NATS_MAX_CONTROL_LINE = 262_144;
 
 /**
  * Bytes of a CONNECT line besides the user JWT, in bytes: `CONNECT {…}\r\n` with nats.js 3's fields
- * (protocol flags, the user's public nkey, the 88-character nonce signature, lang, version) is about
- * 300 bytes, measured; the other 100 cover a connection name (Celeriac's are under 40 characters)
- * and other clients' fields. An estimate: a line within 100 bytes of the limit may go either way.
+ * (protocol flags, the user's public nkey, the 88-character nonce signature, lang, version) is 300
+ * bytes, measured, 333 with a 23-character connection name; the other bytes cover a longer name and
+ * other clients' fields. An estimate: a line within about 80 bytes of the limit may go either way.
  */
-export const CONNECT_LINE_OVERHEAD_BYTES = 400;
+export const CONNECT_LINE_OVERHEAD_BYTES = 384;
 
 /**
  * How long the CONNECT line of a client presenting `jwt` is, at most, in bytes (the JWT is base64url:

@@ -11,20 +11,20 @@ const worker = (jwtBytes: number, maxControlLine: number): ConnectLineInput => (
 
 describe("when a minted credential's CONNECT line is checked against max_control_line", () => {
   const cases: Array<{ name: string; in: ConnectLineInput; fits: boolean; message?: RegExp[] }> = [
-    { name: "a worker of short names (2,900-byte JWT) fits nats-server's default", in: worker(2900, 4096), fits: true },
-    { name: "a producer of one Queue (3,125 bytes) fits the default", in: producer(3125, 1, 4096), fits: true },
+    { name: "a worker of short names (2,906-byte JWT) fits nats-server's default", in: worker(2906, 4096), fits: true },
+    { name: "a producer of one Queue (3,464 bytes) fits the default", in: producer(3464, 1, 4096), fits: true },
     {
-      name: "a producer of two Queues (5,378 bytes) exceeds the default, naming size, limit and fixes",
-      in: producer(5378, 2, 4096),
+      name: "a producer of two Queues (5,717 bytes) exceeds the default, naming size, limit and fixes",
+      in: producer(5717, 2, 4096),
       fits: false,
-      message: [/^The NATS producer credential \(2 Queues of the namespace\) in Secret celeriac-producer-nats has a 5378-byte user JWT/, /needs up to 5778 bytes, over the NATS server's max_control_line of 4096 bytes \(CELERIAC_NATS_MAX_CONTROL_LINE\)/, /maximum control line exceeded/, /set max_control_line: 262144 in the NATS server config and CELERIAC_NATS_MAX_CONTROL_LINE \(chart natsAuth\.maxControlLine\) to match, or split the Queues across namespaces/],
+      message: [/^The NATS producer credential \(2 Queues of the namespace\) in Secret celeriac-producer-nats has a 5717-byte user JWT/, /needs up to 6101 bytes, over the NATS server's max_control_line of 4096 bytes \(CELERIAC_NATS_MAX_CONTROL_LINE\)/, /maximum control line exceeded/, /set max_control_line: 262144 in the NATS server config and CELERIAC_NATS_MAX_CONTROL_LINE \(chart natsAuth\.maxControlLine\) to match, or split the Queues across namespaces/],
     },
-    { name: "the same producer fits Celeriac's 256 KiB", in: producer(5378, 2, CELERIAC_NATS_MAX_CONTROL_LINE), fits: true },
-    { name: "a producer of 100 Queues (226,205 bytes, measured) fits 256 KiB", in: producer(226_205, 100, CELERIAC_NATS_MAX_CONTROL_LINE), fits: true },
+    { name: "the same producer fits Celeriac's 256 KiB", in: producer(5717, 2, CELERIAC_NATS_MAX_CONTROL_LINE), fits: true },
+    { name: "a producer of 100 Queues (226,544 bytes, measured) fits 256 KiB", in: producer(226_544, 100, CELERIAC_NATS_MAX_CONTROL_LINE), fits: true },
     { name: "exactly at the limit fits", in: producer(4096 - CONNECT_LINE_OVERHEAD_BYTES, 1, 4096), fits: true },
     { name: "one byte over does not", in: producer(4096 - CONNECT_LINE_OVERHEAD_BYTES + 1, 1, 4096), fits: false, message: [/\(1 Queue of the namespace\)/, /needs up to 4097 bytes/] },
     { name: "over 256 KiB, the fix names the next power of two", in: producer(300_000, 130, CELERIAC_NATS_MAX_CONTROL_LINE), fits: false, message: [/set max_control_line: 524288 /] },
-    { name: "a worker of 63-character names (7,420 bytes) exceeds the default; the fix is the limit or shorter names", in: worker(7420, 4096), fits: false, message: [/^The NATS worker credential in Secret emails-worker-nats/, /or shorten the namespace and Queue names$/] },
+    { name: "a worker of 63-character names (7,577 bytes) exceeds the default; the fix is the limit or shorter names", in: worker(7577, 4096), fits: false, message: [/^The NATS worker credential in Secret emails-worker-nats/, /or shorten the namespace and Queue names$/] },
   ];
   for (const c of cases) {
     it(c.name, () => {
