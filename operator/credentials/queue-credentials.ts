@@ -191,7 +191,7 @@ export class QueueCredentials {
       // After an operator restart: the kept credential is checked once too.
       const creds = live.data?.[NATS_CREDS_SECRET_KEY];
       const user = live.metadata.annotations?.[NATS_CREDS_ANNOTATIONS.user];
-      if (creds && user) this.#checkSize(spec, Buffer.from(creds, "base64").toString("utf8"), user, owners, log);
+      if (creds && user) this.#checkSize(spec, () => Buffer.from(creds, "base64").toString("utf8"), user, owners, log);
       return decision.renewAt;
     }
     const reason = decision.action === "mint" ? decision.reason : "Missing";
@@ -203,7 +203,7 @@ export class QueueCredentials {
     const renew = renewAt(minted.issuedAt, minted.expiresAt);
     log.info({ secret: spec.secretName, role: spec.role, reason, user: minted.userPublicKey, expiresAt: minted.expiresAt.toISOString(), renewAt: renew.toISOString() }, "Minted NATS credential");
     if (about) this.#d.events.event(about, "Normal", REASONS.NatsCredentialsIssued, `Minted NATS ${spec.role} credential into Secret ${spec.secretName} (${reason}), expires ${minted.expiresAt.toISOString()}`);
-    this.#checkSize(spec, minted.creds, minted.userPublicKey, owners, log);
+    this.#checkSize(spec, () => minted.creds, minted.userPublicKey, owners, log);
     return renew;
   }
 
@@ -211,11 +211,11 @@ export class QueueCredentials {
    * Checks a credential's CONNECT line against max_control_line, once per minted user: over it, a
    * Warning Event on each Queue in `owners` and a warn log line (sizes only, never the credential).
    */
-  #checkSize(spec: CredentialSpec, creds: string, user: string, owners: readonly Queue[], log: Logger): void {
+  #checkSize(spec: CredentialSpec, creds: () => string, user: string, owners: readonly Queue[], log: Logger): void {
     const key = `${spec.namespace}/${spec.secretName}`;
     if (this.#sizeChecked.get(key) === user) return;
     this.#sizeChecked.set(key, user);
-    const jwt = credsJwt(creds);
+    const jwt = credsJwt(creds());
     if (!jwt) return;
     const maxControlLine = this.#d.maxControlLine ?? NATS_DEFAULT_MAX_CONTROL_LINE;
     const check = connectLineCheck({ role: spec.role, secretName: spec.secretName, jwtBytes: Buffer.byteLength(jwt), queues: spec.role === "producer" ? owners.length : 1, maxControlLine });

@@ -1,6 +1,7 @@
 // The Queue reconciler's credentials sub-step (QueueCredentials) against the in-memory API server,
 // reconcile-twice style: a second ensure changes nothing, two Queues racing on the namespace's
-// producer Secret mint it once, removal deletes what the operator minted and nothing else.
+// producer Secret mint it once, a credential over max_control_line is warned about once per Queue,
+// removal deletes what the operator minted and nothing else.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { createAccount } from "@nats-io/nkeys";
@@ -20,6 +21,7 @@ const log = pino({ level: "silent" });
 describe("when the credentials sub-step runs against the API server", () => {
   let c: TestCluster;
   let creds: QueueCredentials;
+  let minter: CredentialMinter;
   let queues: Queue[] = [];
   const cache = new Map<string, CredsSecret>();
   const events: Array<{ reason: string; message: string }> = [];
@@ -43,8 +45,9 @@ describe("when the credentials sub-step runs against the API server", () => {
     c = await startCluster([], { controllers: { garbageCollector: false } });
     await createObject(c.kc, BUILTIN_TYPES.Namespace, { metadata: { name: NS } }, "test");
     const account = createAccount();
+    minter = new CredentialMinter(parseAccountSigner(new TextDecoder().decode(account.getSeed())));
     creds = new QueueCredentials({
-      kc: c.kc, minterFor: ((m) => async () => m)(new CredentialMinter(parseAccountSigner(new TextDecoder().decode(account.getSeed())))), ttlSeconds: 3600,
+      kc: c.kc, minterFor: async () => minter, ttlSeconds: 3600, maxControlLine: 262144,
       getSecret: (_ns, name) => cache.get(name), listQueues: () => queues,
       events: { event: (_o, _t, reason, message) => void events.push({ reason, message }) },
     });
@@ -79,6 +82,29 @@ describe("when the credentials sub-step runs against the API server", () => {
     assert.match(producerMints[0]!.message, /PermissionsChanged/);
     const p = await secret(PRODUCER_CREDS_SECRET_NAME);
     assert.deepEqual(p?.metadata.ownerReferences?.map((r) => r.name), ["emails", "orders"]);
+  });
+
+  it("warns once per minted user on each Queue when the producer's CONNECT line exceeds max_control_line, also for a kept credential after a restart", async () => {
+    await refresh();
+    const p = user(cache.get(PRODUCER_CREDS_SECRET_NAME));
+    // a new instance (an operator restart), told nats-server's default 4096: two Queues' producer JWT exceeds it
+    const seen: Array<{ queue: string; type: string; reason: string; message: string }> = [];
+    const restarted = (maxControlLine: number) => new QueueCredentials({
+      kc: c.kc, minterFor: async () => minter, ttlSeconds: 3600, maxControlLine,
+      getSecret: (_ns, name) => cache.get(name), listQueues: () => queues,
+      events: { event: (o, type, reason, message) => void seen.push({ queue: o.metadata?.name ?? "", type, reason, message }) },
+    });
+    const small = restarted(4096);
+    await small.ensure(queues[0]!, log);
+    await small.ensure(queues[1]!, log);
+    assert.equal(user(await secret(PRODUCER_CREDS_SECRET_NAME)), p, "kept, not re-minted");
+    const tooLarge = seen.filter((e) => e.reason === REASONS.NatsCredentialsTooLarge);
+    assert.deepEqual(tooLarge.map((e) => [e.queue, e.type]).sort(), [["emails", "Warning"], ["orders", "Warning"]], "once per Queue, not once per reconcile");
+    assert.match(tooLarge[0]!.message, /^The NATS producer credential \(2 Queues of the namespace\) in Secret celeriac-producer-nats has a \d+-byte user JWT: .*max_control_line of 4096 bytes/);
+    // told the limit Celeriac's configs set: nothing to warn about
+    seen.length = 0;
+    await restarted(262144).ensure(queues[0]!, log);
+    assert.deepEqual(seen.filter((e) => e.reason === REASONS.NatsCredentialsTooLarge), []);
   });
 
   it("removes the worker Secret of a gone Queue, re-mints the producer without it, and deletes it with the last Queue", async () => {
