@@ -10,5 +10,6 @@ export * from "./delay-mover.js";
 export * from "./task-publish.js";
 export * from "./credentials.js";
 export * from "./accounts.js";
+export * from "./server-limits.js";
 export * from "./pipelined-publisher.js";
 export * from "./kv-put.js";

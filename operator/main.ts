@@ -21,6 +21,7 @@ import { CELERIAC_TYPES, type Queue, type Schedule, type Task, type Workflow } f
 import { queueNames } from "../api/naming.js";
 import { Kvm, type KV } from "@nats-io/kv";
 import { connectNatsWithBackoff } from "../nats/connection.js";
+import { readServersMaxControlLine } from "../nats/server-limits.js";
 import type { OperatorConfig } from "./config.js";
 import { createOperatorMetrics, forgetQueue, observeQueue } from "./metrics.js";
 import {
@@ -121,6 +122,24 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
     await health.close();
     throw err;
   }
+  // The max_control_line minted credentials must fit: as configured, or in accounts mode the servers'
+  // own (the system user may ask them; read again on every resync, the setting is hot-reloadable).
+  let maxControlLine = mint?.maxControlLine;
+  let readFailed = false;
+  const readMaxControlLine = async () => {
+    if (mint?.mode !== "accounts") return;
+    try {
+      const read = await readServersMaxControlLine(nc);
+      if (read && read.maxControlLine !== maxControlLine) log.info({ maxControlLine: read.maxControlLine, servers: read.servers, configured: mint.maxControlLine }, "Read the NATS servers' max_control_line");
+      if (read) maxControlLine = read.maxControlLine;
+      readFailed = false;
+    } catch (err) {
+      // once per run of failures (it is retried on every resync)
+      if (!readFailed) log.warn({ err, maxControlLine }, "Failed to read the NATS servers' max_control_line");
+      readFailed = true;
+    }
+  };
+  await readMaxControlLine();
   const recorder = new EventRecorder({ kc, logger: log });
   const events = { event: (obj: KubeObject, type: "Normal" | "Warning", reason: string, message: string) => void recorder.record(obj, type, reason, message) };
   // When this instance started reconciling (reset when it acquires the Lease): Schedules treat runs
@@ -146,7 +165,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   const minterOf = accounts ?? (minter ? { minterFor: async () => minter } : undefined);
   const credentials = minterOf && secrets && mint
     ? new QueueCredentials({
-      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events, tenantAccounts: Boolean(accounts), maxControlLine: mint.maxControlLine,
+      kc, minterFor: (ns) => minterOf.minterFor(ns), ttlSeconds: mint.credsTtlSeconds, events, tenantAccounts: Boolean(accounts), maxControlLine: () => maxControlLine ?? mint.maxControlLine,
       getSecret: (ns, name) => secrets.get(ns, name),
       listQueues: (ns) => queues.list(ns),
       listSecrets: () => secrets.list(),
@@ -271,6 +290,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
       (namespaces) => namespaces.length > 0 && log.info({ namespaces }, "Deleted orphaned producer NATS credential Secrets"),
       (err) => log.warn({ err }, "Failed to delete orphaned producer NATS credential Secrets"),
     );
+    void readMaxControlLine();
     // Accounts mode: an account key Secret deleted by hand is written back from memory.
     void keyStore?.restoreMissing().then(
       (tenants) => tenants.length > 0 && log.warn({ namespaces: tenants, accountsNamespace: mint?.mode === "accounts" ? mint.accountsNamespace : undefined }, "Wrote back deleted NATS account key Secrets from memory"),

@@ -48,11 +48,12 @@ export interface QueueCredentialsDeps {
   /** Accounts mode: annotate each Secret with its namespace's account (`celeriac.io/nats-tenant-account`). */
   tenantAccounts?: boolean;
   /**
-   * The NATS server's `max_control_line`, in bytes (`CELERIAC_NATS_MAX_CONTROL_LINE`; default
-   * 4096, nats-server's): a credential whose CONNECT line would exceed it gets a Warning Event
+   * The NATS server's `max_control_line`, in bytes (`CELERIAC_NATS_MAX_CONTROL_LINE`, or in accounts
+   * mode the servers' own, read through the system account; default 4096, nats-server's), or a
+   * function read at each check: a credential whose CONNECT line would exceed it gets a Warning Event
    * (`NatsCredentialsTooLarge`) on each Queue using it, once per minted user per operator process.
    */
-  maxControlLine?: number;
+  maxControlLine?: number | (() => number);
   now?: () => number;
 }
 
@@ -217,7 +218,8 @@ export class QueueCredentials {
     this.#sizeChecked.set(key, user);
     const jwt = credsJwt(creds());
     if (!jwt) return;
-    const maxControlLine = this.#d.maxControlLine ?? NATS_DEFAULT_MAX_CONTROL_LINE;
+    const limit = this.#d.maxControlLine ?? NATS_DEFAULT_MAX_CONTROL_LINE;
+    const maxControlLine = typeof limit === "function" ? limit() : limit;
     const check = connectLineCheck({ role: spec.role, secretName: spec.secretName, jwtBytes: Buffer.byteLength(jwt), queues: spec.role === "producer" ? owners.length : 1, maxControlLine });
     if (check.fits) return;
     log.warn({ secret: spec.secretName, role: spec.role, jwtBytes: Buffer.byteLength(jwt), connectBytes: check.connectBytes, maxControlLine, queues: owners.length }, "Minted NATS credential exceeds max_control_line");

@@ -6,16 +6,18 @@
  * stream, with no permission violation; on a server left at nats-server's default (4096 bytes) the
  * same credential is refused ("maximum control line exceeded") while a one-Queue producer of short
  * names connects —
- * and the operator's check (operator/credentials/connect-line.ts) says so for both.
+ * and the operator's check (operator/credentials/connect-line.ts) says so for both. A system-account
+ * user reads each server's limit from `$SYS.REQ.SERVER.PING.VARZ` (nats/server-limits.ts).
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { queueNames } from "../../api/naming.js";
 import { CELERIAC_NATS_MAX_CONTROL_LINE, credsJwt, NATS_DEFAULT_MAX_CONTROL_LINE } from "../../api/nats-control-line.js";
 import { producerInboxPrefix, producerPermissions } from "../../api/nats-permissions.js";
-import { ensureQueueResources, mintUserCreds, queueSettings } from "../../nats/index.js";
+import { ensureQueueResources, mintUserCreds, queueSettings, readServersMaxControlLine } from "../../nats/index.js";
 import { connectLineCheck } from "../../operator/credentials/connect-line.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
@@ -72,6 +74,18 @@ describe("when a namespace's producer credential covers five Queues", () => {
     }
     await nc.flush();
     assert.deepEqual(raised.log().split("\n").filter((l) => /Violation|control line/.test(l)), []);
+  });
+
+  it("reads each server's max_control_line through a system-account user, and nothing through another user", async () => {
+    for (const [srv, want] of [[raised, CELERIAC_NATS_MAX_CONTROL_LINE], [stock, NATS_DEFAULT_MAX_CONTROL_LINE]] as const) {
+      const sys = await connect({ servers: srv.url, authenticator: credsAuthenticator(readFileSync(srv.operator!.systemCredsFile)) });
+      opened.push(sys);
+      assert.deepEqual(await readServersMaxControlLine(sys), { maxControlLine: want, servers: 1 });
+    }
+    const tenant = await connectWith(raised, five);
+    opened.push(tenant);
+    // a tenant's user may not publish on $SYS subjects: refused, not answered
+    await assert.rejects(readServersMaxControlLine(tenant, { maxWaitMs: 500 }));
   });
 
   it("is refused by a server left at the default 4096 bytes, which a one-Queue producer still passes", async () => {

@@ -4,7 +4,8 @@
 // own namespace), pushes the account, creates each Queue's streams inside its namespace's account,
 // mints worker and producer users of that account that run real tasks, keeps managing streams after
 // its own per-tenant credential expired and was renewed (TTL 9 s), keeps the same accounts across a
-// restart, and never logs a seed.
+// restart, reads the servers' max_control_line through its system user (so no false
+// NatsCredentialsTooLarge Warning), and never logs a seed.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,7 +19,7 @@ import { queueNames } from "../../api/naming.js";
 import { producerInboxPrefix, workerInboxPrefix } from "../../api/nats-permissions.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
 import { connect as connectClient } from "../../client/index.js";
-import { BUILTIN_TYPES, createObject, getObject, isNotFound, type KubeObject } from "../../kube/k8s-client.js";
+import { BUILTIN_TYPES, createObject, getObject, isNotFound, listObjects, type KubeObject } from "../../kube/k8s-client.js";
 import { credsIdentity, isStreamNotFound, mintUserCreds } from "../../nats/index.js";
 import { operatorConfigFrom } from "../../operator/config.js";
 import { keyFrom, type CredsSecret } from "../../operator/credentials/index.js";
@@ -148,6 +149,21 @@ describe("when the operator gives each namespace its own NATS account (full reso
     const names = queueNames(A, "later");
     await waitFor("the later Queue's stream", async () => (await aJsm.streams.info(names.stream).catch(() => undefined))?.config.name === names.stream, 15_000, 100);
     assert.ok(lines.some((l) => l.includes("Renewed operator NATS credential") && l.includes(`"namespace":"${A}"`)), "the per-tenant credential was renewed");
+  });
+
+  it("reads the servers' max_control_line through the system user, so a two-Queue producer gets no NatsCredentialsTooLarge Warning", async () => {
+    // told nothing (CELERIAC_NATS_MAX_CONTROL_LINE unset: 4096), it asked the server, which runs Celeriac's 256 KiB
+    const read = lines.map((l) => JSON.parse(l) as { msg: string; maxControlLine?: number; configured?: number; servers?: number }).find((l) => l.msg === "Read the NATS servers' max_control_line");
+    assert.deepEqual(read && [read.maxControlLine, read.configured, read.servers], [262144, 4096, 1]);
+    // namespace A has two Queues (jobs, later): its producer JWT is over 4096 bytes
+    const producer = await waitFor("A's producer Secret for both Queues", async () => {
+      const p = await secret(A, PRODUCER_CREDS_SECRET_NAME);
+      return p?.metadata.ownerReferences?.length === 2 ? p : undefined;
+    });
+    assert.ok(Buffer.byteLength(/-----BEGIN NATS USER JWT-----\s*(\S+)/.exec(credsIn(producer))![1]!) > 4096);
+    const events = (await listObjects<KubeObject & { reason: string }>(c.kc, BUILTIN_TYPES.Event, { namespace: A })).items;
+    assert.ok(events.some((e) => e.reason === "NatsCredentialsIssued"), "Events are recorded");
+    assert.deepEqual(events.filter((e) => e.reason === "NatsCredentialsTooLarge"), []);
   });
 
   it("keeps the same accounts across an operator restart", async () => {
