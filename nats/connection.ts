@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { NATS_CREDS_SECRET_KEY, PRODUCER_CREDS_SECRET_NAME } from "../api/nats-creds-secrets.js";
 import { credsExpiry, credsInboxPrefix } from "./credentials.js";
+import { connectLineBytes, credsJwt, NATS_DEFAULT_MAX_CONTROL_LINE } from "../api/nats-control-line.js";
 
 /** Default NATS URL when neither a flag nor `CELERIAC_NATS_URL` gives one. */
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -112,9 +113,30 @@ export async function connectNats(settings: NatsSettings, extra: Partial<NodeCon
     return await connect({ ...natsConnectionOptions(settings), ...extra });
   } catch (err) {
     const msg = (err as Error).message;
-    const hint = /authorization violation|authentication expired/i.test(msg) ? authorizationHint(settings, Boolean(extra.authenticator)) : "";
+    const hint = /authorization violation|authentication expired/i.test(msg) ? authorizationHint(settings, Boolean(extra.authenticator)) : /timeout/i.test(msg) ? controlLineHint(settings) : "";
     throw new Error(`connect to NATS at ${settings.servers.join(",")}: ${msg}${hint}`, { cause: err });
   }
+}
+
+/**
+ * What a connect timeout may mean when the creds file's JWT is large: nats-server drops a CONNECT
+ * line over its `max_control_line` (4096 bytes by default) without an error the client sees, so the
+ * connect times out (api/nats-control-line.ts). Appended to the error when the creds file's CONNECT
+ * line would exceed nats-server's default; empty otherwise. Never includes a credential. Pure apart
+ * from reading the creds file.
+ */
+export function controlLineHint(s: NatsSettings): string {
+  if (!s.credsFile) return "";
+  let jwt: string | undefined;
+  try {
+    jwt = credsJwt(readFileSync(s.credsFile, "utf8"));
+  } catch {
+    jwt = undefined;
+  }
+  if (!jwt) return "";
+  const bytes = connectLineBytes(jwt);
+  if (bytes <= NATS_DEFAULT_MAX_CONTROL_LINE) return "";
+  return `; the credential in ${s.credsFile} makes a CONNECT line of about ${bytes} bytes, over nats-server's default max_control_line of ${NATS_DEFAULT_MAX_CONTROL_LINE}: if the server logs "maximum control line exceeded", raise max_control_line in its config (docs/install.md)`;
 }
 
 /**

@@ -11,13 +11,15 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { queueNames } from "../../api/naming.js";
 import { CELERIAC_NATS_MAX_CONTROL_LINE, credsJwt, NATS_DEFAULT_MAX_CONTROL_LINE } from "../../api/nats-control-line.js";
 import { producerInboxPrefix, producerPermissions } from "../../api/nats-permissions.js";
-import { ensureQueueResources, mintUserCreds, queueSettings, readServersMaxControlLine } from "../../nats/index.js";
+import { connectNats, ensureQueueResources, mintUserCreds, natsSettingsFrom, queueSettings, readServersMaxControlLine } from "../../nats/index.js";
 import { connectLineCheck } from "../../operator/credentials/connect-line.js";
 import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
@@ -96,5 +98,18 @@ describe("when a namespace's producer credential covers five Queues", () => {
     const big = (await mintUserCreds(stock.operator!.signer, { name: `celeriac-producer.${NS}`, ttlSeconds: 600, permissions: producerPermissions(NS, queues) })).creds;
     await assert.rejects(connectWith(stock, big, 1500));
     await waitFor("the server's refusal in its log", () => /maximum control line exceeded/.test(stock.log()), 5000);
+    // the client sees only a timeout: connectNats says what the credential's size may mean
+    const dir = mkdtempSync(join(tmpdir(), "celeriac-big-creds-"));
+    try {
+      const file = join(dir, "big.creds");
+      writeFileSync(file, big, { mode: 0o600 });
+      await assert.rejects(connectNats(natsSettingsFrom({ url: stock.url }, { CELERIAC_NATS_CREDS: file }), { timeout: 1500, maxReconnectAttempts: 0 }), (err: Error) => {
+        assert.match(err.message, /makes a CONNECT line of about \d+ bytes, over nats-server's default max_control_line of 4096: .*raise max_control_line/);
+        assert.ok(!err.message.includes(credsJwt(big)!), "no credential in the message");
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
