@@ -105,10 +105,21 @@ describe("when canvases are revoked at random moments while they run", () => {
   it("ends every step Succeeded or Cancelled, none Succeeded after a Cancelled one", { timeout: 60_000 }, async (t) => {
     const N = 40;
     const echo = () => signature("sem.echo", ["x"], { sleepMs: Math.floor(Math.random() * 60) });
+    const canvas = () => chain(chord([echo(), echo(), echo(), echo(), echo()], signature("sem.collect")), echo(), echo());
+    // revokes spread over three times the time one canvas takes on this machine now (measured, so a loaded
+    // machine still sees some canvases finish before their revoke and some cut short)
+    const t0 = Date.now();
+    const probe = await h.client.apply(canvas(), { queue: q.name });
+    await waitFor("the probe canvas finished", async () => {
+      const k = await probe.children();
+      return k.length > 0 && k.every((c) => c.state?.phase === "Succeeded") ? k : undefined;
+    }, 30_000, 20);
+    const spreadMs = Math.max(1000, 3 * (Date.now() - t0));
+    t.diagnostic(`one canvas took ${Date.now() - t0} ms: revokes spread over ${spreadMs} ms`);
     const revoked = await Promise.all(
       Array.from({ length: N }, async () => {
-        const handle = await h.client.apply(chain(chord([echo(), echo(), echo(), echo(), echo()], signature("sem.collect")), echo(), echo()), { queue: q.name });
-        await new Promise((r) => setTimeout(r, Math.random() * 1000));
+        const handle = await h.client.apply(canvas(), { queue: q.name });
+        await new Promise((r) => setTimeout(r, Math.random() * spreadMs));
         await handle.revoke();
         return { handle, at: Date.now() };
       }),
