@@ -63,12 +63,16 @@ export async function noQueuesMessage(jsm: JetStreamManager, namespace: string):
  * Connects for `f` and resolves the queues.
  * @param o `name`: the NATS connection name; `requireQueue`: fail when no queue is given (listing
  *   the namespace's queues) instead of acting on all of them; `allowNoQueues`: a namespace without
- *   queues is not an error (`queues` is then empty: the dashboard waits for the first one)
+ *   queues is not an error (`queues` is then empty: the dashboard waits for the first one);
+ *   `reconnect`: for a long-running command (the dashboard): after the connection is lost, reconnect
+ *   every second for ever (nats.js `maxReconnectAttempts: -1`, `reconnectTimeWait: 1000`) instead of
+ *   closing; the session's JetStream client, manager and KV handles keep working over the same
+ *   connection object. The first connect still fails at once when NATS is unreachable.
  * @throws Error naming a bad or unknown queue (and the namespace's queues), a namespace without
  *   queues (and the namespaces that have some), or an unreachable NATS (and what to do); without
  *   a queue, under a credential that may not list streams (a minted one), that `--queue` is needed
  */
-export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boolean; allowNoQueues?: boolean }): Promise<OpsSession> {
+export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boolean; allowNoQueues?: boolean; reconnect?: boolean }): Promise<OpsSession> {
   const [{ jetstream, jetstreamManager }, { Kvm }, nats, { listQueues, queueStreamExists }, target, { commandNamespace }] = await Promise.all([
     import("@nats-io/jetstream"),
     import("@nats-io/kv"),
@@ -81,7 +85,7 @@ export async function openOps(f: OpsFlags, o: { name: string; requireQueue?: boo
   const queue = f.queue ?? process.env.CELERIAC_QUEUE;
   if (queue) queueNames(namespace, queue); // a bad name fails before connecting
   const t = await target.natsTarget(f.nats, process.env, f.devDir);
-  const nc = await nats.connectNats(nats.natsSettingsFrom({ url: t.url, name: o.name }), { maxReconnectAttempts: 0, waitOnFirstConnect: false }).catch((err: unknown) => {
+  const nc = await nats.connectNats(nats.natsSettingsFrom({ url: t.url, name: o.name }), o.reconnect ? { maxReconnectAttempts: -1, reconnectTimeWait: 1000, waitOnFirstConnect: false } : { maxReconnectAttempts: 0, waitOnFirstConnect: false }).catch((err: unknown) => {
     throw target.natsConnectError(t, err);
   });
   try {

@@ -43,11 +43,14 @@ import { ACTION_PERMISSIONS, authorizeByKubernetes, type ActionPermission, type 
 import { actionRoutes, matchingDeadLetters } from "./routes-actions.js";
 import { kubeRoutes } from "./routes-kube.js";
 import { cytoscapeStatic, workloadsRouter } from "./routes-workloads.js";
+import { defaultSampleTimeoutMs, errorAnswer, seconds, withDeadline } from "./bounded.js";
 
 /** Most in-memory samples kept per queue (besides the window: an hour at one a second). */
 export const MAX_SAMPLES = 3600;
 /** Most task records or dead letters one list request returns. */
 export const MAX_LIST = 1000;
+/** Largest JSON request body. */
+const BODY_LIMIT = "64kb";
 /** The CSRF cookie's name. */
 export const CSRF_COOKIE = "celeriac_csrf";
 
@@ -75,6 +78,11 @@ export interface DashboardOptions {
   token?: string;
   /** How often the sampler reads the queues, ms (default 1000). */
   sampleMs?: number;
+  /**
+   * Longest one sample's reads may take, ms (default max(5000, 5 × `sampleMs`)): then the tick
+   * records `error: "sample timed out after N s: …"` and no new read starts until that one settles.
+   */
+  sampleTimeoutMs?: number;
   /** How often Queues, worker pods and Events are read from `kube`, ms (default 5000; dashboard/kube-reader.ts). */
   kubeIntervalMs?: number;
   /** How long a worker inspection waits for replies, ms (default 1000). */
@@ -202,6 +210,8 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   if (allow && auth === "kubernetes" && !o.kube) throw new Error("--auth kubernetes needs the Kubernetes API (--kubeconfig, KUBECONFIG, in-cluster or ~/.kube/config) to review tokens");
   const token = allow && auth === "token" ? (o.token ?? randomBytes(32).toString("hex")) : undefined;
   const sampleMs = o.sampleMs ?? 1000;
+  const sampleTimeoutMs = o.sampleTimeoutMs ?? defaultSampleTimeoutMs(sampleMs);
+  if (!Number.isFinite(sampleTimeoutMs) || sampleTimeoutMs <= 0) throw new Error(`sampleTimeoutMs: ${sampleTimeoutMs} is not a positive number of ms`);
   const inspectTimeoutMs = o.inspectTimeoutMs ?? 1000;
   const log = o.logger;
 
@@ -217,51 +227,83 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   let cannotList = false;
   let closed = false;
 
-  const tick = async () => {
-    try {
-      // a minted credential may not list the account's streams: it keeps the queues it was given (and stops asking)
-      if (ticks++ % 5 === 0 && !cannotList) {
-        queues = await listQueues(s.jsm, s.namespace).catch((err: unknown) => {
-          if (!isPermissionViolation(err) || queues.length === 0) throw err;
-          cannotList = true;
-          return queues;
-        });
-      }
-      const names = queues.map((q) => queueNames(s.namespace, q));
-      const [reports, readings] = await Promise.all([
-        readQueueReports(s.jsm, (q) => s.kv(q), names),
-        Promise.all(names.map((n) => readCounters(s.jsm, n))),
-      ]);
-      const items: QueueTickItem[] = reports;
-      const now = Date.now();
-      items.forEach((it, i) => {
-        const cur = readings[i]!;
-        const prev = counters.get(it.queue);
-        counters.set(it.queue, cur);
-        const r = prev ? ratesBetween(prev, cur) : undefined;
-        if (prev && r) {
-          it.ratePerSecond = r.settled;
-          it.sampleSeconds = Math.round(cur.at - prev.at) / 1000;
-          it.failedPerSecond = r.failed;
-          if (r.started !== undefined) it.startedPerSecond = r.started;
-        }
-        let h = history.get(it.queue);
-        if (!h) history.set(it.queue, (h = []));
-        const sample: QueueSample = { t: now, backlog: it.backlog, inFlight: it.inFlight, dead: it.dead, ...(r ? { rate: r.settled, failed: r.failed, ...(r.started !== undefined ? { started: r.started } : {}) } : {}) };
-        h.push(sample);
-        store.add(it.queue, sample);
-        let old = 0;
-        while (old < h.length && h[old]!.t < now - windowMs) old++;
-        if (h.length - old > Math.max(MAX_SAMPLES, Math.ceil(windowMs / sampleMs))) old = h.length - Math.max(MAX_SAMPLES, Math.ceil(windowMs / sampleMs));
-        if (old > 0) h.splice(0, old);
+  /** What the read in flight is waiting for, for the timeout's message. */
+  let stage = "";
+  /** Reads the queues once and records the tick; throws when a read fails. */
+  const sample = async () => {
+    // a minted credential may not list the account's streams: it keeps the queues it was given (and stops asking)
+    if (ticks++ % 5 === 0 && !cannotList) {
+      stage = "listing the namespace's queues";
+      queues = await listQueues(s.jsm, s.namespace).catch((err: unknown) => {
+        if (!isPermissionViolation(err) || queues.length === 0) throw err;
+        cannotList = true;
+        return queues;
       });
-      lastTick = { at: new Date(now).toISOString(), namespace: s.namespace, items };
-    } catch (err) {
+    }
+    const names = queues.map((q) => queueNames(s.namespace, q));
+    stage = `reading ${names.length} queue(s) (streams, consumers, results buckets)`;
+    const [reports, readings] = await Promise.all([
+      readQueueReports(s.jsm, (q) => s.kv(q), names),
+      Promise.all(names.map((n) => readCounters(s.jsm, n))),
+    ]);
+    const items: QueueTickItem[] = reports;
+    const now = Date.now();
+    items.forEach((it, i) => {
+      const cur = readings[i]!;
+      const prev = counters.get(it.queue);
+      counters.set(it.queue, cur);
+      const r = prev ? ratesBetween(prev, cur) : undefined;
+      if (prev && r) {
+        it.ratePerSecond = r.settled;
+        it.sampleSeconds = Math.round(cur.at - prev.at) / 1000;
+        it.failedPerSecond = r.failed;
+        if (r.started !== undefined) it.startedPerSecond = r.started;
+      }
+      let h = history.get(it.queue);
+      if (!h) history.set(it.queue, (h = []));
+      const point: QueueSample = { t: now, backlog: it.backlog, inFlight: it.inFlight, dead: it.dead, ...(r ? { rate: r.settled, failed: r.failed, ...(r.started !== undefined ? { started: r.started } : {}) } : {}) };
+      h.push(point);
+      store.add(it.queue, point);
+      let old = 0;
+      while (old < h.length && h[old]!.t < now - windowMs) old++;
+      if (h.length - old > Math.max(MAX_SAMPLES, Math.ceil(windowMs / sampleMs))) old = h.length - Math.max(MAX_SAMPLES, Math.ceil(windowMs / sampleMs));
+      if (old > 0) h.splice(0, old);
+    });
+    lastTick = { at: new Date(now).toISOString(), namespace: s.namespace, items };
+  };
+  /** The read in flight (never two): started by a tick, awaited by the next ones while it lasts. */
+  let reading: { startedAt: number; done: Promise<unknown>; timedOut: boolean } | undefined;
+  /**
+   * One tick: starts a read (unless one is still in flight), waits for it until `sampleTimeoutMs`
+   * after it started (at least one `sampleMs` when that has passed), records an error on failure or
+   * timeout, and sends the tick to every page.
+   */
+  const tick = async () => {
+    if (!reading) {
+      const r = { startedAt: Date.now(), done: Promise.resolve() as Promise<unknown>, timedOut: false };
+      r.done = sample().then(() => undefined, (err: unknown) => ({ err })).finally(() => {
+        if (reading === r) reading = undefined;
+        if (r.timedOut) log?.warn({ afterMs: Date.now() - r.startedAt }, "Dashboard sample answered after its timeout");
+      });
+      reading = r;
+    }
+    const r = reading;
+    const wait = Math.max(r.startedAt + sampleTimeoutMs - Date.now(), r.timedOut ? sampleMs : 0);
+    let timer: NodeJS.Timeout | undefined;
+    const out = await Promise.race([r.done, new Promise((res) => (timer = setTimeout(() => res("timeout"), wait)))]);
+    clearTimeout(timer);
+    if (out === "timeout") {
+      const msg = `sample timed out after ${seconds(sampleTimeoutMs)} s: no answer from NATS while ${stage}; the figures are those of ${lastTick.at}`;
+      lastTick = { ...lastTick, error: msg };
+      if (!r.timedOut) log?.warn({ timeoutMs: sampleTimeoutMs, stage }, "Dashboard sample timed out: no new read starts until this one answers");
+      r.timedOut = true;
+    } else if (out && typeof out === "object" && "err" in out) {
+      const err = (out as { err: unknown }).err;
       lastTick = { ...lastTick, error: (err as Error).message };
       log?.warn({ err }, "Dashboard sample failed");
     }
     const data = `event: queues\ndata: ${JSON.stringify(lastTick)}\n\n`;
-    for (const r of streams) r.write(data);
+    for (const w of streams) w.write(data);
   };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
@@ -293,7 +335,13 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   app.use("/static", express.static(staticDir(), { index: false }));
   app.use("/vendor/uplot", express.static(uplotDir(), { index: false }));
   app.use("/vendor/cytoscape", cytoscapeStatic());
-  app.use(express.json({ limit: "64kb" }));
+  // a read-only dashboard refuses every POST under /api before reading its body
+  app.post(/^\/api\//, (req, res, next) => {
+    if (allow) return next();
+    log?.warn({ path: req.path, status: 403 }, "Dashboard action refused");
+    res.status(403).json({ error: "this dashboard is read-only: start it with --allow-actions to act" });
+  });
+  app.use(express.json({ limit: BODY_LIMIT }));
 
   const api = express.Router();
   const wrap = (f: (req: Request, res: Response) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
@@ -362,7 +410,9 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
   // workers: inspect's ping, active and registered shapes, from one request per queue
   api.get("/workers", wrap(async () => {
-    const per = await Promise.all(queues.map(async (q) => ({ q, i: await inspectQueue(s.nc, await s.kv(q), controlSubject(s.namespace, q), "ping", inspectTimeoutMs) })));
+    const per = await withDeadline(Promise.all(queues.map(async (q) => ({ q, i: await inspectQueue(s.nc, await s.kv(q), controlSubject(s.namespace, q), "ping", inspectTimeoutMs) }))), inspectTimeoutMs + 5000, "inspect the workers").catch((err: unknown) => {
+      throw err instanceof Error && err.name === "DeadlineError" ? new HttpError(504, `${err.message} (NATS did not answer)`) : err;
+    });
     const rows = per.flatMap(({ q, i }) => workerRows(q, i));
     return { ping: { items: pingItems(rows) }, active: { items: activeItems(rows) }, registered: { items: registeredItems(rows) }, stale: per.reduce((n, { i }) => n + i.stale, 0) };
   }));
@@ -477,6 +527,17 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   app.use((_req, res) => {
     res.status(404).type("text/plain").send("not found");
   });
+  // anything else (a body that is not JSON, …): JSON, never Express's HTML page with a stack
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    void _next;
+    const a = errorAnswer(err, BODY_LIMIT);
+    if (a.internal) log?.error({ err, path: req.path }, "Dashboard request failed");
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(a.status).json(a.body);
+  });
 
   const address = o.address ?? "127.0.0.1";
   const server: Server = await new Promise((resolve, reject) => {
@@ -495,7 +556,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
         clearTimeout(timer);
         kube.close();
         await running;
-        await store.flush();
+        await withDeadline(store.flush(), 5000, "flush the history store").catch((err: unknown) => log?.warn({ err }, "Dashboard history not flushed on close"));
         for (const r of streams) r.end();
         streams.clear();
         await new Promise<void>((r) => {

@@ -18,7 +18,7 @@ export interface LoadKubeConfigOptions {
  * Loads a KubeConfig: `--kubeconfig` path, else `$KUBECONFIG`, else the in-cluster service account
  * (when `KUBERNETES_SERVICE_HOST` is set), else `~/.kube/config`.
  *
- * @throws Error `load kubeconfig <path>` (with `cause`) when the file cannot be read or parsed, or
+ * @throws Error `load kubeconfig <path>: <the cause's message>` (with `cause`, e.g. ENOENT) when the file cannot be read or parsed, or
  *   `load kubeconfig` when no source yields a current cluster
  */
 export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
@@ -30,7 +30,7 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions = {}): KubeConfig {
     else if (env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
     else kc.loadFromDefault();
   } catch (cause) {
-    throw new Error(`load kubeconfig ${file ?? ""}`.trim(), { cause });
+    throw new Error(`load kubeconfig${file ? ` ${file}` : ""}: ${(cause as Error).message}`, { cause });
   }
   if (!kc.getCurrentCluster()) throw new Error(`load kubeconfig ${file ?? ""}: no current cluster`.trim());
   return kc;

@@ -62,18 +62,19 @@ export function register(program: Command): void {
       const kt = await kubeTarget(f.kubeconfig, process.env, f.devDir);
       // the dashboard shows every queue of the namespace: CELERIAC_QUEUE does not narrow it
       delete process.env.CELERIAC_QUEUE;
-      const s = await openOps({ ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.nats ? { nats: f.nats } : {}), ...(f.devDir ? { devDir: f.devDir } : {}) }, { name: "celeriac-dashboard", allowNoQueues: true });
-      const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL ?? "warn" }, pino.destination(2));
+      const s = await openOps({ ...(f.namespace ? { namespace: f.namespace } : {}), ...(f.nats ? { nats: f.nats } : {}), ...(f.devDir ? { devDir: f.devDir } : {}) }, { name: "celeriac-dashboard", allowNoQueues: true, reconnect: true });
+      // info by default: the actions (who did what) are logged at info; nothing logs at info per tick
+      const logger = pino({ level: process.env.CELERIAC_LOG_LEVEL || "info" }, pino.destination(2));
       let d;
       try {
-        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, auth: f.auth, ...(token ? { token } : {}), ...(kt ? { kube: kt.kube } : {}), history, logger });
+        d = await startDashboard({ session: s, port: f.port, address: f.address, allowActions: f.allowActions === true, auth: f.auth, ...(token ? { token } : {}), ...(kt.kube ? { kube: kt.kube } : {}), history, logger });
       } catch (err) {
         await s.close();
         throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });
       }
       console.log(`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`);
       if (s.queues.length === 0) console.log(`No queues in namespace "${s.namespace}" yet: they show up within 5 s of being created (kubectl apply -f a Queue)`);
-      console.log(kt ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : "Kubernetes API: none found (no --kubeconfig, KUBECONFIG, local platform, service account or ~/.kube/config); pages that need it say so");
+      console.log(kt.kube ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : `Kubernetes API: ${kt.reason}; pages that need it say so`);
       if (f.allowActions && f.auth === "kubernetes") console.log("Actions allowed, authorised by each user's Kubernetes token (TokenReview and SubjectAccessReview; see docs/dashboard.md for the verbs)");
       else if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
       else console.log("Read-only (start with --allow-actions to revoke, pause, resume, purge and replay)");

@@ -6,7 +6,7 @@
 // its NATS routes keep answering. Then headless Chromium shows the Workers page's pod table and
 // autoscaler decisions and the Overview's columns from the Queue resources.
 import { after, before, describe, it } from "node:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -65,8 +65,20 @@ describe("pure mappings of the Kubernetes reader", () => {
       const file = join(dir, "kubeconfig");
       writeKubeconfig(file, "http://127.0.0.1:1");
       const t = await kubeTarget(undefined, { KUBECONFIG: `${join(dir, "missing")}:${file}` }, join(dir, "no-dev"));
-      assert.deepEqual([t?.source, t?.file, t?.kube.getCurrentCluster()?.server], ["KUBECONFIG", file, "http://127.0.0.1:1"]);
-      assert.equal(await kubeTarget(undefined, { KUBECONFIG: join(dir, "missing") }, join(dir, "no-dev")), undefined);
+      assert.ok(t.kube);
+      assert.deepEqual([t.source, t.file, t.kube.getCurrentCluster()?.server], ["KUBECONFIG", file, "http://127.0.0.1:1"]);
+      // a set KUBECONFIG whose files all miss means no Kubernetes API, even with a running local platform
+      const devDir = join(dir, "dev");
+      mkdirSync(devDir);
+      writeKubeconfig(join(devDir, "kubeconfig"), "http://127.0.0.1:2");
+      writeFileSync(join(devDir, "state.json"), JSON.stringify({ ready: true, pid: process.pid }));
+      const dev = await kubeTarget(undefined, {}, devDir);
+      assert.equal(dev.kube ? dev.source : undefined, "dev", "the fixture is a running local platform");
+      const none = await kubeTarget(undefined, { KUBECONFIG: `${join(dir, "missing")}:${join(dir, "gone")}` }, devDir);
+      assert.equal(none.kube, undefined);
+      assert.equal("reason" in none ? none.reason : "", `KUBECONFIG names no existing file (${join(dir, "missing")}:${join(dir, "gone")})`);
+      // --kubeconfig naming a missing file says why
+      await assert.rejects(kubeTarget(join(dir, "missing"), {}, devDir), new RegExp(`load kubeconfig ${join(dir, "missing").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: .*ENOENT`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
