@@ -13,10 +13,12 @@ describe("when worker processes are killed or signalled", () => {
   let client: CeleriacClient;
   const dir = mkdtempSync(join(tmpdir(), "celeriac-proc-"));
   const children: WorkerChild[] = [];
-  const start = async (queue: string, log: string, flags: string[] = []) => {
+  /** Starts a worker child and waits for "Worker started"; with `mayDie`, also for its exit (a poison task can kill it before that line). */
+  const start = async (queue: string, log: string, flags: string[] = [], mayDie = false) => {
     const w = startWorkerChild(srv.url, queue, log, ["--ack-wait-seconds", "1", ...flags]);
     children.push(w);
-    await workerStarted(w);
+    if (mayDie) await Promise.race([workerStarted(w).catch(() => undefined), w.exited]);
+    else await workerStarted(w);
     return w;
   };
   before(async () => {
@@ -53,7 +55,8 @@ describe("when worker processes are killed or signalled", () => {
     const h = await client.enqueue("test.poison", [], {}, { queue, retry: { maxAttempts: 2 } });
     let rec;
     for (let i = 0; i < 5 && !rec; i++) {
-      const w = await start(queue, log);
+      // the redelivered poison task may kill a worker before it logs "Worker started"
+      const w = await start(queue, log, [], true);
       const outcome = await Promise.race([w.exited.then(() => "died"), h.record().then(async function poll(): Promise<string> {
         const r = await h.record();
         if (r?.status.deadLettered) return "dead";
