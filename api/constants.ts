@@ -112,6 +112,8 @@ export const REASONS = {
   UnknownTask: "UnknownTask",
   TimedOut: "TimedOut",
   Revoked: "Revoked",
+  /** Task condition Succeeded=False: its message was removed by `celeriac queue purge` before any worker took it. */
+  Purged: "Purged",
   Expired: "Expired",
   ArgsTooLarge: "ArgsTooLarge",
   InvalidMessage: "InvalidMessage",

@@ -116,6 +116,14 @@ export const QUEUE_SETTINGS_KEY = "queue.settings";
  */
 export const QUEUE_PAUSED_KEY = "queue.paused";
 
+/**
+ * Key, in a queue's results bucket, of the queue's last purge notice (`QueuePurged`,
+ * api/queue-ops.ts): written by `celeriac queue purge` (and the dashboard's purge) after it recorded
+ * the removed tasks Cancelled; watched by the operator, which then ends the Task resources whose
+ * message was purged Cancelled (their workers never see them). Task ids never contain `.`.
+ */
+export const QUEUE_PURGED_KEY = "queue.purged";
+
 /** Pattern of a registered task (handler) name, e.g. `reports.generate`, `emails:send`. */
 export const TASK_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_.:-]*$";
 /** Pattern of a queue name (DNS-1123 label). */

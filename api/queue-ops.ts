@@ -118,5 +118,31 @@ export const QueuePauseOutputSchema = Type.Object(
 /** `queue pause|resume -o json`. */
 export type QueuePauseOutput = Static<typeof QueuePauseOutputSchema>;
 
+/** Version of the `queue.purged` value; bumped only on an incompatible change. */
+export const QUEUE_PURGED_VERSION = 1;
+
+/**
+ * The `queue.purged` value (key `QUEUE_PURGED_KEY`, api/naming.ts), version 1: the last purge that
+ * removed tasks. `at` is RFC 3339 (UTC), written after the removed tasks were recorded Cancelled;
+ * `removed` the number of tasks it removed. Unknown fields are ignored.
+ */
+export interface QueuePurged {
+  v: 1;
+  at: string;
+  removed: number;
+}
+
+/**
+ * Parses a `queue.purged` value. Never throws.
+ * @returns the notice, or `{error}` when the value is not JSON, of another version, or has no valid `at`
+ */
+export function parseQueuePurged(data: Uint8Array | string): { purged: QueuePurged } | { error: string } {
+  const parsed = parseVersionedJson(data, QUEUE_PURGED_VERSION);
+  if ("error" in parsed) return parsed;
+  const v = (parsed.value ?? {}) as Partial<QueuePurged>;
+  if (typeof v !== "object" || typeof v.at !== "string" || Number.isNaN(Date.parse(v.at))) return { error: "at: must be an RFC 3339 time" };
+  return { purged: { v: 1, at: v.at, removed: typeof v.removed === "number" ? v.removed : 0 } };
+}
+
 /** The error recorded on a task removed by `queue purge` (phase Cancelled). */
 export const PURGED_ERROR = Object.freeze({ type: "CancelledError", message: "purged from the queue before it started (celeriac queue purge)" });

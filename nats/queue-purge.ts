@@ -19,14 +19,19 @@
  * Held tasks of a flow-controlled queue sit unacked in the operator's dispatcher, which would still
  * release its copy of a deleted message: each one also gets its `revoked.<id>` marker, on which the
  * dispatcher releases it at once and a worker acks it as Cancelled without running it.
+ *
+ * A purge that removed tasks ends by writing the queue's purge notice (`QUEUE_PURGED_KEY`): no
+ * worker ever sees a purged message, so the operator, which watches that key, ends the Task
+ * resources still Queued whose record is now Cancelled (operator/task/purge-notices.ts). Each
+ * removed task's record keeps its message's origin (a Task's name and uid), as a worker's would.
  */
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { heldNames } from "../api/flow.js";
 import { eachLimited } from "../api/limited.js";
-import { HEADERS, parseTaskMessage, type TaskRecord } from "../api/message.js";
-import { REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
-import { PURGED_ERROR } from "../api/queue-ops.js";
+import { HEADERS, parseTaskMessage, type TaskMessage, type TaskRecord } from "../api/message.js";
+import { QUEUE_PURGED_KEY, REVOKED_PREFIX, type QueueNames } from "../api/naming.js";
+import { PURGED_ERROR, QUEUE_PURGED_VERSION, type QueuePurged } from "../api/queue-ops.js";
 import { isConsumerNotFound, isStreamNotFound } from "./queue-resources.js";
 import { cancelIfNotStarted } from "./task-publish.js";
 
@@ -95,16 +100,17 @@ export async function purgeable(jsm: JetStreamManager, names: QueueNames, o: { d
   }
 }
 
-/** A deleted message's task: its id (body, else Nats-Msg-Id) and name. */
+/** A deleted message's task: its id (body, else Nats-Msg-Id), name and origin (body only). */
 interface Removed {
   seq: number;
   id: string | undefined;
   task: string | undefined;
+  origin?: TaskMessage["origin"];
 }
 
 function identify(m: StoredMsg): Removed {
   const p = parseTaskMessage(m.data);
-  if (p.ok) return { seq: m.seq, id: p.message.id, task: p.message.task };
+  if (p.ok) return { seq: m.seq, id: p.message.id, task: p.message.task, origin: p.message.origin };
   return { seq: m.seq, id: m.header?.get(HEADERS.msgId) || undefined, task: m.header?.get(HEADERS.task) || undefined };
 }
 
@@ -168,7 +174,8 @@ async function hasStarted(kv: KV, id: string): Promise<boolean> {
  * @param kv the queue's results bucket
  * @returns what was removed, and how many queued tasks workers took meanwhile
  * @throws Error "purge <stream>: …" when a JetStream or KV request fails (what was removed before
- *   stays removed and recorded)
+ *   stays removed and recorded); "purge: write queue.purged: …" when the notice cannot be written
+ *   (the tasks are removed and recorded; their Task resources stay Queued until a later purge's notice)
  */
 export async function purgeQueue(jsm: JetStreamManager, kv: KV, names: QueueNames, o: PurgeOptions = {}): Promise<PurgeResult> {
   const t = { queue: names.queue, namespace: names.namespace };
@@ -192,7 +199,7 @@ export async function purgeQueue(jsm: JetStreamManager, kv: KV, names: QueueName
     }
   };
   const cancel = (rs: Removed[]) =>
-    eachLimited(rs.filter((r) => r.id !== undefined), 32, async (r) => void (await cancelIfNotStarted(kv, t, r.id!, PURGED_ERROR, r.task)));
+    eachLimited(rs.filter((r) => r.id !== undefined), 32, async (r) => void (await cancelIfNotStarted(kv, t, r.id!, PURGED_ERROR, r.task, r.origin)));
 
   const delayedStream = names.delayedStream;
   const removedDelayed = o.delayed ? add(await step(delayedStream, () => deleteAll(jsm, delayedStream))) : 0;
@@ -206,6 +213,14 @@ export async function purgeQueue(jsm: JetStreamManager, kv: KV, names: QueueName
   const before = removed.length;
   add(work.removed);
   await step(names.stream, () => cancel(removed.slice(before)));
+  if (removed.length > 0) {
+    const notice: QueuePurged = { v: QUEUE_PURGED_VERSION, at: new Date().toISOString(), removed: removed.length };
+    try {
+      await kv.put(QUEUE_PURGED_KEY, JSON.stringify(notice));
+    } catch (err) {
+      throw new Error(`purge: write ${QUEUE_PURGED_KEY}: ${(err as Error).message}`, { cause: err });
+    }
+  }
   return {
     removed: removed.length,
     removedDelayed,

@@ -139,16 +139,18 @@ export async function revokeTask(kv: KV, t: { queue: string; namespace: string }
  * @param kv the queue's results bucket
  * @param t the task's queue and namespace (for a record that does not exist yet)
  * @param task the task name, when known, for a record that does not exist yet
+ * @param origin the task's origin (its message's), when known, for a record that does not exist yet
+ *   (default `{kind: "Client"}`)
  * @returns true when this call wrote the Cancelled record; false when the task had started or ended,
  *   or a concurrent write won. Never throws for a lost race; throws the nats.js error of the get.
  */
-export async function cancelIfNotStarted(kv: KV, t: { queue: string; namespace: string }, id: string, error: TaskError, task?: string): Promise<boolean> {
+export async function cancelIfNotStarted(kv: KV, t: { queue: string; namespace: string }, id: string, error: TaskError, task?: string, origin?: TaskRecord["origin"]): Promise<boolean> {
   const now = () => new Date().toISOString();
   const e = await kv.get(id);
   const cancelled = (base: TaskRecord | undefined): string =>
     JSON.stringify(
       taskRecord(
-        { id, task: base?.task ?? task ?? "", queue: t.queue, namespace: t.namespace, origin: base?.origin ?? { kind: "Client" } },
+        { id, task: base?.task ?? task ?? "", queue: t.queue, namespace: t.namespace, origin: base?.origin ?? origin ?? { kind: "Client" } },
         { ...(base?.status ?? {}), phase: "Cancelled", completionTime: now(), error: { ...error } },
         now(),
       ),

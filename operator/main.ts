@@ -37,6 +37,7 @@ import {
 import { ScheduleReconciler } from "./schedule/schedule-reconciler.js";
 import { TenantTaskPublisher } from "./task/task-publisher.js";
 import { TaskReconciler } from "./task/task-reconciler.js";
+import { PurgeNotices } from "./task/purge-notices.js";
 import { tasksWaitingOnNats, waitingTasks } from "./task/waiting-tasks.js";
 import { StepNotices, WorkflowReconciler } from "./workflow/index.js";
 
@@ -194,9 +195,12 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   // On a NATS reconnect, Tasks waiting on NATS publish at once instead of at their next back-off.
   let onNatsReconnect = () => {};
   const publisher = new TenantTaskPublisher(tenants, { onReconnect: () => onNatsReconnect() });
+  // A queue purge's notice: the queue's Queued Tasks are reconciled (a purged one ends Cancelled).
+  let onQueuePurged = (_ns: string, _queue: string) => {};
+  const purgeNotices = new PurgeNotices({ bucket: (ns, q) => bucket(ns, q), log, onPurge: (ns, q) => onQueuePurged(ns, q) });
   const taskReconciler = new TaskReconciler({
     kc, getTask: (ns, name) => tasks.get(ns, name), getQueue: (ns, name) => queues.get(ns, name),
-    publisher, events,
+    publisher, events, purges: purgeNotices,
   });
   // Workflows: results buckets opened once per namespace connection and queue
   const buckets = new Map<string, Promise<KV>>();
@@ -261,6 +265,9 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
   ];
 
   const taskController = controllers[1]!;
+  onQueuePurged = (ns, q) => {
+    for (const t of tasks.list(ns)) if (t.spec.queue === q && t.status?.phase === "Queued") taskController.enqueue({ namespace: ns, name: t.metadata.name });
+  };
   const workflowController = controllers[2]!;
   workflowReconciler.onChange = (key) => workflowController.enqueue(key);
   onNatsReconnect = () => {
@@ -325,6 +332,7 @@ export async function startOperator(config: OperatorConfig, log: Logger = pino({
         ["stop controllers", () => Promise.all(controllers.map((c) => c.stop()))],
         ["stop informers", () => Promise.all(informers.map((i) => i.stop()))],
         ["stop the workflow step-notice watches", async () => stepNotices.stop()],
+        ["stop the queue purge-notice watches", async () => purgeNotices.stop()],
         ["stop the queue reconciler", () => queueReconciler.stop()],
         ["release lease", async () => elector?.stop({ release: true })],
         ["drain the tenants' NATS connections", () => tenants.close()],

@@ -7,7 +7,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { heldNames } from "../../api/flow.js";
-import type { TaskMessage } from "../../api/message.js";
+import type { TaskMessage, TaskRecord } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
 import { publishTaskMessage, revokeTask } from "../../nats/task-publish.js";
 import { isStreamNotFound } from "../../nats/queue-resources.js";
@@ -109,6 +109,21 @@ export class JetStreamTaskPublisher implements TaskPublisher {
     return false;
   }
 
+  /**
+   * Task `id`'s record in the queue's results bucket (undefined when it has none, or the bucket does not exist).
+   * @throws Error "read results bucket <name>" when the bucket cannot be read
+   */
+  async record(namespace: string, queue: string, id: string): Promise<TaskRecord | undefined> {
+    const bucket = queueNames(namespace, queue).resultsBucket;
+    try {
+      const e = await (await this.#bucket(bucket)).get(id);
+      return e && e.operation === "PUT" ? e.json<TaskRecord>() : undefined;
+    } catch (err) {
+      if (isStreamNotFound(err)) return undefined;
+      throw new Error(`read results bucket ${bucket}`, { cause: err });
+    }
+  }
+
   /** @throws Error when the results bucket cannot be opened or written */
   async revoke(namespace: string, queue: string, id: string): Promise<void> {
     await revokeTask(await this.#bucket(queueNames(namespace, queue).resultsBucket), { namespace, queue }, id);
@@ -206,6 +221,11 @@ export class TenantTaskPublisher implements TaskPublisher {
   /** As {@link JetStreamTaskPublisher.revoke}; also throws when the namespace's connection cannot be opened. */
   async revoke(namespace: string, queue: string, id: string): Promise<void> {
     return (await this.#for(namespace)).revoke(namespace, queue, id);
+  }
+
+  /** As {@link JetStreamTaskPublisher.record}; also throws when the namespace's connection cannot be opened. */
+  async record(namespace: string, queue: string, id: string): Promise<TaskRecord | undefined> {
+    return (await this.#for(namespace)).record(namespace, queue, id);
   }
 
   /** As {@link JetStreamTaskPublisher.confirmUnique}; also throws when the namespace's connection cannot be opened. */

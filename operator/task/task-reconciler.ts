@@ -23,7 +23,11 @@
  * in the work or delay stream) — found means published, so the status is confirmed without publishing.
  * The lock on the status write keeps a worker's Running from being overwritten by our Queued.
  * The operator writes its part of the status (phase until Queued, the Accepted condition) with
- * server-side apply as FIELD_MANAGERS.operator; workers write every later status themselves.
+ * server-side apply as FIELD_MANAGERS.operator; workers write every later status themselves — except
+ * for a Task whose message was removed by `celeriac queue purge` (no worker ever sees it): after the
+ * queue's purge notice (purge-notices.ts), a Queued Task created before the purge whose results-bucket
+ * record is Cancelled is ended Cancelled by the operator, Succeeded=False reason Purged (or Revoked
+ * when a revoke recorded it first), locked on resourceVersion so a worker's Running wins.
  */
 import { clearTaskWaiting, hasStaleWaiting } from "./task-waiting.js";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -31,7 +35,8 @@ import { CONDITION_TYPES, FIELD_MANAGERS, FINALIZERS, PUBLISH_INTENT_ANNOTATION,
 import { DEFAULT_DUPLICATE_WINDOW } from "../../api/defaults.js";
 import { getCondition, setCondition } from "../../api/conditions.js";
 import { FLOW_TASK_REASONS, type UniqueSpec } from "../../api/flow.js";
-import type { TaskMessage } from "../../api/message.js";
+import type { TaskMessage, TaskRecord } from "../../api/message.js";
+import { PURGED_ERROR } from "../../api/queue-ops.js";
 import { CELERIAC_TYPES, type Queue, type Task } from "../../api/objects.js";
 import type { TaskStatus } from "../../api/task.js";
 import { InvalidTaskMessageError, argsTooLarge, newTaskMessage, taskMessageInput, type NewTaskMessageInput } from "../../api/task-message.js";
@@ -60,7 +65,27 @@ export interface TaskPublisher {
   claimUnique(msg: TaskMessage, unique: UniqueClaimSpec): Promise<UniqueClaim>;
   /** After the PubAck of a task with `unique`: marks it published in its lock (`confirmUnique` of nats/unique.ts). */
   confirmUnique(msg: TaskMessage): Promise<void>;
+  /**
+   * Task `id`'s record in its queue's results bucket, or undefined when it has none. Optional: without
+   * it purged Tasks are not ended (see the file comment).
+   * @throws Error when the bucket cannot be read
+   */
+  record?(namespace: string, queue: string, id: string): Promise<TaskRecord | undefined>;
 }
+
+/** The queue purge notices the reconciler consults (purge-notices.ts `PurgeNotices`). */
+export interface PurgeNoticeSource {
+  /** Starts watching the queue's purge notice (idempotent). */
+  watch(namespace: string, queue: string): void;
+  /** The queue's last purge notice time, epoch ms, or undefined when none was seen. */
+  lastPurgeMs(namespace: string, queue: string): number | undefined;
+}
+
+/**
+ * Clock skew allowed between a purge's notice time (the purging shell's clock) and a Task's
+ * creationTimestamp (the API server's), ms: a Task created up to this long after the notice is still checked.
+ */
+export const PURGE_SKEW_MS = 60_000;
 
 /** A singleton lock request: the message's `unique` (key, policy resolved; default Reject). */
 export type UniqueClaimSpec = Required<UniqueSpec>;
@@ -76,6 +101,8 @@ export interface TaskReconcilerDeps {
   getQueue(namespace: string, name: string): Queue | undefined;
   publisher: TaskPublisher;
   events: EventSink;
+  /** Queue purge notices: with them (and `publisher.record`), purged Queued Tasks end Cancelled. */
+  purges?: PurgeNoticeSource;
   now?: () => Date;
   /** Random number in [0, 1) for back-off jitter (tests). */
   random?: () => number;
@@ -208,9 +235,11 @@ export class TaskReconciler implements ObjectReconciler {
    * A Queued (or running) Task: its message is in the stream. When its Queue is deleted while it
    * still waits (phase Queued), it says so: Accepted=False reason QueueDeleted and a Warning Event.
    */
-  async #inFlight({ task, namespace, ref, ctx }: Call): Promise<ReconcileResult> {
+  async #inFlight(c: Call): Promise<ReconcileResult> {
+    const { task, namespace, ref, ctx } = c;
     this.#backoff.delete(task.metadata.uid ?? "");
     if (task.status?.phase !== "Queued") return {};
+    if (await this.#purged(c)) return {};
     const queue = this.#d.getQueue(namespace, task.spec.queue);
     if (queue && !queue.metadata.deletionTimestamp) return {};
     const accepted = getCondition(task.status.conditions, CONDITION_TYPES.Task.Accepted);
@@ -220,6 +249,56 @@ export class TaskReconciler implements ObjectReconciler {
     this.#d.events.event(task, "Warning", REASONS.QueueDeleted, message);
     ctx.log.warn({ queue: task.spec.queue }, "Marked queued task whose queue was deleted");
     return {};
+  }
+
+  /**
+   * A Queued Task whose queue was purged after it was created (a purge notice, purge-notices.ts) and
+   * whose results-bucket record is Cancelled: its message is gone, no worker will write it, so it is
+   * ended here — phase Cancelled with the record's completionTime and error, Accepted kept,
+   * Succeeded=False reason Purged (Revoked when the record's error is not the purge's) — locked on
+   * the resourceVersion read (a worker's Running written meanwhile wins: 409, read again). Idempotent:
+   * a terminal Task is never reconciled here again.
+   * @returns true when it wrote the Task (or lost the lock), false when the Task is not purged
+   * @throws Error when the record cannot be read or the API write fails (the controller retries)
+   */
+  async #purged({ task, namespace, ref, uid, ctx }: Call): Promise<boolean> {
+    const purges = this.#d.purges;
+    if (!purges || !this.#d.publisher.record) return false;
+    const queue = task.spec.queue;
+    purges.watch(namespace, queue);
+    const last = purges.lastPurgeMs(namespace, queue);
+    const created = Date.parse(task.metadata.creationTimestamp ?? "");
+    if (last === undefined || (!Number.isNaN(created) && last < created - PURGE_SKEW_MS)) return false;
+    const rec = await this.#d.publisher.record(namespace, queue, uid);
+    if (rec?.status.phase !== "Cancelled") return false;
+    const purged = rec.status.error?.type === PURGED_ERROR.type && rec.status.error.message === PURGED_ERROR.message;
+    const reason = purged ? REASONS.Purged : REASONS.Revoked;
+    const message = purged
+      ? `removed from queue "${queue}" by a queue purge (celeriac queue purge) before any worker took it; it will not run`
+      : `revoked before any worker took it (${rec.status.error?.message ?? "cancelled"}); its message is gone from queue "${queue}"`;
+    const accepted = getCondition(task.status?.conditions, CONDITION_TYPES.Task.Accepted);
+    const now = this.#now();
+    const status = this.#status(task, "Cancelled",
+      { status: accepted?.status === "False" ? "False" : "True", reason: accepted?.reason ?? REASONS.Queued, message: accepted?.message ?? `published to queue "${queue}"` },
+      {
+        ...(task.status?.queuedTime ? { queuedTime: task.status.queuedTime } : {}),
+        attempts: task.status?.attempts ?? 0,
+        completionTime: rec.status.completionTime ?? now.toISOString(),
+        error: { ...(rec.status.error ?? PURGED_ERROR) },
+      });
+    status.conditions = [
+      ...(status.conditions ?? []),
+      ...setCondition(undefined, { type: CONDITION_TYPES.Task.Succeeded, status: "False", reason, message, observedGeneration: task.metadata.generation }, now),
+    ];
+    try {
+      await this.#apply(ref, status, task.metadata.resourceVersion);
+    } catch (err) {
+      if (isConflict(err)) return true;
+      throw err;
+    }
+    this.#d.events.event(task, "Normal", REASONS.Cancelled, `Cancelled: ${message}`);
+    ctx.log.info({ queue, reason }, "Ended a purged task Cancelled");
+    return true;
   }
 
   /**

@@ -9,6 +9,8 @@ import type { TaskRecord } from "../../api/message.js";
 import { heldNames, heldSubject } from "../../api/flow.js";
 import { newTaskMessage } from "../../api/task-message.js";
 import { purgeQueue, purgeable } from "../../nats/queue-purge.js";
+import { QUEUE_PURGED_KEY } from "../../api/naming.js";
+import { parseQueuePurged } from "../../api/queue-ops.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { defineTask } from "../../worker/index.js";
 import { startNatsServer, waitFor, type NatsServer } from "../helpers/nats-server.js";
@@ -58,6 +60,12 @@ describe("when a queue is purged while workers take from it", { timeout: 60_000 
     const phases = await Promise.all(hs.map((h) => phase(h.id)));
     for (const [i, h] of hs.entries()) assert.equal(phases[i], purged.has(h.id) ? "Cancelled" : "Succeeded", h.id);
     assert.ok(r.removed > 0, "something was still queued");
+    // the purge notice the operator watches (it ends purged Task resources Cancelled)
+    const notice = await kv.get(QUEUE_PURGED_KEY);
+    const parsed = parseQueuePurged(notice!.value);
+    assert.ok("purged" in parsed, JSON.stringify(parsed));
+    assert.equal(parsed.purged.removed, r.removed);
+    assert.ok(Date.parse(parsed.purged.at) >= t0, "written by this purge");
   });
 
   it("removes a flow-controlled queue's held tasks and records them Cancelled", async () => {

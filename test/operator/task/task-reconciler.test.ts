@@ -2,7 +2,8 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { pino } from "pino";
 import { FIELD_MANAGERS, FINALIZERS, PUBLISH_INTENT_ANNOTATION } from "../../../api/constants.js";
-import type { TaskMessage } from "../../../api/message.js";
+import type { TaskMessage, TaskRecord } from "../../../api/message.js";
+import { PURGED_ERROR } from "../../../api/queue-ops.js";
 import { CELERIAC_TYPES, type Queue, type Task } from "../../../api/objects.js";
 import { BUILTIN_TYPES, createObject, deleteObject, getObject, isNotFound, mergePatch, patchStatus, setFinalizer } from "../../../kube/k8s-client.js";
 import { isTerminal, type ReconcileResult } from "../../../operator/runtime/index.js";
@@ -334,6 +335,98 @@ describe("when the Task reconciler runs against the in-memory API server", () =>
       assert.equal(accepted?.reason, "QueueDeleted");
       assert.match(accepted?.message ?? "", /queue "doomed" was deleted/);
       assert.deepEqual(events.filter((e) => e.startsWith("Warning/")), [`Warning/QueueDeleted: ${accepted?.message}`]);
+    });
+  });
+
+  describe("when the queue of a Queued Task is purged (a purge notice, a Cancelled record)", () => {
+    /** A reconciler with purge notices at `purgeAt` (undefined: none) and records by task id. */
+    function purgeWorld(notice: () => number | undefined) {
+      const w = world();
+      const records = new Map<string, TaskRecord>();
+      const reads: string[] = [];
+      const watched: string[] = [];
+      const streams = Object.assign(w.streams, {
+        record: (_ns: string, _q: string, id: string) => {
+          reads.push(id);
+          return Promise.resolve(records.get(id));
+        },
+      });
+      const events: string[] = [];
+      let cached: Task | undefined;
+      const rec = new TaskReconciler({
+        kc: c.kc, getTask: () => cached, publisher: streams, now: () => now,
+        getQueue: () => ({ apiVersion: "celeriac.io/v1alpha1", kind: "Queue", metadata: { name: "default", namespace: NS }, spec: {} }) as Queue,
+        events: { event: (_o, type, reason, message) => void events.push(`${type}/${reason}: ${message}`) },
+        purges: { watch: (ns, q) => void watched.push(`${ns}/${q}`), lastPurgeMs: () => notice() },
+      });
+      const run = async (name: string) => {
+        cached = await get(name);
+        return rec.reconcile({ namespace: NS, name }, ctx);
+      };
+      return { records, reads, watched, events, run };
+    }
+
+    it("ends the Task Cancelled: Succeeded=False reason Purged, the record's error and completionTime, Accepted and queuedTime kept, a Normal Event; once", async () => {
+      let purgeAt: number | undefined = undefined;
+      const p = purgeWorld(() => purgeAt);
+      await create("purged");
+      await p.run("purged");
+      await p.run("purged");
+      const queued = await get("purged");
+      assert.equal(queued.status?.phase, "Queued");
+      assert.deepEqual(p.reads, [], "no purge notice: the record is not read");
+      assert.deepEqual(p.watched, [`${NS}/default`], "the queue's purge notice is watched");
+      purgeAt = Date.now();
+      p.records.set(queued.metadata.uid!, {
+        id: queued.metadata.uid!, task: "demo.add", queue: "default", namespace: NS, origin: { kind: "Task", namespace: NS, name: "purged", uid: queued.metadata.uid },
+        status: { phase: "Cancelled", completionTime: "2026-01-01T00:00:01.000Z", error: { ...PURGED_ERROR } }, updatedAt: "2026-01-01T00:00:01.000Z",
+      });
+      await p.run("purged");
+      const t = await get("purged");
+      assert.equal(t.status?.phase, "Cancelled");
+      assert.equal(t.status?.completionTime, "2026-01-01T00:00:01.000Z");
+      assert.deepEqual(t.status?.error, PURGED_ERROR);
+      assert.equal(t.status?.queuedTime, queued.status?.queuedTime, "queuedTime kept");
+      const succeeded = t.status?.conditions?.find((x) => x.type === "Succeeded");
+      assert.deepEqual([succeeded?.status, succeeded?.reason], ["False", "Purged"]);
+      assert.match(succeeded?.message ?? "", /removed from queue "default" by a queue purge/);
+      const accepted = t.status?.conditions?.find((x) => x.type === "Accepted");
+      assert.deepEqual([accepted?.status, accepted?.reason], ["True", "Queued"]);
+      assert.deepEqual(p.events, [`Normal/Cancelled: Cancelled: ${succeeded?.message}`]);
+      await p.run("purged");
+      assert.equal((await get("purged")).metadata.resourceVersion, t.metadata.resourceVersion, "a finished Task is not written again");
+      assert.equal(p.events.length, 1);
+    });
+
+    it("leaves a Task alone when its record is not Cancelled (a worker took it) or the purge came long before the Task", async () => {
+      let purgeAt: number | undefined = Date.now();
+      const p = purgeWorld(() => purgeAt);
+      await create("taken");
+      await p.run("taken");
+      await p.run("taken");
+      const taken = await get("taken");
+      assert.equal(taken.status?.phase, "Queued", "no record: still Queued");
+      p.records.set(taken.metadata.uid!, { id: taken.metadata.uid!, task: "demo.add", queue: "default", namespace: NS, origin: { kind: "Task" }, status: { phase: "Running" }, updatedAt: "x" });
+      await p.run("taken");
+      assert.equal((await get("taken")).status?.phase, "Queued", "record Running: the worker writes the Task");
+      const reads = p.reads.length;
+      purgeAt = Date.parse(taken.metadata.creationTimestamp!) - 10 * 60_000;
+      await p.run("taken");
+      assert.equal(p.reads.length, reads, "a purge 10 min before the Task was created: its record is not read");
+      assert.deepEqual(p.events, []);
+    });
+
+    it("says Revoked when the Cancelled record is a revoke's (then the purge removed its message)", async () => {
+      const p = purgeWorld(() => Date.now());
+      await create("revoked-then-purged");
+      await p.run("revoked-then-purged");
+      await p.run("revoked-then-purged");
+      const t0 = await get("revoked-then-purged");
+      p.records.set(t0.metadata.uid!, { id: t0.metadata.uid!, task: "demo.add", queue: "default", namespace: NS, origin: { kind: "Task" }, status: { phase: "Cancelled", error: { type: "CancelledError", message: "revoked before it started" } }, updatedAt: "x" });
+      await p.run("revoked-then-purged");
+      const t = await get("revoked-then-purged");
+      assert.equal(t.status?.phase, "Cancelled");
+      assert.equal(t.status?.conditions?.find((x) => x.type === "Succeeded")?.reason, "Revoked");
     });
   });
 });
