@@ -64,7 +64,7 @@ export interface RecordFilter {
   until?: Date;
   /** Keep records of this concurrency key only (the record's `concurrencyKey`, api/message.ts). */
   concurrencyKey?: string;
-  /** Stop after this many matches. */
+  /** Keep the newest this many matches (the scan reads every record; a ring buffer of `limit` holds the last matches). */
   limit?: number;
 }
 
@@ -73,7 +73,7 @@ export interface RecordList {
   records: TaskRecord[];
   /** Records (task keys) delivered by the server and decoded. */
   scanned: number;
-  /** True when `limit` stopped the scan before the end. */
+  /** True when more than `limit` records matched (the older ones were left out). */
   truncated: boolean;
 }
 
@@ -99,25 +99,26 @@ export function matchesFilter(rec: TaskRecord, f: Pick<RecordFilter, "phases" | 
  * (`KV_<bucket>`), filtered to `$KV.<bucket>.*`: single-token keys are task ids (ids never contain
  * `.`), so the server never sends the `revoked.*`, `unique.*`, `canvas.*`, … records. Delivery is
  * last-per-subject (each key's current value once), or from `since` (server-side start time: older
- * records are never sent). Phase, task, concurrency-key and `until` filters are applied here, as records stream in; the scan
- * stops at `limit` matches. Cost: one consumer, and at most one message per task record written
- * since `since` (all of them without it), streamed in batches.
+ * records are never sent). Phase, task, concurrency-key and `until` filters are applied here, as records stream in; the
+ * last `limit` matches are kept in a ring buffer (memory: `limit` records), so the answer is the newest
+ * matches. Cost: one consumer, and one message per task record written since `since` (all of them
+ * without it), streamed in batches of 1000.
  * @param bucket the results bucket's name (`queueNames(…).resultsBucket`)
- * @returns matches in the order of their last write, oldest first
+ * @returns matches newest first (by their last write); `truncated` when older matches were left out
  */
 export async function listTaskRecords(js: JetStreamClient, jsm: JetStreamManager, bucket: string, f: RecordFilter = {}): Promise<RecordList> {
   const stream = `KV_${bucket}`;
   const subject = `$KV.${bucket}.*`;
-  const out: TaskRecord[] = [];
+  const ring: TaskRecord[] = [];
+  let matched = 0;
   const limit = f.limit ?? Number.POSITIVE_INFINITY;
   const info = await jsm.streams.info(stream);
-  if (info.state.messages === 0) return { records: out, scanned: 0, truncated: false };
+  if (info.state.messages === 0 || limit < 1) return { records: [], scanned: 0, truncated: false };
   const c = await js.consumers.get(stream, {
     filter_subjects: subject,
     ...(f.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: f.since.toISOString() } : { deliver_policy: DeliverPolicy.LastPerSubject }),
   });
   let scanned = 0;
-  let truncated = false;
   try {
     const ci = await c.info(true);
     let pending = ci.num_pending;
@@ -139,18 +140,20 @@ export async function listTaskRecords(js: JetStreamClient, jsm: JetStreamManager
         if (!rec || typeof rec !== "object" || !rec.status) continue;
         scanned++;
         if (!matchesFilter(rec, f)) continue;
-        out.push(rec);
-        if (out.length >= limit) {
-          truncated = pending > 0;
-          break;
-        }
+        if (ring.length < limit) ring.push(rec);
+        else ring[matched % limit] = rec;
+        matched++;
       }
-      if (out.length >= limit || got === 0) break;
+      if (got === 0) break;
     }
   } finally {
     await c.delete().catch(() => undefined);
   }
-  return { records: out, scanned, truncated };
+  // the ring's oldest slot is at matched % limit once it wrapped
+  const start = matched > ring.length ? matched % ring.length : 0;
+  const records = [...ring.slice(start), ...ring.slice(0, start)].reverse();
+  const truncated = matched > ring.length;
+  return { records, scanned, truncated };
 }
 
 /** Where `taskArguments` found a task's args and kwargs (api/cli-output.ts `ArgsSourceSchema`). */

@@ -330,28 +330,31 @@ async function list(f: CommonFlags & TaskListInput): Promise<void> {
       return;
     }
     process.stdout.write(renderList(format === "table" ? items : plain(items), listColumns(!s.queue), format));
-    if (truncated) console.error(`(stopped at --limit ${f.limit} before the last record; more tasks may match)`);
+    if (truncated) console.error(`(stopped at --limit ${f.limit}: these are the newest ${f.limit}; older tasks match too)`);
   });
 }
 
 /**
- * The task records of `queues` matching `f` (`tasks list`, the dashboard's task list), queue by
- * queue, `f.limit` across them all.
- * @returns the records and whether the limit stopped the scan before the last one
+ * The task records of `queues` matching `f` (`tasks list`, the dashboard's task list): the newest
+ * `f.limit` across them all, newest first (each queue's newest `f.limit`, merged by `updatedAt`).
+ * @returns the records and whether older matches were left out
  */
 export async function listTasks(s: Session, queues: readonly string[], f: RecordFilter): Promise<{ items: TaskRecord[]; truncated: boolean }> {
   const { listTaskRecords } = await import("../../nats/task-records.js");
-  const items: TaskRecord[] = [];
+  let items: TaskRecord[] = [];
   let truncated = false;
   for (const q of queues) {
-    const left = f.limit === undefined ? undefined : f.limit - items.length;
-    if (left !== undefined && left <= 0) {
-      truncated = true;
-      break;
-    }
-    const res = await listTaskRecords(s.js, s.jsm, queueNames(s.namespace, q).resultsBucket, { ...f, ...(left !== undefined ? { limit: left } : {}) });
+    const res = await listTaskRecords(s.js, s.jsm, queueNames(s.namespace, q).resultsBucket, f);
     items.push(...res.records);
     truncated ||= res.truncated;
+  }
+  if (queues.length > 1) {
+    const t = (r: TaskRecord) => { const v = Date.parse(r.updatedAt); return Number.isFinite(v) ? v : 0; };
+    items = items.map((r, i) => ({ r, i })).sort((a, b) => t(b.r) - t(a.r) || a.i - b.i).map((x) => x.r);
+  }
+  if (f.limit !== undefined && items.length > f.limit) {
+    items = items.slice(0, f.limit);
+    truncated = true;
   }
   return { items, truncated };
 }
