@@ -42,6 +42,7 @@ import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLette
 import { ACTION_PERMISSIONS, authorizeByKubernetes, type ActionPermission, type AuthMode } from "./authz.js";
 import { actionRoutes, matchingDeadLetters } from "./routes-actions.js";
 import { kubeRoutes } from "./routes-kube.js";
+import { readTaskResource, taskResourceInfo, viewOfTaskResource } from "./task-resource-view.js";
 import { cytoscapeStatic, workloadsRouter } from "./routes-workloads.js";
 import { defaultSampleTimeoutMs, errorAnswer, seconds, withDeadline } from "./bounded.js";
 
@@ -385,12 +386,24 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
 
   // tasks: `?id=` finds one (tasks get's shape); else a list (tasks list's shape)
   api.get("/tasks", wrap(async (req) => {
+    if ("id" in req.query && param(req.query.id) === undefined) throw new HttpError(400, "id: empty: give a task id or a Task resource's name");
     const id = param(req.query.id);
     if (id !== undefined) {
       if (!TASK_ID_PATTERN.test(id)) throw new HttpError(400, `task id ${JSON.stringify(id)} is invalid: task ids are 1-256 of A-Z a-z 0-9 _ = -`);
       const v = await findTaskView(withQueues(queues), id);
-      if (!v) throw new HttpError(404, `task "${id}" not found in any queue of namespace "${s.namespace}" (records expire after the queue's results TTL)`);
-      return v;
+      if (v) return v;
+      // a Task resource's name (as tasks get <name>): its uid is the task id (dashboard/task-resource-view.ts)
+      let t;
+      try {
+        t = o.kube ? await readTaskResource(o.kube, s.namespace, id) : undefined;
+      } catch (err) {
+        throw new HttpError(502, `task "${id}" has no record; reading a Task resource of that name failed: ${(err as Error).message}${(err as Error).cause ? `: ${String(((err as Error).cause as Error).message ?? (err as Error).cause)}` : ""}`);
+      }
+      if (t?.metadata.uid) {
+        const byUid = await findTaskView(withQueues(queues), t.metadata.uid);
+        return byUid ? { ...byUid, taskResource: taskResourceInfo(t) } : viewOfTaskResource(t);
+      }
+      throw new HttpError(404, `task "${id}" not found in any queue of namespace "${s.namespace}" (${queues.join(", ") || "no queues"}), and no Task resource of that name${o.kube ? "" : " (no Kubernetes API to look for one)"}: records expire after the queue's results TTL; a Task resource's task id is its uid`);
     }
     const state = param(req.query.state);
     if (state !== undefined && !(TASK_PHASES as readonly string[]).includes(state)) throw new HttpError(400, `state: "${state}" is not a phase: use one of ${TASK_PHASES.join(", ")}`);

@@ -24,21 +24,35 @@ async function postAction(path, body) {
 
 const notice = (text) => h("p", { class: "notice", id: "action-result" }, text);
 
-/** Revoke on a task's page. */
-function revokeBar(v) {
+/**
+ * Revoke on a task's page. `after()` runs once a revoke answered (the page re-reads the task); the
+ * bar's `update(v)` takes a newer read (the button is disabled once the task ended).
+ */
+function revokeBar(v, after) {
+  let cur = v;
   const out = h("div", { id: "revoke-result" });
-  const ended = ["Succeeded", "Failed", "Cancelled", "Expired"].includes(v.phase);
   const go = async () => {
-    if (!window.confirm(`Revoke task ${v.id} (${v.phase || "queued"}) in ${v.queue}? ${v.phase === "Running" ? "Its handler's signal is aborted." : "It never runs."} It ends Cancelled.`)) return;
+    if (!window.confirm(`Revoke task ${cur.id} (${cur.phase || "queued"}) in ${cur.queue}? ${cur.phase === "Running" ? "Its handler's signal is aborted." : "It never runs."} It ends Cancelled.`)) return;
     try {
-      const r = await postAction(`/tasks/${encodeURIComponent(v.id)}/revoke`, { queue: v.queue });
+      const r = await postAction(`/tasks/${encodeURIComponent(cur.id)}/revoke`, { queue: cur.queue });
       const o = r.items[0];
       out.replaceChildren(notice(`Task ${o.id}: ${o.action}${o.before ? ` (was ${o.before})` : ""}${r.warning ? `; ${r.warning}` : ""}`));
+      if (after) await after();
     } catch (e) {
       out.replaceChildren(errorBox(e));
     }
   };
-  return h("div", { class: "actions", id: "task-actions" }, credentialInput(), h("button", { type: "button", id: "revoke", class: "danger", disabled: ended, title: ended ? "it already ended" : undefined, onclick: go }, "Revoke"), out);
+  const button = h("button", { type: "button", id: "revoke", class: "danger", onclick: go }, "Revoke");
+  const bar = h("div", { class: "actions", id: "task-actions" }, credentialInput(), button, out);
+  bar.update = (nv) => {
+    cur = nv;
+    const ended = ["Succeeded", "Failed", "Cancelled", "Expired"].includes(nv.phase);
+    button.disabled = ended;
+    if (ended) button.title = "it already ended";
+    else button.removeAttribute("title");
+  };
+  bar.update(v);
+  return bar;
 }
 
 /** Pause / Resume / Purge for one queue chosen from the overview's list. */
@@ -92,7 +106,7 @@ function filterBar(queue, notify, reload) {
     try {
       const r = await api(`/dlq-matching?${new URLSearchParams({ queue, ...f })}`);
       matched = { f, n: r.matching };
-      count.textContent = r.more ? `More than ${r.limit} match: narrow the filter.` : `${r.matching} dead letter${r.matching === 1 ? "" : "s"} match.`;
+      count.textContent = r.more ? `More than ${r.limit} match: narrow the filter.` : `${r.matching} dead letter${r.matching === 1 ? " matches" : "s match"}.`;
       replayAll.disabled = purgeAll.disabled = r.more || r.matching === 0;
     } catch (e) {
       count.textContent = e.message;

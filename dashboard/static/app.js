@@ -72,12 +72,21 @@ function queueRow(q) {
     const v = q[c.field];
     const text = c.fmt ? c.fmt(v, q) : v === undefined ? "" : String(v);
     if (c.field === "queue") return h("td", { "data-field": "queue" }, h("a", { href: `#/tasks?queue=${encodeURIComponent(v)}` }, v));
-    return h("td", { class: c.num ? "num" : undefined, "data-field": c.field }, text);
+    return h("td", { class: c.num ? "num" : undefined, "data-field": c.field, title: c.title ? c.title(v, q) : undefined }, text);
   }));
 }
 
 /** The tick item's field of a history field (live updates). */
 const TICK_FIELD = { rate: "ratePerSecond", started: "startedPerSecond", failed: "failedPerSecond" };
+
+const PALETTE = ["#0969da", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#bf3989", "#1b7c83", "#6e7781", "#fb8500", "#0550ae"];
+
+/** A queue's chart colour: a hash of its name into the palette, so adding a queue changes no other queue's colour. */
+function queueColour(q) {
+  let x = 2166136261;
+  for (let i = 0; i < q.length; i++) x = Math.imul(x ^ q.charCodeAt(i), 16777619) >>> 0;
+  return PALETTE[x % PALETTE.length];
+}
 
 /**
  * One uPlot chart of some history fields over time, a series per queue and field (fields:
@@ -94,11 +103,11 @@ function makeChart(title, id, fields, queues, hist, width) {
     for (const s of hist[q] || []) col[idx.get(s.t)] = s[f.field] ?? null;
     return col;
   })];
-  const palette = ["#0969da", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#bf3989", "#1b7c83"];
+
   const opts = {
     title, width, height: 220,
     scales: { x: { time: true } },
-    series: [{}, ...series.map(([q, f], i) => ({ label: fields.length > 1 ? `${q} ${f.label}` : q, stroke: palette[(fields.length > 1 ? queues.indexOf(q) : i) % palette.length], dash: fields.indexOf(f) > 0 ? [4, 3] : undefined, width: 1.5, spanGaps: true }))],
+    series: [{}, ...series.map(([q, f]) => ({ label: fields.length > 1 ? `${q} ${f.label}` : q, stroke: queueColour(q), dash: fields.indexOf(f) > 0 ? [4, 3] : undefined, width: 1.5, spanGaps: true }))],
     axes: [{}, { size: 50 }],
   };
   const box = h("div", { class: "chart", "data-chart": id });
@@ -216,25 +225,66 @@ async function tasks(params) {
       r.items.length === 0 ? h("p", { class: "muted" }, "No tasks match.") : table(["Id", "Queue", "Task", "Phase", { label: "Attempts", num: true }, "Worker", ...(keys ? ["Key"] : []), "Updated", "Error"], r.items.map((t) => h("tr", { "data-task": t.id },
         h("td", {}, taskLink(t.id)), h("td", {}, t.queue), h("td", {}, t.task), phaseCell(t.status.phase), h("td", { class: "num" }, t.status.attempts ?? ""), h("td", {}, t.status.worker || ""),
         keys ? h("td", { "data-field": "concurrencyKey" }, t.concurrencyKey || "") : "", h("td", { title: t.updatedAt }, ageOf(t.updatedAt)), h("td", { class: "err" }, t.status.error ? t.status.error.message.split("\n")[0].slice(0, 80) : "")))),
-      r.truncated ? h("p", { class: "muted" }, `Stopped at the limit of ${p.get("limit")}; more tasks may match.`) : "",
+      r.items.length ? h("p", { class: "muted", id: "task-order" }, `Newest first (${r.items.length} shown).`) : "",
+      r.truncated ? h("p", { class: "muted" }, `The newest ${p.get("limit")}: older tasks match too (raise the limit or narrow the filter).`) : "",
     );
   } catch (e) {
     out.replaceChildren(errorBox(e));
   }
 }
 
+const TERMINAL = ["Succeeded", "Failed", "Cancelled", "Expired"];
+
+/** A task's page: re-read every 3 s until the task ends (or the page is left). */
 async function taskPage(id) {
   main.append(h("h1", {}, "Task ", h("code", {}, id)));
-  let v;
-  try {
-    v = await api(`/tasks?id=${encodeURIComponent(id)}`);
-  } catch (e) {
-    main.append(errorBox(e));
-    return;
-  }
+  const box = h("div", { id: "task-view" });
+  let bar;
+  let timer;
+  let stopped = false;
+  cleanups.push(() => {
+    stopped = true;
+    clearTimeout(timer);
+  });
+  const load = async () => {
+    clearTimeout(timer);
+    let v;
+    try {
+      v = await api(`/tasks?id=${encodeURIComponent(id)}`);
+    } catch (e) {
+      if (stopped) return;
+      if (!box.firstChild || e.status === 404 || e.status === 400) {
+        box.replaceChildren(errorBox(e));
+        if (!box.isConnected) main.append(box);
+        return;
+      }
+      timer = setTimeout(load, 3000); // a passing error: keep the last view, try again
+      return;
+    }
+    if (stopped) return;
+    const ended = TERMINAL.includes(v.phase);
+    if (session.allowActions) {
+      if (!bar) {
+        bar = window.celeriacActions.revokeBar(v, () => load());
+        main.append(bar);
+      } else bar.update(v);
+    }
+    box.replaceChildren(...taskParts(v));
+    if (!box.isConnected) main.append(box);
+    box.dataset.phase = v.phase || "";
+    box.dataset.refresh = ended ? "stopped" : "every 3 s";
+    if (!ended) timer = setTimeout(load, 3000);
+  };
+  await load();
+}
+
+/** The parts of a task's page for one read of /api/tasks?id= (tasks get's view, plus taskResource for a Task resource). */
+function taskParts(v) {
   const st = (v.record && v.record.status) || {};
+  const tr = v.taskResource;
   const rows = [
     ["Task", v.task], ["Queue", `${v.namespace}/${v.queue}`], ["Origin", `${v.origin.kind}${v.origin.name ? ` ${v.origin.namespace || ""}/${v.origin.name}` : ""}`],
+    tr ? ["Task resource", h("span", { id: "task-resource" }, `${tr.name} (uid ${tr.uid})${tr.phase ? `: ${tr.phase}` : ""}${tr.reason ? ` (${tr.reason})` : ""}${tr.message ? `: ${tr.message}` : ""}`)] : undefined,
     v.origin.kind === "Workflow" && v.origin.name ? ["Workflow", workflowOf(v)] : undefined,
     ["Phase", h("span", { class: `phase-${v.phase}`, id: "task-phase" }, v.phase || "")], ["Attempts", v.attempts ?? ""], ["Worker", v.worker || ""],
     ["Progress", st.progress ? h("span", {}, h("span", { class: "bar" }, progressBar(st.progress)), " ", st.progress.display) : ""],
@@ -249,14 +299,19 @@ async function taskPage(id) {
     if (c.root) rows.push(["Canvas", h("span", {}, "root ", taskLink(c.root), c.parent ? [", parent ", taskLink(c.parent)] : "", `, step ${c.step ?? "?"}`, c.failedStep ? [", failed step ", taskLink(c.failedStep.id)] : "")]);
     if (c.children) rows.push(["Canvas steps", c.children.flatMap((r, i) => (i ? [", ", taskLink(r)] : [taskLink(r)]))]);
   }
-  main.append(h("table", { id: "task-fields" }, h("tbody", {}, rows.map(([k, val]) => h("tr", {}, h("th", {}, k), h("td", {}, val))))));
-  if (session.allowActions) main.append(window.celeriacActions.revokeBar(v));
-  main.append(h("h2", {}, "Arguments"), v.args ? h("pre", { id: "task-args" }, `args: ${json(v.args)}\nkwargs: ${json(v.kwargs)}`) : h("p", { class: "muted" }, "Not kept: the results bucket keeps the status only, and the message is gone."));
-  if (v.argsSource) main.append(h("p", { class: "muted" }, `From the ${v.argsSource}.`));
-  if (v.record && "result" in v.record.status) main.append(h("h2", {}, "Result"), h("pre", { id: "task-result" }, json(v.result)));
-  if (v.resultRef) main.append(h("h2", {}, "Result"), h("p", {}, `Stored apart: ${v.resultRef.bucket} ${v.resultRef.key} (${v.resultRef.sizeBytes} bytes)`));
-  if (v.error) main.append(h("h2", {}, "Error"), h("p", { class: "err", id: "task-error" }, `${v.error.type}: ${v.error.message}`), v.error.stack ? h("pre", { id: "task-stack" }, v.error.stack) : "");
-  main.append(h("h2", {}, "Timeline"), table(["Time", "Event"], v.timeline.map((e) => h("tr", {}, h("td", {}, e.time), h("td", {}, e.event)))));
+  const out = [h("table", { id: "task-fields" }, h("tbody", {}, rows.map(([k, val]) => h("tr", {}, h("th", {}, k), h("td", {}, val)))))];
+  const args = v.args ? { args: v.args, kwargs: v.kwargs, from: v.argsSource ? `From the ${v.argsSource}.` : tr ? `From the Task resource's spec (${tr.name}).` : "" }
+    : tr ? { args: tr.args, kwargs: tr.kwargs, from: `From the Task resource's spec (${tr.name}).` } : undefined;
+  out.push(h("h2", {}, "Arguments"), args ? h("pre", { id: "task-args" }, `args: ${json(args.args)}\nkwargs: ${json(args.kwargs)}`)
+    : h("p", { class: "muted", id: "task-args-missing" }, v.origin.kind === "Task" && v.origin.name
+      ? `Not in the record: they are in the Task resource's spec (kubectl get task ${v.origin.name} -n ${v.origin.namespace || v.namespace} -o jsonpath='{.spec.args}').`
+      : "Not kept: the results bucket keeps the status only, and the message is gone."));
+  if (args && args.from) out.push(h("p", { class: "muted", id: "task-args-source" }, args.from));
+  if (v.record && "result" in v.record.status) out.push(h("h2", {}, "Result"), h("pre", { id: "task-result" }, json(v.result)));
+  if (v.resultRef) out.push(h("h2", {}, "Result"), h("p", {}, `Stored apart: ${v.resultRef.bucket} ${v.resultRef.key} (${v.resultRef.sizeBytes} bytes)`));
+  if (v.error) out.push(h("h2", {}, "Error"), h("p", { class: "err", id: "task-error" }, `${v.error.type}: ${v.error.message}`), v.error.stack ? h("pre", { id: "task-stack" }, v.error.stack) : "");
+  out.push(h("h2", {}, "Timeline"), table(["Time", "Event"], v.timeline.map((e) => h("tr", {}, h("td", {}, e.time), h("td", {}, e.event)))));
+  return out;
 }
 
 /** A Workflow step task's link to its Workflow (task ids are `<workflow uid>_<step>…`, api/workflow.ts). */
@@ -353,10 +408,29 @@ async function dlq(params) {
       notice.replaceChildren(h("p", { class: "notice", id: "action-result" }, what === "replay"
         ? r.items.map((o) => `seq ${o.seq}: ${o.outcome}${o.outcome === "Replayed" ? ` as ${o.replayId}` : ""}${o.message ? ` (${o.message})` : ""}`).join("; ")
         : `Deleted ${r.deleted} dead letter${r.deleted === 1 ? "" : "s"}.`));
-      await load();
+      await reloadAfterAction();
     } catch (e) {
       notice.replaceChildren(errorBox(e));
     }
+  };
+  // after a replay or purge: re-read the list now, then every second while a replay listed has not
+  // ended (at most 30 s), so its Replay column follows it without a reload
+  let followTimer;
+  let followUntil = 0;
+  cleanups.push(() => {
+    followUntil = 0;
+    clearTimeout(followTimer);
+  });
+  const reloadAfterAction = async () => {
+    followUntil = Date.now() + 30_000;
+    clearTimeout(followTimer);
+    checks.clear(); // the acted-on selection is done with
+    const again = async () => {
+      await load();
+      const open = items.some((d) => d.replay && !TERMINAL.includes(d.replay.phase));
+      if (open && Date.now() < followUntil) followTimer = setTimeout(again, 1000);
+    };
+    await again();
   };
   const k8s = session.auth === "kubernetes";
   const tokenInput = h("input", { type: "password", name: "token", class: "credential", placeholder: k8s ? "your Kubernetes token" : "action token", autocomplete: "off", value: sessionStorage.getItem("celeriac-action-token") || "" });
@@ -364,7 +438,7 @@ async function dlq(params) {
     main.append(h("div", { class: "actions" }, h("label", {}, k8s ? "Kubernetes token " : "Action token ", tokenInput),
       h("button", { type: "button", id: "replay", onclick: () => act("replay") }, "Replay selected"),
       h("button", { type: "button", id: "purge", class: "danger", onclick: () => act("purge") }, "Purge selected")),
-      window.celeriacActions.filterBar(current, (n) => notice.replaceChildren(n), () => load()));
+      window.celeriacActions.filterBar(current, (n) => notice.replaceChildren(n), () => reloadAfterAction()));
   } else {
     main.append(h("p", { class: "notice" }, "Read-only: start the dashboard with --allow-actions to replay or purge."));
   }
@@ -380,10 +454,11 @@ async function dlq(params) {
   };
   const load = async () => {
     try {
+      const was = new Set(selected());
       items = (await api(`/dlq?queue=${encodeURIComponent(current)}&limit=500`)).items;
       checks.clear();
       box.replaceChildren(items.length === 0 ? h("p", { class: "muted" }, `No dead letters in ${current}.`) : table(["", { label: "Seq", num: true }, "Id", "Task", "Reason", { label: "Attempts", num: true }, "Age", "Replay", "Error", ""], items.map((d) => {
-        const cb = h("input", { type: "checkbox", "data-seq": d.seq, disabled: !session.allowActions });
+        const cb = h("input", { type: "checkbox", "data-seq": d.seq, disabled: !session.allowActions, checked: was.has(d.seq) });
         checks.set(d.seq, cb);
         return h("tr", { "data-seq": d.seq }, h("td", {}, cb), h("td", { class: "num" }, d.seq), h("td", {}, d.id ? taskLink(d.id) : ""), h("td", {}, d.task || ""), h("td", { "data-field": "reason" }, d.reason || ""),
           h("td", { class: "num" }, d.attempts ?? ""), h("td", {}, ageOf(d.deadLetteredAt)), h("td", { "data-field": "replay" }, d.replay ? [taskLink(d.replay.id), ` (${d.replay.phase || "published"})`] : ""),
@@ -397,6 +472,13 @@ async function dlq(params) {
 }
 
 // ---- routing -------------------------------------------------------------------------------
+
+/** An unknown `#/<page>`: says so, with links to the pages there are. */
+function noSuchPage(page) {
+  const links = [...document.querySelectorAll("nav a")].map((a) => h("a", { href: a.getAttribute("href") }, a.textContent));
+  main.append(h("h1", {}, "No such page"), h("p", { class: "err", id: "no-such-page" }, `No such page: ${page}`),
+    h("p", {}, "Pages: ", links.flatMap((l, i) => (i ? [", ", l] : [l]))));
+}
 
 async function route() {
   for (const c of cleanups) c();
@@ -414,7 +496,8 @@ async function route() {
     else if (page === "workers") await workers();
     else if (page === "dlq") await dlq(params);
     else if (extra) await extra.render(arg === undefined ? undefined : decodeURIComponent(arg), params);
-    else await overview();
+    else if (page === "overview" || page === undefined || page === "") await overview();
+    else noSuchPage(page);
   } catch (e) {
     main.append(errorBox(e));
   }

@@ -23,8 +23,18 @@ async function refreshKubeQueues() {
   }
 }
 
+/** The Queue resource's Ready condition, when read. */
+function readyCondition(queue) {
+  const k = kubeQueues.byName.get(queue);
+  return k && (k.conditions || []).find((c) => c.type === "Ready");
+}
+
 /** Overview columns from the Queue resources (app.js QUEUE_COLUMNS appends them). */
 const KUBE_QUEUE_COLUMNS = [
+  { label: "Ready", field: "kubeReady", fmt: (_v, q) => {
+    const c = readyCondition(q.queue);
+    return c ? `${c.status}${c.reason ? `: ${c.reason}` : ""}` : DASH;
+  }, title: (_v, q) => readyCondition(q.queue)?.message },
   { label: "Workers ready/desired", field: "kubeWorkers", num: true, fmt: (_v, q) => {
     const k = kubeQueues.byName.get(q.queue);
     return k ? `${k.workersReady}/${k.workersDesired ?? DASH}` : DASH;

@@ -381,6 +381,14 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: celeriac
     await page.click("#revoke");
     await page.waitForFunction(() => /aborted/.test((globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("action-result")?.textContent ?? ""));
     await waitFor("slow Cancelled", async () => (await record(id))?.status.phase === "Cancelled", 10_000);
+    // the page re-reads the task (after the revoke, then every 3 s while it runs): Cancelled, Revoke disabled, no reload
+    await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("task-phase")?.textContent === "Cancelled", undefined, { timeout: 10_000 });
+    assert.equal(await page.locator("#revoke").isDisabled(), true);
+    assert.equal(await page.locator("#task-view").getAttribute("data-refresh"), "stopped");
+    // the page re-reads the task (after the revoke, then every 3 s while it runs): Cancelled, Revoke disabled, no reload
+    await page.waitForFunction(() => (globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("task-phase")?.textContent === "Cancelled", undefined, { timeout: 10_000 });
+    assert.equal(await page.locator("#revoke").isDisabled(), true);
+    assert.equal(await page.locator("#task-view").getAttribute("data-refresh"), "stopped");
 
     // Dead letters: count a filter's matches, then purge all of them behind a confirmation saying how many
     await page.goto(`${dash.url}#/dlq?queue=${queue}`);
@@ -393,6 +401,11 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: celeriac
     await page.waitForFunction(() => /Deleted 3 dead letters/.test((globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("action-result")?.textContent ?? ""));
     assert.match(asked[asked.length - 1]!, /Delete all 3 dead letters of .* where task = "fail.a"/);
     assert.equal(await dlqCount(), 1);
+    // the list is re-read after the action: only the one left is listed, without a reload
+    await page.waitForFunction(() => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll("#dlq-list tr[data-seq]").length === 1, undefined, { timeout: 5000 });
+    await page.fill("#f-task", "fail.c");
+    await page.click("#f-count-button");
+    await page.waitForFunction(() => /^1 dead letter matches\.$/.test((globalThis as unknown as { document: { getElementById(i: string): { textContent: string } | null } }).document.getElementById("f-count")?.textContent ?? ""));
 
     // read-only: no action controls
     await page.goto(readOnly.url);

@@ -152,6 +152,14 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
     }
     assert.equal(await cell(queue, "inFlight"), "1");
     assert.equal(await cell(queue, "dead"), "2");
+    // each queue's chart colour is a hash of its name (adding a queue changes no other's): the legend's marker
+    const colours = await page.evaluate((qs) => {
+      const g = globalThis as unknown as { document: { createElement(t: string): { style: { borderColor: string } }; querySelectorAll(s: string): Array<{ querySelector(s: string): { textContent: string; style: { borderColor: string } } | null }> }; queueColour(q: string): string };
+      const norm = (c: string) => { const d = g.document.createElement("div"); d.style.borderColor = c; return d.style.borderColor; };
+      const chart = [...g.document.querySelectorAll('[data-chart="failures"] .u-legend .u-series')];
+      return qs.map((q) => [q, chart.find((s) => s.querySelector(".u-label")?.textContent === q)?.querySelector(".u-marker")?.style.borderColor, norm(g.queueColour(q))]);
+    }, [queue, idle]);
+    for (const [q, shown, want] of colours) assert.equal(shown, want, `${q}'s colour`);
     await shot("overview");
   });
 
@@ -160,6 +168,13 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
     await page.waitForSelector(`#task-list tr[data-task="${ids.ok}"]`);
     const listed = await cli<{ items: TaskRecord[] }>(["tasks", "list", "--queue", queue, "-o", "json", ...ns()]);
     for (const t of listed.items) assert.equal(await text(`#task-list tr[data-task="${t.id}"] td[data-field="phase"]`), t.status.phase, t.id);
+    // newest first, on the page as in tasks list: the last written record leads; limit 1 is that one
+    const rows = await page.locator("#task-list tr[data-task]").evaluateAll((els) => els.map((e) => (e as unknown as { dataset: { task: string } }).dataset.task));
+    assert.deepEqual(rows, listed.items.map((t) => t.id));
+    const times = listed.items.map((t) => Date.parse(t.updatedAt));
+    assert.deepEqual(times, [...times].sort((a, b) => b - a), "updatedAt newest first");
+    const newest = await fetch(`${dash.url}api/tasks?queue=${queue}&limit=1`).then((r) => r.json() as Promise<{ items: TaskRecord[]; truncated: boolean }>);
+    assert.deepEqual({ id: newest.items[0]?.id, truncated: newest.truncated }, { id: listed.items[0]!.id, truncated: true });
     await shot("tasks");
 
     for (const id of [ids.ok, ids.slow, ids.flaky[0]!]) {
@@ -237,7 +252,7 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
     assert.match(await text("#action-result"), new RegExp(`seq ${one.seq}: Replayed as ${one.id}-r${one.seq}`));
     const rid = `${one.id}-r${one.seq}`;
     await waitFor("the replay succeeded", async () => (await record(rid))?.status.phase === "Succeeded", 10_000);
-    await go(`#/dlq?queue=${queue}`);
+    // no reload: the list is re-read after the replay until the replay ended
     await page.waitForFunction((s) => (globalThis as unknown as Doc).document.querySelector(`#dlq-list tr[data-seq="${s}"] td[data-field="replay"]`)?.textContent?.includes("Succeeded"), one.seq);
     await page.click(`#dlq-list tr[data-seq="${two.seq}"] button`);
     await page.waitForSelector("#dlq-body");
@@ -258,6 +273,22 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
     await page.click("#purge");
     await page.waitForFunction(() => /Deleted 1 dead letter/.test((globalThis as unknown as Doc).document.getElementById("action-result")?.textContent ?? ""));
     assert.equal(await dlqCount(), 1);
+    await page.waitForFunction((s) => (globalThis as unknown as Doc).document.querySelector(`#dlq-list tr[data-seq="${s}"]`) === null, two.seq, { timeout: 5000 });
+    assert.equal(await page.locator("#dlq-list tr[data-seq]").count(), 1);
     assert.deepEqual(consoleErrors, []);
+  });
+
+  it("an unknown page says so with links; /api/tasks?id= empty is 400, an unknown id 404 naming Task resources", async () => {
+    await go("#/bogus");
+    assert.equal(await text("#no-such-page"), "No such page: bogus");
+    assert.ok(await page.locator('main a[href="#/overview"]').count() >= 1);
+    assert.equal(await page.locator("#queues").count(), 0, "not the overview");
+    const empty = await fetch(`${dash.url}api/tasks?id=`);
+    assert.deepEqual({ status: empty.status, error: ((await empty.json()) as { error: string }).error }, { status: 400, error: "id: empty: give a task id or a Task resource's name" });
+    const missing = await fetch(`${dash.url}api/tasks?id=no-such-task`);
+    assert.equal(missing.status, 404);
+    assert.match(((await missing.json()) as { error: string }).error, /^task "no-such-task" not found in any queue of namespace "default" \(.*\), and no Task resource of that name \(no Kubernetes API to look for one\)/);
+    assert.deepEqual(consoleErrors.filter((e) => !/ 404 | 400 /.test(e)), []);
+    consoleErrors.splice(0);
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * The dashboard's lookup of a task by the name of its Task resource (`#/task/monthly-report`,
+ * `/api/tasks?id=monthly-report`), as `celeriac tasks get monthly-report` does (cli/task-resource.ts):
+ * a Task's task id is its `metadata.uid`. Reads the Task through the Kubernetes API the dashboard
+ * has (DashboardOptions.kube), never a kubeconfig of its own.
+ */
+import type { TaskView } from "../api/cli-output.js";
+import type { Condition } from "../api/conditions.js";
+import { CELERIAC_TYPES, type Task } from "../api/objects.js";
+import { getObject, isNotFound, type KubeClient } from "../kube/k8s-client.js";
+
+/** Longest wait for the API server, ms: a lookup that cannot finish answers "no such Task". */
+const LOOKUP_TIMEOUT_MS = 3000;
+
+/** A DNS-1123 subdomain (a Task name); ids with `_`, `=` or upper case are never looked up. */
+const TASK_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** What the dashboard read of a Task resource, added to a task view as `taskResource`. */
+export interface TaskResourceInfo {
+  /** The Task's name. */
+  name: string;
+  /** Its uid: the task id. */
+  uid: string;
+  /** status.phase, when the operator wrote one. */
+  phase?: string;
+  /** The message of its newest condition that has one (e.g. why it is Pending). */
+  message?: string;
+  /** The reason of that condition (e.g. QueueNotFound). */
+  reason?: string;
+  /** status.conditions as stored. */
+  conditions: Condition[];
+  /** spec.args and spec.kwargs (the Task keeps them: its page shows them when the record has none). */
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+}
+
+/** A task view plus what the Task resource says (the dashboard's `/api/tasks?id=` answer for a Task name). */
+export type TaskResourceView = Partial<TaskView> & Pick<TaskView, "id" | "task" | "queue" | "namespace" | "origin" | "timeline"> & { taskResource: TaskResourceInfo };
+
+/**
+ * Reads Task `name` of `namespace`; undefined when `name` cannot be a Task name, there is no such
+ * Task, or the API does not answer within 3 s.
+ * @throws Error for API errors other than NotFound (the caller answers 502 with it)
+ */
+export async function readTaskResource(kube: KubeClient, namespace: string, name: string): Promise<Task | undefined> {
+  if (!TASK_NAME.test(name) || name.length > 253) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const get = getObject<Task>(kube, { ...CELERIAC_TYPES.Task, namespace, name });
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS)));
+    return await Promise.race([get, timeout]);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The Task's info for its page: phase, the newest condition's reason and message, spec args. Pure. */
+export function taskResourceInfo(t: Task): TaskResourceInfo {
+  const conditions = (t.status?.conditions ?? []) as Condition[];
+  const withMessage = [...conditions].filter((c) => c.message).sort((a, b) => Date.parse(b.lastTransitionTime) - Date.parse(a.lastTransitionTime))[0];
+  return {
+    name: t.metadata.name,
+    uid: t.metadata.uid ?? "",
+    ...(t.status?.phase ? { phase: t.status.phase } : {}),
+    ...(withMessage ? { message: withMessage.message, reason: withMessage.reason } : {}),
+    conditions,
+    args: t.spec.args ?? [],
+    kwargs: (t.spec.kwargs ?? {}) as Record<string, unknown>,
+  };
+}
+
+/**
+ * The view of a Task resource no worker has recorded yet (e.g. Pending: QueueNotFound): its
+ * phase and args from the resource, a timeline of its creation. Pure.
+ */
+export function viewOfTaskResource(t: Task): TaskResourceView {
+  const info = taskResourceInfo(t);
+  return {
+    id: info.uid,
+    task: t.spec.task,
+    queue: t.spec.queue,
+    namespace: t.metadata.namespace ?? "",
+    origin: { kind: "Task", namespace: t.metadata.namespace ?? "", name: t.metadata.name, uid: info.uid },
+    ...(info.phase ? { phase: info.phase as TaskView["phase"] } : {}),
+    args: info.args,
+    kwargs: info.kwargs,
+    timeline: t.metadata.creationTimestamp ? [{ time: t.metadata.creationTimestamp, event: "Task resource created (no worker has recorded it yet)" }] : [],
+    taskResource: info,
+  };
+}
