@@ -97,7 +97,7 @@ export type TaskView = Static<typeof TaskViewSchema>;
 
 /** What `celeriac tasks list -o json` prints: `{items}` of records as stored. */
 export const TaskListSchema = Type.Object(
-  { items: Type.Array(TaskRecordSchema, { description: "Task records of the results buckets, each queue's in the order of their last write." }) },
+  { items: Type.Array(TaskRecordSchema, { description: "Task records of the results buckets, newest first (by last write; across queues by updatedAt): the newest --limit matches." }) },
   { $id: `${CLI_SCHEMA_ID_BASE}${cliSchemaFile("tasks list")}`, title: "celeriac tasks list -o json", description: "Task records matching the selection (--state, --task, --since, --limit)." },
 );
 

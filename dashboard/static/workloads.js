@@ -189,7 +189,7 @@
       h("td", { class: "num", "data-field": "tasks" }, `${s.tasks.succeeded}/${s.tasks.total}${s.tasks.failed ? `, ${s.tasks.failed} failed` : ""}${s.tasks.running ? `, ${s.tasks.running} running` : ""}`),
       h("td", { class: "num" }, s.attempts ?? ""), timeCell(s.startTime, "started"), timeCell(s.completionTime, "finished"),
       h("td", { "data-field": "taskIds" }, s.taskIds.length === 0
-        ? (s.moreTasks ? `${s.moreTasks} task${s.moreTasks === 1 ? "" : "s"} (ids not listed)` : "—")
+        ? (s.moreTasks && s.phase !== "Pending" ? `${s.moreTasks} task${s.moreTasks === 1 ? "" : "s"} (ids not recorded)` : "—")
         : [s.taskIds.flatMap((id, i) => (i ? [", ", taskLink(id)] : [taskLink(id)])), s.moreTasks ? ` +${s.moreTasks} more` : ""]),
       h("td", { class: "err" }, s.error ? `${s.error.type}: ${s.error.message}` : s.message || "")));
   }

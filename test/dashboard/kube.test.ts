@@ -14,6 +14,8 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { pino } from "pino";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect as natsConnect, type NatsConnection } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
+import type { TaskRecord } from "../../api/message.js";
 import { queueNames } from "../../api/naming.js";
 import { API_VERSION, REASONS } from "../../api/constants.js";
 import { CELERIAC_TYPES } from "../../api/objects.js";
@@ -97,6 +99,7 @@ describe("when a dashboard reads Queues, worker pods and Events from the Kuberne
   const qa = uniqueQueue("kq");
   const qb = uniqueQueue("kqb");
   const t0 = Date.now();
+  const taskUids = { pending: "", recorded: "" };
 
   const event = (queue: string, reason: string, message: string, ageMs: number, type: "Normal" | "Warning" = "Normal", kind = "Queue") =>
     createObject(cluster.kc, BUILTIN_TYPES.Event, eventBody({ apiVersion: API_VERSION, kind, name: queue, namespace: NS }, type, reason, message, SOURCE, t0 - ageMs), "test");
@@ -113,7 +116,20 @@ describe("when a dashboard reads Queues, worker pods and Events from the Kuberne
       paused: { at: new Date(t0).toISOString().replace(/\.\d+Z$/, "Z"), by: "ops@host", reason: "maintenance" },
       conditions: [{ type: "Ready", status: "True", reason: "Reconciled", message: "ok", lastTransitionTime: "2026-01-01T00:00:00Z", observedGeneration: 1 }],
     }, "test");
-    await patchStatus(kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name: qb }, { readyReplicas: 0, desiredReplicas: 0 }, "test");
+    await patchStatus(kc, { ...CELERIAC_TYPES.Queue, namespace: NS, name: qb }, {
+      readyReplicas: 0, desiredReplicas: 0,
+      conditions: [{ type: "Ready", status: "False", reason: "WorkersCrashLooping", message: "1 worker pod in CrashLoopBackOff", lastTransitionTime: "2026-01-01T00:00:00Z", observedGeneration: 1 }],
+    }, "test");
+    // Task resources: one Pending with no record (its Queue is missing), one whose uid has a record
+    const taskRes = async (name: string, spec: Record<string, unknown>, status: Record<string, unknown>) => {
+      const t = await createObject(kc, CELERIAC_TYPES.Task, { apiVersion: API_VERSION, kind: "Task", metadata: { name, namespace: NS }, spec }, "test");
+      await patchStatus(kc, { ...CELERIAC_TYPES.Task, namespace: NS, name }, status, "test");
+      return (t.metadata as { uid?: string }).uid as string;
+    };
+    taskUids.pending = await taskRes("monthly-report", { queue: "no-such-queue", task: "reports.monthly", args: [2026, 11], kwargs: { format: "pdf" } }, {
+      phase: "Pending", conditions: [{ type: "Accepted", status: "False", reason: "QueueNotFound", message: "Queue no-such-queue does not exist", lastTransitionTime: "2026-01-01T00:00:00Z", observedGeneration: 1 }],
+    });
+    taskUids.recorded = await taskRes("nightly-sync", { queue: qa, task: "sync.nightly", args: ["eu"] }, { phase: "Succeeded" });
     // worker pods: two of qa (one crash-looping), one of qb; and a pod that is no worker
     const pod = async (name: string, labels: Record<string, string>, status: Record<string, unknown>) => {
       await createObject(kc, BUILTIN_TYPES.Pod, { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: NS, labels }, spec: { nodeName: "node-1", containers: [{ name: "worker", image: "w:1" }] } }, "test");
@@ -133,6 +149,8 @@ describe("when a dashboard reads Queues, worker pods and Events from the Kuberne
     nc = await natsConnect({ servers: srv.url });
     const jsm = await jetstreamManager(nc);
     for (const q of [qa, qb]) await ensureQueueResources(jsm, queueNames(NS, q), queueSettings(), { updateOnDrift: true });
+    const rec: TaskRecord = { id: taskUids.recorded, task: "sync.nightly", queue: qa, namespace: NS, origin: { kind: "Task", namespace: NS, name: "nightly-sync", uid: taskUids.recorded }, status: { phase: "Succeeded", result: "synced" }, updatedAt: new Date().toISOString() };
+    await (await new Kvm(nc).open(queueNames(NS, qa).resultsBucket)).put(taskUids.recorded, JSON.stringify(rec));
     session = await openOps({ namespace: NS, nats: srv.url, devDir: cluster.dir }, { name: "dashboard-kube-test" });
     dash = await startDashboard({ session, kube: kc, port: 0, sampleMs: 500, kubeIntervalMs: 300, logger: quiet });
     // a kubeconfig naming a port nothing listens on
@@ -168,6 +186,20 @@ describe("when a dashboard reads Queues, worker pods and Events from the Kuberne
       { ready: "True", workersReady: 2, workersDesired: 3, replicas: 3, suspended: false, backlog: 40, paused: { by: "ops@host", reason: "maintenance" } });
     assert.deepEqual(a.conditions.map((c) => [c.type, c.status, c.reason]), [["Ready", "True", "Reconciled"]]);
     assert.deepEqual({ suspended: b.suspended, workersReady: b.workersReady, workersDesired: b.workersDesired, paused: b.paused }, { suspended: true, workersReady: 0, workersDesired: 0, paused: undefined });
+  });
+
+  it("finds a task by its Task resource's name: by uid when recorded, else a view from the resource; 404 names both places", async () => {
+    type V = { id: string; phase?: string; args?: unknown[]; kwargs?: Record<string, unknown>; result?: unknown; taskResource: { name: string; uid: string; reason?: string; message?: string; args: unknown[] } };
+    const pending = await get<V>(dash.url, "/api/tasks?id=monthly-report");
+    assert.equal(pending.status, 200, JSON.stringify(pending.body));
+    assert.deepEqual({ id: pending.body.id, phase: pending.body.phase, args: pending.body.args, kwargs: pending.body.kwargs, reason: pending.body.taskResource.reason, message: pending.body.taskResource.message },
+      { id: taskUids.pending, phase: "Pending", args: [2026, 11], kwargs: { format: "pdf" }, reason: "QueueNotFound", message: "Queue no-such-queue does not exist" });
+    const recorded = await get<V>(dash.url, "/api/tasks?id=nightly-sync");
+    assert.deepEqual({ status: recorded.status, id: recorded.body.id, phase: recorded.body.phase, result: recorded.body.result, args: recorded.body.taskResource.args },
+      { status: 200, id: taskUids.recorded, phase: "Succeeded", result: "synced", args: ["eu"] });
+    const missing = await get<{ error: string }>(dash.url, "/api/tasks?id=no-such-task");
+    assert.equal(missing.status, 404);
+    assert.match(missing.body.error, /not found in any queue of namespace "default" \(.*\), and no Task resource of that name:/);
   });
 
   it("answers the worker pods only, with ready, restarts, phase, reason, node and age", async () => {
@@ -236,9 +268,23 @@ describe("when a dashboard reads Queues, worker pods and Events from the Kuberne
     await page.waitForFunction((q) => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector(`#queues tr[data-queue="${q}"] td[data-field="kubeWorkers"]`)?.textContent === "2/3", qa, { timeout: 10_000 });
     assert.equal(await page.locator(`#queues tr[data-queue="${qa}"] td[data-field="kubeSuspend"]`).innerText(), "paused: maintenance");
     assert.equal(await page.locator(`#queues tr[data-queue="${qb}"] td[data-field="kubeSuspend"]`).innerText(), "suspended");
+    // the Queue's Ready condition: status and reason, the message as the title
+    assert.equal(await page.locator(`#queues tr[data-queue="${qb}"] td[data-field="kubeReady"]`).innerText(), "False: WorkersCrashLooping");
+    assert.equal(await page.locator(`#queues tr[data-queue="${qb}"] td[data-field="kubeReady"]`).getAttribute("title"), "1 worker pod in CrashLoopBackOff");
+    assert.equal(await page.locator(`#queues tr[data-queue="${qa}"] td[data-field="kubeReady"]`).innerText(), "True: Reconciled");
     await page.waitForSelector('#kube-overview [data-kube="ok"]');
     await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
     console.log(`screenshots: ${shots}`);
+    // a Task resource's page by its name: Pending with the reason, args from its spec
+    await page.goto(`${dash.url}#/task/monthly-report`);
+    await page.waitForSelector("#task-resource");
+    assert.equal(await page.locator("#task-phase").innerText(), "Pending");
+    assert.match(await page.locator("#task-resource").innerText(), new RegExp(`^monthly-report \\(uid ${taskUids.pending}\\): Pending \\(QueueNotFound\\): Queue no-such-queue does not exist$`));
+    assert.match(await page.locator("#task-args").innerText(), /args: \[\s*2026,\s*11\s*\]/);
+    assert.equal(await page.locator("#task-args-source").innerText(), "From the Task resource's spec (monthly-report).");
+    await page.goto(`${dash.url}#/task/nightly-sync`);
+    await page.waitForSelector("#task-result");
+    assert.match(await page.locator("#task-args").innerText(), /"eu"/);
     // without the API: "—" and a note
     await page.goto(`${none.url}#/overview`);
     await page.waitForSelector('#kube-overview [data-kube="absent"]');

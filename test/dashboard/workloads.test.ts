@@ -423,6 +423,23 @@ describe("when the dashboard shows Schedules and Workflows run by the operator",
     await shot("workflow-step-task");
     await page.click("#task-workflow");
     await page.waitForFunction(() => (globalThis as unknown as Win).location.hash === "#/workflow/diamond" && ((globalThis as unknown as Win).__cy?.nodes().length ?? 0) === 5);
+    // steps without task ids (a Pending step's nominal task; ids not recorded): "—" or the count, never a bare "+1 more"
+    // (the route's real answer, with two steps' ids taken out: no Workflow here leaves a step without ids)
+    await page.route("**/api/workflows/diamond", async (r) => {
+      const res = await r.fetch();
+      const j = (await res.json()) as WorkflowDetail;
+      const [b, dd] = [j.steps.find((s) => s.name === "b")!, j.steps.find((s) => s.name === "d")!];
+      Object.assign(dd, { phase: "Pending", taskIds: [], moreTasks: 1 });
+      Object.assign(b, { phase: "Running", taskIds: [], moreTasks: 3 });
+      await r.fulfill({ response: res, json: j });
+    });
+    try {
+      await page.reload();
+      await page.waitForFunction(() => (globalThis as unknown as { document: { querySelector(s: string): { textContent: string | null } | null } }).document.querySelector('#workflow-steps tr[data-step="d"] td[data-field="taskIds"]')?.textContent === "—", undefined, { timeout: 10_000 });
+      assert.equal(await page.locator('#workflow-steps tr[data-step="b"] td[data-field="taskIds"]').innerText(), "3 tasks (ids not recorded)");
+    } finally {
+      await page.unroute("**/api/workflows/diamond");
+    }
     assert.deepEqual(consoleErrors, []);
   });
 
