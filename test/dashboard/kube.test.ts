@@ -285,6 +285,10 @@ describe("when a dashboard reads Queues, worker pods and Events from the Kuberne
     await page.goto(`${dash.url}#/task/nightly-sync`);
     await page.waitForSelector("#task-result");
     assert.match(await page.locator("#task-args").innerText(), /"eu"/);
+    // by its uid (no Task read): the page says where a Task's args are
+    await page.goto(`${dash.url}#/task/${taskUids.recorded}`);
+    await page.waitForSelector("#task-args-missing");
+    assert.equal(await page.locator("#task-args-missing").innerText(), `Not in the record: they are in the Task resource's spec (kubectl get task nightly-sync -n ${NS} -o jsonpath='{.spec.args}').`);
     // without the API: "—" and a note
     await page.goto(`${none.url}#/overview`);
     await page.waitForSelector('#kube-overview [data-kube="absent"]');
