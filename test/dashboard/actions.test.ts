@@ -26,7 +26,7 @@ import { startDashboard, type Dashboard } from "../../dashboard/server.js";
 import { startApiServer, type ApiServer } from "../../devcluster/server/index.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
-import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
+import { holdsFor, startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 
 const BIN = fileURLToPath(new URL("../../../bin/celeriac.js", import.meta.url));
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -307,8 +307,7 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: celeriac
     assert.equal((await as("not-a-token", `/dlq/${queue}/replay`, { filter: { task: "fail.c" } })).status, 401);
     assert.equal((await post(kdash.url, `/dlq/${queue}/replay`, { filter: { task: "fail.c" } }, CSRF)).status, 401);
     assert.equal((await as(alice, `/dlq/${queue}/replay`, { filter: { task: "fail.c" } }, false)).status, 403);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(calls.size, callsBefore, "nothing replayed by the refused requests");
+    await holdsFor("nothing replayed by the refused requests", () => calls.size === callsBefore, 300);
 
     const ok = await as(alice, `/dlq/${queue}/replay`, { filter: { task: "fail.c" } });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));

@@ -23,7 +23,7 @@ import { openOps, type OpsSession } from "../../cli/session.js";
 import { startDashboard, type Dashboard } from "../../dashboard/server.js";
 import { ensureQueueResources, queueSettings } from "../../nats/index.js";
 import { defineTask, UnrecoverableError, Worker } from "../../worker/index.js";
-import { startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
+import { holdsFor, startNatsServer, uniqueQueue, waitFor, type NatsServer } from "../helpers/nats-server.js";
 import { BIN, cleanEnv, cliJson, openBrowser, openPage, type Doc } from "./browser.js";
 
 const CWD = mkdtempSync(join(tmpdir(), "celeriac-dash-cwd-"));
@@ -265,8 +265,7 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
       return (await r.json()) as { items: Array<{ outcome: string }> };
     }, [queue, one.seq, TOKEN] as const);
     assert.equal(again.items[0]!.outcome, "Skipped");
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(calls.get(rid), 1);
+    await holdsFor("the replayed task ran once", () => calls.get(rid) === 1, 300);
 
     // purge the other from the page
     await page.check(`input[data-seq="${two.seq}"]`);

@@ -139,6 +139,20 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
 }
 
 /**
+ * Polls `check` for `forMs` and fails as soon as it returns a falsy value: for what must NOT happen
+ * (a refused action that must run nothing), checked over a window rather than once after a sleep.
+ * @throws Error with `what` on the first falsy answer (or an error thrown by `check`)
+ */
+export async function holdsFor(what: string, check: () => unknown, forMs: number, intervalMs = 20): Promise<void> {
+  const end = Date.now() + forMs;
+  for (;;) {
+    if (!(await check())) throw new Error(`${what} stopped holding after ${forMs - (end - Date.now())} ms`);
+    if (Date.now() >= end) return;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
  * Polls `check` until it returns a truthy value or `timeoutMs` passes.
  * @returns the truthy value
  * @throws Error with `what` when the deadline passes
