@@ -79,7 +79,7 @@ function queueRow(q) {
 /** The tick item's field of a history field (live updates). */
 const TICK_FIELD = { rate: "ratePerSecond", started: "startedPerSecond", failed: "failedPerSecond" };
 
-const PALETTE = ["#0969da", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#bf3989", "#1b7c83", "#6e7781", "#fb8500", "#0550ae"];
+const PALETTE = ["#0969da", "#1a7f37", "#cf222e", "#9a6700", "#8250df", "#bf3989", "#1b7c83", "#116329", "#fb8500", "#0550ae"];
 
 /** A queue's chart colour: a hash of its name into the palette, so adding a queue changes no other queue's colour. */
 function queueColour(q) {
