@@ -72,12 +72,14 @@ export function register(program: Command): void {
         await s.close();
         throw new Error(`start the dashboard on ${f.address}:${f.port}: ${(err as Error).message}`, { cause: err });
       }
-      console.log(`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`);
-      if (s.queues.length === 0) console.log(`No queues in namespace "${s.namespace}" yet: they show up within 5 s of being created (kubectl apply -f a Queue)`);
-      console.log(kt.kube ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : `Kubernetes API: ${kt.reason}; pages that need it say so`);
-      if (f.allowActions && f.auth === "kubernetes") console.log("Actions allowed, authorised by each user's Kubernetes token (TokenReview and SubjectAccessReview; see docs/dashboard.md for the verbs)");
-      else if (d.token) console.log(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
-      else console.log("Read-only (start with --allow-actions to revoke, pause, resume, purge and replay)");
+      // one write: whoever reads the URL line has the others too
+      const lines = [`Celeriac dashboard for namespace "${s.namespace}": ${d.url}`];
+      if (s.queues.length === 0) lines.push(`No queues in namespace "${s.namespace}" yet: they show up within 5 s of being created (kubectl apply -f a Queue)`);
+      lines.push(kt.kube ? `Kubernetes API: ${kt.kube.getCurrentCluster()?.server ?? "?"} (kubeconfig from ${kt.source}${kt.file ? `: ${kt.file}` : ""})` : `Kubernetes API: ${kt.reason}; pages that need it say so`);
+      if (f.allowActions && f.auth === "kubernetes") lines.push("Actions allowed, authorised by each user's Kubernetes token (TokenReview and SubjectAccessReview; see docs/dashboard.md for the verbs)");
+      else if (d.token) lines.push(token ? "Actions allowed: give the token from --token / CELERIAC_DASHBOARD_TOKEN in the page" : `Actions allowed; action token: ${d.token}`);
+      else lines.push("Read-only (start with --allow-actions to revoke, pause, resume, purge and replay)");
+      console.log(lines.join("\n"));
       const stop = async () => {
         await d.close();
         await s.close();

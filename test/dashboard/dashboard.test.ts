@@ -115,7 +115,7 @@ describe("when a dashboard serves queues with tasks in a few states", () => {
     let out = "";
     readOnly.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     readOnlyUrl = await waitFor("the read-only dashboard's URL", () => /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)?.[1], 15_000);
-    assert.match(out, /Read-only/);
+    await waitFor("the read-only line", () => /Read-only/.test(out), 5_000);
 
     ({ browser, page, consoleErrors } = await openBrowser({ width: 1400, height: 900 }));
     console.log(`dashboard screenshots: ${SHOTS}`);
