@@ -13,6 +13,7 @@ import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { QUEUE_PURGED_KEY } from "../../api/naming.js";
 import { parseQueuePurged } from "../../api/queue-ops.js";
+import { keepWatching } from "../runtime/kv-watch.js";
 
 /** What `PurgeNotices` needs. */
 export interface PurgeNoticesDeps {
@@ -22,9 +23,6 @@ export interface PurgeNoticesDeps {
   onPurge(namespace: string, queue: string, atMs: number): void;
   log?: Logger;
 }
-
-/** Back-off before a failed or ended watch is opened again, ms. */
-const REWATCH_MS = 1000;
 
 /** Watches the purge notices of the results buckets it is asked to (see the module header). */
 export class PurgeNotices {
@@ -48,44 +46,29 @@ export class PurgeNotices {
   watch(namespace: string, queue: string): void {
     const k = `${namespace}/${queue}`;
     if (this.#stopped || this.#watches.has(k)) return;
-    let stopped = false;
-    let iter: { stop(): void } | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    this.#watches.set(k, {
-      stop: () => {
-        stopped = true;
-        clearTimeout(timer);
-        iter?.stop();
-      },
-    });
-    const run = async (): Promise<void> => {
-      while (!stopped) {
-        try {
-          const kv = await this.#d.bucket(namespace, queue);
-          // the current value first (a purge before this watch opened), then every later one
-          const w = await kv.watch({ key: QUEUE_PURGED_KEY, ignoreDeletes: true });
-          iter = w;
-          if (stopped) w.stop();
-          for await (const e of w) {
-            if (e.operation !== "PUT") continue;
-            const p = parseQueuePurged(e.value);
-            if ("error" in p) {
-              this.#d.log?.warn({ namespace, queue, error: p.error }, "Ignored a malformed queue purge notice");
-              continue;
-            }
-            const at = Date.parse(p.purged.at);
-            if ((this.#last.get(k) ?? -Infinity) >= at) continue;
-            this.#last.set(k, at);
-            this.#d.onPurge(namespace, queue, at);
+    this.#watches.set(
+      k,
+      keepWatching({
+        bucket: () => this.#d.bucket(namespace, queue),
+        // the current value first (a purge before this watch opened), then every later one
+        watch: { key: QUEUE_PURGED_KEY, ignoreDeletes: true },
+        what: "Queue purge-notice watch",
+        fields: { namespace, queue },
+        ...(this.#d.log ? { log: this.#d.log } : {}),
+        onEntry: (e) => {
+          if (e.operation !== "PUT") return;
+          const p = parseQueuePurged(e.value);
+          if ("error" in p) {
+            this.#d.log?.warn({ namespace, queue, error: p.error }, "Ignored a malformed queue purge notice");
+            return;
           }
-        } catch (err) {
-          if (!stopped) this.#d.log?.warn({ err, namespace, queue }, "Queue purge-notice watch failed; opening it again");
-        }
-        if (stopped) return;
-        await new Promise<void>((r) => (timer = setTimeout(r, REWATCH_MS)));
-      }
-    };
-    void run();
+          const at = Date.parse(p.purged.at);
+          if ((this.#last.get(k) ?? -Infinity) >= at) return;
+          this.#last.set(k, at);
+          this.#d.onPurge(namespace, queue, at);
+        },
+      }),
+    );
   }
 
   /** Stops every watch. */

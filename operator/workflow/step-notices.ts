@@ -9,6 +9,7 @@
 import { KvWatchInclude, type KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { WORKFLOW_EVENT_PREFIX, type WorkflowStepEvent } from "../../api/workflow.js";
+import { keepWatching } from "../runtime/kv-watch.js";
 
 /** What `StepNotices` needs. */
 export interface StepNoticesDeps {
@@ -19,8 +20,6 @@ export interface StepNoticesDeps {
   log?: Logger;
 }
 
-/** Back-off before a failed or ended watch is opened again, ms. */
-const REWATCH_MS = 1000;
 
 /** Watches the step-end notices of the results buckets it is asked to (see the module header). */
 export class StepNotices {
@@ -37,43 +36,28 @@ export class StepNotices {
   watch(namespace: string, queue: string): void {
     const k = `${namespace}/${queue}`;
     if (this.#stopped || this.#watches.has(k)) return;
-    let stopped = false;
-    let iter: { stop(): void } | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    this.#watches.set(k, {
-      stop: () => {
-        stopped = true;
-        clearTimeout(timer);
-        iter?.stop();
-      },
-    });
-    const run = async (): Promise<void> => {
-      while (!stopped) {
-        try {
-          const kv = await this.#d.bucket(namespace, queue);
-          const w = await kv.watch({ key: `${WORKFLOW_EVENT_PREFIX}>`, include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true });
-          iter = w;
-          if (stopped) w.stop();
-          for await (const e of w) {
-            if (e.operation !== "PUT") continue;
-            // wf.<uid>.<task id>
-            const rest = e.key.slice(WORKFLOW_EVENT_PREFIX.length);
-            const dot = rest.indexOf(".");
-            if (dot <= 0) continue;
-            try {
-              this.#d.onNotice(namespace, rest.slice(0, dot), e.json<WorkflowStepEvent>());
-            } catch (err) {
-              this.#d.log?.warn({ err, key: e.key }, "Ignored a malformed workflow step notice");
-            }
+    this.#watches.set(
+      k,
+      keepWatching({
+        bucket: () => this.#d.bucket(namespace, queue),
+        watch: { key: `${WORKFLOW_EVENT_PREFIX}>`, include: KvWatchInclude.UpdatesOnly, ignoreDeletes: true },
+        what: "Workflow step-notice watch",
+        fields: { namespace, queue },
+        ...(this.#d.log ? { log: this.#d.log } : {}),
+        onEntry: (e) => {
+          if (e.operation !== "PUT") return;
+          // wf.<uid>.<task id>
+          const rest = e.key.slice(WORKFLOW_EVENT_PREFIX.length);
+          const dot = rest.indexOf(".");
+          if (dot <= 0) return;
+          try {
+            this.#d.onNotice(namespace, rest.slice(0, dot), e.json<WorkflowStepEvent>());
+          } catch (err) {
+            this.#d.log?.warn({ err, key: e.key }, "Ignored a malformed workflow step notice");
           }
-        } catch (err) {
-          if (!stopped) this.#d.log?.warn({ err, namespace, queue }, "Workflow step-notice watch failed; opening it again");
-        }
-        if (stopped) return;
-        await new Promise<void>((r) => (timer = setTimeout(r, REWATCH_MS)));
-      }
-    };
-    void run();
+        },
+      }),
+    );
   }
 
   /** Stops every watch. */
