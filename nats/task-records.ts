@@ -324,8 +324,10 @@ export type TimelineEvent = Static<typeof TimelineEventSchema>;
 
 /**
  * A task's timeline from its record (the results bucket keeps one value per key, so there is no
- * history of writes): queued (`queuedTime`), first attempt started (`startTime`), last attempt
- * started (`lastAttemptStartTime`, when it differs), revoke requested (the `revoked.<id>` marker),
+ * history of writes): queued (`queuedTime`); started: with `lastAttemptStartTime` (a Task
+ * resource's status) `startTime` is the first attempt's and `lastAttemptStartTime` the latest's,
+ * without it (a results-bucket record, which the worker rewrites at each attempt's start)
+ * `startTime` is the latest attempt's, labelled with `attempts`; revoke requested (the `revoked.<id>` marker),
  * next retry due (`nextRetryTime`), finished (`completionTime`, with the phase), and the record's
  * last write (`updatedAt`, with the phase) when no other event has its time. Sorted by time (stable). Pure.
  */
@@ -333,8 +335,14 @@ export function taskTimeline(rec: TaskRecord, o: { revokedAt?: string } = {}): T
   const s = rec.status;
   const ev: TimelineEvent[] = [];
   if (s.queuedTime) ev.push({ time: s.queuedTime, event: "Queued" });
-  if (s.startTime) ev.push({ time: s.startTime, event: "Started (attempt 1)" });
-  if (s.lastAttemptStartTime && s.lastAttemptStartTime !== s.startTime) ev.push({ time: s.lastAttemptStartTime, event: `Started (attempt ${s.attempts ?? "?"})` });
+  if (s.lastAttemptStartTime) {
+    // a Task resource's status: startTime is the first attempt's, lastAttemptStartTime the latest's
+    if (s.startTime) ev.push({ time: s.startTime, event: "Started (attempt 1)" });
+    if (s.lastAttemptStartTime !== s.startTime) ev.push({ time: s.lastAttemptStartTime, event: `Started (attempt ${s.attempts ?? "?"})` });
+  } else if (s.startTime) {
+    // a results-bucket record: the worker writes each attempt's start over the last, so it is the latest attempt's
+    ev.push({ time: s.startTime, event: `Started (attempt ${s.attempts ?? 1})` });
+  }
   if (o.revokedAt) ev.push({ time: o.revokedAt, event: "Revoke requested" });
   if (s.nextRetryTime && s.phase === "Retrying") ev.push({ time: s.nextRetryTime, event: "Next attempt due" });
   if (s.completionTime) ev.push({ time: s.completionTime, event: s.phase ?? "Finished" });

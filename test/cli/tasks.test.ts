@@ -290,5 +290,9 @@ describe("tasks helpers", () => {
     const rec = { id: "x", task: "t", queue: "q", namespace: "default", origin: { kind: "Client" as const }, updatedAt: "2026-12-03T12:00:05Z", status: { phase: "Failed" as const, attempts: 2, queuedTime: "2026-12-03T12:00:00Z", startTime: "2026-12-03T12:00:01Z", lastAttemptStartTime: "2026-12-03T12:00:03Z", completionTime: "2026-12-03T12:00:05Z" } };
     assert.deepEqual(taskTimeline(rec).map((e) => e.event), ["Queued", "Started (attempt 1)", "Started (attempt 2)", "Failed"]);
     assert.deepEqual(taskTimeline({ ...rec, updatedAt: "2026-12-03T12:00:09Z" }).at(-1), { time: "2026-12-03T12:00:09Z", event: "Record written (Failed)" });
+    // a results-bucket record has the latest attempt's start only (the worker rewrites it): labelled with that attempt
+    const { lastAttemptStartTime: _l, ...recordStatus } = rec.status;
+    void _l;
+    assert.deepEqual(taskTimeline({ ...rec, status: { ...recordStatus, startTime: "2026-12-03T12:00:03Z", attempts: 3 } }).map((e) => e.event), ["Queued", "Started (attempt 3)", "Failed"]);
   });
 });
