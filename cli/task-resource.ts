@@ -7,13 +7,35 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { GROUP, VERSION } from "../api/constants.js";
+import { CELERIAC_TYPES, type Task } from "../api/objects.js";
+import { getObject, isNotFound, type KubeClient } from "../kube/k8s-client.js";
 
 /** Longest wait for the API server, in ms: a lookup that cannot finish says nothing rather than hang. */
 const LOOKUP_TIMEOUT_MS = 3000;
 
 /** A DNS-1123 subdomain (a Task name); uids and client ids with `_`/`=`/upper case are never looked up. */
 const TASK_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/**
+ * Reads Task `name` of `namespace` through `kube`; undefined when `name` cannot be a Task name, there
+ * is no such Task, or the API does not answer within 3 s. The dashboard's lookup by name
+ * (dashboard/task-resource-view.ts) and {@link taskResourceUid} both use it.
+ * @throws Error for API errors other than NotFound
+ */
+export async function readTaskResource(kube: KubeClient, namespace: string, name: string): Promise<Task | undefined> {
+  if (!TASK_NAME.test(name) || name.length > 253) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const get = getObject<Task>(kube, { ...CELERIAC_TYPES.Task, namespace, name });
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS)));
+    return await Promise.race([get, timeout]);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * The uid of Task `name` in `namespace`, or undefined when there is no kubeconfig, no such Task, or
@@ -25,19 +47,12 @@ export async function taskResourceUid(namespace: string, name: string, env: Node
   if (!TASK_NAME.test(name) || name.length > 253) return undefined;
   const files = (env.KUBECONFIG ?? join(homedir(), ".kube", "config")).split(":").filter((f) => f && existsSync(f));
   if (files.length === 0) return undefined;
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const { KubeConfig, CustomObjectsApi } = await import("@kubernetes/client-node");
+    const { KubeConfig } = await import("@kubernetes/client-node");
     const kc = new KubeConfig();
     kc.loadFromFile(files[0]!);
-    const api = kc.makeApiClient(CustomObjectsApi);
-    const get = api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: "tasks", name }) as Promise<{ metadata?: { uid?: string } }>;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS)));
-    const task = await Promise.race([get, timeout]);
-    return task?.metadata?.uid || undefined;
+    return (await readTaskResource(kc, namespace, name))?.metadata?.uid || undefined;
   } catch {
     return undefined;
-  } finally {
-    clearTimeout(timer);
   }
 }

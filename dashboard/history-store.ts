@@ -21,6 +21,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { dashboardBucket, type QueueNames } from "../api/naming.js";
 import { isConsumerNotFound, isPermissionViolation, isStreamNotFound } from "../nats/queue-resources.js";
+import { withDeadline } from "./bounded.js";
 
 /** Default history window, ms (one hour). */
 export const DEFAULT_HISTORY_WINDOW_MS = 3_600_000;
@@ -206,14 +207,6 @@ export interface HistoryStore {
   flush(): Promise<void>;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms))),
-  ]);
-}
-
 /** Why a bucket operation failed, for `reason`. */
 function why(what: string, bucket: string, err: unknown): string {
   if (isPermissionViolation(err)) {
@@ -242,7 +235,7 @@ export async function openHistoryStore(js: JetStreamClient, jsm: JetStreamManage
   if (o.enabled === false) reason = "history store disabled: history is kept in memory since the dashboard started";
   else {
     try {
-      kv = await withTimeout(new Kvm(js).create(bucket, { history: 1, ttl: windowMs, max_bytes: HISTORY_BUCKET_MAX_BYTES }), HISTORY_OPEN_TIMEOUT_MS, `open ${bucket}`);
+      kv = await withDeadline(new Kvm(js).create(bucket, { history: 1, ttl: windowMs, max_bytes: HISTORY_BUCKET_MAX_BYTES }), HISTORY_OPEN_TIMEOUT_MS, `open ${bucket}`);
     } catch (err) {
       reason = why("open bucket", bucket, err);
       log?.warn({ bucket, reason }, "Dashboard history kept in memory");
@@ -275,7 +268,7 @@ export async function openHistoryStore(js: JetStreamClient, jsm: JetStreamManage
       if (!kv) return out;
       const stream = `KV_${bucket}`;
       try {
-        await withTimeout((async () => {
+        await withDeadline((async () => {
           const info = await jsm.streams.info(stream);
           if (info.state.messages === 0) return;
           const c = await js.consumers.get(stream, { filter_subjects: `$KV.${bucket}.>`, deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(now() - windowMs).toISOString() });

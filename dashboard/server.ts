@@ -42,7 +42,8 @@ import { purgeDeadLetters, readDeadLetters, replayDeadLetters, type RawDeadLette
 import { ACTION_PERMISSIONS, authorizeByKubernetes, type ActionPermission, type AuthMode } from "./authz.js";
 import { actionRoutes, matchingDeadLetters } from "./routes-actions.js";
 import { kubeRoutes } from "./routes-kube.js";
-import { readTaskResource, taskResourceInfo, viewOfTaskResource } from "./task-resource-view.js";
+import { taskResourceInfo, viewOfTaskResource } from "./task-resource-view.js";
+import { readTaskResource } from "../cli/task-resource.js";
 import { cytoscapeStatic, workloadsRouter } from "./routes-workloads.js";
 import { defaultSampleTimeoutMs, errorAnswer, seconds, withDeadline } from "./bounded.js";
 

@@ -2,18 +2,13 @@
  * The dashboard's lookup of a task by the name of its Task resource (`#/task/monthly-report`,
  * `/api/tasks?id=monthly-report`), as `celeriac tasks get monthly-report` does (cli/task-resource.ts):
  * a Task's task id is its `metadata.uid`. Reads the Task through the Kubernetes API the dashboard
- * has (DashboardOptions.kube), never a kubeconfig of its own.
+ * has (DashboardOptions.kube), never a kubeconfig of its own, with the CLI's `readTaskResource`.
  */
 import type { TaskView } from "../api/cli-output.js";
 import type { Condition } from "../api/conditions.js";
-import { CELERIAC_TYPES, type Task } from "../api/objects.js";
-import { getObject, isNotFound, type KubeClient } from "../kube/k8s-client.js";
+import type { Task } from "../api/objects.js";
 
-/** Longest wait for the API server, ms: a lookup that cannot finish answers "no such Task". */
-const LOOKUP_TIMEOUT_MS = 3000;
 
-/** A DNS-1123 subdomain (a Task name); ids with `_`, `=` or upper case are never looked up. */
-const TASK_NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 /** What the dashboard read of a Task resource, added to a task view as `taskResource`. */
 export interface TaskResourceInfo {
@@ -37,25 +32,6 @@ export interface TaskResourceInfo {
 /** A task view plus what the Task resource says (the dashboard's `/api/tasks?id=` answer for a Task name). */
 export type TaskResourceView = Partial<TaskView> & Pick<TaskView, "id" | "task" | "queue" | "namespace" | "origin" | "timeline"> & { taskResource: TaskResourceInfo };
 
-/**
- * Reads Task `name` of `namespace`; undefined when `name` cannot be a Task name, there is no such
- * Task, or the API does not answer within 3 s.
- * @throws Error for API errors other than NotFound (the caller answers 502 with it)
- */
-export async function readTaskResource(kube: KubeClient, namespace: string, name: string): Promise<Task | undefined> {
-  if (!TASK_NAME.test(name) || name.length > 253) return undefined;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const get = getObject<Task>(kube, { ...CELERIAC_TYPES.Task, namespace, name });
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS)));
-    return await Promise.race([get, timeout]);
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The Task's info for its page: phase, the newest condition's reason and message, spec args. Pure. */
 export function taskResourceInfo(t: Task): TaskResourceInfo {
